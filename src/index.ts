@@ -1,0 +1,4 @@
+/** Entry point of the bundled action: everything lives in run(), so tests import it without starting it. */
+import { run } from './main.js';
+
+void run();
