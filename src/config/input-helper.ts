@@ -1,0 +1,215 @@
+import * as path from 'node:path';
+import { InputError } from '../errors.js';
+import { Inputs } from './input-names.js';
+import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, Settings } from './settings.js';
+
+/** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
+export type InputReader = (name: string) => string;
+
+/** The run's environment facts used for defaults (GITHUB_REF, GITHUB_SHA, SSH_AUTH_SOCK, GITHUB_WORKSPACE). */
+export type RunEnvironment = Readonly<Record<string, string | undefined>>;
+
+export const STRATEGIES: readonly GunicornStrategy[] = ['usr2', 'rolling', 'hup'];
+const DEFAULT_STRATEGY: GunicornStrategy = 'usr2';
+const RELEASE_NAME = /^[A-Za-z0-9._-]+$/;
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
+
+/**
+ * Turns raw inputs into Settings, or throws an InputError naming the input and the value's
+ * problem. Nothing here touches the network or a host.
+ */
+export function parseSettings(read: InputReader, env: RunEnvironment): Settings {
+  const get = (name: string): string => read(name).trim();
+  const appDir = absolutePath(Inputs.AppDir, get(Inputs.AppDir) || '/srv/app');
+  const defaultUser = get(Inputs.User) || 'deploy';
+  const defaultPort = integer(Inputs.Port, get(Inputs.Port) || '22', 1, 65535);
+  if (!USER_NAME.test(defaultUser)) throw new InputError(Inputs.User, `'${defaultUser}' is not a valid user name.`);
+
+  const skipHostKeys = boolean(Inputs.InsecureSkipHostKeyCheck, get(Inputs.InsecureSkipHostKeyCheck), false);
+  const knownHosts = read(Inputs.KnownHosts).trim();
+  if (!knownHosts && !skipHostKeys) {
+    throw new InputError(
+      Inputs.KnownHosts,
+      'known_hosts lines for every host are required (get them with `ssh-keyscan -p PORT HOST` from a trusted network). ' +
+        `To connect without verifying host keys, set '${Inputs.InsecureSkipHostKeyCheck}: true'.`,
+    );
+  }
+  const privateKey = normaliseKey(read(Inputs.SshKey));
+  const agent = env.SSH_AUTH_SOCK || undefined;
+  if (!privateKey && !agent) {
+    throw new InputError(Inputs.SshKey, 'a private key is required when no ssh-agent is running (SSH_AUTH_SOCK is unset).');
+  }
+  if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+    throw new InputError(Inputs.SshKey, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
+  }
+
+  const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan']);
+  const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn'] as const);
+  const strategy = oneOf<GunicornStrategy>(Inputs.Strategy, get(Inputs.Strategy) || DEFAULT_STRATEGY, STRATEGIES);
+  const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
+
+  return {
+    hosts: parseHosts(read(Inputs.Hosts), defaultUser, defaultPort),
+    ssh: {
+      privateKey,
+      passphrase: read(Inputs.SshKeyPassphrase) || undefined,
+      knownHosts: skipHostKeys ? undefined : knownHosts,
+      agent: privateKey ? undefined : agent,
+      connectTimeoutSeconds: integer(Inputs.ConnectTimeout, get(Inputs.ConnectTimeout) || '20', 1, 600),
+      commandTimeoutSeconds: integer(Inputs.CommandTimeout, get(Inputs.CommandTimeout) || '600', 1, 86400),
+    },
+    appDir,
+    source: sourceDir(get(Inputs.Source), env, mode),
+    release: mode === 'rollback' ? '' : releaseName(get(Inputs.Release), env),
+    keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
+    sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
+    installCommand: get(Inputs.InstallCommand) || undefined,
+    server,
+    strategy,
+    pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/gunicorn.pid`),
+    wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
+    reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
+    health: {
+      url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
+      timeoutSeconds: healthTimeout,
+      intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '1', 0.1, 60),
+      successes: integer(Inputs.HealthSuccesses, get(Inputs.HealthSuccesses) || '3', 1, 100),
+      expectVersion: expectVersion(get(Inputs.ExpectVersion) || 'auto'),
+    },
+    rollback: oneOf(Inputs.Rollback, get(Inputs.Rollback) || 'auto', ['auto', 'never'] as const),
+    mode,
+  };
+}
+
+/** Parses `[user@]host[:port]` items separated by commas or newlines. IPv6 literals go in brackets. */
+export function parseHosts(text: string, defaultUser: string, defaultPort: number): HostTarget[] {
+  const items = text
+    .split(/[,\n]/)
+    .map((item) => item.trim())
+    .filter((item) => item && !item.startsWith('#'));
+  if (items.length === 0) throw new InputError(Inputs.Hosts, 'at least one host is required.');
+  const hosts = items.map((item) => parseHost(item, defaultUser, defaultPort));
+  const seen = new Set<string>();
+  for (const host of hosts) {
+    if (seen.has(host.label)) throw new InputError(Inputs.Hosts, `'${host.label}' is listed twice.`);
+    seen.add(host.label);
+  }
+  return hosts;
+}
+
+function parseHost(item: string, defaultUser: string, defaultPort: number): HostTarget {
+  const match = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d+))?$/.exec(item);
+  if (!match) throw new InputError(Inputs.Hosts, `'${item}' is not of the form [user@]host[:port].`);
+  const [, userPart, hostPart = '', portPart] = match;
+  const user = userPart ?? defaultUser;
+  if (!USER_NAME.test(user)) throw new InputError(Inputs.Hosts, `'${user}' in '${item}' is not a valid user name.`);
+  const bracketed = hostPart.startsWith('[');
+  const host = bracketed ? hostPart.slice(1, -1) : hostPart;
+  if (!bracketed && !HOST_NAME.test(host)) throw new InputError(Inputs.Hosts, `'${host}' in '${item}' is not a valid host name or address.`);
+  const port = portPart ? integer(Inputs.Hosts, portPart, 1, 65535) : defaultPort;
+  const shown = bracketed ? `[${host}]` : host;
+  return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+
+/** `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins. */
+export function releaseName(explicit: string, env: RunEnvironment): string {
+  let name = explicit;
+  if (!name) {
+    const ref = env.GITHUB_REF ?? '';
+    if (ref.startsWith('refs/tags/')) name = ref.slice('refs/tags/'.length);
+    else if (env.GITHUB_SHA) name = env.GITHUB_SHA.slice(0, 7);
+    else throw new InputError(Inputs.Release, 'no release name given and none can be derived (no tag in GITHUB_REF, no GITHUB_SHA).');
+  }
+  if (!RELEASE_NAME.test(name) || name === '.' || name.includes('..') || name.length > 128) {
+    throw new InputError(Inputs.Release, `'${name}' may only contain letters, digits, '.', '_' and '-' (no '..', at most 128 characters).`);
+  }
+  return name;
+}
+
+function sourceDir(value: string, env: RunEnvironment, mode: Mode): string | undefined {
+  if (mode === 'rollback') return undefined;
+  const raw = value === '' ? '.' : value;
+  if (raw === '-' || raw.toLowerCase() === 'none') return undefined;
+  return path.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), raw);
+}
+
+function sharedPaths(text: string): string[] {
+  return text
+    .split(/[,\n]/)
+    .map((item) => item.trim().replace(/\/+$/, ''))
+    .filter(Boolean)
+    .map((item) => {
+      if (item.startsWith('/') || item.split('/').includes('..') || !SAFE_PATH.test(item)) {
+        throw new InputError(Inputs.SharedPaths, `'${item}' must be a relative path inside the release, without '..'.`);
+      }
+      return item;
+    });
+}
+
+function absolutePath(input: string, value: string): string {
+  const clean = value.replace(/\/+$/, '') || '/';
+  if (!clean.startsWith('/') || clean === '/' || clean.split('/').includes('..') || !SAFE_PATH.test(clean)) {
+    throw new InputError(input, `'${value}' must be an absolute path other than '/', without '..', of letters, digits and ._/@+-.`);
+  }
+  return clean;
+}
+
+function wsgiApp(value: string): string | undefined {
+  if (!value) return undefined;
+  if (!/^[A-Za-z_][\w.]*(:[\w.]+(\(\))?)?$/.test(value)) throw new InputError(Inputs.WsgiApp, `'${value}' must look like module:callable.`);
+  return value;
+}
+
+function healthUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InputError(Inputs.HealthUrl, `'${value}' is not a URL.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InputError(Inputs.HealthUrl, `'${value}' must use http or https.`);
+  }
+  return url.toString();
+}
+
+function expectVersion(value: string): ExpectVersion {
+  const lower = value.toLowerCase();
+  if (lower === 'auto') return 'auto';
+  if (lower === 'true' || lower === 'always') return 'always';
+  if (lower === 'false' || lower === 'never') return 'never';
+  throw new InputError(Inputs.ExpectVersion, `'${value}' must be auto, true or false.`);
+}
+
+function oneOf<T extends string>(input: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new InputError(input, `'${value}' must be one of: ${allowed.join(', ')}.`);
+}
+
+function boolean(input: string, value: string, fallback: boolean): boolean {
+  if (value === '') return fallback;
+  if (/^(true|yes|on|1)$/i.test(value)) return true;
+  if (/^(false|no|off|0)$/i.test(value)) return false;
+  throw new InputError(input, `'${value}' must be true or false.`);
+}
+
+function integer(input: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value)) throw new InputError(input, `'${value}' must be a whole number.`);
+  return number(input, value, min, max);
+}
+
+function number(input: string, value: string, min: number, max: number): number {
+  const parsed = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isFinite(parsed) || parsed < min || parsed > max) {
+    throw new InputError(input, `'${value}' must be a number from ${min} to ${max}.`);
+  }
+  return parsed;
+}
+
+/** Keys pasted into secrets often lose their final newline or carry Windows line ends; ssh2 needs neither quirk. */
+function normaliseKey(text: string): string | undefined {
+  const key = text.replace(/\r\n/g, '\n').trim();
+  return key ? `${key}\n` : undefined;
+}

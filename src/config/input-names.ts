@@ -1,0 +1,37 @@
+/** Names of the action's inputs and outputs, in one place (they match action.yml). */
+export const Inputs = {
+  Hosts: 'hosts',
+  User: 'user',
+  Port: 'port',
+  SshKey: 'ssh-key',
+  SshKeyPassphrase: 'ssh-key-passphrase',
+  KnownHosts: 'known-hosts',
+  InsecureSkipHostKeyCheck: 'insecure-skip-host-key-check',
+  ConnectTimeout: 'connect-timeout',
+  CommandTimeout: 'command-timeout',
+  AppDir: 'app-dir',
+  Source: 'source',
+  Release: 'release',
+  KeepReleases: 'keep-releases',
+  SharedPaths: 'shared-paths',
+  InstallCommand: 'install-command',
+  Server: 'server',
+  Strategy: 'strategy',
+  Pidfile: 'pidfile',
+  WsgiApp: 'wsgi-app',
+  ReloadTimeout: 'reload-timeout',
+  HealthUrl: 'health-url',
+  HealthTimeout: 'health-timeout',
+  HealthInterval: 'health-interval',
+  HealthSuccesses: 'health-successes',
+  ExpectVersion: 'expect-version',
+  Rollback: 'rollback',
+  Mode: 'mode',
+} as const;
+
+export const Outputs = {
+  Status: 'status',
+  Release: 'release',
+  PreviousRelease: 'previous-release',
+  Hosts: 'hosts',
+} as const;

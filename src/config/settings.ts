@@ -1,0 +1,55 @@
+/** The typed, validated form of every input. Built once by parseSettings before anything connects. */
+
+export type ServerKind = 'gunicorn';
+export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
+export type Mode = 'deploy' | 'rollback' | 'plan';
+export type ExpectVersion = 'auto' | 'always' | 'never';
+
+/** One SSH target. */
+export interface HostTarget {
+  user: string;
+  host: string;
+  port: number;
+  /** `user@host:port`, for logs. */
+  label: string;
+}
+
+export interface SshSettings {
+  privateKey?: string;
+  passphrase?: string;
+  /** known_hosts text; undefined only when the user turned checking off by name. */
+  knownHosts?: string;
+  /** Path of an ssh-agent socket, used when no key is given. */
+  agent?: string;
+  connectTimeoutSeconds: number;
+  commandTimeoutSeconds: number;
+}
+
+export interface HealthSettings {
+  url: string;
+  timeoutSeconds: number;
+  intervalSeconds: number;
+  successes: number;
+  expectVersion: ExpectVersion;
+}
+
+export interface Settings {
+  hosts: HostTarget[];
+  ssh: SshSettings;
+  appDir: string;
+  /** Absolute local directory to upload, or undefined for "no upload" (the release is already on the hosts). */
+  source?: string;
+  release: string;
+  keepReleases: number;
+  sharedPaths: string[];
+  installCommand?: string;
+  server: ServerKind;
+  strategy: GunicornStrategy;
+  pidfile: string;
+  /** WSGI app spec (`module:callable`) for the import check when the master's argv is hidden. */
+  wsgiApp?: string;
+  reloadTimeoutSeconds: number;
+  health: HealthSettings;
+  rollback: 'auto' | 'never';
+  mode: Mode;
+}

@@ -1,0 +1,338 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Settings } from './config/settings.js';
+import { DeployError, LockHeldError, RemoteCommandError, errorMessage } from './errors.js';
+import { probe, waitUntilReady } from './health/readiness-gate.js';
+import { layoutOf, type Layout } from './release/layout.js';
+import { packSource } from './release/pack-source.js';
+import {
+  LOCK_HELD_EXIT,
+  acquireLockCommand,
+  discardIncomingCommand,
+  installCommand,
+  linkSharedCommand,
+  prepareLayoutCommand,
+  pruneCommand,
+  readStateCommand,
+  releaseExistsCommand,
+  releaseLockCommand,
+  switchCurrentCommand,
+  unpackReleaseCommand,
+} from './release/release-commands.js';
+import { parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
+import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
+import type { RemoteHost } from './remote/remote-host.js';
+import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
+import type { ReloadHandle, ServerDriver, ServerProcess } from './servers/server-driver.js';
+
+/** Everything the story needs from outside, so it can run against stubs. */
+export interface DeployDependencies {
+  connect: RemoteHostFactory;
+  server: ServerDriver;
+  reporter: Reporter;
+  /** Optional step run once after staging and before any reload (migrations). */
+  beforeReload?: (hosts: RemoteHost[], releaseDir: string) => Promise<void>;
+}
+
+/** One host during a deploy. */
+interface HostSession {
+  remote: RemoteHost;
+  report: HostReport;
+  state: ReleaseState;
+  server: ServerProcess;
+  /** The release to put in place on this host. */
+  target: string;
+  /** What `current` pointed to before this run. */
+  leaving: string;
+  /** Whether the response of `leaving` names its version (decides expect-version: auto). */
+  versioned: boolean;
+}
+
+/** A failed deploy, carrying the outcome for the outputs. */
+export class DeployFailed extends DeployError {
+  constructor(readonly outcome: DeployOutcome) {
+    super(outcome.error ?? outcome.status);
+  }
+}
+
+/**
+ * The life of one deploy (or rollback): connect and verify every host, lock, stage, check,
+ * then switch and reload host by host behind a readiness gate, putting every touched host
+ * back when one fails.
+ */
+export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
+  const token = randomBytes(6).toString('hex');
+  const layout = layoutOf(settings.appDir);
+  const { reporter } = deps;
+  const outcome: DeployOutcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
+
+  const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+  const locked: RemoteHost[] = [];
+  try {
+    await reporter.group('Lock', async () => {
+      for (const remote of remotes) {
+        await acquireLock(remote, layout, token);
+        locked.push(remote);
+        reporter.log(remote.name, 'deploy lock taken');
+      }
+    });
+    const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
+    outcome.hosts = sessions.map((session) => session.report);
+    outcome.release = sessions[0]?.target ?? settings.release;
+    outcome.previousRelease = sessions[0]?.leaving;
+
+    if (settings.mode === 'plan') {
+      for (const session of sessions) session.report.status = 'planned';
+      outcome.status = 'planned';
+      return outcome;
+    }
+    if (settings.mode === 'deploy') {
+      await stageAll(settings, deps, sessions, layout, token);
+      await reporter.group('Check the new release', async () => {
+        for (const session of sessions) {
+          await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
+          reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}`);
+        }
+      });
+      if (deps.beforeReload) await deps.beforeReload(remotes, layout.releaseDir(settings.release));
+    }
+
+    await rollOut(settings, deps, sessions, layout, token, outcome);
+    await reporter.group('Prune old releases', async () => {
+      for (const session of sessions) await prune(settings, session, layout, reporter);
+    });
+    outcome.status = 'deployed';
+    return outcome;
+  } catch (error) {
+    if (error instanceof DeployFailed) throw error;
+    outcome.error = errorMessage(error);
+    throw new DeployFailed(outcome);
+  } finally {
+    for (const remote of locked) {
+      await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
+    }
+    await Promise.all(remotes.map((remote) => remote.close()));
+  }
+}
+
+/** Opens every connection first: a host key problem anywhere stops the deploy before any change. */
+async function connectAll(settings: Settings, deps: DeployDependencies): Promise<RemoteHost[]> {
+  const remotes: RemoteHost[] = [];
+  try {
+    for (const target of settings.hosts) {
+      remotes.push(await deps.connect(target));
+      deps.reporter.log(target.label, 'connected, host key verified');
+    }
+    return remotes;
+  } catch (error) {
+    await Promise.all(remotes.map((remote) => remote.close()));
+    throw error;
+  }
+}
+
+async function acquireLock(remote: RemoteHost, layout: Layout, token: string): Promise<void> {
+  const run = [process.env.GITHUB_REPOSITORY, process.env.GITHUB_RUN_ID].filter(Boolean).join('#') || 'local';
+  const owner = `token=${token} run=${run} actor=${process.env.GITHUB_ACTOR ?? 'unknown'} from=${hostname()} since=${new Date().toISOString()}`;
+  const result = await remote.exec('take the deploy lock', acquireLockCommand(layout, owner), { allowFailure: true });
+  if (result.code === LOCK_HELD_EXIT) {
+    throw new LockHeldError(
+      `another deploy holds ${layout.lock} (${result.stdout.trim() || 'owner unknown'}). Wait for it; if that run is dead, remove the directory by hand.`,
+      remote.name,
+    );
+  }
+  if (result.code !== 0) throw new RemoteCommandError('take the deploy lock', remote.name, result.code, result.stderr.trim());
+}
+
+/** Reads each host's releases and verifies its server, deciding what goes where. Changes nothing. */
+async function inspectAll(settings: Settings, deps: DeployDependencies, remotes: RemoteHost[], layout: Layout): Promise<HostSession[]> {
+  const sessions: HostSession[] = [];
+  for (const remote of remotes) {
+    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    if (!state.current) {
+      throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
+    }
+    const server = await deps.server.inspect(remote);
+    const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
+    if (settings.mode === 'deploy' && target === state.current) {
+      throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
+    }
+    const reading = await probe(remote, server.python, settings.health);
+    const versioned = Boolean(reading.version);
+    deps.reporter.log(
+      remote.name,
+      `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd(),
+    );
+    sessions.push({
+      remote,
+      state,
+      server,
+      target,
+      leaving: state.current,
+      versioned,
+      report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
+    });
+  }
+  return sessions;
+}
+
+function rollbackTarget(state: ReleaseState, host: string): string {
+  const previous = state.previous;
+  if (!previous || !state.releases.some((release) => release.name === previous)) {
+    throw new DeployError(`no previous release to roll back to (the 'previous' link is ${previous ? `${previous}, which is gone` : 'missing'}).`, host);
+  }
+  return previous;
+}
+
+/** Uploads and prepares the release on every host; nothing serving is touched. */
+async function stageAll(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string): Promise<void> {
+  const { reporter } = deps;
+  const packed = settings.source ? await packSource(settings.source) : undefined;
+  try {
+    for (const session of sessions) {
+      const { remote } = session;
+      await reporter.group(`Stage ${settings.release} on ${remote.name}`, async () => {
+        await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
+        if (packed) {
+          const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
+          try {
+            await remote.upload('upload the release archive', packed.archive, archive);
+            reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
+            await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
+          } catch (error) {
+            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true });
+            throw error;
+          }
+        } else {
+          await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
+        }
+        if (settings.sharedPaths.length) {
+          await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
+          reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
+        }
+        if (settings.installCommand) {
+          const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
+          for (const line of result.stdout.trim().split('\n').slice(-20)) if (line) reporter.log(remote.name, line);
+        }
+        reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
+      });
+    }
+  } finally {
+    await packed?.dispose();
+  }
+}
+
+/**
+ * Host by host: switch, reload, gate. On a failure with rollback: auto, the failing host and
+ * every host done before it go back to what they served, in reverse order.
+ */
+async function rollOut(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string, outcome: DeployOutcome): Promise<void> {
+  const done: HostSession[] = [];
+  for (const session of sessions) {
+    let handle: ReloadHandle | undefined;
+    try {
+      await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
+        handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
+        const passed = await gate(settings, deps, session, handle.master, session.target);
+        const committed = await handle.commit();
+        Object.assign(session.report, {
+          status: 'deployed',
+          newMasterPid: committed.pid,
+          newWorkers: committed.workers,
+          secondsToReady: round(passed.seconds),
+          health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
+        });
+      });
+      done.push(session);
+    } catch (error) {
+      session.report.status = 'failed';
+      session.report.error = errorMessage(error);
+      outcome.error = session.report.error;
+      if (settings.rollback === 'never') {
+        deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
+        throw new DeployFailed(outcome);
+      }
+      await putBack(settings, deps, [session, ...done.reverse()], layout, token, session, handle);
+      outcome.status = 'rolled-back';
+      throw new DeployFailed(outcome);
+    }
+  }
+}
+
+async function switchAndReload(
+  deps: DeployDependencies,
+  session: HostSession,
+  layout: Layout,
+  token: string,
+  to: string,
+  from: string,
+): Promise<ReloadHandle> {
+  const { remote } = session;
+  await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
+  deps.reporter.log(remote.name, `current → releases/${to}`);
+  const server = await deps.server.inspect(remote);
+  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line));
+}
+
+async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string) {
+  const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
+  deps.reporter.log(session.remote.name, `readiness gate: ${settings.health.url}${expect ? ` must name ${version}` : ''}`);
+  const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined);
+  deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
+  return passed;
+}
+
+/**
+ * Puts each host back on the release it served before this run. The failing host reverts its
+ * in-flight reload (e.g. the old USR2 master takes over again); hosts already done reload the
+ * previous release afresh. Every host is attempted even if one fails.
+ */
+async function putBack(
+  settings: Settings,
+  deps: DeployDependencies,
+  order: HostSession[],
+  layout: Layout,
+  token: string,
+  failing: HostSession,
+  inFlight: ReloadHandle | undefined,
+): Promise<void> {
+  for (const session of order) {
+    const { remote } = session;
+    try {
+      await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
+        const previousLink = session.state.previous ?? session.leaving;
+        await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previousLink, token));
+        deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
+        // The failing host's own reload knows how to undo itself (e.g. the old USR2 master takes
+        // over again); any other host, or a reload that never got going, reloads the previous release afresh.
+        const ownReload = session === failing ? inFlight : undefined;
+        let handle: ReloadHandle | undefined;
+        let serving: ServerProcess;
+        if (ownReload) {
+          serving = await ownReload.revert();
+        } else {
+          handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => deps.reporter.log(remote.name, line));
+          serving = handle.master;
+        }
+        await gate(settings, deps, session, serving, session.leaving);
+        const server = handle ? await handle.commit() : serving;
+        Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
+      });
+    } catch (error) {
+      session.report.status = 'failed';
+      session.report.error = `rollback failed: ${errorMessage(error)}`;
+      deps.reporter.warn(`[${remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
+    }
+  }
+}
+
+async function prune(settings: Settings, session: HostSession, layout: Layout, reporter: Reporter): Promise<void> {
+  const state = parseReleaseState((await session.remote.exec('read releases', readStateCommand(layout))).stdout);
+  const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
+  if (doomed.length === 0) return;
+  await session.remote.exec('prune old releases', pruneCommand(layout, doomed));
+  reporter.log(session.remote.name, `pruned ${doomed.join(', ')}`);
+}
+
+function round(seconds: number): number {
+  return Math.round(seconds * 10) / 10;
+}

@@ -1,0 +1,68 @@
+import * as core from '@actions/core';
+import { Inputs, Outputs } from './config/input-names.js';
+import { parseSettings } from './config/input-helper.js';
+import type { Settings } from './config/settings.js';
+import { deploy, DeployFailed } from './deploy.js';
+import { errorMessage } from './errors.js';
+import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
+import { actionReporter } from './report/action-reporter.js';
+import { writeJobSummary } from './report/job-summary.js';
+import type { DeployOutcome } from './report/reporter.js';
+import { GunicornServer } from './servers/gunicorn/gunicorn-server.js';
+
+/** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. */
+export async function run(): Promise<void> {
+  maskSecrets();
+  let settings: Settings;
+  try {
+    settings = parseSettings((name) => core.getInput(name), process.env);
+  } catch (error) {
+    core.setOutput(Outputs.Status, 'failed');
+    core.setFailed(errorMessage(error));
+    return;
+  }
+  core.info(`graceful-deploy: ${settings.mode} ${settings.release || '(previous release)'} to ${settings.hosts.map((host) => host.label).join(', ')} with ${settings.server}/${settings.strategy}`);
+  if (!settings.ssh.knownHosts) core.warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
+
+  let outcome: DeployOutcome;
+  try {
+    outcome = await deploy(settings, {
+      connect: sshRemoteHostFactory(settings.ssh),
+      server: new GunicornServer({
+        pidfile: settings.pidfile,
+        appDir: settings.appDir,
+        strategy: settings.strategy,
+        reloadTimeoutSeconds: settings.reloadTimeoutSeconds,
+        appSpec: settings.wsgiApp,
+      }),
+      reporter: actionReporter,
+    });
+  } catch (error) {
+    outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
+  }
+  await report(outcome);
+  if (outcome.status === 'failed' || outcome.status === 'rolled-back') {
+    const prefix = outcome.status === 'rolled-back' ? 'Deploy failed and every touched host was rolled back' : 'Deploy failed';
+    core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
+  }
+}
+
+/** Registers key material with the runner before anything could print it (each line too: the runner masks line by line). */
+function maskSecrets(): void {
+  for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase]) {
+    const value = core.getInput(name);
+    if (!value) continue;
+    core.setSecret(value);
+    for (const line of value.split(/\r?\n/)) if (line.trim().length > 8) core.setSecret(line.trim());
+  }
+}
+
+async function report(outcome: DeployOutcome): Promise<void> {
+  core.setOutput(Outputs.Status, outcome.status);
+  core.setOutput(Outputs.Release, outcome.release);
+  core.setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
+  core.setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
+  if (process.env.GITHUB_STEP_SUMMARY) {
+    await writeJobSummary(outcome).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
+  }
+}

@@ -1,0 +1,115 @@
+import { joinFragments, raw, sh, type ShellFragment } from '../remote/shell-quote.js';
+import type { Layout } from './layout.js';
+
+/**
+ * Pure builders for every release-management command. Each value is quoted by `sh`; tests
+ * check them as strings and the end-to-end suite runs them for real.
+ */
+
+/** Exit code used by the lock command when another run holds the lock. */
+export const LOCK_HELD_EXIT = 75;
+
+/** Creates releases/, shared/ and run/ if missing. */
+export function prepareLayoutCommand(layout: Layout): ShellFragment {
+  return sh`mkdir -p ${layout.releases} ${layout.shared} ${layout.run}`;
+}
+
+/**
+ * Takes the per-host deploy lock: mkdir is atomic, so only one run can create the directory;
+ * the owner file says who holds it. When held, prints the owner and exits LOCK_HELD_EXIT.
+ */
+export function acquireLockCommand(layout: Layout, ownerText: string): ShellFragment {
+  const owner = `${layout.lock}/owner`;
+  return sh`mkdir -p ${layout.appDir} && if mkdir ${layout.lock} 2>/dev/null; then printf '%s\n' ${ownerText} > ${owner}; else cat ${owner} 2>/dev/null; exit ${LOCK_HELD_EXIT}; fi`;
+}
+
+/** Releases the lock only if this run still owns it (its token is in the owner file). */
+export function releaseLockCommand(layout: Layout, token: string): ShellFragment {
+  return sh`if grep -qF ${token} ${`${layout.lock}/owner`} 2>/dev/null; then rm -rf ${layout.lock}; fi`;
+}
+
+/** Prints `current=`, `previous=` (link targets) and one `release=<mtime> <name>` line per release. */
+export function readStateCommand(layout: Layout): ShellFragment {
+  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; true`;
+}
+
+/**
+ * Unpacks an uploaded archive into releases/<name> through a temporary directory and a
+ * rename, so a half-written release is never visible under its real name. A release of the
+ * same name that is not current is replaced.
+ */
+export function unpackReleaseCommand(layout: Layout, release: string, archive: string, token: string): ShellFragment {
+  const incoming = `${layout.releases}/.incoming-${release}-${token}`;
+  const replaced = `${layout.releases}/.replaced-${release}-${token}`;
+  const target = layout.releaseDir(release);
+  return joinFragments(
+    [
+      sh`rm -rf ${incoming}`,
+      sh`mkdir -p ${incoming}`,
+      sh`tar -xzf ${archive} -C ${incoming}`,
+      sh`rm -f ${archive}`,
+      sh`printf '%s\n' ${release} > ${`${incoming}/REVISION`}`,
+      sh`if [ -e ${target} ]; then mv -T ${target} ${replaced} && rm -rf ${replaced}; fi`,
+      sh`mv -T ${incoming} ${target}`,
+    ],
+    ' && ',
+  );
+}
+
+/** Removes what a failed unpack left behind. */
+export function discardIncomingCommand(layout: Layout, release: string, archive: string, token: string): ShellFragment {
+  return sh`rm -rf ${`${layout.releases}/.incoming-${release}-${token}`} ${archive}`;
+}
+
+/**
+ * Links each shared path into the release. A path ending in '/' is a directory and is
+ * created in shared/ on first use; any other path must already exist in shared/ (a missing
+ * `.env` is an error, not an empty file).
+ */
+export function linkSharedCommand(layout: Layout, release: string, sharedPaths: string[]): ShellFragment {
+  const steps = sharedPaths.map((entry) => {
+    const isDir = entry.endsWith('/');
+    const name = entry.replace(/\/+$/, '');
+    const source = `${layout.shared}/${name}`;
+    const link = `${layout.releaseDir(release)}/${name}`;
+    const ensure = isDir
+      ? sh`mkdir -p ${source}`
+      : sh`{ [ -e ${source} ] || { echo ${`shared path ${source} does not exist; create it on the host first`} >&2; exit 1; }; }`;
+    return sh`${ensure} && rm -rf ${link} && mkdir -p "$(dirname ${link})" && ln -s ${source} ${link}`;
+  });
+  return steps.length ? joinFragments(steps, ' && ') : raw('true');
+}
+
+/** Runs the user's install command in the release directory with RELEASE and RELEASE_DIR set. */
+export function installCommand(layout: Layout, release: string, command: string): ShellFragment {
+  const dir = layout.releaseDir(release);
+  return sh`cd ${dir} && RELEASE=${release} RELEASE_DIR=${dir} sh -c ${command}`;
+}
+
+/**
+ * Points `link` (current or previous) at releases/<name> atomically: a new symlink under a
+ * temporary name renamed over the old one, so there is no instant without a valid link.
+ */
+export function pointLinkCommand(link: string, release: string, token: string): ShellFragment {
+  const temporary = `${link}.${token}`;
+  return sh`rm -f ${temporary} && ln -s ${`releases/${release}`} ${temporary} && mv -T ${temporary} ${link}`;
+}
+
+/** Succeeds when releases/<name> exists (source is empty: the release was put there some other way). */
+export function releaseExistsCommand(layout: Layout, release: string): ShellFragment {
+  return sh`test -d ${layout.releaseDir(release)}`;
+}
+
+/** Switches current to `release`, recording the release it leaves in `previous` first. */
+export function switchCurrentCommand(layout: Layout, release: string, leaving: string | undefined, token: string): ShellFragment {
+  const steps = [releaseExistsCommand(layout, release)];
+  if (leaving && leaving !== release) steps.push(pointLinkCommand(layout.previous, leaving, token));
+  steps.push(pointLinkCommand(layout.current, release, token));
+  return joinFragments(steps, ' && ');
+}
+
+/** Deletes the named releases (already chosen by releasesToPrune). */
+export function pruneCommand(layout: Layout, releases: string[]): ShellFragment {
+  if (releases.length === 0) return raw('true');
+  return sh`cd ${layout.releases} && rm -rf -- ${releases}`;
+}

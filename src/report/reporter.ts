@@ -1,0 +1,36 @@
+/** How the deploy story reports progress: core.group/core.info in the action, a list in tests. */
+export interface Reporter {
+  /** Runs one phase (of one host, or of all) inside a collapsible log group. */
+  group<T>(title: string, body: () => Promise<T>): Promise<T>;
+  /** One log line about a host; prefixed with its name. */
+  log(host: string, line: string): void;
+  /** A warning worth an annotation. */
+  warn(line: string): void;
+}
+
+/** What happened on one host, for outputs and the job summary. */
+export interface HostReport {
+  host: string;
+  status: 'pending' | 'deployed' | 'rolled-back' | 'failed' | 'planned';
+  release?: string;
+  previousRelease?: string;
+  oldMasterPid?: number;
+  newMasterPid?: number;
+  oldWorkers?: number[];
+  newWorkers?: number[];
+  secondsToReady?: number;
+  health?: string;
+  error?: string;
+}
+
+export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned';
+
+export interface DeployOutcome {
+  status: DeployStatus;
+  release: string;
+  previousRelease?: string;
+  strategy: string;
+  hosts: HostReport[];
+  /** Set when status is not deployed/planned. */
+  error?: string;
+}

@@ -1,0 +1,41 @@
+import { sh, type ShellFragment } from '../../remote/shell-quote.js';
+import type { GunicornMaster } from './master-check.js';
+
+/** Exit code of signalCommand when the pid no longer is the verified process. */
+export const NOT_THE_VERIFIED_PROCESS_EXIT = 3;
+
+/**
+ * Sends a signal only if `pid` is still the process that started at `startTime`: the check
+ * and the kill run in one remote shell, so a pid reused since verification is never hit.
+ */
+export function signalCommand(pid: number, startTime: string, signal: string): ShellFragment {
+  return sh`s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20); if [ "$s" != ${startTime} ]; then echo ${`pid ${pid} is no longer the verified gunicorn process`} >&2; exit ${NOT_THE_VERIFIED_PROCESS_EXIT}; fi; kill -s ${signal} ${pid}`;
+}
+
+/** The interpreter the master was started with: argv[0] as invoked (keeps a virtualenv), else /proc/<pid>/exe. */
+export function interpreterOf(master: GunicornMaster): string {
+  const first = master.argv[0] ?? '';
+  return first.startsWith('/') && !master.titledApp ? first : master.python;
+}
+
+const IMPORT_APP = [
+  'import os, sys',
+  'd = sys.argv[1]',
+  'os.chdir(d)',
+  'sys.path.insert(0, d)',
+  'from gunicorn.util import import_app',
+  'import_app(sys.argv[2])',
+  'print("import ok")',
+].join('\n');
+
+/**
+ * Checks that `releaseDir` can be loaded by the master's interpreter before anything is
+ * switched: gunicorn's own --check-config with the master's argv (config file and all) when
+ * the argv is visible, else an import of the app spec.
+ */
+export function preflightCommand(master: GunicornMaster, releaseDir: string, appSpec?: string): ShellFragment {
+  const python = interpreterOf(master);
+  const spec = appSpec ?? master.titledApp;
+  if (spec) return sh`cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
+  return sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
+}

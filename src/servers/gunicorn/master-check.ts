@@ -1,0 +1,72 @@
+import { MasterCheckError } from '../../errors.js';
+import type { PidfileFacts, ProcessFacts } from './process-facts.js';
+
+/** A gunicorn master verified to belong to this app, with what we need to signal and follow it. */
+export interface GunicornMaster {
+  pid: number;
+  startTime: string;
+  /** The master's own interpreter (/proc/<pid>/exe). */
+  python: string;
+  argv: string[];
+  /** Real directory the master runs in (a release directory). */
+  cwd: string;
+  workers: number[];
+  /** True when gunicorn daemonized itself (double fork, re-parented to init): WINCH works only then. */
+  daemonized: boolean;
+  /** The app spec from a setproctitle title (`gunicorn: master [app:application]`), if titled. */
+  titledApp?: string;
+}
+
+export function isGunicorn(process: ProcessFacts): boolean {
+  return process.argv.some((arg) => /(^|\/)gunicorn(\b|:)/.test(arg) || arg === 'gunicorn');
+}
+
+function title(process: ProcessFacts): string | undefined {
+  const first = process.argv[0] ?? '';
+  return first.startsWith('gunicorn: ') ? first : undefined;
+}
+
+/**
+ * Decides whether the pidfile names a live gunicorn master of the app in `appDir`. Every
+ * refusal says what was found and what to do, because a wrong guess here would signal a
+ * stranger's process.
+ */
+export function verifyMaster(facts: PidfileFacts, pidfile: string, host: string): GunicornMaster {
+  const fail = (message: string): never => {
+    throw new MasterCheckError(message, host);
+  };
+  if (!facts.pid) {
+    fail(`pidfile ${pidfile} is missing or empty. Is gunicorn running with 'pidfile = "${pidfile}"'? The action reloads a running server; it never starts one.`);
+  }
+  const master = facts.master;
+  if (!master) return fail(`pidfile ${pidfile} names pid ${facts.pid}, which is not running (a stale pidfile). Start gunicorn, then deploy.`);
+  if (!master.exe || !master.cwd) {
+    fail(`cannot read /proc/${master.pid} as the SSH user: deploy as the user that runs gunicorn, or as root.`);
+  }
+  if (!isGunicorn(master)) {
+    fail(`pid ${master.pid} from ${pidfile} is not gunicorn (it runs '${master.argv.join(' ').slice(0, 120)}'): the pidfile is stale and the pid was reused. Nothing was signalled.`);
+  }
+  const masterTitle = title(master);
+  if (masterTitle?.startsWith('gunicorn: worker')) fail(`pid ${master.pid} from ${pidfile} is a gunicorn worker, not the master.`);
+  if (facts.parent && isGunicorn(facts.parent)) {
+    fail(`pid ${master.pid} from ${pidfile} is the child of gunicorn pid ${facts.parent.pid}: it is a worker or the new master of an unfinished USR2 upgrade, not a settled master.`);
+  }
+  if (facts.upgrade && isGunicorn(facts.upgrade)) {
+    fail(`an upgrade is in progress: ${pidfile}.2 names live gunicorn pid ${facts.upgrade.pid}. Let it finish or revert it (HUP the old master, then TERM pid ${facts.upgrade.pid}) before deploying.`);
+  }
+  const releasesDir = `${facts.appDirReal}/releases/`;
+  if (!facts.appDirReal || !(`${master.cwd}/`.startsWith(releasesDir))) {
+    fail(`pid ${master.pid} runs in ${master.cwd}, not in a release under ${releasesDir}: it is not this app's master (or gunicorn was not started from '<app-dir>/current').`);
+  }
+  if (master.children.length === 0) fail(`gunicorn master ${master.pid} has no workers: it is still booting or halting; not touching it.`);
+  return {
+    pid: master.pid,
+    startTime: master.startTime,
+    python: master.exe,
+    argv: master.argv,
+    cwd: master.cwd,
+    workers: master.children,
+    daemonized: master.ppid === 1 && master.sid !== master.pid && master.pgid !== master.pid,
+    titledApp: masterTitle ? /\[(.*)\]/.exec(masterTitle)?.[1] : undefined,
+  };
+}

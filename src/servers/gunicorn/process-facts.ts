@@ -1,0 +1,97 @@
+import { raw, sh, type ShellFragment } from '../../remote/shell-quote.js';
+
+/** What /proc says about one process. */
+export interface ProcessFacts {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  /** Kernel start time in clock ticks: with the pid, identifies the process across pid reuse. */
+  startTime: string;
+  exe: string;
+  cwd: string;
+  argv: string[];
+  children: number[];
+}
+
+/** The facts gathered about a pidfile in one round trip. */
+export interface PidfileFacts {
+  /** Pid written in the pidfile, if any. */
+  pid?: number;
+  master?: ProcessFacts;
+  parent?: ProcessFacts;
+  /** A live process named by `<pidfile>.2`: a USR2 upgrade in progress. */
+  upgrade?: ProcessFacts;
+  upgradePid?: number;
+  /** `readlink -f` of the app dir, to compare with the master's cwd. */
+  appDirReal: string;
+}
+
+/** The shell function that prints a process's facts as `<prefix>.<key>=<value>` lines. */
+const DESCRIBE = raw(
+  `d() { p=$1; [ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 0; ` +
+    `printf '%s.stat=%s\\n' "$2" "$(sed 's/.*) //' /proc/$p/stat)"; ` +
+    `printf '%s.exe=%s\\n' "$2" "$(readlink /proc/$p/exe)"; ` +
+    `printf '%s.cwd=%s\\n' "$2" "$(readlink /proc/$p/cwd)"; ` +
+    `printf '%s.argv=%s\\n' "$2" "$(tr '\\000\\n' '\\037 ' < /proc/$p/cmdline)"; ` +
+    `printf '%s.children=%s\\n' "$2" "$(ps -o pid= --ppid "$p" | tr -s ' \\n' '  ')"; ` +
+    `printf '%s.pid=%s\\n' "$2" "$p"; }`,
+);
+
+/** Reads a pidfile's pid and describes it, its parent and any `.2` upgrade master. */
+export function inspectPidfileCommand(pidfile: string, appDir: string): ShellFragment {
+  return sh`${DESCRIBE}; pid=$(tr -dc 0-9 < ${pidfile} 2>/dev/null); printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent; up=$(tr -dc 0-9 < ${`${pidfile}.2`} 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
+}
+
+/** Lists the children of a pid, only while that pid is still the process started at `startTime`. */
+export function childrenCommand(pid: number, startTime: string): ShellFragment {
+  return sh`${DESCRIBE}; [ "$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20)" = ${startTime} ] && d ${pid} master; true`;
+}
+
+export function parsePidfileFacts(stdout: string): PidfileFacts {
+  const values = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const at = line.indexOf('=');
+    if (at > 0) values.set(line.slice(0, at), line.slice(at + 1));
+  }
+  const numberOf = (key: string): number | undefined => {
+    const value = values.get(key);
+    return value ? Number(value) : undefined;
+  };
+  return {
+    pid: numberOf('pidfile'),
+    master: processFrom(values, 'master'),
+    parent: processFrom(values, 'parent'),
+    upgrade: processFrom(values, 'upgrade'),
+    upgradePid: numberOf('pidfile2'),
+    appDirReal: values.get('appdir') ?? '',
+  };
+}
+
+function processFrom(values: Map<string, string>, prefix: string): ProcessFacts | undefined {
+  const stat = values.get(`${prefix}.stat`);
+  const pid = values.get(`${prefix}.pid`);
+  if (!stat || !pid) return undefined;
+  // After "pid (comm) ": state ppid pgrp session ... starttime is the 20th field.
+  const fields = stat.trim().split(/\s+/);
+  return {
+    pid: Number(pid),
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    sid: Number(fields[3]),
+    startTime: fields[19] ?? '',
+    exe: values.get(`${prefix}.exe`) ?? '',
+    cwd: values.get(`${prefix}.cwd`) ?? '',
+    argv: (values.get(`${prefix}.argv`) ?? '').split('\u001f').filter(Boolean),
+    children: (values.get(`${prefix}.children`) ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number),
+  };
+}
+
+/** Parses the output of childrenCommand: the master's facts, or undefined when it is gone. */
+export function parseChildren(stdout: string): ProcessFacts | undefined {
+  return parsePidfileFacts(stdout).master;
+}
