@@ -54298,6 +54298,21 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+// EXTERNAL MODULE: external "node:url"
+var external_node_url_ = __nccwpck_require__(3136);
+;// CONCATENATED MODULE: ./src/cjs-globals.ts
+/**
+ * ssh2's bundled WebAssembly glue (poly1305) reads `__dirname`, which an ES module bundle
+ * does not define. Imported first by index.ts, before anything loads ssh2.
+ */
+
+
+const scope = globalThis;
+scope.__filename ??= (0,external_node_url_.fileURLToPath)(import.meta.url);
+scope.__dirname ??= (0,external_node_path_namespaceObject.dirname)(scope.__filename);
+
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
@@ -57281,8 +57296,6 @@ const Outputs = {
     Hosts: 'hosts',
 };
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: ./src/errors.ts
 /**
  * Typed errors. Each carries the host it concerns (when there is one) and a message a person
@@ -59635,6 +59648,7 @@ async function report(outcome) {
 
 ;// CONCATENATED MODULE: ./src/index.ts
 /** Entry point of the bundled action: everything lives in run(), so tests import it without starting it. */
+
 
 void run();
 

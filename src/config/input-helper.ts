@@ -138,10 +138,10 @@ function sourceDir(value: string, env: RunEnvironment, mode: Mode): string | und
 function sharedPaths(text: string): string[] {
   return text
     .split(/[,\n]/)
-    .map((item) => item.trim().replace(/\/+$/, ''))
+    .map((item) => item.trim().replace(/\/{2,}$/, '/'))
     .filter(Boolean)
     .map((item) => {
-      if (item.startsWith('/') || item.split('/').includes('..') || !SAFE_PATH.test(item)) {
+      if (item.startsWith('/') || item === '/' || item.split('/').includes('..') || !SAFE_PATH.test(item)) {
         throw new InputError(Inputs.SharedPaths, `'${item}' must be a relative path inside the release, without '..'.`);
       }
       return item;

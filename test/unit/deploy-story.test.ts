@@ -1,0 +1,243 @@
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseSettings } from '../../src/config/input-helper.js';
+import type { HostTarget } from '../../src/config/settings.js';
+import { deploy, DeployFailed } from '../../src/deploy.js';
+import { PreflightError, ReloadError } from '../../src/errors.js';
+import type { RemoteHost } from '../../src/remote/remote-host.js';
+import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
+import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../../src/servers/server-driver.js';
+import { LocalHost } from './support/local-host.js';
+
+/**
+ * The deploy story against hosts that are scratch directories (commands run in a real
+ * shell) and a scripted server: checks order, rollback and what ends up on disk.
+ */
+type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'import-fails';
+
+class ScriptedServer implements ServerDriver {
+  readonly serving = new Map<string, string>();
+  readonly events: string[] = [];
+  readonly behaviour = new Map<string, Behaviour>();
+  private nextPid = 1000;
+
+  constructor(private readonly dirs: Map<string, string>) {}
+
+  behaviourOf(host: string, release: string): Behaviour {
+    return this.behaviour.get(`${host}/${release}`) ?? 'ok';
+  }
+
+  async inspect(host: RemoteHost): Promise<ServerProcess> {
+    return { pid: 1, workers: [2, 3], python: '/usr/bin/python3' };
+  }
+
+  async preflight(host: RemoteHost, _server: ServerProcess, releaseDir: string): Promise<void> {
+    const release = path.basename(releaseDir);
+    this.events.push(`preflight ${host.name} ${release}`);
+    if (this.behaviourOf(host.name, release) === 'import-fails') throw new PreflightError('ImportError: boom', host.name);
+  }
+
+  async reload(host: RemoteHost, _server: ServerProcess, _log: Log): Promise<ReloadHandle> {
+    const release = path.basename(readlinkSync(path.join(this.dirs.get(host.name)!, 'current')));
+    this.events.push(`reload ${host.name} ${release}`);
+    if (this.behaviourOf(host.name, release) === 'reload-fails') throw new ReloadError('workers never came', host.name);
+    const before = this.serving.get(host.name)!;
+    this.serving.set(host.name, release);
+    const master = { pid: this.nextPid++, workers: [1, 2], python: '/usr/bin/python3' };
+    return {
+      master,
+      commit: async () => {
+        this.events.push(`commit ${host.name} ${release}`);
+        return master;
+      },
+      revert: async () => {
+        this.events.push(`revert ${host.name} → ${before}`);
+        this.serving.set(host.name, before);
+        return { pid: 1, workers: [5, 6], python: '/usr/bin/python3' };
+      },
+    };
+  }
+
+  /** The readiness answer of a host: its serving release, 503 when that release never gets ready. */
+  readiness(host: string): string {
+    const release = this.serving.get(host)!;
+    const ready = this.behaviourOf(host, release) !== 'never-ready';
+    return JSON.stringify({ status: ready ? 200 : 503, version: release, body: ready ? 'ok' : 'warming up' });
+  }
+}
+
+const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: () => undefined };
+
+let base: string;
+let dirs: Map<string, string>;
+let server: ScriptedServer;
+let hosts: Map<string, LocalHost>;
+let source: string;
+
+beforeEach(() => {
+  base = mkdtempSync(path.join(tmpdir(), 'gd-story-'));
+  dirs = new Map();
+  hosts = new Map();
+  server = new ScriptedServer(dirs);
+  source = path.join(base, 'source');
+  mkdirSync(source);
+  writeFileSync(path.join(source, 'app.py'), 'print("v2")');
+  for (const name of ['web1', 'web2', 'web3']) {
+    const appDir = path.join(base, name);
+    mkdirSync(path.join(appDir, 'releases/v1'), { recursive: true });
+    symlinkSync('releases/v1', path.join(appDir, 'current'));
+    dirs.set(`deploy@${name}`, appDir);
+    server.serving.set(`deploy@${name}`, 'v1');
+  }
+});
+afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+/** Each host's app-dir is its own scratch dir, so the story's single app-dir is rewritten per host. */
+async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> {
+  const all: Record<string, string> = {
+    hosts: 'web1,web2,web3',
+    'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
+    'known-hosts': 'x',
+    'app-dir': '/APPDIR',
+    source,
+    release: 'v2',
+    'health-timeout': '2',
+    'health-interval': '0.1',
+    'health-successes': '2',
+    ...inputs,
+  };
+  const settings = parseSettings((name) => all[name] ?? '', {});
+  const connect = async (target: HostTarget) => {
+    const appDir = dirs.get(target.label)!;
+    const host = new LocalHost(target.label, (purpose) =>
+      purpose === 'readiness probe' ? { stdout: server.readiness(target.label), stderr: '', code: 0 } : undefined,
+    );
+    // Same code path as a real host: only the app dir differs, as if each host mounted its own.
+    const exec = host.exec.bind(host);
+    host.exec = (purpose, command, options) => exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) } as typeof command, options);
+    const upload = host.upload.bind(host);
+    host.upload = (purpose, local, remote) => upload(purpose, local, remote.replaceAll('/APPDIR', appDir));
+    hosts.set(target.label, host);
+    return host;
+  };
+  return deploy(settings, { connect, server, reporter: silent });
+}
+
+async function failure(inputs: Record<string, string> = {}): Promise<DeployOutcome> {
+  const error = await run(inputs).catch((caught: unknown) => caught);
+  expect(error).toBeInstanceOf(DeployFailed);
+  return (error as DeployFailed).outcome;
+}
+
+const currentOf = (name: string) => readlinkSync(path.join(dirs.get(`deploy@${name}`)!, 'current'));
+const previousOf = (name: string) => readlinkSync(path.join(dirs.get(`deploy@${name}`)!, 'previous'));
+
+describe('deploy story', () => {
+  it('stages everywhere, then switches, reloads and commits host by host', async () => {
+    const outcome = await run();
+    expect(outcome.status).toBe('deployed');
+    expect(outcome.previousRelease).toBe('v1');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'deployed', 'deployed']);
+    for (const name of ['web1', 'web2', 'web3']) {
+      expect(currentOf(name)).toBe('releases/v2');
+      expect(previousOf(name)).toBe('releases/v1');
+      expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, 'releases/v2/app.py'))).toBe(true);
+      expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock'))).toBe(false);
+    }
+    expect(server.events).toEqual([
+      'preflight deploy@web1 v2',
+      'preflight deploy@web2 v2',
+      'preflight deploy@web3 v2',
+      'reload deploy@web1 v2',
+      'commit deploy@web1 v2',
+      'reload deploy@web2 v2',
+      'commit deploy@web2 v2',
+      'reload deploy@web3 v2',
+      'commit deploy@web3 v2',
+    ]);
+  });
+
+  it('puts the failing host and every host before it back when the gate fails', async () => {
+    server.behaviour.set('deploy@web2/v2', 'never-ready');
+    const outcome = await failure();
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/did not pass 2 checks in a row/);
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'pending']);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
+    expect(server.events.slice(3)).toEqual([
+      'reload deploy@web1 v2',
+      'commit deploy@web1 v2',
+      'reload deploy@web2 v2',
+      'revert deploy@web2 → v1',
+      'reload deploy@web1 v1',
+      'commit deploy@web1 v1',
+    ]);
+  });
+
+  it('reloads the previous release on a host whose reload failed before it had a handle', async () => {
+    server.behaviour.set('deploy@web1/v2', 'reload-fails');
+    const outcome = await failure();
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts[0]?.status).toBe('rolled-back');
+    expect(currentOf('web1')).toBe('releases/v1');
+    expect(server.events.slice(3)).toEqual(['reload deploy@web1 v2', 'reload deploy@web1 v1', 'commit deploy@web1 v1']);
+  });
+
+  it('leaves hosts as they are with rollback: never', async () => {
+    server.behaviour.set('deploy@web2/v2', 'never-ready');
+    const outcome = await failure({ rollback: 'never' });
+    expect(outcome.status).toBe('failed');
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v2', 'releases/v1']);
+  });
+
+  it('changes nothing served when a release cannot be imported', async () => {
+    server.behaviour.set('deploy@web3/v2', 'import-fails');
+    const outcome = await failure();
+    expect(outcome.status).toBe('failed');
+    expect(outcome.error).toMatch(/ImportError/);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect(server.events.filter((event) => event.startsWith('reload'))).toEqual([]);
+  });
+
+  it('refuses when another run holds a lock, naming it, and leaves that lock alone', async () => {
+    const lock = path.join(dirs.get('deploy@web2')!, '.deploy-lock');
+    mkdirSync(lock);
+    writeFileSync(path.join(lock, 'owner'), 'token=other run=acme/shop#41\n');
+    const outcome = await failure();
+    expect(outcome.error).toMatch(/another deploy holds .*run=acme\/shop#41/);
+    expect(existsSync(lock)).toBe(true);
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, 'releases/v2'))).toBe(false);
+  });
+
+  it('refuses to redeploy the current release', async () => {
+    await run();
+    const outcome = await failure();
+    expect(outcome.error).toMatch(/already current/);
+  });
+
+  it('mode rollback returns every host to the previous release, and again toggles back', async () => {
+    await run();
+    const back = await run({ mode: 'rollback', source: '', release: '' });
+    expect(back.status).toBe('deployed');
+    expect(back.release).toBe('v1');
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect(previousOf('web1')).toBe('releases/v2');
+    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
+  });
+
+  it('mode rollback without a previous release is a clear error', async () => {
+    const outcome = await failure({ mode: 'rollback' });
+    expect(outcome.error).toMatch(/no previous release/);
+  });
+
+  it('plan mode inspects and changes nothing', async () => {
+    const outcome = await run({ mode: 'plan' });
+    expect(outcome.status).toBe('planned');
+    expect(currentOf('web1')).toBe('releases/v1');
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, 'releases/v2'))).toBe(false);
+  });
+});

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { parseHosts, parseSettings, releaseName } from '../../src/config/input-helper.js';
+
+const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----';
+
+function settingsFrom(inputs: Record<string, string>, env: Record<string, string> = { GITHUB_REF: 'refs/tags/v1.2.3' }) {
+  const all: Record<string, string> = { hosts: 'web1', 'ssh-key': KEY, 'known-hosts': 'web1 ssh-ed25519 AAAA', ...inputs };
+  return parseSettings((name) => all[name] ?? '', env);
+}
+
+describe('parseSettings', () => {
+  it('applies the documented defaults', () => {
+    const settings = settingsFrom({});
+    expect(settings).toMatchObject({
+      appDir: '/srv/app',
+      release: 'v1.2.3',
+      keepReleases: 5,
+      server: 'gunicorn',
+      strategy: 'usr2',
+      pidfile: '/srv/app/run/gunicorn.pid',
+      rollback: 'auto',
+      mode: 'deploy',
+      health: { url: 'http://127.0.0.1:8000/health/ready', timeoutSeconds: 120, intervalSeconds: 1, successes: 3, expectVersion: 'auto' },
+    });
+    expect(settings.hosts).toEqual([{ user: 'deploy', host: 'web1', port: 22, label: 'deploy@web1' }]);
+    expect(settings.ssh.privateKey).toBe(`${KEY}\n`);
+  });
+
+  it('derives the release from a tag, else the short commit', () => {
+    expect(releaseName('', { GITHUB_REF: 'refs/tags/v2.0.0' })).toBe('v2.0.0');
+    expect(releaseName('', { GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'abcdef1234567890' })).toBe('abcdef1');
+    expect(releaseName('r-7', {})).toBe('r-7');
+    expect(() => releaseName('', {})).toThrow(/no release name/);
+  });
+
+  it.each(['../etc', 'v1/../x', 'a b', 'v1;id', '$(id)', '..', '.', 'a\nb', "v1'"])('rejects release name %j', (name) => {
+    expect(() => settingsFrom({ release: name })).toThrow(/Invalid input 'release'/);
+  });
+
+  it.each([
+    ['app-dir', 'relative/dir'],
+    ['app-dir', '/srv/$(id)'],
+    ['app-dir', '/'],
+    ['app-dir', '/srv/../etc'],
+    ['pidfile', 'run/x.pid'],
+    ['port', '0'],
+    ['port', '22x'],
+    ['keep-releases', '1'],
+    ['health-url', 'ftp://x/'],
+    ['health-url', 'not a url'],
+    ['health-timeout', '-1'],
+    ['health-interval', 'soon'],
+    ['health-successes', '0'],
+    ['strategy', 'restart'],
+    ['server', 'apache'],
+    ['mode', 'destroy'],
+    ['rollback', 'maybe'],
+    ['expect-version', 'perhaps'],
+    ['insecure-skip-host-key-check', 'yesplease'],
+    ['shared-paths', '../secrets'],
+    ['shared-paths', '/etc/passwd'],
+    ['shared-paths', '.env;id'],
+    ['wsgi-app', 'app:application;id'],
+  ])('rejects %s = %j with a message naming the input', (input, value) => {
+    expect(() => settingsFrom({ [input]: value })).toThrow(new RegExp(`Invalid input '${input}'`));
+  });
+
+  it('requires known-hosts unless host key checking is turned off by name', () => {
+    expect(() => settingsFrom({ 'known-hosts': '' })).toThrow(/insecure-skip-host-key-check/);
+    expect(settingsFrom({ 'known-hosts': '', 'insecure-skip-host-key-check': 'true' }).ssh.knownHosts).toBeUndefined();
+  });
+
+  it('requires a key unless an agent is running, and refuses a key path', () => {
+    expect(() => settingsFrom({ 'ssh-key': '' })).toThrow(/Invalid input 'ssh-key'/);
+    expect(settingsFrom({ 'ssh-key': '' }, { GITHUB_REF: 'refs/tags/v1', SSH_AUTH_SOCK: '/tmp/agent' }).ssh.agent).toBe('/tmp/agent');
+    expect(() => settingsFrom({ 'ssh-key': '~/.ssh/id_ed25519' })).toThrow(/not a path/);
+  });
+
+  it('keeps a trailing slash on shared directories and accepts plain files', () => {
+    expect(settingsFrom({ 'shared-paths': '.env\nmedia/\n config/local.py ' }).sharedPaths).toEqual(['.env', 'media/', 'config/local.py']);
+  });
+
+  it('needs no release name in rollback mode', () => {
+    expect(settingsFrom({ mode: 'rollback' }, {}).release).toBe('');
+  });
+});
+
+describe('parseHosts', () => {
+  it('reads users, ports, IPv6 and both separators', () => {
+    expect(parseHosts('web1, ops@web2:2222\n[2001:db8::1]:23\n# comment\n10.0.0.5', 'deploy', 22).map((host) => host.label)).toEqual([
+      'deploy@web1',
+      'ops@web2:2222',
+      'deploy@[2001:db8::1]:23',
+      'deploy@10.0.0.5',
+    ]);
+  });
+
+  it.each(['web1;id', 'web1 web2', '$(id)', 'u$er@web', 'web:99999', 'web:', '@web', '-oProxyCommand=x'])('rejects %j', (text) => {
+    expect(() => parseHosts(text, 'deploy', 22)).toThrow(/Invalid input 'hosts'/);
+  });
+
+  it('rejects an empty list and duplicates', () => {
+    expect(() => parseHosts(' \n ', 'deploy', 22)).toThrow(/at least one host/);
+    expect(() => parseHosts('a,a', 'deploy', 22)).toThrow(/twice/);
+  });
+});

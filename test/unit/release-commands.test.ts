@@ -1,0 +1,118 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { layoutOf, type Layout } from '../../src/release/layout.js';
+import {
+  LOCK_HELD_EXIT,
+  acquireLockCommand,
+  installCommand,
+  linkSharedCommand,
+  prepareLayoutCommand,
+  pruneCommand,
+  readStateCommand,
+  releaseLockCommand,
+  switchCurrentCommand,
+  unpackReleaseCommand,
+} from '../../src/release/release-commands.js';
+import { parseReleaseState, releasesToPrune } from '../../src/release/release-state.js';
+import type { ShellFragment } from '../../src/remote/shell-quote.js';
+
+/** The builders are pure, so they are checked by running them in a real shell on a scratch directory. */
+let base: string;
+let layout: Layout;
+const run = (command: ShellFragment) => spawnSync('/bin/sh', ['-c', command.text], { encoding: 'utf8' });
+
+beforeEach(() => {
+  base = mkdtempSync(path.join(tmpdir(), 'gd-unit-'));
+  layout = layoutOf(path.join(base, "app dir's"));
+  expect(run(prepareLayoutCommand(layout)).status).toBe(0);
+});
+afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+function archiveOf(files: Record<string, string>): string {
+  const source = path.join(base, `src-${Math.random()}`);
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(source, name)), { recursive: true });
+    writeFileSync(path.join(source, name), text);
+  }
+  const archive = path.join(layout.releases, `.upload-${Math.random()}.tar.gz`);
+  execFileSync('tar', ['-czf', archive, '-C', source, '.']);
+  return archive;
+}
+
+describe('release commands', () => {
+  it('unpacks through a temporary name, writes REVISION and removes the archive', () => {
+    const archive = archiveOf({ 'app.py': 'v1' });
+    expect(run(unpackReleaseCommand(layout, 'v1', archive, 'tok')).status).toBe(0);
+    expect(readFileSync(path.join(layout.releaseDir('v1'), 'REVISION'), 'utf8')).toBe('v1\n');
+    expect(readFileSync(path.join(layout.releaseDir('v1'), 'app.py'), 'utf8')).toBe('v1');
+    expect(existsSync(archive)).toBe(false);
+    expect(existsSync(path.join(layout.releases, '.incoming-v1-tok'))).toBe(false);
+  });
+
+  it('replaces a release of the same name', () => {
+    run(unpackReleaseCommand(layout, 'v1', archiveOf({ 'a.py': 'old', 'stale.py': 'x' }), 't1'));
+    expect(run(unpackReleaseCommand(layout, 'v1', archiveOf({ 'a.py': 'new' }), 't2')).status).toBe(0);
+    expect(readFileSync(path.join(layout.releaseDir('v1'), 'a.py'), 'utf8')).toBe('new');
+    expect(existsSync(path.join(layout.releaseDir('v1'), 'stale.py'))).toBe(false);
+  });
+
+  it('switches current atomically with a relative link and records previous', () => {
+    mkdirSync(layout.releaseDir('v1'));
+    mkdirSync(layout.releaseDir('v2'));
+    expect(run(switchCurrentCommand(layout, 'v1', undefined, 't')).status).toBe(0);
+    expect(run(switchCurrentCommand(layout, 'v2', 'v1', 't')).status).toBe(0);
+    expect(readlinkSync(layout.current)).toBe('releases/v2');
+    expect(readlinkSync(layout.previous)).toBe('releases/v1');
+    expect(run(switchCurrentCommand(layout, 'v3', 'v2', 't')).status).not.toBe(0);
+    expect(readlinkSync(layout.current)).toBe('releases/v2');
+    expect(switchCurrentCommand(layout, 'v2', 'v1', 't').text).toContain('mv -T');
+  });
+
+  it('links shared files and directories, refusing a missing shared file', () => {
+    mkdirSync(layout.releaseDir('v1'));
+    writeFileSync(path.join(layout.shared, '.env'), 'SECRET=1');
+    expect(run(linkSharedCommand(layout, 'v1', ['.env', 'media/uploads/'])).status).toBe(0);
+    expect(readFileSync(path.join(layout.releaseDir('v1'), '.env'), 'utf8')).toBe('SECRET=1');
+    expect(readlinkSync(path.join(layout.releaseDir('v1'), 'media/uploads'))).toBe(path.join(layout.shared, 'media/uploads'));
+    const missing = run(linkSharedCommand(layout, 'v1', ['config.ini']));
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('does not exist');
+  });
+
+  it('runs the install command in the release directory with RELEASE set', () => {
+    mkdirSync(layout.releaseDir('v1'));
+    const result = run(installCommand(layout, 'v1', 'pwd; echo "$RELEASE"'));
+    expect(result.stdout.trim().split('\n')).toEqual([layout.releaseDir('v1'), 'v1']);
+  });
+
+  it('takes the lock once, names the holder, and releases only its own', () => {
+    expect(run(acquireLockCommand(layout, 'token=aaa run=1')).status).toBe(0);
+    const second = run(acquireLockCommand(layout, 'token=bbb run=2'));
+    expect(second.status).toBe(LOCK_HELD_EXIT);
+    expect(second.stdout).toContain('token=aaa run=1');
+    run(releaseLockCommand(layout, 'bbb'));
+    expect(existsSync(layout.lock)).toBe(true);
+    run(releaseLockCommand(layout, 'aaa'));
+    expect(existsSync(layout.lock)).toBe(false);
+  });
+
+  it('reads the state and prunes the oldest, never current, previous or the new release', () => {
+    for (const [index, name] of ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'].entries()) {
+      mkdirSync(layout.releaseDir(name));
+      execFileSync('touch', ['-d', `2020-01-0${index + 1}`, layout.releaseDir(name)]);
+    }
+    run(switchCurrentCommand(layout, 'r1', undefined, 't'));
+    run(switchCurrentCommand(layout, 'r2', 'r1', 't'));
+    const state = parseReleaseState(run(readStateCommand(layout)).stdout);
+    expect(state.current).toBe('r2');
+    expect(state.previous).toBe('r1');
+    expect(state.releases.map((release) => release.name)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
+    const doomed = releasesToPrune(state, 3, [state.current, state.previous, 'r6']);
+    expect(doomed).toEqual(['r3', 'r4', 'r5']);
+    expect(run(pruneCommand(layout, doomed)).status).toBe(0);
+    expect(parseReleaseState(run(readStateCommand(layout)).stdout).releases.map((release) => release.name)).toEqual(['r1', 'r2', 'r6']);
+  });
+});

@@ -1,0 +1,44 @@
+import { spawn } from 'node:child_process';
+import { copyFile } from 'node:fs/promises';
+import { RemoteCommandError } from '../../../src/errors.js';
+import type { ExecOptions, ExecResult, RemoteHost } from '../../../src/remote/remote-host.js';
+import type { ShellFragment } from '../../../src/remote/shell-quote.js';
+
+/**
+ * A RemoteHost that runs commands in a local /bin/sh: the deploy story's file operations
+ * happen for real on a scratch directory. `answer` may answer a purpose itself (the
+ * readiness probe, which needs a server per host).
+ */
+export class LocalHost implements RemoteHost {
+  readonly commands: { purpose: string; command: string }[] = [];
+
+  constructor(
+    readonly name: string,
+    private readonly answer: (purpose: string, command: string) => ExecResult | undefined = () => undefined,
+  ) {}
+
+  async exec(purpose: string, command: ShellFragment, options: ExecOptions = {}): Promise<ExecResult> {
+    this.commands.push({ purpose, command: command.text });
+    const result = this.answer(purpose, command.text) ?? (await runLocally(command.text, options.stdin));
+    if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(purpose, this.name, result.code, result.stderr.trim());
+    return result;
+  }
+
+  async upload(_purpose: string, localPath: string, remotePath: string): Promise<void> {
+    await copyFile(localPath, remotePath);
+  }
+
+  async close(): Promise<void> {}
+}
+
+function runLocally(command: string, stdin?: string): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', command]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+    child.stdin.end(stdin ?? '');
+  });
+}
