@@ -128,11 +128,10 @@ export function releaseName(explicit: string, env: RunEnvironment): string {
   return name;
 }
 
+/** DESIGN: empty means "no upload" (action.yml's default is `.`, so an unset input uploads the workspace). */
 function sourceDir(value: string, env: RunEnvironment, mode: Mode): string | undefined {
-  if (mode === 'rollback') return undefined;
-  const raw = value === '' ? '.' : value;
-  if (raw === '-' || raw.toLowerCase() === 'none') return undefined;
-  return path.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), raw);
+  if (mode === 'rollback' || value === '' || value === '-') return undefined;
+  return path.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), value);
 }
 
 function sharedPaths(text: string): string[] {
