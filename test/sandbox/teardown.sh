@@ -1,0 +1,53 @@
+#!/bin/bash
+# Removes everything of one sandbox: its processes, network namespaces, veths, bridge, HAProxy,
+# watchdog and run directory. Idempotent and best effort: safe to run twice, on a half-created
+# sandbox, or concurrently with another teardown of the same id; it always exits 0 for a valid id.
+# Usage: teardown.sh <id>
+set -u
+id=${1:-}
+[[ $id =~ ^[a-z0-9]{6}$ ]] || { echo "teardown.sh: bad sandbox id '$id'" >&2; exit 2; }
+root=/tmp/gd-$id
+
+# Two teardowns of one id (stop() and the watchdog) must not interleave.
+if [ -d "$root" ]; then
+  exec 9>>"$root/.teardown.lock" && flock -w 20 9
+fi
+
+host_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^gd${id}h[0-9]+$"; }
+
+# Kills the pid written in <pidfile> only if its command line mentions <marker>: pidfiles go
+# stale and pids get reused, so never signal a pid we have not recognised.
+kill_recognised() {
+  local pidfile=$1 marker=$2 pid
+  pid=$(cat "$pidfile" 2>/dev/null) || return 0
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  [ "$pid" != "$$" ] || return 0         # the watchdog execs teardown.sh: don't kill ourselves
+  if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$marker"; then
+    kill -KILL "$pid" 2>/dev/null
+  fi
+}
+
+kill_recognised "$root/watchdog.pid" "watchdog.sh $id"
+kill_recognised "$root/haproxy.pid" "$root/haproxy.cfg"
+
+# Every process in a host's network namespace: the outer unshare (whose death takes the host's
+# whole pid namespace down through --kill-child), sshd, gunicorn, anything a test started there.
+for attempt in $(seq 1 50); do
+  pids=$(for ns in $(host_namespaces); do ip netns pids "$ns" 2>/dev/null; done)
+  [ -z "$pids" ] && break
+  kill -KILL $pids 2>/dev/null
+  sleep 0.1
+done
+[ -z "${pids:-}" ] || echo "teardown.sh: processes still in sandbox $id after 5 s: $pids" >&2
+
+for ns in $(host_namespaces); do ip netns delete "$ns" 2>/dev/null; done
+# Deleting a namespace deletes the veth inside it and so its root-side peer; the bridge and any
+# veth left from an interrupted create-net.sh go explicitly.
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^gd${id}(br|h[0-9]+)$"); do
+  ip link delete "$link" 2>/dev/null
+done
+
+# --one-file-system: never follow a mount into something that isn't the sandbox's own.
+rm -rf --one-file-system "$root" 2>/dev/null
+[ ! -e "$root" ] || echo "teardown.sh: could not remove $root" >&2
+exit 0

@@ -1,0 +1,81 @@
+/**
+ * The sample WSGI app of the end-to-end tests: writeRelease() turns the templates in
+ * test/fixtures/app/ into a release source directory with its version and behaviour baked in.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface AppOptions {
+  /** Reported by the app: `X-App-Version` header and `version` in /health/ready. */
+  version: string;
+  /** Sleep this long at import (each worker, or the master with preload). */
+  bootSeconds?: number;
+  /** Raise at import: workers fail to boot. */
+  importError?: boolean;
+  /** /health/ready always answers 503. */
+  neverReady?: boolean;
+  /** `preload_app = True` in gunicorn.conf.py. */
+  preload?: boolean;
+  /** Gunicorn workers; default 2. */
+  workers?: number;
+  /**
+   * App dir baked into gunicorn.conf.py (pidfile <appDir>/run/gunicorn.pid, logs in
+   * <appDir>/shared/log). Default: derived at runtime from the file's own location,
+   * <appDir>/releases/<name>/gunicorn.conf.py, so a source dir works wherever it is deployed.
+   */
+  appDir?: string;
+}
+
+const TEMPLATE_DIR = fileURLToPath(new URL('../fixtures/app/', import.meta.url));
+const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
+
+/** Writes app.py and gunicorn.conf.py of one release into `dir` (created if missing). */
+export async function writeRelease(dir: string, opts: AppOptions): Promise<void> {
+  if (!VERSION_PATTERN.test(opts.version)) {
+    throw new Error(`writeRelease: version '${opts.version}' must match ${VERSION_PATTERN}`);
+  }
+  const workers = opts.workers ?? 2;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`writeRelease: workers must be >= 1, got ${workers}`);
+  const bootSeconds = opts.bootSeconds ?? 0;
+  if (!(bootSeconds >= 0)) throw new Error(`writeRelease: bootSeconds must be >= 0, got ${bootSeconds}`);
+  if (opts.appDir !== undefined && !opts.appDir.startsWith('/')) {
+    throw new Error(`writeRelease: appDir must be absolute, got '${opts.appDir}'`);
+  }
+
+  const app = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'app.py'), 'utf8'), {
+    VERSION: pyString(opts.version),
+    BOOT_SECONDS: String(bootSeconds.toFixed(3)),
+    IMPORT_ERROR: pyBool(opts.importError),
+    NEVER_READY: pyBool(opts.neverReady),
+  });
+  const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
+    WORKERS: String(workers),
+    PRELOAD: pyBool(opts.preload),
+    APP_DIR: opts.appDir === undefined ? 'None' : pyString(opts.appDir),
+  });
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'app.py'), app);
+  await writeFile(join(dir, 'gunicorn.conf.py'), conf);
+}
+
+/** Replaces `NAME = ...` lines of a template's settings block; each name must occur exactly once. */
+function setPythonConstants(source: string, values: Record<string, string>): string {
+  let result = source;
+  for (const [name, value] of Object.entries(values)) {
+    const line = new RegExp(`^${name} = .*$`, 'gm');
+    const matches = result.match(line)?.length ?? 0;
+    if (matches !== 1) throw new Error(`fixture template: expected one '${name} = ...' line, found ${matches}`);
+    result = result.replace(line, () => `${name} = ${value}`);
+  }
+  return result;
+}
+
+/** A JSON string is a valid Python string literal for the characters we allow. */
+function pyString(value: string): string {
+  return JSON.stringify(value);
+}
+
+function pyBool(value: boolean | undefined): string {
+  return value ? 'True' : 'False';
+}

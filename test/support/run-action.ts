@@ -1,0 +1,117 @@
+/**
+ * Runs the bundled action the way the GitHub runner does: `node dist/index.js` with every input
+ * in an INPUT_<NAME> variable and fresh GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from './proc.js';
+import type { Sandbox } from './sandbox.js';
+
+export interface ActionResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Parsed from the GITHUB_OUTPUT file (`name=value` and `name<<DELIMITER` blocks). */
+  outputs: Record<string, string>;
+  /** Contents of the GITHUB_STEP_SUMMARY file. */
+  summary: string;
+}
+
+export interface RunActionOptions {
+  /** Default 300 000 (5 min); on timeout the action is killed and runAction rejects. */
+  timeoutMs?: number;
+  /** Extra environment, applied last. */
+  env?: Record<string, string>;
+  /** Working directory of the action (the runner's workspace: where `source: .` points); default the repo root. */
+  cwd?: string;
+  /** Entry point relative to the repo root; default 'dist/index.js'. A .ts entry runs through tsx. */
+  entry?: string;
+}
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The variable @actions/core's getInput reads: `INPUT_${name.replace(/ /g, '_').toUpperCase()}`. */
+export function inputVariable(name: string): string {
+  return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
+}
+
+export async function runAction(inputs: Record<string, string>, opts: RunActionOptions = {}): Promise<ActionResult> {
+  const entry = join(REPO_ROOT, opts.entry ?? 'dist/index.js');
+  if (!existsSync(entry)) {
+    throw new Error(`runAction: ${entry} does not exist; build the bundle first (npm run package)`);
+  }
+  const temp = await mkdtemp(join(tmpdir(), 'gd-action-'));
+  try {
+    const outputFile = join(temp, 'github_output');
+    const summaryFile = join(temp, 'step_summary');
+    await writeFile(outputFile, '');
+    await writeFile(summaryFile, '');
+
+    // The runner's environment, without inputs or GitHub variables leaking from the test's own.
+    const env: NodeJS.ProcessEnv = {};
+    for (const [key, value] of Object.entries(process.env)) {
+      if (!key.startsWith('INPUT_') && !key.startsWith('GITHUB_') && !key.startsWith('RUNNER_')) env[key] = value;
+    }
+    for (const [name, value] of Object.entries(inputs)) env[inputVariable(name)] = value;
+    Object.assign(env, {
+      GITHUB_ACTIONS: 'true',
+      GITHUB_OUTPUT: outputFile,
+      GITHUB_STEP_SUMMARY: summaryFile,
+      RUNNER_TEMP: join(temp, 'runner_temp'),
+      ...opts.env,
+    });
+    await mkdir(join(temp, 'runner_temp'));
+
+    const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+    const result = await run(process.execPath, args, {
+      env,
+      cwd: opts.cwd ?? REPO_ROOT,
+      timeoutMs: opts.timeoutMs ?? 300_000,
+      what: 'the action',
+    });
+    return {
+      ...result,
+      outputs: parseOutputFile(await readFile(outputFile, 'utf8')),
+      summary: await readFile(summaryFile, 'utf8'),
+    };
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+/** Parses a GITHUB_OUTPUT file: `name=value` lines and `name<<DELIMITER` ... `DELIMITER` blocks. */
+export function parseOutputFile(text: string): Record<string, string> {
+  const outputs: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') continue;
+    const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
+    if (heredoc) {
+      const [, name, delimiter] = heredoc;
+      const end = lines.indexOf(delimiter!, i + 1);
+      if (end === -1) throw new Error(`GITHUB_OUTPUT: no closing '${delimiter}' for output '${name}'`);
+      outputs[name!] = lines.slice(i + 1, end).join('\n');
+      i = end;
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new Error(`GITHUB_OUTPUT: cannot parse line '${line}'`);
+    outputs[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return outputs;
+}
+
+/** The connection inputs of a sandbox: every host, its user, key, pinned host keys and app dir. */
+export function sandboxInputs(sb: Sandbox): Record<string, string> {
+  return {
+    hosts: sb.hosts.map((host) => host.ip).join(','),
+    user: sb.user,
+    'ssh-key': sb.privateKey,
+    'known-hosts': sb.knownHosts,
+    'app-dir': sb.appDir,
+  };
+}

@@ -1,0 +1,679 @@
+/**
+ * End-to-end sandbox: N "hosts" on this machine, each a network namespace with its own sshd,
+ * its own view of the app directory and its own pid namespace, behind one HAProxy.
+ *
+ * Layout of one run (id = 6 random [a-z0-9], in every name so parallel runs never collide):
+ *   /tmp/gd-<id>/                 run dir (Sandbox.root)
+ *     owner                       "<pid> <start time>" of the test process that owns the run
+ *     app/                        mount point: Sandbox.appDir, the app dir as every host sees it
+ *     h<N>/app/                   backing dir of host N's app dir (SandboxHost.appDirBacking)
+ *     h<N>/home/                  host N's private /root
+ *     h<N>/{sshd_config,sshd.log,init.log,ssh_host_ed25519_key}
+ *     id_ed25519, known_hosts, authorized_keys, haproxy.{cfg,log,sock,pid}, watchdog.{pid,log}
+ *   netns gd<id>h<N> (eth0 = <prefix>.N/24), bridge gd<id>br (<prefix>.254/24) in the root ns.
+ *
+ * The bash side lives in test/sandbox/: create-net.sh, host-init.sh (PID 1 of a host),
+ * reaper.py, teardown.sh (the one teardown, used by stop(), exit handlers, the watchdog and
+ * cleanup.sh), watchdog.sh (tears down when the owning process dies, even by SIGKILL).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { writeRelease, type AppOptions } from './app-fixture.js';
+import { run, runChecked, tailFile, waitFor, type RunResult } from './proc.js';
+
+export type { AppOptions } from './app-fixture.js';
+
+export interface SandboxOptions {
+  hosts: number;
+  /** Gunicorn workers per host, default 2 (AppOptions.workers wins). */
+  workers?: number;
+}
+
+export interface SandboxHost {
+  /** 1-based: host 1 is 'h1' at <prefix>.1. Every `host: number` parameter takes this index. */
+  index: number;
+  name: string;
+  ip: string;
+  sshPort: number;
+  /** The host's app dir as seen from the root namespace. */
+  appDirBacking: string;
+}
+
+export interface HostLogs {
+  /** Gunicorn's errorlog (master + workers + captured output), in the app dir's shared/log. */
+  gunicorn: string;
+  /** stdout/stderr of a foreground gunicorn and its supervisor (startGunicorn daemon: false). */
+  supervisor: string;
+  sshd: string;
+  /** Output of the host's PID 1 (mount errors...). */
+  init: string;
+}
+
+export interface Sandbox {
+  id: string;
+  root: string;
+  /** The app dir as every host sees it (the same path on all hosts). */
+  appDir: string;
+  hosts: SandboxHost[];
+  user: string;
+  privateKey: string;
+  /** known_hosts lines, one per host: `ip ssh-ed25519 AAAA...`. */
+  knownHosts: string;
+  lbUrl: string;
+
+  // ---- additions beyond the brief, for tests and debugging ----
+  /** The hosts' /24, e.g. '10.231.17.0/24'. */
+  subnet: string;
+  /** The root namespace's address on the hosts' network (<prefix>.254), e.g. for a database. */
+  rootIp: string;
+  privateKeyPath: string;
+  knownHostsPath: string;
+  haproxyLog: string;
+  /** HAProxy admin socket (unix socket in the run dir; nothing is exposed on the network). */
+  haproxySocket: string;
+  logs(host: number): HostLogs;
+  /** Arguments for the system ssh client reaching `host` with strict host key checking. */
+  sshArgs(host: number): string[];
+  /** HAProxy's view of the backend servers: { h1: 'UP', h2: 'DOWN 1/2', ... }. */
+  lbStatus(): Promise<Record<string, string>>;
+  /** Resolves when HAProxy reports every server UP. */
+  waitForLb(opts?: { timeoutMs?: number }): Promise<void>;
+
+  /** bash -c inside the host (its network, mount and pid namespaces), as root in /root with a clean environment. */
+  exec(host: number, command: string, opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string; code: number }>;
+  /**
+   * Puts a release on a host as a deploy leaves it: <appDir>/releases/<version> with app.py,
+   * gunicorn.conf.py, REVISION; shared/log/, run/; `current` -> releases/<version> (relative).
+   * `version` names the release; `app.version` is what the app reports (they may differ).
+   */
+  seedRelease(host: number, version: string, app: AppOptions): Promise<void>;
+  /**
+   * Starts gunicorn in the host: `cd <appDir>/current && /usr/bin/gunicorn -c gunicorn.conf.py
+   * app:application` plus `--daemon` (default); with daemon: false under a supervisor shell
+   * that stays its parent (setsid bash waiting for it). Resolves when /health/ready answers 200.
+   */
+  startGunicorn(host: number, opts?: { daemon?: boolean; timeoutMs?: number }): Promise<void>;
+  /** GET http://127.0.0.1:8000/health/ready on the host itself; status 0 when nothing answers. */
+  probe(host: number): Promise<{ status: number; version: string | null }>;
+  /** Kills everything of this sandbox and removes it; safe to call twice, never throws. */
+  stop(): Promise<void>;
+}
+
+const SCRIPTS = fileURLToPath(new URL('../sandbox/', import.meta.url));
+const RUN_BASE = '/tmp';
+/** What an ssh session on a Debian server gets; exec() uses the same. */
+const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const HEALTH_URL = 'http://127.0.0.1:8000/health/ready';
+const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup after crashes: every live sandbox is torn down synchronously when the process exits or
+// gets a termination signal; watchdog.sh covers the deaths no handler sees (SIGKILL, OOM).
+
+const live = new Set<string>();
+let exitHooksInstalled = false;
+
+function teardownSync(id: string): void {
+  spawnSync(join(SCRIPTS, 'teardown.sh'), [id], { stdio: 'ignore', timeout: 30_000 });
+  live.delete(id);
+}
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', () => [...live].forEach(teardownSync));
+  if (!isMainThread) return; // signal events only reach the main thread
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      [...live].forEach(teardownSync);
+      // Keep the signal's usual effect unless someone else (vitest) handles it.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  checkPrerequisites();
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 50) {
+    throw new Error(`startSandbox: hosts must be an integer 1..50, got ${opts.hosts}`);
+  }
+  const workers = opts.workers ?? 2;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`startSandbox: workers must be >= 1, got ${workers}`);
+
+  installExitHooks();
+  const id = await claimRunDir();
+  live.add(id);
+  const sandbox = new SandboxImpl(id, opts.hosts, workers);
+  try {
+    await sandbox.setUp();
+  } catch (error) {
+    await sandbox.stop();
+    throw error;
+  }
+  return sandbox;
+}
+
+/** startSandbox + release `version` (default 'v1') seeded and gunicorn serving on every host + HAProxy seeing them all UP. */
+export async function startServingSandbox(
+  opts: SandboxOptions & { version?: string; app?: Partial<AppOptions> },
+): Promise<Sandbox> {
+  const sandbox = await startSandbox(opts);
+  try {
+    const version = opts.version ?? opts.app?.version ?? 'v1';
+    await Promise.all(
+      sandbox.hosts.map(async (host) => {
+        await sandbox.seedRelease(host.index, version, { ...opts.app, version: opts.app?.version ?? version });
+        await sandbox.startGunicorn(host.index);
+      }),
+    );
+    await sandbox.waitForLb();
+  } catch (error) {
+    await sandbox.stop();
+    throw error;
+  }
+  return sandbox;
+}
+
+function checkPrerequisites(): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      'The e2e sandbox must run as root (it creates network namespaces, bind mounts and runs sshd). ' +
+        `Current uid: ${process.getuid?.()}.`,
+    );
+  }
+  const needed = ['ip', 'nsenter', 'unshare', 'flock', 'setsid', 'ssh-keygen', 'curl', '/usr/sbin/sshd', '/usr/sbin/haproxy', '/usr/bin/gunicorn', '/usr/bin/python3'];
+  const probe = spawnSync('/bin/bash', ['-c', 'for c in "$@"; do command -v "$c" >/dev/null || echo "$c"; done', 'check', ...needed], { encoding: 'utf8' });
+  const missing = probe.stdout.trim();
+  if (missing) {
+    throw new Error(`The e2e sandbox needs: ${missing.split('\n').join(', ')}. Install them with: sudo test/sandbox/install-packages.sh`);
+  }
+}
+
+/** Picks an unused id and creates its run dir atomically (mkdir fails if another run has it). */
+async function claimRunDir(): Promise<string> {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const owner = `${process.pid} ${processStartTime(process.pid)}\n`;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const id = [...randomBytes(6)].map((byte) => alphabet[byte % alphabet.length]).join('');
+    try {
+      await mkdir(join(RUN_BASE, `gd-${id}`), { mode: 0o755 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw error;
+    }
+    // Written at once: cleanup.sh keeps run dirs whose owner is alive.
+    await writeFile(join(RUN_BASE, `gd-${id}`, 'owner'), owner);
+    return id;
+  }
+  throw new Error('could not find an unused sandbox id in 20 attempts');
+}
+
+/** Field 22 of /proc/<pid>/stat: with the pid it identifies a process even if the pid is reused. */
+function processStartTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[19] ?? '';
+}
+
+interface HostState extends SandboxHost {
+  dir: string;
+  /** Root-namespace pid of the host's PID 1; exec() enters its namespaces. */
+  initPid: number;
+}
+
+class SandboxImpl implements Sandbox {
+  readonly root: string;
+  readonly appDir: string;
+  readonly user = 'root';
+  hosts: HostState[] = [];
+  privateKey = '';
+  knownHosts = '';
+  lbUrl = '';
+  subnet = '';
+  rootIp = '';
+  readonly privateKeyPath: string;
+  readonly knownHostsPath: string;
+  readonly haproxyLog: string;
+  readonly haproxySocket: string;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly hostCount: number,
+    private readonly workers: number,
+  ) {
+    this.root = join(RUN_BASE, `gd-${id}`);
+    this.appDir = join(this.root, 'app');
+    this.privateKeyPath = join(this.root, 'id_ed25519');
+    this.knownHostsPath = join(this.root, 'known_hosts');
+    this.haproxyLog = join(this.root, 'haproxy.log');
+    this.haproxySocket = join(this.root, 'haproxy.sock');
+  }
+
+  async setUp(): Promise<void> {
+    this.startWatchdog();
+    const created = await runChecked(join(SCRIPTS, 'create-net.sh'), [this.id, String(this.hostCount)], { timeoutMs: 60_000, what: 'create-net.sh' });
+    const prefix = created.stdout.trim();
+    this.subnet = `${prefix}.0/24`;
+    this.rootIp = `${prefix}.254`;
+
+    await mkdir(this.appDir);
+    await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-client`, '-f', this.privateKeyPath]);
+    this.privateKey = await readFile(this.privateKeyPath, 'utf8');
+    await copyFile(`${this.privateKeyPath}.pub`, join(this.root, 'authorized_keys'));
+
+    const hostKeys = await Promise.all(
+      Array.from({ length: this.hostCount }, (_, i) => this.startHost(i + 1, `${prefix}.${i + 1}`)),
+    );
+    this.knownHosts = hostKeys.join('');
+    await writeFile(this.knownHostsPath, this.knownHosts);
+    await this.startHaproxy();
+  }
+
+  private startWatchdog(): void {
+    const log = openSync(join(this.root, 'watchdog.log'), 'a');
+    const child = spawn('/bin/bash', [join(SCRIPTS, 'watchdog.sh'), this.id, String(process.pid), processStartTime(process.pid)], {
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    child.unref();
+    void writeFile(join(this.root, 'watchdog.pid'), `${child.pid}\n`).catch(() => {});
+  }
+
+  /** Creates host N's files, starts its PID 1 (mounts + sshd), waits for sshd; returns its known_hosts line. */
+  private async startHost(index: number, ip: string): Promise<string> {
+    const name = `h${index}`;
+    const dir = join(this.root, name);
+    const netns = `gd${this.id}${name}`;
+    await mkdir(join(dir, 'app'), { recursive: true });
+    await this.makeHome(join(dir, 'home'));
+    const hostKey = join(dir, 'ssh_host_ed25519_key');
+    await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-${name}`, '-f', hostKey]);
+    await writeFile(join(dir, 'sshd_config'), sshdConfig({ ip, dir, hostKey, authorizedKeys: join(this.root, 'authorized_keys') }));
+
+    const initLog = join(dir, 'init.log');
+    const log = openSync(initLog, 'a');
+    const child = spawn(
+      'nsenter',
+      [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--kill-child', '--',
+        '/bin/bash', join(SCRIPTS, 'host-init.sh'), dir, this.appDir, join(SCRIPTS, 'reaper.py')],
+      { detached: true, stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    child.unref();
+    let exited: string | undefined;
+    child.on('exit', (code, signal) => (exited = `exited with ${signal ?? code}`));
+    child.on('error', (error) => (exited = `could not start: ${error.message}`));
+
+    const explain = async () => `${await tailFile(initLog, 20)}\n${await tailFile(join(dir, 'sshd.log'), 20)}`;
+    await waitFor(
+      `sshd of ${name} to listen on ${ip}:22`,
+      async () => {
+        if (exited) throw new Error(`host ${name} of sandbox ${this.id}: its init ${exited}\n${await explain()}`);
+        return tcpOpen(ip, 22);
+      },
+      { timeoutMs: 20_000, intervalMs: 100, explain },
+    );
+    // nsenter exec'd unshare, whose only child is the host's PID 1.
+    const children = (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).trim().split(/\s+/);
+    const initPid = Number(children[0]);
+    if (!Number.isInteger(initPid) || initPid <= 0) throw new Error(`host ${name}: could not find its init process (children of ${child.pid}: '${children.join(' ')}')`);
+    await writeFile(join(dir, 'init.pid'), `${initPid}\n`);
+
+    this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(dir, 'app'), dir, initPid };
+    const [type, key] = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/);
+    return `${ip} ${type} ${key}\n`;
+  }
+
+  /** A fresh server's root home: Debian's default dotfiles, nothing of this machine's /root. */
+  private async makeHome(home: string): Promise<void> {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    await chmod(home, 0o700);
+    for (const [name, candidates] of [
+      ['.bashrc', ['/usr/share/base-files/dot.bashrc', '/etc/skel/.bashrc']],
+      ['.profile', ['/usr/share/base-files/dot.profile', '/etc/skel/.profile']],
+    ] as const) {
+      for (const source of candidates) {
+        try {
+          await copyFile(source, join(home, name));
+          break;
+        } catch {
+          /* try the next one */
+        }
+      }
+    }
+  }
+
+  private async startHaproxy(): Promise<void> {
+    const configPath = join(this.root, 'haproxy.cfg');
+    // A port can be taken between choosing and binding it: try a few.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freeLoopbackPort();
+      await writeFile(configPath, haproxyConfig({ port, socket: this.haproxySocket, hosts: this.hosts }));
+      const check = await run('/usr/sbin/haproxy', ['-c', '-q', '-f', configPath]);
+      if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
+
+      const log = openSync(this.haproxyLog, 'a');
+      // -db: stay in the foreground (we hold the pid) and log to the redirected stderr.
+      const child = spawn('/usr/sbin/haproxy', ['-db', '-f', configPath], { detached: true, stdio: ['ignore', log, log] });
+      closeSync(log);
+      child.unref();
+      await writeFile(join(this.root, 'haproxy.pid'), `${child.pid}\n`);
+      let exited = false;
+      child.on('exit', () => (exited = true));
+      child.on('error', () => (exited = true));
+
+      try {
+        await waitFor(
+          `haproxy to listen on 127.0.0.1:${port}`,
+          async () => {
+            if (exited) throw new Error('haproxy exited');
+            return (await tcpOpen('127.0.0.1', port)) && (await this.lbStatus().then(() => true, () => false));
+          },
+          { timeoutMs: 10_000, intervalMs: 100 },
+        );
+        this.lbUrl = `http://127.0.0.1:${port}/`;
+        return;
+      } catch (error) {
+        const logText = await tailFile(this.haproxyLog, 20);
+        if (attempt >= 3 || !/cannot bind|Address already in use/i.test(logText)) {
+          throw new Error(`haproxy did not start: ${(error as Error).message}\n${logText}`);
+        }
+        // Port stolen: the dead child frees nothing; try another port.
+      }
+    }
+  }
+
+  private host(index: number): HostState {
+    const host = this.hosts[index - 1];
+    if (!Number.isInteger(index) || !host) {
+      throw new Error(`sandbox ${this.id}: no host ${index} (hosts are numbered 1..${this.hosts.length})`);
+    }
+    return host;
+  }
+
+  logs(index: number): HostLogs {
+    const host = this.host(index);
+    return {
+      gunicorn: join(host.appDirBacking, 'shared/log/gunicorn-error.log'),
+      supervisor: join(host.appDirBacking, 'shared/log/gunicorn-supervisor.log'),
+      sshd: join(host.dir, 'sshd.log'),
+      init: join(host.dir, 'init.log'),
+    };
+  }
+
+  sshArgs(index: number): string[] {
+    const host = this.host(index);
+    return [
+      '-F', '/dev/null', // ignore the machine's ssh config
+      '-i', this.privateKeyPath,
+      '-o', 'IdentitiesOnly=yes',
+      '-o', 'BatchMode=yes',
+      '-o', 'StrictHostKeyChecking=yes',
+      '-o', `UserKnownHostsFile=${this.knownHostsPath}`,
+      '-o', 'ConnectTimeout=10',
+      '-p', String(host.sshPort),
+      `${this.user}@${host.ip}`,
+    ];
+  }
+
+  async exec(index: number, command: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+    const host = this.host(index);
+    return run(
+      'nsenter',
+      ['-t', String(host.initPid), '-n', '-m', '-p', '--',
+        '/usr/bin/env', '-i', '-C', '/root', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/bash', `PATH=${HOST_PATH}`, 'LANG=C.UTF-8',
+        '/bin/bash', '-c', command],
+      { timeoutMs: opts.timeoutMs ?? 60_000, what: `exec on ${host.name} of sandbox ${this.id} (${command.slice(0, 80)})` },
+    );
+  }
+
+  async seedRelease(index: number, version: string, app: AppOptions): Promise<void> {
+    const host = this.host(index);
+    if (!RELEASE_NAME.test(version)) throw new Error(`seedRelease: release name '${version}' must match ${RELEASE_NAME}`);
+    // Written from the root namespace through the backing dir: same files, no process needed.
+    const base = host.appDirBacking;
+    const release = join(base, 'releases', version);
+    await mkdir(join(base, 'shared', 'log'), { recursive: true });
+    await mkdir(join(base, 'run'), { recursive: true });
+    await writeRelease(release, { ...app, workers: app.workers ?? this.workers, appDir: this.appDir });
+    await writeFile(join(release, 'REVISION'), `${version}\n`);
+    // Atomic switch, as a deploy does it: a new link renamed over the old one.
+    const temp = join(base, `.current-${process.pid}-${Date.now()}`);
+    await symlink(join('releases', version), temp);
+    await rename(temp, join(base, 'current'));
+  }
+
+  async startGunicorn(index: number, opts: { daemon?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    const host = this.host(index);
+    const daemon = opts.daemon ?? true;
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    const logs = this.logs(index);
+    const current = shq(`${this.appDir}/current`);
+    const running = await this.exec(index, `pgrep -f '[g]unicorn' | tr '\\n' ' '`);
+    if (running.stdout.trim()) throw new Error(`startGunicorn: gunicorn already runs on ${host.name} (pids ${running.stdout.trim()})`);
+
+    const gunicorn = '/usr/bin/gunicorn -c gunicorn.conf.py app:application';
+    const command = daemon
+      ? `cd ${current} && exec ${gunicorn} --daemon`
+      : // The supervisor stays gunicorn's parent, like a process manager; PWD (the symlink) is inherited.
+        `cd ${current} && exec setsid -f /bin/bash -c 'exec </dev/null >>"$1" 2>&1; ${gunicorn}; echo "supervisor: gunicorn exited with status $?"' gd-supervisor ${shq(logs.supervisor.replace(host.appDirBacking, this.appDir))}`;
+    const logStart = await fileSize(logs.gunicorn);
+    const launched = await this.exec(index, command, { timeoutMs: 30_000 });
+    let lastProbe = 'none yet';
+    const explain = async () =>
+      `last probe: ${lastProbe}\n${await logSince(logs.gunicorn, logStart)}${daemon ? '' : `\n${await tailFile(logs.supervisor, 15)}`}\n(launcher stderr: ${launched.stderr.trim() || 'empty'})`;
+    if (launched.code !== 0) {
+      throw new Error(`gunicorn failed to launch on ${host.name} (exit ${launched.code})\n${await explain()}`);
+    }
+
+    // The host has its own pid namespace, so "any gunicorn process" means this host's.
+    let goneSince: number | undefined;
+    await waitFor(
+      `gunicorn on ${host.name} to answer 200 on ${HEALTH_URL}`,
+      async () => {
+        const probe = await this.probe(index);
+        if (probe.status === 200) return true;
+        lastProbe = probe.status ? `HTTP ${probe.status} (version ${probe.version})` : 'no answer';
+        const alive = (await this.exec(index, `pgrep -f '[g]unicorn' >/dev/null`)).code === 0;
+        if (alive) goneSince = undefined;
+        else if (goneSince === undefined) goneSince = Date.now();
+        else if (Date.now() - goneSince > 1000) {
+          throw new Error(`gunicorn on ${host.name} exited before it was ready\n${await explain()}`);
+        }
+        return false;
+      },
+      { timeoutMs, intervalMs: 200, explain },
+    );
+  }
+
+  async probe(index: number): Promise<{ status: number; version: string | null }> {
+    // Last line: "<status> <X-App-Version header>"; the body (JSON) before it.
+    const result = await this.exec(index, `curl -s -m 5 -w '\\n%{http_code} %header{x-app-version}' ${HEALTH_URL}`, { timeoutMs: 15_000 });
+    const lines = result.stdout.split('\n');
+    const [statusText = '0', header = ''] = (lines.pop() ?? '').split(' ');
+    let version: string | null = header.trim() || null;
+    try {
+      const body = JSON.parse(lines.join('\n')) as { version?: unknown };
+      if (typeof body.version === 'string') version = body.version;
+    } catch {
+      /* not JSON: keep the header */
+    }
+    return { status: Number(statusText) || 0, version };
+  }
+
+  async lbStatus(): Promise<Record<string, string>> {
+    const csv = await adminCommand(this.haproxySocket, 'show stat');
+    const [header, ...rows] = csv.trim().split('\n');
+    const columns = (header ?? '').replace(/^# /, '').split(',');
+    const [px, sv, st] = ['pxname', 'svname', 'status'].map((name) => columns.indexOf(name));
+    const result: Record<string, string> = {};
+    for (const row of rows) {
+      const fields = row.split(',');
+      if (fields[px!] === 'app' && fields[sv!] !== 'BACKEND') result[fields[sv!]!] = fields[st!] ?? '';
+    }
+    return result;
+  }
+
+  async waitForLb(opts: { timeoutMs?: number } = {}): Promise<void> {
+    let last: Record<string, string> = {};
+    await waitFor(
+      'HAProxy to see every server UP',
+      async () => {
+        last = await this.lbStatus();
+        return this.hosts.every((host) => last[host.name] === 'UP');
+      },
+      { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100, explain: async () => `last status: ${JSON.stringify(last)}\n${await tailFile(this.haproxyLog, 20)}` },
+    );
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= run(join(SCRIPTS, 'teardown.sh'), [this.id], { timeoutMs: 60_000 })
+      .then(
+        (result) => {
+          if (result.code !== 0 || result.stderr.trim()) console.warn(`sandbox ${this.id} teardown: ${result.stderr.trim()}`);
+        },
+        (error: unknown) => {
+          console.warn(`sandbox ${this.id} teardown failed: ${String(error)}; run test/sandbox/cleanup.sh`);
+        },
+      )
+      .finally(() => live.delete(this.id));
+    return this.stopping;
+  }
+}
+
+function sshdConfig(p: { ip: string; dir: string; hostKey: string; authorizedKeys: string }): string {
+  return `# sshd of one graceful-deploy sandbox host (test/support/sandbox.ts)
+ListenAddress ${p.ip}:22
+HostKey ${p.hostKey}
+# The default /run/sshd.pid would be shared by every host (and the machine's own sshd).
+PidFile ${p.dir}/sshd.pid
+AuthorizedKeysFile ${p.authorizedKeys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# The run dir lives in /tmp, whose permissions StrictModes would reject.
+StrictModes no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+`;
+}
+
+function haproxyConfig(p: { port: number; socket: string; hosts: SandboxHost[] }): string {
+  const servers = p.hosts.map((host) => `    server ${host.name} ${host.ip}:8000 check`).join('\n');
+  return `# HAProxy of one graceful-deploy sandbox (test/support/sandbox.ts)
+global
+    log stderr format raw local0 info
+    # Admin socket for tests (lbStatus); a unix socket in the run dir, nothing on the network.
+    stats socket ${p.socket} mode 600 level admin
+    maxconn 4000
+
+defaults
+    mode http
+    log global
+    option httplog
+    # Log only what matters after a failed test: errors, retries, redispatches, server UP/DOWN.
+    option dontlog-normal
+    option log-health-checks
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout queue 10s
+    timeout check 2s
+    retries 3
+    option redispatch
+    # Retry only requests the app never answered; an HTTP error from the app goes to the client,
+    # so tests see it.
+    retry-on conn-failure empty-response response-timeout
+
+frontend fe
+    bind 127.0.0.1:${p.port}
+    default_backend app
+
+backend app
+    balance roundrobin
+    option httpchk GET /health/ready
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 2
+    # Which host answered, for tests (load.ts counts it per server).
+    http-response set-header X-Backend-Server %s
+${servers}
+`;
+}
+
+async function fileSize(path: string): Promise<number> {
+  return stat(path).then((info) => info.size, () => 0);
+}
+
+/**
+ * What a log got since `offset`, shortened to its head and tail: the head holds the first
+ * traceback (a worker's import error), the tail the master's last words.
+ */
+async function logSince(path: string, offset: number): Promise<string> {
+  let text: string;
+  try {
+    text = (await readFile(path)).subarray(offset).toString('utf8');
+  } catch {
+    return `--- ${path}: (missing) ---`;
+  }
+  const lines = text.trimEnd().split('\n');
+  const shown = lines.length > 70 ? [...lines.slice(0, 45), `[... ${lines.length - 70} lines ...]`, ...lines.slice(-25)] : lines;
+  return `--- ${path} (this start) ---\n${shown.join('\n') || '(empty)'}`;
+}
+
+function tcpOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** One command on HAProxy's admin socket; the socket closes after the answer. */
+function adminCommand(socketPath: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path: socketPath });
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.setTimeout(5000, () => socket.destroy(new Error(`no answer from ${socketPath} to '${command}'`)));
+    socket.on('connect', () => socket.write(`${command}\n`));
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+/** Quotes a value as one shell word. */
+function shq(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
