@@ -57475,21 +57475,19 @@ function releaseName(explicit, env) {
     }
     return name;
 }
+/** DESIGN: empty means "no upload" (action.yml's default is `.`, so an unset input uploads the workspace). */
 function sourceDir(value, env, mode) {
-    if (mode === 'rollback')
+    if (mode === 'rollback' || value === '' || value === '-')
         return undefined;
-    const raw = value === '' ? '.' : value;
-    if (raw === '-' || raw.toLowerCase() === 'none')
-        return undefined;
-    return external_node_path_namespaceObject.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), raw);
+    return external_node_path_namespaceObject.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), value);
 }
 function sharedPaths(text) {
     return text
         .split(/[,\n]/)
-        .map((item) => item.trim().replace(/\/+$/, ''))
+        .map((item) => item.trim().replace(/\/{2,}$/, '/'))
         .filter(Boolean)
         .map((item) => {
-        if (item.startsWith('/') || item.split('/').includes('..') || !SAFE_PATH.test(item)) {
+        if (item.startsWith('/') || item === '/' || item.split('/').includes('..') || !SAFE_PATH.test(item)) {
             throw new InputError(Inputs.SharedPaths, `'${item}' must be a relative path inside the release, without '..'.`);
         }
         return item;
@@ -57853,11 +57851,16 @@ function pointLinkCommand(link, release, token) {
 function releaseExistsCommand(layout, release) {
     return sh `test -d ${layout.releaseDir(release)}`;
 }
-/** Switches current to `release`, recording the release it leaves in `previous` first. */
-function switchCurrentCommand(layout, release, leaving, token) {
+/**
+ * Switches current to `release`. `previous` says what the `previous` link should name
+ * afterwards: a release, `null` to remove the link, undefined to leave it as it is.
+ */
+function switchCurrentCommand(layout, release, previous, token) {
     const steps = [releaseExistsCommand(layout, release)];
-    if (leaving && leaving !== release)
-        steps.push(pointLinkCommand(layout.previous, leaving, token));
+    if (previous === null)
+        steps.push(sh `rm -f ${layout.previous}`);
+    else if (previous !== undefined && previous !== release)
+        steps.push(pointLinkCommand(layout.previous, previous, token));
     steps.push(pointLinkCommand(layout.current, release, token));
     return joinFragments(steps, ' && ');
 }
@@ -57901,7 +57904,25 @@ function releasesToPrune(state, keep, protect) {
     return excess > 0 ? candidates.slice(0, excess).map((release) => release.name) : [];
 }
 
+;// CONCATENATED MODULE: ./src/servers/server-driver.ts
+
+/**
+ * A reload that failed. `handle` is set when the new generation got far enough that undoing it
+ * takes the strategy's own revert; `previousIntact` when the old generation never stopped
+ * serving the previous code (switching `current` back is all that is left to do).
+ */
+class ReloadFailure extends ReloadError {
+    previousIntact;
+    handle;
+    constructor(cause, host, previousIntact, handle) {
+        super(cause.message.replace(`[${host}] `, ''), host);
+        this.previousIntact = previousIntact;
+        this.handle = handle;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/deploy.ts
+
 
 
 
@@ -58113,7 +58134,9 @@ async function rollOut(settings, deps, sessions, layout, token, outcome) {
                 deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
                 throw new DeployFailed(outcome);
             }
-            await putBack(settings, deps, [session, ...done.reverse()], layout, token, session, handle);
+            const failure = error instanceof ReloadFailure ? error : undefined;
+            const inFlight = handle ?? failure?.handle;
+            await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
             outcome.status = 'rolled-back';
             throw new DeployFailed(outcome);
         }
@@ -58135,24 +58158,27 @@ async function gate(settings, deps, session, server, version) {
 }
 /**
  * Puts each host back on the release it served before this run. The failing host reverts its
- * in-flight reload (e.g. the old USR2 master takes over again); hosts already done reload the
- * previous release afresh. Every host is attempted even if one fails.
+ * in-flight reload (e.g. the old USR2 master takes over again), or only switches back when its
+ * old generation never stopped serving; hosts already done reload the previous release
+ * afresh. Every host is attempted even if one fails.
  */
-async function putBack(settings, deps, order, layout, token, failing, inFlight) {
+async function putBack(settings, deps, order, layout, token, failing) {
     for (const session of order) {
         const { remote } = session;
         try {
             await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
-                const previousLink = session.state.previous ?? session.leaving;
-                await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previousLink, token));
+                const previous = session.state.previous ?? null;
+                await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
                 deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
-                // The failing host's own reload knows how to undo itself (e.g. the old USR2 master takes
-                // over again); any other host, or a reload that never got going, reloads the previous release afresh.
-                const ownReload = session === failing ? inFlight : undefined;
+                const own = session === failing.session ? failing : undefined;
                 let handle;
                 let serving;
-                if (ownReload) {
-                    serving = await ownReload.revert();
+                if (own?.inFlight) {
+                    serving = await own.inFlight.revert();
+                }
+                else if (own?.intact) {
+                    serving = await deps.server.inspect(remote);
+                    deps.reporter.log(remote.name, `master ${serving.pid} never stopped serving ${session.leaving}`);
                 }
                 else {
                     handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => deps.reporter.log(remote.name, line));
@@ -59112,7 +59138,7 @@ function patternMatches(pattern, name) {
         const digest = (0,external_node_crypto_.createHmac)('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
         return digest === hash;
     }
-    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
     return regex.test(name);
 }
 /** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of the key blob's digest. */
@@ -59354,6 +59380,32 @@ function preflightCommand(master, releaseDir, appSpec) {
         return sh `cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
     return sh `cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
+const READ_CONFIG = [
+    'import json, os, sys',
+    'd = sys.argv[1]',
+    'os.chdir(d)',
+    'os.environ["PWD"] = d',
+    'sys.argv = ["gunicorn"] + sys.argv[2:]',
+    'from gunicorn.app.wsgiapp import WSGIApplication',
+    'c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
+    'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile}))',
+].join('\n');
+/** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */
+function gunicornArgs(argv) {
+    const at = argv.findIndex((arg, index) => index > 0 && /(^|\/)gunicorn$/.test(arg));
+    return at < 0 ? undefined : argv.slice(at + 1);
+}
+/**
+ * Reads the config gunicorn would use for `releaseDir` with the master's arguments, with
+ * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS); undefined when the
+ * argv is hidden by setproctitle.
+ */
+function readConfigCommand(master, releaseDir) {
+    const args = master.titledApp ? undefined : gunicornArgs(master.argv);
+    if (!args)
+        return undefined;
+    return sh `cd ${releaseDir} && ${interpreterOf(master)} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+}
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/process-facts.ts
 
@@ -59363,7 +59415,7 @@ const DESCRIBE = raw(`d() { p=$1; [ -n "$p" ] && [ -r "/proc/$p/stat" ] || retur
     `printf '%s.exe=%s\\n' "$2" "$(readlink /proc/$p/exe)"; ` +
     `printf '%s.cwd=%s\\n' "$2" "$(readlink /proc/$p/cwd)"; ` +
     `printf '%s.argv=%s\\n' "$2" "$(tr '\\000\\n' '\\037 ' < /proc/$p/cmdline)"; ` +
-    `printf '%s.children=%s\\n' "$2" "$(ps -o pid= --ppid "$p" | tr -s ' \\n' '  ')"; ` +
+    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
     `printf '%s.pid=%s\\n' "$2" "$p"; }`);
 /** Reads a pidfile's pid and describes it, its parent and any `.2` upgrade master. */
 function inspectPidfileCommand(pidfile, appDir) {
@@ -59373,13 +59425,17 @@ function inspectPidfileCommand(pidfile, appDir) {
 function childrenCommand(pid, startTime) {
     return sh `${DESCRIBE}; [ "$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20)" = ${startTime} ] && d ${pid} master; true`;
 }
-function parsePidfileFacts(stdout) {
+function valuesOf(stdout) {
     const values = new Map();
     for (const line of stdout.split('\n')) {
         const at = line.indexOf('=');
         if (at > 0)
             values.set(line.slice(0, at), line.slice(at + 1));
     }
+    return values;
+}
+function parsePidfileFacts(stdout) {
+    const values = valuesOf(stdout);
     const numberOf = (key) => {
         const value = values.get(key);
         return value ? Number(value) : undefined;
@@ -59400,6 +59456,14 @@ function processFrom(values, prefix) {
         return undefined;
     // After "pid (comm) ": state ppid pgrp session ... starttime is the 20th field.
     const fields = stat.trim().split(/\s+/);
+    const children = (values.get(`${prefix}.children`) ?? '')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((item) => {
+        const [pid = '', mode = ''] = item.split(':');
+        return [Number(pid), mode];
+    });
     return {
         pid: Number(pid),
         ppid: Number(fields[1]),
@@ -59409,12 +59473,18 @@ function processFrom(values, prefix) {
         exe: values.get(`${prefix}.exe`) ?? '',
         cwd: values.get(`${prefix}.cwd`) ?? '',
         argv: (values.get(`${prefix}.argv`) ?? '').split('\u001f').filter(Boolean),
-        children: (values.get(`${prefix}.children`) ?? '')
-            .trim()
-            .split(/\s+/)
-            .filter(Boolean)
-            .map(Number),
+        children: children.map(([pid]) => pid),
+        booted: children.filter(([, mode]) => mode === '0' || mode === '1').map(([pid]) => pid),
     };
+}
+/** Describes each of `pids` (those still alive) under the prefix `p<pid>`. */
+function describePidsCommand(pids) {
+    return sh `${DESCRIBE}; for p in ${pids.map(String)}; do d "$p" "p$p"; done; true`;
+}
+/** The processes described by describePidsCommand that are still alive. */
+function parseDescribedPids(stdout, pids) {
+    const values = valuesOf(stdout);
+    return pids.map((pid) => processFrom(values, `p${pid}`)).filter((facts) => facts !== undefined);
 }
 /** Parses the output of childrenCommand: the master's facts, or undefined when it is gone. */
 function parseChildren(stdout) {
@@ -59425,35 +59495,75 @@ function parseChildren(stdout) {
 
 
 
-/** The live process `pid` (same start time) with its children, or undefined if it is gone. */
-async function readProcess(host, pid, startTime) {
-    const result = await host.exec(`read gunicorn pid ${pid}`, childrenCommand(pid, startTime));
+
+const POLL_MS = 250;
+/** The live process (same start time) with its children, or undefined if it is gone. */
+async function readProcess(host, process) {
+    const result = await host.exec(`read gunicorn pid ${process.pid}`, childrenCommand(process.pid, process.startTime));
     return parseChildren(result.stdout);
 }
+/** Sends a signal to a verified gunicorn process (the start time is re-checked in the same remote shell). */
+async function signal(host, process, name, log) {
+    await host.exec(`send ${name} to gunicorn pid ${process.pid}`, signalCommand(process.pid, process.startTime, name));
+    log(`${name} → ${process.pid}`);
+}
 /**
- * Waits until `pid`'s workers are all new (none of `oldWorkers`) and as many as `count`.
- * Throws when the master dies (gunicorn halts when a new worker cannot boot) or time runs out.
+ * Waits until `master` has `count` workers that have all booted and none of `old` remains.
+ * Throws when the master dies (gunicorn halts when a worker cannot boot) or time runs out.
  */
-async function waitForNewWorkers(host, pid, startTime, oldWorkers, count, timeoutSeconds) {
-    const old = new Set(oldWorkers);
-    let seen = [];
-    const workers = await pollUntil(async () => {
-        const master = await readProcess(host, pid, startTime);
-        if (!master)
-            throw new ReloadError(`gunicorn master ${pid} exited during the reload (a worker failed to boot halts it); see gunicorn's error log.`, host.name);
-        seen = master.children;
-        const settled = seen.length >= count && seen.every((worker) => !old.has(worker));
-        return settled ? seen : undefined;
-    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 });
-    if (!workers) {
-        const stale = seen.filter((worker) => old.has(worker));
-        throw new ReloadError(`gunicorn master ${pid} did not replace its workers within ${timeoutSeconds}s (now ${seen.length} workers, old ones still alive: ${stale.join(', ') || 'none'}; expected ${count}).`, host.name);
+async function waitForGeneration(host, master, wait) {
+    const old = new Set(wait.old);
+    const skip = new Set(wait.notWorkers ?? []);
+    let last;
+    const settled = await pollUntil(async () => {
+        const facts = await readProcess(host, master);
+        if (!facts)
+            throw new ReloadError(`gunicorn master ${master.pid} exited (a worker that cannot boot halts it); see gunicorn's error log.`, host.name);
+        last = workersOnly(facts, skip);
+        const fresh = last.children.filter((worker) => !old.has(worker));
+        if (fresh.length !== last.children.length || fresh.length < wait.count)
+            return undefined;
+        const booted = last.booted.filter((worker) => !old.has(worker));
+        if (booted.length < fresh.length)
+            return undefined;
+        const ready = wait.isReady ? await wait.isReady(booted) : booted;
+        return ready.length >= fresh.length ? last : undefined;
+    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS });
+    if (!settled) {
+        const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
+        throw new ReloadError(`gunicorn master ${master.pid} did not reach ${wait.count} booted new workers within ${wait.timeoutSeconds}s ` +
+            `(workers ${last?.children.join(', ') || 'none'}, booted ${last?.booted.join(', ') || 'none'}, old still alive: ${stale.join(', ') || 'none'}).`, host.name);
     }
-    return workers;
+    return settled;
+}
+/** Waits until `master` has no workers left (after WINCH). */
+async function waitForNoWorkers(host, master, notWorkers, timeoutSeconds) {
+    const skip = new Set(notWorkers);
+    let left = [];
+    const done = await pollUntil(async () => {
+        const facts = await readProcess(host, master);
+        if (!facts)
+            throw new ReloadError(`gunicorn master ${master.pid} exited while its workers were retired.`, host.name);
+        left = workersOnly(facts, skip).children;
+        return left.length === 0 ? true : undefined;
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: POLL_MS });
+    if (!done) {
+        throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH (is gunicorn really daemonized? WINCH is ignored otherwise).`, host.name);
+    }
+}
+/** Waits until a process is gone; returns false on timeout. */
+async function waitUntilGone(host, process, timeoutSeconds) {
+    const gone = await pollUntil(async () => ((await readProcess(host, process)) ? undefined : true), {
+        timeoutMs: timeoutSeconds * 1000,
+        intervalMs: POLL_MS,
+    });
+    return gone === true;
+}
+function workersOnly(facts, skip) {
+    return { ...facts, children: facts.children.filter((pid) => !skip.has(pid)), booted: facts.booted.filter((pid) => !skip.has(pid)) };
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/hup-strategy.ts
-
 
 /**
  * HUP: the master re-reads its config and replaces all workers at once, importing from
@@ -59461,12 +59571,11 @@ async function waitForNewWorkers(host, pid, startTime, oldWorkers, count, timeou
  * which is why the import preflight runs before the switch.
  */
 async function hupReload(host, master, timeoutSeconds, log) {
-    const replaceWorkers = async (oldWorkers) => {
-        await host.exec('send HUP to the gunicorn master', signalCommand(master.pid, master.startTime, 'HUP'));
-        log(`HUP sent to master ${master.pid}; waiting for ${master.workers.length} new workers to replace ${oldWorkers.join(', ')}`);
-        const workers = await waitForNewWorkers(host, master.pid, master.startTime, oldWorkers, master.workers.length, timeoutSeconds);
-        log(`master ${master.pid} now runs workers ${workers.join(', ')}`);
-        return { ...master, workers };
+    const replaceWorkers = async (old) => {
+        await signal(host, master, 'HUP', log);
+        const facts = await waitForGeneration(host, master, { old, count: master.workers.length, timeoutSeconds });
+        log(`master ${master.pid}: workers ${old.join(', ')} replaced by ${facts.children.join(', ')}`);
+        return { ...master, workers: facts.children };
     };
     const reloaded = await replaceWorkers(master.workers);
     return {
@@ -59533,7 +59642,292 @@ function verifyMaster(facts, pidfile, host) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/servers/gunicorn/ready-marks.ts
+
+/** The ready dir the hook uses by default: `ready/` beside the pidfile. */
+function readyDirOf(pidfile) {
+    return `${pidfile.replace(/\/[^/]*$/, '')}/ready`;
+}
+/** Prints `pid mark` for each of `pids` that has a mark. */
+function readMarksCommand(dir, pids) {
+    return sh `for p in ${pids.map(String)}; do [ -f ${dir}/"$p" ] && printf '%s %s\n' "$p" "$(head -c 200 ${dir}/"$p")"; done; true`;
+}
+/** Removes marks of workers that no longer exist (pids get reused; a stale mark must not pass for a new worker). */
+function pruneMarksCommand(dir, keep) {
+    return sh `k=${keep.join(' ')}; [ -d ${dir} ] && cd ${dir} && for f in *; do case " $k " in *" $f "*) ;; *) [ -f "$f" ] && rm -f -- "$f";; esac; done; true`;
+}
+/** Parses readMarksCommand's lines: `pid code<TAB>version<TAB>status line`. */
+function parseMarks(stdout) {
+    const marks = [];
+    for (const line of stdout.split('\n')) {
+        const match = /^(\d+) (\d+)\t([^\t]*)\t(.*)$/.exec(line.trim());
+        if (!match)
+            continue;
+        const [, pid = '', status = '', version = '', text = ''] = match;
+        marks.push({ pid: Number(pid), status: Number(status), version: version || undefined, text });
+    }
+    return marks;
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/rolling-strategy.ts
+
+
+
+
+
+/**
+ * Rolling (seed 000's "reload ++"): for each worker, TTIN adds one that imports the code
+ * `current` points to; once that worker is ready, TTOU retires the oldest. Capacity never
+ * drops below N and no request waits for a boot. Readiness of one worker is its mark from
+ * hooks/graceful_deploy_hook.py when the hook is installed, else the weaker "booted" signal
+ * (the worker reached its request loop).
+ */
+async function rollingReload(host, master, options, log) {
+    const count = master.workers.length;
+    const hook = await hookIsActive(host, options.readyDir, master.workers);
+    log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
+    const replaceAll = async (expectVersion) => {
+        const facts = await readProcess(host, master);
+        if (!facts)
+            throw new ReloadError(`gunicorn master ${master.pid} is gone.`, host.name);
+        let workers = facts.children;
+        const originals = new Set(workers);
+        await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, workers));
+        for (let round = 0; round < originals.size; round += 1) {
+            await signal(host, master, 'TTIN', log);
+            const added = await waitForNewWorker(host, master, workers, hook, { ...options, expectVersion });
+            await signal(host, master, 'TTOU', log);
+            workers = await waitForCount(host, master, [...workers, added], originals.size, options.timeoutSeconds);
+            log(`worker ${added} ready (${round + 1}/${originals.size}); workers now ${workers.join(', ')}`);
+        }
+        // A failed round can leave one extra worker: bring the count back to what it was.
+        while (workers.length > count) {
+            await signal(host, master, 'TTOU', log);
+            workers = await waitForCount(host, master, workers, workers.length - 1, options.timeoutSeconds);
+        }
+        const stale = workers.filter((pid) => originals.has(pid));
+        if (stale.length)
+            throw new ReloadError(`workers ${stale.join(', ')} of the previous generation are still running after the rolling reload.`, host.name);
+        return { ...master, workers };
+    };
+    const revert = () => replaceAll(undefined);
+    const handle = (reloaded) => ({ master: reloaded, commit: async () => reloaded, revert });
+    try {
+        return handle(await replaceAll(options.expectVersion));
+    }
+    catch (error) {
+        log(`rolling reload stopped: ${errorMessage(error)}`);
+        // Workers of both releases may be serving now; reverting rolls every worker again.
+        throw new ReloadFailure(error, host.name, false, handle(master));
+    }
+}
+/** The hook is taken as installed when every running worker left a mark when it booted. */
+async function hookIsActive(host, readyDir, workers) {
+    const marks = parseMarks((await host.exec('look for ready marks', readMarksCommand(readyDir, workers))).stdout);
+    return workers.length > 0 && workers.every((pid) => marks.some((mark) => mark.pid === pid));
+}
+/** Waits for a worker not in `known` that has booted and, with the hook, reported ready. */
+async function waitForNewWorker(host, master, known, hook, options) {
+    let failure = 'no new worker yet';
+    const added = await pollUntil(async () => {
+        const facts = await readProcess(host, master);
+        if (!facts)
+            throw new ReloadError(`gunicorn master ${master.pid} exited while a worker booted (a worker that cannot boot halts it).`, host.name);
+        const fresh = facts.booted.filter((pid) => !known.includes(pid));
+        const pid = fresh[0];
+        if (pid === undefined)
+            return undefined;
+        if (!hook)
+            return pid;
+        const mark = parseMarks((await host.exec('read the ready mark', readMarksCommand(options.readyDir, [pid]))).stdout)[0];
+        if (!mark) {
+            failure = `worker ${pid} has not reported ready`;
+            return undefined;
+        }
+        const problem = markProblem(mark, options.expectVersion);
+        if (problem)
+            throw new ReloadError(`new worker ${pid} is not ready: ${problem}`, host.name);
+        return pid;
+    }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 });
+    if (added === undefined)
+        throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
+    return added;
+}
+function markProblem(mark, expectVersion) {
+    if (mark.status < 200 || mark.status >= 300)
+        return `its readiness request answered '${mark.text}'`;
+    if (expectVersion && mark.version && mark.version !== expectVersion)
+        return `it serves ${mark.version}, expected ${expectVersion}`;
+    return undefined;
+}
+/** After TTOU: waits until the master has `count` workers, all from `candidates` (the oldest one gone). */
+async function waitForCount(host, master, candidates, count, timeoutSeconds) {
+    const workers = await pollUntil(async () => {
+        const facts = await readProcess(host, master);
+        if (!facts)
+            throw new ReloadError(`gunicorn master ${master.pid} exited during the rolling reload.`, host.name);
+        return facts.children.length === count && facts.children.every((pid) => candidates.includes(pid)) ? facts.children : undefined;
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 });
+    if (!workers)
+        throw new ReloadError(`the oldest worker did not exit within ${timeoutSeconds}s of TTOU.`, host.name);
+    return workers;
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/strategy-fit.ts
+/**
+ * Why a strategy cannot do its job with this gunicorn, or undefined when it can. Checked
+ * before anything is switched, because each of these fails in a way that hurts:
+ * - HUP and TTIN fork workers from the master, so with preload_app they keep serving the
+ *   code the master imported at start: the deploy would "succeed" with old code.
+ * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
+ *   workers (and a supervisor restarts a foreground master that exits).
+ */
+function strategyProblem(strategy, config, master) {
+    if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
+        return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
+    }
+    const daemonized = config ? config.daemon : master.daemonized;
+    if (strategy === 'usr2' && !daemonized) {
+        return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
+    }
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/usr2-strategy.ts
+
+
+
+
+
+
+/** Seconds the old generation gets to finish in-flight requests when it is stopped. */
+const STOP_SECONDS = 35;
+/**
+ * USR2: the old master forks a new master that re-executes gunicorn from `current` (so it
+ * loads the new code, preload apps included) beside the old one on the same sockets. Once
+ * the new generation has booted, WINCH retires the old workers; the old master stays, idle,
+ * so that reverting is only a HUP away until commit TERMs it.
+ */
+async function usr2Reload(host, old, options, log) {
+    await signal(host, old, 'USR2', log);
+    let fresh;
+    try {
+        fresh = await waitForNewMaster(host, old, options);
+        log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} booted workers`);
+        fresh = await waitForGeneration(host, fresh, { old: [], count: old.workers.length, timeoutSeconds: options.timeoutSeconds });
+        log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
+    }
+    catch (error) {
+        // The old master never stopped serving: removing whatever the new one left is all it takes.
+        await stopNewMaster(host, options, old, log).catch((cleanup) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
+        throw new ReloadFailure(error, host.name, true);
+    }
+    const newMaster = { ...old, pid: fresh.pid, startTime: fresh.startTime, workers: fresh.children, cwd: fresh.cwd };
+    const handle = {
+        master: newMaster,
+        commit: () => commit(host, old, newMaster, options, log),
+        revert: () => revert(host, old, newMaster, options, log),
+    };
+    try {
+        await signal(host, old, 'WINCH', log);
+        await waitForNoWorkers(host, old, [fresh.pid], STOP_SECONDS);
+        log(`old master ${old.pid} retired workers ${old.workers.join(', ')}; it stays until commit, for a quick revert`);
+    }
+    catch (error) {
+        throw new ReloadFailure(error, host.name, false, handle);
+    }
+    return handle;
+}
+/** Waits until `<pidfile>.2` names a live gunicorn whose parent is the old master. */
+async function waitForNewMaster(host, old, options) {
+    const found = await pollUntil(async () => {
+        const facts = parsePidfileFacts((await host.exec('look for the new master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+        if (!facts.master || facts.master.pid !== old.pid)
+            throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
+        const upgrade = facts.upgrade;
+        return upgrade && upgrade.ppid === old.pid && isGunicorn(upgrade) ? upgrade : undefined;
+    }, { timeoutMs: Math.min(options.timeoutSeconds, 60) * 1000, intervalMs: 250 });
+    if (!found)
+        throw new ReloadError(`no new master appeared in ${options.pidfile}.2 after USR2 (it failed to start; see gunicorn's error log).`, host.name);
+    return found;
+}
+/** Makes the new master the only one: TERM the old, wait for the new one to promote itself. */
+async function commit(host, old, fresh, options, log) {
+    await signal(host, old, 'TERM', log);
+    if (!(await waitUntilGone(host, old, STOP_SECONDS)))
+        throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
+    const promoted = await pollUntil(async () => {
+        const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+        return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 250 });
+    if (!promoted)
+        throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
+    log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
+    return { ...fresh, workers: promoted.children };
+}
+/**
+ * Gunicorn's documented way back (after `current` points to the previous release again):
+ * HUP the old master so it forks workers of the previous code, then TERM and, if need be,
+ * QUIT the new master, and check none of its workers remain.
+ */
+async function revert(host, old, fresh, options, log) {
+    const current = await readProcess(host, old);
+    if (!current)
+        throw new ReloadError(`old master ${old.pid} is gone: cannot revert to it.`, host.name);
+    const oldWorkers = current.children.filter((pid) => pid !== fresh.pid);
+    await signal(host, old, 'HUP', log);
+    const back = await waitForGeneration(host, old, { old: oldWorkers, count: old.workers.length, notWorkers: [fresh.pid], timeoutSeconds: options.timeoutSeconds });
+    log(`old master ${old.pid} serves again with workers ${back.children.filter((pid) => pid !== fresh.pid).join(', ')}`);
+    await stopNewMaster(host, options, old, log, fresh);
+    return { ...old, workers: back.children.filter((pid) => pid !== fresh.pid) };
+}
+/** Stops the new master (TERM, then QUIT) and waits until it and its workers are gone. */
+async function stopNewMaster(host, options, old, log, known) {
+    let target = known;
+    if (!target) {
+        const facts = parsePidfileFacts((await host.exec('look for the new master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+        const upgrade = facts.upgrade;
+        if (!upgrade || upgrade.ppid !== old.pid || !isGunicorn(upgrade))
+            return;
+        target = upgrade;
+    }
+    const facts = await readProcess(host, target);
+    if (!facts)
+        return;
+    const workers = await describe(host, facts.children);
+    await signal(host, target, 'TERM', log);
+    if (!(await waitUntilGone(host, target, STOP_SECONDS))) {
+        await signal(host, target, 'QUIT', log);
+        if (!(await waitUntilGone(host, target, 10)))
+            throw new ReloadError(`new master ${target.pid} did not exit after TERM and QUIT.`, host.name);
+    }
+    await waitForOrphans(host, workers, target.pid);
+    log(`new master ${target.pid} and its workers are gone`);
+}
+/** Gunicorn workers exit when their parent changes; make sure they did. */
+async function waitForOrphans(host, workers, parent) {
+    if (workers.length === 0)
+        return;
+    let left = [];
+    const gone = await pollUntil(async () => {
+        const alive = await describe(host, workers.map((worker) => worker.pid));
+        left = alive.filter((facts) => workers.some((worker) => worker.pid === facts.pid && worker.startTime === facts.startTime)).map((facts) => facts.pid);
+        return left.length === 0 ? true : undefined;
+    }, { timeoutMs: STOP_SECONDS * 1000, intervalMs: 250 });
+    if (!gone)
+        throw new ReloadError(`workers of the stopped master ${parent} are still alive: ${left.join(', ')}.`, host.name);
+}
+async function describe(host, pids) {
+    if (pids.length === 0)
+        return [];
+    return parseDescribedPids((await host.exec('read gunicorn workers', describePidsCommand(pids))).stdout, pids);
+}
+
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-server.ts
+
+
+
+
 
 
 
@@ -59541,8 +59935,8 @@ function verifyMaster(facts, pidfile, host) {
 
 const gunicorn_server_STRATEGIES = {
     hup: (host, master, options, log) => hupReload(host, master, options.reloadTimeoutSeconds, log),
-    usr2: undefined,
-    rolling: undefined,
+    usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
+    rolling: (host, master, options, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds }, log),
 };
 /** Gunicorn, driven through its master's signals. */
 class GunicornServer {
@@ -59555,8 +59949,11 @@ class GunicornServer {
         const master = verifyMaster(parsePidfileFacts(result.stdout), this.options.pidfile, host.name);
         return { ...master, python: interpreterOf(master) };
     }
-    async preflight(host, server, releaseDir) {
-        const master = server;
+    async preflight(host, master, releaseDir) {
+        const config = await this.readConfig(host, master, releaseDir);
+        const problem = strategyProblem(this.options.strategy, config, master);
+        if (problem)
+            throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
         try {
             await host.exec('import check of the new release', preflightCommand(master, releaseDir, this.options.appSpec), {
                 timeoutSeconds: this.options.reloadTimeoutSeconds,
@@ -59568,11 +59965,23 @@ class GunicornServer {
             throw new PreflightError(`the new release in ${releaseDir} cannot be loaded by the master's interpreter (${master.python}); nothing was switched or reloaded:\n${error.stderrTail}`, host.name);
         }
     }
-    async reload(host, server, log) {
-        const strategy = gunicorn_server_STRATEGIES[this.options.strategy];
-        if (!strategy)
-            throw new PreflightError(`strategy '${this.options.strategy}' is not available yet`, host.name);
-        return strategy(host, server, this.options, log);
+    reload(host, master, log) {
+        return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, log);
+    }
+    /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */
+    async readConfig(host, master, releaseDir) {
+        const command = readConfigCommand(master, releaseDir);
+        if (!command)
+            return undefined;
+        const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
+        if (result.code !== 0)
+            return undefined;
+        try {
+            return JSON.parse(result.stdout.trim().split('\n').pop() ?? '');
+        }
+        catch {
+            return undefined;
+        }
     }
 }
 

@@ -23,7 +23,7 @@ import { parseReleaseState, releasesToPrune, type ReleaseState } from './release
 import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
-import type { ReloadHandle, ServerDriver, ServerProcess } from './servers/server-driver.js';
+import { ReloadFailure, type ReloadHandle, type ServerDriver, type ServerProcess } from './servers/server-driver.js';
 
 /** Everything the story needs from outside, so it can run against stubs. */
 export interface DeployDependencies {
@@ -251,7 +251,9 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
         deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
         throw new DeployFailed(outcome);
       }
-      await putBack(settings, deps, [session, ...done.reverse()], layout, token, session, handle);
+      const failure = error instanceof ReloadFailure ? error : undefined;
+      const inFlight = handle ?? failure?.handle;
+      await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
       outcome.status = 'rolled-back';
       throw new DeployFailed(outcome);
     }
@@ -283,8 +285,9 @@ async function gate(settings: Settings, deps: DeployDependencies, session: HostS
 
 /**
  * Puts each host back on the release it served before this run. The failing host reverts its
- * in-flight reload (e.g. the old USR2 master takes over again); hosts already done reload the
- * previous release afresh. Every host is attempted even if one fails.
+ * in-flight reload (e.g. the old USR2 master takes over again), or only switches back when its
+ * old generation never stopped serving; hosts already done reload the previous release
+ * afresh. Every host is attempted even if one fails.
  */
 async function putBack(
   settings: Settings,
@@ -292,23 +295,23 @@ async function putBack(
   order: HostSession[],
   layout: Layout,
   token: string,
-  failing: HostSession,
-  inFlight: ReloadHandle | undefined,
+  failing: { session: HostSession; inFlight?: ReloadHandle; intact: boolean },
 ): Promise<void> {
   for (const session of order) {
     const { remote } = session;
     try {
       await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
-        const previousLink = session.state.previous ?? session.leaving;
-        await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previousLink, token));
+        const previous = session.state.previous ?? null;
+        await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
         deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
-        // The failing host's own reload knows how to undo itself (e.g. the old USR2 master takes
-        // over again); any other host, or a reload that never got going, reloads the previous release afresh.
-        const ownReload = session === failing ? inFlight : undefined;
+        const own = session === failing.session ? failing : undefined;
         let handle: ReloadHandle | undefined;
         let serving: ServerProcess;
-        if (ownReload) {
-          serving = await ownReload.revert();
+        if (own?.inFlight) {
+          serving = await own.inFlight.revert();
+        } else if (own?.intact) {
+          serving = await deps.server.inspect(remote);
+          deps.reporter.log(remote.name, `master ${serving.pid} never stopped serving ${session.leaving}`);
         } else {
           handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => deps.reporter.log(remote.name, line));
           serving = handle.master;

@@ -25,7 +25,7 @@ export interface OfflineScript {
 const HEADER = /^-- Running upgrade (.*) -> (\S+)[ \t]*$/gm;
 /**
  * With `transaction_per_migration`, Alembic writes the `BEGIN;` of a revision *before* that
- * revision's header comment (and one more, never committed, at the very end). Moving it
+ * revision's header comment, so it ends the previous chunk (or the preamble). Moving it
  * after the header gives each chunk the SQL that really runs for its revision.
  */
 const TRAILING_BEGIN = /(?:^|\n)BEGIN;\s*$/;

@@ -100,10 +100,14 @@ export function releaseExistsCommand(layout: Layout, release: string): ShellFrag
   return sh`test -d ${layout.releaseDir(release)}`;
 }
 
-/** Switches current to `release`, recording the release it leaves in `previous` first. */
-export function switchCurrentCommand(layout: Layout, release: string, leaving: string | undefined, token: string): ShellFragment {
+/**
+ * Switches current to `release`. `previous` says what the `previous` link should name
+ * afterwards: a release, `null` to remove the link, undefined to leave it as it is.
+ */
+export function switchCurrentCommand(layout: Layout, release: string, previous: string | null | undefined, token: string): ShellFragment {
   const steps = [releaseExistsCommand(layout, release)];
-  if (leaving && leaving !== release) steps.push(pointLinkCommand(layout.previous, leaving, token));
+  if (previous === null) steps.push(sh`rm -f ${layout.previous}`);
+  else if (previous !== undefined && previous !== release) steps.push(pointLinkCommand(layout.previous, previous, token));
   steps.push(pointLinkCommand(layout.current, release, token));
   return joinFragments(steps, ' && ');
 }

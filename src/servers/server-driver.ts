@@ -1,3 +1,4 @@
+import { ReloadError } from '../errors.js';
 import type { RemoteHost } from '../remote/remote-host.js';
 
 /** A running app server, verified as this app's, as a server driver sees it. */
@@ -9,26 +10,42 @@ export interface ServerProcess {
 }
 
 /** A reload in flight: the new code serves; the caller decides whether it stays. */
-export interface ReloadHandle {
+export interface ReloadHandle<P extends ServerProcess = ServerProcess> {
   /** The master serving after the reload, and its workers, for the report. */
-  master: ServerProcess;
+  master: P;
   /** Makes the new generation the only one (e.g. TERM the old master after USR2). */
-  commit(): Promise<ServerProcess>;
+  commit(): Promise<P>;
   /**
    * Puts the previous generation back. Called after `current` points to the previous
    * release again; resolves once the previous code serves.
    */
-  revert(): Promise<ServerProcess>;
+  revert(): Promise<P>;
 }
 
 export type Log = (line: string) => void;
 
 /** What every server (gunicorn, later uwsgi) offers the deploy story. */
-export interface ServerDriver {
+export interface ServerDriver<P extends ServerProcess = ServerProcess> {
   /** Finds the running server and verifies it is this app's, or throws MasterCheckError. */
-  inspect(host: RemoteHost): Promise<ServerProcess>;
+  inspect(host: RemoteHost): Promise<P>;
   /** Checks, before any switch, that the release in `releaseDir` can be loaded by this server. */
-  preflight(host: RemoteHost, server: ServerProcess, releaseDir: string): Promise<void>;
+  preflight(host: RemoteHost, server: P, releaseDir: string): Promise<void>;
   /** Reloads after `current` was switched; resolves when the new generation is up. */
-  reload(host: RemoteHost, server: ServerProcess, log: Log): Promise<ReloadHandle>;
+  reload(host: RemoteHost, server: P, log: Log): Promise<ReloadHandle<P>>;
+}
+
+/**
+ * A reload that failed. `handle` is set when the new generation got far enough that undoing it
+ * takes the strategy's own revert; `previousIntact` when the old generation never stopped
+ * serving the previous code (switching `current` back is all that is left to do).
+ */
+export class ReloadFailure extends ReloadError {
+  constructor(
+    cause: Error,
+    host: string,
+    readonly previousIntact: boolean,
+    readonly handle?: ReloadHandle,
+  ) {
+    super(cause.message.replace(`[${host}] `, ''), host);
+  }
 }

@@ -6,6 +6,7 @@ import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed } from '../../src/deploy.js';
 import { PreflightError, ReloadError } from '../../src/errors.js';
+import { ReloadFailure } from '../../src/servers/server-driver.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
 import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../../src/servers/server-driver.js';
@@ -15,7 +16,7 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'import-fails';
+type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'import-fails';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
@@ -29,7 +30,7 @@ class ScriptedServer implements ServerDriver {
     return this.behaviour.get(`${host}/${release}`) ?? 'ok';
   }
 
-  async inspect(host: RemoteHost): Promise<ServerProcess> {
+  async inspect(_host: RemoteHost): Promise<ServerProcess> {
     return { pid: 1, workers: [2, 3], python: '/usr/bin/python3' };
   }
 
@@ -43,6 +44,7 @@ class ScriptedServer implements ServerDriver {
     const release = path.basename(readlinkSync(path.join(this.dirs.get(host.name)!, 'current')));
     this.events.push(`reload ${host.name} ${release}`);
     if (this.behaviourOf(host.name, release) === 'reload-fails') throw new ReloadError('workers never came', host.name);
+    if (this.behaviourOf(host.name, release) === 'new-master-dies') throw new ReloadFailure(new ReloadError('new master exited', host.name), host.name, true);
     const before = this.serving.get(host.name)!;
     this.serving.set(host.name, release);
     const master = { pid: this.nextPid++, workers: [1, 2], python: '/usr/bin/python3' };
@@ -184,6 +186,15 @@ describe('deploy story', () => {
     expect(outcome.hosts[0]?.status).toBe('rolled-back');
     expect(currentOf('web1')).toBe('releases/v1');
     expect(server.events.slice(3)).toEqual(['reload deploy@web1 v2', 'reload deploy@web1 v1', 'commit deploy@web1 v1']);
+  });
+
+  it('only switches back when the old generation never stopped serving', async () => {
+    server.behaviour.set('deploy@web2/v2', 'new-master-dies');
+    const outcome = await failure();
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/new master exited/);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect(server.events.slice(3)).toEqual(['reload deploy@web1 v2', 'commit deploy@web1 v2', 'reload deploy@web2 v2', 'reload deploy@web1 v1', 'commit deploy@web1 v1']);
   });
 
   it('leaves hosts as they are with rollback: never', async () => {

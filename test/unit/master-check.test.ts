@@ -19,6 +19,7 @@ function proc(overrides: Partial<ProcessFacts>): ProcessFacts {
     cwd: '/srv/app/releases/v1',
     argv: ['/usr/bin/python3', '/usr/bin/gunicorn', '-c', 'gunicorn.conf.py', 'app:application'],
     children: [101, 102],
+    booted: [101, 102],
     ...overrides,
   };
 }

@@ -1,44 +1,102 @@
 import { ReloadError } from '../../errors.js';
 import { pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
+import type { Log } from '../server-driver.js';
 import { childrenCommand, parseChildren, type ProcessFacts } from './process-facts.js';
+import { signalCommand } from './gunicorn-commands.js';
 
-/** The live process `pid` (same start time) with its children, or undefined if it is gone. */
-export async function readProcess(host: RemoteHost, pid: number, startTime: string): Promise<ProcessFacts | undefined> {
-  const result = await host.exec(`read gunicorn pid ${pid}`, childrenCommand(pid, startTime));
+/** A gunicorn process we verified, named by pid and start time so a reused pid never matches. */
+export interface ProcessRef {
+  pid: number;
+  startTime: string;
+}
+
+const POLL_MS = 250;
+
+/** The live process (same start time) with its children, or undefined if it is gone. */
+export async function readProcess(host: RemoteHost, process: ProcessRef): Promise<ProcessFacts | undefined> {
+  const result = await host.exec(`read gunicorn pid ${process.pid}`, childrenCommand(process.pid, process.startTime));
   return parseChildren(result.stdout);
 }
 
+/** Sends a signal to a verified gunicorn process (the start time is re-checked in the same remote shell). */
+export async function signal(host: RemoteHost, process: ProcessRef, name: string, log: Log): Promise<void> {
+  await host.exec(`send ${name} to gunicorn pid ${process.pid}`, signalCommand(process.pid, process.startTime, name));
+  log(`${name} → ${process.pid}`);
+}
+
+export interface GenerationWait {
+  /** Workers that must all be gone from the master. */
+  old: number[];
+  /** How many booted workers make the new generation complete. */
+  count: number;
+  /** Children that are not workers (a USR2 child master). */
+  notWorkers?: number[];
+  timeoutSeconds: number;
+  /** Extra readiness test of a booted worker (the ready-hook mark), if any. */
+  isReady?: (workers: number[]) => Promise<number[]>;
+}
+
 /**
- * Waits until `pid`'s workers are all new (none of `oldWorkers`) and as many as `count`.
- * Throws when the master dies (gunicorn halts when a new worker cannot boot) or time runs out.
+ * Waits until `master` has `count` workers that have all booted and none of `old` remains.
+ * Throws when the master dies (gunicorn halts when a worker cannot boot) or time runs out.
  */
-export async function waitForNewWorkers(
-  host: RemoteHost,
-  pid: number,
-  startTime: string,
-  oldWorkers: number[],
-  count: number,
-  timeoutSeconds: number,
-): Promise<number[]> {
-  const old = new Set(oldWorkers);
-  let seen: number[] = [];
-  const workers = await pollUntil(
+export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wait: GenerationWait): Promise<ProcessFacts> {
+  const old = new Set(wait.old);
+  const skip = new Set(wait.notWorkers ?? []);
+  let last: ProcessFacts | undefined;
+  const settled = await pollUntil(
     async () => {
-      const master = await readProcess(host, pid, startTime);
-      if (!master) throw new ReloadError(`gunicorn master ${pid} exited during the reload (a worker failed to boot halts it); see gunicorn's error log.`, host.name);
-      seen = master.children;
-      const settled = seen.length >= count && seen.every((worker) => !old.has(worker));
-      return settled ? seen : undefined;
+      const facts = await readProcess(host, master);
+      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited (a worker that cannot boot halts it); see gunicorn's error log.`, host.name);
+      last = workersOnly(facts, skip);
+      const fresh = last.children.filter((worker) => !old.has(worker));
+      if (fresh.length !== last.children.length || fresh.length < wait.count) return undefined;
+      const booted = last.booted.filter((worker) => !old.has(worker));
+      if (booted.length < fresh.length) return undefined;
+      const ready = wait.isReady ? await wait.isReady(booted) : booted;
+      return ready.length >= fresh.length ? last : undefined;
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
+    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS },
   );
-  if (!workers) {
-    const stale = seen.filter((worker) => old.has(worker));
+  if (!settled) {
+    const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
     throw new ReloadError(
-      `gunicorn master ${pid} did not replace its workers within ${timeoutSeconds}s (now ${seen.length} workers, old ones still alive: ${stale.join(', ') || 'none'}; expected ${count}).`,
+      `gunicorn master ${master.pid} did not reach ${wait.count} booted new workers within ${wait.timeoutSeconds}s ` +
+        `(workers ${last?.children.join(', ') || 'none'}, booted ${last?.booted.join(', ') || 'none'}, old still alive: ${stale.join(', ') || 'none'}).`,
       host.name,
     );
   }
-  return workers;
+  return settled;
+}
+
+/** Waits until `master` has no workers left (after WINCH). */
+export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, notWorkers: number[], timeoutSeconds: number): Promise<void> {
+  const skip = new Set(notWorkers);
+  let left: number[] = [];
+  const done = await pollUntil(
+    async () => {
+      const facts = await readProcess(host, master);
+      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited while its workers were retired.`, host.name);
+      left = workersOnly(facts, skip).children;
+      return left.length === 0 ? true : undefined;
+    },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: POLL_MS },
+  );
+  if (!done) {
+    throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH (is gunicorn really daemonized? WINCH is ignored otherwise).`, host.name);
+  }
+}
+
+/** Waits until a process is gone; returns false on timeout. */
+export async function waitUntilGone(host: RemoteHost, process: ProcessRef, timeoutSeconds: number): Promise<boolean> {
+  const gone = await pollUntil(async () => ((await readProcess(host, process)) ? undefined : true), {
+    timeoutMs: timeoutSeconds * 1000,
+    intervalMs: POLL_MS,
+  });
+  return gone === true;
+}
+
+function workersOnly(facts: ProcessFacts, skip: Set<number>): ProcessFacts {
+  return { ...facts, children: facts.children.filter((pid) => !skip.has(pid)), booted: facts.booted.filter((pid) => !skip.has(pid)) };
 }

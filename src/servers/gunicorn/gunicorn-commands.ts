@@ -39,3 +39,39 @@ export function preflightCommand(master: GunicornMaster, releaseDir: string, app
   if (spec) return sh`cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
   return sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
+
+const READ_CONFIG = [
+  'import json, os, sys',
+  'd = sys.argv[1]',
+  'os.chdir(d)',
+  'os.environ["PWD"] = d',
+  'sys.argv = ["gunicorn"] + sys.argv[2:]',
+  'from gunicorn.app.wsgiapp import WSGIApplication',
+  'c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
+  'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile}))',
+].join('\n');
+
+/** Gunicorn settings that decide which strategies can work. */
+export interface GunicornConfig {
+  daemon: boolean;
+  preload_app: boolean;
+  workers: number;
+  pidfile: string | null;
+}
+
+/** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */
+export function gunicornArgs(argv: string[]): string[] | undefined {
+  const at = argv.findIndex((arg, index) => index > 0 && /(^|\/)gunicorn$/.test(arg));
+  return at < 0 ? undefined : argv.slice(at + 1);
+}
+
+/**
+ * Reads the config gunicorn would use for `releaseDir` with the master's arguments, with
+ * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS); undefined when the
+ * argv is hidden by setproctitle.
+ */
+export function readConfigCommand(master: GunicornMaster, releaseDir: string): ShellFragment | undefined {
+  const args = master.titledApp ? undefined : gunicornArgs(master.argv);
+  if (!args) return undefined;
+  return sh`cd ${releaseDir} && ${interpreterOf(master)} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+}

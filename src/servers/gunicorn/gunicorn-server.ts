@@ -1,11 +1,15 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../server-driver.js';
-import { interpreterOf, preflightCommand } from './gunicorn-commands.js';
+import type { Log, ReloadHandle, ServerDriver } from '../server-driver.js';
+import { interpreterOf, preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { hupReload } from './hup-strategy.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
 import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
+import { readyDirOf } from './ready-marks.js';
+import { rollingReload } from './rolling-strategy.js';
+import { strategyProblem } from './strategy-fit.js';
+import { usr2Reload } from './usr2-strategy.js';
 
 export interface GunicornOptions {
   pidfile: string;
@@ -16,26 +20,28 @@ export interface GunicornOptions {
   appSpec?: string;
 }
 
-type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, log: Log) => Promise<ReloadHandle>;
+type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, log: Log) => Promise<ReloadHandle<GunicornMaster>>;
 
-const STRATEGIES: Record<GunicornStrategy, Strategy | undefined> = {
+const STRATEGIES: Record<GunicornStrategy, Strategy> = {
   hup: (host, master, options, log) => hupReload(host, master, options.reloadTimeoutSeconds, log),
-  usr2: undefined,
-  rolling: undefined,
+  usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
+  rolling: (host, master, options, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds }, log),
 };
 
 /** Gunicorn, driven through its master's signals. */
-export class GunicornServer implements ServerDriver {
+export class GunicornServer implements ServerDriver<GunicornMaster> {
   constructor(private readonly options: GunicornOptions) {}
 
-  async inspect(host: RemoteHost): Promise<GunicornMaster & ServerProcess> {
+  async inspect(host: RemoteHost): Promise<GunicornMaster> {
     const result = await host.exec('inspect the gunicorn master', inspectPidfileCommand(this.options.pidfile, this.options.appDir));
     const master = verifyMaster(parsePidfileFacts(result.stdout), this.options.pidfile, host.name);
     return { ...master, python: interpreterOf(master) };
   }
 
-  async preflight(host: RemoteHost, server: ServerProcess, releaseDir: string): Promise<void> {
-    const master = server as GunicornMaster;
+  async preflight(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
+    const config = await this.readConfig(host, master, releaseDir);
+    const problem = strategyProblem(this.options.strategy, config, master);
+    if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
     try {
       await host.exec('import check of the new release', preflightCommand(master, releaseDir, this.options.appSpec), {
         timeoutSeconds: this.options.reloadTimeoutSeconds,
@@ -49,9 +55,20 @@ export class GunicornServer implements ServerDriver {
     }
   }
 
-  async reload(host: RemoteHost, server: ServerProcess, log: Log): Promise<ReloadHandle> {
-    const strategy = STRATEGIES[this.options.strategy];
-    if (!strategy) throw new PreflightError(`strategy '${this.options.strategy}' is not available yet`, host.name);
-    return strategy(host, server as GunicornMaster, this.options, log);
+  reload(host: RemoteHost, master: GunicornMaster, log: Log): Promise<ReloadHandle<GunicornMaster>> {
+    return STRATEGIES[this.options.strategy](host, master, this.options, log);
+  }
+
+  /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */
+  private async readConfig(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<GunicornConfig | undefined> {
+    const command = readConfigCommand(master, releaseDir);
+    if (!command) return undefined;
+    const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
+    if (result.code !== 0) return undefined;
+    try {
+      return JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as GunicornConfig;
+    } catch {
+      return undefined;
+    }
   }
 }

@@ -1,7 +1,6 @@
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log, ReloadHandle } from '../server-driver.js';
-import { waitForNewWorkers } from './generation.js';
-import { signalCommand } from './gunicorn-commands.js';
+import { signal, waitForGeneration } from './generation.js';
 import type { GunicornMaster } from './master-check.js';
 
 /**
@@ -9,13 +8,12 @@ import type { GunicornMaster } from './master-check.js';
  * `current`. Requests wait while the new workers boot; a boot failure halts the master,
  * which is why the import preflight runs before the switch.
  */
-export async function hupReload(host: RemoteHost, master: GunicornMaster, timeoutSeconds: number, log: Log): Promise<ReloadHandle> {
-  const replaceWorkers = async (oldWorkers: number[]): Promise<GunicornMaster> => {
-    await host.exec('send HUP to the gunicorn master', signalCommand(master.pid, master.startTime, 'HUP'));
-    log(`HUP sent to master ${master.pid}; waiting for ${master.workers.length} new workers to replace ${oldWorkers.join(', ')}`);
-    const workers = await waitForNewWorkers(host, master.pid, master.startTime, oldWorkers, master.workers.length, timeoutSeconds);
-    log(`master ${master.pid} now runs workers ${workers.join(', ')}`);
-    return { ...master, workers };
+export async function hupReload(host: RemoteHost, master: GunicornMaster, timeoutSeconds: number, log: Log): Promise<ReloadHandle<GunicornMaster>> {
+  const replaceWorkers = async (old: number[]): Promise<GunicornMaster> => {
+    await signal(host, master, 'HUP', log);
+    const facts = await waitForGeneration(host, master, { old, count: master.workers.length, timeoutSeconds });
+    log(`master ${master.pid}: workers ${old.join(', ')} replaced by ${facts.children.join(', ')}`);
+    return { ...master, workers: facts.children };
   };
   const reloaded = await replaceWorkers(master.workers);
   return {

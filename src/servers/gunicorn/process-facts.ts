@@ -12,6 +12,13 @@ export interface ProcessFacts {
   cwd: string;
   argv: string[];
   children: number[];
+  /**
+   * Children that reached their request loop. Gunicorn gives each worker an unlinked
+   * `wgunicorn-*` heartbeat file created with mode 600; the worker's first notify() (right
+   * after booting the app and post_worker_init) fchmods it to 0 or 1. So a worker whose
+   * file is no longer 600 has booted.
+   */
+  booted: number[];
 }
 
 /** The facts gathered about a pidfile in one round trip. */
@@ -34,7 +41,7 @@ const DESCRIBE = raw(
     `printf '%s.exe=%s\\n' "$2" "$(readlink /proc/$p/exe)"; ` +
     `printf '%s.cwd=%s\\n' "$2" "$(readlink /proc/$p/cwd)"; ` +
     `printf '%s.argv=%s\\n' "$2" "$(tr '\\000\\n' '\\037 ' < /proc/$p/cmdline)"; ` +
-    `printf '%s.children=%s\\n' "$2" "$(ps -o pid= --ppid "$p" | tr -s ' \\n' '  ')"; ` +
+    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
     `printf '%s.pid=%s\\n' "$2" "$p"; }`,
 );
 
@@ -48,12 +55,17 @@ export function childrenCommand(pid: number, startTime: string): ShellFragment {
   return sh`${DESCRIBE}; [ "$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20)" = ${startTime} ] && d ${pid} master; true`;
 }
 
-export function parsePidfileFacts(stdout: string): PidfileFacts {
+function valuesOf(stdout: string): Map<string, string> {
   const values = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const at = line.indexOf('=');
     if (at > 0) values.set(line.slice(0, at), line.slice(at + 1));
   }
+  return values;
+}
+
+export function parsePidfileFacts(stdout: string): PidfileFacts {
+  const values = valuesOf(stdout);
   const numberOf = (key: string): number | undefined => {
     const value = values.get(key);
     return value ? Number(value) : undefined;
@@ -74,6 +86,14 @@ function processFrom(values: Map<string, string>, prefix: string): ProcessFacts 
   if (!stat || !pid) return undefined;
   // After "pid (comm) ": state ppid pgrp session ... starttime is the 20th field.
   const fields = stat.trim().split(/\s+/);
+  const children = (values.get(`${prefix}.children`) ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((item): [number, string] => {
+      const [pid = '', mode = ''] = item.split(':');
+      return [Number(pid), mode];
+    });
   return {
     pid: Number(pid),
     ppid: Number(fields[1]),
@@ -83,12 +103,20 @@ function processFrom(values: Map<string, string>, prefix: string): ProcessFacts 
     exe: values.get(`${prefix}.exe`) ?? '',
     cwd: values.get(`${prefix}.cwd`) ?? '',
     argv: (values.get(`${prefix}.argv`) ?? '').split('\u001f').filter(Boolean),
-    children: (values.get(`${prefix}.children`) ?? '')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number),
+    children: children.map(([pid]) => pid),
+    booted: children.filter(([, mode]) => mode === '0' || mode === '1').map(([pid]) => pid),
   };
+}
+
+/** Describes each of `pids` (those still alive) under the prefix `p<pid>`. */
+export function describePidsCommand(pids: number[]): ShellFragment {
+  return sh`${DESCRIBE}; for p in ${pids.map(String)}; do d "$p" "p$p"; done; true`;
+}
+
+/** The processes described by describePidsCommand that are still alive. */
+export function parseDescribedPids(stdout: string, pids: number[]): ProcessFacts[] {
+  const values = valuesOf(stdout);
+  return pids.map((pid) => processFrom(values, `p${pid}`)).filter((facts): facts is ProcessFacts => facts !== undefined);
 }
 
 /** Parses the output of childrenCommand: the master's facts, or undefined when it is gone. */

@@ -1,0 +1,62 @@
+/** Typed errors of the migration step. Each names the host it ran on. */
+import { DeployError } from '../errors.js';
+import type { Finding } from './lint/finding.js';
+
+/** The migration step could not do what it needed (Alembic failed, or its output was unusable). */
+export class MigrationError extends DeployError {}
+
+/** Alembic names several heads: `alembic upgrade head` would refuse to run. */
+export class MultipleHeadsError extends MigrationError {
+  constructor(
+    readonly heads: readonly string[],
+    host: string,
+  ) {
+    super(
+      `The migrations have ${heads.length} heads (${heads.join(', ')}); they must have exactly one. ` +
+        "Join them with 'alembic merge heads' and commit the merge revision.",
+      host,
+    );
+  }
+}
+
+/** The lint found errors no allowance covers, and allow-unsafe-migrations is off. */
+export class MigrationLintError extends MigrationError {
+  constructor(
+    /** Every finding of the run, allowed ones and infos included, for the job summary. */
+    readonly findings: readonly Finding[],
+    readonly blocking: readonly Finding[],
+    host: string,
+  ) {
+    const listed = blocking
+      .slice(0, 5)
+      .map((finding) => `${finding.rule} in ${finding.revision}${finding.file ? ` (${finding.file})` : ''}`)
+      .join('; ');
+    const more = blocking.length > 5 ? `; and ${blocking.length - 5} more` : '';
+    super(
+      `The migration lint found ${blocking.length} unsafe operation${blocking.length === 1 ? '' : 's'}: ${listed}${more}. ` +
+        "Nothing was migrated. Fix the revisions, allow a rule in a revision with '# graceful-deploy: allow=<rule> <reason>', " +
+        "or set 'allow-unsafe-migrations: true'.",
+      host,
+    );
+  }
+}
+
+/** The migrate command failed (after the lock-timeout retries, when it was a lock timeout). */
+export class MigrationCommandError extends MigrationError {
+  constructor(
+    host: string,
+    readonly code: number,
+    /** The last lines of the command's output (standard output and error, interleaved). */
+    readonly outputTail: string,
+    readonly lockTimeout: boolean,
+    readonly attempts: number,
+    /** The revision the database is at after the failure, when Alembic could tell. */
+    readonly revisionAfter: string | null,
+  ) {
+    const cause = lockTimeout
+      ? `timed out waiting for a lock ${attempts} time${attempts === 1 ? '' : 's'} (something holds a conflicting lock: a long transaction or another migration)`
+      : `failed (exit ${code})`;
+    const at = revisionAfter === null ? '' : ` The database is at revision ${revisionAfter}.`;
+    super(`The migrate command ${cause}.${at}\n${outputTail}`, host);
+  }
+}

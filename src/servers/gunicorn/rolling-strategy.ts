@@ -1,0 +1,112 @@
+import { ReloadError, errorMessage } from '../../errors.js';
+import { pollUntil } from '../../poll.js';
+import type { RemoteHost } from '../../remote/remote-host.js';
+import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
+import { readProcess, signal } from './generation.js';
+import type { GunicornMaster } from './master-check.js';
+import { parseMarks, pruneMarksCommand, readMarksCommand, type ReadyMark } from './ready-marks.js';
+
+export interface RollingOptions {
+  readyDir: string;
+  timeoutSeconds: number;
+  /** The version a new worker's ready mark must name, when the hook reports versions. */
+  expectVersion?: string;
+}
+
+/**
+ * Rolling (seed 000's "reload ++"): for each worker, TTIN adds one that imports the code
+ * `current` points to; once that worker is ready, TTOU retires the oldest. Capacity never
+ * drops below N and no request waits for a boot. Readiness of one worker is its mark from
+ * hooks/graceful_deploy_hook.py when the hook is installed, else the weaker "booted" signal
+ * (the worker reached its request loop).
+ */
+export async function rollingReload(host: RemoteHost, master: GunicornMaster, options: RollingOptions, log: Log): Promise<ReloadHandle<GunicornMaster>> {
+  const count = master.workers.length;
+  const hook = await hookIsActive(host, options.readyDir, master.workers);
+  log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
+
+  const replaceAll = async (expectVersion: string | undefined): Promise<GunicornMaster> => {
+    const facts = await readProcess(host, master);
+    if (!facts) throw new ReloadError(`gunicorn master ${master.pid} is gone.`, host.name);
+    let workers = facts.children;
+    const originals = new Set(workers);
+    await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, workers));
+    for (let round = 0; round < originals.size; round += 1) {
+      await signal(host, master, 'TTIN', log);
+      const added = await waitForNewWorker(host, master, workers, hook, { ...options, expectVersion });
+      await signal(host, master, 'TTOU', log);
+      workers = await waitForCount(host, master, [...workers, added], originals.size, options.timeoutSeconds);
+      log(`worker ${added} ready (${round + 1}/${originals.size}); workers now ${workers.join(', ')}`);
+    }
+    // A failed round can leave one extra worker: bring the count back to what it was.
+    while (workers.length > count) {
+      await signal(host, master, 'TTOU', log);
+      workers = await waitForCount(host, master, workers, workers.length - 1, options.timeoutSeconds);
+    }
+    const stale = workers.filter((pid) => originals.has(pid));
+    if (stale.length) throw new ReloadError(`workers ${stale.join(', ')} of the previous generation are still running after the rolling reload.`, host.name);
+    return { ...master, workers };
+  };
+
+  const revert = () => replaceAll(undefined);
+  const handle = (reloaded: GunicornMaster): ReloadHandle<GunicornMaster> => ({ master: reloaded, commit: async () => reloaded, revert });
+  try {
+    return handle(await replaceAll(options.expectVersion));
+  } catch (error) {
+    log(`rolling reload stopped: ${errorMessage(error)}`);
+    // Workers of both releases may be serving now; reverting rolls every worker again.
+    throw new ReloadFailure(error as Error, host.name, false, handle(master));
+  }
+}
+
+/** The hook is taken as installed when every running worker left a mark when it booted. */
+async function hookIsActive(host: RemoteHost, readyDir: string, workers: number[]): Promise<boolean> {
+  const marks = parseMarks((await host.exec('look for ready marks', readMarksCommand(readyDir, workers))).stdout);
+  return workers.length > 0 && workers.every((pid) => marks.some((mark) => mark.pid === pid));
+}
+
+/** Waits for a worker not in `known` that has booted and, with the hook, reported ready. */
+async function waitForNewWorker(host: RemoteHost, master: GunicornMaster, known: number[], hook: boolean, options: RollingOptions): Promise<number> {
+  let failure = 'no new worker yet';
+  const added = await pollUntil(
+    async () => {
+      const facts = await readProcess(host, master);
+      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited while a worker booted (a worker that cannot boot halts it).`, host.name);
+      const fresh = facts.booted.filter((pid) => !known.includes(pid));
+      const pid = fresh[0];
+      if (pid === undefined) return undefined;
+      if (!hook) return pid;
+      const mark = parseMarks((await host.exec('read the ready mark', readMarksCommand(options.readyDir, [pid]))).stdout)[0];
+      if (!mark) {
+        failure = `worker ${pid} has not reported ready`;
+        return undefined;
+      }
+      const problem = markProblem(mark, options.expectVersion);
+      if (problem) throw new ReloadError(`new worker ${pid} is not ready: ${problem}`, host.name);
+      return pid;
+    },
+    { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 },
+  );
+  if (added === undefined) throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
+  return added;
+}
+
+function markProblem(mark: ReadyMark, expectVersion: string | undefined): string | undefined {
+  if (mark.status < 200 || mark.status >= 300) return `its readiness request answered '${mark.text}'`;
+  if (expectVersion && mark.version && mark.version !== expectVersion) return `it serves ${mark.version}, expected ${expectVersion}`;
+  return undefined;
+}
+
+/** After TTOU: waits until the master has `count` workers, all from `candidates` (the oldest one gone). */
+async function waitForCount(host: RemoteHost, master: GunicornMaster, candidates: number[], count: number, timeoutSeconds: number): Promise<number[]> {
+  const workers = await pollUntil(
+    async () => {
+      const facts = await readProcess(host, master);
+      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited during the rolling reload.`, host.name);
+      return facts.children.length === count && facts.children.every((pid) => candidates.includes(pid)) ? facts.children : undefined;
+    },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
+  );
+  if (!workers) throw new ReloadError(`the oldest worker did not exit within ${timeoutSeconds}s of TTOU.`, host.name);
+  return workers;
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { gunicornArgs, interpreterOf, preflightCommand, readConfigCommand } from '../../src/servers/gunicorn/gunicorn-commands.js';
+import type { GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
+import { parseMarks, pruneMarksCommand, readMarksCommand, readyDirOf } from '../../src/servers/gunicorn/ready-marks.js';
+import { strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
+
+const master: GunicornMaster = {
+  pid: 10,
+  startTime: '99',
+  python: '/usr/bin/python3.11',
+  argv: ['/srv/venv/bin/python', '/srv/venv/bin/gunicorn', '-c', 'gunicorn.conf.py', 'app:application'],
+  cwd: '/srv/app/releases/v1',
+  workers: [11, 12],
+  daemonized: true,
+};
+
+describe('gunicorn command builders', () => {
+  it('finds gunicorn arguments after the script or -m gunicorn', () => {
+    expect(gunicornArgs(master.argv)).toEqual(['-c', 'gunicorn.conf.py', 'app:application']);
+    expect(gunicornArgs(['/usr/bin/python3', '-m', 'gunicorn', '--daemon', 'app'])).toEqual(['--daemon', 'app']);
+    expect(gunicornArgs(['gunicorn: master [app]'])).toBeUndefined();
+  });
+
+  it('uses the interpreter the master was started with, keeping a virtualenv', () => {
+    expect(interpreterOf(master)).toBe('/srv/venv/bin/python');
+    expect(interpreterOf({ ...master, argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' })).toBe('/usr/bin/python3.11');
+  });
+
+  it('checks the new release with gunicorn --check-config and the master argv, quoted', () => {
+    const command = preflightCommand({ ...master, argv: [...master.argv.slice(0, 4), "app:create_app('x y')"] }, '/srv/app/releases/v2').text;
+    expect(command).toBe(
+      `cd /srv/app/releases/v2 && PWD=/srv/app/releases/v2 /srv/venv/bin/python /srv/venv/bin/gunicorn -c gunicorn.conf.py 'app:create_app('\\''x y'\\'')' --chdir /srv/app/releases/v2 --check-config`,
+    );
+  });
+
+  it('imports the app spec when the argv is hidden by setproctitle', () => {
+    const titled = { ...master, argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
+    expect(preflightCommand(titled, '/r').text).toMatch(/^cd \/r && \/usr\/bin\/python3\.11 -c '.*import_app.*' \/r app:application$/s);
+    expect(readConfigCommand(titled, '/r')).toBeUndefined();
+    expect(readConfigCommand(master, '/r')?.text).toMatch(/ \/r -c gunicorn\.conf\.py app:application$/);
+  });
+});
+
+describe('ready marks', () => {
+  it('lives beside the pidfile and parses code, version and status line', () => {
+    expect(readyDirOf('/srv/app/run/gunicorn.pid')).toBe('/srv/app/run/ready');
+    expect(parseMarks('12 200\tv2\t200 OK\n13 503\t\t503 Service Unavailable\ngarbage\n')).toEqual([
+      { pid: 12, status: 200, version: 'v2', text: '200 OK' },
+      { pid: 13, status: 503, version: undefined, text: '503 Service Unavailable' },
+    ]);
+    expect(readMarksCommand('/srv/app/run/ready', [1, 2]).text).toContain('for p in 1 2;');
+    expect(pruneMarksCommand('/d', [1, 2]).text).toContain("k='1 2'");
+  });
+});
+
+describe('strategyProblem', () => {
+  const config = { daemon: true, preload_app: false, workers: 2, pidfile: '/p' };
+  it('accepts each strategy where it works', () => {
+    expect(strategyProblem('usr2', config, master)).toBeUndefined();
+    expect(strategyProblem('hup', config, master)).toBeUndefined();
+    expect(strategyProblem('rolling', { ...config, daemon: false }, master)).toBeUndefined();
+  });
+  it('refuses HUP and rolling on preload apps, naming usr2', () => {
+    expect(strategyProblem('hup', { ...config, preload_app: true }, master)).toMatch(/preload_app.*usr2/);
+    expect(strategyProblem('rolling', { ...config, preload_app: true }, master)).toMatch(/preload_app.*usr2/);
+    expect(strategyProblem('usr2', { ...config, preload_app: true }, master)).toBeUndefined();
+  });
+  it('refuses USR2 in the foreground, from the config or, without it, the process tree', () => {
+    expect(strategyProblem('usr2', { ...config, daemon: false }, master)).toMatch(/foreground.*rolling/);
+    expect(strategyProblem('usr2', undefined, { ...master, daemonized: false })).toMatch(/foreground/);
+  });
+});
