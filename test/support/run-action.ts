@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from './proc.js';
 import type { Sandbox } from './sandbox.js';
@@ -27,7 +27,7 @@ export interface RunActionOptions {
   env?: Record<string, string>;
   /** Working directory of the action (the runner's workspace: where `source: .` points); default the repo root. */
   cwd?: string;
-  /** Entry point relative to the repo root; default 'dist/index.js'. A .ts entry runs through tsx. */
+  /** Entry point, relative to the repo root or absolute; default 'dist/index.js'. A .ts entry runs through tsx. */
   entry?: string;
 }
 
@@ -39,11 +39,11 @@ export function inputVariable(name: string): string {
 }
 
 export async function runAction(inputs: Record<string, string>, opts: RunActionOptions = {}): Promise<ActionResult> {
-  const entry = join(REPO_ROOT, opts.entry ?? 'dist/index.js');
+  const entry = resolve(REPO_ROOT, opts.entry ?? 'dist/index.js');
   if (!existsSync(entry)) {
     throw new Error(`runAction: ${entry} does not exist; build the bundle first (npm run package)`);
   }
-  const temp = await mkdtemp(join(tmpdir(), 'gd-action-'));
+  const temp = await mkdtemp(join(tmpdir(), 'graceful-deploy-action-'));
   try {
     const outputFile = join(temp, 'github_output');
     const summaryFile = join(temp, 'step_summary');
