@@ -1,0 +1,125 @@
+/**
+ * Issue 2's proof: the bundled action deploys to 3 real hosts (sshd in network namespaces,
+ * Debian's gunicorn, HAProxy in front) under steady load, with strategy hup, and refuses or
+ * rolls back every failure without a single failed request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLoad, type LoadRun } from '../support/load.js';
+import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
+import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource } from './support/deploy-fixture.js';
+
+describe('deploy with strategy hup on 3 hosts under load', () => {
+  let sb: Sandbox;
+  const sources: string[] = [];
+  const source = async (version: string, app: Record<string, unknown> = {}) => {
+    const dir = await releaseSource({ version, ...app });
+    sources.push(dir);
+    return dir;
+  };
+  /** Runs `body` under steady load through HAProxy and expects zero failed requests. */
+  const underLoad = async <T>(body: () => Promise<T>): Promise<T> => {
+    const load: LoadRun = startLoad({ url: sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
+    let result: T;
+    try {
+      result = await body();
+    } finally {
+      const report = await load.stop();
+      expect(report.requests, 'load ran').toBeGreaterThan(50);
+      expect(report.failed, `failed requests: ${JSON.stringify(report.statuses)} errors ${report.errors} timeouts ${report.timeouts}`).toBe(0);
+    }
+    return result;
+  };
+
+  beforeAll(async () => {
+    sb = await startServingSandbox({ hosts: 3, version: 'v1' });
+  });
+  afterAll(async () => {
+    await sb?.stop();
+    await Promise.all(sources.map(removeSource));
+  });
+
+  it('v1 → v2: deployed, every host serves v2 from releases/v2, zero failed requests', async () => {
+    const result = await underLoad(async () => deployTo(sb, { source: await source('v2'), release: 'v2', strategy: 'hup' }));
+    expect(result.code, logOf(result)).toBe(0);
+    expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v1' });
+    expect(hostsOutput(result).map((host) => host.status)).toEqual(['deployed', 'deployed', 'deployed']);
+    await expectAllOn(sb, 'v2');
+    expect((await hostState(sb, 1)).previous).toBe('releases/v1');
+    expect(result.summary).toContain('deployed v2');
+    expect(result.stdout).toMatch(/\[root@10\.[\d.]+\] HUP → \d+/);
+  });
+
+  it('a release whose app cannot be imported is stopped before any reload', async () => {
+    const result = await underLoad(async () => deployTo(sb, { source: await source('v3', { importError: true }), release: 'v3', strategy: 'hup' }));
+    expect(result.code).not.toBe(0);
+    expect(result.outputs.status).toBe('failed');
+    expect(result.stdout, logOf(result)).toMatch(/cannot be loaded by the master's interpreter[\s\S]*RuntimeError: fixture release v3: import error/);
+    expect(result.stdout).not.toMatch(/HUP →/);
+    await expectAllOn(sb, 'v2');
+  });
+
+  it('a release that boots but never gets ready is rolled back on every touched host', async () => {
+    const result = await underLoad(async () =>
+      deployTo(sb, { source: await source('v4', { neverReady: true }), release: 'v4', strategy: 'hup', 'health-timeout': '6' }),
+    );
+    expect(result.code).not.toBe(0);
+    expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+    expect(hostsOutput(result).map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    expect(result.stdout).toMatch(/did not pass 3 checks in a row within 6s: last status 503/);
+    await expectAllOn(sb, 'v2');
+  });
+
+  it('a wrong or missing host key is refused before any change, naming host and fingerprint', async () => {
+    const wrongKey = sb.knownHosts.replace(/^(\S+) ssh-ed25519 \S+/m, '$1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF');
+    const wrong = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': wrongKey });
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stdout, logOf(wrong)).toMatch(new RegExp(`\\[root@${sb.hosts[0]!.ip.replace(/\./g, '\\.')}\\] refusing to connect: the host key offered \\(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\\) does not match`));
+    const missing = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': sb.knownHosts.split('\n').slice(0, 2).join('\n') });
+    expect(missing.stdout, logOf(missing)).toMatch(/refusing to connect: the host key offered .* is not in known-hosts/);
+    for (const host of sb.hosts) {
+      expect((await sb.exec(host.index, `ls ${sb.appDir}/releases`)).stdout).not.toContain('v5');
+    }
+    await expectAllOn(sb, 'v2');
+  });
+
+  it('hostile input values are rejected before connecting, or inert', async () => {
+    const marker = `/tmp/gd-pwned-${sb.id}`;
+    const hostile = `$(touch ${marker})`;
+    const rejected: Record<string, string>[] = [
+      { release: `v6;touch ${marker}` },
+      { release: hostile },
+      { 'app-dir': `${sb.appDir}/$(touch ${marker})` },
+      { pidfile: `/tmp/x\`touch ${marker}\`` },
+      { 'shared-paths': `.env;touch ${marker}` },
+      { hosts: `${sb.hosts[0]!.ip};touch ${marker}` },
+      { user: `root$(touch ${marker})` },
+      { 'health-url': `ftp://127.0.0.1/$(touch ${marker})` },
+      { strategy: `hup;touch ${marker}` },
+      { 'wsgi-app': `app:application;touch ${marker}` },
+    ];
+    for (const inputs of rejected) {
+      const result = await deployTo(sb, { source: await source('v6'), release: 'v6', ...inputs });
+      expect(result.code, JSON.stringify(inputs)).not.toBe(0);
+      expect(result.stdout, JSON.stringify(inputs)).toMatch(/Invalid input '[a-z-]+'/);
+    }
+    // Accepted but inert: shell metacharacters in a URL and in the install command's arguments reach the host only quoted.
+    const inert = await deployTo(sb, {
+      source: await source('v6'),
+      release: 'v6',
+      strategy: 'hup',
+      'health-url': `http://127.0.0.1:8000/health/ready?x=$(touch%20${marker})&y='\`id\`'`,
+    });
+    expect(inert.outputs.status, logOf(inert)).toBe('deployed');
+    for (const host of sb.hosts) expect((await sb.exec(host.index, `test -e ${marker} && echo found || echo absent`)).stdout.trim()).toBe('absent');
+    expect((await import('node:fs')).existsSync(marker)).toBe(false);
+    await expectAllOn(sb, 'v6');
+  });
+
+  it('mode rollback returns every host to the previous release', async () => {
+    const result = await underLoad(() => deployTo(sb, { mode: 'rollback', strategy: 'hup', source: '' }));
+    expect(result.code, logOf(result)).toBe(0);
+    expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v6' });
+    await expectAllOn(sb, 'v2');
+    expect((await hostState(sb, 2)).previous).toBe('releases/v6');
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * Shared steps of the deploy end-to-end tests: a release source on the runner's side, the
+ * action run against a sandbox, and what each host really has on disk and serves.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { writeRelease, type AppOptions } from '../../support/app-fixture.js';
+import { runAction, sandboxInputs, type ActionResult } from '../../support/run-action.js';
+import type { Sandbox } from '../../support/sandbox.js';
+
+export interface HostState {
+  current: string;
+  previous: string;
+  revision: string;
+  served: string | null;
+  status: number;
+}
+
+/** Writes a release source directory (what a workflow checks out) and returns its path. */
+export async function releaseSource(app: AppOptions): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `gd-source-${app.version}-`));
+  await writeRelease(dir, app);
+  return dir;
+}
+
+export async function removeSource(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Runs the bundled action against every sandbox host with quick gate settings. */
+export function deployTo(sb: Sandbox, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<ActionResult> {
+  return runAction(
+    {
+      ...sandboxInputs(sb),
+      'health-interval': '0.5',
+      'health-successes': '3',
+      'health-timeout': '60',
+      ...inputs,
+    },
+    { timeoutMs: 480_000, env },
+  );
+}
+
+/** What `current`, `previous` and REVISION say on a host, and what it serves. */
+export async function hostState(sb: Sandbox, host: number): Promise<HostState> {
+  const dir = sb.appDir;
+  const files = await sb.exec(host, `printf '%s|%s|%s' "$(readlink ${dir}/current)" "$(readlink ${dir}/previous)" "$(cat ${dir}/current/REVISION)"`);
+  const [current = '', previous = '', revision = ''] = files.stdout.trim().split('|');
+  const probe = await sb.probe(host);
+  return { current, previous, revision, served: probe.version, status: probe.status };
+}
+
+/** Every host: `current` → releases/<release>, REVISION names it, and it serves it. */
+export async function expectAllOn(sb: Sandbox, release: string): Promise<void> {
+  for (const host of sb.hosts) {
+    const state = await hostState(sb, host.index);
+    expect(state, `host ${host.name}`).toMatchObject({ current: `releases/${release}`, revision: release, served: release, status: 200 });
+  }
+}
+
+export function hostsOutput(result: ActionResult): { host: string; status: string; release?: string; newMasterPid?: number }[] {
+  return JSON.parse(result.outputs.hosts ?? '[]') as { host: string; status: string; release?: string; newMasterPid?: number }[];
+}
+
+/** Explains a failed expectation with the action's own log. */
+export function logOf(result: ActionResult): string {
+  return `exit ${result.code}\n${result.stdout.slice(-6000)}\n${result.stderr.slice(-3000)}`;
+}
