@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian 12 machine, as root: installs the Debian packages the real
+# sandbox needs (sshd, gunicorn, HAProxy, Alembic, PostgreSQL), the npm dependencies, then the
+# unit and end-to-end suites. The end-to-end suite runs the committed bundle, dist/index.js.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash test/sandbox/install-packages.sh
+bash test/sandbox/cleanup.sh
+npm install --no-audit --no-fund --loglevel=error
+npm run -s build
+npx vitest run "$@"
