@@ -6,6 +6,7 @@
  * recognised: set `migration-lint: off` for it.
  */
 import { MigrationError } from './migration-errors.js';
+import type { MigrationLintMode } from './migration-settings.js';
 
 export interface AlembicInvocation {
   /** Global options in the order given, ready to pass as arguments. */
@@ -16,9 +17,7 @@ export interface AlembicInvocation {
   section: string | null;
 }
 
-/** `migration-lint`: `auto` lints when the migrate command runs Alembic. */
-export type MigrationLintMode = 'auto' | 'on' | 'off';
-
+/** Resolves `migration-lint`: `auto` lints when the migrate command runs Alembic. */
 export function isLintEnabled(mode: MigrationLintMode, migrateCommand: string): boolean {
   if (mode !== 'auto') return mode === 'on';
   return parseAlembicInvocation(migrateCommand) !== null;

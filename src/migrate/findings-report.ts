@@ -44,7 +44,7 @@ export function formatFindingsMarkdown(findings: readonly Finding[], context: Su
     lines.push('');
   }
   if (allowed.length > 0) {
-    lines.push('**Allowed by the revisions**', '', '| Severity | Rule | Revision | Statement | Reason |', '|---|---|---|---|---|');
+    lines.push('**Allowed by the revisions**', '', '| Severity | Rule | Revision | Statement and problem | Reason |', '|---|---|---|---|---|');
     for (const finding of allowed) {
       lines.push(row([finding.severity, code(finding.rule), where(finding), what(finding), finding.allowReason ?? '(no reason given)']));
     }

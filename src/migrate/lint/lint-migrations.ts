@@ -5,7 +5,7 @@
 import { findAllowance, parseAllowances, type Allowance } from '../allowances.js';
 import type { OfflineScript } from '../offline-sql.js';
 import { collapseBatchRebuilds } from './batch-rebuild.js';
-import type { Dialect, Finding, Severity } from './finding.js';
+import type { Dialect, Finding } from './finding.js';
 import { parseGenericStatements } from './generic-parser.js';
 import type { Operation, ParsedStatement } from './operations.js';
 import { parsePostgresStatements } from './postgres-parser.js';
@@ -122,7 +122,7 @@ function unknownAllowances(allowances: readonly Allowance[], place: { revision: 
       .filter((rule) => !RULE_IDS.has(rule))
       .map((rule) => ({
         rule: UNKNOWN_ALLOWANCE.id,
-        severity: UNKNOWN_ALLOWANCE.severity as Severity,
+        severity: UNKNOWN_ALLOWANCE.severity,
         ...place,
         line: allowance.line,
         statement: '',

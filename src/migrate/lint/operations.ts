@@ -69,19 +69,12 @@ export type ColumnDefault =
   /** A call to a function whose volatility cannot be known without the database. */
   | { kind: 'unknown'; text: string };
 
-export type OperationKind = Operation['kind'];
-
 /** A statement of the pending SQL with what it does. */
 export interface ParsedStatement {
   text: string;
   operations: Operation[];
   /** Set when the parser could not read the statement; the rules then skip it. */
   parseError?: string;
-}
-
-/** The table an operation locks, when it names one. */
-export function tableOf(operation: Operation): string | null {
-  return 'table' in operation ? operation.table : null;
 }
 
 /** Normalises an identifier as written in SQL: unquoted, lower case unless it was quoted. */

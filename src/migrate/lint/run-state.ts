@@ -28,7 +28,7 @@ export type LockTimeoutSource = 'action' | 'sql' | 'disabled' | 'none';
 export class RunState {
   private readonly createdTables = new Set<string>();
   private readonly indexTables = new Map<string, string>();
-  private readonly notValidChecks = new Map<string, string>();
+  private readonly notNullChecks = new Map<string, string>();
   private readonly provenNotNull = new Set<string>();
   private readonly sessionDefault: LockTimeoutSource;
   private sessionLockTimeout: LockTimeoutSource;
@@ -163,12 +163,12 @@ export class RunState {
         break;
       case 'add-constraint':
         if (operation.notNullColumn && operation.name) {
-          this.notValidChecks.set(`${operation.table}.${operation.name}`, operation.notNullColumn);
+          this.notNullChecks.set(`${operation.table}.${operation.name}`, operation.notNullColumn);
           if (operation.validated) this.provenNotNull.add(`${operation.table}.${operation.notNullColumn}`);
         }
         break;
       case 'validate-constraint': {
-        const column = this.notValidChecks.get(`${operation.table}.${operation.name}`);
+        const column = this.notNullChecks.get(`${operation.table}.${operation.name}`);
         if (column) this.provenNotNull.add(`${operation.table}.${column}`);
         break;
       }

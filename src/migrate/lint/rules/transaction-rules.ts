@@ -1,6 +1,6 @@
 /** Rules about how long locks are waited for and held. */
 import type { Rule } from './rule.js';
-import { brief } from './rule.js';
+import { ALL_DIALECTS, brief } from './rule.js';
 
 /**
  * `lock-timeout`: a statement that locks a live table must not wait for its lock forever.
@@ -74,7 +74,7 @@ export const dataInDdlTransaction: Rule = {
   id: 'data-in-ddl-transaction',
   severity: 'warning',
   title: 'INSERT / UPDATE / DELETE in the same transaction as DDL',
-  dialects: ['postgresql', 'mysql', 'sqlite', 'other'],
+  dialects: ALL_DIALECTS,
   safeAlternative: {
     default:
       'Put backfills in their own revision and run migrations with `transaction_per_migration=True` (env.py), ' +

@@ -1,0 +1,112 @@
+/**
+ * The command builders and the migration step against real Alembic (Debian's /usr/bin/python3
+ * with alembic 1.8), on copies of the fixture projects. Skipped where that Python is missing.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { revisionFilesCommand, upgradeSqlCommand, type AlembicTarget } from '../../../src/migrate/alembic-commands.js';
+import { MigrationLintError } from '../../../src/migrate/migration-errors.js';
+import { runMigrationStep, type MigrationStepOptions } from '../../../src/migrate/migration-step.js';
+import { FIXTURES, revisionFiles, snapshot } from './fixtures.js';
+import { LocalHost } from './local-host.js';
+
+const PYTHON = '/usr/bin/python3';
+
+function hasAlembic(): boolean {
+  try {
+    execFileSync(PYTHON, ['-c', 'import alembic, sqlalchemy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const scratchDirs: string[] = [];
+afterEach(() => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A copy of a fixture project, to play a release directory with its own database file. */
+function scratchCopy(project: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'migrate-'));
+  scratchDirs.push(dir);
+  cpSync(join(FIXTURES, project), join(dir, project), { recursive: true });
+  rmSync(join(dir, project, 'app.db'), { force: true });
+  return join(dir, project);
+}
+
+function target(releaseDir: string): AlembicTarget {
+  return { releaseDir, python: PYTHON, globalArgs: [], configFile: null, section: null };
+}
+
+describe.skipIf(!hasAlembic())('against real Alembic', () => {
+  it('the snapshots are what Alembic renders today', async () => {
+    const host = new LocalHost();
+    const rendered = await host.exec('render', upgradeSqlCommand(target(join(FIXTURES, 'postgresql')), 'p01', 'p15'));
+    expect(rendered.stdout).toBe(snapshot('postgresql-p01-head.sql'));
+    const sqlite = await host.exec('render', upgradeSqlCommand(target(join(FIXTURES, 'sqlite')), 's01', 's07'));
+    expect(sqlite.stdout).toBe(snapshot('sqlite-s01-head.sql'));
+  });
+
+  it("the python snippet finds revision files through Alembic's ScriptDirectory", async () => {
+    const host = new LocalHost();
+    const result = await host.exec('locate', revisionFilesCommand(target(join(FIXTURES, 'postgresql')), ['p02', 'p15']));
+    const expected = revisionFiles('postgresql');
+    expect(JSON.parse(result.stdout)).toEqual({ p02: expected['p02'], p15: expected['p15'] });
+  });
+
+  it('the snippet honours -c and -n (a second ini section with its own script location)', async () => {
+    const host = new LocalHost();
+    const command = revisionFilesCommand(
+      { ...target(join(FIXTURES, 'multihead')), configFile: 'alembic.ini', section: 'merged' },
+      ['e0adc599fbeb'],
+    );
+    const result = JSON.parse((await host.exec('locate', command)).stdout) as Record<string, { path: string }>;
+    expect(result['e0adc599fbeb']?.path).toBe('merged_migrations/versions/e0adc599fbeb_merge_widget_branches.py');
+  });
+
+  it('runs the whole step on a SQLite release: from empty, blocked by the lint, allowed, then at head', async () => {
+    const releaseDir = scratchCopy('sqlite');
+    const host = new LocalHost();
+    const lines: string[] = [];
+    const base: MigrationStepOptions = {
+      releaseDir,
+      migrateCommand: '/usr/bin/alembic upgrade s03',
+      lint: true,
+      allowUnsafe: false,
+      lockTimeoutSeconds: 5,
+      python: PYTHON,
+      log: (line) => lines.push(line),
+    };
+
+    // From an empty database every table is new: nothing to report.
+    const first = await runMigrationStep(host, base);
+    expect(first).toMatchObject({ skipped: false, revisionBefore: null, revisionAfter: 's03', findings: [], dialect: 'sqlite' });
+
+    // From s03, the drops and renames of s05..s07 touch live tables.
+    const upgrade = { ...base, migrateCommand: '/usr/bin/alembic upgrade head' };
+    const blocked = (await runMigrationStep(host, upgrade).catch((caught: unknown) => caught)) as MigrationLintError;
+    expect(blocked).toBeInstanceOf(MigrationLintError);
+    expect(blocked.blocking.map((finding) => `${finding.revision} ${finding.rule}`)).toEqual([
+      's05 not-null-without-default',
+      's05 rename-table',
+      's06 drop-table',
+      's06 drop-column',
+    ]);
+    expect(blocked.findings.find((finding) => finding.revision === 's07')).toMatchObject({
+      rule: 'table-rebuild',
+      allowed: true,
+      file: 'migrations/versions/s07_allowed_rebuild.py',
+    });
+
+    const forced = await runMigrationStep(host, { ...upgrade, allowUnsafe: true });
+    expect(forced).toMatchObject({ skipped: false, revisionBefore: 's03', revisionAfter: 's07' });
+
+    expect(await runMigrationStep(host, upgrade)).toMatchObject({ skipped: true, revisionBefore: 's07' });
+    expect(lines).toContain('database already at head s07: skipping migrations');
+  });
+});
