@@ -1,6 +1,49 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
+/***/ 4115:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+
+
+/***/ }),
+
+/***/ 9461:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+__exportStar(__nccwpck_require__(2124), exports);
+__exportStar(__nccwpck_require__(4115), exports);
+
+
+/***/ }),
+
+/***/ 2124:
+/***/ ((__unused_webpack_module, exports) => {
+
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+
+
+/***/ }),
+
 /***/ 6656:
 /***/ ((module) => {
 
@@ -1324,6 +1367,15 @@ isStream.transform = stream =>
 	typeof stream._transform === 'function';
 
 module.exports = isStream;
+
+
+/***/ }),
+
+/***/ 3995:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+var PgQueryModule=(()=>{var _scriptName=globalThis.document?.currentScript?.src;return async function(moduleArg={}){var Module=moduleArg;var ENVIRONMENT_IS_WEB=!!globalThis.window;var ENVIRONMENT_IS_WORKER=!!globalThis.WorkerGlobalScope;var ENVIRONMENT_IS_NODE=globalThis.process?.versions?.node&&globalThis.process?.type!="renderer";var programArgs=[];var thisProgram="./this.program";var quit_=(status,toThrow)=>{throw toThrow};if(typeof __filename!="undefined"){_scriptName=__filename}else if(ENVIRONMENT_IS_WORKER){_scriptName=self.location.href}var scriptDirectory="";function locateFile(path){if(Module["locateFile"]){return Module["locateFile"](path,scriptDirectory)}return scriptDirectory+path}var readAsync,readBinary;if(ENVIRONMENT_IS_NODE){var fs=__nccwpck_require__(3024);scriptDirectory=__dirname+"/";readBinary=filename=>{filename=isFileURI(filename)?new URL(filename):filename;var ret=fs.readFileSync(filename);return ret};readAsync=async(filename,binary=true)=>{filename=isFileURI(filename)?new URL(filename):filename;var ret=fs.readFileSync(filename,binary?undefined:"utf8");return ret};if(process.argv.length>1){thisProgram=process.argv[1].replace(/\\/g,"/")}programArgs=process.argv.slice(2);quit_=(status,toThrow)=>{process.exitCode=status;throw toThrow}}else if(ENVIRONMENT_IS_WEB||ENVIRONMENT_IS_WORKER){try{scriptDirectory=new URL(".",_scriptName).href}catch{}{if(ENVIRONMENT_IS_WORKER){readBinary=url=>{var xhr=new XMLHttpRequest;xhr.open("GET",url,false);xhr.responseType="arraybuffer";xhr.send(null);return new Uint8Array(xhr.response)}}readAsync=async url=>{var response=await fetch(url,{credentials:"same-origin"});if(response.ok){return response.arrayBuffer()}throw new Error(response.status+" : "+response.url)}}}else{}var out=console.log.bind(console);var err=console.error.bind(console);var wasmBinary;var ABORT=false;var EXITSTATUS;var isFileURI=filename=>filename.startsWith("file://");class EmscriptenEH{}class EmscriptenSjLj extends EmscriptenEH{}var runtimeInitialized=false;function getMemoryBuffer(){return wasmMemory.buffer}function updateMemoryViews(){if(HEAP8?.buffer?.resizable)return;var b=getMemoryBuffer();HEAP8=new Int8Array(b);HEAP16=new Int16Array(b);Module["HEAPU8"]=HEAPU8=new Uint8Array(b);HEAPU16=new Uint16Array(b);HEAP32=new Int32Array(b);Module["HEAPU32"]=HEAPU32=new Uint32Array(b);HEAPF32=new Float32Array(b);HEAPF64=new Float64Array(b);HEAP64=new BigInt64Array(b);HEAPU64=new BigUint64Array(b)}function preRun(){var preRun=Module["preRun"];if(preRun){if(typeof preRun=="function")preRun=[preRun];onPreRuns.push(...preRun)}callRuntimeCallbacks(onPreRuns)}function initRuntime(){runtimeInitialized=true;if(!Module["noFSInit"]&&!FS.initialized)FS.init();TTY.init();wasmExports["q"]();FS.ignorePermissions=false}function postRun(){var postRun=Module["postRun"];if(postRun){if(typeof postRun=="function")postRun=[postRun];onPostRuns.push(...postRun)}callRuntimeCallbacks(onPostRuns)}function abort(what){Module["onAbort"]?.(what);what=`Aborted(${what})`;err(what);ABORT=true;what+=". Build with -sASSERTIONS for more info.";var e=new WebAssembly.RuntimeError(what);throw e}var wasmBinaryFile;function findWasmBinary(){return locateFile("libpg-query.wasm")}function getBinarySync(file){if(readBinary){return readBinary(file)}throw"both async and sync fetching of the wasm failed"}async function getWasmBinary(binaryFile){if(!wasmBinary){try{var response=await readAsync(binaryFile);return new Uint8Array(response)}catch{}}return getBinarySync(binaryFile)}async function instantiateArrayBuffer(binaryFile,imports){try{var binary=await getWasmBinary(binaryFile);var instance=await WebAssembly.instantiate(binary,imports);return instance}catch(reason){err(`failed to asynchronously prepare wasm: ${reason}`);abort(reason)}}async function instantiateAsync(binary,binaryFile,imports){if(!binary&&!ENVIRONMENT_IS_NODE){try{var response=fetch(binaryFile,{credentials:"same-origin"});var instantiationResult=await WebAssembly.instantiateStreaming(response,imports);return instantiationResult}catch(reason){err(`wasm streaming compile failed: ${reason}`);err("falling back to ArrayBuffer instantiation")}}return instantiateArrayBuffer(binaryFile,imports)}function getWasmImports(){var imports={a:wasmImports};return imports}async function createWasm(){function receiveInstance(instance){wasmExports=instance.exports;assignWasmExports(wasmExports);updateMemoryViews();return wasmExports}function receiveInstantiationResult(result){return receiveInstance(result["instance"])}var info=getWasmImports();var instantiateWasm=Module["instantiateWasm"];if(instantiateWasm){return new Promise(resolve=>{instantiateWasm(info,inst=>resolve(receiveInstance(inst)))})}wasmBinaryFile??=findWasmBinary();var result=await instantiateAsync(wasmBinary,wasmBinaryFile,info);var exports=receiveInstantiationResult(result);return exports}class ExitStatus{name="ExitStatus";constructor(status){this.message=`Program terminated with exit(${status})`;this.status=status}}var HEAP16;var HEAP32;var HEAP64;var HEAP8;var HEAPF32;var HEAPF64;var HEAPU16;var HEAPU32;var HEAPU64;var HEAPU8;var callRuntimeCallbacks=callbacks=>{while(callbacks.length>0){callbacks.shift()(Module)}};var onPostRuns=[];var onPreRuns=[];function getValue(ptr,type="i8"){if(type.endsWith("*"))type="*";switch(type){case"i1":return HEAP8[ptr];case"i8":return HEAP8[ptr];case"i16":return HEAP16[ptr>>1];case"i32":return HEAP32[ptr>>2];case"i64":return HEAP64[ptr>>3];case"float":return HEAPF32[ptr>>2];case"double":return HEAPF64[ptr>>3];case"*":return HEAPU32[ptr>>2];default:abort(`invalid type for getValue: ${type}`)}}var noExitRuntime=true;var stackRestore=val=>__emscripten_stack_restore(val);var stackSave=()=>_emscripten_stack_get_current();var __abort_js=()=>abort("");var runtimeKeepaliveCounter=0;var __emscripten_runtime_keepalive_clear=()=>{noExitRuntime=false;runtimeKeepaliveCounter=0};var __emscripten_throw_longjmp=()=>{throw new EmscriptenSjLj};var timers={};var handleException=e=>{if(e instanceof ExitStatus||e=="unwind"){return EXITSTATUS}quit_(1,e)};var keepRuntimeAlive=()=>noExitRuntime||runtimeKeepaliveCounter>0;var _proc_exit=code=>{EXITSTATUS=code;if(!keepRuntimeAlive()){Module["onExit"]?.(code);ABORT=true}quit_(code,new ExitStatus(code))};var exitJS=(status,implicit)=>{EXITSTATUS=status;_proc_exit(status)};var _exit=exitJS;var maybeExit=()=>{if(!keepRuntimeAlive()){try{_exit(EXITSTATUS)}catch(e){handleException(e)}}};var callUserCallback=func=>{if(ABORT){return}try{return func()}catch(e){handleException(e)}finally{maybeExit()}};var _emscripten_get_now=()=>performance.now();var __setitimer_js=(which,timeout_ms)=>{if(timers[which]){clearTimeout(timers[which].id);delete timers[which]}if(!timeout_ms)return 0;var id=setTimeout(()=>{delete timers[which];callUserCallback(()=>__emscripten_timeout(which,_emscripten_get_now()))},timeout_ms);timers[which]={id,timeout_ms};return 0};var getHeapMax=()=>1073741824;var alignMemory=(size,alignment)=>Math.ceil(size/alignment)*alignment;var growMemory=size=>{var oldHeapSize=wasmMemory.buffer.byteLength;var pages=(size-oldHeapSize+65535)/65536|0;try{wasmMemory.grow(pages);updateMemoryViews();return 1}catch(e){}};var _emscripten_resize_heap=requestedSize=>{var oldSize=HEAPU8.length;requestedSize>>>=0;var maxHeapSize=getHeapMax();if(requestedSize>maxHeapSize){return false}for(var cutDown=1;cutDown<=4;cutDown*=2){var overGrownHeapSize=oldSize*(1+.2/cutDown);overGrownHeapSize=Math.min(overGrownHeapSize,requestedSize+100663296);var newSize=Math.min(maxHeapSize,alignMemory(Math.max(requestedSize,overGrownHeapSize),65536));var replacement=growMemory(newSize);if(replacement){return true}}return false};var PATH={isAbs:path=>path.charAt(0)==="/",splitPath:filename=>{var splitPathRe=/^(\/?|)([\s\S]*?)((?:\.{1,2}|[^\/]+?|)(\.[^.\/]*|))(?:[\/]*)$/;return splitPathRe.exec(filename).slice(1)},normalizeArray:(parts,allowAboveRoot)=>{var up=0;for(var i=parts.length-1;i>=0;i--){var last=parts[i];if(last==="."){parts.splice(i,1)}else if(last===".."){parts.splice(i,1);up++}else if(up){parts.splice(i,1);up--}}if(allowAboveRoot){for(;up;up--){parts.unshift("..")}}return parts},normalize:path=>{var isAbsolute=PATH.isAbs(path),trailingSlash=path.slice(-1)==="/";path=PATH.normalizeArray(path.split("/").filter(p=>!!p),!isAbsolute).join("/");if(!path&&!isAbsolute){path="."}if(path&&trailingSlash){path+="/"}return(isAbsolute?"/":"")+path},dirname:path=>{var result=PATH.splitPath(path),root=result[0],dir=result[1];if(!root&&!dir){return"."}if(dir){dir=dir.slice(0,-1)}return root+dir},basename:path=>path&&path.match(/([^\/]+|\/)\/*$/)[1],join:(...paths)=>PATH.normalize(paths.join("/")),join2:(l,r)=>PATH.normalize(l+"/"+r)};var initRandomFill=()=>{if(ENVIRONMENT_IS_NODE){var nodeCrypto=__nccwpck_require__(7598);return view=>(nodeCrypto.randomFillSync(view),0)}return view=>(crypto.getRandomValues(view),0)};var randomFill=view=>(randomFill=initRandomFill())(view);var PATH_FS={resolve:(...args)=>{var resolvedPath="",resolvedAbsolute=false;for(var i=args.length-1;i>=-1&&!resolvedAbsolute;i--){var path=i>=0?args[i]:FS.cwd();if(typeof path!="string"){throw new TypeError("Arguments to path.resolve must be strings")}else if(!path){return""}resolvedPath=path+"/"+resolvedPath;resolvedAbsolute=PATH.isAbs(path)}resolvedPath=PATH.normalizeArray(resolvedPath.split("/").filter(p=>!!p),!resolvedAbsolute).join("/");return(resolvedAbsolute?"/":"")+resolvedPath||"."},relative:(from,to)=>{from=PATH_FS.resolve(from).slice(1);to=PATH_FS.resolve(to).slice(1);function trim(arr){var start=0;for(;start<arr.length;start++){if(arr[start]!=="")break}var end=arr.length-1;for(;end>=0;end--){if(arr[end]!=="")break}if(start>end)return[];return arr.slice(start,end-start+1)}var fromParts=trim(from.split("/"));var toParts=trim(to.split("/"));var length=Math.min(fromParts.length,toParts.length);var samePartsLength=length;for(var i=0;i<length;i++){if(fromParts[i]!==toParts[i]){samePartsLength=i;break}}var outputParts=[];for(var i=samePartsLength;i<fromParts.length;i++){outputParts.push("..")}outputParts=outputParts.concat(toParts.slice(samePartsLength));return outputParts.join("/")}};var UTF8Decoder=globalThis.TextDecoder&&new TextDecoder;var findStringEnd=(heapOrArray,idx,maxBytesToRead,ignoreNul)=>{var maxIdx=idx+maxBytesToRead;if(ignoreNul)return maxIdx;while(heapOrArray[idx]&&!(idx>=maxIdx))++idx;return idx};var UTF8ArrayToString=(heapOrArray,idx=0,maxBytesToRead,ignoreNul)=>{var endPtr=findStringEnd(heapOrArray,idx,maxBytesToRead,ignoreNul);if(endPtr-idx>16&&heapOrArray.buffer&&UTF8Decoder){return UTF8Decoder.decode(heapOrArray.subarray(idx,endPtr))}var str="";while(idx<endPtr){var u0=heapOrArray[idx++];if(!(u0&128)){str+=String.fromCharCode(u0);continue}var u1=heapOrArray[idx++]&63;if((u0&224)==192){str+=String.fromCharCode((u0&31)<<6|u1);continue}var u2=heapOrArray[idx++]&63;if((u0&240)==224){u0=(u0&15)<<12|u1<<6|u2}else{u0=(u0&7)<<18|u1<<12|u2<<6|heapOrArray[idx++]&63}if(u0<65536){str+=String.fromCharCode(u0)}else{var ch=u0-65536;str+=String.fromCharCode(55296|ch>>10,56320|ch&1023)}}return str};var FS_stdin_getChar_buffer=[];var lengthBytesUTF8=str=>{var len=0;for(var i=0;i<str.length;++i){var c=str.charCodeAt(i);if(c<=127){len++}else if(c<=2047){len+=2}else if(c>=55296&&c<=57343){len+=4;++i}else{len+=3}}return len};var stringToUTF8Array=(str,heap,outIdx,maxBytesToWrite)=>{if(!(maxBytesToWrite>0))return 0;var startIdx=outIdx;var endIdx=outIdx+maxBytesToWrite-1;for(var i=0;i<str.length;++i){var u=str.codePointAt(i);if(u<=127){if(outIdx>=endIdx)break;heap[outIdx++]=u}else if(u<=2047){if(outIdx+1>=endIdx)break;heap[outIdx++]=192|u>>6;heap[outIdx++]=128|u&63}else if(u<=65535){if(outIdx+2>=endIdx)break;heap[outIdx++]=224|u>>12;heap[outIdx++]=128|u>>6&63;heap[outIdx++]=128|u&63}else{if(outIdx+3>=endIdx)break;heap[outIdx++]=240|u>>18;heap[outIdx++]=128|u>>12&63;heap[outIdx++]=128|u>>6&63;heap[outIdx++]=128|u&63;i++}}heap[outIdx]=0;return outIdx-startIdx};var intArrayFromString=(stringy,dontAddNull,length)=>{var len=length>0?length:lengthBytesUTF8(stringy)+1;var u8array=new Array(len);var numBytesWritten=stringToUTF8Array(stringy,u8array,0,u8array.length);if(dontAddNull)u8array.length=numBytesWritten;return u8array};var FS_stdin_getChar=()=>{if(!FS_stdin_getChar_buffer.length){var result=null;if(ENVIRONMENT_IS_NODE){var BUFSIZE=256;var buf=Buffer.alloc(BUFSIZE);var bytesRead=0;var fd=process.stdin.fd;try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE)}catch(e){if(e.toString().includes("EOF"))bytesRead=0;else throw e}if(bytesRead>0){result=buf.slice(0,bytesRead).toString("utf-8")}}else if(globalThis.window?.prompt){result=window.prompt("Input: ");if(result!==null){result+="\n"}}else{}if(!result){return null}FS_stdin_getChar_buffer=intArrayFromString(result,true)}return FS_stdin_getChar_buffer.shift()};var TTY={ttys:[],init(){},shutdown(){},register(dev,ops){TTY.ttys[dev]={input:[],output:[],ops};FS.registerDevice(dev,TTY.stream_ops)},stream_ops:{open(stream){var tty=TTY.ttys[stream.node.rdev];if(!tty){throw new FS.ErrnoError(43)}stream.tty=tty;stream.seekable=false},close(stream){stream.tty.ops.fsync(stream.tty)},fsync(stream){stream.tty.ops.fsync(stream.tty)},read(stream,buffer,offset,length,pos){if(!stream.tty||!stream.tty.ops.get_char){throw new FS.ErrnoError(60)}var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}catch(e){throw new FS.ErrnoError(29)}if(result===undefined&&bytesRead===0){throw new FS.ErrnoError(6)}if(result===null||result===undefined)break;bytesRead++;buffer[offset+i]=result}if(bytesRead){stream.node.atime=Date.now()}return bytesRead},write(stream,buffer,offset,length,pos){if(!stream.tty||!stream.tty.ops.put_char){throw new FS.ErrnoError(60)}try{for(var i=0;i<length;i++){stream.tty.ops.put_char(stream.tty,buffer[offset+i])}}catch(e){throw new FS.ErrnoError(29)}if(length){stream.node.mtime=stream.node.ctime=Date.now()}return i}},default_tty_ops:{get_char(tty){return FS_stdin_getChar()},put_char(tty,val){if(val===null||val===10){out(UTF8ArrayToString(tty.output));tty.output=[]}else{if(val!=0)tty.output.push(val)}},fsync(tty){if(tty.output?.length>0){out(UTF8ArrayToString(tty.output));tty.output=[]}},ioctl_tcgets(tty){return{c_iflag:25856,c_oflag:5,c_cflag:191,c_lflag:35387,c_cc:[3,28,127,21,4,0,1,0,17,19,26,0,18,15,23,22,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}},ioctl_tcsets(tty,optional_actions,data){return 0},ioctl_tiocgwinsz(tty){return[24,80]}},default_tty1_ops:{put_char(tty,val){if(val===null||val===10){err(UTF8ArrayToString(tty.output));tty.output=[]}else{if(val!=0)tty.output.push(val)}},fsync(tty){if(tty.output?.length>0){err(UTF8ArrayToString(tty.output));tty.output=[]}}}};var mmapAlloc=size=>{abort()};var MEMFS={ops_table:null,mount(mount){return MEMFS.createNode(null,"/",16895,0)},createNode(parent,name,mode,dev){if(FS.isBlkdev(mode)||FS.isFIFO(mode)){throw new FS.ErrnoError(63)}MEMFS.ops_table||={dir:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr,lookup:MEMFS.node_ops.lookup,mknod:MEMFS.node_ops.mknod,rename:MEMFS.node_ops.rename,unlink:MEMFS.node_ops.unlink,rmdir:MEMFS.node_ops.rmdir,readdir:MEMFS.node_ops.readdir,symlink:MEMFS.node_ops.symlink},stream:{llseek:MEMFS.stream_ops.llseek}},file:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr},stream:{llseek:MEMFS.stream_ops.llseek,read:MEMFS.stream_ops.read,write:MEMFS.stream_ops.write,mmap:MEMFS.stream_ops.mmap,msync:MEMFS.stream_ops.msync}},link:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr,readlink:MEMFS.node_ops.readlink},stream:{}},chrdev:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr},stream:FS.chrdev_stream_ops}};var node=FS.createNode(parent,name,mode,dev);if(FS.isDir(node.mode)){node.node_ops=MEMFS.ops_table.dir.node;node.stream_ops=MEMFS.ops_table.dir.stream;node.contents={}}else if(FS.isFile(node.mode)){node.node_ops=MEMFS.ops_table.file.node;node.stream_ops=MEMFS.ops_table.file.stream;node.usedBytes=0;node.contents=MEMFS.emptyFileContents??=new Uint8Array(0)}else if(FS.isLink(node.mode)){node.node_ops=MEMFS.ops_table.link.node;node.stream_ops=MEMFS.ops_table.link.stream}else if(FS.isChrdev(node.mode)){node.node_ops=MEMFS.ops_table.chrdev.node;node.stream_ops=MEMFS.ops_table.chrdev.stream}node.atime=node.mtime=node.ctime=Date.now();if(parent){parent.contents[name]=node;parent.atime=parent.mtime=parent.ctime=node.atime}return node},getFileDataAsTypedArray(node){return node.contents.subarray(0,node.usedBytes)},expandFileStorage(node,newCapacity){var prevCapacity=node.contents.length;if(prevCapacity>=newCapacity)return;var CAPACITY_DOUBLING_MAX=1024*1024;newCapacity=Math.max(newCapacity,prevCapacity*(prevCapacity<CAPACITY_DOUBLING_MAX?2:1.125)>>>0);if(prevCapacity)newCapacity=Math.max(newCapacity,256);var oldContents=MEMFS.getFileDataAsTypedArray(node);node.contents=new Uint8Array(newCapacity);node.contents.set(oldContents)},resizeFileStorage(node,newSize){if(node.usedBytes==newSize)return;var oldContents=node.contents;node.contents=new Uint8Array(newSize);node.contents.set(oldContents.subarray(0,Math.min(newSize,node.usedBytes)));node.usedBytes=newSize},node_ops:{getattr(node){var attr={};attr.dev=FS.isChrdev(node.mode)?node.id:1;attr.ino=node.id;attr.mode=node.mode;attr.nlink=1;attr.uid=0;attr.gid=0;attr.rdev=node.rdev;if(FS.isDir(node.mode)){attr.size=4096}else if(FS.isFile(node.mode)){attr.size=node.usedBytes}else if(FS.isLink(node.mode)){attr.size=node.link.length}else{attr.size=0}attr.atime=new Date(node.atime);attr.mtime=new Date(node.mtime);attr.ctime=new Date(node.ctime);attr.blksize=4096;attr.blocks=Math.ceil(attr.size/attr.blksize);return attr},setattr(node,attr){for(const key of["mode","atime","mtime","ctime"]){if(attr[key]!=null){node[key]=attr[key]}}if(attr.size!==undefined){MEMFS.resizeFileStorage(node,attr.size)}},lookup(parent,name){if(!MEMFS.doesNotExistError){MEMFS.doesNotExistError=new FS.ErrnoError(44);MEMFS.doesNotExistError.stack="<generic error, no stack>"}throw MEMFS.doesNotExistError},mknod(parent,name,mode,dev){return MEMFS.createNode(parent,name,mode,dev)},rename(old_node,new_dir,new_name){var new_node;try{new_node=FS.lookupNode(new_dir,new_name)}catch(e){}if(new_node){if(FS.isDir(old_node.mode)){for(var i in new_node.contents){throw new FS.ErrnoError(55)}}FS.hashRemoveNode(new_node)}delete old_node.parent.contents[old_node.name];new_dir.contents[new_name]=old_node;old_node.name=new_name;new_dir.ctime=new_dir.mtime=old_node.parent.ctime=old_node.parent.mtime=Date.now()},unlink(parent,name){delete parent.contents[name];parent.ctime=parent.mtime=Date.now()},rmdir(parent,name){var node=FS.lookupNode(parent,name);for(var i in node.contents){throw new FS.ErrnoError(55)}delete parent.contents[name];parent.ctime=parent.mtime=Date.now()},readdir(node){return[".","..",...Object.keys(node.contents)]},symlink(parent,newname,oldpath){var node=MEMFS.createNode(parent,newname,511|40960,0);node.link=oldpath;return node},readlink(node){if(!FS.isLink(node.mode)){throw new FS.ErrnoError(28)}return node.link}},stream_ops:{read(stream,buffer,offset,length,position){var contents=stream.node.contents;if(position>=stream.node.usedBytes)return 0;var size=Math.min(stream.node.usedBytes-position,length);buffer.set(contents.subarray(position,position+size),offset);return size},write(stream,buffer,offset,length,position,canOwn){if(buffer.buffer===HEAP8.buffer){canOwn=false}if(!length)return 0;var node=stream.node;node.mtime=node.ctime=Date.now();if(canOwn){node.contents=buffer.subarray(offset,offset+length);node.usedBytes=length}else if(node.usedBytes===0&&position===0){node.contents=buffer.slice(offset,offset+length);node.usedBytes=length}else{MEMFS.expandFileStorage(node,position+length);node.contents.set(buffer.subarray(offset,offset+length),position);node.usedBytes=Math.max(node.usedBytes,position+length)}return length},llseek(stream,offset,whence){var position=offset;if(whence===1){position+=stream.position}else if(whence===2){if(FS.isFile(stream.node.mode)){position+=stream.node.usedBytes}}if(position<0){throw new FS.ErrnoError(28)}return position},mmap(stream,length,position,prot,flags){if(!FS.isFile(stream.node.mode)){throw new FS.ErrnoError(43)}var ptr;var allocated;var contents=stream.node.contents;if(!(flags&2)&&contents.buffer===HEAP8.buffer){allocated=false;ptr=contents.byteOffset}else{allocated=true;ptr=mmapAlloc(length);if(!ptr){throw new FS.ErrnoError(48)}if(contents){if(position>0||position+length<contents.length){if(contents.subarray){contents=contents.subarray(position,position+length)}else{contents=Array.prototype.slice.call(contents,position,position+length)}}HEAP8.set(contents,ptr)}}return{ptr,allocated}},msync(stream,buffer,offset,length,mmapFlags){MEMFS.stream_ops.write(stream,buffer,0,length,offset,false);return 0}}};var FS_modeStringToFlags=str=>{if(typeof str!="string")return str;var flagModes={r:0,"r+":2,w:512|64|1,"w+":512|64|2,a:1024|64|1,"a+":1024|64|2};var flags=flagModes[str];if(typeof flags=="undefined"){throw new Error(`Unknown file open mode: ${str}`)}return flags};var FS_fileDataToTypedArray=data=>{if(typeof data=="string"){data=intArrayFromString(data,true)}if(!data.subarray){data=new Uint8Array(data)}return data};var FS_getMode=(canRead,canWrite)=>{var mode=0;if(canRead)mode|=292|73;if(canWrite)mode|=146;return mode};var asyncLoad=async url=>{var arrayBuffer=await readAsync(url);return new Uint8Array(arrayBuffer)};var FS_createDataFile=(...args)=>FS.createDataFile(...args);var getUniqueRunDependency=id=>id;var dependenciesPromise=null;var resolveRunDependencies=async()=>dependenciesPromise;var runDependencies=0;var dependenciesPromiseResolve=null;var removeRunDependency=id=>{runDependencies--;Module["monitorRunDependencies"]?.(runDependencies);if(!runDependencies){dependenciesPromiseResolve()}};var addRunDependency=id=>{if(!runDependencies){dependenciesPromise=new Promise(resolve=>dependenciesPromiseResolve=resolve)}runDependencies++;Module["monitorRunDependencies"]?.(runDependencies)};var preloadPlugins=[];var FS_handledByPreloadPlugin=async(byteArray,fullname)=>{if(typeof Browser!="undefined")Browser.init();for(var plugin of preloadPlugins){if(plugin["canHandle"](fullname)){return plugin["handle"](byteArray,fullname)}}return byteArray};var FS_preloadFile=async(parent,name,url,canRead,canWrite,dontCreateFile,canOwn,preFinish)=>{var fullname=name?PATH_FS.resolve(PATH.join2(parent,name)):parent;var dep=getUniqueRunDependency(`cp ${fullname}`);addRunDependency(dep);try{var byteArray=url;if(typeof url=="string"){byteArray=await asyncLoad(url)}byteArray=await FS_handledByPreloadPlugin(byteArray,fullname);preFinish?.();if(!dontCreateFile){FS_createDataFile(parent,name,byteArray,canRead,canWrite,canOwn)}}finally{removeRunDependency(dep)}};var FS_createPreloadedFile=(parent,name,url,canRead,canWrite,onload,onerror,dontCreateFile,canOwn,preFinish)=>{FS_preloadFile(parent,name,url,canRead,canWrite,dontCreateFile,canOwn,preFinish).then(onload).catch(onerror)};var FS={root:null,mounts:[],devices:{},streams:[],nextInode:1,nameTable:null,currentPath:"/",initialized:false,ignorePermissions:true,filesystems:null,syncFSRequests:0,ErrnoError:class{name="ErrnoError";constructor(errno){this.errno=errno}},FSStream:class{shared={};get object(){return this.node}set object(val){this.node=val}get isRead(){return(this.flags&2097155)!==1}get isWrite(){return(this.flags&2097155)!==0}get isAppend(){return this.flags&1024}get flags(){return this.shared.flags}set flags(val){this.shared.flags=val}get position(){return this.shared.position}set position(val){this.shared.position=val}},FSNode:class{node_ops={};stream_ops={};readMode=292|73;writeMode=146;mounted=null;constructor(parent,name,mode,rdev){if(!parent){parent=this}this.parent=parent;this.mount=parent.mount;this.id=FS.nextInode++;this.name=name;this.mode=mode;this.rdev=rdev;this.atime=this.mtime=this.ctime=Date.now()}get read(){return(this.mode&this.readMode)===this.readMode}set read(val){val?this.mode|=this.readMode:this.mode&=~this.readMode}get write(){return(this.mode&this.writeMode)===this.writeMode}set write(val){val?this.mode|=this.writeMode:this.mode&=~this.writeMode}get isFolder(){return FS.isDir(this.mode)}get isDevice(){return FS.isChrdev(this.mode)}addListener(cb,exclusive=false){var entry={cb,exclusive};var listeners=this.listeners??=new Set;listeners.add(entry);return{listeners,entry}}notifyListeners(flags){if(!this.listeners)return;var excl;for(var entry of this.listeners){if(entry.exclusive)(excl||=[]).push(entry);else entry.cb(flags)}if(excl){var i=(this.exclTurn||0)%excl.length;this.exclTurn=i+1;excl[i].cb(flags)}}},lookupPath(path,opts={}){if(!path){throw new FS.ErrnoError(44)}opts.follow_mount??=true;if(!PATH.isAbs(path)){path=FS.cwd()+"/"+path}linkloop:for(var nlinks=0;nlinks<40;nlinks++){var parts=path.split("/").filter(p=>!!p);var current=FS.root;var current_path="/";for(var i=0;i<parts.length;i++){var islast=i===parts.length-1;if(islast&&opts.parent){break}if(parts[i]==="."){continue}if(parts[i]===".."){current_path=PATH.dirname(current_path);if(FS.isRoot(current)){path=current_path+"/"+parts.slice(i+1).join("/");nlinks--;continue linkloop}else{current=current.parent}continue}current_path=PATH.join2(current_path,parts[i]);try{current=FS.lookupNode(current,parts[i])}catch(e){if(e?.errno===44&&islast&&opts.noent_okay){return{path:current_path}}throw e}if(FS.isMountpoint(current)&&(!islast||opts.follow_mount)){current=current.mounted.root}if(FS.isLink(current.mode)&&(!islast||opts.follow)){if(!current.node_ops.readlink){throw new FS.ErrnoError(52)}var link=current.node_ops.readlink(current);if(!PATH.isAbs(link)){link=PATH.dirname(current_path)+"/"+link}path=link+"/"+parts.slice(i+1).join("/");continue linkloop}}return{path:current_path,node:current}}throw new FS.ErrnoError(32)},getPath(node){var path;while(true){if(FS.isRoot(node)){var mount=node.mount.mountpoint;if(!path)return mount;return mount[mount.length-1]!=="/"?`${mount}/${path}`:mount+path}path=path?`${node.name}/${path}`:node.name;node=node.parent}},hashName(parentid,name){var hash=0;for(var i=0;i<name.length;i++){hash=(hash<<5)-hash+name.charCodeAt(i)|0}return(parentid+hash>>>0)%FS.nameTable.length},hashAddNode(node){var hash=FS.hashName(node.parent.id,node.name);node.name_next=FS.nameTable[hash];FS.nameTable[hash]=node},hashRemoveNode(node){var hash=FS.hashName(node.parent.id,node.name);if(FS.nameTable[hash]===node){FS.nameTable[hash]=node.name_next}else{var current=FS.nameTable[hash];while(current){if(current.name_next===node){current.name_next=node.name_next;break}current=current.name_next}}},lookupNode(parent,name){var errCode=FS.mayLookup(parent);if(errCode){throw new FS.ErrnoError(errCode)}var hash=FS.hashName(parent.id,name);for(var node=FS.nameTable[hash];node;node=node.name_next){var nodeName=node.name;if(node.parent.id===parent.id&&nodeName===name){return node}}return FS.lookup(parent,name)},createNode(parent,name,mode,rdev){var node=new FS.FSNode(parent,name,mode,rdev);FS.hashAddNode(node);return node},destroyNode(node){FS.hashRemoveNode(node)},isRoot(node){return node===node.parent},isMountpoint(node){return!!node.mounted},isFile(mode){return(mode&61440)===32768},isDir(mode){return(mode&61440)===16384},isLink(mode){return(mode&61440)===40960},isChrdev(mode){return(mode&61440)===8192},isBlkdev(mode){return(mode&61440)===24576},isFIFO(mode){return(mode&61440)===4096},isSocket(mode){return(mode&49152)===49152},flagsToPermissionString(flag){var perms=["r","w","rw"][flag&3];if(flag&512){perms+="w"}return perms},nodePermissions(node,perms){if(FS.ignorePermissions){return 0}if(perms.includes("r")&&!(node.mode&292)){return 2}if(perms.includes("w")&&!(node.mode&146)){return 2}if(perms.includes("x")&&!(node.mode&73)){return 2}return 0},mayLookup(dir){if(!FS.isDir(dir.mode))return 54;var errCode=FS.nodePermissions(dir,"x");if(errCode)return errCode;if(!dir.node_ops.lookup)return 2;return 0},mayCreate(dir,name){if(!FS.isDir(dir.mode)){return 54}try{var node=FS.lookupNode(dir,name);return 20}catch(e){}return FS.nodePermissions(dir,"wx")},mayDelete(dir,name,isdir){var node;try{node=FS.lookupNode(dir,name)}catch(e){return e.errno}var errCode=FS.nodePermissions(dir,"wx");if(errCode){return errCode}if(isdir){if(!FS.isDir(node.mode)){return 54}if(FS.isRoot(node)||FS.getPath(node)===FS.cwd()){return 10}}else if(FS.isDir(node.mode)){return 31}return 0},mayOpen(node,flags){if(!node){return 44}if(FS.isLink(node.mode)){return 32}var mode=FS.flagsToPermissionString(flags);if(FS.isDir(node.mode)){if(mode!=="r"||flags&(512|64)){return 31}}return FS.nodePermissions(node,mode)},checkOpExists(op,err){if(!op){throw new FS.ErrnoError(err)}return op},MAX_OPEN_FDS:4096,nextfd(){for(var fd=0;fd<=FS.MAX_OPEN_FDS;fd++){if(!FS.streams[fd]){return fd}}throw new FS.ErrnoError(33)},getStreamChecked(fd){var stream=FS.getStream(fd);if(!stream){throw new FS.ErrnoError(8)}return stream},getStream:fd=>FS.streams[fd],createStream(stream,fd=-1){stream=Object.assign(new FS.FSStream,stream);if(fd==-1){fd=FS.nextfd()}stream.fd=fd;FS.streams[fd]=stream;return stream},closeStream(fd){FS.streams[fd]=null},dupStream(origStream,fd=-1){var stream=FS.createStream(origStream,fd);stream.stream_ops?.dup?.(stream);return stream},doSetAttr(stream,node,attr){var setattr=stream?.stream_ops.setattr;var arg=setattr?stream:node;setattr??=node.node_ops.setattr;FS.checkOpExists(setattr,63);try{setattr(arg,attr)}catch(e){if(e instanceof RangeError){throw new FS.ErrnoError(22)}throw e}},chrdev_stream_ops:{open(stream){var device=FS.getDevice(stream.node.rdev);stream.stream_ops=device.stream_ops;stream.stream_ops.open?.(stream)},llseek(){throw new FS.ErrnoError(70)}},major:dev=>dev>>8,minor:dev=>dev&255,makedev:(ma,mi)=>ma<<8|mi,registerDevice(dev,ops){FS.devices[dev]={stream_ops:ops}},getDevice:dev=>FS.devices[dev],getMounts(mount){var mounts=[];var check=[mount];while(check.length){var m=check.pop();mounts.push(m);check.push(...m.mounts)}return mounts},syncfs(populate,callback){if(typeof populate=="function"){callback=populate;populate=false}FS.syncFSRequests++;if(FS.syncFSRequests>1){err(`warning: ${FS.syncFSRequests} FS.syncfs operations in flight at once, probably just doing extra work`)}var mounts=FS.getMounts(FS.root.mount);var completed=0;function doCallback(errCode){FS.syncFSRequests--;return callback(errCode)}function done(errCode){if(errCode){if(!done.errored){done.errored=true;return doCallback(errCode)}return}if(++completed>=mounts.length){doCallback(null)}}for(var mount of mounts){if(mount.type.syncfs){mount.type.syncfs(mount,populate,done)}else{done(null)}}},mount(type,opts,mountpoint){var root=mountpoint==="/";var pseudo=!mountpoint;var node;if(root&&FS.root){throw new FS.ErrnoError(10)}else if(!root&&!pseudo){var lookup=FS.lookupPath(mountpoint,{follow_mount:false});mountpoint=lookup.path;node=lookup.node;if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}if(!FS.isDir(node.mode)){throw new FS.ErrnoError(54)}}var mount={type,opts,mountpoint,mounts:[]};var mountRoot=type.mount(mount);mountRoot.mount=mount;mount.root=mountRoot;if(root){FS.root=mountRoot}else if(node){node.mounted=mount;if(node.mount){node.mount.mounts.push(mount)}}return mountRoot},unmount(mountpoint){var lookup=FS.lookupPath(mountpoint,{follow_mount:false});if(!FS.isMountpoint(lookup.node)){throw new FS.ErrnoError(28)}var node=lookup.node;var mount=node.mounted;var mounts=FS.getMounts(mount);for(var[hash,current]of Object.entries(FS.nameTable)){while(current){var next=current.name_next;if(mounts.includes(current.mount)){FS.destroyNode(current)}current=next}}node.mounted=null;var idx=node.mount.mounts.indexOf(mount);node.mount.mounts.splice(idx,1)},lookup(parent,name){return parent.node_ops.lookup(parent,name)},mknod(path,mode,dev){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;var name=PATH.basename(path);if(!name){throw new FS.ErrnoError(28)}if(name==="."||name===".."){throw new FS.ErrnoError(20)}var errCode=FS.mayCreate(parent,name);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.mknod){throw new FS.ErrnoError(63)}return parent.node_ops.mknod(parent,name,mode,dev)},statfs(path){return FS.statfsNode(FS.lookupPath(path,{follow:true}).node)},statfsStream(stream){return FS.statfsNode(stream.node)},statfsNode(node){var rtn={bsize:4096,frsize:4096,blocks:1e6,bfree:5e5,bavail:5e5,files:FS.nextInode,ffree:FS.nextInode-1,fsid:42,flags:2,namelen:255};if(node.node_ops.statfs){Object.assign(rtn,node.node_ops.statfs(node.mount.opts.root))}return rtn},create(path,mode=438){mode&=4095;mode|=32768;return FS.mknod(path,mode,0)},mkdir(path,mode=511){mode&=511|512;mode|=16384;return FS.mknod(path,mode,0)},mkdirTree(path,mode){var dirs=path.split("/");var d="";for(var dir of dirs){if(!dir)continue;if(d||PATH.isAbs(path))d+="/";d+=dir;try{FS.mkdir(d,mode)}catch(e){if(e.errno!=20)throw e}}},mkdev(path,mode,dev){if(typeof dev=="undefined"){dev=mode;mode=438}mode|=8192;return FS.mknod(path,mode,dev)},symlink(oldpath,newpath){if(!PATH_FS.resolve(oldpath)){throw new FS.ErrnoError(44)}var lookup=FS.lookupPath(newpath,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var newname=PATH.basename(newpath);var errCode=FS.mayCreate(parent,newname);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.symlink){throw new FS.ErrnoError(63)}return parent.node_ops.symlink(parent,newname,oldpath)},link(oldpath,newpath,flags){var lookup=FS.lookupPath(newpath,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var newname=PATH.basename(newpath);var errCode=FS.mayCreate(parent,newname);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.link){throw new FS.ErrnoError(34)}return parent.node_ops.link(parent,newname,oldpath,flags)},rename(old_path,new_path){var old_dirname=PATH.dirname(old_path);var new_dirname=PATH.dirname(new_path);var old_name=PATH.basename(old_path);var new_name=PATH.basename(new_path);var lookup,old_dir,new_dir;lookup=FS.lookupPath(old_path,{parent:true});old_dir=lookup.node;lookup=FS.lookupPath(new_path,{parent:true});new_dir=lookup.node;if(!old_dir||!new_dir)throw new FS.ErrnoError(44);if(old_dir.mount!==new_dir.mount){throw new FS.ErrnoError(75)}var old_node=FS.lookupNode(old_dir,old_name);var relative=PATH_FS.relative(old_path,new_dirname);if(relative.charAt(0)!=="."){throw new FS.ErrnoError(28)}relative=PATH_FS.relative(new_path,old_dirname);if(relative.charAt(0)!=="."){throw new FS.ErrnoError(55)}var new_node;try{new_node=FS.lookupNode(new_dir,new_name)}catch(e){}if(old_node===new_node){return}var isdir=FS.isDir(old_node.mode);var errCode=FS.mayDelete(old_dir,old_name,isdir);if(errCode){throw new FS.ErrnoError(errCode)}errCode=new_node?FS.mayDelete(new_dir,new_name,isdir):FS.mayCreate(new_dir,new_name);if(errCode){throw new FS.ErrnoError(errCode)}if(!old_dir.node_ops.rename){throw new FS.ErrnoError(63)}if(FS.isMountpoint(old_node)||new_node&&FS.isMountpoint(new_node)){throw new FS.ErrnoError(10)}if(new_dir!==old_dir){errCode=FS.nodePermissions(old_dir,"w");if(errCode){throw new FS.ErrnoError(errCode)}}FS.hashRemoveNode(old_node);try{old_dir.node_ops.rename(old_node,new_dir,new_name);old_node.parent=new_dir}catch(e){throw e}finally{FS.hashAddNode(old_node)}},rmdir(path){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;var name=PATH.basename(path);var node=FS.lookupNode(parent,name);var errCode=FS.mayDelete(parent,name,true);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.rmdir){throw new FS.ErrnoError(63)}if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}parent.node_ops.rmdir(parent,name);FS.destroyNode(node)},readdir(path){var lookup=FS.lookupPath(path,{follow:true});var node=lookup.node;var readdir=FS.checkOpExists(node.node_ops.readdir,54);return readdir(node)},unlink(path){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var name=PATH.basename(path);var node=FS.lookupNode(parent,name);var errCode=FS.mayDelete(parent,name,false);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.unlink){throw new FS.ErrnoError(63)}if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}parent.node_ops.unlink(parent,name);FS.destroyNode(node)},readlink(path){var lookup=FS.lookupPath(path);var link=lookup.node;if(!link){throw new FS.ErrnoError(44)}if(!link.node_ops.readlink){throw new FS.ErrnoError(28)}return link.node_ops.readlink(link)},stat(path,dontFollow){var lookup=FS.lookupPath(path,{follow:!dontFollow});var node=lookup.node;var getattr=FS.checkOpExists(node.node_ops.getattr,63);return getattr(node)},fstat(fd){var stream=FS.getStreamChecked(fd);var node=stream.node;var getattr=stream.stream_ops.getattr;var arg=getattr?stream:node;getattr??=node.node_ops.getattr;FS.checkOpExists(getattr,63);return getattr(arg)},lstat(path){return FS.stat(path,true)},doChmod(stream,node,mode,dontFollow){FS.doSetAttr(stream,node,{mode:mode&4095|node.mode&~4095,ctime:Date.now(),dontFollow})},chmod(path,mode,dontFollow){var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:!dontFollow});node=lookup.node}else{node=path}FS.doChmod(null,node,mode,dontFollow)},lchmod(path,mode){FS.chmod(path,mode,true)},fchmod(fd,mode){var stream=FS.getStreamChecked(fd);FS.doChmod(stream,stream.node,mode,false)},doChown(stream,node,dontFollow){FS.doSetAttr(stream,node,{timestamp:Date.now(),dontFollow})},chown(path,uid,gid,dontFollow){var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:!dontFollow});node=lookup.node}else{node=path}FS.doChown(null,node,dontFollow)},lchown(path,uid,gid){FS.chown(path,uid,gid,true)},fchown(fd,uid,gid){var stream=FS.getStreamChecked(fd);FS.doChown(stream,stream.node,false)},doTruncate(stream,node,len){if(FS.isDir(node.mode)){throw new FS.ErrnoError(31)}if(!FS.isFile(node.mode)){throw new FS.ErrnoError(28)}var errCode=FS.nodePermissions(node,"w");if(errCode){throw new FS.ErrnoError(errCode)}FS.doSetAttr(stream,node,{size:len,timestamp:Date.now()})},truncate(path,len){if(len<0){throw new FS.ErrnoError(28)}var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:true});node=lookup.node}else{node=path}FS.doTruncate(null,node,len)},ftruncate(fd,len){var stream=FS.getStreamChecked(fd);if(len<0||(stream.flags&2097155)===0){throw new FS.ErrnoError(28)}FS.doTruncate(stream,stream.node,len)},utime(path,atime,mtime,dontFollow){var lookup=FS.lookupPath(path,{follow:!dontFollow});FS.doSetAttr(null,lookup.node,{atime,mtime,dontFollow})},open(path,flags,mode=438){if(path===""){throw new FS.ErrnoError(44)}flags=FS_modeStringToFlags(flags);if(flags&64){mode=mode&4095|32768}else{mode=0}var node;var isDirPath;if(typeof path=="object"){node=path}else{isDirPath=path.endsWith("/");var lookup=FS.lookupPath(path,{follow:!(flags&131072),noent_okay:true});node=lookup.node;path=lookup.path}var created=false;if(flags&64){if(node){if(flags&128){throw new FS.ErrnoError(20)}}else if(isDirPath){throw new FS.ErrnoError(31)}else{node=FS.mknod(path,mode|511,0);created=true}}if(!node){throw new FS.ErrnoError(44)}if(FS.isChrdev(node.mode)){flags&=~512}if(flags&65536&&!FS.isDir(node.mode)){throw new FS.ErrnoError(54)}if(!created){var errCode=FS.mayOpen(node,flags);if(errCode){throw new FS.ErrnoError(errCode)}}if(flags&512&&!created){FS.truncate(node,0)}flags&=~(128|512|131072);var stream=FS.createStream({node,path:FS.getPath(node),flags,seekable:true,position:0,stream_ops:node.stream_ops,ungotten:[],error:false});if(stream.stream_ops.open){stream.stream_ops.open(stream)}if(created){FS.chmod(node,mode&511)}return stream},close(stream){if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if(stream.getdents)stream.getdents=null;stream.node?.notifyListeners(32);try{if(stream.stream_ops.close){stream.stream_ops.close(stream)}}catch(e){throw e}finally{FS.closeStream(stream.fd)}stream.fd=null},isClosed(stream){return stream.fd===null},llseek(stream,offset,whence){if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if(!stream.seekable||!stream.stream_ops.llseek){throw new FS.ErrnoError(70)}if(whence!=0&&whence!=1&&whence!=2){throw new FS.ErrnoError(28)}stream.position=stream.stream_ops.llseek(stream,offset,whence);stream.ungotten=[];return stream.position},read(stream,buffer,offset,length,position){if(length<0||position<0){throw new FS.ErrnoError(28)}if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if((stream.flags&2097155)===1){throw new FS.ErrnoError(8)}if(FS.isDir(stream.node.mode)){throw new FS.ErrnoError(31)}if(!stream.stream_ops.read){throw new FS.ErrnoError(28)}var seeking=typeof position!="undefined";if(!seeking){position=stream.position}else if(!stream.seekable){throw new FS.ErrnoError(70)}var bytesRead=stream.stream_ops.read(stream,buffer,offset,length,position);if(!seeking)stream.position+=bytesRead;return bytesRead},write(stream,buffer,offset,length,position,canOwn){if(length<0||position<0){throw new FS.ErrnoError(28)}if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if((stream.flags&2097155)===0){throw new FS.ErrnoError(8)}if(FS.isDir(stream.node.mode)){throw new FS.ErrnoError(31)}if(!stream.stream_ops.write){throw new FS.ErrnoError(28)}if(stream.seekable&&stream.flags&1024){FS.llseek(stream,0,2)}var seeking=typeof position!="undefined";if(!seeking){position=stream.position}else if(!stream.seekable){throw new FS.ErrnoError(70)}var bytesWritten=stream.stream_ops.write(stream,buffer,offset,length,position,canOwn);if(!seeking)stream.position+=bytesWritten;return bytesWritten},mmap(stream,length,position,prot,flags){if((prot&2)!==0&&(flags&2)===0&&(stream.flags&2097155)!==2){throw new FS.ErrnoError(2)}if((stream.flags&2097155)===1){throw new FS.ErrnoError(2)}if(!stream.stream_ops.mmap){throw new FS.ErrnoError(43)}if(!length){throw new FS.ErrnoError(28)}return stream.stream_ops.mmap(stream,length,position,prot,flags)},msync(stream,buffer,offset,length,mmapFlags){if(!stream.stream_ops.msync){return 0}return stream.stream_ops.msync(stream,buffer,offset,length,mmapFlags)},ioctl(stream,cmd,arg){if(!stream.stream_ops.ioctl){throw new FS.ErrnoError(59)}return stream.stream_ops.ioctl(stream,cmd,arg)},readFile(path,opts={}){opts.flags=opts.flags??0;opts.encoding=opts.encoding??"binary";if(opts.encoding!=="utf8"&&opts.encoding!=="binary"){abort(`Invalid encoding type "${opts.encoding}"`)}var stream=FS.open(path,opts.flags);var stat=FS.stat(path);var length=stat.size;var buf=new Uint8Array(length);FS.read(stream,buf,0,length,0);if(opts.encoding==="utf8"){buf=UTF8ArrayToString(buf)}FS.close(stream);return buf},writeFile(path,data,opts={}){opts.flags=opts.flags??577;var stream=FS.open(path,opts.flags,opts.mode);data=FS_fileDataToTypedArray(data);FS.write(stream,data,0,data.byteLength,undefined,opts.canOwn);FS.close(stream)},cwd:()=>FS.currentPath,chdir(path){var lookup=FS.lookupPath(path,{follow:true});if(lookup.node===null){throw new FS.ErrnoError(44)}if(!FS.isDir(lookup.node.mode)){throw new FS.ErrnoError(54)}var errCode=FS.nodePermissions(lookup.node,"x");if(errCode){throw new FS.ErrnoError(errCode)}FS.currentPath=lookup.path},createDefaultDirectories(){FS.mkdir("/tmp");FS.mkdir("/home");FS.mkdir("/home/web_user")},createDefaultDevices(){FS.mkdir("/dev");FS.registerDevice(FS.makedev(1,3),{read:()=>0,write:(stream,buffer,offset,length,pos)=>length,llseek:()=>0});FS.mkdev("/dev/null",FS.makedev(1,3));TTY.register(FS.makedev(5,0),TTY.default_tty_ops);TTY.register(FS.makedev(6,0),TTY.default_tty1_ops);FS.mkdev("/dev/tty",FS.makedev(5,0));FS.mkdev("/dev/tty1",FS.makedev(6,0));var randomBuffer=new Uint8Array(1024),randomLeft=0;var randomByte=()=>{if(randomLeft===0){randomFill(randomBuffer);randomLeft=randomBuffer.byteLength}return randomBuffer[--randomLeft]};FS.createDevice("/dev","random",randomByte);FS.createDevice("/dev","urandom",randomByte);FS.mkdir("/dev/shm");FS.mkdir("/dev/shm/tmp")},createSpecialDirectories(){FS.mkdir("/proc");var proc_self=FS.mkdir("/proc/self");FS.mkdir("/proc/self/fd");FS.mount({mount(){var node=FS.createNode(proc_self,"fd",16895,73);node.stream_ops={llseek:MEMFS.stream_ops.llseek};node.node_ops={lookup(parent,name){var fd=+name;var stream=FS.getStreamChecked(fd);var ret={parent:null,mount:{mountpoint:"fake"},node_ops:{readlink:()=>stream.path},id:fd+1};ret.parent=ret;return ret},readdir(){return Array.from(FS.streams.entries()).filter(([k,v])=>v).map(([k,v])=>k.toString())}};return node}},{},"/proc/self/fd")},createStandardStreams(input,output,error){if(input){FS.createDevice("/dev","stdin",input)}else{FS.symlink("/dev/tty","/dev/stdin")}if(output){FS.createDevice("/dev","stdout",null,output)}else{FS.symlink("/dev/tty","/dev/stdout")}if(error){FS.createDevice("/dev","stderr",null,error)}else{FS.symlink("/dev/tty1","/dev/stderr")}var stdin=FS.open("/dev/stdin",0);var stdout=FS.open("/dev/stdout",1);var stderr=FS.open("/dev/stderr",1)},staticInit(){FS.nameTable=new Array(4096);FS.mount(MEMFS,{},"/");FS.createDefaultDirectories();FS.createDefaultDevices();FS.createSpecialDirectories();FS.filesystems={MEMFS}},init(input,output,error){FS.initialized=true;input??=Module["stdin"];output??=Module["stdout"];error??=Module["stderr"];FS.createStandardStreams(input,output,error)},quit(){FS.initialized=false;for(var stream of FS.streams){if(stream){FS.close(stream)}}},findObject(path,dontResolveLastLink){var ret=FS.analyzePath(path,dontResolveLastLink);if(!ret.exists){return null}return ret.object},analyzePath(path,dontResolveLastLink){try{var lookup=FS.lookupPath(path,{follow:!dontResolveLastLink});path=lookup.path}catch(e){}var ret={isRoot:false,exists:false,error:0,name:null,path:null,object:null,parentExists:false,parentPath:null,parentObject:null};try{var lookup=FS.lookupPath(path,{parent:true});ret.parentExists=true;ret.parentPath=lookup.path;ret.parentObject=lookup.node;ret.name=PATH.basename(path);lookup=FS.lookupPath(path,{follow:!dontResolveLastLink});ret.exists=true;ret.path=lookup.path;ret.object=lookup.node;ret.name=lookup.node.name;ret.isRoot=lookup.path==="/"}catch(e){ret.error=e.errno}return ret},createPath(parent,path,canRead,canWrite){parent=typeof parent=="string"?parent:FS.getPath(parent);var parts=path.split("/").reverse();while(parts.length){var part=parts.pop();if(!part)continue;var current=PATH.join2(parent,part);try{FS.mkdir(current)}catch(e){if(e.errno!=20)throw e}parent=current}return current},createFile(parent,name,properties,canRead,canWrite){var path=PATH.join2(typeof parent=="string"?parent:FS.getPath(parent),name);var mode=FS_getMode(canRead,canWrite);return FS.create(path,mode)},createDataFile(parent,name,data,canRead,canWrite,canOwn){var path=name;if(parent){parent=typeof parent=="string"?parent:FS.getPath(parent);path=name?PATH.join2(parent,name):parent}var mode=FS_getMode(canRead,canWrite);var node=FS.create(path,mode);if(data){data=FS_fileDataToTypedArray(data);FS.chmod(node,mode|146);var stream=FS.open(node,577);FS.write(stream,data,0,data.length,0,canOwn);FS.close(stream);FS.chmod(node,mode)}},createDevice(parent,name,input,output){var path=PATH.join2(typeof parent=="string"?parent:FS.getPath(parent),name);var mode=FS_getMode(!!input,!!output);FS.createDevice.major??=64;var dev=FS.makedev(FS.createDevice.major++,0);FS.registerDevice(dev,{open(stream){stream.seekable=false},close(stream){if(output?.buffer?.length){output(10)}},read(stream,buffer,offset,length,pos){var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=input()}catch(e){throw new FS.ErrnoError(29)}if(result===undefined&&bytesRead===0){throw new FS.ErrnoError(6)}if(result===null||result===undefined)break;bytesRead++;buffer[offset+i]=result}if(bytesRead){stream.node.atime=Date.now()}return bytesRead},write(stream,buffer,offset,length,pos){for(var i=0;i<length;i++){try{output(buffer[offset+i])}catch(e){throw new FS.ErrnoError(29)}}if(length){stream.node.mtime=stream.node.ctime=Date.now()}return i}});return FS.mkdev(path,mode,dev)},forceLoadFile(obj){if(obj.isDevice||obj.isFolder||obj.link||obj.contents)return true;if(globalThis.XMLHttpRequest){abort("Lazy loading should have been performed (contents set) in createLazyFile, but it was not. Lazy loading only works in web workers. Use --embed-file or --preload-file in emcc on the main thread.")}else{try{obj.contents=readBinary(obj.url)}catch(e){throw new FS.ErrnoError(29)}}},createLazyFile(parent,name,url,canRead,canWrite){class LazyUint8Array{lengthKnown=false;chunks=[];get(idx){if(idx>this.length-1||idx<0){return undefined}var chunkOffset=idx%this.chunkSize;var chunkNum=idx/this.chunkSize|0;return this.getter(chunkNum)[chunkOffset]}setDataGetter(getter){this.getter=getter}cacheLength(){var xhr=new XMLHttpRequest;xhr.open("HEAD",url,false);xhr.send(null);if(!(xhr.status>=200&&xhr.status<300||xhr.status===304))abort("Couldn't load "+url+". Status: "+xhr.status);var datalength=Number(xhr.getResponseHeader("Content-length"));var header;var hasByteServing=(header=xhr.getResponseHeader("Accept-Ranges"))&&header==="bytes";var usesGzip=(header=xhr.getResponseHeader("Content-Encoding"))&&header==="gzip";var chunkSize=1024*1024;if(!hasByteServing)chunkSize=datalength;var doXHR=(from,to)=>{if(from>to)abort(`invalid range (${from}, ${to}) or no bytes requested!`);if(to>datalength-1)abort(`only ${datalength} bytes available! programmer error!`);var xhr=new XMLHttpRequest;xhr.open("GET",url,false);if(datalength!==chunkSize)xhr.setRequestHeader("Range","bytes="+from+"-"+to);xhr.responseType="arraybuffer";if(xhr.overrideMimeType){xhr.overrideMimeType("text/plain; charset=x-user-defined")}xhr.send(null);if(!(xhr.status>=200&&xhr.status<300||xhr.status===304))abort("Couldn't load "+url+". Status: "+xhr.status);if(xhr.response!==undefined){return new Uint8Array(xhr.response||[])}return intArrayFromString(xhr.responseText??"",true)};var lazyArray=this;lazyArray.setDataGetter(chunkNum=>{var start=chunkNum*chunkSize;var end=(chunkNum+1)*chunkSize-1;end=Math.min(end,datalength-1);if(typeof lazyArray.chunks[chunkNum]=="undefined"){lazyArray.chunks[chunkNum]=doXHR(start,end)}if(typeof lazyArray.chunks[chunkNum]=="undefined")abort("doXHR failed!");return lazyArray.chunks[chunkNum]});if(usesGzip||!datalength){chunkSize=datalength=1;datalength=this.getter(0).length;chunkSize=datalength;out("LazyFiles on gzip forces download of the whole file when length is accessed")}this._length=datalength;this._chunkSize=chunkSize;this.lengthKnown=true}get length(){if(!this.lengthKnown){this.cacheLength()}return this._length}get chunkSize(){if(!this.lengthKnown){this.cacheLength()}return this._chunkSize}}if(globalThis.XMLHttpRequest){if(!ENVIRONMENT_IS_WORKER)abort("Cannot do synchronous binary XHRs outside webworkers in modern browsers. Use --embed-file or --preload-file in emcc");var lazyArray=new LazyUint8Array;var properties={isDevice:false,contents:lazyArray}}else{var properties={isDevice:false,url}}var node=FS.createFile(parent,name,properties,canRead,canWrite);if(properties.contents){node.contents=properties.contents}else if(properties.url){node.contents=null;node.url=properties.url}Object.defineProperties(node,{usedBytes:{get:function(){return this.contents.length}}});var stream_ops={};for(const[key,fn]of Object.entries(node.stream_ops)){stream_ops[key]=(...args)=>{FS.forceLoadFile(node);return fn(...args)}}function writeChunks(stream,buffer,offset,length,position){var contents=stream.node.contents;if(position>=contents.length)return 0;var size=Math.min(contents.length-position,length);if(contents.slice){for(var i=0;i<size;i++){buffer[offset+i]=contents[position+i]}}else{for(var i=0;i<size;i++){buffer[offset+i]=contents.get(position+i)}}return size}stream_ops.read=(stream,buffer,offset,length,position)=>{FS.forceLoadFile(node);return writeChunks(stream,buffer,offset,length,position)};stream_ops.mmap=(stream,length,position,prot,flags)=>{FS.forceLoadFile(node);var ptr=mmapAlloc(length);if(!ptr){throw new FS.ErrnoError(48)}writeChunks(stream,HEAP8,ptr,length,position);return{ptr,allocated:true}};node.stream_ops=stream_ops;return node}};var UTF8ToString=(ptr,maxBytesToRead,ignoreNul)=>ptr?UTF8ArrayToString(HEAPU8,ptr,maxBytesToRead,ignoreNul):"";var SYSCALLS={currentUmask:18,calculateAt(dirfd,path,allowEmpty){if(PATH.isAbs(path)){return path}var dir;if(dirfd===-100){dir=FS.cwd()}else{var dirstream=SYSCALLS.getStreamFromFD(dirfd);dir=dirstream.path}if(path.length==0){if(!allowEmpty){throw new FS.ErrnoError(44)}return dir}return dir+"/"+path},writeStat(buf,stat){HEAPU32[buf>>2]=stat.dev;HEAPU32[buf+4>>2]=stat.mode;HEAPU32[buf+8>>2]=stat.nlink;HEAPU32[buf+12>>2]=stat.uid;HEAPU32[buf+16>>2]=stat.gid;HEAPU32[buf+20>>2]=stat.rdev;HEAP64[buf+24>>3]=BigInt(stat.size);HEAP32[buf+32>>2]=4096;HEAP32[buf+36>>2]=stat.blocks;var atime=stat.atime.getTime();var mtime=stat.mtime.getTime();var ctime=stat.ctime.getTime();HEAP64[buf+40>>3]=BigInt(Math.floor(atime/1e3));HEAPU32[buf+48>>2]=atime%1e3*1e3*1e3;HEAP64[buf+56>>3]=BigInt(Math.floor(mtime/1e3));HEAPU32[buf+64>>2]=mtime%1e3*1e3*1e3;HEAP64[buf+72>>3]=BigInt(Math.floor(ctime/1e3));HEAPU32[buf+80>>2]=ctime%1e3*1e3*1e3;HEAP64[buf+88>>3]=BigInt(stat.ino);return 0},writeStatFs(buf,stats){HEAPU32[buf+4>>2]=stats.bsize;HEAPU32[buf+60>>2]=stats.bsize;HEAP64[buf+8>>3]=BigInt(stats.blocks);HEAP64[buf+16>>3]=BigInt(stats.bfree);HEAP64[buf+24>>3]=BigInt(stats.bavail);HEAP64[buf+32>>3]=BigInt(stats.files);HEAP64[buf+40>>3]=BigInt(stats.ffree);HEAPU32[buf+48>>2]=stats.fsid;HEAPU32[buf+64>>2]=stats.flags;HEAPU32[buf+56>>2]=stats.namelen},doMsync(addr,stream,len,flags,offset){if(!FS.isFile(stream.node.mode)){throw new FS.ErrnoError(43)}if(flags&2){return 0}var buffer=HEAPU8.subarray(addr,addr+len);FS.msync(stream,buffer,offset,len,flags)},getStreamFromFD(fd){var stream=FS.getStreamChecked(fd);return stream},varargs:undefined,getStr(ptr){var ret=UTF8ToString(ptr);return ret}};function _fd_close(fd){try{var stream=SYSCALLS.getStreamFromFD(fd);FS.close(stream);return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var doReadv=(stream,iov,iovcnt,offset)=>{var ret=0;for(var i=0;i<iovcnt;i++){var ptr=HEAPU32[iov>>2];var len=HEAPU32[iov+4>>2];iov+=8;try{var curr=FS.read(stream,HEAP8,ptr,len,offset)}catch(e){if(ret>0&&e instanceof FS.ErrnoError&&(e.errno==6||e.errno==6)){break}throw e}if(curr<0)return-1;ret+=curr;if(curr<len)break;if(typeof offset!="undefined"){offset+=curr}}return ret};function _fd_read(fd,iov,iovcnt,pnum){try{var stream=SYSCALLS.getStreamFromFD(fd);var num=doReadv(stream,iov,iovcnt);HEAPU32[pnum>>2]=num;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var INT53_MAX=9007199254740992;var INT53_MIN=-9007199254740992;var bigintToI53Checked=num=>num<INT53_MIN||num>INT53_MAX?NaN:Number(num);function _fd_seek(fd,offset,whence,newOffset){offset=bigintToI53Checked(offset);try{if(isNaN(offset))return 22;var stream=SYSCALLS.getStreamFromFD(fd);FS.llseek(stream,offset,whence);HEAP64[newOffset>>3]=BigInt(stream.position);if(stream.getdents&&offset===0&&whence===0)stream.getdents=null;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var doWritev=(stream,iov,iovcnt,offset)=>{if(iovcnt==1){return FS.write(stream,HEAP8,HEAPU32[iov>>2],HEAPU32[iov+4>>2],offset)}var total=0;for(var i=0,p=iov;i<iovcnt;i++,p+=8){total+=HEAPU32[p+4>>2]}var view=new Uint8Array(total);var voff=0;for(var i=0;i<iovcnt;i++,iov+=8){var ptr=HEAPU32[iov>>2];var len=HEAPU32[iov+4>>2];view.set(HEAPU8.subarray(ptr,ptr+len),voff);voff+=len}return FS.write(stream,view,0,total,offset)};function _fd_write(fd,iov,iovcnt,pnum){try{var stream=SYSCALLS.getStreamFromFD(fd);var num=doWritev(stream,iov,iovcnt);HEAPU32[pnum>>2]=num;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var wasmTableMirror=[];var getWasmTableEntry=funcPtr=>{var func=wasmTableMirror[funcPtr];if(!func){wasmTableMirror[funcPtr]=func=wasmTable.get(funcPtr)}return func};var stringToUTF8=(str,outPtr,maxBytesToWrite)=>stringToUTF8Array(str,HEAPU8,outPtr,maxBytesToWrite);FS.createPreloadedFile=FS_createPreloadedFile;FS.preloadFile=FS_preloadFile;FS.staticInit();{if(Module["noExitRuntime"])noExitRuntime=Module["noExitRuntime"];if(Module["print"])out=Module["print"];if(Module["printErr"])err=Module["printErr"];if(Module["arguments"])programArgs=Module["arguments"];if(Module["thisProgram"])thisProgram=Module["thisProgram"];var preInit=Module["preInit"];if(preInit){if(typeof preInit=="function")Module["preInit"]=preInit=[preInit];while(preInit.length>0){preInit.shift()()}}}Module["getValue"]=getValue;Module["UTF8ToString"]=UTF8ToString;Module["stringToUTF8"]=stringToUTF8;Module["lengthBytesUTF8"]=lengthBytesUTF8;var _wasm_parse_query_raw,_malloc,_free,_wasm_free_parse_result,__emscripten_timeout,_setThrew,__emscripten_stack_restore,_emscripten_stack_get_current,memory,__indirect_function_table,wasmMemory,wasmTable;function assignWasmExports(wasmExports){_wasm_parse_query_raw=Module["_wasm_parse_query_raw"]=wasmExports["r"];_malloc=Module["_malloc"]=wasmExports["s"];_free=Module["_free"]=wasmExports["u"];_wasm_free_parse_result=Module["_wasm_free_parse_result"]=wasmExports["v"];__emscripten_timeout=wasmExports["w"];_setThrew=wasmExports["x"];__emscripten_stack_restore=wasmExports["y"];_emscripten_stack_get_current=wasmExports["z"];memory=wasmMemory=wasmExports["p"];__indirect_function_table=wasmTable=wasmExports["t"]}var wasmImports={g:__abort_js,f:__emscripten_runtime_keepalive_clear,k:__emscripten_throw_longjmp,j:__setitimer_js,l:_emscripten_resize_heap,b:_exit,d:_fd_close,m:_fd_read,n:_fd_seek,c:_fd_write,i:invoke_i,a:invoke_ii,o:invoke_iii,h:invoke_v,e:_proc_exit};function invoke_iii(index,a1,a2){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_ii(index,a1){var sp=stackSave();try{return getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_i(index){var sp=stackSave();try{return getWasmTableEntry(index)()}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_v(index){var sp=stackSave();try{getWasmTableEntry(index)()}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}async function run(){preRun();if(runDependencies){await resolveRunDependencies()}var setStatus=Module["setStatus"];if(setStatus){setStatus("Running...");await new Promise(resolve=>setTimeout(resolve,1));setTimeout(setStatus,1,"")}if(ABORT)return;initRuntime();Module["onRuntimeInitialized"]?.();postRun()}var wasmExports;wasmExports=await createWasm();await run();
+;return Module}})();if(true){module.exports=PgQueryModule;module.exports["default"]=PgQueryModule}else {}
 
 
 /***/ }),
@@ -54125,6 +54177,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
 /***/ 7067:
 /***/ ((module) => {
 
@@ -54251,6 +54310,291 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
+/***/ 2627:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+
+/**
+ * DO NOT MODIFY MANUALLY — this is generated from the templates dir
+ *
+ * To make changes, edit the files in the templates/ directory and run:
+ * npm run copy:templates
+ */
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __exportStar = (this && this.__exportStar) || function(m, exports) {
+    for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
+};
+var __importDefault = (this && this.__importDefault) || function (mod) {
+    return (mod && mod.__esModule) ? mod : { "default": mod };
+};
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.parse = exports.SqlError = void 0;
+exports.formatSqlError = formatSqlError;
+exports.hasSqlDetails = hasSqlDetails;
+exports.loadModule = loadModule;
+exports.parseSync = parseSync;
+__exportStar(__nccwpck_require__(9461), exports);
+// @ts-ignore
+const libpg_query_js_1 = __importDefault(__nccwpck_require__(3995));
+let wasmModule;
+class SqlError extends Error {
+    sqlDetails;
+    constructor(message, details) {
+        super(message);
+        this.name = 'SqlError';
+        this.sqlDetails = details;
+    }
+}
+exports.SqlError = SqlError;
+// Helper function to classify error source
+function getErrorSource(filename) {
+    if (!filename)
+        return 'unknown';
+    if (filename === 'scan.l')
+        return 'lexer'; // Lexical analysis errors
+    if (filename === 'gram.y')
+        return 'parser'; // Grammar/parsing errors  
+    return filename;
+}
+// Format SQL error with visual position indicator
+function formatSqlError(error, query, options = {}) {
+    const { showPosition = true, showQuery = true, color = false, maxQueryLength } = options;
+    const lines = [];
+    // ANSI color codes
+    const red = color ? '\x1b[31m' : '';
+    const yellow = color ? '\x1b[33m' : '';
+    const reset = color ? '\x1b[0m' : '';
+    // Add error message
+    lines.push(`${red}Error: ${error.message}${reset}`);
+    // Add SQL details if available
+    if (error.sqlDetails) {
+        const { cursorPosition, fileName, functionName, lineNumber } = error.sqlDetails;
+        if (cursorPosition !== undefined && cursorPosition >= 0) {
+            lines.push(`Position: ${cursorPosition}`);
+        }
+        if (fileName || functionName || lineNumber) {
+            const details = [];
+            if (fileName)
+                details.push(`file: ${fileName}`);
+            if (functionName)
+                details.push(`function: ${functionName}`);
+            if (lineNumber)
+                details.push(`line: ${lineNumber}`);
+            lines.push(`Source: ${details.join(', ')}`);
+        }
+        // Show query with position marker
+        if (showQuery && showPosition && cursorPosition !== undefined && cursorPosition >= 0) {
+            let displayQuery = query;
+            // Truncate if needed
+            if (maxQueryLength && query.length > maxQueryLength) {
+                const start = Math.max(0, cursorPosition - Math.floor(maxQueryLength / 2));
+                const end = Math.min(query.length, start + maxQueryLength);
+                displayQuery = (start > 0 ? '...' : '') +
+                    query.substring(start, end) +
+                    (end < query.length ? '...' : '');
+                // Adjust cursor position for truncation
+                const adjustedPosition = cursorPosition - start + (start > 0 ? 3 : 0);
+                lines.push(displayQuery);
+                lines.push(' '.repeat(adjustedPosition) + `${yellow}^${reset}`);
+            }
+            else {
+                lines.push(displayQuery);
+                lines.push(' '.repeat(cursorPosition) + `${yellow}^${reset}`);
+            }
+        }
+    }
+    else if (showQuery) {
+        // No SQL details, just show the query if requested
+        let displayQuery = query;
+        if (maxQueryLength && query.length > maxQueryLength) {
+            displayQuery = query.substring(0, maxQueryLength) + '...';
+        }
+        lines.push(`Query: ${displayQuery}`);
+    }
+    return lines.join('\n');
+}
+// Check if an error has SQL details
+function hasSqlDetails(error) {
+    return error instanceof Error &&
+        'sqlDetails' in error &&
+        typeof error.sqlDetails === 'object' &&
+        error.sqlDetails !== null &&
+        'message' in error.sqlDetails &&
+        'cursorPosition' in error.sqlDetails;
+}
+const initPromise = (0, libpg_query_js_1.default)().then((module) => {
+    wasmModule = module;
+});
+function ensureLoaded() {
+    if (!wasmModule)
+        throw new Error("WASM module not initialized. Call `loadModule()` first.");
+}
+async function loadModule() {
+    if (!wasmModule) {
+        await initPromise;
+    }
+}
+function awaitInit(fn) {
+    return (async (...args) => {
+        await initPromise;
+        return fn(...args);
+    });
+}
+function stringToPtr(str) {
+    ensureLoaded();
+    if (typeof str !== 'string') {
+        throw new TypeError(`Expected a string, got ${typeof str}`);
+    }
+    const len = wasmModule.lengthBytesUTF8(str) + 1;
+    const ptr = wasmModule._malloc(len);
+    try {
+        wasmModule.stringToUTF8(str, ptr, len);
+        return ptr;
+    }
+    catch (error) {
+        wasmModule._free(ptr);
+        throw error;
+    }
+}
+function ptrToString(ptr) {
+    ensureLoaded();
+    if (typeof ptr !== 'number') {
+        throw new TypeError(`Expected a number, got ${typeof ptr}`);
+    }
+    return wasmModule.UTF8ToString(ptr);
+}
+exports.parse = awaitInit(async (query) => {
+    // Pre-validation
+    if (query === null || query === undefined) {
+        throw new Error('Query cannot be null or undefined');
+    }
+    if (typeof query !== 'string') {
+        throw new Error(`Query must be a string, got ${typeof query}`);
+    }
+    if (query.trim() === '') {
+        throw new Error('Query cannot be empty');
+    }
+    const queryPtr = stringToPtr(query);
+    let resultPtr = 0;
+    try {
+        // Call the raw function that returns a struct pointer
+        resultPtr = wasmModule._wasm_parse_query_raw(queryPtr);
+        if (!resultPtr) {
+            throw new Error('Failed to allocate memory for parse result');
+        }
+        // Read the PgQueryParseResult struct fields
+        // struct { char* parse_tree; char* stderr_buffer; PgQueryError* error; }
+        const parseTreePtr = wasmModule.getValue(resultPtr, 'i32'); // offset 0
+        const stderrBufferPtr = wasmModule.getValue(resultPtr + 4, 'i32'); // offset 4
+        const errorPtr = wasmModule.getValue(resultPtr + 8, 'i32'); // offset 8
+        // Check for error
+        if (errorPtr) {
+            // Read PgQueryError struct fields
+            // struct { char* message; char* funcname; char* filename; int lineno; int cursorpos; char* context; }
+            const messagePtr = wasmModule.getValue(errorPtr, 'i32'); // offset 0
+            const funcnamePtr = wasmModule.getValue(errorPtr + 4, 'i32'); // offset 4
+            const filenamePtr = wasmModule.getValue(errorPtr + 8, 'i32'); // offset 8
+            const lineno = wasmModule.getValue(errorPtr + 12, 'i32'); // offset 12
+            const cursorpos = wasmModule.getValue(errorPtr + 16, 'i32'); // offset 16
+            const contextPtr = wasmModule.getValue(errorPtr + 20, 'i32'); // offset 20
+            const message = messagePtr ? wasmModule.UTF8ToString(messagePtr) : 'Unknown error';
+            const filename = filenamePtr ? wasmModule.UTF8ToString(filenamePtr) : null;
+            const errorDetails = {
+                message: message,
+                cursorPosition: cursorpos > 0 ? cursorpos - 1 : 0, // Convert to 0-based
+                fileName: filename || undefined,
+                functionName: funcnamePtr ? wasmModule.UTF8ToString(funcnamePtr) : undefined,
+                lineNumber: lineno > 0 ? lineno : undefined,
+                context: contextPtr ? wasmModule.UTF8ToString(contextPtr) : undefined
+            };
+            throw new SqlError(message, errorDetails);
+        }
+        if (!parseTreePtr) {
+            throw new Error('Parse result is null');
+        }
+        const parseTree = wasmModule.UTF8ToString(parseTreePtr);
+        return JSON.parse(parseTree);
+    }
+    finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+            wasmModule._wasm_free_parse_result(resultPtr);
+        }
+    }
+});
+function parseSync(query) {
+    // Pre-validation
+    if (query === null || query === undefined) {
+        throw new Error('Query cannot be null or undefined');
+    }
+    if (typeof query !== 'string') {
+        throw new Error(`Query must be a string, got ${typeof query}`);
+    }
+    if (query.trim() === '') {
+        throw new Error('Query cannot be empty');
+    }
+    const queryPtr = stringToPtr(query);
+    let resultPtr = 0;
+    try {
+        // Call the raw function that returns a struct pointer
+        resultPtr = wasmModule._wasm_parse_query_raw(queryPtr);
+        if (!resultPtr) {
+            throw new Error('Failed to allocate memory for parse result');
+        }
+        // Read the PgQueryParseResult struct fields
+        // struct { char* parse_tree; char* stderr_buffer; PgQueryError* error; }
+        const parseTreePtr = wasmModule.getValue(resultPtr, 'i32'); // offset 0
+        const stderrBufferPtr = wasmModule.getValue(resultPtr + 4, 'i32'); // offset 4
+        const errorPtr = wasmModule.getValue(resultPtr + 8, 'i32'); // offset 8
+        // Check for error
+        if (errorPtr) {
+            // Read PgQueryError struct fields
+            // struct { char* message; char* funcname; char* filename; int lineno; int cursorpos; char* context; }
+            const messagePtr = wasmModule.getValue(errorPtr, 'i32'); // offset 0
+            const funcnamePtr = wasmModule.getValue(errorPtr + 4, 'i32'); // offset 4
+            const filenamePtr = wasmModule.getValue(errorPtr + 8, 'i32'); // offset 8
+            const lineno = wasmModule.getValue(errorPtr + 12, 'i32'); // offset 12
+            const cursorpos = wasmModule.getValue(errorPtr + 16, 'i32'); // offset 16
+            const contextPtr = wasmModule.getValue(errorPtr + 20, 'i32'); // offset 20
+            const message = messagePtr ? wasmModule.UTF8ToString(messagePtr) : 'Unknown error';
+            const filename = filenamePtr ? wasmModule.UTF8ToString(filenamePtr) : null;
+            const errorDetails = {
+                message: message,
+                cursorPosition: cursorpos > 0 ? cursorpos - 1 : 0, // Convert to 0-based
+                fileName: filename || undefined,
+                functionName: funcnamePtr ? wasmModule.UTF8ToString(funcnamePtr) : undefined,
+                lineNumber: lineno > 0 ? lineno : undefined,
+                context: contextPtr ? wasmModule.UTF8ToString(contextPtr) : undefined
+            };
+            throw new SqlError(message, errorDetails);
+        }
+        if (!parseTreePtr) {
+            throw new Error('Parse result is null');
+        }
+        const parseTree = wasmModule.UTF8ToString(parseTreePtr);
+        return JSON.parse(parseTree);
+    }
+    finally {
+        wasmModule._free(queryPtr);
+        if (resultPtr) {
+            wasmModule._wasm_free_parse_result(resultPtr);
+        }
+    }
+}
+
+
+/***/ }),
+
 /***/ 8342:
 /***/ ((module) => {
 
@@ -54280,7 +54624,7 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	// Execute the module function
 /******/ 	var threw = true;
 /******/ 	try {
-/******/ 		__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
+/******/ 		__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
 /******/ 		threw = false;
 /******/ 	} finally {
 /******/ 		if(threw) delete __webpack_module_cache__[moduleId];
@@ -54337,7 +54681,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -57148,7 +57492,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -57156,7 +57500,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -57164,7 +57508,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -57276,6 +57620,11 @@ const Inputs = {
     KeepReleases: 'keep-releases',
     SharedPaths: 'shared-paths',
     InstallCommand: 'install-command',
+    MigrateCommand: 'migrate-command',
+    MigrateHost: 'migrate-host',
+    MigrationLint: 'migration-lint',
+    AllowUnsafeMigrations: 'allow-unsafe-migrations',
+    MigrationLockTimeout: 'migration-lock-timeout',
     Server: 'server',
     Strategy: 'strategy',
     Pidfile: 'pidfile',
@@ -57294,6 +57643,9 @@ const Outputs = {
     Release: 'release',
     PreviousRelease: 'previous-release',
     Hosts: 'hosts',
+    MigrationRevisionBefore: 'migration-revision-before',
+    MigrationRevisionAfter: 'migration-revision-after',
+    MigrationFindings: 'migration-findings',
 };
 
 ;// CONCATENATED MODULE: ./src/errors.ts
@@ -57393,8 +57745,9 @@ function parseSettings(read, env) {
     const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn']);
     const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || DEFAULT_STRATEGY, STRATEGIES);
     const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
+    const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
     return {
-        hosts: parseHosts(read(Inputs.Hosts), defaultUser, defaultPort),
+        hosts,
         ssh: {
             privateKey,
             passphrase: read(Inputs.SshKeyPassphrase) || undefined,
@@ -57409,6 +57762,13 @@ function parseSettings(read, env) {
         keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
         sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
         installCommand: get(Inputs.InstallCommand) || undefined,
+        migration: {
+            command: get(Inputs.MigrateCommand) || null,
+            host: migrateHost(get(Inputs.MigrateHost), hosts),
+            lint: oneOf(Inputs.MigrationLint, get(Inputs.MigrationLint) || 'auto', ['auto', 'on', 'off']),
+            allowUnsafe: input_helper_boolean(Inputs.AllowUnsafeMigrations, get(Inputs.AllowUnsafeMigrations), false),
+            lockTimeoutSeconds: integer(Inputs.MigrationLockTimeout, get(Inputs.MigrationLockTimeout) || '5', 0, 3600),
+        },
         server,
         strategy,
         pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/gunicorn.pid`),
@@ -57457,6 +57817,15 @@ function parseHost(item, defaultUser, defaultPort) {
     const port = portPart ? integer(Inputs.Hosts, portPart, 1, 65535) : defaultPort;
     const shown = bracketed ? `[${host}]` : host;
     return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+/** migrate-host names one of `hosts` (as written there, or by host name alone); stored as its label. */
+function migrateHost(value, hosts) {
+    if (!value)
+        return null;
+    const match = hosts.find((host) => [host.label, host.host, `${host.host}:${host.port}`, `${host.user}@${host.host}`].includes(value));
+    if (!match)
+        throw new InputError(Inputs.MigrateHost, `'${value}' is not one of the hosts (${hosts.map((host) => host.label).join(', ')}).`);
+    return match.label;
 }
 /** `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins. */
 function releaseName(explicit, env) {
@@ -57566,26 +57935,1986 @@ function normaliseKey(text) {
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ./src/poll.ts
-/** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-/**
- * Calls `check` until it returns a value other than undefined, or the time runs out; then
- * returns undefined. `check` may throw to stop early.
- */
-async function pollUntil(check, options) {
-    const now = options.now ?? Date.now;
-    const wait = options.sleep ?? sleep;
-    const deadline = now() + options.timeoutMs;
-    for (;;) {
-        const result = await check();
-        if (result !== undefined)
-            return result;
-        if (now() + options.intervalMs > deadline)
-            return undefined;
-        await wait(options.intervalMs);
+;// CONCATENATED MODULE: ./src/migrate/migration-errors.ts
+/** Typed errors of the migration step. Each names the host it ran on. */
+
+/** The migration step could not do what it needed (Alembic failed, or its output was unusable). */
+class MigrationError extends DeployError {
+}
+/** Alembic names several heads: `alembic upgrade head` would refuse to run. */
+class MultipleHeadsError extends MigrationError {
+    heads;
+    constructor(heads, host) {
+        super(`The migrations have ${heads.length} heads (${heads.join(', ')}); they must have exactly one. ` +
+            "Join them with 'alembic merge heads' and commit the merge revision.", host);
+        this.heads = heads;
     }
 }
+/** The lint found errors no allowance covers, and allow-unsafe-migrations is off. */
+class MigrationLintError extends MigrationError {
+    findings;
+    blocking;
+    constructor(
+    /** Every finding of the run, allowed ones and infos included, for the job summary. */
+    findings, blocking, host) {
+        const listed = blocking
+            .slice(0, 5)
+            .map((finding) => `${finding.rule} in ${finding.revision}${finding.file ? ` (${finding.file})` : ''}`)
+            .join('; ');
+        const more = blocking.length > 5 ? `; and ${blocking.length - 5} more` : '';
+        super(`The migration lint found ${blocking.length} unsafe operation${blocking.length === 1 ? '' : 's'}: ${listed}${more}. ` +
+            "Nothing was migrated. Fix the revisions, allow a rule in a revision with '# graceful-deploy: allow=<rule> <reason>', " +
+            "or set 'allow-unsafe-migrations: true'.", host);
+        this.findings = findings;
+        this.blocking = blocking;
+    }
+}
+/** The migrate command failed (after the lock-timeout retries, when it was a lock timeout). */
+class MigrationCommandError extends MigrationError {
+    code;
+    outputTail;
+    lockTimeout;
+    attempts;
+    revisionAfter;
+    constructor(host, code, 
+    /** The last lines of the command's output (standard output and error, interleaved). */
+    outputTail, lockTimeout, attempts, 
+    /** The revision the database is at after the failure, when Alembic could tell. */
+    revisionAfter) {
+        const cause = lockTimeout
+            ? `timed out waiting for a lock ${attempts} time${attempts === 1 ? '' : 's'} (something holds a conflicting lock: a long transaction or another migration)`
+            : `failed (exit ${code})`;
+        const at = revisionAfter === null ? '' : ` The database is at revision ${revisionAfter}.`;
+        super(`The migrate command ${cause}.${at}\n${outputTail}`, host);
+        this.code = code;
+        this.outputTail = outputTail;
+        this.lockTimeout = lockTimeout;
+        this.attempts = attempts;
+        this.revisionAfter = revisionAfter;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/migrate/alembic-invocation.ts
+/**
+ * Reads the user's `migrate-command` to find out whether it runs Alembic and with which
+ * global options, so the step's own Alembic commands (heads, current, upgrade --sql) look at
+ * the same configuration: `-c/--config`, `-n/--name` and `-x` are repeated on each of them.
+ * Flask-Migrate (`flask db upgrade`) runs Alembic with its own configuration and is not
+ * recognised: set `migration-lint: off` for it.
+ */
+
+/** Resolves `migration-lint`: `auto` lints when the migrate command runs Alembic. */
+function isLintEnabled(mode, migrateCommand) {
+    if (mode !== 'auto')
+        return mode === 'on';
+    return parseAlembicInvocation(migrateCommand) !== null;
+}
+const OPTIONS_WITH_VALUE = {
+    '-c': 'config',
+    '--config': 'config',
+    '-n': 'name',
+    '--name': 'name',
+    '-x': 'x',
+};
+/**
+ * The Alembic invocation in a shell command line (`alembic ...`, `.venv/bin/alembic ...`,
+ * `python -m alembic ...`), or null when there is none. Throws when an option we would have
+ * to repeat is computed by the shell (`-c "$CONFIG"`): its value cannot be known here.
+ */
+function parseAlembicInvocation(command) {
+    const words = shellWords(command);
+    const start = words.findIndex((word, index) => word.text.split('/').pop() === 'alembic' &&
+        (index === 0 || words[index - 1]?.text !== '-m' || /python/.test(words[index - 2]?.text ?? '')));
+    if (start === -1)
+        return null;
+    const invocation = { globalArgs: [], configFile: null, section: null };
+    for (let index = start + 1; index < words.length; index += 1) {
+        const word = words[index];
+        if (!word || word.operator || !word.text.startsWith('-'))
+            break;
+        const [flag = '', inlineValue] = word.text.startsWith('--') ? word.text.split(/=(.*)/s) : [word.text];
+        const kind = OPTIONS_WITH_VALUE[flag];
+        if (kind === undefined)
+            continue; // flags such as --raiseerr change nothing for us
+        const valueWord = inlineValue !== undefined ? word : words[(index += 1)];
+        const value = inlineValue ?? valueWord?.text;
+        if (value === undefined || valueWord?.operator)
+            break;
+        if (valueWord?.expands) {
+            throw new MigrationError(`migrate-command passes alembic '${flag}' a value the shell computes; the migration lint cannot repeat it. ` +
+                "Write the value literally, or set 'migration-lint: off'.");
+        }
+        invocation.globalArgs.push(flag, value);
+        if (kind === 'config')
+            invocation.configFile = value;
+        if (kind === 'name')
+            invocation.section = value;
+    }
+    return invocation;
+}
+/** POSIX-ish word splitting: quotes, backslashes, and control operators. */
+function shellWords(command) {
+    const words = [];
+    let current = null;
+    const word = () => (current ??= { text: '', operator: false, expands: false });
+    const finish = () => {
+        if (current)
+            words.push(current);
+        current = null;
+    };
+    for (let index = 0; index < command.length; index += 1) {
+        const char = command[index] ?? '';
+        if (/\s/.test(char)) {
+            finish();
+        }
+        else if (/[;&|]/.test(char)) {
+            finish();
+            const double = command[index + 1] === char && char !== ';';
+            words.push({ text: double ? char + char : char, operator: true, expands: false });
+            if (double)
+                index += 1;
+        }
+        else if (char === "'") {
+            const end = command.indexOf("'", index + 1);
+            word().text += command.slice(index + 1, end === -1 ? undefined : end);
+            index = end === -1 ? command.length : end;
+        }
+        else if (char === '"') {
+            const target = word();
+            for (index += 1; index < command.length && command[index] !== '"'; index += 1) {
+                if (command[index] === '\\' && /["\\$`]/.test(command[index + 1] ?? ''))
+                    index += 1;
+                else if (/[$`]/.test(command[index] ?? ''))
+                    target.expands = true;
+                target.text += command[index] ?? '';
+            }
+        }
+        else if (char === '\\') {
+            index += 1;
+            word().text += command[index] ?? '';
+        }
+        else {
+            if (/[$`]/.test(char))
+                word().expands = true;
+            word().text += char;
+        }
+    }
+    finish();
+    return words;
+}
+
+;// CONCATENATED MODULE: ./src/migrate/findings-report.ts
+const DIALECT_NAMES = {
+    postgresql: 'PostgreSQL',
+    mysql: 'MySQL',
+    sqlite: 'SQLite',
+    other: 'unrecognised dialect (generic rules only)',
+};
+/** The job-summary section: problems first, then what was allowed, then info, folded. */
+function formatFindingsMarkdown(findings, context = {}) {
+    const problems = findings.filter((finding) => !finding.allowed && finding.severity !== 'info');
+    const allowed = findings.filter((finding) => finding.allowed);
+    const infos = findings.filter((finding) => !finding.allowed && finding.severity === 'info');
+    const errors = problems.filter((finding) => finding.severity === 'error').length;
+    const lines = ['### Migration safety lint', ''];
+    const counts = [
+        plural(errors, 'error'),
+        plural(problems.length - errors, 'warning'),
+        `${allowed.length} allowed`,
+        `${infos.length} info`,
+    ].join(' · ');
+    lines.push(`${counts}${context.dialect ? ` (${DIALECT_NAMES[context.dialect]})` : ''}`, '');
+    if (errors > 0 && context.allowUnsafe) {
+        lines.push('> [!WARNING]', '> `allow-unsafe-migrations` is on: these errors did not stop the deploy.', '');
+    }
+    if (findings.length === 0)
+        lines.push('No findings in the pending migrations.', '');
+    if (problems.length > 0) {
+        lines.push('| Severity | Rule | Revision | Statement and problem | Safe alternative |', '|---|---|---|---|---|');
+        for (const finding of problems) {
+            lines.push(row([finding.severity, code(finding.rule), where(finding), what(finding), finding.safeAlternative]));
+        }
+        lines.push('');
+    }
+    if (allowed.length > 0) {
+        lines.push('**Allowed by the revisions**', '', '| Severity | Rule | Revision | Statement and problem | Reason |', '|---|---|---|---|---|');
+        for (const finding of allowed) {
+            lines.push(row([finding.severity, code(finding.rule), where(finding), what(finding), finding.allowReason ?? '(no reason given)']));
+        }
+        lines.push('');
+    }
+    if (infos.length > 0) {
+        lines.push(`<details><summary>${plural(infos.length, 'info finding')}</summary>`, '');
+        for (const finding of infos)
+            lines.push(`- ${code(finding.rule)} in ${where(finding)}: ${cell(finding.message)}`);
+        lines.push('', '</details>', '');
+    }
+    return lines.join('\n');
+}
+/**
+ * One annotation per finding that has a file, info findings excepted (one per locking
+ * revision would bury the rest). Allowed findings become notices.
+ * `pathPrefix` is where the uploaded `source` directory sits in the repository ('' for its root).
+ */
+function findingAnnotations(findings, pathPrefix = '') {
+    return findings
+        .filter((finding) => finding.file !== '' && finding.severity !== 'info')
+        .map((finding) => ({
+        level: finding.allowed ? 'notice' : finding.severity === 'error' ? 'error' : 'warning',
+        title: `Migration lint: ${finding.rule}${finding.allowed ? ' (allowed)' : ''}`,
+        message: [
+            finding.message,
+            finding.statement ? `Statement: ${finding.statement}` : '',
+            finding.allowed ? `Allowed: ${finding.allowReason ?? 'no reason given'}` : `Safe alternative: ${finding.safeAlternative}`,
+        ]
+            .filter((part) => part !== '')
+            .join('\n'),
+        file: joinPath(pathPrefix, finding.file),
+        ...(finding.line !== undefined ? { startLine: finding.line } : {}),
+    }));
+}
+function joinPath(prefix, file) {
+    const directory = prefix.replace(/^\.\/?/, '').replace(/\/+$/, '');
+    return directory ? `${directory}/${file}` : file;
+}
+function where(finding) {
+    return finding.file ? `${code(finding.revision)} ${code(finding.file)}` : code(finding.revision);
+}
+function what(finding) {
+    return finding.statement ? `${code(oneLine(finding.statement, 120))}<br>${cell(finding.message)}` : cell(finding.message);
+}
+function row(cells) {
+    return `| ${cells.map(cell).join(' | ')} |`;
+}
+/** Table cells cannot hold pipes or line breaks. */
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+function code(text) {
+    return `\`${text.replace(/`/g, "'")}\``;
+}
+function oneLine(text, max) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}
+function plural(count, noun) {
+    return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+;// CONCATENATED MODULE: ./src/migrate/allowances.ts
+/**
+ * Allowance comments: a revision file says, on purpose and with a reason, that a rule may
+ * fire for it. The finding is kept (reported as allowed) but no longer fails the deploy.
+ *
+ *     # graceful-deploy: allow=drop-column,rename-table v2.3 stopped reading users.handle (#412)
+ *
+ * `allow=` takes one or more rule ids separated by commas (no spaces inside the list); the
+ * rest of the line is the reason, shown in the job summary. The comment may stand on its own
+ * line or follow code, anywhere in the file, and covers every statement of that revision.
+ * There is no wildcard: each rule is allowed by name.
+ */
+const ALLOWANCE = /#\s*graceful-deploy:\s*allow=([A-Za-z0-9_-]+(?:,[A-Za-z0-9_-]+)*)(.*)$/;
+function parseAllowances(source) {
+    const allowances = [];
+    source.split(/\r?\n/).forEach((text, index) => {
+        const match = ALLOWANCE.exec(text);
+        if (!match)
+            return;
+        const reason = (match[2] ?? '').replace(/^[\s:;,\u2013\u2014-]+/, '').trim();
+        allowances.push({
+            rules: (match[1] ?? '').split(',').map((rule) => rule.toLowerCase()),
+            reason: reason === '' ? null : reason,
+            line: index + 1,
+        });
+    });
+    return allowances;
+}
+/** The first allowance that names the rule. */
+function findAllowance(allowances, rule) {
+    return allowances.find((allowance) => allowance.rules.includes(rule));
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/batch-rebuild.ts
+const TEMP_PREFIX = '_alembic_tmp_';
+function collapseBatchRebuilds(statements) {
+    const result = [...statements];
+    for (let start = 0; start < result.length; start += 1) {
+        const created = only(result[start], 'create-table');
+        if (!created?.table.startsWith(TEMP_PREFIX))
+            continue;
+        const temp = created.table;
+        const table = temp.slice(TEMP_PREFIX.length);
+        const copy = findAfter(result, start, (op) => op.kind === 'data-change' && op.verb === 'INSERT' && op.table === temp);
+        const drop = findAfter(result, copy, (op) => op.kind === 'drop-table' && op.table === table);
+        const swap = findAfter(result, drop, (op) => op.kind === 'rename-table' && op.table === temp && op.newName === table);
+        if (copy === -1 || drop === -1 || swap === -1)
+            continue;
+        const parts = [start, copy, drop, swap].map((index) => result[index]?.text ?? '');
+        const rebuild = {
+            text: parts.join(';\n') + ';',
+            operations: [{ kind: 'table-rebuild', table, renamedColumns: renamedColumns(parts[1] ?? '') }],
+        };
+        for (const index of [swap, drop, copy])
+            result.splice(index, 1);
+        result[start] = rebuild;
+    }
+    return result;
+}
+function only(statement, kind) {
+    const operation = statement?.operations.length === 1 ? statement.operations[0] : undefined;
+    return operation?.kind === kind ? operation : undefined;
+}
+function findAfter(statements, after, test) {
+    if (after === -1)
+        return -1;
+    return statements.findIndex((statement, index) => index > after && statement.operations.some(test));
+}
+/**
+ * Columns copied under another name: `INSERT INTO _alembic_tmp_x (id, points) SELECT x.id,
+ * x.score FROM x` renames score to points.
+ */
+function renamedColumns(copy) {
+    const match = /\(([^)]*)\)\s*SELECT\s+([\s\S]*?)\s+FROM\s/i.exec(copy);
+    if (!match)
+        return [];
+    const targets = (match[1] ?? '').split(',').map((name) => unquote(name));
+    const sources = (match[2] ?? '').split(',').map((item) => item.trim());
+    const renames = [];
+    targets.forEach((target, index) => {
+        const source = /^(?:[\w"`]+\.)?([\w"`]+)$/.exec(sources[index] ?? '');
+        const from = source ? unquote(source[1] ?? '') : null;
+        if (from !== null && from !== target)
+            renames.push([from, target]);
+    });
+    return renames;
+}
+function unquote(name) {
+    return name.trim().replace(/^["`](.*)["`]$/, '$1');
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/operations.ts
+/** Normalises an identifier as written in SQL: unquoted, lower case unless it was quoted. */
+function normaliseName(name) {
+    const parts = name.split('.').map((part) => {
+        const quoted = /^(["`[])(.*)["`\]]$/.exec(part.trim());
+        return quoted ? (quoted[2] ?? '') : part.trim().toLowerCase();
+    });
+    if (parts.length > 1 && parts[0] === 'public')
+        parts.shift();
+    return parts.join('.');
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/volatility.ts
+/**
+ * Volatility of functions that show up in column defaults. A new column with a volatile
+ * default (computed per row) makes PostgreSQL rewrite the whole table under an ACCESS
+ * EXCLUSIVE lock; a stable or immutable one is evaluated once and stored in the catalog.
+ * Offline there is no pg_proc to ask, so functions outside these lists are "unknown".
+ */
+const VOLATILE = new Set([
+    'random',
+    'random_normal',
+    'clock_timestamp',
+    'timeofday',
+    'gen_random_uuid',
+    'gen_random_bytes',
+    'uuid_generate_v1',
+    'uuid_generate_v1mc',
+    'uuid_generate_v4',
+    'uuidv4',
+    'uuidv7',
+    'nextval',
+    'setval',
+    'txid_current',
+    // MySQL
+    'uuid',
+    'uuid_short',
+    'rand',
+    'sysdate',
+]);
+const NOT_VOLATILE = new Set([
+    'now',
+    'current_timestamp',
+    'current_date',
+    'current_time',
+    'localtime',
+    'localtimestamp',
+    'statement_timestamp',
+    'transaction_timestamp',
+    'timezone',
+    'lower',
+    'upper',
+    'coalesce',
+    'concat',
+    'to_json',
+    'to_jsonb',
+    'json_build_object',
+    'jsonb_build_object',
+    'json_build_array',
+    'jsonb_build_array',
+    'make_interval',
+    'make_date',
+    'array',
+    // MySQL
+    'utc_timestamp',
+    'curdate',
+    'curtime',
+]);
+/** Classifies one function by its unqualified name. */
+function functionVolatility(name) {
+    const bare = name.toLowerCase().split('.').pop() ?? '';
+    if (VOLATILE.has(bare))
+        return 'volatile';
+    if (NOT_VOLATILE.has(bare))
+        return 'stable';
+    return 'unknown';
+}
+/** The worst of several: one volatile call makes the whole expression volatile. */
+function combineVolatility(values) {
+    if (values.includes('volatile'))
+        return 'volatile';
+    if (values.includes('unknown'))
+        return 'unknown';
+    return values.length > 0 ? 'stable' : null;
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/generic-parser.ts
+
+
+function parseGenericStatements(statements) {
+    return statements.map(({ text }) => ({ text, operations: operationsOf(tokenize(text)) }));
+}
+const TOKEN = /\s+|--[^\n]*|#[^\n]*|\/\*[\s\S]*?\*\/|'(?:[^'\\]|\\.|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|@{0,2}[A-Za-z_][A-Za-z0-9_$]*|\d+(?:\.\d+)?|./gy;
+function tokenize(text) {
+    const tokens = [];
+    TOKEN.lastIndex = 0;
+    let match;
+    while ((match = TOKEN.exec(text)) !== null) {
+        const piece = match[0];
+        if (/^(\s|--|#|\/\*)/.test(piece))
+            continue;
+        const first = piece[0] ?? '';
+        let kind = 'punct';
+        if (first === "'")
+            kind = 'string';
+        else if (first === '"' || first === '`' || first === '[')
+            kind = 'ident';
+        else if (/[A-Za-z_@]/.test(first))
+            kind = 'word';
+        else if (/\d/.test(first))
+            kind = 'number';
+        tokens.push({ kind, text: piece, upper: piece.toUpperCase() });
+    }
+    return tokens;
+}
+/** A cursor over the tokens of one statement (or of one ALTER TABLE action). */
+class Cursor {
+    tokens;
+    index = 0;
+    constructor(tokens) {
+        this.tokens = tokens;
+    }
+    get done() {
+        return this.index >= this.tokens.length;
+    }
+    peek(offset = 0) {
+        return this.tokens[this.index + offset];
+    }
+    /** Consumes the keywords if they come next, in order. */
+    accept(...keywords) {
+        const matches = keywords.every((keyword, offset) => this.peek(offset)?.upper === keyword);
+        if (matches)
+            this.index += keywords.length;
+        return matches;
+    }
+    /** Consumes the first of the alternatives that comes next; returns it. */
+    acceptAny(...keywords) {
+        const found = keywords.find((keyword) => this.peek()?.upper === keyword);
+        if (found !== undefined)
+            this.index += 1;
+        return found ?? null;
+    }
+    next() {
+        const token = this.tokens[this.index];
+        this.index += 1;
+        return token;
+    }
+    /** A possibly qualified name: `a`, `"a"`, `` `s`.`a` ``. */
+    name() {
+        let name = this.next()?.text ?? '';
+        while (this.peek()?.text === '.' && this.peek(1) !== undefined) {
+            this.index += 1;
+            name += `.${this.next()?.text ?? ''}`;
+        }
+        return normaliseName(name);
+    }
+    rest() {
+        return this.tokens.slice(this.index);
+    }
+}
+function operationsOf(tokens) {
+    const cursor = new Cursor(tokens);
+    const verb = cursor.next()?.upper ?? '';
+    switch (verb) {
+        case 'BEGIN':
+            return [{ kind: 'begin' }];
+        case 'START':
+            return cursor.accept('TRANSACTION') ? [{ kind: 'begin' }] : [{ kind: 'other' }];
+        case 'COMMIT':
+        case 'ROLLBACK':
+        case 'END':
+            return [{ kind: 'commit' }];
+        case 'SET':
+            return setStatement(cursor);
+        case 'CREATE':
+            return createStatement(cursor);
+        case 'DROP':
+            return dropStatement(cursor);
+        case 'ALTER':
+            return cursor.accept('TABLE') ? alterTable(cursor) : [{ kind: 'other' }];
+        case 'RENAME':
+            return cursor.acceptAny('TABLE', 'TABLES') ? renameTables(cursor) : [{ kind: 'other' }];
+        case 'TRUNCATE':
+            cursor.accept('TABLE');
+            return [{ kind: 'truncate', table: cursor.name() }];
+        case 'LOCK':
+            return cursor.acceptAny('TABLE', 'TABLES') ? lockTables(cursor) : [{ kind: 'other' }];
+        case 'INSERT':
+        case 'REPLACE':
+            skipUntil(cursor, ['INTO']);
+            cursor.accept('INTO');
+            return [{ kind: 'data-change', verb: 'INSERT', table: cursor.name() }];
+        case 'UPDATE':
+            cursor.acceptAny('LOW_PRIORITY');
+            cursor.acceptAny('IGNORE');
+            if (cursor.accept('OR'))
+                cursor.next();
+            return [{ kind: 'data-change', verb: 'UPDATE', table: cursor.name() }];
+        case 'DELETE':
+            skipUntil(cursor, ['FROM']);
+            cursor.accept('FROM');
+            return [{ kind: 'data-change', verb: 'DELETE', table: cursor.name() }];
+        case 'VACUUM':
+            // SQLite: rewrites the whole database file while holding the write lock.
+            return [{ kind: 'vacuum', table: null, full: true }];
+        default:
+            return [{ kind: 'other' }];
+    }
+}
+function skipUntil(cursor, keywords) {
+    while (!cursor.done && !keywords.includes(cursor.peek()?.upper ?? '')) {
+        if (cursor.peek()?.kind === 'ident')
+            return; // a quoted name: the target table
+        cursor.next();
+    }
+}
+/** MySQL `SET [SESSION|LOCAL|@@session.]lock_wait_timeout = n`. */
+function setStatement(cursor) {
+    const local = false; // MySQL's SET LOCAL is SESSION; only GLOBAL differs, and changes no session
+    if (cursor.acceptAny('GLOBAL', '@@GLOBAL'))
+        return [{ kind: 'other' }];
+    cursor.acceptAny('SESSION', 'LOCAL');
+    const parts = [];
+    while (!cursor.done && cursor.peek()?.text !== '=' && cursor.peek()?.upper !== 'TO')
+        parts.push(cursor.next()?.text ?? '');
+    const name = parts.join('').toLowerCase().replace(/^@@(session\.|local\.)?/, '');
+    if (name !== 'lock_wait_timeout' && name !== 'lock_timeout')
+        return [{ kind: 'other' }];
+    cursor.next();
+    const value = cursor.next();
+    if (value?.upper === 'DEFAULT')
+        return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+    const disabled = /^'?0+'?$/.test(value?.text ?? '');
+    return [{ kind: 'set-lock-timeout', value: disabled ? 'disabled' : 'limited', local }];
+}
+function createStatement(cursor) {
+    cursor.accept('OR', 'REPLACE');
+    cursor.acceptAny('TEMP', 'TEMPORARY');
+    const unique = cursor.accept('UNIQUE');
+    if (cursor.accept('TABLE')) {
+        cursor.accept('IF', 'NOT', 'EXISTS');
+        return [{ kind: 'create-table', table: cursor.name() }];
+    }
+    if (cursor.accept('INDEX')) {
+        cursor.accept('IF', 'NOT', 'EXISTS');
+        const name = cursor.name();
+        if (!cursor.accept('ON'))
+            return [{ kind: 'other' }];
+        return [{ kind: 'create-index', table: cursor.name(), name, concurrent: false, unique }];
+    }
+    return [{ kind: 'other' }];
+}
+function dropStatement(cursor) {
+    cursor.acceptAny('TEMPORARY');
+    if (cursor.accept('TABLE')) {
+        cursor.accept('IF', 'EXISTS');
+        const tables = [cursor.name()];
+        while (cursor.peek()?.text === ',') {
+            cursor.next();
+            tables.push(cursor.name());
+        }
+        return tables.map((table) => ({ kind: 'drop-table', table }));
+    }
+    if (cursor.accept('INDEX')) {
+        cursor.accept('IF', 'EXISTS');
+        const name = cursor.name();
+        const table = cursor.accept('ON') ? cursor.name() : null;
+        return [{ kind: 'drop-index', name, table, concurrent: false }];
+    }
+    return [{ kind: 'other' }];
+}
+function renameTables(cursor) {
+    const operations = [];
+    do {
+        const table = cursor.name();
+        if (!cursor.accept('TO'))
+            break;
+        operations.push({ kind: 'rename-table', table, newName: cursor.name() });
+    } while (cursor.peek()?.text === ',' && cursor.next());
+    return operations.length > 0 ? operations : [{ kind: 'other' }];
+}
+function lockTables(cursor) {
+    const operations = [];
+    for (const item of splitTopLevel(cursor.rest())) {
+        const name = new Cursor(item).name();
+        // READ locks let other sessions read; WRITE (the kind that hurts) blocks everyone.
+        if (item.some((token) => token.upper === 'WRITE'))
+            operations.push({ kind: 'lock-table', table: name });
+    }
+    return operations.length > 0 ? operations : [{ kind: 'other' }];
+}
+function alterTable(cursor) {
+    cursor.accept('ONLY');
+    cursor.accept('IF', 'EXISTS');
+    const table = cursor.name();
+    const actions = splitTopLevel(cursor.rest());
+    // MySQL: `ALGORITHM=INSTANT` or `LOCK=NONE` promise the change never blocks (or fails).
+    const online = actions.some((action) => /^(ALGORITHM=INSTANT|LOCK=NONE)$/.test(action.map((token) => token.upper).join('')));
+    return actions
+        .filter((action) => !['ALGORITHM', 'LOCK'].includes(action[0]?.upper ?? ''))
+        .flatMap((action) => alterTableAction(table, new Cursor(action), online));
+}
+const CONSTRAINT_WORDS = ['CONSTRAINT', 'PRIMARY', 'UNIQUE', 'FOREIGN', 'CHECK', 'INDEX', 'KEY', 'FULLTEXT', 'SPATIAL'];
+function alterTableAction(table, action, online) {
+    const verb = action.next()?.upper ?? '';
+    if (verb === 'ADD') {
+        if (CONSTRAINT_WORDS.includes(action.peek()?.upper ?? ''))
+            return [addConstraint(table, action)];
+        action.accept('COLUMN');
+        action.accept('IF', 'NOT', 'EXISTS');
+        return [addColumn(table, action.name(), action.rest())];
+    }
+    if (verb === 'DROP') {
+        if (action.accept('COLUMN') || !CONSTRAINT_WORDS.concat('DEFAULT').includes(action.peek()?.upper ?? '')) {
+            action.accept('IF', 'EXISTS');
+            return [{ kind: 'drop-column', table, column: action.name() }];
+        }
+        return [{ kind: 'alter-table-other', table, online }];
+    }
+    if (verb === 'RENAME') {
+        if (action.accept('COLUMN')) {
+            const column = action.name();
+            action.accept('TO');
+            return [{ kind: 'rename-column', table, column, newName: action.name() }];
+        }
+        if (action.acceptAny('INDEX', 'KEY'))
+            return [{ kind: 'alter-table-other', table, online }];
+        action.acceptAny('TO', 'AS');
+        return [{ kind: 'rename-table', table, newName: action.name() }];
+    }
+    if (verb === 'MODIFY') {
+        action.accept('COLUMN');
+        return [{ kind: 'alter-column-type', table, column: action.name(), online }];
+    }
+    if (verb === 'CHANGE') {
+        action.accept('COLUMN');
+        const column = action.name();
+        const newName = action.name();
+        // Alembic renames a MySQL column with CHANGE, restating its definition unchanged.
+        if (newName !== column)
+            return [{ kind: 'rename-column', table, column, newName }];
+        return [{ kind: 'alter-column-type', table, column, online }];
+    }
+    if (verb === 'ALTER') {
+        action.accept('COLUMN');
+        const column = action.name();
+        if (action.accept('SET', 'NOT', 'NULL'))
+            return [{ kind: 'set-not-null', table, column }];
+        if (action.accept('TYPE') || action.accept('SET', 'DATA', 'TYPE'))
+            return [{ kind: 'alter-column-type', table, column, online }];
+    }
+    return [{ kind: 'alter-table-other', table, online }];
+}
+function addConstraint(table, action) {
+    const name = action.accept('CONSTRAINT') && !CONSTRAINT_WORDS.includes(action.peek()?.upper ?? '') ? action.name() : null;
+    const word = action.next()?.upper ?? '';
+    const rest = action.rest();
+    const types = {
+        FOREIGN: 'foreign-key',
+        CHECK: 'check',
+        UNIQUE: 'unique',
+        PRIMARY: 'primary-key',
+    };
+    const referencesAt = rest.findIndex((token) => token.upper === 'REFERENCES');
+    const referenced = referencesAt === -1 ? null : new Cursor(rest.slice(referencesAt + 1)).name();
+    return {
+        kind: 'add-constraint',
+        table,
+        name,
+        type: types[word] ?? 'other',
+        validated: !rest.some((token, index) => token.upper === 'NOT' && rest[index + 1]?.upper === 'VALID'),
+        usingIndex: false,
+        notNullColumn: null,
+        referencedTable: referenced,
+    };
+}
+function addColumn(table, column, definition) {
+    const upper = definition.map((token) => token.upper);
+    const has = (...words) => upper.some((_, index) => words.every((word, offset) => upper[index + offset] === word));
+    let generated = null;
+    if (has('AUTO_INCREMENT') || has('AUTOINCREMENT') || has('SERIAL'))
+        generated = 'serial';
+    if (has('GENERATED') && has('STORED'))
+        generated = 'stored';
+    return {
+        kind: 'add-column',
+        table,
+        column,
+        notNull: has('NOT', 'NULL') || has('PRIMARY', 'KEY'),
+        default: columnDefault(definition),
+        generated,
+    };
+}
+function columnDefault(definition) {
+    const at = definition.findIndex((token) => token.upper === 'DEFAULT');
+    if (at === -1)
+        return { kind: 'none' };
+    const first = definition[at + 1];
+    if (!first || first.upper === 'NULL')
+        return { kind: 'none' };
+    // The default is one token, a call `f(...)`, or a parenthesised expression.
+    let expression = [first];
+    if (first.text === '(' || definition[at + 2]?.text === '(') {
+        const open = first.text === '(' ? at + 1 : at + 2;
+        let depth = 0;
+        let end = open;
+        for (; end < definition.length; end += 1) {
+            if (definition[end]?.text === '(')
+                depth += 1;
+            if (definition[end]?.text === ')')
+                depth -= 1;
+            if (depth === 0)
+                break;
+        }
+        expression = definition.slice(at + 1, end + 1);
+    }
+    const calls = [];
+    const names = [];
+    expression.forEach((token, index) => {
+        if (token.kind !== 'word')
+            return;
+        if (expression[index + 1]?.text === '(') {
+            names.push(token.text);
+            calls.push(functionVolatility(token.text));
+        }
+        else if (/^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|LOCALTIME|LOCALTIMESTAMP)$/.test(token.upper)) {
+            calls.push('stable');
+        }
+    });
+    const volatility = combineVolatility(calls);
+    if (volatility === null)
+        return { kind: 'constant' };
+    return { kind: volatility, text: names.length > 0 ? names.map((name) => `${name}()`).join(', ') : 'expression' };
+}
+/** Splits tokens at commas outside parentheses. */
+function splitTopLevel(tokens) {
+    const parts = [[]];
+    let depth = 0;
+    for (const token of tokens) {
+        if (token.text === '(')
+            depth += 1;
+        if (token.text === ')')
+            depth -= 1;
+        if (token.text === ',' && depth === 0)
+            parts.push([]);
+        else
+            parts[parts.length - 1]?.push(token);
+    }
+    return parts.filter((part) => part.length > 0);
+}
+
+// EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
+var wasm = __nccwpck_require__(2627);
+;// CONCATENATED MODULE: ./src/migrate/lint/postgres-parser.ts
+/**
+ * PostgreSQL statements read by the real PostgreSQL parser (libpg-query, WebAssembly) and
+ * turned into operations.
+ */
+
+
+
+const SERIAL_TYPES = new Set(['serial', 'serial2', 'serial4', 'serial8', 'smallserial', 'bigserial']);
+/** LOCK modes from SHARE (5) up block writes; weaker ones only conflict with other DDL. */
+const SHARE_LOCK_MODE = 5;
+async function parsePostgresStatements(statements) {
+    const parsed = [];
+    for (const { text } of statements) {
+        try {
+            const result = (await (0,wasm.parse)(text));
+            const operations = (result.stmts ?? []).flatMap((raw) => (raw.stmt ? postgres_parser_operationsOf(raw.stmt) : []));
+            parsed.push({ text, operations });
+        }
+        catch (error) {
+            parsed.push({ text, operations: [], parseError: error instanceof Error ? error.message : String(error) });
+        }
+    }
+    return parsed;
+}
+function postgres_parser_operationsOf(node) {
+    if ('TransactionStmt' in node) {
+        const kind = node.TransactionStmt.kind;
+        if (kind === 'TRANS_STMT_BEGIN' || kind === 'TRANS_STMT_START')
+            return [{ kind: 'begin' }];
+        if (kind === 'TRANS_STMT_COMMIT' || kind === 'TRANS_STMT_ROLLBACK')
+            return [{ kind: 'commit' }];
+        return [{ kind: 'other' }];
+    }
+    if ('VariableSetStmt' in node)
+        return lockTimeoutSetting(node.VariableSetStmt);
+    if ('CreateStmt' in node)
+        return [{ kind: 'create-table', table: relationName(node.CreateStmt.relation) }];
+    if ('CreateTableAsStmt' in node && node.CreateTableAsStmt.objtype === 'OBJECT_TABLE') {
+        return [{ kind: 'create-table', table: relationName(node.CreateTableAsStmt.into?.rel) }];
+    }
+    if ('DropStmt' in node) {
+        const drop = node.DropStmt;
+        const names = (drop.objects ?? []).map(qualifiedName);
+        if (drop.removeType === 'OBJECT_TABLE')
+            return names.map((table) => ({ kind: 'drop-table', table }));
+        if (drop.removeType === 'OBJECT_INDEX') {
+            return names.map((name) => ({ kind: 'drop-index', name, table: null, concurrent: drop.concurrent === true }));
+        }
+        return [{ kind: 'other' }];
+    }
+    if ('RenameStmt' in node) {
+        const rename = node.RenameStmt;
+        const table = relationName(rename.relation);
+        if (rename.renameType === 'OBJECT_TABLE') {
+            return [{ kind: 'rename-table', table, newName: normaliseName(`"${rename.newname ?? ''}"`) }];
+        }
+        if (rename.renameType === 'OBJECT_COLUMN' && rename.relationType === 'OBJECT_TABLE') {
+            return [{ kind: 'rename-column', table, column: rename.subname ?? '', newName: rename.newname ?? '' }];
+        }
+        return [{ kind: 'other' }];
+    }
+    if ('AlterTableStmt' in node) {
+        const alter = node.AlterTableStmt;
+        if (alter.objtype !== 'OBJECT_TABLE')
+            return [{ kind: 'other' }];
+        const table = relationName(alter.relation);
+        return (alter.cmds ?? []).flatMap((cmd) => ('AlterTableCmd' in cmd ? alterTableOperations(table, cmd.AlterTableCmd) : []));
+    }
+    if ('IndexStmt' in node) {
+        const index = node.IndexStmt;
+        return [
+            {
+                kind: 'create-index',
+                table: relationName(index.relation),
+                name: index.idxname ?? null,
+                concurrent: index.concurrent === true,
+                unique: index.unique === true,
+            },
+        ];
+    }
+    if ('ReindexStmt' in node) {
+        const reindex = node.ReindexStmt;
+        const concurrent = hasOption(reindex.params, 'concurrently');
+        const target = reindex.relation ? relationName(reindex.relation) : (reindex.name ?? '');
+        const table = reindex.kind === 'REINDEX_OBJECT_TABLE' ? target : null;
+        return [{ kind: 'reindex', target, table, concurrent }];
+    }
+    if ('VacuumStmt' in node) {
+        const vacuum = node.VacuumStmt;
+        if (vacuum.is_vacuumcmd !== true)
+            return [{ kind: 'other' }]; // ANALYZE
+        const full = hasOption(vacuum.options, 'full');
+        const tables = (vacuum.rels ?? []).map((rel) => ('VacuumRelation' in rel ? relationName(rel.VacuumRelation.relation) : ''));
+        if (tables.length === 0)
+            return [{ kind: 'vacuum', table: null, full }];
+        return tables.map((table) => ({ kind: 'vacuum', table, full }));
+    }
+    if ('ClusterStmt' in node) {
+        const relation = node.ClusterStmt.relation;
+        return [{ kind: 'cluster', table: relation ? relationName(relation) : null }];
+    }
+    if ('TruncateStmt' in node) {
+        return rangeVars(node.TruncateStmt.relations).map((table) => ({ kind: 'truncate', table }));
+    }
+    if ('LockStmt' in node) {
+        if ((node.LockStmt.mode ?? 8) < SHARE_LOCK_MODE)
+            return [{ kind: 'other' }];
+        return rangeVars(node.LockStmt.relations).map((table) => ({ kind: 'lock-table', table }));
+    }
+    if ('InsertStmt' in node)
+        return [dataChange('INSERT', node.InsertStmt.relation)];
+    if ('UpdateStmt' in node)
+        return [dataChange('UPDATE', node.UpdateStmt.relation)];
+    if ('DeleteStmt' in node)
+        return [dataChange('DELETE', node.DeleteStmt.relation)];
+    if ('MergeStmt' in node)
+        return [dataChange('MERGE', node.MergeStmt.relation)];
+    if ('CopyStmt' in node && node.CopyStmt.is_from === true)
+        return [dataChange('COPY', node.CopyStmt.relation)];
+    if ('CreateTrigStmt' in node) {
+        // Takes SHARE ROW EXCLUSIVE on the table: blocks writes while it waits.
+        return [{ kind: 'alter-table-other', table: relationName(node.CreateTrigStmt.relation), online: false }];
+    }
+    return [{ kind: 'other' }];
+}
+function alterTableOperations(table, cmd) {
+    const column = cmd.name ?? '';
+    switch (cmd.subtype) {
+        case 'AT_AddColumn':
+            return cmd.def && 'ColumnDef' in cmd.def ? postgres_parser_addColumn(table, cmd.def.ColumnDef) : [];
+        case 'AT_DropColumn':
+            return [{ kind: 'drop-column', table, column }];
+        case 'AT_AlterColumnType':
+            return [{ kind: 'alter-column-type', table, column, online: false }];
+        case 'AT_SetNotNull':
+            return [{ kind: 'set-not-null', table, column }];
+        case 'AT_AddConstraint':
+            return cmd.def && 'Constraint' in cmd.def ? [postgres_parser_addConstraint(table, cmd.def.Constraint)] : [];
+        case 'AT_ValidateConstraint':
+            return [{ kind: 'validate-constraint', table, name: column }];
+        default:
+            return [{ kind: 'alter-table-other', table, online: false }];
+    }
+}
+function postgres_parser_addColumn(table, def) {
+    const constraints = (def.constraints ?? []).flatMap((node) => ('Constraint' in node ? [node.Constraint] : []));
+    const typeName = stringsOf(def.typeName?.names).pop()?.toLowerCase() ?? '';
+    const defaultExpr = constraints.find((constraint) => constraint.contype === 'CONSTR_DEFAULT')?.raw_expr;
+    let generated = null;
+    if (SERIAL_TYPES.has(typeName))
+        generated = 'serial';
+    if (constraints.some((constraint) => constraint.contype === 'CONSTR_IDENTITY'))
+        generated = 'identity';
+    if (constraints.some((constraint) => constraint.contype === 'CONSTR_GENERATED'))
+        generated = 'stored';
+    const column = def.colname ?? '';
+    const operations = [
+        {
+            kind: 'add-column',
+            table,
+            column,
+            notNull: constraints.some((constraint) => constraint.contype === 'CONSTR_NOTNULL' || constraint.contype === 'CONSTR_PRIMARY'),
+            default: defaultExpr ? classifyDefault(defaultExpr) : { kind: 'none' },
+            generated,
+        },
+    ];
+    for (const constraint of constraints) {
+        if (constraint.contype === 'CONSTR_UNIQUE' || constraint.contype === 'CONSTR_PRIMARY') {
+            operations.push(postgres_parser_addConstraint(table, constraint));
+        }
+    }
+    return operations;
+}
+function postgres_parser_addConstraint(table, constraint) {
+    const types = {
+        CONSTR_FOREIGN: 'foreign-key',
+        CONSTR_CHECK: 'check',
+        CONSTR_UNIQUE: 'unique',
+        CONSTR_PRIMARY: 'primary-key',
+        CONSTR_EXCLUSION: 'exclusion',
+    };
+    const type = types[constraint.contype ?? ''] ?? 'other';
+    return {
+        kind: 'add-constraint',
+        table,
+        name: constraint.conname ?? null,
+        type,
+        validated: constraint.skip_validation !== true,
+        usingIndex: constraint.indexname !== undefined,
+        notNullColumn: type === 'check' ? notNullColumnOf(constraint.raw_expr) : null,
+        referencedTable: constraint.pktable ? relationName(constraint.pktable) : null,
+    };
+}
+/** `CHECK (col IS NOT NULL)`: the shape that lets SET NOT NULL skip its table scan. */
+function notNullColumnOf(expr) {
+    if (!expr || !('NullTest' in expr) || expr.NullTest.nulltesttype !== 'IS_NOT_NULL')
+        return null;
+    const arg = expr.NullTest.arg;
+    if (!arg || !('ColumnRef' in arg))
+        return null;
+    const fields = stringsOf(arg.ColumnRef.fields);
+    return fields.length === 1 ? (fields[0] ?? null) : null;
+}
+function classifyDefault(expr) {
+    const calls = [];
+    const names = [];
+    walk(expr, (key, value) => {
+        if (key === 'FuncCall') {
+            const name = stringsOf(value.funcname).join('.');
+            names.push(name);
+            calls.push(functionVolatility(name));
+        }
+        else if (key === 'SQLValueFunction') {
+            calls.push('stable'); // CURRENT_TIMESTAMP, CURRENT_DATE, ...
+        }
+        else if (key === 'SubLink') {
+            calls.push('unknown');
+        }
+    });
+    const volatility = combineVolatility(calls);
+    const text = names.length > 0 ? names.map((name) => `${name}()`).join(', ') : 'expression';
+    if (volatility === null)
+        return { kind: 'constant' };
+    return { kind: volatility, text };
+}
+function lockTimeoutSetting(set) {
+    const local = set.is_local === true;
+    if (set.kind === 'VAR_RESET_ALL')
+        return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+    if (set.name !== 'lock_timeout')
+        return [{ kind: 'other' }];
+    if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT')
+        return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+    const arg = set.args?.[0];
+    const constant = arg && 'A_Const' in arg ? arg.A_Const : undefined;
+    const value = constant ? (constant.sval?.sval ?? constant.fval?.fval ?? String(constant.ival?.ival ?? 0)) : '';
+    return [{ kind: 'set-lock-timeout', value: isZeroDuration(value) ? 'disabled' : 'limited', local }];
+}
+/** `0`, `'0'`, `'0s'`, `'0ms'`: PostgreSQL reads all of them as "wait forever". */
+function isZeroDuration(value) {
+    return /^\s*0+(?:\.0*)?\s*(?:us|ms|s|min|h|d)?\s*$/i.test(value);
+}
+function dataChange(verb, relation) {
+    return { kind: 'data-change', verb, table: relationName(relation) };
+}
+function relationName(relation) {
+    if (!relation)
+        return '';
+    const parts = [relation.schemaname, relation.relname].filter((part) => part !== undefined);
+    return normaliseName(parts.map((part) => `"${part}"`).join('.'));
+}
+function qualifiedName(node) {
+    const parts = 'List' in node ? stringsOf(node.List.items) : stringsOf([node]);
+    return normaliseName(parts.map((part) => `"${part}"`).join('.'));
+}
+function rangeVars(nodes) {
+    return (nodes ?? []).flatMap((node) => ('RangeVar' in node ? [relationName(node.RangeVar)] : []));
+}
+function stringsOf(nodes) {
+    return (nodes ?? []).flatMap((node) => ('String' in node ? [node.String.sval ?? ''] : []));
+}
+function hasOption(options, name) {
+    return (options ?? []).some((option) => 'DefElem' in option && isEnabled(option.DefElem, name));
+}
+/** `FULL`, `FULL true`, but not `FULL false`. */
+function isEnabled(option, name) {
+    if (option.defname !== name)
+        return false;
+    const arg = option.arg;
+    if (!arg)
+        return true;
+    if ('Boolean' in arg)
+        return arg.Boolean.boolval === true;
+    if ('String' in arg)
+        return !/^(false|off|0)$/i.test(arg.String.sval ?? '');
+    return true;
+}
+function walk(value, visit) {
+    if (Array.isArray(value)) {
+        value.forEach((item) => walk(item, visit));
+    }
+    else if (value !== null && typeof value === 'object') {
+        for (const [key, child] of Object.entries(value)) {
+            visit(key, child);
+            walk(child, visit);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/rules/rule.ts
+const ALL_DIALECTS = ['postgresql', 'mysql', 'sqlite', 'other'];
+/** The first line of a statement, shortened, to quote it inside a message. */
+function brief(statement) {
+    const line = statement.split('\n')[0]?.trim() ?? '';
+    return line.length > 80 ? `${line.slice(0, 77)}...` : line;
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/rules/compatibility-rules.ts
+
+const CONTRACT_LATER = 'Expand and contract: first release code that no longer uses it (SQLAlchemy: remove it from the model), then ' +
+    'remove it in a later release, allowing this rule on that revision with the reason.';
+const dropColumn = {
+    id: 'drop-column',
+    severity: 'error',
+    title: 'DROP COLUMN',
+    dialects: ALL_DIALECTS,
+    safeAlternative: { default: CONTRACT_LATER },
+    check(operation, { state }) {
+        if (operation.kind !== 'drop-column' || !state.isLive(operation.table))
+            return null;
+        return {
+            message: `DROP COLUMN ${operation.table}.${operation.column}: hosts still running the old release select or insert ` +
+                'it until they reload, and those queries fail.',
+        };
+    },
+};
+const dropTable = {
+    id: 'drop-table',
+    severity: 'error',
+    title: 'DROP TABLE',
+    dialects: ALL_DIALECTS,
+    safeAlternative: { default: CONTRACT_LATER },
+    check(operation, { state }) {
+        if (operation.kind !== 'drop-table' || !state.isLive(operation.table))
+            return null;
+        return { message: `DROP TABLE ${operation.table}: the old release still queries it until every host has reloaded.` };
+    },
+};
+const renameColumn = {
+    id: 'rename-column',
+    severity: 'error',
+    title: 'RENAME COLUMN (MySQL: CHANGE old new)',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Add the new column, write to both, backfill, move reads to the new one, and drop the old one in a later ' +
+            'release (or map the model attribute to the old column name and never rename).',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'rename-column' || !state.isLive(operation.table))
+            return null;
+        return {
+            message: `RENAME COLUMN ${operation.table}.${operation.column} to ${operation.newName}: the old release still uses ` +
+                `${operation.column} until its host reloads, and those queries fail.`,
+        };
+    },
+};
+const renameTable = {
+    id: 'rename-table',
+    severity: 'error',
+    title: 'RENAME TABLE',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Rename, then create a view with the old name (`CREATE VIEW old AS SELECT * FROM new`; simple views are ' +
+            'updatable on PostgreSQL and MySQL) for the old release, and drop the view in a later release.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'rename-table' || !state.isLive(operation.table))
+            return null;
+        return {
+            message: `RENAME TABLE ${operation.table} to ${operation.newName}: the old release still queries ${operation.table} until its host reloads.`,
+        };
+    },
+};
+
+;// CONCATENATED MODULE: ./src/migrate/lint/rules/column-rules.ts
+
+const notNullWithoutDefault = {
+    id: 'not-null-without-default',
+    severity: 'error',
+    title: 'ADD COLUMN ... NOT NULL without a default',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Give the column a constant `server_default` (instant on PostgreSQL 11+ and MySQL 8), or add it nullable, ' +
+            'backfill it, and make it NOT NULL in a later release.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'add-column' || !operation.notNull)
+            return null;
+        if (operation.default.kind !== 'none' || operation.generated !== null || !state.isLive(operation.table))
+            return null;
+        const column = `${operation.table}.${operation.column}`;
+        return {
+            message: `ADD COLUMN ${column} NOT NULL without a default: it fails if the table has rows, and once it exists the running release's ` +
+                'INSERTs, which do not name the column, fail.',
+        };
+    },
+};
+const volatileDefault = {
+    id: 'volatile-default',
+    severity: 'error',
+    title: 'ADD COLUMN with a volatile default, serial, identity or stored generated column',
+    dialects: ['postgresql', 'mysql'],
+    safeAlternative: {
+        default: 'Add the column with no default (or a constant one), then `ALTER COLUMN ... SET DEFAULT ...` for new rows ' +
+            '(instant), then backfill existing rows in batches outside the DDL transaction.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'add-column' || !state.isLive(operation.table))
+            return null;
+        const column = `${operation.table}.${operation.column}`;
+        const rewrite = `the whole of ${operation.table} is rewritten under an ACCESS EXCLUSIVE lock`;
+        if (operation.generated === 'serial' || operation.generated === 'identity') {
+            return { message: `ADD COLUMN ${column} as ${operation.generated} fills every existing row from a sequence: ${rewrite}.` };
+        }
+        if (operation.generated === 'stored') {
+            return { message: `ADD COLUMN ${column} as a stored generated column computes every existing row: ${rewrite}.` };
+        }
+        if (operation.default.kind === 'volatile') {
+            return { message: `ADD COLUMN ${column} with the volatile default ${operation.default.text} computes it per row: ${rewrite}.` };
+        }
+        if (operation.default.kind === 'unknown') {
+            return {
+                severity: 'warning',
+                message: `ADD COLUMN ${column} has the default ${operation.default.text}, whose volatility cannot be known offline: ` +
+                    `if it is volatile, ${rewrite}.`,
+            };
+        }
+        return null;
+    },
+};
+
+;// CONCATENATED MODULE: ./src/migrate/lint/rules/locking-rules.ts
+
+const AUTOCOMMIT_BLOCK = '`with op.get_context().autocommit_block():`';
+const indexNotConcurrent = {
+    id: 'index-not-concurrent',
+    severity: 'error',
+    title: 'CREATE INDEX / DROP INDEX without CONCURRENTLY',
+    dialects: ['postgresql'],
+    safeAlternative: {
+        default: `Build it with \`op.create_index(..., postgresql_concurrently=True)\` and drop it with ` +
+            `\`op.drop_index(..., postgresql_concurrently=True)\`, both inside ${AUTOCOMMIT_BLOCK} ` +
+            '(CONCURRENTLY cannot run in a transaction).',
+    },
+    check(operation, { state }) {
+        if (operation.kind === 'create-index' && !operation.concurrent && state.isLive(operation.table)) {
+            return {
+                message: `CREATE INDEX${operation.name ? ` ${operation.name}` : ''} on ${operation.table} without CONCURRENTLY ` +
+                    `takes a SHARE lock: writes to ${operation.table} wait until the whole index is built.`,
+            };
+        }
+        if (operation.kind === 'drop-index' && !operation.concurrent) {
+            const table = operation.table ?? state.tableOfIndex(operation.name);
+            if (!state.isLive(table))
+                return null;
+            return {
+                message: `DROP INDEX ${operation.name} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on ` +
+                    `${table ?? 'its table'}: every query on it waits, and waits behind any long transaction.`,
+            };
+        }
+        return null;
+    },
+};
+const concurrentlyInTransaction = {
+    id: 'concurrently-in-transaction',
+    severity: 'error',
+    title: 'CONCURRENTLY (or VACUUM) inside a transaction block',
+    dialects: ['postgresql'],
+    safeAlternative: {
+        default: `Run the statement inside ${AUTOCOMMIT_BLOCK}: Alembic commits the migration's transaction first and runs it on its own.`,
+    },
+    check(operation, { state }) {
+        if (!state.inTransaction)
+            return null;
+        const concurrent = {
+            'create-index': 'CREATE INDEX CONCURRENTLY',
+            'drop-index': 'DROP INDEX CONCURRENTLY',
+            reindex: 'REINDEX CONCURRENTLY',
+        };
+        const what = 'concurrent' in operation && operation.concurrent ? concurrent[operation.kind] : undefined;
+        if (what)
+            return { message: `${what} cannot run inside a transaction block: PostgreSQL refuses it and the migration fails.` };
+        if (operation.kind === 'vacuum')
+            return { message: 'VACUUM cannot run inside a transaction block: PostgreSQL refuses it and the migration fails.' };
+        return null;
+    },
+};
+const setNotNull = {
+    id: 'set-not-null',
+    severity: 'error',
+    title: 'ALTER COLUMN ... SET NOT NULL on an existing table',
+    dialects: ['postgresql'],
+    safeAlternative: {
+        default: 'Add `CHECK (col IS NOT NULL) NOT VALID`, then `VALIDATE CONSTRAINT` (reads and writes continue), then ' +
+            'SET NOT NULL (PostgreSQL 12+ sees the valid check and skips the scan), then drop the check.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'set-not-null' || !state.isLive(operation.table))
+            return null;
+        if (state.isProvenNotNull(operation.table, operation.column))
+            return null;
+        return {
+            message: `SET NOT NULL on ${operation.table}.${operation.column} scans the whole table under an ACCESS EXCLUSIVE ` +
+                `lock: every query on ${operation.table} waits for the scan.`,
+        };
+    },
+};
+const constraintNotValid = {
+    id: 'constraint-not-valid',
+    severity: 'error',
+    title: 'FOREIGN KEY or CHECK added without NOT VALID',
+    dialects: ['postgresql'],
+    safeAlternative: {
+        default: "Add it with NOT VALID (`op.execute('ALTER TABLE t ADD CONSTRAINT c ... NOT VALID')`: Alembic 1.8 has no " +
+            'option for it), then `ALTER TABLE t VALIDATE CONSTRAINT c` in a later statement or revision: validation ' +
+            'takes a lock that lets reads and writes continue.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'add-constraint' || !operation.validated || !state.isLive(operation.table))
+            return null;
+        if (operation.type !== 'foreign-key' && operation.type !== 'check')
+            return null;
+        const what = operation.type === 'foreign-key' ? 'FOREIGN KEY' : 'CHECK';
+        const tables = [operation.table, operation.referencedTable].filter((table) => table !== null).join(' and ');
+        return {
+            message: `Adding ${what}${operation.name ? ` ${operation.name}` : ''} to ${operation.table} checks every existing ` +
+                `row while holding a lock that blocks writes to ${tables}.`,
+        };
+    },
+};
+const uniqueWithoutIndex = {
+    id: 'unique-without-index',
+    severity: 'error',
+    title: 'UNIQUE / PRIMARY KEY constraint that builds its own index',
+    dialects: ['postgresql'],
+    safeAlternative: {
+        default: `\`CREATE UNIQUE INDEX CONCURRENTLY ix ON t (...)\` inside ${AUTOCOMMIT_BLOCK}, then ` +
+            '`ALTER TABLE t ADD CONSTRAINT c UNIQUE USING INDEX ix` (or `PRIMARY KEY USING INDEX ix`), which is instant.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'add-constraint' || operation.usingIndex || !state.isLive(operation.table))
+            return null;
+        const names = { unique: 'UNIQUE', 'primary-key': 'PRIMARY KEY', exclusion: 'EXCLUDE' };
+        const what = names[operation.type];
+        if (!what)
+            return null;
+        return {
+            message: `ADD CONSTRAINT${operation.name ? ` ${operation.name}` : ''} ${what} on ${operation.table} builds its index ` +
+                `under an ACCESS EXCLUSIVE lock: every query on ${operation.table} waits for the build.`,
+        };
+    },
+};
+const alterColumnType = {
+    id: 'alter-column-type',
+    severity: 'error',
+    title: 'ALTER COLUMN ... TYPE (MySQL: MODIFY / CHANGE)',
+    dialects: ['postgresql', 'mysql'],
+    safeAlternative: {
+        default: 'Expand and contract: add a column of the new type, backfill it in batches, move the code to it, drop the old ' +
+            'column in a later release. If the change needs no rewrite (varchar(n) to a longer varchar or to text), allow ' +
+            'the rule on this revision.',
+        mysql: 'Append `ALGORITHM=INPLACE, LOCK=NONE` so MySQL refuses instead of blocking, use an online schema change tool ' +
+            '(gh-ost, pt-online-schema-change), or expand and contract with a new column.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'alter-column-type' || operation.online || !state.isLive(operation.table))
+            return null;
+        const column = `${operation.table}.${operation.column}`;
+        if (state.dialect === 'mysql') {
+            return {
+                message: `MODIFY/CHANGE of ${column} redefines the column: most such changes copy the whole table ` +
+                    '(ALGORITHM=COPY) and writes wait for the copy.',
+            };
+        }
+        return {
+            message: `Changing the type of ${column} rewrites ${operation.table} and rebuilds its indexes under an ACCESS ` +
+                'EXCLUSIVE lock, unless the new type is binary-compatible.',
+        };
+    },
+};
+const tableRebuild = {
+    id: 'table-rebuild',
+    severity: 'error',
+    title: 'Batch-mode table rebuild (copy and swap)',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Use plain operations that need no copy where the database has them (SQLite 3.35+: `op.add_column`, ' +
+            "`op.drop_column`, `op.alter_column(new_column_name=...)` outside batch mode or with `recreate='never'`). " +
+            'For a small table, allow the rule on this revision.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'table-rebuild' || !state.isLive(operation.table))
+            return null;
+        const renames = operation.renamedColumns.map(([from, to]) => `${from} to ${to}`);
+        return {
+            message: `Batch mode rebuilds ${operation.table}: it copies every row into _alembic_tmp_${operation.table}, drops ` +
+                `${operation.table} and renames the copy${renames.length > 0 ? `, renaming column ${renames.join(', ')}` : ''}. ` +
+                `Writes to ${operation.table} wait for the copy, and old code using a dropped or renamed column breaks.`,
+        };
+    },
+};
+const vacuumFull = {
+    id: 'vacuum-full',
+    severity: 'error',
+    title: 'VACUUM FULL (SQLite: VACUUM)',
+    dialects: ['postgresql', 'sqlite'],
+    safeAlternative: {
+        default: 'Leave space reclamation to autovacuum, or run pg_repack outside the deploy.',
+        sqlite: 'Run VACUUM in a maintenance window, not in a migration.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'vacuum' || !operation.full || !state.isLive(operation.table))
+            return null;
+        if (state.dialect === 'sqlite')
+            return { message: 'VACUUM rewrites the whole database file while holding the write lock.' };
+        return { message: `VACUUM FULL rewrites ${operation.table ?? 'every table'} under an ACCESS EXCLUSIVE lock.` };
+    },
+};
+const cluster = {
+    id: 'cluster',
+    severity: 'error',
+    title: 'CLUSTER',
+    dialects: ['postgresql'],
+    safeAlternative: { default: 'Run pg_repack (with --order-by) outside the deploy, or leave the physical order alone.' },
+    check(operation, { state }) {
+        if (operation.kind !== 'cluster' || !state.isLive(operation.table))
+            return null;
+        return { message: `CLUSTER rewrites ${operation.table ?? 'every clustered table'} in index order under an ACCESS EXCLUSIVE lock.` };
+    },
+};
+const reindexNotConcurrent = {
+    id: 'reindex-not-concurrent',
+    severity: 'error',
+    title: 'REINDEX without CONCURRENTLY',
+    dialects: ['postgresql'],
+    safeAlternative: { default: `\`REINDEX ... CONCURRENTLY\` (PostgreSQL 12+) inside ${AUTOCOMMIT_BLOCK}.` },
+    check(operation, { state }) {
+        if (operation.kind !== 'reindex' || operation.concurrent)
+            return null;
+        const table = operation.table ?? state.tableOfIndex(operation.target);
+        if (!state.isLive(table))
+            return null;
+        return {
+            message: `REINDEX ${operation.target} without CONCURRENTLY blocks writes to ${table ?? 'the table'} (and reads that use the index) while it rebuilds.`,
+        };
+    },
+};
+const truncate = {
+    id: 'truncate',
+    severity: 'error',
+    title: 'TRUNCATE',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Delete in batches outside the deploy, or stop using the table in one release and drop it in a later one.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'truncate' || !state.isLive(operation.table))
+            return null;
+        return {
+            message: `TRUNCATE ${operation.table} takes an exclusive lock on the table and deletes every row while the running release still uses them.`,
+        };
+    },
+};
+const lockTable = {
+    id: 'lock-table',
+    severity: 'error',
+    title: 'Explicit LOCK TABLE',
+    dialects: ['postgresql', 'mysql'],
+    safeAlternative: {
+        default: 'Do not lock tables explicitly in a migration. If the lock orders locks on purpose, keep the transaction short, ' +
+            'keep a lock timeout, and allow the rule on this revision.',
+    },
+    check(operation, { state }) {
+        if (operation.kind !== 'lock-table' || !state.isLive(operation.table))
+            return null;
+        return { message: `LOCK TABLE ${operation.table} blocks every writer (and, in ACCESS EXCLUSIVE mode, every reader) until the transaction ends.` };
+    },
+};
+
+;// CONCATENATED MODULE: ./src/migrate/lint/rules/transaction-rules.ts
+
+/**
+ * `lock-timeout`: a statement that locks a live table must not wait for its lock forever.
+ * Behind a long-running transaction the migration's lock request queues, and every
+ * application query on the table queues behind the migration: an outage with no error.
+ *
+ * How it meets the action's own `migration-lock-timeout`:
+ * - PostgreSQL, with the action's timeout on (> 0): the action starts the migrate command
+ *   with `PGOPTIONS='-c lock_timeout=...'`, which libpq (psycopg2, psycopg 3) sends as the
+ *   session's lock_timeout, and retries a lock timeout with backoff. The rule is then
+ *   satisfied and reported as `info`, once per revision that takes such locks. (Drivers
+ *   that do not use libpq, such as asyncpg or pg8000, ignore PGOPTIONS: set lock_timeout
+ *   in env.py or the migration if you use one.)
+ * - The action's timeout is off (`migration-lock-timeout: 0`) and the migrations set none:
+ *   `error`.
+ * - The migrations set `lock_timeout` themselves (`SET` or `SET LOCAL`, in this revision or
+ *   earlier in the run, still in effect): satisfied, nothing reported.
+ * - The migrations set it to 0 (`SET lock_timeout = 0`): `error` whatever the action does,
+ *   since the SQL overrides the session value PGOPTIONS gave. `RESET lock_timeout` returns
+ *   to the action's value.
+ * - MySQL: the action cannot enforce `lock_wait_timeout` (no client reads it from the
+ *   environment) and the server default is a year, so a revision whose DDL runs without
+ *   `SET SESSION lock_wait_timeout = n` earlier in the run is an `error`.
+ * - SQLite has no lock wait setting in SQL: the rule does not apply.
+ */
+const lockTimeout = {
+    id: 'lock-timeout',
+    severity: 'error',
+    title: 'Lock taken with no lock timeout',
+    dialects: ['postgresql', 'mysql'],
+    oncePerRevision: true,
+    safeAlternative: {
+        default: 'Keep `migration-lock-timeout` on (the action applies it through PGOPTIONS and retries), or begin the ' +
+            "revision with `op.execute(\"SET lock_timeout = '5s'\")`; never set it to 0.",
+        mysql: "Begin the migration with `op.execute('SET SESSION lock_wait_timeout = 5')` (before the first DDL); " +
+            'the action can only enforce a lock timeout on PostgreSQL.',
+    },
+    check(operation, { state, statement, lockTimeoutSeconds }) {
+        const table = state.lockedLiveTable(operation);
+        if (table === null)
+            return null;
+        const subject = `${brief(statement)} locks ${table || 'a table'}`;
+        const queue = `behind a long-running transaction it waits forever, and every query on ${table || 'the table'} queues behind it`;
+        switch (state.lockTimeout) {
+            case 'sql':
+                return null;
+            case 'action':
+                return {
+                    severity: 'info',
+                    message: `${subject}; the action's lock_timeout (${lockTimeoutSeconds}s, sent through PGOPTIONS) bounds the wait, ` +
+                        'and a lock timeout is retried with backoff.',
+                };
+            case 'disabled':
+                return {
+                    message: `${subject} after the migrations set lock_timeout to 0 (which also overrides the action's): ${queue}.`,
+                };
+            case 'none':
+                return {
+                    message: state.dialect === 'mysql'
+                        ? `${subject} with MySQL's default lock_wait_timeout of a year: ${queue}.`
+                        : `${subject} with no lock_timeout: ${queue}.`,
+                };
+        }
+    },
+};
+const dataInDdlTransaction = {
+    id: 'data-in-ddl-transaction',
+    severity: 'warning',
+    title: 'INSERT / UPDATE / DELETE in the same transaction as DDL',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Put backfills in their own revision and run migrations with `transaction_per_migration=True` (env.py), ' +
+            'or run the data change in batches inside `with op.get_context().autocommit_block():`; keep DDL transactions short.',
+    },
+    check(operation, { state, statement }) {
+        if (!state.inTransaction)
+            return null;
+        if (operation.kind === 'data-change' && state.isLive(operation.table)) {
+            const ddl = state.ddlInTransaction(operation.table);
+            if (!ddl)
+                return null;
+            return {
+                message: `${brief(statement)} runs in the same transaction as ${brief(ddl.text)} (revision ${ddl.revision}): ` +
+                    'the lock that DDL took is held until the data change has finished and committed.',
+            };
+        }
+        const data = state.dataInTransaction[0];
+        if (data && state.ddlInTransaction() === null && state.lockedLiveTable(operation) !== null) {
+            return {
+                message: `${brief(statement)} runs in the same transaction as the data change ${brief(data.text)} ` +
+                    `(revision ${data.revision}): the lock it takes is held until the whole transaction commits.`,
+            };
+        }
+        return null;
+    },
+};
+
+;// CONCATENATED MODULE: ./src/migrate/lint/rules/index.ts
+
+
+
+
+const RULES = [
+    lockTimeout,
+    indexNotConcurrent,
+    concurrentlyInTransaction,
+    notNullWithoutDefault,
+    volatileDefault,
+    setNotNull,
+    constraintNotValid,
+    uniqueWithoutIndex,
+    alterColumnType,
+    tableRebuild,
+    dropColumn,
+    dropTable,
+    renameColumn,
+    renameTable,
+    vacuumFull,
+    cluster,
+    reindexNotConcurrent,
+    truncate,
+    lockTable,
+    dataInDdlTransaction,
+];
+/** Findings about the lint itself rather than about a statement's effect. */
+const UNPARSED_STATEMENT = {
+    id: 'unparsed-statement',
+    severity: 'warning',
+    title: 'Statement the parser could not read',
+    safeAlternative: {
+        default: 'Check the statement by hand; if it is fine, allow `unparsed-statement` on this revision.',
+    },
+};
+const UNKNOWN_ALLOWANCE = {
+    id: 'unknown-allowance',
+    severity: 'warning',
+    title: 'Allowance comment naming no rule',
+    safeAlternative: { default: 'Use the rule ids listed in RULES.md.' },
+};
+const RULE_IDS = new Set([
+    ...RULES.map((rule) => rule.id),
+    UNPARSED_STATEMENT.id,
+]);
+
+;// CONCATENATED MODULE: ./src/migrate/lint/run-state.ts
+class RunState {
+    dialect;
+    createdTables = new Set();
+    indexTables = new Map();
+    notNullChecks = new Map();
+    provenNotNull = new Set();
+    sessionDefault;
+    sessionLockTimeout;
+    localLockTimeout = null;
+    transactionOpen = false;
+    transactionDdl = [];
+    transactionData = [];
+    constructor(dialect, 
+    /** The action enforces a lock timeout on the migration's session (PostgreSQL only). */
+    actionLockTimeout) {
+        this.dialect = dialect;
+        this.sessionDefault = actionLockTimeout && dialect === 'postgresql' ? 'action' : 'none';
+        this.sessionLockTimeout = this.sessionDefault;
+    }
+    /** The table exists before this run, i.e. other code may be using it right now. */
+    isLive(table) {
+        return table === null || table === '' || !this.createdTables.has(table);
+    }
+    /** The table an index belongs to, when this run created the index or it names it. */
+    tableOfIndex(name) {
+        return this.indexTables.get(name) ?? null;
+    }
+    get inTransaction() {
+        return this.transactionOpen;
+    }
+    get lockTimeout() {
+        return this.localLockTimeout ?? this.sessionLockTimeout;
+    }
+    /** A validated `CHECK (column IS NOT NULL)` proves the column has no NULL. */
+    isProvenNotNull(table, column) {
+        return this.provenNotNull.has(`${table}.${column}`);
+    }
+    /**
+     * A statement in the open transaction that locked a live table: the first one that locked
+     * `table` when there is one, else the first one.
+     */
+    ddlInTransaction(table) {
+        if (!this.transactionOpen)
+            return null;
+        return this.transactionDdl.find((ddl) => ddl.table === table) ?? this.transactionDdl[0] ?? null;
+    }
+    /** Data changes to live tables in the open transaction. */
+    get dataInTransaction() {
+        return this.transactionOpen ? this.transactionData : [];
+    }
+    /**
+     * The live table an operation locks so that application queries on it wait (writes at
+     * least), or null. On MySQL every DDL statement takes an exclusive metadata lock, however
+     * briefly, so every DDL on a live table counts.
+     */
+    lockedLiveTable(operation) {
+        const table = this.lockTarget(operation);
+        return table !== null && this.isLive(table) ? table : null;
+    }
+    lockTarget(operation) {
+        const mysql = this.dialect === 'mysql';
+        switch (operation.kind) {
+            case 'drop-table':
+            case 'rename-table':
+            case 'table-rebuild':
+            case 'add-column':
+            case 'drop-column':
+            case 'rename-column':
+            case 'set-not-null':
+            case 'add-constraint':
+            case 'truncate':
+            case 'lock-table':
+                return operation.table;
+            case 'alter-column-type':
+            case 'alter-table-other':
+                return operation.online && !mysql ? null : operation.table;
+            case 'create-index':
+                return operation.concurrent && !mysql ? null : operation.table;
+            case 'drop-index':
+                return operation.concurrent ? null : (operation.table ?? this.tableOfIndex(operation.name) ?? '');
+            case 'reindex':
+                return operation.concurrent ? null : (operation.table ?? this.tableOfIndex(operation.target) ?? '');
+            case 'vacuum':
+                return operation.full ? (operation.table ?? '') : null;
+            case 'cluster':
+                return operation.table ?? '';
+            default:
+                return null;
+        }
+    }
+    /** Records the effect of an operation once the rules have seen it. */
+    apply(operation, statement) {
+        const locked = this.lockedLiveTable(operation);
+        switch (operation.kind) {
+            case 'begin':
+                this.transactionOpen = true;
+                break;
+            case 'commit':
+                this.transactionOpen = false;
+                this.transactionDdl = [];
+                this.transactionData = [];
+                this.localLockTimeout = null;
+                break;
+            case 'set-lock-timeout': {
+                const source = operation.value === 'reset' ? this.sessionDefault : operation.value === 'disabled' ? 'disabled' : 'sql';
+                if (!operation.local) {
+                    this.sessionLockTimeout = source;
+                    this.localLockTimeout = null; // a plain SET also replaces an earlier SET LOCAL
+                }
+                else if (this.transactionOpen) {
+                    this.localLockTimeout = source; // outside a transaction SET LOCAL does nothing
+                }
+                break;
+            }
+            case 'create-table':
+                this.createdTables.add(operation.table);
+                break;
+            case 'drop-table':
+                this.createdTables.delete(operation.table);
+                break;
+            case 'rename-table':
+                if (this.createdTables.delete(operation.table))
+                    this.createdTables.add(operation.newName);
+                break;
+            case 'create-index':
+                if (operation.name)
+                    this.indexTables.set(operation.name, operation.table);
+                break;
+            case 'add-constraint':
+                if (operation.notNullColumn && operation.name) {
+                    this.notNullChecks.set(`${operation.table}.${operation.name}`, operation.notNullColumn);
+                    if (operation.validated)
+                        this.provenNotNull.add(`${operation.table}.${operation.notNullColumn}`);
+                }
+                break;
+            case 'validate-constraint': {
+                const column = this.notNullChecks.get(`${operation.table}.${operation.name}`);
+                if (column)
+                    this.provenNotNull.add(`${operation.table}.${column}`);
+                break;
+            }
+            case 'data-change':
+                if (this.transactionOpen && this.isLive(operation.table))
+                    this.transactionData.push(statement);
+                break;
+            default:
+                break;
+        }
+        if (locked !== null && this.transactionOpen)
+            this.transactionDdl.push({ ...statement, table: locked });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/sql-splitter.ts
+/**
+ * Splits SQL text into statements at top-level semicolons. Knows just enough of the lexical
+ * rules of PostgreSQL, MySQL and SQLite not to split inside string literals, quoted
+ * identifiers, dollar-quoted bodies (`DO $$ ... $$`) and comments. Comments are kept inside
+ * the statement that follows them, so a statement's text is what the database receives.
+ */
+function splitSqlStatements(sql, options = {}) {
+    const statements = [];
+    let start = 0;
+    let index = 0;
+    const push = (end) => {
+        const piece = sql.slice(start, end);
+        const text = stripLeadingComments(piece).trim();
+        if (text !== '')
+            statements.push({ text, offset: start + piece.indexOf(text) });
+    };
+    while (index < sql.length) {
+        const char = sql[index];
+        const next = sql[index + 1];
+        if (char === ';') {
+            push(index);
+            start = index + 1;
+            index += 1;
+        }
+        else if (char === '-' && next === '-') {
+            index = endOf(sql, '\n', index + 2);
+        }
+        else if (char === '#' && options.mysql) {
+            index = endOf(sql, '\n', index + 1);
+        }
+        else if (char === '/' && next === '*') {
+            index = endOf(sql, '*/', index + 2);
+        }
+        else if (char === "'" || char === '"' || (char === '`' && options.mysql)) {
+            index = endOfQuoted(sql, index, char, options.mysql === true && char !== '`');
+        }
+        else if (char === '$' && !options.mysql) {
+            const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(index));
+            index = tag && !isIdentifierChar(sql[index - 1]) ? endOf(sql, tag[0], index + tag[0].length) : index + 1;
+        }
+        else {
+            index += 1;
+        }
+    }
+    push(sql.length);
+    return statements;
+}
+/** Drops `--` line comments and blank lines that precede a statement's first token. */
+function stripLeadingComments(text) {
+    let rest = text;
+    for (;;) {
+        const trimmed = rest.trimStart();
+        if (trimmed.startsWith('--')) {
+            const newline = trimmed.indexOf('\n');
+            rest = newline === -1 ? '' : trimmed.slice(newline + 1);
+        }
+        else {
+            return trimmed;
+        }
+    }
+}
+function endOf(sql, terminator, from) {
+    const at = sql.indexOf(terminator, from);
+    return at === -1 ? sql.length : at + terminator.length;
+}
+function endOfQuoted(sql, open, quote, backslashEscapes) {
+    let index = open + 1;
+    while (index < sql.length) {
+        const char = sql[index];
+        if (backslashEscapes && char === '\\') {
+            index += 2;
+        }
+        else if (char === quote) {
+            if (sql[index + 1] !== quote)
+                return index + 1;
+            index += 2; // a doubled quote stands for itself
+        }
+        else {
+            index += 1;
+        }
+    }
+    return sql.length;
+}
+function isIdentifierChar(char) {
+    return char !== undefined && /[A-Za-z0-9_]/.test(char);
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/lint-migrations.ts
+/**
+ * The migration safety lint: walks the pending SQL of every revision in the order it will run,
+ * applies each rule to each operation, and marks what allowance comments allow.
+ */
+
+
+
+
+
+
+
+async function lintMigrations(input) {
+    const state = new RunState(input.dialect, input.lockTimeoutSeconds > 0);
+    const rules = RULES.filter((rule) => rule.dialects.includes(input.dialect));
+    const findings = [];
+    // The preamble (BEGIN, CREATE TABLE alembic_version) only changes the state.
+    for (const statement of await parseStatements(input.script.preamble, input.dialect)) {
+        for (const operation of statement.operations)
+            state.apply(operation, { text: statement.text, revision: '' });
+    }
+    for (const chunk of input.script.revisions) {
+        const file = input.files[chunk.revision];
+        const allowances = parseAllowances(file?.source ?? '');
+        const raw = [];
+        const reported = new Set();
+        for (const statement of collapseBatchRebuilds(await parseStatements(chunk.sql, input.dialect))) {
+            if (statement.parseError !== undefined) {
+                raw.push({
+                    rule: UNPARSED_STATEMENT.id,
+                    severity: UNPARSED_STATEMENT.severity,
+                    statement: statement.text,
+                    message: `The parser could not read this statement (${statement.parseError}), so it was not linted.`,
+                    safeAlternative: UNPARSED_STATEMENT.safeAlternative.default,
+                });
+            }
+            for (const operation of statement.operations.map((op) => withoutBookkeeping(op, statement.text))) {
+                const context = { state, statement: statement.text, lockTimeoutSeconds: input.lockTimeoutSeconds };
+                for (const rule of rules) {
+                    const hit = rule.check(operation, context);
+                    if (!hit)
+                        continue;
+                    const severity = hit.severity ?? rule.severity;
+                    if (rule.oncePerRevision) {
+                        if (reported.has(`${rule.id}:${severity}`))
+                            continue;
+                        reported.add(`${rule.id}:${severity}`);
+                    }
+                    raw.push({
+                        rule: rule.id,
+                        severity,
+                        statement: statement.text,
+                        message: hit.message,
+                        safeAlternative: safeAlternative(rule, input.dialect),
+                    });
+                }
+                state.apply(operation, { text: statement.text, revision: chunk.revision });
+            }
+        }
+        const place = { revision: chunk.revision, file: file?.path ?? '' };
+        findings.push(...raw.map((finding) => allow({ ...finding, ...place }, allowances, file?.source ?? '')));
+        findings.push(...unknownAllowances(allowances, place));
+    }
+    return findings;
+}
+/** Splits and parses SQL with the dialect's parser (libpg-query for PostgreSQL). */
+async function parseStatements(sql, dialect) {
+    const statements = splitSqlStatements(sql, { mysql: dialect === 'mysql' });
+    return dialect === 'postgresql' ? parsePostgresStatements(statements) : parseGenericStatements(statements);
+}
+/** Alembic's own writes to its version table are not data changes of the application. */
+function withoutBookkeeping(operation, text) {
+    if (operation.kind !== 'data-change')
+        return operation;
+    return operation.table === 'alembic_version' || /\bversion_num\b/i.test(text) ? { kind: 'other' } : operation;
+}
+function safeAlternative(rule, dialect) {
+    return rule.safeAlternative[dialect] ?? rule.safeAlternative.default;
+}
+function allow(finding, allowances, source) {
+    const allowance = findAllowance(allowances, finding.rule);
+    const line = allowance?.line ?? upgradeLine(source);
+    return {
+        ...finding,
+        ...(line !== undefined ? { line } : {}),
+        allowed: allowance !== undefined,
+        ...(allowance?.reason ? { allowReason: allowance.reason } : {}),
+    };
+}
+function unknownAllowances(allowances, place) {
+    return allowances.flatMap((allowance) => allowance.rules
+        .filter((rule) => !RULE_IDS.has(rule))
+        .map((rule) => ({
+        rule: UNKNOWN_ALLOWANCE.id,
+        severity: UNKNOWN_ALLOWANCE.severity,
+        ...place,
+        line: allowance.line,
+        statement: '',
+        message: `The allowance names '${rule}', which is not a rule, so it allows nothing.`,
+        safeAlternative: UNKNOWN_ALLOWANCE.safeAlternative.default,
+        allowed: false,
+    })));
+}
+function upgradeLine(source) {
+    const index = source.split(/\r?\n/).findIndex((line) => /^def upgrade\b/.test(line));
+    return index === -1 ? undefined : index + 1;
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/index.ts
+/** The migration safety lint's public surface. */
+
+
+
 
 ;// CONCATENATED MODULE: ./src/remote/shell-quote.ts
 /**
@@ -57638,6 +59967,353 @@ function render(value) {
     if (Array.isArray(value))
         return value.map((item) => render(item)).join(' ');
     return quote(value);
+}
+
+;// CONCATENATED MODULE: ./src/migrate/alembic-commands.ts
+/**
+ * Remote command lines of the migration step, built from typed values with `sh` (which
+ * quotes every interpolated value). Alembic is run as `<python> -m alembic`, with the
+ * interpreter the release runs on, in the release directory, with the global options of the
+ * user's migrate-command repeated.
+ */
+
+function alembic(target, args) {
+    return sh `cd ${target.releaseDir} && ${[target.python, '-m', 'alembic', ...target.globalArgs, ...args]}`;
+}
+/** `alembic heads`: one line per head, `<rev> (head)`. */
+function headsCommand(target) {
+    return alembic(target, ['heads']);
+}
+/** `alembic current`: connects to the database; one line per revision it is at, none when empty. */
+function currentCommand(target) {
+    return alembic(target, ['current']);
+}
+/**
+ * `alembic upgrade <from>:<to> --sql`: the SQL the upgrade would run, without touching the
+ * database (offline mode). From an empty database (`from` null) the range is just `<to>`.
+ */
+function upgradeSqlCommand(target, from, to) {
+    return alembic(target, ['upgrade', from === null ? to : `${from}:${to}`, '--sql']);
+}
+/**
+ * Python run on the host: looks revisions up through Alembic's ScriptDirectory (so
+ * `script_location` and `version_locations` resolve exactly as Alembic resolves them) and
+ * prints `{"<rev>": {"path": <relative to the cwd>, "source": <file text>}}` as JSON.
+ * Arguments: config file ("" = Alembic's default), ini section, then revision ids.
+ */
+const REVISION_FILES_SCRIPT = `
+import json, os, sys
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+config_file, section = sys.argv[1], sys.argv[2]
+config = Config(config_file or os.environ.get("ALEMBIC_CONFIG", "alembic.ini"), ini_section=section)
+script = ScriptDirectory.from_config(config)
+result = {}
+for revision_id in sys.argv[3:]:
+    revision = script.get_revision(revision_id)
+    if revision is None or not revision.path:
+        continue
+    try:
+        with open(revision.path, encoding="utf-8") as handle:
+            source = handle.read()
+    except (OSError, UnicodeDecodeError):
+        source = ""
+    result[revision_id] = {"path": os.path.relpath(os.path.abspath(revision.path)), "source": source}
+json.dump(result, sys.stdout)
+`.trim();
+function revisionFilesCommand(target, revisions) {
+    const args = [REVISION_FILES_SCRIPT, target.configFile ?? '', target.section ?? 'alembic', ...revisions];
+    return sh `cd ${target.releaseDir} && ${target.python} -c ${args}`;
+}
+/**
+ * The user's migrate command, run once by `sh -c` in the release directory with standard
+ * error merged into standard output (so the tail of a failure reads in order). With a lock
+ * timeout, `-c lock_timeout=<ms>ms` is appended to PGOPTIONS (keeping what the environment
+ * already had): libpq sends it at connect time, so every PostgreSQL session psycopg2 or
+ * psycopg opens for the migration starts with that lock_timeout.
+ */
+function migrateCommand(releaseDir, command, lockTimeoutSeconds) {
+    if (lockTimeoutSeconds <= 0)
+        return sh `cd ${releaseDir} && sh -c ${command} 2>&1`;
+    const option = `-c lock_timeout=${Math.round(lockTimeoutSeconds * 1000)}ms`;
+    // `"${PGOPTIONS:+$PGOPTIONS }"` is constant shell text: keep existing options, add a space.
+    return sh `cd ${releaseDir} && PGOPTIONS=${raw('"${PGOPTIONS:+$PGOPTIONS }"')}${option} sh -c ${command} 2>&1`;
+}
+
+;// CONCATENATED MODULE: ./src/migrate/alembic-output.ts
+/**
+ * Revision ids from the standard output of `alembic heads` or `alembic current`: one per
+ * line, as `<rev>`, `<rev> (head)`, `<rev> (branch) (head)`, `<rev> (mergepoint)`. Log lines
+ * that a custom logging setup may send to standard output are skipped.
+ */
+function parseRevisionLines(stdout) {
+    const revisions = [];
+    for (const line of stdout.split(/\r?\n/)) {
+        const match = /^([A-Za-z0-9_.-]+)((?:\s+\([^)]*\))*)\s*$/.exec(line.trim());
+        if (match?.[1] && !/^(INFO|WARN|WARNING|ERROR|DEBUG|CRITICAL)$/.test(match[1]))
+            revisions.push(match[1]);
+    }
+    return [...new Set(revisions)];
+}
+const IMPLEMENTATIONS = {
+    PostgresqlImpl: 'postgresql',
+    MySQLImpl: 'mysql',
+    SQLiteImpl: 'sqlite',
+};
+/**
+ * The database dialect. Alembic logs `Context impl PostgresqlImpl.` (at INFO, on standard
+ * error, with the logging setup env.py has by default); without that line the SQL itself
+ * is the evidence: batch-mode temp tables and PRAGMA are SQLite, backticks, AUTO_INCREMENT
+ * and MODIFY/CHANGE are MySQL, a BEGIN around DDL (transactional DDL) is PostgreSQL.
+ */
+function detectDialect(log, sql) {
+    const impl = /Context impl (\w+)\./.exec(log)?.[1];
+    if (impl !== undefined)
+        return IMPLEMENTATIONS[impl] ?? 'other';
+    if (/_alembic_tmp_|^PRAGMA\b/im.test(sql))
+        return 'sqlite';
+    if (/`|\bAUTO_INCREMENT\b|^ALTER TABLE \S+ (MODIFY|CHANGE) /im.test(sql))
+        return 'mysql';
+    if (/^BEGIN;$/m.test(sql))
+        return 'postgresql';
+    return 'other';
+}
+/** PostgreSQL (SQLSTATE 55P03, as psycopg2 and psycopg report it) or MySQL (error 1205). */
+function isLockTimeout(output) {
+    return /canceling statement due to lock timeout|LockNotAvailable|lock_not_available|Lock wait timeout exceeded/i.test(output);
+}
+/** The last lines of a command's output, for an error message. */
+function outputTail(output, lines = 25) {
+    return output.trimEnd().split(/\r?\n/).slice(-lines).join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/migrate/lint/finding.ts
+/** What the lint reports. */
+/** Findings that stop a deploy: errors no allowance covers. */
+function blockingFindings(findings) {
+    return findings.filter((finding) => finding.severity === 'error' && !finding.allowed);
+}
+
+;// CONCATENATED MODULE: ./src/migrate/offline-sql.ts
+/**
+ * Reads the output of `alembic upgrade <from>:<to> --sql` (standard output only: Alembic's
+ * log lines go to standard error). Each revision's SQL follows a comment Alembic writes
+ * itself, `-- Running upgrade <down>[, <down>...] -> <revision>` (the down list is empty when
+ * upgrading from an empty database, and has several entries for a merge revision).
+ */
+const HEADER = /^-- Running upgrade (.*) -> (\S+)[ \t]*$/gm;
+/**
+ * With `transaction_per_migration`, Alembic writes the `BEGIN;` of a revision *before* that
+ * revision's header comment, so it ends the previous chunk (or the preamble). Moving it
+ * after the header gives each chunk the SQL that really runs for its revision.
+ */
+const TRAILING_BEGIN = /(?:^|\n)BEGIN;\s*$/;
+function splitOfflineSql(output) {
+    const text = output.replace(/\r\n/g, '\n');
+    const headers = [...text.matchAll(HEADER)];
+    let preamble = text.slice(0, headers[0]?.index ?? text.length);
+    const revisions = headers.map((header, index) => {
+        const bodyStart = header.index + header[0].length;
+        const bodyEnd = headers[index + 1]?.index ?? text.length;
+        return {
+            revision: header[2] ?? '',
+            downRevisions: (header[1] ?? '')
+                .split(',')
+                .map((id) => id.trim())
+                .filter((id) => id !== ''),
+            sql: text.slice(bodyStart, bodyEnd),
+        };
+    });
+    let carried = false;
+    const moveTrailingBegin = (sql) => {
+        carried = TRAILING_BEGIN.test(sql);
+        return carried ? sql.replace(TRAILING_BEGIN, '\n') : sql;
+    };
+    if (revisions.length > 0)
+        preamble = moveTrailingBegin(preamble);
+    revisions.forEach((chunk, index) => {
+        const body = carried ? `BEGIN;\n${chunk.sql}` : chunk.sql;
+        chunk.sql = (index < revisions.length - 1 ? moveTrailingBegin(body) : body).trim();
+    });
+    return { preamble: preamble.trim(), revisions };
+}
+
+;// CONCATENATED MODULE: ./src/migrate/migration-step.ts
+
+
+
+
+
+
+
+async function runMigrationStep(host, options) {
+    const invocation = parseAlembicInvocation(options.migrateCommand);
+    if (invocation === null && !options.lint) {
+        options.log('migrate-command does not run alembic: running it without revision checks or lint');
+        await runMigrateCommand(host, options, null);
+        return { skipped: false, revisionBefore: null, revisionAfter: null, findings: [], dialect: null };
+    }
+    const target = {
+        releaseDir: options.releaseDir,
+        python: options.python,
+        globalArgs: invocation?.globalArgs ?? [],
+        configFile: invocation?.configFile ?? null,
+        section: invocation?.section ?? null,
+    };
+    const heads = parseRevisionLines((await migration_step_alembic(host, 'alembic heads', headsCommand(target))).stdout);
+    if (heads.length > 1)
+        throw new MultipleHeadsError(heads, host.name);
+    const head = heads[0];
+    if (head === undefined) {
+        options.log('alembic heads names no revision: nothing to migrate');
+        return { skipped: true, revisionBefore: null, revisionAfter: null, findings: [], dialect: null };
+    }
+    const current = await migration_step_alembic(host, 'alembic current', currentCommand(target));
+    const before = parseRevisionLines(current.stdout);
+    const revisionBefore = before.length === 0 ? null : before.join(',');
+    if (before.length === 1 && before[0] === head) {
+        options.log(`database already at head ${head}: skipping migrations`);
+        return { skipped: true, revisionBefore, revisionAfter: revisionBefore, findings: [], dialect: null };
+    }
+    options.log(`database at ${revisionBefore ?? 'an empty schema'}; head is ${head}`);
+    let findings = [];
+    let dialect = null;
+    if (options.lint) {
+        if (before.length > 1) {
+            throw new MigrationError(`The database is at several revisions (${before.join(', ')}); the lint can only read the SQL from one. ` +
+                "Set 'migration-lint: off' for this deploy.", host.name);
+        }
+        ({ findings, dialect } = await lint(host, target, options, before[0] ?? null, head, current.stderr));
+    }
+    await runMigrateCommand(host, options, target);
+    const after = parseRevisionLines((await migration_step_alembic(host, 'alembic current', currentCommand(target))).stdout);
+    const revisionAfter = after.length === 0 ? null : after.join(',');
+    options.log(`database now at ${revisionAfter ?? 'an empty schema'}`);
+    return { skipped: false, revisionBefore, revisionAfter, findings, dialect };
+}
+async function lint(host, target, options, from, head, currentLog) {
+    const rendered = await host.exec('render pending migrations as SQL', upgradeSqlCommand(target, from, head), {
+        allowFailure: true,
+    });
+    if (rendered.code !== 0) {
+        const hint = /batch mode .* requires a live database connection/.test(rendered.stderr)
+            ? " Batch operations on SQLite need the table in --sql mode: pass copy_from=<Table> to batch_alter_table, or set 'migration-lint: off'."
+            : '';
+        throw new MigrationError(`Could not render the pending migrations as SQL for the lint ('alembic upgrade --sql', exit ${rendered.code}).${hint}\n` +
+            outputTail(rendered.stderr || rendered.stdout), host.name);
+    }
+    const script = splitOfflineSql(rendered.stdout);
+    const dialect = detectDialect(`${currentLog}\n${rendered.stderr}`, rendered.stdout);
+    const revisions = script.revisions.map((chunk) => chunk.revision);
+    const files = await revisionFiles(host, target, revisions);
+    const findings = await lintMigrations({ dialect, script, files, lockTimeoutSeconds: options.lockTimeoutSeconds });
+    options.log(`lint (${dialect}): ${revisions.length} pending revision${revisions.length === 1 ? '' : 's'}, ${summary(findings)}`);
+    for (const finding of findings.filter((item) => item.severity !== 'info')) {
+        const state = finding.allowed ? `allowed ${finding.severity}` : finding.severity;
+        options.log(`  ${state} ${finding.rule} in ${finding.revision}${finding.file ? ` (${finding.file})` : ''}: ${finding.message}`);
+    }
+    const blocking = blockingFindings(findings);
+    if (blocking.length > 0) {
+        if (!options.allowUnsafe)
+            throw new MigrationLintError(findings, blocking, host.name);
+        options.log(`allow-unsafe-migrations is on: migrating despite ${blocking.length} lint error${blocking.length === 1 ? '' : 's'}`);
+    }
+    return { findings, dialect };
+}
+async function revisionFiles(host, target, revisions) {
+    if (revisions.length === 0)
+        return {};
+    const result = await migration_step_alembic(host, 'locate revision files', revisionFilesCommand(target, revisions));
+    try {
+        return JSON.parse(result.stdout);
+    }
+    catch {
+        throw new MigrationError(`Could not read the revision files' locations: ${outputTail(result.stdout, 5)}`, host.name);
+    }
+}
+async function runMigrateCommand(host, options, target) {
+    const retries = options.lockRetries ?? 3;
+    const sleep = options.sleep ?? ((milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds)));
+    let delaySeconds = options.retryDelaySeconds ?? 5;
+    const timeout = options.lockTimeoutSeconds > 0 ? ` (lock_timeout ${options.lockTimeoutSeconds}s)` : '';
+    for (let attempt = 1;; attempt += 1) {
+        options.log(`running migrate-command${timeout}${attempt > 1 ? `, attempt ${attempt}` : ''}`);
+        const result = await host.exec('run migrate-command', migrateCommand(options.releaseDir, options.migrateCommand, options.lockTimeoutSeconds), {
+            allowFailure: true,
+            ...(options.commandTimeoutSeconds !== undefined ? { timeoutSeconds: options.commandTimeoutSeconds } : {}),
+        });
+        const output = `${result.stdout}${result.stderr}`;
+        output
+            .trimEnd()
+            .split('\n')
+            .filter((line) => line !== '')
+            .forEach((line) => options.log(`  ${line}`));
+        if (result.code === 0)
+            return;
+        const lockTimedOut = isLockTimeout(output);
+        if (!lockTimedOut || attempt > retries) {
+            const after = target === null ? null : await revisionAfterFailure(host, target);
+            throw new MigrationCommandError(host.name, result.code, outputTail(output), lockTimedOut, attempt, after);
+        }
+        options.log(`lock timeout: retrying in ${delaySeconds}s (${attempt} of ${retries} retries)`);
+        await sleep(delaySeconds * 1000);
+        delaySeconds *= 2;
+    }
+}
+/** Best effort: the error is about the migration, not about reading the revision. */
+async function revisionAfterFailure(host, target) {
+    const result = await host.exec('alembic current', currentCommand(target), { allowFailure: true });
+    const revisions = result.code === 0 ? parseRevisionLines(result.stdout) : [];
+    return revisions.length === 0 ? null : revisions.join(',');
+}
+/** Runs an Alembic command; a failure becomes a MigrationError with Alembic's own words. */
+async function migration_step_alembic(host, purpose, command) {
+    const result = await host.exec(purpose, command, { allowFailure: true });
+    if (result.code !== 0) {
+        throw new MigrationError(`${purpose} failed (exit ${result.code}):\n${outputTail(result.stderr || result.stdout)}`, host.name);
+    }
+    return result;
+}
+function summary(findings) {
+    const count = (test) => findings.filter(test).length;
+    const parts = [
+        `${count((finding) => finding.severity === 'error' && !finding.allowed)} errors`,
+        `${count((finding) => finding.severity === 'warning' && !finding.allowed)} warnings`,
+        `${count((finding) => finding.allowed)} allowed`,
+        `${count((finding) => finding.severity === 'info')} info`,
+    ];
+    return parts.join(', ');
+}
+
+;// CONCATENATED MODULE: ./src/migrate/index.ts
+/** The migration step and its safety lint: what the rest of the action uses. */
+
+
+
+
+
+
+
+
+;// CONCATENATED MODULE: ./src/poll.ts
+/** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Calls `check` until it returns a value other than undefined, or the time runs out; then
+ * returns undefined. `check` may throw to stop early.
+ */
+async function pollUntil(check, options) {
+    const now = options.now ?? Date.now;
+    const wait = options.sleep ?? sleep;
+    const deadline = now() + options.timeoutMs;
+    for (;;) {
+        const result = await check();
+        if (result !== undefined)
+            return result;
+        if (now() + options.intervalMs > deadline)
+            return undefined;
+        await wait(options.intervalMs);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/health/health-commands.ts
@@ -57931,6 +60607,7 @@ class ReloadFailure extends ReloadError {
 
 
 
+
 /** A failed deploy, carrying the outcome for the outputs. */
 class DeployFailed extends DeployError {
     outcome;
@@ -57977,8 +60654,8 @@ async function deploy(settings, deps) {
                     reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}`);
                 }
             });
-            if (deps.beforeReload)
-                await deps.beforeReload(remotes, layout.releaseDir(settings.release));
+            if (settings.migration.command && deps.migrate)
+                await migrateOnce(settings, deps, sessions, layout, outcome);
         }
         await rollOut(settings, deps, sessions, layout, token, outcome);
         await reporter.group('Prune old releases', async () => {
@@ -58060,6 +60737,30 @@ function rollbackTarget(state, host) {
         throw new DeployError(`no previous release to roll back to (the 'previous' link is ${previous ? `${previous}, which is gone` : 'missing'}).`, host);
     }
     return previous;
+}
+/**
+ * Runs migrate-command once, on migrate-host (default the first host), in the new release,
+ * after every host is staged and before any reload: old code keeps serving against the new
+ * schema until the last host has reloaded, which is why the lint wants expand-only changes.
+ */
+async function migrateOnce(settings, deps, sessions, layout, outcome) {
+    const session = sessions.find((candidate) => candidate.remote.name === settings.migration.host) ?? sessions[0];
+    const migrate = deps.migrate;
+    if (!session || !migrate)
+        return;
+    const { remote, server } = session;
+    await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
+        try {
+            const result = await migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line));
+            outcome.migration = { host: remote.name, ...result };
+        }
+        catch (error) {
+            if (error instanceof MigrationLintError) {
+                outcome.migration = { host: remote.name, skipped: false, revisionBefore: null, revisionAfter: null, findings: [...error.findings], dialect: null, refused: true };
+            }
+            throw error;
+        }
+    });
 }
 /** Uploads and prepares the release on every host; nothing serving is touched. */
 async function stageAll(settings, deps, sessions, layout, token) {
@@ -59307,6 +62008,7 @@ const actionReporter = {
 
 ;// CONCATENATED MODULE: ./src/report/job-summary.ts
 
+
 const STATUS_ICON = {
     pending: '⏸️ not reached',
     deployed: '✅ deployed',
@@ -59338,9 +62040,29 @@ async function writeJobSummary(outcome) {
             host.health ?? '—',
         ]),
     ]);
+    if (outcome.migration)
+        summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
     if (outcome.error)
-        summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(outcome.error);
+        summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
     await summary.write();
+}
+function migrationSection(migration, status) {
+    const lines = [`\n### Migrations on ${migration.host}\n`];
+    if (migration.refused)
+        lines.push('Refused by the lint: nothing was migrated.');
+    else if (migration.skipped)
+        lines.push(`Nothing to migrate: the database is at the head (${migration.revisionBefore ?? 'empty'}).`);
+    else
+        lines.push(`Database migrated from \`${migration.revisionBefore ?? 'empty'}\` to \`${migration.revisionAfter ?? 'empty'}\`.`);
+    if (!migration.skipped && !migration.refused && (status === 'rolled-back' || status === 'failed')) {
+        lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
+    }
+    if (migration.findings.length > 0)
+        lines.push('', formatFindingsMarkdown(migration.findings, { dialect: migration.dialect ?? undefined }));
+    return lines.join('\n');
+}
+function escapeHtml(text) {
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-commands.ts
@@ -59995,6 +62717,8 @@ class GunicornServer {
 
 
 
+
+
 /** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. */
 async function run() {
     maskSecrets();
@@ -60022,6 +62746,7 @@ async function run() {
                 appSpec: settings.wsgiApp,
             }),
             reporter: actionReporter,
+            migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
         });
     }
     catch (error) {
@@ -60050,9 +62775,39 @@ async function report(outcome) {
     setOutput(Outputs.Release, outcome.release);
     setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
     setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
+    const migration = outcome.migration;
+    setOutput(Outputs.MigrationRevisionBefore, migration?.revisionBefore ?? '');
+    setOutput(Outputs.MigrationRevisionAfter, migration?.revisionAfter ?? '');
+    setOutput(Outputs.MigrationFindings, JSON.stringify(migration?.findings ?? []));
+    for (const annotation of findingAnnotations(migration?.findings ?? [], sourcePrefix())) {
+        const properties = { title: annotation.title, file: annotation.file, startLine: annotation.startLine };
+        if (annotation.level === 'error')
+            error(annotation.message, properties);
+        else if (annotation.level === 'warning')
+            warning(annotation.message, properties);
+        else
+            notice(annotation.message, properties);
+    }
     if (process.env.GITHUB_STEP_SUMMARY) {
         await writeJobSummary(outcome).catch((error) => warning(`could not write the job summary: ${errorMessage(error)}`));
     }
+}
+/** The migration step with this run's settings, for deploy() to call on the migrate host. */
+function migrationStep(settings, command) {
+    return (host, python, releaseDir, log) => runMigrationStep(host, {
+        releaseDir,
+        migrateCommand: command,
+        lint: isLintEnabled(settings.migration.lint, command),
+        allowUnsafe: settings.migration.allowUnsafe,
+        lockTimeoutSeconds: settings.migration.lockTimeoutSeconds,
+        python,
+        log,
+    });
+}
+/** Where the uploaded source sits in the repository, so annotations point at the revision files. */
+function sourcePrefix() {
+    const source = getInput(Inputs.Source) || '.';
+    return external_node_path_namespaceObject.isAbsolute(source) ? external_node_path_namespaceObject.relative(process.env.GITHUB_WORKSPACE ?? process.cwd(), source) : source;
 }
 
 ;// CONCATENATED MODULE: ./src/index.ts

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Settings } from './config/settings.js';
 import { DeployError, LockHeldError, RemoteCommandError, errorMessage } from './errors.js';
+import { MigrationLintError, type MigrationResult } from './migrate/index.js';
 import { probe, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
@@ -30,8 +31,8 @@ export interface DeployDependencies {
   connect: RemoteHostFactory;
   server: ServerDriver;
   reporter: Reporter;
-  /** Optional step run once after staging and before any reload (migrations). */
-  beforeReload?: (hosts: RemoteHost[], releaseDir: string) => Promise<void>;
+  /** The migration step (main.ts binds it to runMigrationStep); runs once, on one host, before any reload. */
+  migrate?: (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) => Promise<MigrationResult>;
 }
 
 /** One host during a deploy. */
@@ -94,7 +95,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
           reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}`);
         }
       });
-      if (deps.beforeReload) await deps.beforeReload(remotes, layout.releaseDir(settings.release));
+      if (settings.migration.command && deps.migrate) await migrateOnce(settings, deps, sessions, layout, outcome);
     }
 
     await rollOut(settings, deps, sessions, layout, token, outcome);
@@ -181,6 +182,29 @@ function rollbackTarget(state: ReleaseState, host: string): string {
     throw new DeployError(`no previous release to roll back to (the 'previous' link is ${previous ? `${previous}, which is gone` : 'missing'}).`, host);
   }
   return previous;
+}
+
+/**
+ * Runs migrate-command once, on migrate-host (default the first host), in the new release,
+ * after every host is staged and before any reload: old code keeps serving against the new
+ * schema until the last host has reloaded, which is why the lint wants expand-only changes.
+ */
+async function migrateOnce(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, outcome: DeployOutcome): Promise<void> {
+  const session = sessions.find((candidate) => candidate.remote.name === settings.migration.host) ?? sessions[0];
+  const migrate = deps.migrate;
+  if (!session || !migrate) return;
+  const { remote, server } = session;
+  await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
+    try {
+      const result = await migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line));
+      outcome.migration = { host: remote.name, ...result };
+    } catch (error) {
+      if (error instanceof MigrationLintError) {
+        outcome.migration = { host: remote.name, skipped: false, revisionBefore: null, revisionAfter: null, findings: [...error.findings], dialect: null, refused: true };
+      }
+      throw error;
+    }
+  });
 }
 
 /** Uploads and prepares the release on every host; nothing serving is touched. */

@@ -1,9 +1,12 @@
 import * as core from '@actions/core';
+import * as path from 'node:path';
 import { Inputs, Outputs } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
 import type { Settings } from './config/settings.js';
 import { deploy, DeployFailed } from './deploy.js';
 import { errorMessage } from './errors.js';
+import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
+import type { RemoteHost } from './remote/remote-host.js';
 import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
@@ -36,6 +39,7 @@ export async function run(): Promise<void> {
         appSpec: settings.wsgiApp,
       }),
       reporter: actionReporter,
+      migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
     });
   } catch (error) {
     outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
@@ -62,7 +66,37 @@ async function report(outcome: DeployOutcome): Promise<void> {
   core.setOutput(Outputs.Release, outcome.release);
   core.setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
   core.setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
+  const migration = outcome.migration;
+  core.setOutput(Outputs.MigrationRevisionBefore, migration?.revisionBefore ?? '');
+  core.setOutput(Outputs.MigrationRevisionAfter, migration?.revisionAfter ?? '');
+  core.setOutput(Outputs.MigrationFindings, JSON.stringify(migration?.findings ?? []));
+  for (const annotation of findingAnnotations(migration?.findings ?? [], sourcePrefix())) {
+    const properties = { title: annotation.title, file: annotation.file, startLine: annotation.startLine };
+    if (annotation.level === 'error') core.error(annotation.message, properties);
+    else if (annotation.level === 'warning') core.warning(annotation.message, properties);
+    else core.notice(annotation.message, properties);
+  }
   if (process.env.GITHUB_STEP_SUMMARY) {
     await writeJobSummary(outcome).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
   }
+}
+
+/** The migration step with this run's settings, for deploy() to call on the migrate host. */
+function migrationStep(settings: Settings, command: string) {
+  return (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) =>
+    runMigrationStep(host, {
+      releaseDir,
+      migrateCommand: command,
+      lint: isLintEnabled(settings.migration.lint, command),
+      allowUnsafe: settings.migration.allowUnsafe,
+      lockTimeoutSeconds: settings.migration.lockTimeoutSeconds,
+      python,
+      log,
+    });
+}
+
+/** Where the uploaded source sits in the repository, so annotations point at the revision files. */
+function sourcePrefix(): string {
+  const source = core.getInput(Inputs.Source) || '.';
+  return path.isAbsolute(source) ? path.relative(process.env.GITHUB_WORKSPACE ?? process.cwd(), source) : source;
 }

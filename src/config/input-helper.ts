@@ -50,8 +50,9 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   const strategy = oneOf<GunicornStrategy>(Inputs.Strategy, get(Inputs.Strategy) || DEFAULT_STRATEGY, STRATEGIES);
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
 
+  const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
   return {
-    hosts: parseHosts(read(Inputs.Hosts), defaultUser, defaultPort),
+    hosts,
     ssh: {
       privateKey,
       passphrase: read(Inputs.SshKeyPassphrase) || undefined,
@@ -66,6 +67,13 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
     sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
     installCommand: get(Inputs.InstallCommand) || undefined,
+    migration: {
+      command: get(Inputs.MigrateCommand) || null,
+      host: migrateHost(get(Inputs.MigrateHost), hosts),
+      lint: oneOf(Inputs.MigrationLint, get(Inputs.MigrationLint) || 'auto', ['auto', 'on', 'off'] as const),
+      allowUnsafe: boolean(Inputs.AllowUnsafeMigrations, get(Inputs.AllowUnsafeMigrations), false),
+      lockTimeoutSeconds: integer(Inputs.MigrationLockTimeout, get(Inputs.MigrationLockTimeout) || '5', 0, 3600),
+    },
     server,
     strategy,
     pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/gunicorn.pid`),
@@ -111,6 +119,14 @@ function parseHost(item: string, defaultUser: string, defaultPort: number): Host
   const port = portPart ? integer(Inputs.Hosts, portPart, 1, 65535) : defaultPort;
   const shown = bracketed ? `[${host}]` : host;
   return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+
+/** migrate-host names one of `hosts` (as written there, or by host name alone); stored as its label. */
+function migrateHost(value: string, hosts: HostTarget[]): string | null {
+  if (!value) return null;
+  const match = hosts.find((host) => [host.label, host.host, `${host.host}:${host.port}`, `${host.user}@${host.host}`].includes(value));
+  if (!match) throw new InputError(Inputs.MigrateHost, `'${value}' is not one of the hosts (${hosts.map((host) => host.label).join(', ')}).`);
+  return match.label;
 }
 
 /** `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins. */

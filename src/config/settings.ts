@@ -1,3 +1,5 @@
+import type { MigrationSettings } from '../migrate/migration-settings.js';
+
 /** The typed, validated form of every input. Built once by parseSettings before anything connects. */
 
 export type ServerKind = 'gunicorn';
@@ -43,6 +45,7 @@ export interface Settings {
   keepReleases: number;
   sharedPaths: string[];
   installCommand?: string;
+  migration: MigrationSettings;
   server: ServerKind;
   strategy: GunicornStrategy;
   pidfile: string;

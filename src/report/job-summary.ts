@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
-import type { DeployOutcome, HostReport } from './reporter.js';
+import { formatFindingsMarkdown } from '../migrate/index.js';
+import type { DeployOutcome, HostReport, MigrationOutcome } from './reporter.js';
 
 const STATUS_ICON: Record<HostReport['status'], string> = {
   pending: '⏸️ not reached',
@@ -33,6 +34,23 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
       host.health ?? '—',
     ]),
   ]);
-  if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(outcome.error);
+  if (outcome.migration) summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
+  if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
   await summary.write();
+}
+
+function migrationSection(migration: MigrationOutcome, status: DeployOutcome['status']): string {
+  const lines = [`\n### Migrations on ${migration.host}\n`];
+  if (migration.refused) lines.push('Refused by the lint: nothing was migrated.');
+  else if (migration.skipped) lines.push(`Nothing to migrate: the database is at the head (${migration.revisionBefore ?? 'empty'}).`);
+  else lines.push(`Database migrated from \`${migration.revisionBefore ?? 'empty'}\` to \`${migration.revisionAfter ?? 'empty'}\`.`);
+  if (!migration.skipped && !migration.refused && (status === 'rolled-back' || status === 'failed')) {
+    lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
+  }
+  if (migration.findings.length > 0) lines.push('', formatFindingsMarkdown(migration.findings, { dialect: migration.dialect ?? undefined }));
+  return lines.join('\n');
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

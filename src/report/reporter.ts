@@ -1,3 +1,5 @@
+import type { MigrationResult } from '../migrate/index.js';
+
 /** How the deploy story reports progress: core.group/core.info in the action, a list in tests. */
 export interface Reporter {
   /** Runs one phase (of one host, or of all) inside a collapsible log group. */
@@ -31,6 +33,14 @@ export interface DeployOutcome {
   previousRelease?: string;
   strategy: string;
   hosts: HostReport[];
+  /** What the migration step did, when there was one. */
+  migration?: MigrationOutcome;
   /** Set when status is not deployed/planned. */
   error?: string;
+}
+
+export interface MigrationOutcome extends MigrationResult {
+  host: string;
+  /** The lint refused the migrations: nothing was migrated. */
+  refused?: boolean;
 }
