@@ -62408,7 +62408,7 @@ async function rollingReload(host, master, options, log) {
     const count = master.workers.length;
     const hook = await hookIsActive(host, options.readyDir, master.workers);
     log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
-    const replaceAll = async (expectVersion) => {
+    const replaceAll = async () => {
         const facts = await readProcess(host, master);
         if (!facts)
             throw new ReloadError(`gunicorn master ${master.pid} is gone.`, host.name);
@@ -62417,7 +62417,7 @@ async function rollingReload(host, master, options, log) {
         await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, workers));
         for (let round = 0; round < originals.size; round += 1) {
             await signal(host, master, 'TTIN', log);
-            const added = await waitForNewWorker(host, master, workers, hook, { ...options, expectVersion });
+            const added = await waitForNewWorker(host, master, workers, hook, options);
             await signal(host, master, 'TTOU', log);
             workers = await waitForCount(host, master, [...workers, added], originals.size, options.timeoutSeconds);
             log(`worker ${added} ready (${round + 1}/${originals.size}); workers now ${workers.join(', ')}`);
@@ -62432,10 +62432,10 @@ async function rollingReload(host, master, options, log) {
             throw new ReloadError(`workers ${stale.join(', ')} of the previous generation are still running after the rolling reload.`, host.name);
         return { ...master, workers };
     };
-    const revert = () => replaceAll(undefined);
+    const revert = () => replaceAll();
     const handle = (reloaded) => ({ master: reloaded, commit: async () => reloaded, revert });
     try {
-        return handle(await replaceAll(options.expectVersion));
+        return handle(await replaceAll());
     }
     catch (error) {
         log(`rolling reload stopped: ${errorMessage(error)}`);
@@ -62466,21 +62466,13 @@ async function waitForNewWorker(host, master, known, hook, options) {
             failure = `worker ${pid} has not reported ready`;
             return undefined;
         }
-        const problem = markProblem(mark, options.expectVersion);
-        if (problem)
-            throw new ReloadError(`new worker ${pid} is not ready: ${problem}`, host.name);
+        if (mark.status < 200 || mark.status >= 300)
+            throw new ReloadError(`new worker ${pid} is not ready: its readiness request answered '${mark.text}'`, host.name);
         return pid;
     }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 });
     if (added === undefined)
         throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
     return added;
-}
-function markProblem(mark, expectVersion) {
-    if (mark.status < 200 || mark.status >= 300)
-        return `its readiness request answered '${mark.text}'`;
-    if (expectVersion && mark.version && mark.version !== expectVersion)
-        return `it serves ${mark.version}, expected ${expectVersion}`;
-    return undefined;
 }
 /** After TTOU: waits until the master has `count` workers, all from `candidates` (the oldest one gone). */
 async function waitForCount(host, master, candidates, count, timeoutSeconds) {

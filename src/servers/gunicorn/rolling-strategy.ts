@@ -4,13 +4,11 @@ import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import { readProcess, signal } from './generation.js';
 import type { GunicornMaster } from './master-check.js';
-import { parseMarks, pruneMarksCommand, readMarksCommand, type ReadyMark } from './ready-marks.js';
+import { parseMarks, pruneMarksCommand, readMarksCommand } from './ready-marks.js';
 
 export interface RollingOptions {
   readyDir: string;
   timeoutSeconds: number;
-  /** The version a new worker's ready mark must name, when the hook reports versions. */
-  expectVersion?: string;
 }
 
 /**
@@ -25,7 +23,7 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
   const hook = await hookIsActive(host, options.readyDir, master.workers);
   log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
 
-  const replaceAll = async (expectVersion: string | undefined): Promise<GunicornMaster> => {
+  const replaceAll = async (): Promise<GunicornMaster> => {
     const facts = await readProcess(host, master);
     if (!facts) throw new ReloadError(`gunicorn master ${master.pid} is gone.`, host.name);
     let workers = facts.children;
@@ -33,7 +31,7 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
     await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, workers));
     for (let round = 0; round < originals.size; round += 1) {
       await signal(host, master, 'TTIN', log);
-      const added = await waitForNewWorker(host, master, workers, hook, { ...options, expectVersion });
+      const added = await waitForNewWorker(host, master, workers, hook, options);
       await signal(host, master, 'TTOU', log);
       workers = await waitForCount(host, master, [...workers, added], originals.size, options.timeoutSeconds);
       log(`worker ${added} ready (${round + 1}/${originals.size}); workers now ${workers.join(', ')}`);
@@ -48,10 +46,10 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
     return { ...master, workers };
   };
 
-  const revert = () => replaceAll(undefined);
+  const revert = () => replaceAll();
   const handle = (reloaded: GunicornMaster): ReloadHandle<GunicornMaster> => ({ master: reloaded, commit: async () => reloaded, revert });
   try {
-    return handle(await replaceAll(options.expectVersion));
+    return handle(await replaceAll());
   } catch (error) {
     log(`rolling reload stopped: ${errorMessage(error)}`);
     // Workers of both releases may be serving now; reverting rolls every worker again.
@@ -81,20 +79,13 @@ async function waitForNewWorker(host: RemoteHost, master: GunicornMaster, known:
         failure = `worker ${pid} has not reported ready`;
         return undefined;
       }
-      const problem = markProblem(mark, options.expectVersion);
-      if (problem) throw new ReloadError(`new worker ${pid} is not ready: ${problem}`, host.name);
+      if (mark.status < 200 || mark.status >= 300) throw new ReloadError(`new worker ${pid} is not ready: its readiness request answered '${mark.text}'`, host.name);
       return pid;
     },
     { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 },
   );
   if (added === undefined) throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
   return added;
-}
-
-function markProblem(mark: ReadyMark, expectVersion: string | undefined): string | undefined {
-  if (mark.status < 200 || mark.status >= 300) return `its readiness request answered '${mark.text}'`;
-  if (expectVersion && mark.version && mark.version !== expectVersion) return `it serves ${mark.version}, expected ${expectVersion}`;
-  return undefined;
 }
 
 /** After TTOU: waits until the master has `count` workers, all from `candidates` (the oldest one gone). */
