@@ -73,7 +73,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     const wrongKey = sb.knownHosts.replace(/^(\S+) ssh-ed25519 \S+/m, '$1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF');
     const wrong = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': wrongKey });
     expect(wrong.code).not.toBe(0);
-    expect(wrong.stdout, logOf(wrong)).toMatch(new RegExp(`\\[root@${sb.hosts[0]!.ip.replace(/\./g, '\\.')}\\] refusing to connect: the host key offered \\(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\\) does not match`));
+    expect(wrong.stdout, logOf(wrong)).toMatch(new RegExp(`\\[root@${sb.hosts[0].ip.replace(/\./g, '\\.')}\\] refusing to connect: the host key offered \\(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\\) does not match`));
     const missing = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': sb.knownHosts.split('\n').slice(0, 2).join('\n') });
     expect(missing.stdout, logOf(missing)).toMatch(/refusing to connect: the host key offered .* is not in known-hosts/);
     for (const host of sb.hosts) {
@@ -91,7 +91,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
       { 'app-dir': `${sb.appDir}/$(touch ${marker})` },
       { pidfile: `/tmp/x\`touch ${marker}\`` },
       { 'shared-paths': `.env;touch ${marker}` },
-      { hosts: `${sb.hosts[0]!.ip};touch ${marker}` },
+      { hosts: `${sb.hosts[0].ip};touch ${marker}` },
       { user: `root$(touch ${marker})` },
       { 'health-url': `ftp://127.0.0.1/$(touch ${marker})` },
       { strategy: `hup;touch ${marker}` },

@@ -138,7 +138,7 @@ describe('sandbox: 3 serving hosts behind HAProxy', () => {
       expect((await ssh(sb, other, `test -e ${marker}`)).code).toBe(1);
     }
     // The backing dir holds it; the mount point in the root namespace stays empty.
-    expect(await readFile(join(sb.hosts[0]!.appDirBacking, marker.slice(sb.appDir.length)), 'utf8')).toBe('h1\n');
+    expect(await readFile(join(sb.hosts[0].appDirBacking, marker.slice(sb.appDir.length)), 'utf8')).toBe('h1\n');
     expect(existsSync(marker)).toBe(false);
     // Every host resolves the same path to its own release files.
     for (const host of sb.hosts) {

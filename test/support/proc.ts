@@ -91,7 +91,7 @@ export async function waitFor<T>(
   let lastError = '';
   for (;;) {
     const value = await check();
-    if (value !== undefined && value !== false) return value as T;
+    if (value !== undefined && value !== false) return value;
     if (Date.now() >= deadline) {
       try {
         lastError = opts.explain ? await opts.explain() : '';

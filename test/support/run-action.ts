@@ -87,14 +87,14 @@ export function parseOutputFile(text: string): Record<string, string> {
   const outputs: Record<string, string> = {};
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+    const line = lines[i];
     if (line === '') continue;
     const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
     if (heredoc) {
       const [, name, delimiter] = heredoc;
-      const end = lines.indexOf(delimiter!, i + 1);
+      const end = lines.indexOf(delimiter, i + 1);
       if (end === -1) throw new Error(`GITHUB_OUTPUT: no closing '${delimiter}' for output '${name}'`);
-      outputs[name!] = lines.slice(i + 1, end).join('\n');
+      outputs[name] = lines.slice(i + 1, end).join('\n');
       i = end;
       continue;
     }

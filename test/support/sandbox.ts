@@ -518,7 +518,7 @@ class SandboxImpl implements Sandbox {
     const result: Record<string, string> = {};
     for (const row of rows) {
       const fields = row.split(',');
-      if (fields[px!] === 'app' && fields[sv!] !== 'BACKEND') result[fields[sv!]!] = fields[st!] ?? '';
+      if (fields[px] === 'app' && fields[sv] !== 'BACKEND') result[fields[sv]] = fields[st] ?? '';
     }
     return result;
   }

@@ -118,7 +118,7 @@ async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> 
     );
     // Same code path as a real host: only the app dir differs, as if each host mounted its own.
     const exec = host.exec.bind(host);
-    host.exec = (purpose, command, options) => exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) } as typeof command, options);
+    host.exec = (purpose, command, options) => exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
     const upload = host.upload.bind(host);
     host.upload = (purpose, local, remote) => upload(purpose, local, remote.replaceAll('/APPDIR', appDir));
     hosts.set(target.label, host);

@@ -51,7 +51,7 @@ describe('known_hosts', () => {
 
   it('honours negation and @revoked', () => {
     const entries = parseKnownHosts([`*.example.com,!evil.example.com ssh-ed25519 ${keyA.toString('base64')}`, `@revoked * ssh-ed25519 ${keyB.toString('base64')}`].join('\n'));
-    expect(entryMatches(entries[0]!, 'evil.example.com', 22)).toBe(false);
+    expect(entryMatches(entries[0], 'evil.example.com', 22)).toBe(false);
     expect(verifyHostKey(entries, 'good.example.com', 22, keyA)).toEqual({ ok: true });
     expect(verifyHostKey(entries, 'good.example.com', 22, keyB)).toEqual({ ok: false, reason: 'revoked' });
   });
