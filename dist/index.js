@@ -60684,7 +60684,7 @@ async function connectAll(settings, deps) {
     try {
         for (const target of settings.hosts) {
             remotes.push(await deps.connect(target));
-            deps.reporter.log(target.label, 'connected, host key verified');
+            deps.reporter.log(target.label, settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified');
         }
         return remotes;
     }

@@ -122,7 +122,7 @@ async function connectAll(settings: Settings, deps: DeployDependencies): Promise
   try {
     for (const target of settings.hosts) {
       remotes.push(await deps.connect(target));
-      deps.reporter.log(target.label, 'connected, host key verified');
+      deps.reporter.log(target.label, settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified');
     }
     return remotes;
   } catch (error) {
