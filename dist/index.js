@@ -54657,6 +54657,147 @@ const scope = globalThis;
 scope.__filename ??= (0,external_node_url_.fileURLToPath)(import.meta.url);
 scope.__dirname ??= (0,external_node_path_namespaceObject.dirname)(scope.__filename);
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/errors.ts
+/**
+ * Typed errors. Each carries the host it concerns (when there is one) and a message a person
+ * can act on; main.ts turns whatever reaches it into one core.setFailed.
+ */
+class DeployError extends Error {
+    host;
+    constructor(message, host) {
+        super(host ? `[${host}] ${message}` : message);
+        this.host = host;
+        this.name = new.target.name;
+    }
+}
+/** An input value is missing or malformed; raised before anything connects. */
+class InputError extends DeployError {
+    input;
+    constructor(input, message) {
+        super(`Invalid input '${input}': ${message}`);
+        this.input = input;
+    }
+}
+/** The host offered a key that known-hosts does not pin. */
+class HostKeyError extends DeployError {
+}
+/** A remote command exited non-zero. */
+class RemoteCommandError extends DeployError {
+    purpose;
+    code;
+    stderrTail;
+    constructor(purpose, host, code, stderrTail) {
+        super(`${purpose} failed (exit ${code})${stderrTail ? `: ${stderrTail}` : ''}`, host);
+        this.purpose = purpose;
+        this.code = code;
+        this.stderrTail = stderrTail;
+    }
+}
+/** Another run holds the deploy lock of a host. */
+class LockHeldError extends DeployError {
+}
+/** The pid in the pidfile is not a live master of this app, or the server is in a state we won't touch. */
+class MasterCheckError extends DeployError {
+}
+/** The new release cannot be loaded by the server's own interpreter. */
+class PreflightError extends DeployError {
+}
+/** The server did not reach the expected state (new workers, new master) in time. */
+class ReloadError extends DeployError {
+}
+/** The readiness gate did not pass in time. */
+class HealthGateError extends DeployError {
+}
+/** Text of any thrown value, for non-Error throws too. */
+function errorMessage(error) {
+    if (error instanceof Error)
+        return error.message;
+    return typeof error === 'string' ? error : JSON.stringify(error);
+}
+
+;// CONCATENATED MODULE: ./src/config/input-names.ts
+/** Names of the action's inputs and outputs, in one place (they match action.yml). */
+const Inputs = {
+    Hosts: 'hosts',
+    User: 'user',
+    Port: 'port',
+    SshKey: 'ssh-key',
+    SshKeyPassphrase: 'ssh-key-passphrase',
+    KnownHosts: 'known-hosts',
+    InsecureSkipHostKeyCheck: 'insecure-skip-host-key-check',
+    ConnectTimeout: 'connect-timeout',
+    CommandTimeout: 'command-timeout',
+    AppDir: 'app-dir',
+    Source: 'source',
+    Release: 'release',
+    KeepReleases: 'keep-releases',
+    SharedPaths: 'shared-paths',
+    InstallCommand: 'install-command',
+    MigrateCommand: 'migrate-command',
+    MigrateHost: 'migrate-host',
+    MigrationLint: 'migration-lint',
+    AllowUnsafeMigrations: 'allow-unsafe-migrations',
+    MigrationLockTimeout: 'migration-lock-timeout',
+    Server: 'server',
+    Strategy: 'strategy',
+    Pidfile: 'pidfile',
+    WsgiApp: 'wsgi-app',
+    ReloadTimeout: 'reload-timeout',
+    HealthUrl: 'health-url',
+    HealthTimeout: 'health-timeout',
+    HealthInterval: 'health-interval',
+    HealthSuccesses: 'health-successes',
+    ExpectVersion: 'expect-version',
+    Rollback: 'rollback',
+    Mode: 'mode',
+};
+const Outputs = {
+    Status: 'status',
+    Release: 'release',
+    PreviousRelease: 'previous-release',
+    Hosts: 'hosts',
+    MigrationRevisionBefore: 'migration-revision-before',
+    MigrationRevisionAfter: 'migration-revision-after',
+    MigrationFindings: 'migration-findings',
+};
+
+;// CONCATENATED MODULE: ./src/config/cli-arguments.ts
+
+
+
+const NAMES = new Set(Object.values(Inputs));
+/**
+ * The terminal form of the action (`node dist/index.js --hosts web1 --mode plan ...`): turns
+ * `--<input> value` / `--<input>=value` into the INPUT_* variables the runner would set, so
+ * a deploy can be planned or rehearsed locally with the very same engine. A value starting
+ * with `@` is read from that file (`--ssh-key @~/.ssh/deploy_key`).
+ */
+function cliInputs(argv, home = process.env.HOME ?? '') {
+    const variables = {};
+    for (let index = 0; index < argv.length; index += 1) {
+        const arg = argv[index] ?? '';
+        const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+        if (!match?.[1] || !NAMES.has(match[1])) {
+            throw new InputError(arg, `unknown option. Options are the action's inputs: ${[...NAMES].map((name) => `--${name}`).join(' ')}`);
+        }
+        let value = match[2];
+        if (value === undefined) {
+            value = argv[index + 1];
+            if (value === undefined)
+                throw new InputError(match[1], 'needs a value.');
+            index += 1;
+        }
+        if (value.startsWith('@'))
+            value = (0,external_node_fs_.readFileSync)(value.slice(1).replace(/^~(?=\/)/, home), 'utf8');
+        variables[`INPUT_${match[1].toUpperCase()}`] = value;
+    }
+    return variables;
+}
+const CLI_USAGE = `usage: node dist/index.js --hosts HOSTS [--<input> VALUE | --<input>=VALUE | --<input> @FILE] ...
+Runs graceful-deploy from a terminal with the action's inputs (see README). Try --mode plan first.`;
+
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
@@ -57602,110 +57743,6 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-;// CONCATENATED MODULE: ./src/config/input-names.ts
-/** Names of the action's inputs and outputs, in one place (they match action.yml). */
-const Inputs = {
-    Hosts: 'hosts',
-    User: 'user',
-    Port: 'port',
-    SshKey: 'ssh-key',
-    SshKeyPassphrase: 'ssh-key-passphrase',
-    KnownHosts: 'known-hosts',
-    InsecureSkipHostKeyCheck: 'insecure-skip-host-key-check',
-    ConnectTimeout: 'connect-timeout',
-    CommandTimeout: 'command-timeout',
-    AppDir: 'app-dir',
-    Source: 'source',
-    Release: 'release',
-    KeepReleases: 'keep-releases',
-    SharedPaths: 'shared-paths',
-    InstallCommand: 'install-command',
-    MigrateCommand: 'migrate-command',
-    MigrateHost: 'migrate-host',
-    MigrationLint: 'migration-lint',
-    AllowUnsafeMigrations: 'allow-unsafe-migrations',
-    MigrationLockTimeout: 'migration-lock-timeout',
-    Server: 'server',
-    Strategy: 'strategy',
-    Pidfile: 'pidfile',
-    WsgiApp: 'wsgi-app',
-    ReloadTimeout: 'reload-timeout',
-    HealthUrl: 'health-url',
-    HealthTimeout: 'health-timeout',
-    HealthInterval: 'health-interval',
-    HealthSuccesses: 'health-successes',
-    ExpectVersion: 'expect-version',
-    Rollback: 'rollback',
-    Mode: 'mode',
-};
-const Outputs = {
-    Status: 'status',
-    Release: 'release',
-    PreviousRelease: 'previous-release',
-    Hosts: 'hosts',
-    MigrationRevisionBefore: 'migration-revision-before',
-    MigrationRevisionAfter: 'migration-revision-after',
-    MigrationFindings: 'migration-findings',
-};
-
-;// CONCATENATED MODULE: ./src/errors.ts
-/**
- * Typed errors. Each carries the host it concerns (when there is one) and a message a person
- * can act on; main.ts turns whatever reaches it into one core.setFailed.
- */
-class DeployError extends Error {
-    host;
-    constructor(message, host) {
-        super(host ? `[${host}] ${message}` : message);
-        this.host = host;
-        this.name = new.target.name;
-    }
-}
-/** An input value is missing or malformed; raised before anything connects. */
-class InputError extends DeployError {
-    input;
-    constructor(input, message) {
-        super(`Invalid input '${input}': ${message}`);
-        this.input = input;
-    }
-}
-/** The host offered a key that known-hosts does not pin. */
-class HostKeyError extends DeployError {
-}
-/** A remote command exited non-zero. */
-class RemoteCommandError extends DeployError {
-    purpose;
-    code;
-    stderrTail;
-    constructor(purpose, host, code, stderrTail) {
-        super(`${purpose} failed (exit ${code})${stderrTail ? `: ${stderrTail}` : ''}`, host);
-        this.purpose = purpose;
-        this.code = code;
-        this.stderrTail = stderrTail;
-    }
-}
-/** Another run holds the deploy lock of a host. */
-class LockHeldError extends DeployError {
-}
-/** The pid in the pidfile is not a live master of this app, or the server is in a state we won't touch. */
-class MasterCheckError extends DeployError {
-}
-/** The new release cannot be loaded by the server's own interpreter. */
-class PreflightError extends DeployError {
-}
-/** The server did not reach the expected state (new workers, new master) in time. */
-class ReloadError extends DeployError {
-}
-/** The readiness gate did not pass in time. */
-class HealthGateError extends DeployError {
-}
-/** Text of any thrown value, for non-Error throws too. */
-function errorMessage(error) {
-    if (error instanceof Error)
-        return error.message;
-    return typeof error === 'string' ? error : JSON.stringify(error);
-}
-
 ;// CONCATENATED MODULE: ./src/config/input-helper.ts
 
 
@@ -57940,6 +57977,8 @@ const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 
 /** The migration step could not do what it needed (Alembic failed, or its output was unusable). */
 class MigrationError extends DeployError {
+    /** Set by runMigrationStep on every error it throws. */
+    progress;
 }
 /** Alembic names several heads: `alembic upgrade head` would refuse to run. */
 class MultipleHeadsError extends MigrationError {
@@ -58174,7 +58213,8 @@ function findingAnnotations(findings, pathPrefix = '') {
     }));
 }
 function joinPath(prefix, file) {
-    const directory = prefix.replace(/^\.\/?/, '').replace(/\/+$/, '');
+    // Only a leading './' (or '.' alone) means "here": '../x' and '.build' are real directories.
+    const directory = (prefix === '.' ? '' : prefix.replace(/^(\.\/)+/, '')).replace(/\/+$/, '');
     return directory ? `${directory}/${file}` : file;
 }
 function where(finding) {
@@ -60147,6 +60187,20 @@ function splitOfflineSql(output) {
 
 
 async function runMigrationStep(host, options) {
+    const progress = { revisionBefore: null, revisionAfter: null, findings: [], dialect: null };
+    try {
+        return await migrate(host, options, progress);
+    }
+    catch (error) {
+        if (error instanceof MigrationError) {
+            if (error instanceof MigrationCommandError)
+                progress.revisionAfter = error.revisionAfter;
+            error.progress = progress;
+        }
+        throw error;
+    }
+}
+async function migrate(host, options, progress) {
     const invocation = parseAlembicInvocation(options.migrateCommand);
     if (invocation === null && !options.lint) {
         options.log('migrate-command does not run alembic: running it without revision checks or lint');
@@ -60171,6 +60225,7 @@ async function runMigrationStep(host, options) {
     const current = await migration_step_alembic(host, 'alembic current', currentCommand(target));
     const before = parseRevisionLines(current.stdout);
     const revisionBefore = before.length === 0 ? null : before.join(',');
+    progress.revisionBefore = revisionBefore;
     if (before.length === 1 && before[0] === head) {
         options.log(`database already at head ${head}: skipping migrations`);
         return { skipped: true, revisionBefore, revisionAfter: revisionBefore, findings: [], dialect: null };
@@ -60183,15 +60238,15 @@ async function runMigrationStep(host, options) {
             throw new MigrationError(`The database is at several revisions (${before.join(', ')}); the lint can only read the SQL from one. ` +
                 "Set 'migration-lint: off' for this deploy.", host.name);
         }
-        ({ findings, dialect } = await lint(host, target, options, before[0] ?? null, head, current.stderr));
+        ({ findings, dialect } = await lint(host, target, options, before[0] ?? null, head, current.stderr, progress));
     }
-    await runMigrateCommand(host, options, target);
+    await runMigrateCommand(host, options, target, dialect);
     const after = parseRevisionLines((await migration_step_alembic(host, 'alembic current', currentCommand(target))).stdout);
     const revisionAfter = after.length === 0 ? null : after.join(',');
     options.log(`database now at ${revisionAfter ?? 'an empty schema'}`);
     return { skipped: false, revisionBefore, revisionAfter, findings, dialect };
 }
-async function lint(host, target, options, from, head, currentLog) {
+async function lint(host, target, options, from, head, currentLog, progress) {
     const rendered = await host.exec('render pending migrations as SQL', upgradeSqlCommand(target, from, head), {
         allowFailure: true,
     });
@@ -60207,6 +60262,7 @@ async function lint(host, target, options, from, head, currentLog) {
     const revisions = script.revisions.map((chunk) => chunk.revision);
     const files = await revisionFiles(host, target, revisions);
     const findings = await lintMigrations({ dialect, script, files, lockTimeoutSeconds: options.lockTimeoutSeconds });
+    Object.assign(progress, { findings, dialect });
     options.log(`lint (${dialect}): ${revisions.length} pending revision${revisions.length === 1 ? '' : 's'}, ${summary(findings)}`);
     for (const finding of findings.filter((item) => item.severity !== 'info')) {
         const state = finding.allowed ? `allowed ${finding.severity}` : finding.severity;
@@ -60231,11 +60287,12 @@ async function revisionFiles(host, target, revisions) {
         throw new MigrationError(`Could not read the revision files' locations: ${outputTail(result.stdout, 5)}`, host.name);
     }
 }
-async function runMigrateCommand(host, options, target) {
+async function runMigrateCommand(host, options, target, dialect = null) {
     const retries = options.lockRetries ?? 3;
     const sleep = options.sleep ?? ((milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds)));
     let delaySeconds = options.retryDelaySeconds ?? 5;
-    const timeout = options.lockTimeoutSeconds > 0 ? ` (lock_timeout ${options.lockTimeoutSeconds}s)` : '';
+    // PGOPTIONS is always passed; it only means something to PostgreSQL, so only then is it mentioned.
+    const timeout = options.lockTimeoutSeconds > 0 && (dialect === null || dialect === 'postgresql') ? ` (lock_timeout ${options.lockTimeoutSeconds}s)` : '';
     for (let attempt = 1;; attempt += 1) {
         options.log(`running migrate-command${timeout}${attempt > 1 ? `, attempt ${attempt}` : ''}`);
         const result = await host.exec('run migrate-command', migrateCommand(options.releaseDir, options.migrateCommand, options.lockTimeoutSeconds), {
@@ -60755,8 +60812,8 @@ async function migrateOnce(settings, deps, sessions, layout, outcome) {
             outcome.migration = { host: remote.name, ...result };
         }
         catch (error) {
-            if (error instanceof MigrationLintError) {
-                outcome.migration = { host: remote.name, skipped: false, revisionBefore: null, revisionAfter: null, findings: [...error.findings], dialect: null, refused: true };
+            if (error instanceof MigrationError && error.progress) {
+                outcome.migration = { host: remote.name, skipped: false, ...error.progress, refused: error instanceof MigrationLintError, failed: true };
             }
             throw error;
         }
@@ -62050,11 +62107,13 @@ function migrationSection(migration, status) {
     const lines = [`\n### Migrations on ${migration.host}\n`];
     if (migration.refused)
         lines.push('Refused by the lint: nothing was migrated.');
+    else if (migration.failed)
+        lines.push(`The migration step failed with the database at \`${migration.revisionAfter ?? migration.revisionBefore ?? 'unknown'}\`; no host reloaded.`);
     else if (migration.skipped)
         lines.push(`Nothing to migrate: the database is at the head (${migration.revisionBefore ?? 'empty'}).`);
     else
         lines.push(`Database migrated from \`${migration.revisionBefore ?? 'empty'}\` to \`${migration.revisionAfter ?? 'empty'}\`.`);
-    if (!migration.skipped && !migration.refused && (status === 'rolled-back' || status === 'failed')) {
+    if (!migration.skipped && !migration.failed && (status === 'rolled-back' || status === 'failed')) {
         lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
     }
     if (migration.findings.length > 0)
@@ -62803,8 +62862,26 @@ function sourcePrefix() {
 }
 
 ;// CONCATENATED MODULE: ./src/index.ts
-/** Entry point of the bundled action: everything lives in run(), so tests import it without starting it. */
+/**
+ * Entry point of the bundled action: everything lives in run(), so tests import it without
+ * starting it. With arguments it is the terminal form: `node dist/index.js --hosts ... --mode plan`.
+ */
 
 
-void run();
+
+
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(CLI_USAGE);
+}
+else {
+    try {
+        Object.assign(process.env, cliInputs(argv));
+        void run();
+    }
+    catch (error) {
+        console.error(errorMessage(error));
+        process.exitCode = 2;
+    }
+}
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Settings } from './config/settings.js';
 import { DeployError, LockHeldError, RemoteCommandError, errorMessage } from './errors.js';
-import { MigrationLintError, type MigrationResult } from './migrate/index.js';
+import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
 import { probe, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
@@ -199,8 +199,8 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
       const result = await migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line));
       outcome.migration = { host: remote.name, ...result };
     } catch (error) {
-      if (error instanceof MigrationLintError) {
-        outcome.migration = { host: remote.name, skipped: false, revisionBefore: null, revisionAfter: null, findings: [...error.findings], dialect: null, refused: true };
+      if (error instanceof MigrationError && error.progress) {
+        outcome.migration = { host: remote.name, skipped: false, ...error.progress, refused: error instanceof MigrationLintError, failed: true };
       }
       throw error;
     }

@@ -91,7 +91,8 @@ export function findingAnnotations(findings: readonly Finding[], pathPrefix = ''
 }
 
 function joinPath(prefix: string, file: string): string {
-  const directory = prefix.replace(/^\.\/?/, '').replace(/\/+$/, '');
+  // Only a leading './' (or '.' alone) means "here": '../x' and '.build' are real directories.
+  const directory = (prefix === '.' ? '' : prefix.replace(/^(\.\/)+/, '')).replace(/\/+$/, '');
   return directory ? `${directory}/${file}` : file;
 }
 

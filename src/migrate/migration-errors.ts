@@ -1,9 +1,20 @@
 /** Typed errors of the migration step. Each names the host it ran on. */
 import { DeployError } from '../errors.js';
-import type { Finding } from './lint/finding.js';
+import type { Dialect, Finding } from './lint/finding.js';
+
+/** What the step had learnt when it stopped, for the outputs and the job summary. */
+export interface MigrationProgress {
+  revisionBefore: string | null;
+  revisionAfter: string | null;
+  findings: Finding[];
+  dialect: Dialect | null;
+}
 
 /** The migration step could not do what it needed (Alembic failed, or its output was unusable). */
-export class MigrationError extends DeployError {}
+export class MigrationError extends DeployError {
+  /** Set by runMigrationStep on every error it throws. */
+  progress?: MigrationProgress;
+}
 
 /** Alembic names several heads: `alembic upgrade head` would refuse to run. */
 export class MultipleHeadsError extends MigrationError {

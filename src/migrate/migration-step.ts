@@ -19,7 +19,7 @@ import {
 import { detectDialect, isLockTimeout, outputTail, parseRevisionLines } from './alembic-output.js';
 import { blockingFindings, type Dialect, type Finding } from './lint/finding.js';
 import { lintMigrations, type RevisionFile } from './lint/lint-migrations.js';
-import { MigrationCommandError, MigrationError, MigrationLintError, MultipleHeadsError } from './migration-errors.js';
+import { MigrationCommandError, MigrationError, MigrationLintError, MultipleHeadsError, type MigrationProgress } from './migration-errors.js';
 import { splitOfflineSql } from './offline-sql.js';
 
 export interface MigrationStepOptions {
@@ -58,6 +58,19 @@ export interface MigrationResult {
 }
 
 export async function runMigrationStep(host: RemoteHost, options: MigrationStepOptions): Promise<MigrationResult> {
+  const progress: MigrationProgress = { revisionBefore: null, revisionAfter: null, findings: [], dialect: null };
+  try {
+    return await migrate(host, options, progress);
+  } catch (error) {
+    if (error instanceof MigrationError) {
+      if (error instanceof MigrationCommandError) progress.revisionAfter = error.revisionAfter;
+      error.progress = progress;
+    }
+    throw error;
+  }
+}
+
+async function migrate(host: RemoteHost, options: MigrationStepOptions, progress: MigrationProgress): Promise<MigrationResult> {
   const invocation = parseAlembicInvocation(options.migrateCommand);
   if (invocation === null && !options.lint) {
     options.log('migrate-command does not run alembic: running it without revision checks or lint');
@@ -83,6 +96,7 @@ export async function runMigrationStep(host: RemoteHost, options: MigrationStepO
   const current = await alembic(host, 'alembic current', currentCommand(target));
   const before = parseRevisionLines(current.stdout);
   const revisionBefore = before.length === 0 ? null : before.join(',');
+  progress.revisionBefore = revisionBefore;
   if (before.length === 1 && before[0] === head) {
     options.log(`database already at head ${head}: skipping migrations`);
     return { skipped: true, revisionBefore, revisionAfter: revisionBefore, findings: [], dialect: null };
@@ -99,10 +113,10 @@ export async function runMigrationStep(host: RemoteHost, options: MigrationStepO
         host.name,
       );
     }
-    ({ findings, dialect } = await lint(host, target, options, before[0] ?? null, head, current.stderr));
+    ({ findings, dialect } = await lint(host, target, options, before[0] ?? null, head, current.stderr, progress));
   }
 
-  await runMigrateCommand(host, options, target);
+  await runMigrateCommand(host, options, target, dialect);
   const after = parseRevisionLines((await alembic(host, 'alembic current', currentCommand(target))).stdout);
   const revisionAfter = after.length === 0 ? null : after.join(',');
   options.log(`database now at ${revisionAfter ?? 'an empty schema'}`);
@@ -116,6 +130,7 @@ async function lint(
   from: string | null,
   head: string,
   currentLog: string,
+  progress: MigrationProgress,
 ): Promise<{ findings: Finding[]; dialect: Dialect }> {
   const rendered = await host.exec('render pending migrations as SQL', upgradeSqlCommand(target, from, head), {
     allowFailure: true,
@@ -135,6 +150,7 @@ async function lint(
   const revisions = script.revisions.map((chunk) => chunk.revision);
   const files = await revisionFiles(host, target, revisions);
   const findings = await lintMigrations({ dialect, script, files, lockTimeoutSeconds: options.lockTimeoutSeconds });
+  Object.assign(progress, { findings, dialect });
 
   options.log(`lint (${dialect}): ${revisions.length} pending revision${revisions.length === 1 ? '' : 's'}, ${summary(findings)}`);
   for (const finding of findings.filter((item) => item.severity !== 'info')) {
@@ -163,11 +179,12 @@ async function revisionFiles(
   }
 }
 
-async function runMigrateCommand(host: RemoteHost, options: MigrationStepOptions, target: AlembicTarget | null): Promise<void> {
+async function runMigrateCommand(host: RemoteHost, options: MigrationStepOptions, target: AlembicTarget | null, dialect: Dialect | null = null): Promise<void> {
   const retries = options.lockRetries ?? 3;
   const sleep = options.sleep ?? ((milliseconds: number) => new Promise<void>((resolve) => setTimeout(resolve, milliseconds)));
   let delaySeconds = options.retryDelaySeconds ?? 5;
-  const timeout = options.lockTimeoutSeconds > 0 ? ` (lock_timeout ${options.lockTimeoutSeconds}s)` : '';
+  // PGOPTIONS is always passed; it only means something to PostgreSQL, so only then is it mentioned.
+  const timeout = options.lockTimeoutSeconds > 0 && (dialect === null || dialect === 'postgresql') ? ` (lock_timeout ${options.lockTimeoutSeconds}s)` : '';
   for (let attempt = 1; ; attempt += 1) {
     options.log(`running migrate-command${timeout}${attempt > 1 ? `, attempt ${attempt}` : ''}`);
     const result = await host.exec(

@@ -42,9 +42,10 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
 function migrationSection(migration: MigrationOutcome, status: DeployOutcome['status']): string {
   const lines = [`\n### Migrations on ${migration.host}\n`];
   if (migration.refused) lines.push('Refused by the lint: nothing was migrated.');
+  else if (migration.failed) lines.push(`The migration step failed with the database at \`${migration.revisionAfter ?? migration.revisionBefore ?? 'unknown'}\`; no host reloaded.`);
   else if (migration.skipped) lines.push(`Nothing to migrate: the database is at the head (${migration.revisionBefore ?? 'empty'}).`);
   else lines.push(`Database migrated from \`${migration.revisionBefore ?? 'empty'}\` to \`${migration.revisionAfter ?? 'empty'}\`.`);
-  if (!migration.skipped && !migration.refused && (status === 'rolled-back' || status === 'failed')) {
+  if (!migration.skipped && !migration.failed && (status === 'rolled-back' || status === 'failed')) {
     lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
   }
   if (migration.findings.length > 0) lines.push('', formatFindingsMarkdown(migration.findings, { dialect: migration.dialect ?? undefined }));

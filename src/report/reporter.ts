@@ -43,4 +43,6 @@ export interface MigrationOutcome extends MigrationResult {
   host: string;
   /** The lint refused the migrations: nothing was migrated. */
   refused?: boolean;
+  /** The step failed (refused, several heads, the command failed): no host reloaded. */
+  failed?: boolean;
 }

@@ -53,6 +53,9 @@ describe('findingAnnotations', () => {
     ]);
     expect(annotations.some((annotation) => annotation.title.includes('lock-timeout') && annotation.level === 'notice')).toBe(false);
     expect(findingAnnotations(findings)[0]?.file).toMatch(/^migrations\/versions\//);
+    expect(findingAnnotations(findings, '.')[0]?.file).toMatch(/^migrations\/versions\//);
+    expect(findingAnnotations(findings, '../outside')[0]?.file).toMatch(/^\.\.\/outside\/migrations\/versions\//);
+    expect(findingAnnotations(findings, '.build/app')[0]?.file).toMatch(/^\.build\/app\/migrations\/versions\//);
   });
 });
 
