@@ -60894,8 +60894,11 @@ async function rollOut(settings, deps, sessions, layout, token, outcome) {
             }
             const failure = error instanceof ReloadFailure ? error : undefined;
             const inFlight = handle ?? failure?.handle;
-            await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
-            outcome.status = 'rolled-back';
+            const stranded = await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
+            // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
+            outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+            if (stranded.length)
+                outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;
             throw new DeployFailed(outcome);
         }
     }
@@ -60918,9 +60921,11 @@ async function gate(settings, deps, session, server, version) {
  * Puts each host back on the release it served before this run. The failing host reverts its
  * in-flight reload (e.g. the old USR2 master takes over again), or only switches back when its
  * old generation never stopped serving; hosts already done reload the previous release
- * afresh. Every host is attempted even if one fails.
+ * afresh. Every host is attempted even if one fails; the hosts that could not be put back
+ * are returned.
  */
 async function putBack(settings, deps, order, layout, token, failing) {
+    const stranded = [];
     for (const session of order) {
         const { remote } = session;
         try {
@@ -60950,9 +60955,11 @@ async function putBack(settings, deps, order, layout, token, failing) {
         catch (error) {
             session.report.status = 'failed';
             session.report.error = `rollback failed: ${errorMessage(error)}`;
+            stranded.push(session.report);
             deps.reporter.warn(`[${remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
         }
     }
+    return stranded;
 }
 async function prune(settings, session, layout, reporter) {
     const state = parseReleaseState((await session.remote.exec('read releases', readStateCommand(layout))).stdout);
@@ -62299,7 +62306,7 @@ async function waitForGeneration(host, master, wait) {
     const settled = await pollUntil(async () => {
         const facts = await readProcess(host, master);
         if (!facts)
-            throw new ReloadError(`gunicorn master ${master.pid} exited (a worker that cannot boot halts it); see gunicorn's error log.`, host.name);
+            throw new ReloadError(masterHalted(master.pid), host.name);
         last = workersOnly(facts, skip);
         const fresh = last.children.filter((worker) => !old.has(worker));
         if (fresh.length !== last.children.length || fresh.length < wait.count)
@@ -62342,6 +62349,11 @@ async function waitUntilGone(host, process, timeoutSeconds) {
 }
 function workersOnly(facts, skip) {
     return { ...facts, children: facts.children.filter((pid) => !skip.has(pid)), booted: facts.booted.filter((pid) => !skip.has(pid)) };
+}
+/** What to say when a master died under a reload: gunicorn halts when a worker cannot boot. */
+function masterHalted(pid) {
+    return (`gunicorn master ${pid} exited: a new worker could not boot, and gunicorn halts then (see its error log). ` +
+        'This host serves nothing until gunicorn is started again. Strategy usr2 survives such a release: the old master never stops.');
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/hup-strategy.ts
@@ -62513,7 +62525,7 @@ async function waitForNewWorker(host, master, known, hook, options) {
     const added = await pollUntil(async () => {
         const facts = await readProcess(host, master);
         if (!facts)
-            throw new ReloadError(`gunicorn master ${master.pid} exited while a worker booted (a worker that cannot boot halts it).`, host.name);
+            throw new ReloadError(masterHalted(master.pid), host.name);
         const fresh = facts.booted.filter((pid) => !known.includes(pid));
         const pid = fresh[0];
         if (pid === undefined)

@@ -277,8 +277,10 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       }
       const failure = error instanceof ReloadFailure ? error : undefined;
       const inFlight = handle ?? failure?.handle;
-      await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
-      outcome.status = 'rolled-back';
+      const stranded = await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
+      // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
+      outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+      if (stranded.length) outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;
       throw new DeployFailed(outcome);
     }
   }
@@ -311,7 +313,8 @@ async function gate(settings: Settings, deps: DeployDependencies, session: HostS
  * Puts each host back on the release it served before this run. The failing host reverts its
  * in-flight reload (e.g. the old USR2 master takes over again), or only switches back when its
  * old generation never stopped serving; hosts already done reload the previous release
- * afresh. Every host is attempted even if one fails.
+ * afresh. Every host is attempted even if one fails; the hosts that could not be put back
+ * are returned.
  */
 async function putBack(
   settings: Settings,
@@ -320,7 +323,8 @@ async function putBack(
   layout: Layout,
   token: string,
   failing: { session: HostSession; inFlight?: ReloadHandle; intact: boolean },
-): Promise<void> {
+): Promise<HostReport[]> {
+  const stranded: HostReport[] = [];
   for (const session of order) {
     const { remote } = session;
     try {
@@ -347,9 +351,11 @@ async function putBack(
     } catch (error) {
       session.report.status = 'failed';
       session.report.error = `rollback failed: ${errorMessage(error)}`;
+      stranded.push(session.report);
       deps.reporter.warn(`[${remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
     }
   }
+  return stranded;
 }
 
 async function prune(settings: Settings, session: HostSession, layout: Layout, reporter: Reporter): Promise<void> {

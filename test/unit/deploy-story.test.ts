@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed } from '../../src/deploy.js';
-import { PreflightError, ReloadError } from '../../src/errors.js';
+import { MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
@@ -16,13 +16,14 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'import-fails';
+type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
   readonly events: string[] = [];
   readonly behaviour = new Map<string, Behaviour>();
   private nextPid = 1000;
+  readonly halted = new Set<string>();
 
   constructor(private readonly dirs: Map<string, string>) {}
 
@@ -30,7 +31,8 @@ class ScriptedServer implements ServerDriver {
     return this.behaviour.get(`${host}/${release}`) ?? 'ok';
   }
 
-  async inspect(_host: RemoteHost): Promise<ServerProcess> {
+  async inspect(host: RemoteHost): Promise<ServerProcess> {
+    if (this.halted.has(host.name)) throw new MasterCheckError('pidfile names pid 1, which is not running', host.name);
     return { pid: 1, workers: [2, 3], python: '/usr/bin/python3' };
   }
 
@@ -44,6 +46,10 @@ class ScriptedServer implements ServerDriver {
     const release = path.basename(readlinkSync(path.join(this.dirs.get(host.name)!, 'current')));
     this.events.push(`reload ${host.name} ${release}`);
     if (this.behaviourOf(host.name, release) === 'reload-fails') throw new ReloadError('workers never came', host.name);
+    if (this.behaviourOf(host.name, release) === 'master-halts') {
+      this.halted.add(host.name);
+      throw new ReloadError('gunicorn master 1 exited', host.name);
+    }
     if (this.behaviourOf(host.name, release) === 'new-master-dies') throw new ReloadFailure(new ReloadError('new master exited', host.name), host.name, true);
     const before = this.serving.get(host.name)!;
     this.serving.set(host.name, release);
@@ -195,6 +201,15 @@ describe('deploy story', () => {
     expect(outcome.error).toMatch(/new master exited/);
     expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
     expect(server.events.slice(3)).toEqual(['reload deploy@web1 v2', 'commit deploy@web1 v2', 'reload deploy@web2 v2', 'reload deploy@web1 v1', 'commit deploy@web1 v1']);
+  });
+
+  it('reports failed, not rolled-back, when a host cannot be put back', async () => {
+    server.behaviour.set('deploy@web2/v2', 'master-halts');
+    const outcome = await failure();
+    expect(outcome.status).toBe('failed');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
+    expect(outcome.error).toMatch(/NOT rolled back — check by hand: deploy@web2: rollback failed: .*not running/);
+    expect(currentOf('web1')).toBe('releases/v1');
   });
 
   it('leaves hosts as they are with rollback: never', async () => {

@@ -48,7 +48,7 @@ export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wa
   const settled = await pollUntil(
     async () => {
       const facts = await readProcess(host, master);
-      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited (a worker that cannot boot halts it); see gunicorn's error log.`, host.name);
+      if (!facts) throw new ReloadError(masterHalted(master.pid), host.name);
       last = workersOnly(facts, skip);
       const fresh = last.children.filter((worker) => !old.has(worker));
       if (fresh.length !== last.children.length || fresh.length < wait.count) return undefined;
@@ -99,4 +99,12 @@ export async function waitUntilGone(host: RemoteHost, process: ProcessRef, timeo
 
 function workersOnly(facts: ProcessFacts, skip: Set<number>): ProcessFacts {
   return { ...facts, children: facts.children.filter((pid) => !skip.has(pid)), booted: facts.booted.filter((pid) => !skip.has(pid)) };
+}
+
+/** What to say when a master died under a reload: gunicorn halts when a worker cannot boot. */
+export function masterHalted(pid: number): string {
+  return (
+    `gunicorn master ${pid} exited: a new worker could not boot, and gunicorn halts then (see its error log). ` +
+    'This host serves nothing until gunicorn is started again. Strategy usr2 survives such a release: the old master never stops.'
+  );
 }

@@ -2,7 +2,7 @@ import { ReloadError, errorMessage } from '../../errors.js';
 import { pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
-import { readProcess, signal } from './generation.js';
+import { masterHalted, readProcess, signal } from './generation.js';
 import type { GunicornMaster } from './master-check.js';
 import { parseMarks, pruneMarksCommand, readMarksCommand } from './ready-marks.js';
 
@@ -69,7 +69,7 @@ async function waitForNewWorker(host: RemoteHost, master: GunicornMaster, known:
   const added = await pollUntil(
     async () => {
       const facts = await readProcess(host, master);
-      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited while a worker booted (a worker that cannot boot halts it).`, host.name);
+      if (!facts) throw new ReloadError(masterHalted(master.pid), host.name);
       const fresh = facts.booted.filter((pid) => !known.includes(pid));
       const pid = fresh[0];
       if (pid === undefined) return undefined;
