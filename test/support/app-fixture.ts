@@ -2,7 +2,7 @@
  * The sample WSGI app of the end-to-end tests: writeRelease() turns the templates in
  * test/fixtures/app/ into a release source directory with its version and behaviour baked in.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +20,18 @@ export interface AppOptions {
   /** Gunicorn workers; default 2. */
   workers?: number;
   /**
+   * Raise at import only inside a running gunicorn (its Arbiter puts SERVER_SOFTWARE in
+   * os.environ; `gunicorn --check-config` exits before it exists): the release passes an import
+   * check, then every worker fails to boot.
+   */
+  failOnlyUnderGunicorn?: boolean;
+  /**
+   * Install hooks/graceful_deploy_hook.py: the file is copied into the release and
+   * gunicorn.conf.py does `from graceful_deploy_hook import post_worker_init`, as the README
+   * tells users to.
+   */
+  readyHook?: boolean;
+  /**
    * App dir baked into gunicorn.conf.py (pidfile <appDir>/run/gunicorn.pid, logs in
    * <appDir>/shared/log). Default: derived at runtime from the file's own location,
    * <appDir>/releases/<name>/gunicorn.conf.py, so a source dir works wherever it is deployed.
@@ -28,6 +40,8 @@ export interface AppOptions {
 }
 
 const TEMPLATE_DIR = fileURLToPath(new URL('../fixtures/app/', import.meta.url));
+/** The ready hook users install (the repository's own copy). */
+export const READY_HOOK_FILE = fileURLToPath(new URL('../../hooks/graceful_deploy_hook.py', import.meta.url));
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
 
 /** Writes app.py and gunicorn.conf.py of one release into `dir` (created if missing). */
@@ -48,15 +62,18 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     BOOT_SECONDS: String(bootSeconds.toFixed(3)),
     IMPORT_ERROR: pyBool(opts.importError),
     NEVER_READY: pyBool(opts.neverReady),
+    FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
   });
   const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
     WORKERS: String(workers),
     PRELOAD: pyBool(opts.preload),
     APP_DIR: opts.appDir === undefined ? 'None' : pyString(opts.appDir),
+    READY_HOOK: pyBool(opts.readyHook),
   });
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'app.py'), app);
   await writeFile(join(dir, 'gunicorn.conf.py'), conf);
+  if (opts.readyHook) await copyFile(READY_HOOK_FILE, join(dir, 'graceful_deploy_hook.py'));
 }
 
 /** Replaces `NAME = ...` lines of a template's settings block; each name must occur exactly once. */

@@ -60,8 +60,22 @@ export async function expectAllOn(sb: Sandbox, release: string): Promise<void> {
   }
 }
 
-export function hostsOutput(result: ActionResult): { host: string; status: string; release?: string; newMasterPid?: number }[] {
-  return JSON.parse(result.outputs.hosts ?? '[]') as { host: string; status: string; release?: string; newMasterPid?: number }[];
+/** One host of the action's `hosts` output. */
+export interface HostOutput {
+  host: string;
+  status: string;
+  release?: string;
+  previousRelease?: string;
+  oldMasterPid?: number;
+  newMasterPid?: number;
+  oldWorkers?: number[];
+  newWorkers?: number[];
+  secondsToReady?: number;
+  error?: string;
+}
+
+export function hostsOutput(result: ActionResult): HostOutput[] {
+  return JSON.parse(result.outputs.hosts ?? '[]') as HostOutput[];
 }
 
 /** Explains a failed expectation with the action's own log. */
