@@ -62185,11 +62185,12 @@ function gunicornArgs(argv) {
 }
 /**
  * Reads the config gunicorn would use for `releaseDir` with the master's arguments, with
- * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS); undefined when the
- * argv is hidden by setproctitle.
+ * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS). When setproctitle
+ * hides the arguments, it reads what gunicorn reads without any: the release's
+ * ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
  */
 function readConfigCommand(master, releaseDir) {
-    const args = master.titledApp ? undefined : gunicornArgs(master.argv);
+    const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
     if (!args)
         return undefined;
     return sh `cd ${releaseDir} && ${interpreterOf(master)} -c ${READ_CONFIG} ${releaseDir} ${args}`;
@@ -62306,7 +62307,7 @@ async function waitForGeneration(host, master, wait) {
     const settled = await pollUntil(async () => {
         const facts = await readProcess(host, master);
         if (!facts)
-            throw new ReloadError(masterHalted(master.pid), host.name);
+            throw new ReloadError(wait.exitMessage ?? masterHalted(master.pid), host.name);
         last = workersOnly(facts, skip);
         const fresh = last.children.filter((worker) => !old.has(worker));
         if (fresh.length !== last.children.length || fresh.length < wait.count)
@@ -62380,8 +62381,30 @@ async function hupReload(host, master, timeoutSeconds, log) {
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/master-check.ts
 
+/**
+ * Whether a process is gunicorn itself: titled by setproctitle (`gunicorn: master [...]`), or
+ * a Python running the gunicorn script or `-m gunicorn`. Only the program and its script
+ * count: a shell whose `-c` text or a log path mentions gunicorn is not gunicorn.
+ */
 function isGunicorn(process) {
-    return process.argv.some((arg) => /(^|\/)gunicorn(\b|:)/.test(arg) || arg === 'gunicorn');
+    const [first = '', ...rest] = process.argv;
+    if (first.startsWith('gunicorn: '))
+        return true;
+    if (basename(first) === 'gunicorn')
+        return true;
+    if (!/^python[\d.]*$/.test(basename(first)))
+        return false;
+    for (let index = 0; index < rest.length; index += 1) {
+        const arg = rest[index] ?? '';
+        if (arg === '-m')
+            return rest[index + 1] === 'gunicorn';
+        if (!arg.startsWith('-'))
+            return basename(arg) === 'gunicorn';
+    }
+    return false;
+}
+function basename(path) {
+    return path.split('/').pop() ?? '';
 }
 function title(process) {
     const first = process.argv[0] ?? '';
@@ -62437,6 +62460,7 @@ function verifyMaster(facts, pidfile, host) {
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/ready-marks.ts
 
+
 /** The ready dir the hook uses by default: `ready/` beside the pidfile. */
 function readyDirOf(pidfile) {
     return `${pidfile.replace(/\/[^/]*$/, '')}/ready`;
@@ -62461,6 +62485,22 @@ function parseMarks(stdout) {
     }
     return marks;
 }
+/**
+ * The hook is taken as installed when every running worker left a mark when it booted; then
+ * new workers must leave one too. Returns a check for `waitForGeneration`, or undefined.
+ */
+async function readyHookCheck(host, dir, running) {
+    const marks = parseMarks((await host.exec('look for ready marks', readMarksCommand(dir, running))).stdout);
+    if (running.length === 0 || !running.every((pid) => marks.some((mark) => mark.pid === pid)))
+        return undefined;
+    return async (workers) => {
+        const found = parseMarks((await host.exec('read the ready marks', readMarksCommand(dir, workers))).stdout);
+        const failed = found.find((mark) => mark.status < 200 || mark.status >= 300);
+        if (failed)
+            throw new ReloadError(`new worker ${failed.pid} is not ready: its readiness request answered '${failed.text}'`, host.name);
+        return found.map((mark) => mark.pid);
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/rolling-strategy.ts
 
@@ -62477,7 +62517,7 @@ function parseMarks(stdout) {
  */
 async function rollingReload(host, master, options, log) {
     const count = master.workers.length;
-    const hook = await hookIsActive(host, options.readyDir, master.workers);
+    const hook = await readyHookCheck(host, options.readyDir, master.workers);
     log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
     const replaceAll = async () => {
         const facts = await readProcess(host, master);
@@ -62514,11 +62554,6 @@ async function rollingReload(host, master, options, log) {
         throw new ReloadFailure(error, host.name, false, handle(master));
     }
 }
-/** The hook is taken as installed when every running worker left a mark when it booted. */
-async function hookIsActive(host, readyDir, workers) {
-    const marks = parseMarks((await host.exec('look for ready marks', readMarksCommand(readyDir, workers))).stdout);
-    return workers.length > 0 && workers.every((pid) => marks.some((mark) => mark.pid === pid));
-}
 /** Waits for a worker not in `known` that has booted and, with the hook, reported ready. */
 async function waitForNewWorker(host, master, known, hook, options) {
     let failure = 'no new worker yet';
@@ -62526,20 +62561,15 @@ async function waitForNewWorker(host, master, known, hook, options) {
         const facts = await readProcess(host, master);
         if (!facts)
             throw new ReloadError(masterHalted(master.pid), host.name);
-        const fresh = facts.booted.filter((pid) => !known.includes(pid));
-        const pid = fresh[0];
+        const pid = facts.booted.find((worker) => !known.includes(worker));
         if (pid === undefined)
             return undefined;
         if (!hook)
             return pid;
-        const mark = parseMarks((await host.exec('read the ready mark', readMarksCommand(options.readyDir, [pid]))).stdout)[0];
-        if (!mark) {
-            failure = `worker ${pid} has not reported ready`;
-            return undefined;
-        }
-        if (mark.status < 200 || mark.status >= 300)
-            throw new ReloadError(`new worker ${pid} is not ready: its readiness request answered '${mark.text}'`, host.name);
-        return pid;
+        if ((await hook([pid])).includes(pid))
+            return pid;
+        failure = `worker ${pid} has not reported ready`;
+        return undefined;
     }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 });
     if (added === undefined)
         throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
@@ -62571,7 +62601,8 @@ function strategyProblem(strategy, config, master) {
     if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
         return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
     }
-    const daemonized = config ? config.daemon : master.daemonized;
+    // --daemon is often on the command line; without the master's arguments the process tree tells.
+    const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
     if (strategy === 'usr2' && !daemonized) {
         return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
     }
@@ -62579,6 +62610,7 @@ function strategyProblem(strategy, config, master) {
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/usr2-strategy.ts
+
 
 
 
@@ -62594,12 +62626,21 @@ const STOP_SECONDS = 35;
  * so that reverting is only a HUP away until commit TERMs it.
  */
 async function usr2Reload(host, old, options, log) {
+    const isReady = await readyHookCheck(host, options.readyDir, old.workers);
+    if (isReady)
+        await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, old.workers));
     await signal(host, old, 'USR2', log);
     let fresh;
     try {
         fresh = await waitForNewMaster(host, old, options);
-        log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} booted workers`);
-        fresh = await waitForGeneration(host, fresh, { old: [], count: old.workers.length, timeoutSeconds: options.timeoutSeconds });
+        log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} ${isReady ? 'workers to report ready (ready hook)' : 'booted workers'}`);
+        fresh = await waitForGeneration(host, fresh, {
+            old: [],
+            count: old.workers.length,
+            timeoutSeconds: options.timeoutSeconds,
+            isReady,
+            exitMessage: `the new master ${fresh.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
+        });
         log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
     }
     catch (error) {
@@ -62720,7 +62761,7 @@ async function describe(host, pids) {
 
 const gunicorn_server_STRATEGIES = {
     hup: (host, master, options, log) => hupReload(host, master, options.reloadTimeoutSeconds, log),
-    usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
+    usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
     rolling: (host, master, options, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds }, log),
 };
 /** Gunicorn, driven through its master's signals. */
@@ -62762,7 +62803,8 @@ class GunicornServer {
         if (result.code !== 0)
             return undefined;
         try {
-            return JSON.parse(result.stdout.trim().split('\n').pop() ?? '');
+            const read = JSON.parse(result.stdout.trim().split('\n').pop() ?? '');
+            return { ...read, source: master.titledApp === undefined ? 'argv' : 'default-file' };
         }
         catch {
             return undefined;

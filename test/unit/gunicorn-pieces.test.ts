@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gunicornArgs, interpreterOf, preflightCommand, readConfigCommand } from '../../src/servers/gunicorn/gunicorn-commands.js';
-import type { GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
+import { isGunicorn, type GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
 import { parseMarks, pruneMarksCommand, readMarksCommand, readyDirOf } from '../../src/servers/gunicorn/ready-marks.js';
 import { strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
 
@@ -36,7 +36,7 @@ describe('gunicorn command builders', () => {
   it('imports the app spec when the argv is hidden by setproctitle', () => {
     const titled = { ...master, argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
     expect(preflightCommand(titled, '/r').text).toMatch(/^cd \/r && \/usr\/bin\/python3\.11 -c '.*import_app.*' \/r app:application$/s);
-    expect(readConfigCommand(titled, '/r')).toBeUndefined();
+    expect(readConfigCommand(titled, '/r')?.text).toMatch(/ \/r app:application$/);
     expect(readConfigCommand(master, '/r')?.text).toMatch(/ \/r -c gunicorn\.conf\.py app:application$/);
   });
 });
@@ -54,7 +54,7 @@ describe('ready marks', () => {
 });
 
 describe('strategyProblem', () => {
-  const config = { daemon: true, preload_app: false, workers: 2, pidfile: '/p' };
+  const config = { source: 'argv' as const, daemon: true, preload_app: false, workers: 2, pidfile: '/p' };
   it('accepts each strategy where it works', () => {
     expect(strategyProblem('usr2', config, master)).toBeUndefined();
     expect(strategyProblem('hup', config, master)).toBeUndefined();
@@ -68,5 +68,24 @@ describe('strategyProblem', () => {
   it('refuses USR2 in the foreground, from the config or, without it, the process tree', () => {
     expect(strategyProblem('usr2', { ...config, daemon: false }, master)).toMatch(/foreground.*rolling/);
     expect(strategyProblem('usr2', undefined, { ...master, daemonized: false })).toMatch(/foreground/);
+    expect(strategyProblem('usr2', { ...config, source: 'default-file', daemon: false }, master)).toBeUndefined();
+    expect(strategyProblem('hup', { ...config, source: 'default-file', preload_app: true }, master)).toMatch(/preload_app/);
+  });
+});
+
+describe('isGunicorn', () => {
+  const named = (...argv: string[]) => isGunicorn({ pid: 1, ppid: 0, pgid: 1, sid: 1, startTime: '1', exe: '', cwd: '', argv, children: [], booted: [] });
+  it('knows gunicorn by its title, its script or -m gunicorn', () => {
+    expect(named('gunicorn: master [app:application]')).toBe(true);
+    expect(named('/usr/bin/python3', '/usr/bin/gunicorn', '-c', 'gunicorn.conf.py')).toBe(true);
+    expect(named('/srv/venv/bin/python3.11', '-u', '/srv/venv/bin/gunicorn', 'app')).toBe(true);
+    expect(named('python3', '-m', 'gunicorn', 'app')).toBe(true);
+    expect(named('/usr/local/bin/gunicorn', 'app')).toBe(true);
+  });
+  it('does not take a shell or a tool that mentions gunicorn for gunicorn', () => {
+    expect(named('bash', '-c', 'cd /srv/app/current && exec /usr/bin/gunicorn -c gunicorn.conf.py')).toBe(false);
+    expect(named('/usr/bin/tail', '-f', '/var/log/gunicorn/error.log')).toBe(false);
+    expect(named('/usr/bin/python3', '/usr/bin/supervisord', '-c', '/etc/gunicorn.conf')).toBe(false);
+    expect(named('python3', '-m', 'http.server')).toBe(false);
   });
 });

@@ -35,6 +35,8 @@ export interface GenerationWait {
   timeoutSeconds: number;
   /** Extra readiness test of a booted worker (the ready-hook mark), if any. */
   isReady?: (workers: number[]) => Promise<number[]>;
+  /** What it means when the master exits meanwhile; default: masterHalted (the host is down). */
+  exitMessage?: string;
 }
 
 /**
@@ -48,7 +50,7 @@ export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wa
   const settled = await pollUntil(
     async () => {
       const facts = await readProcess(host, master);
-      if (!facts) throw new ReloadError(masterHalted(master.pid), host.name);
+      if (!facts) throw new ReloadError(wait.exitMessage ?? masterHalted(master.pid), host.name);
       last = workersOnly(facts, skip);
       const fresh = last.children.filter((worker) => !old.has(worker));
       if (fresh.length !== last.children.length || fresh.length < wait.count) return undefined;

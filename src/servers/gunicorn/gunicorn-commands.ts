@@ -53,6 +53,8 @@ const READ_CONFIG = [
 
 /** Gunicorn settings that decide which strategies can work. */
 export interface GunicornConfig {
+  /** `argv`: read with the master's own arguments; `default-file`: only ./gunicorn.conf.py (arguments hidden). */
+  source: 'argv' | 'default-file';
   daemon: boolean;
   preload_app: boolean;
   workers: number;
@@ -67,11 +69,12 @@ export function gunicornArgs(argv: string[]): string[] | undefined {
 
 /**
  * Reads the config gunicorn would use for `releaseDir` with the master's arguments, with
- * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS); undefined when the
- * argv is hidden by setproctitle.
+ * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS). When setproctitle
+ * hides the arguments, it reads what gunicorn reads without any: the release's
+ * ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
  */
 export function readConfigCommand(master: GunicornMaster, releaseDir: string): ShellFragment | undefined {
-  const args = master.titledApp ? undefined : gunicornArgs(master.argv);
+  const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
   if (!args) return undefined;
   return sh`cd ${releaseDir} && ${interpreterOf(master)} -c ${READ_CONFIG} ${releaseDir} ${args}`;
 }

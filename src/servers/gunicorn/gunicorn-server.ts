@@ -24,7 +24,7 @@ type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOpti
 
 const STRATEGIES: Record<GunicornStrategy, Strategy> = {
   hup: (host, master, options, log) => hupReload(host, master, options.reloadTimeoutSeconds, log),
-  usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
+  usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
   rolling: (host, master, options, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds }, log),
 };
 
@@ -66,7 +66,8 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
     if (result.code !== 0) return undefined;
     try {
-      return JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as GunicornConfig;
+      const read = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as Omit<GunicornConfig, 'source'>;
+      return { ...read, source: master.titledApp === undefined ? 'argv' : 'default-file' };
     } catch {
       return undefined;
     }

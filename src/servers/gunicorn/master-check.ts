@@ -17,8 +17,26 @@ export interface GunicornMaster {
   titledApp?: string;
 }
 
+/**
+ * Whether a process is gunicorn itself: titled by setproctitle (`gunicorn: master [...]`), or
+ * a Python running the gunicorn script or `-m gunicorn`. Only the program and its script
+ * count: a shell whose `-c` text or a log path mentions gunicorn is not gunicorn.
+ */
 export function isGunicorn(process: ProcessFacts): boolean {
-  return process.argv.some((arg) => /(^|\/)gunicorn(\b|:)/.test(arg) || arg === 'gunicorn');
+  const [first = '', ...rest] = process.argv;
+  if (first.startsWith('gunicorn: ')) return true;
+  if (basename(first) === 'gunicorn') return true;
+  if (!/^python[\d.]*$/.test(basename(first))) return false;
+  for (let index = 0; index < rest.length; index += 1) {
+    const arg = rest[index] ?? '';
+    if (arg === '-m') return rest[index + 1] === 'gunicorn';
+    if (!arg.startsWith('-')) return basename(arg) === 'gunicorn';
+  }
+  return false;
+}
+
+function basename(path: string): string {
+  return path.split('/').pop() ?? '';
 }
 
 function title(process: ProcessFacts): string | undefined {

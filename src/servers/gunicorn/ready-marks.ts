@@ -1,3 +1,5 @@
+import { ReloadError } from '../../errors.js';
+import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh, type ShellFragment } from '../../remote/shell-quote.js';
 
 /** A worker's mark left by hooks/graceful_deploy_hook.py: what its in-process readiness request got. */
@@ -33,4 +35,19 @@ export function parseMarks(stdout: string): ReadyMark[] {
     marks.push({ pid: Number(pid), status: Number(status), version: version || undefined, text });
   }
   return marks;
+}
+
+/**
+ * The hook is taken as installed when every running worker left a mark when it booted; then
+ * new workers must leave one too. Returns a check for `waitForGeneration`, or undefined.
+ */
+export async function readyHookCheck(host: RemoteHost, dir: string, running: number[]): Promise<((workers: number[]) => Promise<number[]>) | undefined> {
+  const marks = parseMarks((await host.exec('look for ready marks', readMarksCommand(dir, running))).stdout);
+  if (running.length === 0 || !running.every((pid) => marks.some((mark) => mark.pid === pid))) return undefined;
+  return async (workers) => {
+    const found = parseMarks((await host.exec('read the ready marks', readMarksCommand(dir, workers))).stdout);
+    const failed = found.find((mark) => mark.status < 200 || mark.status >= 300);
+    if (failed) throw new ReloadError(`new worker ${failed.pid} is not ready: its readiness request answered '${failed.text}'`, host.name);
+    return found.map((mark) => mark.pid);
+  };
 }

@@ -4,7 +4,7 @@ import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import { masterHalted, readProcess, signal } from './generation.js';
 import type { GunicornMaster } from './master-check.js';
-import { parseMarks, pruneMarksCommand, readMarksCommand } from './ready-marks.js';
+import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
 
 export interface RollingOptions {
   readyDir: string;
@@ -20,7 +20,7 @@ export interface RollingOptions {
  */
 export async function rollingReload(host: RemoteHost, master: GunicornMaster, options: RollingOptions, log: Log): Promise<ReloadHandle<GunicornMaster>> {
   const count = master.workers.length;
-  const hook = await hookIsActive(host, options.readyDir, master.workers);
+  const hook = await readyHookCheck(host, options.readyDir, master.workers);
   log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
 
   const replaceAll = async (): Promise<GunicornMaster> => {
@@ -57,30 +57,25 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
   }
 }
 
-/** The hook is taken as installed when every running worker left a mark when it booted. */
-async function hookIsActive(host: RemoteHost, readyDir: string, workers: number[]): Promise<boolean> {
-  const marks = parseMarks((await host.exec('look for ready marks', readMarksCommand(readyDir, workers))).stdout);
-  return workers.length > 0 && workers.every((pid) => marks.some((mark) => mark.pid === pid));
-}
-
 /** Waits for a worker not in `known` that has booted and, with the hook, reported ready. */
-async function waitForNewWorker(host: RemoteHost, master: GunicornMaster, known: number[], hook: boolean, options: RollingOptions): Promise<number> {
+async function waitForNewWorker(
+  host: RemoteHost,
+  master: GunicornMaster,
+  known: number[],
+  hook: ((workers: number[]) => Promise<number[]>) | undefined,
+  options: RollingOptions,
+): Promise<number> {
   let failure = 'no new worker yet';
   const added = await pollUntil(
     async () => {
       const facts = await readProcess(host, master);
       if (!facts) throw new ReloadError(masterHalted(master.pid), host.name);
-      const fresh = facts.booted.filter((pid) => !known.includes(pid));
-      const pid = fresh[0];
+      const pid = facts.booted.find((worker) => !known.includes(worker));
       if (pid === undefined) return undefined;
       if (!hook) return pid;
-      const mark = parseMarks((await host.exec('read the ready mark', readMarksCommand(options.readyDir, [pid]))).stdout)[0];
-      if (!mark) {
-        failure = `worker ${pid} has not reported ready`;
-        return undefined;
-      }
-      if (mark.status < 200 || mark.status >= 300) throw new ReloadError(`new worker ${pid} is not ready: its readiness request answered '${mark.text}'`, host.name);
-      return pid;
+      if ((await hook([pid])).includes(pid)) return pid;
+      failure = `worker ${pid} has not reported ready`;
+      return undefined;
     },
     { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 },
   );

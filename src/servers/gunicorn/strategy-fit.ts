@@ -14,7 +14,8 @@ export function strategyProblem(strategy: GunicornStrategy, config: GunicornConf
   if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
     return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
   }
-  const daemonized = config ? config.daemon : master.daemonized;
+  // --daemon is often on the command line; without the master's arguments the process tree tells.
+  const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
   if (strategy === 'usr2' && !daemonized) {
     return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
   }

@@ -4,10 +4,13 @@ import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import { readProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
 import { isGunicorn, type GunicornMaster } from './master-check.js';
+import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
 import { describePidsCommand, inspectPidfileCommand, parseDescribedPids, parsePidfileFacts, type ProcessFacts } from './process-facts.js';
 
 export interface Usr2Options {
   pidfile: string;
+  /** Where the ready hook leaves its marks (see ready-marks.ts). */
+  readyDir: string;
   appDir: string;
   timeoutSeconds: number;
 }
@@ -22,12 +25,20 @@ const STOP_SECONDS = 35;
  * so that reverting is only a HUP away until commit TERMs it.
  */
 export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options: Usr2Options, log: Log): Promise<ReloadHandle<GunicornMaster>> {
+  const isReady = await readyHookCheck(host, options.readyDir, old.workers);
+  if (isReady) await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, old.workers));
   await signal(host, old, 'USR2', log);
   let fresh: ProcessFacts;
   try {
     fresh = await waitForNewMaster(host, old, options);
-    log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} booted workers`);
-    fresh = await waitForGeneration(host, fresh, { old: [], count: old.workers.length, timeoutSeconds: options.timeoutSeconds });
+    log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} ${isReady ? 'workers to report ready (ready hook)' : 'booted workers'}`);
+    fresh = await waitForGeneration(host, fresh, {
+      old: [],
+      count: old.workers.length,
+      timeoutSeconds: options.timeoutSeconds,
+      isReady,
+      exitMessage: `the new master ${fresh.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
+    });
     log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
   } catch (error) {
     // The old master never stopped serving: removing whatever the new one left is all it takes.
