@@ -4,9 +4,8 @@
  * rolls back every failure without a single failed request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLoad, type LoadRun } from '../support/load.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
-import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource } from './support/deploy-fixture.js';
+import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad as underLoadOf } from './support/deploy-fixture.js';
 
 describe('deploy with strategy hup on 3 hosts under load', () => {
   let sb: Sandbox;
@@ -17,18 +16,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     return dir;
   };
   /** Runs `body` under steady load through HAProxy and expects zero failed requests. */
-  const underLoad = async <T>(body: () => Promise<T>): Promise<T> => {
-    const load: LoadRun = startLoad({ url: sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
-    let result: T;
-    try {
-      result = await body();
-    } finally {
-      const report = await load.stop();
-      expect(report.requests, 'load ran').toBeGreaterThan(50);
-      expect(report.failed, `failed requests: ${JSON.stringify(report.statuses)} errors ${report.errors} timeouts ${report.timeouts}`).toBe(0);
-    }
-    return result;
-  };
+  const underLoad = async <T>(body: () => Promise<T>): Promise<T> => (await underLoadOf(sb, body)).result;
 
   beforeAll(async () => {
     sb = await startServingSandbox({ hosts: 3, version: 'v1' });

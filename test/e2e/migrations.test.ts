@@ -18,11 +18,10 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLoad, type LoadReport, type LoadRun } from '../support/load.js';
 import { run, runChecked } from '../support/proc.js';
 import type { ActionResult } from '../support/run-action.js';
 import { startSandbox, type Sandbox } from '../support/sandbox.js';
-import { deployTo, expectAllOn, hostState, hostsOutput, logOf, removeSource } from './support/deploy-fixture.js';
+import { deployTo, expectAllOn, hostState, hostsOutput, logOf, removeSource, underLoad as underLoadOf } from './support/deploy-fixture.js';
 import { migrateAppSource, seedMigrateRelease, type MigrateRelease } from './support/migrate-app.js';
 import { startPostgres, type Postgres } from './support/postgres.js';
 
@@ -70,20 +69,7 @@ describe('migrations: once, linted, before any reload, on 3 hosts under load', (
     );
   };
 
-  /** Runs `body` under steady load through HAProxy and expects zero failed requests. */
-  const underLoad = async <T>(body: () => Promise<T>): Promise<{ result: T; load: LoadReport }> => {
-    const load: LoadRun = startLoad({ url: sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
-    let result: T;
-    let report: LoadReport | undefined;
-    try {
-      result = await body();
-    } finally {
-      report = await load.stop();
-      expect(report.requests, 'load ran').toBeGreaterThan(50);
-      expect(report.failed, `failed requests: ${JSON.stringify(report.statuses)} errors ${report.errors} timeouts ${report.timeouts}`).toBe(0);
-    }
-    return { result, load: report };
-  };
+  const underLoad = <T>(body: () => Promise<T>) => underLoadOf(sb, body);
 
   /** DDL PostgreSQL logged after `offset` bytes of its log. */
   const ddlSince = async (offset: number): Promise<LoggedStatement[]> => {

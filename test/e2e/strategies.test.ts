@@ -10,11 +10,10 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLoad, type LoadRun } from '../support/load.js';
 import type { ActionResult } from '../support/run-action.js';
 import { waitFor } from '../support/proc.js';
 import { startSandbox, startServingSandbox, type AppOptions, type Sandbox } from '../support/sandbox.js';
-import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource } from './support/deploy-fixture.js';
+import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad as underLoadOf } from './support/deploy-fixture.js';
 import { alivePids, masterFacts, versionsByWorker, type MasterFacts } from './support/gunicorn-facts.js';
 
 /** One sandbox per describe block, with load and release sources bound to it. */
@@ -29,16 +28,7 @@ function harness() {
     },
     /** Runs `body` under steady load through HAProxy and expects zero failed requests. */
     async underLoad<T>(body: () => Promise<T>): Promise<T> {
-      const load: LoadRun = startLoad({ url: ctx.sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
-      let result: T;
-      try {
-        result = await body();
-      } finally {
-        const report = await load.stop();
-        expect(report.requests, 'load ran').toBeGreaterThan(50);
-        expect(report.failed, `failed requests: ${JSON.stringify(report.statuses)} errors ${report.errors} timeouts ${report.timeouts}`).toBe(0);
-      }
-      return result;
+      return (await underLoadOf(ctx.sb, body)).result;
     },
     /** The master of every host, before a deploy. */
     async masters(): Promise<MasterFacts[]> {

@@ -9,6 +9,8 @@ import { expect } from 'vitest';
 import { writeRelease, type AppOptions } from '../../support/app-fixture.js';
 import { runAction, sandboxInputs, type ActionResult } from '../../support/run-action.js';
 import type { Sandbox } from '../../support/sandbox.js';
+import { startLoad, type LoadReport } from '../../support/load.js';
+import type { HostReport } from '../../../src/report/reporter.js';
 
 export interface HostState {
   current: string;
@@ -61,18 +63,7 @@ export async function expectAllOn(sb: Sandbox, release: string): Promise<void> {
 }
 
 /** One host of the action's `hosts` output. */
-export interface HostOutput {
-  host: string;
-  status: string;
-  release?: string;
-  previousRelease?: string;
-  oldMasterPid?: number;
-  newMasterPid?: number;
-  oldWorkers?: number[];
-  newWorkers?: number[];
-  secondsToReady?: number;
-  error?: string;
-}
+export type HostOutput = HostReport;
 
 export function hostsOutput(result: ActionResult): HostOutput[] {
   return JSON.parse(result.outputs.hosts ?? '[]') as HostOutput[];
@@ -81,4 +72,22 @@ export function hostsOutput(result: ActionResult): HostOutput[] {
 /** Explains a failed expectation with the action's own log. */
 export function logOf(result: ActionResult): string {
   return `exit ${result.code}\n${result.stdout.slice(-6000)}\n${result.stderr.slice(-3000)}`;
+}
+
+/**
+ * Runs `body` under steady load (100 req/s) through the sandbox's HAProxy and expects zero
+ * failed requests; returns the body's result and the load report.
+ */
+export async function underLoad<T>(sb: Sandbox, body: () => Promise<T>): Promise<{ result: T; load: LoadReport }> {
+  const run = startLoad({ url: sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
+  let result: T;
+  let load: LoadReport | undefined;
+  try {
+    result = await body();
+  } finally {
+    load = await run.stop();
+    expect(load.requests, 'load ran').toBeGreaterThan(50);
+    expect(load.failed, `failed requests: ${JSON.stringify(load.statuses)} errors ${load.errors} timeouts ${load.timeouts}`).toBe(0);
+  }
+  return { result, load };
 }
