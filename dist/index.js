@@ -62824,8 +62824,16 @@ class GunicornServer {
 
 
 
-/** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. */
+/** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. Never throws. */
 async function run() {
+    try {
+        await deployFromInputs();
+    }
+    catch (error) {
+        setFailed(`graceful-deploy stopped on an unexpected error: ${errorMessage(error)}`);
+    }
+}
+async function deployFromInputs() {
     maskSecrets();
     let settings;
     try {

@@ -13,8 +13,16 @@ import { writeJobSummary } from './report/job-summary.js';
 import type { DeployOutcome } from './report/reporter.js';
 import { GunicornServer } from './servers/gunicorn/gunicorn-server.js';
 
-/** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. */
+/** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. Never throws. */
 export async function run(): Promise<void> {
+  try {
+    await deployFromInputs();
+  } catch (error) {
+    core.setFailed(`graceful-deploy stopped on an unexpected error: ${errorMessage(error)}`);
+  }
+}
+
+async function deployFromInputs(): Promise<void> {
   maskSecrets();
   let settings: Settings;
   try {
