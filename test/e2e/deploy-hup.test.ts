@@ -90,7 +90,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
       expect(result.code, JSON.stringify(inputs)).not.toBe(0);
       expect(result.stdout, JSON.stringify(inputs)).toMatch(/Invalid input '[a-z-]+'/);
     }
-    // Accepted but inert: shell metacharacters in a URL and in the install command's arguments reach the host only quoted.
+    // Accepted but inert: shell metacharacters inside a URL reach the host only quoted.
     const inert = await deployTo(sb, {
       source: await source('v6'),
       release: 'v6',
