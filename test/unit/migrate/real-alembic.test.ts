@@ -12,7 +12,7 @@ import { revisionFilesCommand, upgradeSqlCommand, type AlembicTarget } from '../
 import { MigrationLintError } from '../../../src/migrate/migration-errors.js';
 import { runMigrationStep, type MigrationStepOptions } from '../../../src/migrate/migration-step.js';
 import { FIXTURES, revisionFiles, snapshot } from './fixtures.js';
-import { LocalHost } from './local-host.js';
+import { LocalHost } from '../support/local-host.js';
 
 const PYTHON = '/usr/bin/python3';
 

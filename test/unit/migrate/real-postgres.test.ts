@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sh } from '../../../src/remote/shell-quote.js';
 import { runMigrationStep } from '../../../src/migrate/migration-step.js';
 import { FIXTURES } from './fixtures.js';
-import { LocalHost } from './local-host.js';
+import { LocalHost } from '../support/local-host.js';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 const PORT = 54331;
@@ -51,7 +51,7 @@ describe.skipIf(!canRunPostgres())('against a real PostgreSQL', () => {
     releaseDir = join(work, 'release');
     cpSync(join(FIXTURES, 'postgresql'), releaseDir, { recursive: true });
     // env.py takes the database from DATABASE_URL; migrations run as on a host, via `sh -c`.
-    host = new LocalHost({ ...process.env, DATABASE_URL: `postgresql://postgres@/app?host=${work}&port=${PORT}` });
+    host = new LocalHost('localhost', undefined, { ...process.env, DATABASE_URL: `postgresql://postgres@/app?host=${work}&port=${PORT}` });
     await host.exec('baseline', sh`cd ${releaseDir} && /usr/bin/alembic upgrade p01`);
   }, 60_000);
 

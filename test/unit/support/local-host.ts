@@ -6,20 +6,21 @@ import type { ShellFragment } from '../../../src/remote/shell-quote.js';
 
 /**
  * A RemoteHost that runs commands in a local /bin/sh: the deploy story's file operations
- * happen for real on a scratch directory. `answer` may answer a purpose itself (the
- * readiness probe, which needs a server per host).
+ * happen for real on a scratch directory, and the migration step runs real Alembic. `answer`
+ * may answer a purpose itself (the readiness probe, which needs a server per host).
  */
 export class LocalHost implements RemoteHost {
   readonly commands: { purpose: string; command: string }[] = [];
 
   constructor(
-    readonly name: string,
+    readonly name = 'localhost',
     private readonly answer: (purpose: string, command: string) => ExecResult | undefined = () => undefined,
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   async exec(purpose: string, command: ShellFragment, options: ExecOptions = {}): Promise<ExecResult> {
     this.commands.push({ purpose, command: command.text });
-    const result = this.answer(purpose, command.text) ?? (await runLocally(command.text, options.stdin));
+    const result = this.answer(purpose, command.text) ?? (await runLocally(command.text, options.stdin, this.env));
     if (result.code !== 0 && !options.allowFailure) throw new RemoteCommandError(purpose, this.name, result.code, result.stderr.trim());
     return result;
   }
@@ -31,9 +32,9 @@ export class LocalHost implements RemoteHost {
   async close(): Promise<void> {}
 }
 
-function runLocally(command: string, stdin?: string): Promise<ExecResult> {
+function runLocally(command: string, stdin: string | undefined, env: NodeJS.ProcessEnv): Promise<ExecResult> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command]);
+    const child = spawn('/bin/sh', ['-c', command], { env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
