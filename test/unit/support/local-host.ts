@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { copyFile } from 'node:fs/promises';
 import { RemoteCommandError } from '../../../src/errors.js';
 import type { ExecOptions, ExecResult, RemoteHost } from '../../../src/remote/remote-host.js';
 import type { ShellFragment } from '../../../src/remote/shell-quote.js';
+import { run } from '../../support/proc.js';
 
 /**
  * A RemoteHost that runs commands in a local /bin/sh: the deploy story's file operations
@@ -32,14 +32,7 @@ export class LocalHost implements RemoteHost {
   async close(): Promise<void> {}
 }
 
+/** Runs through the shared test `run` helper, which survives a command that never reads its stdin. */
 function runLocally(command: string, stdin: string | undefined, env: NodeJS.ProcessEnv): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
-    child.stdin.end(stdin ?? '');
-  });
+  return run('/bin/sh', ['-c', command], { input: stdin, env, timeoutMs: 120_000 });
 }
