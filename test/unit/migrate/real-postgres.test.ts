@@ -67,6 +67,7 @@ describe.skipIf(!canRunPostgres())('against a real PostgreSQL', () => {
   it('times out on a held lock, retries, and migrates once the lock is gone', async () => {
     // Another session holds ACCESS SHARE on users until we send COMMIT.
     const holder: ChildProcessWithoutNullStreams = spawn(`${BIN}/psql`, ['-X', '-q', '-h', work, '-p', String(PORT), '-U', 'postgres', '-d', 'app']);
+    holder.stdin.on('error', () => {}); // psql gone early must fail the assertions, not crash the run
     holder.stdin.write('BEGIN; LOCK TABLE users IN ACCESS SHARE MODE; SELECT 1;\n');
     await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
 
