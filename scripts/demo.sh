@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash test/sandbox/install-packages.sh
+bash scripts/install-action-node.sh >/dev/null
 npm install --no-audit --no-fund --loglevel=error
 npx tsx scripts/demo.ts "$@"

