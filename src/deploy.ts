@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Settings } from './config/settings.js';
-import { DeployError, LockHeldError, RemoteCommandError, errorMessage } from './errors.js';
+import { DeployError, errorMessage } from './errors.js';
 import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
 import { probe, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
+import { auditLine } from './release/audit-log.js';
+import { acquireLock, describeHolder, ownerText, startHeartbeat, unlock } from './release/deploy-lock.js';
+import { runIdentity, type RunIdentity } from './release/run-identity.js';
 import {
-  LOCK_HELD_EXIT,
-  acquireLockCommand,
+  appendAuditCommand,
   discardIncomingCommand,
   installCommand,
   linkSharedCommand,
@@ -33,6 +34,8 @@ export interface DeployDependencies {
   reporter: Reporter;
   /** The migration step (main.ts binds it to runMigrationStep); runs once, on one host, before any reload. */
   migrate?: (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) => Promise<MigrationResult>;
+  /** Who runs this deploy, for locks and audit lines; default: from process.env. */
+  identity?: RunIdentity;
 }
 
 /** One host during a deploy. */
@@ -63,16 +66,22 @@ export class DeployFailed extends DeployError {
  */
 export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
   const token = randomBytes(6).toString('hex');
+  const started = new Date();
+  const identity = deps.identity ?? runIdentity(process.env);
   const layout = layoutOf(settings.appDir);
   const { reporter } = deps;
   const outcome: DeployOutcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
 
   const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+  if (settings.mode === 'unlock') return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
   const locked: RemoteHost[] = [];
+  const stopHeartbeat = startHeartbeat(() => locked, layout, token);
   try {
     await reporter.group('Lock', async () => {
-      for (const remote of remotes) {
-        await acquireLock(remote, layout, token);
+      const owner = ownerText(token, identity, started);
+      // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
+      for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
+        await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line) });
         locked.push(remote);
         reporter.log(remote.name, 'deploy lock taken');
       }
@@ -109,9 +118,75 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     outcome.error = errorMessage(error);
     throw new DeployFailed(outcome);
   } finally {
+    stopHeartbeat();
     for (const remote of locked) {
+      if (settings.mode !== 'plan') await audit(remote, layout, settings, { identity, started, outcome });
       await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
     }
+    await Promise.all(remotes.map((remote) => remote.close()));
+  }
+}
+
+interface RunRecord {
+  identity: RunIdentity;
+  started: Date;
+  outcome: DeployOutcome;
+}
+
+/** Appends this run's line to the host's deploy.log; a failure to write it is only a warning. */
+async function audit(remote: RemoteHost, layout: Layout, settings: Settings, run: RunRecord, result?: string): Promise<void> {
+  const report = run.outcome.hosts.find((host) => host.host === remote.name);
+  const line = auditLine({
+    time: new Date(),
+    identity: run.identity,
+    mode: settings.mode,
+    from: report?.previousRelease,
+    to: settings.release || report?.release,
+    strategy: settings.strategy,
+    result: result ?? (report && report.status !== 'pending' ? report.status : run.outcome.status),
+    seconds: (Date.now() - run.started.getTime()) / 1000,
+  });
+  await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
+}
+
+/**
+ * mode: unlock — removes each host's deploy lock and says whose it was. A lock whose holder is
+ * still alive stays (unless force-unlock), and then the run fails naming that holder.
+ */
+async function unlockAll(settings: Settings, deps: DeployDependencies, remotes: RemoteHost[], layout: Layout, run: RunRecord): Promise<DeployOutcome> {
+  const { outcome } = run;
+  const { reporter } = deps;
+  const refused: string[] = [];
+  try {
+    await reporter.group('Unlock', async () => {
+      for (const remote of remotes) {
+        const result = await unlock(remote, layout, settings.forceUnlock);
+        const report: HostReport = { host: remote.name, status: 'unlocked' };
+        if (!result.removed && result.reason === 'not-locked') {
+          reporter.log(remote.name, `no deploy lock at ${layout.lock}`);
+        } else if (result.removed) {
+          report.removedLock = describeHolder(result.holder);
+          reporter.log(remote.name, `removed the deploy lock of ${describeHolder(result.holder)}`);
+          await audit(remote, layout, settings, run, 'unlocked');
+        } else {
+          report.status = 'failed';
+          report.error =
+            result.reason === 'alive'
+              ? `the lock is held by ${describeHolder(result.holder)}, which is still running; left in place (set force-unlock: true to remove it anyway)`
+              : 'another run took the lock while it was being removed; left in place';
+          refused.push(`${remote.name}: ${report.error}`);
+          reporter.log(remote.name, report.error);
+        }
+        outcome.hosts.push(report);
+      }
+    });
+    outcome.status = refused.length ? 'failed' : 'unlocked';
+    if (refused.length) {
+      outcome.error = refused.join('\n');
+      throw new DeployFailed(outcome);
+    }
+    return outcome;
+  } finally {
     await Promise.all(remotes.map((remote) => remote.close()));
   }
 }
@@ -129,19 +204,6 @@ async function connectAll(settings: Settings, deps: DeployDependencies): Promise
     await Promise.all(remotes.map((remote) => remote.close()));
     throw error;
   }
-}
-
-async function acquireLock(remote: RemoteHost, layout: Layout, token: string): Promise<void> {
-  const run = [process.env.GITHUB_REPOSITORY, process.env.GITHUB_RUN_ID].filter(Boolean).join('#') || 'local';
-  const owner = `token=${token} run=${run} actor=${process.env.GITHUB_ACTOR ?? 'unknown'} from=${hostname()} since=${new Date().toISOString()}`;
-  const result = await remote.exec('take the deploy lock', acquireLockCommand(layout, owner), { allowFailure: true });
-  if (result.code === LOCK_HELD_EXIT) {
-    throw new LockHeldError(
-      `another deploy holds ${layout.lock} (${result.stdout.trim() || 'owner unknown'}). Wait for it; if that run is dead, remove the directory by hand.`,
-      remote.name,
-    );
-  }
-  if (result.code !== 0) throw new RemoteCommandError('take the deploy lock', remote.name, result.code, result.stderr.trim());
 }
 
 /** Reads each host's releases and verifies its server, deciding what goes where. Changes nothing. */

@@ -45,7 +45,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     throw new InputError(Inputs.SshKey, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
   }
 
-  const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan']);
+  const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
   const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn'] as const);
   const strategy = oneOf<GunicornStrategy>(Inputs.Strategy, get(Inputs.Strategy) || DEFAULT_STRATEGY, STRATEGIES);
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
@@ -63,7 +63,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     },
     appDir,
     source: sourceDir(get(Inputs.Source), env, mode),
-    release: mode === 'rollback' ? '' : releaseName(get(Inputs.Release), env),
+    release: mode === 'rollback' || mode === 'unlock' ? '' : releaseName(get(Inputs.Release), env),
     keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
     sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
     installCommand: get(Inputs.InstallCommand) || undefined,
@@ -88,6 +88,8 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     },
     rollback: oneOf(Inputs.Rollback, get(Inputs.Rollback) || 'auto', ['auto', 'never'] as const),
     mode,
+    lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
+    forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
   };
 }
 
@@ -146,7 +148,7 @@ export function releaseName(explicit: string, env: RunEnvironment): string {
 
 /** DESIGN: empty means "no upload" (action.yml's default is `.`, so an unset input uploads the workspace). */
 function sourceDir(value: string, env: RunEnvironment, mode: Mode): string | undefined {
-  if (mode === 'rollback' || value === '' || value === '-') return undefined;
+  if (mode === 'rollback' || mode === 'unlock' || value === '' || value === '-') return undefined;
   return path.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), value);
 }
 

@@ -32,6 +32,8 @@ export const Inputs = {
   ExpectVersion: 'expect-version',
   Rollback: 'rollback',
   Mode: 'mode',
+  LockWait: 'lock-wait',
+  ForceUnlock: 'force-unlock',
 } as const;
 
 export const Outputs = {

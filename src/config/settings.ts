@@ -4,7 +4,7 @@ import type { MigrationSettings } from '../migrate/migration-settings.js';
 
 export type ServerKind = 'gunicorn';
 export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
-export type Mode = 'deploy' | 'rollback' | 'plan';
+export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
 export type ExpectVersion = 'auto' | 'always' | 'never';
 
 /** One SSH target. */
@@ -55,4 +55,8 @@ export interface Settings {
   health: HealthSettings;
   rollback: 'auto' | 'never';
   mode: Mode;
+  /** Seconds to wait for another live run's deploy lock before failing. */
+  lockWaitSeconds: number;
+  /** mode: unlock removes a lock even when its holder is still alive. */
+  forceUnlock: boolean;
 }

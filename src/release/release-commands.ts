@@ -16,16 +16,47 @@ export function prepareLayoutCommand(layout: Layout): ShellFragment {
 
 /**
  * Takes the per-host deploy lock: mkdir is atomic, so only one run can create the directory;
- * the owner file says who holds it. When held, prints the owner and exits LOCK_HELD_EXIT.
+ * the owner file says who holds it and the heartbeat file's mtime says when the holder was last
+ * alive. When held, prints the owner file and `heartbeat-age=<seconds>` and exits LOCK_HELD_EXIT.
  */
 export function acquireLockCommand(layout: Layout, ownerText: string): ShellFragment {
   const owner = `${layout.lock}/owner`;
-  return sh`mkdir -p ${layout.appDir} && if mkdir ${layout.lock} 2>/dev/null; then printf '%s\n' ${ownerText} > ${owner}; else cat ${owner} 2>/dev/null; exit ${LOCK_HELD_EXIT}; fi`;
+  const heartbeat = `${layout.lock}/heartbeat`;
+  return sh`mkdir -p ${layout.appDir} && if mkdir ${layout.lock} 2>/dev/null; then printf '%s\n' ${ownerText} > ${owner} && touch ${heartbeat}; else ${describeLock(layout)}; exit ${LOCK_HELD_EXIT}; fi`;
+}
+
+/** Prints the lock's owner file and the age of its heartbeat (`heartbeat-age=` empty when none). */
+function describeLock(layout: Layout): ShellFragment {
+  const heartbeat = `${layout.lock}/heartbeat`;
+  return sh`cat ${`${layout.lock}/owner`} 2>/dev/null; b=$(stat -c %Y ${heartbeat} 2>/dev/null || stat -c %Y ${layout.lock} 2>/dev/null); printf 'heartbeat-age=%s\n' "$([ -n "$b" ] && echo $(( $(date +%s) - b )))"`;
+}
+
+/** Prints `locked=yes|no` and, when locked, what describeLock prints. Changes nothing. */
+export function readLockCommand(layout: Layout): ShellFragment {
+  return sh`if [ -d ${layout.lock} ]; then echo locked=yes; ${describeLock(layout)}; else echo locked=no; fi`;
+}
+
+/** Marks the holder alive: touches the heartbeat only while this run (its token) owns the lock. */
+export function heartbeatCommand(layout: Layout, token: string): ShellFragment {
+  return sh`grep -qF ${token} ${`${layout.lock}/owner`} 2>/dev/null && touch ${`${layout.lock}/heartbeat`}; true`;
 }
 
 /** Releases the lock only if this run still owns it (its token is in the owner file). */
 export function releaseLockCommand(layout: Layout, token: string): ShellFragment {
   return sh`if grep -qF ${token} ${`${layout.lock}/owner`} 2>/dev/null; then rm -rf ${layout.lock}; fi`;
+}
+
+/**
+ * Removes a lock whatever run holds it (mode: unlock), but only the one that was inspected:
+ * when its owner file no longer holds `expectedToken`, another run took it meanwhile and it stays.
+ */
+export function breakLockCommand(layout: Layout, expectedToken: string): ShellFragment {
+  return sh`if [ ! -d ${layout.lock} ]; then echo gone; elif grep -qF ${`token=${expectedToken}`} ${`${layout.lock}/owner`} 2>/dev/null || [ -z ${expectedToken} ]; then rm -rf ${layout.lock} && echo removed; else echo changed; fi`;
+}
+
+/** Appends one line to the host's audit log, <app-dir>/deploy.log. */
+export function appendAuditCommand(layout: Layout, line: string): ShellFragment {
+  return sh`printf '%s\n' ${line} >> ${`${layout.appDir}/deploy.log`}`;
 }
 
 /** Prints `current=`, `previous=` (link targets) and one `release=<mtime> <name>` line per release. */

@@ -8,6 +8,7 @@ const STATUS_ICON: Record<HostReport['status'], string> = {
   'rolled-back': '↩️ rolled back',
   failed: '❌ failed',
   planned: '📝 planned',
+  unlocked: '🔓 unlocked',
 };
 
 /** The job summary: headline, one row per host, and the error if any. */
@@ -26,7 +27,7 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
     ],
     ...outcome.hosts.map((host) => [
       host.host,
-      STATUS_ICON[host.status],
+      host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
       host.release ?? '',
       `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
       `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,

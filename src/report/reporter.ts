@@ -13,7 +13,7 @@ export interface Reporter {
 /** What happened on one host, for outputs and the job summary. */
 export interface HostReport {
   host: string;
-  status: 'pending' | 'deployed' | 'rolled-back' | 'failed' | 'planned';
+  status: 'pending' | 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked';
   release?: string;
   previousRelease?: string;
   oldMasterPid?: number;
@@ -23,9 +23,11 @@ export interface HostReport {
   secondsToReady?: number;
   health?: string;
   error?: string;
+  /** mode: unlock — whose lock was removed from this host. */
+  removedLock?: string;
 }
 
-export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned';
+export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked';
 
 export interface DeployOutcome {
   status: DeployStatus;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -139,6 +139,19 @@ async function failure(inputs: Record<string, string> = {}): Promise<DeployOutco
   return (error as DeployFailed).outcome;
 }
 
+/** Puts another run's lock on a host, its heartbeat `ageSeconds` old; returns the lock dir. */
+function holdLock(name: string, ageSeconds: number): string {
+  const lock = path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock');
+  mkdirSync(lock);
+  writeFileSync(path.join(lock, 'owner'), 'token=other\nrun=acme/shop#41\nactor=alice\n');
+  writeFileSync(path.join(lock, 'heartbeat'), '');
+  const then = new Date(Date.now() - ageSeconds * 1000);
+  utimesSync(path.join(lock, 'heartbeat'), then, then);
+  return lock;
+}
+
+const auditOf = (name: string) => readFileSync(path.join(dirs.get(`deploy@${name}`)!, 'deploy.log'), 'utf8').trim().split('\n');
+
 const currentOf = (name: string) => readlinkSync(path.join(dirs.get(`deploy@${name}`)!, 'current'));
 const previousOf = (name: string) => readlinkSync(path.join(dirs.get(`deploy@${name}`)!, 'previous'));
 
@@ -228,17 +241,14 @@ describe('deploy story', () => {
     expect(server.events.filter((event) => event.startsWith('reload'))).toEqual([]);
   });
 
-  it('refuses when another run holds a lock, naming it, and leaves that lock alone', async () => {
-    const lock = path.join(dirs.get('deploy@web2')!, '.deploy-lock');
-    mkdirSync(lock);
-    writeFileSync(path.join(lock, 'owner'), 'token=other run=acme/shop#41\n');
-    const outcome = await failure();
-    expect(outcome.error).toMatch(/another deploy holds .*run=acme\/shop#41/);
+  it('refuses when another live run holds a lock (lock-wait 0), naming it, and leaves that lock alone', async () => {
+    const lock = holdLock('web2', 0);
+    const outcome = await failure({ 'lock-wait': '0' });
+    expect(outcome.error).toMatch(/another deploy holds .*run acme\/shop#41 .*lock-wait is 0/);
     expect(existsSync(lock)).toBe(true);
     expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
     expect(existsSync(path.join(dirs.get('deploy@web1')!, 'releases/v2'))).toBe(false);
   });
-
   it('refuses to redeploy the current release', async () => {
     await run();
     const outcome = await failure();
@@ -265,5 +275,55 @@ describe('deploy story', () => {
     expect(outcome.status).toBe('planned');
     expect(currentOf('web1')).toBe('releases/v1');
     expect(existsSync(path.join(dirs.get('deploy@web1')!, 'releases/v2'))).toBe(false);
+  });
+});
+
+describe('deploy locks and the audit log', () => {
+  it('fails at once on the lock of a dead run (no heartbeat for minutes), naming mode: unlock', async () => {
+    const lock = holdLock('web2', 600);
+    const started = Date.now();
+    const outcome = await failure({ 'lock-wait': '300' });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(outcome.error).toMatch(/held by run acme\/shop#41 by alice .*no longer running.*mode: unlock/);
+    expect(existsSync(lock)).toBe(true);
+  });
+
+  it('waits for a live holder within lock-wait, then deploys', async () => {
+    const lock = holdLock('web2', 0);
+    setTimeout(() => rmSync(lock, { recursive: true, force: true }), 1500);
+    const outcome = await run({ 'lock-wait': '30' });
+    expect(outcome.status).toBe('deployed');
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v2', 'releases/v2']);
+  });
+
+  it('mode unlock removes a dead run\'s lock and says whose it was; leaves a live one unless forced', async () => {
+    const dead = holdLock('web1', 600);
+    const live = holdLock('web3', 0);
+    const refused = await failure({ mode: 'unlock', release: '', source: '' });
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(refused.hosts.map((host) => host.status)).toEqual(['unlocked', 'unlocked', 'failed']);
+    expect(refused.hosts[0]?.removedLock).toMatch(/run acme\/shop#41 by alice/);
+    expect(refused.hosts[1]?.removedLock).toBeUndefined();
+    expect(refused.error).toMatch(/web3: the lock is held by run acme\/shop#41.*still running.*force-unlock/);
+    expect(auditOf('web1')).toEqual([expect.stringMatching(/ unlock - -> - strategy=usr2 result=unlocked /)]);
+
+    const forced = await run({ mode: 'unlock', release: '', source: '', 'force-unlock': 'true' });
+    expect(forced.status).toBe('unlocked');
+    expect(existsSync(live)).toBe(false);
+    expect((await run()).status).toBe('deployed');
+  });
+
+  it('appends one line per run to every host\'s deploy.log, failed runs too', async () => {
+    await run();
+    server.behaviour.set('deploy@web2/v3', 'never-ready');
+    await failure({ release: 'v3' });
+    for (const name of ['web1', 'web2', 'web3']) {
+      const lines = auditOf(name);
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ run=local:\S+ actor=\S+ deploy v1 -> v2 strategy=usr2 result=deployed seconds=[\d.]+$/);
+      expect(lines[1]).toMatch(/ deploy v2 -> v3 strategy=usr2 result=rolled-back /);
+    }
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
   });
 });

@@ -20,6 +20,8 @@ describe('parseSettings', () => {
       pidfile: '/srv/app/run/gunicorn.pid',
       rollback: 'auto',
       mode: 'deploy',
+      lockWaitSeconds: 300,
+      forceUnlock: false,
       health: { url: 'http://127.0.0.1:8000/health/ready', timeoutSeconds: 120, intervalSeconds: 1, successes: 3, expectVersion: 'auto' },
     });
     expect(settings.hosts).toEqual([{ user: 'deploy', host: 'web1', port: 22, label: 'deploy@web1' }]);
@@ -78,6 +80,12 @@ describe('parseSettings', () => {
 
   it('keeps a trailing slash on shared directories and accepts plain files', () => {
     expect(settingsFrom({ 'shared-paths': '.env\nmedia/\n config/local.py ' }).sharedPaths).toEqual(['.env', 'media/', 'config/local.py']);
+  });
+
+  it('reads lock-wait and force-unlock; unlock mode needs no release or source', () => {
+    expect(settingsFrom({ 'lock-wait': '0', 'force-unlock': 'yes' })).toMatchObject({ lockWaitSeconds: 0, forceUnlock: true });
+    expect(() => settingsFrom({ 'lock-wait': '-1' })).toThrow(/Invalid input 'lock-wait'/);
+    expect(settingsFrom({ mode: 'unlock', source: '.' }, {})).toMatchObject({ mode: 'unlock', release: '', source: undefined });
   });
 
   it('needs no release name in rollback mode', () => {

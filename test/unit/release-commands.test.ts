@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,6 +7,10 @@ import { layoutOf, type Layout } from '../../src/release/layout.js';
 import {
   LOCK_HELD_EXIT,
   acquireLockCommand,
+  appendAuditCommand,
+  breakLockCommand,
+  heartbeatCommand,
+  readLockCommand,
   installCommand,
   linkSharedCommand,
   prepareLayoutCommand,
@@ -97,6 +101,37 @@ describe('release commands', () => {
     expect(existsSync(layout.lock)).toBe(true);
     run(releaseLockCommand(layout, 'aaa'));
     expect(existsSync(layout.lock)).toBe(false);
+  });
+
+  it('keeps a heartbeat the holder alone can touch, and reports its age to whoever finds the lock', () => {
+    expect(run(acquireLockCommand(layout, 'token=aaa\nrun=1')).status).toBe(0);
+    const heartbeat = path.join(layout.lock, 'heartbeat');
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(heartbeat, old, old);
+    const held = run(acquireLockCommand(layout, 'token=bbb'));
+    expect(held.stdout).toMatch(/^token=aaa\nrun=1\nheartbeat-age=1[12]\d\n$/);
+    run(heartbeatCommand(layout, 'bbb'));
+    expect(statSync(heartbeat).mtimeMs).toBe(old.getTime());
+    run(heartbeatCommand(layout, 'aaa'));
+    expect(Date.now() - statSync(heartbeat).mtimeMs).toBeLessThan(5000);
+    expect(run(readLockCommand(layout)).stdout).toMatch(/^locked=yes\ntoken=aaa\nrun=1\nheartbeat-age=[0-4]\n$/);
+  });
+
+  it('breaks only the lock it inspected', () => {
+    expect(run(readLockCommand(layout)).stdout).toBe('locked=no\n');
+    expect(run(breakLockCommand(layout, 'aaa')).stdout).toBe('gone\n');
+    run(acquireLockCommand(layout, 'token=bbb'));
+    expect(run(breakLockCommand(layout, 'aaa')).stdout).toBe('changed\n');
+    expect(existsSync(layout.lock)).toBe(true);
+    expect(run(breakLockCommand(layout, 'bbb')).stdout).toBe('removed\n');
+    expect(existsSync(layout.lock)).toBe(false);
+  });
+
+  it('appends audit lines, quoting whatever they hold', () => {
+    run(appendAuditCommand(layout, "one $(touch pwned) 'x'"));
+    run(appendAuditCommand(layout, 'two'));
+    expect(readFileSync(path.join(layout.appDir, 'deploy.log'), 'utf8')).toBe("one $(touch pwned) 'x'\ntwo\n");
+    expect(existsSync('pwned')).toBe(false);
   });
 
   it('reads the state and prunes the oldest, never current, previous or the new release', () => {
