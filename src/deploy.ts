@@ -211,6 +211,10 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
 async function stageAll(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string): Promise<void> {
   const { reporter } = deps;
   const packed = settings.source ? await packSource(settings.source) : undefined;
+  if (packed?.skipped.length) {
+    const shown = packed.skipped.slice(0, 20).join(', ');
+    reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
+  }
   try {
     for (const session of sessions) {
       const { remote } = session;

@@ -46,7 +46,8 @@ export function unpackReleaseCommand(layout: Layout, release: string, archive: s
     [
       sh`rm -rf ${incoming}`,
       sh`mkdir -p ${incoming}`,
-      sh`tar -xzf ${archive} -C ${incoming}`,
+      // As root, tar would restore the archive's owners; the release belongs to the SSH user.
+      sh`tar --no-same-owner -xzf ${archive} -C ${incoming}`,
       sh`rm -f ${archive}`,
       sh`printf '%s\n' ${release} > ${`${incoming}/REVISION`}`,
       sh`if [ -e ${target} ]; then mv -T ${target} ${replaced} && rm -rf ${replaced}; fi`,
