@@ -20,7 +20,7 @@ import {
   switchCurrentCommand,
   unpackReleaseCommand,
 } from './release/release-commands.js';
-import { parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
+import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
 import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
@@ -70,20 +70,26 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
   const locked: RemoteHost[] = [];
   try {
-    await reporter.group('Lock', async () => {
-      for (const remote of remotes) {
-        await acquireLock(remote, layout, token);
-        locked.push(remote);
-        reporter.log(remote.name, 'deploy lock taken');
-      }
-    });
+    // plan reads only: no lock (it would create app-dir and the lock directory on each host).
+    if (settings.mode !== 'plan') {
+      await reporter.group('Lock', async () => {
+        for (const remote of remotes) {
+          await acquireLock(remote, layout, token);
+          locked.push(remote);
+          reporter.log(remote.name, 'deploy lock taken');
+        }
+      });
+    }
     const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
     outcome.previousRelease = sessions[0]?.leaving;
 
     if (settings.mode === 'plan') {
-      for (const session of sessions) session.report.status = 'planned';
+      for (const session of sessions) {
+        session.report.status = 'planned';
+        if (session.state.lockOwner) reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
+      }
       outcome.status = 'planned';
       return outcome;
     }
@@ -100,7 +106,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
 
     await rollOut(settings, deps, sessions, layout, token, outcome);
     await reporter.group('Prune old releases', async () => {
-      for (const session of sessions) await prune(settings, session, layout, reporter);
+      for (const session of sessions) await prune(settings, session, layout, token, reporter);
     });
     outcome.status = 'deployed';
     return outcome;
@@ -362,12 +368,23 @@ async function putBack(
   return stranded;
 }
 
-async function prune(settings: Settings, session: HostSession, layout: Layout, reporter: Reporter): Promise<void> {
-  const state = parseReleaseState((await session.remote.exec('read releases', readStateCommand(layout))).stdout);
-  const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
-  if (doomed.length === 0) return;
-  await session.remote.exec('prune old releases', pruneCommand(layout, doomed));
-  reporter.log(session.remote.name, `pruned ${doomed.join(', ')}`);
+/**
+ * Deletes old releases and what interrupted runs left in releases/. The new release already
+ * serves everywhere, so a problem here is a warning: the deploy stays `deployed`.
+ */
+async function prune(settings: Settings, session: HostSession, layout: Layout, token: string, reporter: Reporter): Promise<void> {
+  const { remote } = session;
+  try {
+    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
+    const leftovers = leftoversToPrune(state, token);
+    if (doomed.length + leftovers.length === 0) return;
+    await remote.exec('prune old releases', pruneCommand(layout, [...doomed, ...leftovers]));
+    if (doomed.length) reporter.log(remote.name, `pruned ${doomed.join(', ')}`);
+    if (leftovers.length) reporter.log(remote.name, `removed what interrupted runs left: ${leftovers.join(', ')}`);
+  } catch (error) {
+    reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
+  }
 }
 
 function round(seconds: number): number {

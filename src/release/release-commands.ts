@@ -28,9 +28,13 @@ export function releaseLockCommand(layout: Layout, token: string): ShellFragment
   return sh`if grep -qF ${token} ${`${layout.lock}/owner`} 2>/dev/null; then rm -rf ${layout.lock}; fi`;
 }
 
-/** Prints `current=`, `previous=` (link targets) and one `release=<mtime> <name>` line per release. */
+/**
+ * Prints `current=`, `previous=` (link targets), `lock=` (the lock's owner line, if held), one
+ * `release=<mtime> <name>` line per release and one `leftover=<name>` line per upload or
+ * unpack directory an interrupted run left in releases/. Reads only.
+ */
 export function readStateCommand(layout: Layout): ShellFragment {
-  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; true`;
+  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
 }
 
 /**
@@ -113,7 +117,7 @@ export function switchCurrentCommand(layout: Layout, release: string, previous: 
   return joinFragments(steps, ' && ');
 }
 
-/** Deletes the named releases (already chosen by releasesToPrune). */
+/** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */
 export function pruneCommand(layout: Layout, releases: string[]): ShellFragment {
   if (releases.length === 0) return raw('true');
   return sh`cd ${layout.releases} && rm -rf -- ${releases}`;

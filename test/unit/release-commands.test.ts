@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import {
   switchCurrentCommand,
   unpackReleaseCommand,
 } from '../../src/release/release-commands.js';
-import { parseReleaseState, releasesToPrune } from '../../src/release/release-state.js';
+import { leftoversToPrune, parseReleaseState, releasesToPrune } from '../../src/release/release-state.js';
 import type { ShellFragment } from '../../src/remote/shell-quote.js';
 
 /** The builders are pure, so they are checked by running them in a real shell on a scratch directory. */
@@ -114,5 +114,20 @@ describe('release commands', () => {
     expect(doomed).toEqual(['r3', 'r4', 'r5']);
     expect(run(pruneCommand(layout, doomed)).status).toBe(0);
     expect(parseReleaseState(run(readStateCommand(layout)).stdout).releases.map((release) => release.name)).toEqual(['r1', 'r2', 'r6']);
+  });
+
+  it('reads what interrupted runs left and prunes it, never this run\'s nor the lock holder\'s', () => {
+    mkdirSync(layout.releaseDir('v1'));
+    const leftovers = ['.upload-v2-aaaaaaaaaaaa.tar.gz', '.incoming-v2-aaaaaaaaaaaa', '.replaced-v1-bbbbbbbbbbbb', '.incoming-v3-cccccccccccc', '.upload-v3-dddddddddddd.tar.gz', '.incoming-notoken'];
+    for (const name of leftovers) mkdirSync(path.join(layout.releases, name));
+    expect(run(acquireLockCommand(layout, 'token=cccccccccccc run=acme/shop#42')).status).toBe(0);
+    const state = parseReleaseState(run(readStateCommand(layout)).stdout);
+    expect(state.lockOwner).toBe('token=cccccccccccc run=acme/shop#42');
+    expect(state.leftovers.sort()).toEqual([...leftovers].sort());
+    expect(state.releases.map((release) => release.name)).toEqual(['v1']);
+    const doomed = leftoversToPrune(state, 'dddddddddddd');
+    expect(doomed.sort()).toEqual(['.incoming-v2-aaaaaaaaaaaa', '.replaced-v1-bbbbbbbbbbbb', '.upload-v2-aaaaaaaaaaaa.tar.gz']);
+    expect(run(pruneCommand(layout, doomed)).status).toBe(0);
+    expect(readdirSync(layout.releases).sort()).toEqual(['.incoming-notoken', '.incoming-v3-cccccccccccc', '.upload-v3-dddddddddddd.tar.gz', 'v1']);
   });
 });
