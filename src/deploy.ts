@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Settings } from './config/settings.js';
 import { DeployError, LockHeldError, RemoteCommandError, errorMessage } from './errors.js';
 import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
-import { probe, waitUntilReady } from './health/readiness-gate.js';
+import { probe, redactedUrl, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import {
@@ -313,7 +313,7 @@ async function switchAndReload(
 
 async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string) {
   const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
-  deps.reporter.log(session.remote.name, `readiness gate: ${settings.health.url}${expect ? ` must name ${version}` : ''}`);
+  deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
   const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined);
   deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
   return passed;

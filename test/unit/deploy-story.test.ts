@@ -113,7 +113,7 @@ async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> 
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
-    'known-hosts': 'x',
+    'known-hosts': 'web1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     'app-dir': '/APPDIR',
     source,
     release: 'v2',
