@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Settings } from './config/settings.js';
 import { DeployError, errorMessage } from './errors.js';
 import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
-import { probe, waitUntilReady } from './health/readiness-gate.js';
+import { probe, redactedUrl, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
@@ -21,7 +21,7 @@ import {
   switchCurrentCommand,
   unpackReleaseCommand,
 } from './release/release-commands.js';
-import { parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
+import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
 import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
@@ -77,22 +77,28 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const locked: RemoteHost[] = [];
   const stopHeartbeat = startHeartbeat(() => locked, layout, token);
   try {
-    await reporter.group('Lock', async () => {
-      const owner = ownerText(token, identity, started);
-      // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
-      for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
-        await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line) });
-        locked.push(remote);
-        reporter.log(remote.name, 'deploy lock taken');
-      }
-    });
+    // plan reads only: no lock (it would create app-dir and the lock directory on each host).
+    if (settings.mode !== 'plan') {
+      await reporter.group('Lock', async () => {
+        const owner = ownerText(token, identity, started);
+        // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
+        for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
+          await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line) });
+          locked.push(remote);
+          reporter.log(remote.name, 'deploy lock taken');
+        }
+      });
+    }
     const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
     outcome.previousRelease = sessions[0]?.leaving;
 
     if (settings.mode === 'plan') {
-      for (const session of sessions) session.report.status = 'planned';
+      for (const session of sessions) {
+        session.report.status = 'planned';
+        if (session.state.lockOwner) reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
+      }
       outcome.status = 'planned';
       return outcome;
     }
@@ -109,7 +115,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
 
     await rollOut(settings, deps, sessions, layout, token, outcome);
     await reporter.group('Prune old releases', async () => {
-      for (const session of sessions) await prune(settings, session, layout, reporter);
+      for (const session of sessions) await prune(settings, session, layout, token, reporter);
     });
     outcome.status = 'deployed';
     return outcome;
@@ -273,6 +279,10 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
 async function stageAll(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string): Promise<void> {
   const { reporter } = deps;
   const packed = settings.source ? await packSource(settings.source) : undefined;
+  if (packed?.skipped.length) {
+    const shown = packed.skipped.slice(0, 20).join(', ');
+    reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
+  }
   try {
     for (const session of sessions) {
       const { remote } = session;
@@ -365,7 +375,7 @@ async function switchAndReload(
 
 async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string) {
   const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
-  deps.reporter.log(session.remote.name, `readiness gate: ${settings.health.url}${expect ? ` must name ${version}` : ''}`);
+  deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
   const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined);
   deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
   return passed;
@@ -420,12 +430,23 @@ async function putBack(
   return stranded;
 }
 
-async function prune(settings: Settings, session: HostSession, layout: Layout, reporter: Reporter): Promise<void> {
-  const state = parseReleaseState((await session.remote.exec('read releases', readStateCommand(layout))).stdout);
-  const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
-  if (doomed.length === 0) return;
-  await session.remote.exec('prune old releases', pruneCommand(layout, doomed));
-  reporter.log(session.remote.name, `pruned ${doomed.join(', ')}`);
+/**
+ * Deletes old releases and what interrupted runs left in releases/. The new release already
+ * serves everywhere, so a problem here is a warning: the deploy stays `deployed`.
+ */
+async function prune(settings: Settings, session: HostSession, layout: Layout, token: string, reporter: Reporter): Promise<void> {
+  const { remote } = session;
+  try {
+    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
+    const leftovers = leftoversToPrune(state, token);
+    if (doomed.length + leftovers.length === 0) return;
+    await remote.exec('prune old releases', pruneCommand(layout, [...doomed, ...leftovers]));
+    if (doomed.length) reporter.log(remote.name, `pruned ${doomed.join(', ')}`);
+    if (leftovers.length) reporter.log(remote.name, `removed what interrupted runs left: ${leftovers.join(', ')}`);
+  } catch (error) {
+    reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
+  }
 }
 
 function round(seconds: number): number {

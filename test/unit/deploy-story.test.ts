@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed } from '../../src/deploy.js';
 import { MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
-import type { RemoteHost } from '../../src/remote/remote-host.js';
+import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
 import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../../src/servers/server-driver.js';
 import { LocalHost } from './support/local-host.js';
@@ -76,7 +76,11 @@ class ScriptedServer implements ServerDriver {
   }
 }
 
-const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: () => undefined };
+/** Warnings of the current test's runs. */
+let warnings: string[] = [];
+const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: (line) => warnings.push(line) };
+/** Answers a host's command by purpose instead of running it (e.g. a prune that fails); undefined runs it. */
+let scripted: (host: string, purpose: string) => ExecResult | undefined = () => undefined;
 
 let base: string;
 let dirs: Map<string, string>;
@@ -85,6 +89,8 @@ let hosts: Map<string, LocalHost>;
 let source: string;
 
 beforeEach(() => {
+  warnings = [];
+  scripted = () => undefined;
   base = mkdtempSync(path.join(tmpdir(), 'gd-story-'));
   dirs = new Map();
   hosts = new Map();
@@ -107,7 +113,7 @@ async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> 
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
-    'known-hosts': 'x',
+    'known-hosts': 'web1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     'app-dir': '/APPDIR',
     source,
     release: 'v2',
@@ -120,7 +126,7 @@ async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> 
   const connect = async (target: HostTarget) => {
     const appDir = dirs.get(target.label)!;
     const host = new LocalHost(target.label, (purpose) =>
-      purpose === 'readiness probe' ? { stdout: server.readiness(target.label), stderr: '', code: 0 } : undefined,
+      purpose === 'readiness probe' ? { stdout: server.readiness(target.label), stderr: '', code: 0 } : scripted(target.label, purpose),
     );
     // Same code path as a real host: only the app dir differs, as if each host mounted its own.
     const exec = host.exec.bind(host);
@@ -325,5 +331,61 @@ describe('deploy locks and the audit log', () => {
       expect(lines[1]).toMatch(/ deploy v2 -> v3 strategy=usr2 result=rolled-back /);
     }
     expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
+  });
+});
+
+/** Every path under `dir` with what would show a change: type, mode, owner, size, mtime, ctime. */
+function snapshot(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const lines: string[] = [];
+  const walk = (relative: string) => {
+    const full = path.join(dir, relative);
+    const info = lstatSync(full);
+    lines.push(`${relative} ${info.mode} ${info.uid} ${info.size} ${info.mtimeMs} ${info.ctimeMs}`);
+    if (info.isDirectory()) for (const name of readdirSync(full).sort()) walk(path.join(relative, name));
+  };
+  walk('.');
+  return lines;
+}
+
+describe('mode plan is read-only', () => {
+  it('changes no file on any host: no lock, no directories, even while another run holds the lock', async () => {
+    const lock = path.join(dirs.get('deploy@web2')!, '.deploy-lock');
+    mkdirSync(lock);
+    writeFileSync(path.join(lock, 'owner'), 'token=other run=acme/shop#41\n');
+    const before = [...dirs.values()].map(snapshot);
+    const outcome = await run({ mode: 'plan' });
+    expect(outcome.status).toBe('planned');
+    expect([...dirs.values()].map(snapshot)).toEqual(before);
+  });
+
+  it('does not create the app directory of a host that has none', async () => {
+    const appDir = dirs.get('deploy@web3')!;
+    rmSync(appDir, { recursive: true });
+    const outcome = await failure({ mode: 'plan' });
+    expect(outcome.error).toMatch(/current does not exist/);
+    expect(existsSync(appDir)).toBe(false);
+  });
+});
+
+describe('pruning after a deploy', () => {
+  it('a failed prune is a warning: the deploy stays deployed', async () => {
+    for (const name of ['v0a', 'v0b', 'v0c']) mkdirSync(path.join(dirs.get('deploy@web2')!, 'releases', name));
+    scripted = (host, purpose) => (host === 'deploy@web2' && purpose === 'prune old releases' ? { stdout: '', stderr: 'rm: cannot remove: Read-only file system', code: 1 } : undefined);
+    const outcome = await run({ 'keep-releases': '2' });
+    expect(outcome.status).toBe('deployed');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'deployed', 'deployed']);
+    expect(warnings).toEqual([expect.stringMatching(/\[deploy@web2\] pruning old releases failed .*Read-only file system/)]);
+    expect(currentOf('web2')).toBe('releases/v2');
+  });
+
+  it('removes what interrupted runs left in releases/, keeping the releases themselves', async () => {
+    const releases = path.join(dirs.get('deploy@web1')!, 'releases');
+    writeFileSync(path.join(releases, '.upload-v0-0123456789ab.tar.gz'), 'partial');
+    mkdirSync(path.join(releases, '.incoming-v0-0123456789ab'));
+    mkdirSync(path.join(releases, '.replaced-v1-ba9876543210'));
+    const outcome = await run();
+    expect(outcome.status).toBe('deployed');
+    expect(readdirSync(releases).sort()).toEqual(['v1', 'v2']);
   });
 });
