@@ -22,6 +22,8 @@ import { RENDER_OFFLINE_SCRIPT } from '../../src/migrate/render-offline-script.j
 
 const PYTHON = process.env['PYTHON'] ?? '/usr/bin/python3';
 const corpus = process.argv[2] ?? '/tmp/lint-corpus';
+/** When set, each revision's rendered SQL is written there as <project>-<revision>.sql, for the review by hand. */
+const dumpDir = process.env['LINT_CORPUS_SQL'];
 
 const ENV_PY = `
 import importlib.abc, importlib.machinery, sys
@@ -74,6 +76,7 @@ for (const project of readdirSync(corpus)) {
       console.log(`${project}\t${revision}\tRENDER-FAILED\t${String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop()}`);
     }
     rmSync(dir, { recursive: true, force: true });
+    if (dumpDir) writeFileSync(join(dumpDir, `${project}-${revision}.sql`), stdout);
     const script = splitOfflineSql(stdout);
     if (missesHead(script, revision)) {
       silent += 1;

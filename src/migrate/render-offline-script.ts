@@ -13,6 +13,10 @@
  *   commit); elsewhere it renders what it does on a live database, `COMMIT;` then a new
  *   `BEGIN;` (SQLAlchemy begins again on the next statement), so the lint sees the
  *   transaction end.
+ * - the mock connection gets a `url` (`op.get_bind().engine.url`, which a revision reads to
+ *   branch on the database: `str(url).startswith("postgres")`): the dialect and driver the
+ *   offline context was configured with and nothing else, so no credentials reach the output.
+ *   Without it such a revision cannot render at all, though its SQL does not depend on data.
  *
  * When nothing fails, the output is byte for byte what `alembic upgrade --sql` prints.
  */
@@ -51,6 +55,13 @@ def _commit(self):
         impl.emit_begin()
 
 mock.MockConnection.commit = _commit
+
+def _url(self):
+    from sqlalchemy.engine.url import make_url
+    return make_url("%s+%s://" % (self.dialect.name, self.dialect.driver))
+
+if not hasattr(mock.MockConnection, "url"):
+    mock.MockConnection.url = property(_url)
 
 _plain_step_init = migration.RevisionStep.__init__
 

@@ -4,7 +4,8 @@
  * the new one), and the table of an index `op.drop_index(..., table_name=...)` drops
  * (`DROP INDEX ix` names none). Read from the text of the calls Alembic's autogenerate and
  * people write; a call it cannot read leaves nothing, and the lint then knows what the SQL
- * alone tells it.
+ * alone tells it. Only the upgrade side is read: a `downgrade()` repeats the same calls with
+ * the types swapped, and its `existing_type=` is the type *after* the upgrade.
  */
 import type { ColumnType } from './operations.js';
 import { normaliseName } from './operations.js';
@@ -19,7 +20,7 @@ export interface RevisionHints {
 export function readRevisionHints(source: string): RevisionHints {
   const existingTypes = new Map<string, ColumnType>();
   const indexTables = new Map<string, string>();
-  for (const call of calls(source)) {
+  for (const call of calls(withoutDowngrades(source))) {
     const positional = call.args.filter((arg) => arg.keyword === null).map((arg) => stringValue(arg.value));
     const keyword = (name: string): string | undefined => call.args.find((arg) => arg.keyword === name)?.value;
     const [first, second] = call.batchTable === null ? positional : [call.batchTable, ...positional];
@@ -42,6 +43,20 @@ export function readRevisionHints(source: string): RevisionHints {
 /** The type a revision says a column had: by table and column, else by column alone. */
 export function existingType(hints: RevisionHints, table: string, column: string): ColumnType | null {
   return hints.existingTypes.get(`${table}.${column}`) ?? hints.existingTypes.get(`.${column}`) ?? null;
+}
+
+/**
+ * The source without its `def downgrade...():` functions (to the next statement at column 0;
+ * a comment or the `)` closing a long signature there does not end one).
+ */
+function withoutDowngrades(source: string): string {
+  let inDowngrade = false;
+  const kept: string[] = [];
+  for (const line of source.split('\n')) {
+    if (/^[^\s#)]/.test(line)) inDowngrade = /^(?:async\s+)?def\s+downgrade\w*\s*\(/.test(line);
+    if (!inDowngrade) kept.push(line);
+  }
+  return kept.join('\n');
 }
 
 interface Call {

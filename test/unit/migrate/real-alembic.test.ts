@@ -3,7 +3,7 @@
  * with alembic 1.8), on copies of the fixture projects. Skipped where that Python is missing.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -89,6 +89,45 @@ describe.skipIf(!hasAlembic())('against real Alembic', () => {
 
     const off = await runMigrationStep(host, { ...base, lint: false });
     expect(off).toMatchObject({ skipped: false, revisionBefore: null, revisionAfter: 'o03', findings: [] });
+  });
+
+  it('renders a revision that branches on op.get_bind().engine.url, without the credentials', async () => {
+    // The pattern of CTFd's revisions (b295b033364d, e69a79ebffd3): plain Alembic offline
+    // stops with "'MockConnection' object has no attribute 'url'".
+    const releaseDir = scratchCopy('realworld');
+    const versions = join(releaseDir, 'migrations', 'versions');
+    rmSync(versions, { recursive: true });
+    mkdirSync(versions);
+    writeFileSync(
+      join(versions, 'u01_add_cascade_delete_to_solution_files.py'),
+      [
+        'from alembic import op',
+        '',
+        "revision = 'u01'",
+        'down_revision = None',
+        '',
+        '',
+        'def upgrade():',
+        '    bind = op.get_bind()',
+        '    url = str(bind.engine.url)',
+        "    if url.startswith('mysql'):",
+        "        op.drop_constraint('files_ibfk_3', 'files', type_='foreignkey')",
+        "    elif url.startswith('postgres'):",
+        "        op.drop_constraint('files_solution_id_fkey', 'files', type_='foreignkey')",
+        "        op.create_foreign_key('files_solution_id_fkey', 'files', 'solutions', ['solution_id'], ['id'], ondelete='CASCADE')",
+        '',
+        '',
+        'def downgrade():',
+        '    pass',
+        '',
+      ].join('\n'),
+    );
+    const rendered = (await new LocalHost().exec('render', upgradeSqlCommand(target(releaseDir), null, 'u01'))).stdout;
+    expect(rendered).not.toContain('cannot render');
+    expect(rendered).toContain('ALTER TABLE files DROP CONSTRAINT files_solution_id_fkey;');
+    expect(rendered).toContain('ALTER TABLE files ADD CONSTRAINT files_solution_id_fkey FOREIGN KEY(solution_id) REFERENCES solutions (id) ON DELETE CASCADE;');
+    expect(rendered).not.toContain('files_ibfk_3');
+    expect(rendered).not.toContain('secret');
   });
 
   it("the python snippet finds revision files through Alembic's ScriptDirectory", async () => {
