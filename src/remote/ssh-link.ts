@@ -86,6 +86,6 @@ export async function reconnect<T>(host: string, why: string, open: () => Promis
     }
   }
   return Promise.reject(
-    new HostUnreachableError(`the SSH connection was lost (${why}) and ${policy.delaysMs.length} attempts to reconnect failed (last: ${last}).`, host),
+    new HostUnreachableError(`the SSH connection was lost (${why}) and ${policy.delaysMs.length} attempts to reconnect failed (last: ${last})`, host),
   );
 }

@@ -175,7 +175,7 @@ class SshRemoteHost implements RemoteHost {
   }
 
   private lostDuring(purpose: string, link: SshLink): HostUnreachableError {
-    return new HostUnreachableError(`lost the SSH connection during ${purpose} (${link.lost ?? 'closed'}); it may or may not have finished on the host.`, this.name);
+    return new HostUnreachableError(`lost the SSH connection during ${purpose} (${link.lost ?? 'closed'}); it may or may not have finished on the host`, this.name);
   }
 
   /** SFTP reports a full disk only as "Failure": ask df, so the error names the full filesystem. */

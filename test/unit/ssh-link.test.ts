@@ -33,7 +33,7 @@ describe('reconnect', () => {
     const attempt = reconnect('deploy@web1:22', 'Keepalive timeout', () => Promise.reject(new HostUnreachableError('cannot connect over SSH: Timed out while waiting for handshake', 'deploy@web1:22')), policy);
     await expect(attempt).rejects.toThrow(HostUnreachableError);
     await expect(attempt).rejects.toThrow(
-      '[deploy@web1:22] the SSH connection was lost (Keepalive timeout) and 3 attempts to reconnect failed (last: cannot connect over SSH: Timed out while waiting for handshake).',
+      '[deploy@web1:22] the SSH connection was lost (Keepalive timeout) and 3 attempts to reconnect failed (last: cannot connect over SSH: Timed out while waiting for handshake)',
     );
     expect(waits).toEqual([1000, 3000, 9000]);
   });
