@@ -59,6 +59,27 @@ describe('SSH connection loss and command timeouts on 3 hosts', () => {
     expect(result.summary).not.toBe('');
   };
 
+  /**
+   * Deploys `release` under load and cuts host `cut`'s SSH for good once host `after` has
+   * switched; checks what every such run must show, then repairs the host as an operator would.
+   */
+  const deployCuttingSsh = async (release: string, hosts: { after: number; cut: number }): Promise<ActionResult> => {
+    try {
+      const { result } = await underLoad(sb, async () => {
+        const run = deployTo(sb, { ...FAST_SSH, ...SLOW_GATE, source: await source(release), release });
+        await switched(hosts.after, release);
+        await cutSsh(hosts.cut);
+        return run;
+      });
+      expectOrderlyEnd(result);
+      expect(result.outputs.status, logOf(result)).toBe('failed');
+      expect(result.stdout).toContain(`NOT rolled back — check by hand: ${label(hosts.cut)}`);
+      return result;
+    } finally {
+      await repairHost(hosts.cut);
+    }
+  };
+
   beforeAll(async () => {
     sb = await startServingSandbox({ hosts: 3, version: 'v1' });
   });
@@ -96,54 +117,27 @@ describe('SSH connection loss and command timeouts on 3 hosts', () => {
   });
 
   it('a connection cut while idle: the host is named, the others rolled back, their locks released', async () => {
-    const result = await underLoad(sb, async () => {
-      const run = deployTo(sb, { ...FAST_SSH, ...SLOW_GATE, source: await source('v4'), release: 'v4' });
-      // Host 3's connection is idle while host 1 reloads.
-      await switched(1, 'v4');
-      await cutSsh(3);
-      return run;
-    });
-    try {
-      const outcome = result.result;
-      expectOrderlyEnd(outcome);
-      expect(outcome.outputs.status, logOf(outcome)).toBe('failed');
-      const hosts = hostsOutput(outcome);
-      expect(hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'failed']);
-      expect(hosts[2]?.error).toMatch(/the SSH connection was lost \(Keepalive timeout\) and 3 attempts to reconnect failed/);
-      expect(outcome.stdout).toContain(`NOT rolled back — check by hand: ${label(3)}`);
-      for (const host of [1, 2, 3]) expect((await hostState(sb, host)).served, `host ${host}`).toBe('v3');
-      expect([await lockHeld(1), await lockHeld(2)]).toEqual(['free', 'free']);
-    } finally {
-      await repairHost(3);
-    }
+    // Host 3's connection is idle while host 1 reloads.
+    const outcome = await deployCuttingSsh('v4', { after: 1, cut: 3 });
+    const hosts = hostsOutput(outcome);
+    expect(hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'failed']);
+    expect(hosts[2]?.error).toMatch(/the SSH connection was lost \(Keepalive timeout\) and 3 attempts to reconnect failed/);
+    for (const host of [1, 2, 3]) expect((await hostState(sb, host)).served, `host ${host}`).toBe('v3');
+    expect([await lockHeld(1), await lockHeld(2)]).toEqual(['free', 'free']);
   });
 
   it('a connection cut in the middle of a host\'s reload: the host is named, the others rolled back, their locks released', async () => {
     const started = Date.now();
-    const result = await underLoad(sb, async () => {
-      const run = deployTo(sb, { ...FAST_SSH, ...SLOW_GATE, source: await source('v5'), release: 'v5' });
-      // Cut as soon as host 2 switched: its HUP and readiness polls are in flight.
-      await switched(2, 'v5');
-      await cutSsh(2);
-      return run;
-    });
-    try {
-      const outcome = result.result;
-      expectOrderlyEnd(outcome);
-      expect(outcome.outputs.status, logOf(outcome)).toBe('failed');
-      const hosts = hostsOutput(outcome);
-      expect(hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
-      expect(hosts[1]?.error).toMatch(/lost the SSH connection during .*\(Keepalive timeout\)|the SSH connection was lost \(Keepalive timeout\)/);
-      expect(outcome.stdout).toContain(`[${label(2)}]`);
-      expect(outcome.stdout).toContain(`NOT rolled back — check by hand: ${label(2)}`);
-      expect((await hostState(sb, 1)).served).toBe('v3');
-      expect((await hostState(sb, 3)).served).toBe('v3');
-      expect([await lockHeld(1), await lockHeld(3)]).toEqual(['free', 'free']);
-      // Keepalive (~4 s) and bounded reconnects (~22 s), not command-timeout (600 s), ended it.
-      expect((Date.now() - started) / 1000).toBeLessThan(120);
-    } finally {
-      await repairHost(2);
-    }
+    // Cut as soon as host 2 switched: its reload and readiness polls are in flight.
+    const outcome = await deployCuttingSsh('v5', { after: 2, cut: 2 });
+    const hosts = hostsOutput(outcome);
+    expect(hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
+    expect(hosts[1]?.error).toMatch(/lost the SSH connection during .*\(Keepalive timeout\)|the SSH connection was lost \(Keepalive timeout\)/);
+    expect((await hostState(sb, 1)).served).toBe('v3');
+    expect((await hostState(sb, 3)).served).toBe('v3');
+    expect([await lockHeld(1), await lockHeld(3)]).toEqual(['free', 'free']);
+    // Keepalive (~4 s) and bounded reconnects (~22 s), not command-timeout (600 s), ended it.
+    expect((Date.now() - started) / 1000).toBeLessThan(120);
   });
 
   it('a full disk during the upload names the host and the full path, before any switch', async () => {
