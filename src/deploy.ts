@@ -279,7 +279,8 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       const failure = error instanceof ReloadFailure ? error : undefined;
       const inFlight = handle ?? failure?.handle;
       // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
-      const order = error instanceof HostUnreachableError ? [...done.reverse(), session] : [session, ...done.reverse()];
+      const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
+      const order = unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
       const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
       // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
       outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';

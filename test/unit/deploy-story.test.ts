@@ -16,7 +16,7 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost';
+type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
@@ -52,9 +52,12 @@ class ScriptedServer implements ServerDriver {
       this.halted.add(host.name);
       throw new ReloadError('gunicorn master 1 exited', host.name);
     }
-    if (this.behaviourOf(host.name, release) === 'connection-lost') {
+    const behaviour = this.behaviourOf(host.name, release);
+    if (behaviour === 'connection-lost' || behaviour === 'connection-lost-in-strategy') {
       this.lost.add(host.name);
-      throw new HostUnreachableError('lost the SSH connection during read the new workers (Keepalive timeout)', host.name);
+      const lost = new HostUnreachableError('lost the SSH connection during read the new workers (Keepalive timeout)', host.name);
+      // usr2 and rolling wrap whatever stops them in a ReloadFailure.
+      throw behaviour === 'connection-lost' ? lost : new ReloadFailure(lost, host.name, false);
     }
     if (this.behaviourOf(host.name, release) === 'new-master-dies') throw new ReloadFailure(new ReloadError('new master exited', host.name), host.name, true);
     const before = this.serving.get(host.name)!;
@@ -224,8 +227,8 @@ describe('deploy story', () => {
     expect(currentOf('web1')).toBe('releases/v1');
   });
 
-  it('puts the other hosts back first when one becomes unreachable, names it, and releases the locks it can', async () => {
-    server.behaviour.set('deploy@web2/v2', 'connection-lost');
+  it.each(['connection-lost', 'connection-lost-in-strategy'] as const)('puts the other hosts back first when one becomes unreachable (%s), names it, and releases the locks it can', async (behaviour) => {
+    server.behaviour.set('deploy@web2/v2', behaviour);
     const outcome = await failure();
     expect(outcome.status).toBe('failed');
     expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
