@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Settings } from './config/settings.js';
-import { DeployError, errorMessage } from './errors.js';
+import { DeployError, HostUnreachableError, errorMessage } from './errors.js';
 import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
 import { probe, redactedUrl, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
@@ -295,7 +295,8 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
             reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
             await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
           } catch (error) {
-            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true });
+            // Best effort: the upload's own error is the one to report, even if the host is gone.
+            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
             throw error;
           }
         } else {
@@ -349,7 +350,10 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       }
       const failure = error instanceof ReloadFailure ? error : undefined;
       const inFlight = handle ?? failure?.handle;
-      const stranded = await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
+      // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
+      const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
+      const order = unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
+      const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
       // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
       outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
       if (stranded.length) outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;

@@ -39,7 +39,7 @@ async function deployFromInputs(): Promise<void> {
   let outcome: DeployOutcome;
   try {
     outcome = await deploy(settings, {
-      connect: sshRemoteHostFactory(settings.ssh),
+      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
       server: new GunicornServer({
         pidfile: settings.pidfile,
         appDir: settings.appDir,

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed } from '../../src/deploy.js';
-import { MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
+import { HostUnreachableError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
@@ -16,7 +16,7 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails';
+type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
@@ -24,6 +24,8 @@ class ScriptedServer implements ServerDriver {
   readonly behaviour = new Map<string, Behaviour>();
   private nextPid = 1000;
   readonly halted = new Set<string>();
+  /** Hosts whose SSH connection is gone: every later command there fails. */
+  readonly lost = new Set<string>();
 
   constructor(private readonly dirs: Map<string, string>) {}
 
@@ -49,6 +51,13 @@ class ScriptedServer implements ServerDriver {
     if (this.behaviourOf(host.name, release) === 'master-halts') {
       this.halted.add(host.name);
       throw new ReloadError('gunicorn master 1 exited', host.name);
+    }
+    const behaviour = this.behaviourOf(host.name, release);
+    if (behaviour === 'connection-lost' || behaviour === 'connection-lost-in-strategy') {
+      this.lost.add(host.name);
+      const lost = new HostUnreachableError('lost the SSH connection during read the new workers (Keepalive timeout)', host.name);
+      // usr2 and rolling wrap whatever stops them in a ReloadFailure.
+      throw behaviour === 'connection-lost' ? lost : new ReloadFailure(lost, host.name, false);
     }
     if (this.behaviourOf(host.name, release) === 'new-master-dies') throw new ReloadFailure(new ReloadError('new master exited', host.name), host.name, true);
     const before = this.serving.get(host.name)!;
@@ -130,7 +139,13 @@ async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> 
     );
     // Same code path as a real host: only the app dir differs, as if each host mounted its own.
     const exec = host.exec.bind(host);
-    host.exec = (purpose, command, options) => exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+    host.exec = (purpose, command, options) => {
+      if (server.lost.has(target.label)) {
+        server.events.push(`unreachable ${target.label}: ${purpose}`);
+        return Promise.reject(new HostUnreachableError('the SSH connection was lost and 3 attempts to reconnect failed', target.label));
+      }
+      return exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+    };
     const upload = host.upload.bind(host);
     host.upload = (purpose, local, remote) => upload(purpose, local, remote.replaceAll('/APPDIR', appDir));
     hosts.set(target.label, host);
@@ -229,6 +244,27 @@ describe('deploy story', () => {
     expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
     expect(outcome.error).toMatch(/NOT rolled back — check by hand: deploy@web2: rollback failed: .*not running/);
     expect(currentOf('web1')).toBe('releases/v1');
+  });
+
+  it.each(['connection-lost', 'connection-lost-in-strategy'] as const)('puts the other hosts back first when one becomes unreachable (%s), names it, and releases the locks it can', async (behaviour) => {
+    server.behaviour.set('deploy@web2/v2', behaviour);
+    const outcome = await failure();
+    expect(outcome.status).toBe('failed');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
+    expect(outcome.error).toMatch(/^\[deploy@web2\] lost the SSH connection[\s\S]*NOT rolled back — check by hand: deploy@web2: rollback failed: .*reconnect failed/);
+    // web1 is put back before the story spends any time on web2.
+    expect(server.events.slice(3)).toEqual([
+      'reload deploy@web1 v2',
+      'commit deploy@web1 v2',
+      'reload deploy@web2 v2',
+      'reload deploy@web1 v1',
+      'commit deploy@web1 v1',
+      'unreachable deploy@web2: switch current back to v1',
+      'unreachable deploy@web2: append to the audit log',
+      'unreachable deploy@web2: release the deploy lock',
+    ]);
+    expect(currentOf('web1')).toBe('releases/v1');
+    for (const name of ['web1', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock'))).toBe(false);
   });
 
   it('leaves hosts as they are with rollback: never', async () => {
