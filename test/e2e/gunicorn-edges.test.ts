@@ -113,8 +113,9 @@ describe('gunicorn edge cases on 2 hosts', () => {
     await expectDeployed(await deploy('h2', 'hup', { workers: 2 }), 'h2', 2);
   });
 
-  it('rolling follows the new release when it changes workers (2 → 3)', async () => {
-    await expectDeployed(await deploy('r3', 'rolling', { workers: 3 }), 'r3', 3);
+  it('rolling follows the new release when it changes workers (N → N + 1)', async () => {
+    const workers = (await masterFacts(sb, 1)).children.length + 1;
+    await expectDeployed(await deploy('r3', 'rolling', { workers }), 'r3', workers);
   });
 
   it('rolling is not fooled by workers that max_requests respawns during the roll (under load)', async () => {
@@ -128,11 +129,12 @@ describe('gunicorn edge cases on 2 hosts', () => {
   });
 
   it('usr2 waits out a request in flight longer than 35 s when graceful_timeout allows it', async () => {
-    // The serving workers must not kill a 40 s request themselves (worker timeout): HUP in a release that allows it.
+    // The serving workers must not kill a 60 s request themselves (worker timeout): HUP in a release that allows it.
     const workers = (await masterFacts(sb, 1)).children.length;
-    const patient = { workers, gracefulTimeout: 50, timeoutSeconds: 60 };
+    const patient = { workers, gracefulTimeout: 75, timeoutSeconds: 90 };
     await expectDeployed(await deploy('gt1', 'hup', patient), 'gt1', workers);
-    const slow = sb.exec(1, `curl -s -o /dev/null -w '%{http_code}' 'http://127.0.0.1:8000/sleep?ms=40000'`, { timeoutMs: 90_000 });
+    // WINCH comes some 10 s into the deploy: the request then still runs well over the old fixed 35 s.
+    const slow = sb.exec(1, `curl -s -o /dev/null -w '%{http_code}' 'http://127.0.0.1:8000/sleep?ms=60000'`, { timeoutMs: 120_000 });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const result = await deploy('gt2', 'usr2', patient);
     expect((await slow).stdout, 'the slow request').toBe('200');

@@ -97,7 +97,7 @@ export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, not
     { timeoutMs: timeoutSeconds * 1000, intervalMs: POLL_MS },
   );
   if (!done) {
-    throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH (is gunicorn really daemonized? WINCH is ignored otherwise).`, host.name);
+    throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
   }
 }
 
