@@ -60,8 +60,13 @@ describe('gunicorn edge cases on 2 hosts', () => {
     sources.push(dir);
     return dir;
   };
-  const deploy = (release: string, strategy: string, app: Partial<AppOptions>, inputs: Record<string, string> = {}) =>
-    source(release, app).then((dir) => deployTo(sb, { source: dir, release, strategy, ...inputs }));
+  /** Deploys `release`; keeps the action's log in $GD_E2E_LOG_DIR when set (to read after a green run too). */
+  const deploy = async (release: string, strategy: string, app: Partial<AppOptions>, inputs: Record<string, string> = {}) => {
+    const result = await deployTo(sb, { source: await source(release, app), release, strategy, ...inputs });
+    const logs = process.env.GD_E2E_LOG_DIR;
+    if (logs) await writeFile(join(logs, `edges-${release}-${strategy}.log`), logOf(result));
+    return result;
+  };
 
   /** Deployed everywhere, each master with `workers` workers, all serving `release`. */
   async function expectDeployed(result: ActionResult, release: string, workers: number): Promise<MasterFacts[]> {
