@@ -102,6 +102,18 @@ describe.each(VERSIONS)('gunicorn %s on 2 hosts under load', (version: GunicornV
       await expectAllOn(sb, serving);
     });
   });
+
+  // Once, on the newest version: the python input replaces the search, for every check.
+  it.runIf(version === '26.1')('the python input is the interpreter of the checks: a wrong one refuses the release, the right one deploys it', async () => {
+    const wrong = await deploy({ source: await source('py-wrong'), release: 'py-wrong', python: '/nonexistent/venv/bin/python3' });
+    expect(wrong.outputs.status, logOf(wrong)).toBe('failed');
+    expect(wrong.stdout).toMatch(/cannot be loaded by the master's interpreter \(\/nonexistent\/venv\/bin\/python3\)/);
+    const right = await deploy({ source: await source('py-input'), release: 'py-input', python: python() });
+    expect(right.outputs.status, logOf(right)).toBe('deployed');
+    expect(right.stdout).toContain(`release py-input loads with ${python()} (found from the python input)`);
+    await expectAllOn(sb, 'py-input');
+    serving = 'py-input';
+  });
 });
 
 /** Brings a host whose master halted back to `release`, as its operator would. */
