@@ -104,10 +104,12 @@ describe.each(VERSIONS)('gunicorn %s on 2 hosts under load', (version: GunicornV
   });
 
   // Once, on the newest version: the python input replaces the search, for every check.
-  it.runIf(version === '26.1')('the python input is the interpreter of the checks: a wrong one refuses the release, the right one deploys it', async () => {
+  it.runIf(version === '26.1')('the python input is the interpreter of the checks: a wrong one stops the deploy before any change, the right one deploys', async () => {
     const wrong = await deploy({ source: await source('py-wrong'), release: 'py-wrong', python: '/nonexistent/venv/bin/python3' });
     expect(wrong.outputs.status, logOf(wrong)).toBe('failed');
-    expect(wrong.stdout).toMatch(/cannot be loaded by the master's interpreter \(\/nonexistent\/venv\/bin\/python3\)/);
+    // The first check to run it is the readiness probe of the running release, before any change.
+    expect(wrong.stdout).toMatch(/readiness probe failed \(exit 127\): .*\/nonexistent\/venv\/bin\/python3: No such file or directory/);
+    await expectAllOn(sb, serving);
     const right = await deploy({ source: await source('py-input'), release: 'py-input', python: python() });
     expect(right.outputs.status, logOf(right)).toBe('deployed');
     expect(right.stdout).toContain(`release py-input loads with ${python()} (found from the python input)`);
