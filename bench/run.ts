@@ -2,9 +2,10 @@
  * Benchmark of the ways to put a new release on running gunicorn hosts (`npm run bench`; needs
  * root, like the e2e sandbox). Not a test: it measures and reports, it asserts nothing.
  *
- * One sandbox: 3 hosts (network namespaces with sshd and Debian's gunicorn, 2 sync workers
- * each, an app that takes 4 s to import) behind HAProxy, and the same steady load through
- * HAProxy (100 req/s over 10 connections) for every run. Side by side:
+ * One sandbox per gunicorn version (Debian's 20.1; 21.2, 23.0 and 26.1 from a virtualenv, as in
+ * the e2e matrix; BENCH_GUNICORN=23.0,26.1 picks some): 3 hosts (network namespaces with sshd
+ * and gunicorn, 2 sync workers each, an app that takes 4 s to import) behind HAProxy, and the
+ * same steady load through HAProxy (100 req/s over 10 connections) for every run. Side by side:
  *   manual  the seeds' method, on every host in turn: `ln -sfn releases/<new> current` then
  *           `kill -HUP $(cat pidfile)` (no import check, no readiness gate, no rollback);
  *   hup     the action with strategy hup;
@@ -30,7 +31,8 @@ import { fileURLToPath } from 'node:url';
 import { writeRelease, type AppOptions } from '../test/support/app-fixture.js';
 import { sleep, waitFor } from '../test/support/proc.js';
 import { runAction, sandboxInputs } from '../test/support/run-action.js';
-import { startServingSandbox, type Sandbox } from '../test/support/sandbox.js';
+import { TESTED_GUNICORN_VERSIONS } from '../src/servers/gunicorn/gunicorn-versions.js';
+import { GUNICORN_PGREP, startServingSandbox, type GunicornVersion, type Sandbox } from '../test/support/sandbox.js';
 import { startMeter, type MeterReport } from './load-meter.js';
 
 const HOSTS = 3;
@@ -43,10 +45,20 @@ const AFTER_MS = 2000;
 const MANUAL_CONVERGE_MS = 30_000;
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
+/** The gunicorn versions to measure: BENCH_GUNICORN (comma separated), else every tested one. */
+function benchVersions(): GunicornVersion[] {
+  const wanted = process.env.BENCH_GUNICORN?.split(',').map((version) => version.trim());
+  if (!wanted) return [...TESTED_GUNICORN_VERSIONS];
+  const unknown = wanted.filter((version) => !(TESTED_GUNICORN_VERSIONS as readonly string[]).includes(version));
+  if (unknown.length) throw new Error(`BENCH_GUNICORN: unknown version ${unknown.join(', ')} (known: ${TESTED_GUNICORN_VERSIONS.join(', ')})`);
+  return wanted as GunicornVersion[];
+}
+
 type Method = 'manual' | 'hup' | 'usr2' | 'rolling';
 type Kind = 'good' | 'import-error' | 'boot-failure';
 
 interface Row {
+  gunicorn: GunicornVersion;
   method: Method;
   release: Kind;
   version: string;
@@ -84,30 +96,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const machine = describeMachine();
   console.log(`bench: ${machine.summary}`);
-  const sources: string[] = [];
   const rows: Row[] = [];
-  let sb: Sandbox | undefined;
-  try {
-    sb = await startServingSandbox({ hosts: HOSTS, workers: WORKERS, version: 'v1', app: { bootSeconds: BOOT_SECONDS } });
-    console.log(`bench: sandbox ${sb.id} serving v1 on ${HOSTS} hosts`);
-    let serving = 'v1';
-    let counter = 1;
-    for (const kind of ['good', 'import-error', 'boot-failure'] as const) {
-      for (const method of ['manual', 'hup', 'usr2', 'rolling'] as const) {
-        counter += 1;
-        const version = kind === 'good' ? `v${counter}` : `${kind === 'import-error' ? 'broken' : 'crash'}${counter}`;
-        const app: AppOptions = { version, bootSeconds: BOOT_SECONDS, workers: WORKERS, ...KINDS[kind] };
-        const row = await benchOne(sb, { method, kind, app, serving, sources });
-        rows.push(row);
-        console.log(`bench: ${method} ${kind} → ${row.outcome}; failed ${row.failed}/${row.requests}; max ${row.latencyMs.max} ms; ${row.deploySeconds} s; hosts ${row.hostsServe.join(' ')}`);
-        if (row.rightVersion && kind === 'good') serving = version;
-        await restartHalted(sb, serving);
-      }
-    }
-  } finally {
-    await sb?.stop();
-    await Promise.all(sources.map((dir) => rm(dir, { recursive: true, force: true })));
-  }
+  for (const gunicorn of benchVersions()) rows.push(...(await benchVersion(gunicorn)));
 
   const markdown = renderMarkdown(rows, started, machine);
   console.log(`\n${markdown}`);
@@ -120,11 +110,40 @@ async function main(): Promise<void> {
   console.log(`bench: wrote ${join(RESULTS, 'latest.md')} and latest.json`);
 }
 
+/** Every method and release kind on one sandbox running gunicorn `gunicorn`. */
+async function benchVersion(gunicorn: GunicornVersion): Promise<Row[]> {
+  const sources: string[] = [];
+  const rows: Row[] = [];
+  let sb: Sandbox | undefined;
+  try {
+    sb = await startServingSandbox({ hosts: HOSTS, workers: WORKERS, gunicorn, version: 'v1', app: { bootSeconds: BOOT_SECONDS } });
+    console.log(`bench: sandbox ${sb.id} serving v1 on ${HOSTS} hosts with gunicorn ${gunicorn}`);
+    let serving = 'v1';
+    let counter = 1;
+    for (const kind of ['good', 'import-error', 'boot-failure'] as const) {
+      for (const method of ['manual', 'hup', 'usr2', 'rolling'] as const) {
+        counter += 1;
+        const version = kind === 'good' ? `v${counter}` : `${kind === 'import-error' ? 'broken' : 'crash'}${counter}`;
+        const app: AppOptions = { version, bootSeconds: BOOT_SECONDS, workers: WORKERS, ...KINDS[kind] };
+        const row = { gunicorn, ...(await benchOne(sb, { method, kind, app, serving, sources })) };
+        rows.push(row);
+        console.log(`bench: gunicorn ${gunicorn} ${method} ${kind} → ${row.outcome}; failed ${row.failed}/${row.requests}; max ${row.latencyMs.max} ms; ${row.deploySeconds} s; hosts ${row.hostsServe.join(' ')}`);
+        if (row.rightVersion && kind === 'good') serving = version;
+        await restartHalted(sb, serving);
+      }
+    }
+  } finally {
+    await sb?.stop();
+    await Promise.all(sources.map((dir) => rm(dir, { recursive: true, force: true })));
+  }
+  return rows;
+}
+
 /** One deploy under load, measured. */
 async function benchOne(
   sb: Sandbox,
   run: { method: Method; kind: Kind; app: AppOptions; serving: string; sources: string[] },
-): Promise<Row> {
+): Promise<Omit<Row, 'gunicorn'>> {
   const { method, kind, app, serving } = run;
   const version = app.version;
   let deploy: () => Promise<{ outcome: string; note: string }>;
@@ -239,7 +258,7 @@ async function restartHalted(sb: Sandbox, release: string): Promise<void> {
   for (const host of sb.hosts) {
     if (await masterAlive(sb, host.index)) continue;
     console.log(`bench: ${host.name} has no master; restarting gunicorn on ${release}`);
-    await waitFor(`the last gunicorn process on ${host.name} to exit`, async () => (await sb.exec(host.index, `pgrep -f '[g]unicorn' >/dev/null`)).code !== 0, { timeoutMs: 30_000 });
+    await waitFor(`the last gunicorn process on ${host.name} to exit`, async () => (await sb.exec(host.index, `pgrep -f ${GUNICORN_PGREP} >/dev/null`)).code !== 0, { timeoutMs: 30_000 });
     await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${release} current && rm -f run/gunicorn.pid run/gunicorn.pid.2`);
     await sb.startGunicorn(host.index);
   }
@@ -288,7 +307,7 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
     `Run ${date.toISOString()} with \`npm run bench\` (bench/run.ts) on commit ${machine.commit}.`,
     '',
     `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Linux ${machine.kernel}, ` +
-      `gunicorn ${machine.gunicorn} (Debian), HAProxy ${machine.haproxy}, Node ${machine.node}.`,
+      `gunicorn 20.1 from Debian (${machine.gunicorn}) and upstream releases in a virtualenv with setproctitle, HAProxy ${machine.haproxy}, Node ${machine.node}.`,
     '',
     `Setup: ${HOSTS} sandbox hosts (network namespaces, sshd, daemonized gunicorn with ${WORKERS} sync workers, ` +
       `an app that sleeps ${BOOT_SECONDS} s at import) behind HAProxy (health check GET /health/ready every 500 ms, ` +
@@ -298,12 +317,12 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
       'for the manual method, from the first HUP until every host serves the new release or has no master. ' +
       'Action gate: 3 passes 0.5 s apart, 30 s timeout.',
     '',
-    '| method | release | result | failed / requests | p50 ms | p99 ms | max ms | ≥ 1 s | deploy s | hosts serve after | right version |',
-    '|---|---|---|---|---:|---:|---:|---:|---:|---|---|',
+    '| gunicorn | method | release | result | failed / requests | p50 ms | p99 ms | max ms | ≥ 1 s | deploy s | hosts serve after | right version |',
+    '|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of rows) {
     lines.push(
-      `| ${label[row.method]} | ${KIND_LABEL[row.release]} | ${row.outcome} | ${row.failed} / ${row.requests} | ${row.latencyMs.p50} | ${row.latencyMs.p99} | ${row.latencyMs.max} | ${row.slow} | ${row.deploySeconds} | ${row.hostsServe.join(', ')} | ${row.rightVersion ? 'yes' : `no (expected ${row.expected})`} |`,
+      `| ${row.gunicorn} | ${label[row.method]} | ${KIND_LABEL[row.release]} | ${row.outcome} | ${row.failed} / ${row.requests} | ${row.latencyMs.p50} | ${row.latencyMs.p99} | ${row.latencyMs.max} | ${row.slow} | ${row.deploySeconds} | ${row.hostsServe.join(', ')} | ${row.rightVersion ? 'yes' : `no (expected ${row.expected})`} |`,
     );
   }
   const notes = rows.filter((row) => row.note || row.failed);
@@ -316,7 +335,7 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
         row.method !== 'manual' && row.outcome === 'rolled-back' && down.length
           ? `**status says rolled-back, yet ${down.join(', ')} serve${down.length === 1 ? 's' : ''} nothing (its master halted; the rollback failed there).** `
           : '';
-      lines.push(`- ${label[row.method]}, ${KIND_LABEL[row.release]}: ${misreport}${row.note || row.outcome}.${statuses}`);
+      lines.push(`- gunicorn ${row.gunicorn}, ${label[row.method]}, ${KIND_LABEL[row.release]}: ${misreport}${row.note || row.outcome}.${statuses}`);
     }
   }
   lines.push(

@@ -107,7 +107,8 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
       await reporter.group('Check the new release', async () => {
         for (const session of sessions) {
           await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
-          reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}`);
+          const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
+          reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
         }
       });
       if (settings.migration.command && deps.migrate) await migrateOnce(settings, deps, sessions, layout, outcome);

@@ -46,6 +46,7 @@ async function deployFromInputs(): Promise<void> {
         strategy: settings.strategy,
         reloadTimeoutSeconds: settings.reloadTimeoutSeconds,
         appSpec: settings.wsgiApp,
+        python: settings.python,
       }),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,

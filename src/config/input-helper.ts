@@ -81,6 +81,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     strategy,
     pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/gunicorn.pid`),
     wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
+    python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
     reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
     health: {
       url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),

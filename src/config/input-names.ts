@@ -24,6 +24,7 @@ export const Inputs = {
   Strategy: 'strategy',
   Pidfile: 'pidfile',
   WsgiApp: 'wsgi-app',
+  Python: 'python',
   ReloadTimeout: 'reload-timeout',
   HealthUrl: 'health-url',
   HealthTimeout: 'health-timeout',

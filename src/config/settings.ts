@@ -51,6 +51,8 @@ export interface Settings {
   pidfile: string;
   /** WSGI app spec (`module:callable`) for the import check when the master's argv is hidden. */
   wsgiApp?: string;
+  /** Interpreter for the checks (import, config read, readiness probe, Alembic); found from the master when unset. */
+  python?: string;
   reloadTimeoutSeconds: number;
   health: HealthSettings;
   rollback: 'auto' | 'never';

@@ -7,6 +7,8 @@ export interface ServerProcess {
   workers: number[];
   /** Interpreter on the host used for checks (import, readiness probe). */
   python: string;
+  /** How `python` was found (e.g. the python input, the master's command line), for the log. */
+  pythonFrom?: string;
 }
 
 /** A reload in flight: the new code serves; the caller decides whether it stays. */

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoad } from '../support/load.js';
 import { run, sleep, waitFor } from '../support/proc.js';
-import { startSandbox, startServingSandbox, type Sandbox } from '../support/sandbox.js';
+import { GUNICORN_PGREP, startSandbox, startServingSandbox, type Sandbox } from '../support/sandbox.js';
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -213,7 +213,7 @@ describe('sandbox: gunicorn start modes and failures (1 host)', () => {
     expect(error?.message).toContain('import error requested by the test');
     expect(error?.message).toContain(sb.logs(1).gunicorn);
     expect(Date.now() - t0).toBeLessThan(20_000);
-    expect((await sb.exec(1, "pgrep -f '[g]unicorn'")).code).toBe(1);
+    expect((await sb.exec(1, `pgrep -f ${GUNICORN_PGREP}`)).code).toBe(1);
   });
 
   it('runs gunicorn in the foreground under a supervisor that stays its parent', async () => {

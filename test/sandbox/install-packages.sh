@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   gunicorn python3-setproctitle          # the server under test; setproctitle gives master/worker titles
+  python3-venv                           # virtualenvs for upstream gunicorn releases (make-venv.sh)
   haproxy                                # load balancer in front of the sandbox hosts
   openssh-server openssh-client          # sshd per host, ssh/ssh-keygen for keys and tests
   iproute2 procps util-linux curl        # ip netns/veth, ps/pgrep, unshare/nsenter/flock, probes

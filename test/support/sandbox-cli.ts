@@ -1,15 +1,17 @@
 /**
  * A sandbox from the terminal, to poke at by hand or to test crash cleanup:
- *   npx tsx test/support/sandbox-cli.ts [--hosts N] [--serve]
+ *   npx tsx test/support/sandbox-cli.ts [--hosts N] [--serve] [--gunicorn 20.1|21.2|23.0|26.1]
  * Prints the sandbox as one JSON line, then keeps it until Ctrl-C / SIGTERM (torn down by the
  * exit hooks) or until this process dies any other way (torn down by the watchdog).
  */
-import { startSandbox, startServingSandbox, type Sandbox } from './sandbox.js';
+import { startSandbox, startServingSandbox, type GunicornVersion, type Sandbox } from './sandbox.js';
 
 const args = process.argv.slice(2);
 const hostsFlag = args.indexOf('--hosts');
 const hosts = hostsFlag >= 0 ? Number(args[hostsFlag + 1]) : 1;
-const sandbox: Sandbox = args.includes('--serve') ? await startServingSandbox({ hosts }) : await startSandbox({ hosts });
+const gunicornFlag = args.indexOf('--gunicorn');
+const gunicorn = gunicornFlag >= 0 ? (args[gunicornFlag + 1] as GunicornVersion) : undefined;
+const sandbox: Sandbox = args.includes('--serve') ? await startServingSandbox({ hosts, gunicorn }) : await startSandbox({ hosts, gunicorn });
 
 console.log(
   JSON.stringify({
@@ -17,6 +19,7 @@ console.log(
     root: sandbox.root,
     appDir: sandbox.appDir,
     lbUrl: sandbox.lbUrl,
+    gunicorn: sandbox.gunicornBin,
     hosts: sandbox.hosts,
     ssh: `ssh ${sandbox.sshArgs(1).join(' ')}`,
   }),

@@ -24,15 +24,25 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
+import { TESTED_GUNICORN_VERSIONS } from '../../src/servers/gunicorn/gunicorn-versions.js';
 import { writeRelease, type AppOptions } from './app-fixture.js';
 import { run, runChecked, tailFile, waitFor, type RunResult } from './proc.js';
 
 export type { AppOptions } from './app-fixture.js';
 
+/** Gunicorn versions a sandbox can run (see test/vendor/README.md). */
+export type GunicornVersion = (typeof TESTED_GUNICORN_VERSIONS)[number];
+
 export interface SandboxOptions {
   hosts: number;
   /** Gunicorn workers per host, default 2 (AppOptions.workers wins). */
   workers?: number;
+  /**
+   * Which gunicorn startGunicorn runs, default '20.1': Debian's /usr/bin/gunicorn. Any other
+   * is an upstream release in a virtualenv built once per sandbox (make-venv.sh, in the run
+   * dir, which every host sees), started from its bin/gunicorn, setproctitle included.
+   */
+  gunicorn?: GunicornVersion;
 }
 
 export interface SandboxHost {
@@ -66,6 +76,10 @@ export interface Sandbox {
   /** known_hosts lines, one per host: `ip ssh-ed25519 AAAA...`. */
   knownHosts: string;
   lbUrl: string;
+  /** The gunicorn entry point startGunicorn runs on every host. */
+  gunicornBin: string;
+  /** The virtualenv of an upstream gunicorn (its bin/python3), undefined for Debian's. */
+  venv?: string;
 
   // ---- additions beyond the brief, for tests and debugging ----
   /** The hosts' /24, e.g. '10.231.17.0/24'. */
@@ -94,7 +108,7 @@ export interface Sandbox {
    */
   seedRelease(host: number, version: string, app: AppOptions): Promise<void>;
   /**
-   * Starts gunicorn in the host: `cd <appDir>/current && /usr/bin/gunicorn -c gunicorn.conf.py
+   * Starts gunicorn in the host: `cd <appDir>/current && <gunicornBin> -c gunicorn.conf.py
    * app:application` plus `--daemon` (default); with daemon: false under a supervisor shell
    * that stays its parent (setsid bash waiting for it). Resolves when /health/ready answers 200.
    */
@@ -106,6 +120,13 @@ export interface Sandbox {
 }
 
 const SCRIPTS = fileURLToPath(new URL('../sandbox/', import.meta.url));
+const VENDOR = fileURLToPath(new URL('../vendor/', import.meta.url));
+const DEBIAN_GUNICORN = '/usr/bin/gunicorn';
+/**
+ * pgrep -f pattern for a gunicorn process: its setproctitle title or a gunicorn program in its
+ * command line (not any path that mentions gunicorn, such as a checkout named after it).
+ */
+export const GUNICORN_PGREP = `'^gunicorn: |/gunicorn( |$)'`;
 const RUN_BASE = '/tmp';
 /** What an ssh session on a Debian server gets; exec() uses the same. */
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -151,7 +172,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   installExitHooks();
   const id = await claimRunDir();
   live.add(id);
-  const sandbox = new SandboxImpl(id, opts.hosts, workers);
+  const version = opts.gunicorn ?? '20.1';
+  if (!TESTED_GUNICORN_VERSIONS.includes(version)) throw new Error(`startSandbox: gunicorn must be one of ${TESTED_GUNICORN_VERSIONS.join(', ')}, got ${version}`);
+  const sandbox = new SandboxImpl(id, opts.hosts, workers, version);
   try {
     await sandbox.setUp();
   } catch (error) {
@@ -236,6 +259,8 @@ class SandboxImpl implements Sandbox {
   privateKey = '';
   knownHosts = '';
   lbUrl = '';
+  gunicornBin = DEBIAN_GUNICORN;
+  venv: string | undefined;
   subnet = '';
   rootIp = '';
   readonly privateKeyPath: string;
@@ -248,6 +273,7 @@ class SandboxImpl implements Sandbox {
     readonly id: string,
     private readonly hostCount: number,
     private readonly workers: number,
+    private readonly gunicornVersion: GunicornVersion,
   ) {
     this.root = join(RUN_BASE, `gd-${id}`);
     this.appDir = join(this.root, 'app');
@@ -275,6 +301,16 @@ class SandboxImpl implements Sandbox {
     this.knownHosts = hostKeys.join('');
     await writeFile(this.knownHostsPath, this.knownHosts);
     await this.startHaproxy();
+    if (this.gunicornVersion !== '20.1') await this.makeVenv(this.gunicornVersion);
+  }
+
+  /** The virtualenv with upstream gunicorn `version` (vendored in test/vendor/), in the run dir. */
+  private async makeVenv(version: GunicornVersion): Promise<void> {
+    const venv = join(this.root, `venv-gunicorn-${version}`);
+    const made = await runChecked(join(SCRIPTS, 'make-venv.sh'), [venv, join(VENDOR, `gunicorn-${version}.0`)], { timeoutMs: 60_000, what: 'make-venv.sh' });
+    if (!made.stdout.trim().startsWith(`${version}.`)) throw new Error(`make-venv.sh: expected gunicorn ${version}, the venv imports ${made.stdout.trim()}`);
+    this.venv = venv;
+    this.gunicornBin = join(venv, 'bin', 'gunicorn');
   }
 
   private startWatchdog(): void {
@@ -458,10 +494,10 @@ class SandboxImpl implements Sandbox {
     const timeoutMs = opts.timeoutMs ?? 60_000;
     const logs = this.logs(index);
     const current = shq(`${this.appDir}/current`);
-    const running = await this.exec(index, `pgrep -f '[g]unicorn' | tr '\\n' ' '`);
+    const running = await this.exec(index, `pgrep -f ${GUNICORN_PGREP} | tr '\\n' ' '`);
     if (running.stdout.trim()) throw new Error(`startGunicorn: gunicorn already runs on ${host.name} (pids ${running.stdout.trim()})`);
 
-    const gunicorn = '/usr/bin/gunicorn -c gunicorn.conf.py app:application';
+    const gunicorn = `${shq(this.gunicornBin)} -c gunicorn.conf.py app:application`;
     const command = daemon
       ? `cd ${current} && exec ${gunicorn} --daemon`
       : // The supervisor stays gunicorn's parent, like a process manager; PWD (the symlink) is inherited.
@@ -483,7 +519,7 @@ class SandboxImpl implements Sandbox {
         const probe = await this.probe(index);
         if (probe.status === 200) return true;
         lastProbe = probe.status ? `HTTP ${probe.status} (version ${probe.version})` : 'no answer';
-        const alive = (await this.exec(index, `pgrep -f '[g]unicorn' >/dev/null`)).code === 0;
+        const alive = (await this.exec(index, `pgrep -f ${GUNICORN_PGREP} >/dev/null`)).code === 0;
         if (alive) goneSince = undefined;
         else if (goneSince === undefined) goneSince = Date.now();
         else if (Date.now() - goneSince > 1000) {

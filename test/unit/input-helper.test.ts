@@ -30,6 +30,11 @@ describe('parseSettings', () => {
     expect(settings.ssh.privateKey).toBe(`${KEY}\n`);
   });
 
+  it('takes the python input as an absolute path; unset, the interpreter is found on the host', () => {
+    expect(settingsFrom({ python: '/srv/app/venv/bin/python3/' }).python).toBe('/srv/app/venv/bin/python3');
+    expect(settingsFrom({}).python).toBeUndefined();
+  });
+
   it('derives the release from a tag, else the short commit', () => {
     expect(releaseName('', { GITHUB_REF: 'refs/tags/v2.0.0' })).toBe('v2.0.0');
     expect(releaseName('', { GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'abcdef1234567890' })).toBe('abcdef1');
@@ -81,6 +86,8 @@ describe('parseSettings', () => {
     ['expect-version', 'perhaps'],
     ['insecure-skip-host-key-check', 'yesplease'],
     ['shared-paths', '../secrets'],
+    ['python', 'venv/bin/python'],
+    ['python', '/srv/venv/bin/python;id'],
     ['shared-paths', '/etc/passwd'],
     ['shared-paths', '.env;id'],
     ['wsgi-app', 'app:application;id'],

@@ -12,12 +12,6 @@ export function signalCommand(pid: number, startTime: string, signal: string): S
   return sh`s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20); if [ "$s" != ${startTime} ]; then echo ${`pid ${pid} is no longer the verified gunicorn process`} >&2; exit ${NOT_THE_VERIFIED_PROCESS_EXIT}; fi; kill -s ${signal} ${pid}`;
 }
 
-/** The interpreter the master was started with: argv[0] as invoked (keeps a virtualenv), else /proc/<pid>/exe. */
-export function interpreterOf(master: GunicornMaster): string {
-  const first = master.argv[0] ?? '';
-  return first.startsWith('/') && !master.titledApp ? first : master.python;
-}
-
 const IMPORT_APP = [
   'import os, sys',
   'd = sys.argv[1]',
@@ -34,7 +28,7 @@ const IMPORT_APP = [
  * the argv is visible, else an import of the app spec.
  */
 export function preflightCommand(master: GunicornMaster, releaseDir: string, appSpec?: string): ShellFragment {
-  const python = interpreterOf(master);
+  const python = master.python;
   const spec = appSpec ?? master.titledApp;
   if (spec) return sh`cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
   return sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
@@ -80,5 +74,5 @@ export function gunicornArgs(argv: string[]): string[] | undefined {
 export function readConfigCommand(master: GunicornMaster, releaseDir: string): ShellFragment | undefined {
   const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
   if (!args) return undefined;
-  return sh`cd ${releaseDir} && ${interpreterOf(master)} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+  return sh`cd ${releaseDir} && ${master.python} -c ${READ_CONFIG} ${releaseDir} ${args}`;
 }

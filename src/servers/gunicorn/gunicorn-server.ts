@@ -2,7 +2,8 @@ import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log, ReloadHandle, ServerDriver } from '../server-driver.js';
-import { interpreterOf, preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
+import { preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
+import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
 import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
@@ -20,6 +21,8 @@ export interface GunicornOptions {
   reloadTimeoutSeconds: number;
   /** App spec for the import check when the master's argv is hidden by setproctitle. */
   appSpec?: string;
+  /** The interpreter to check with (the python input); found from the master when unset. */
+  python?: string;
 }
 
 type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, plan: Targets, log: Log) => Promise<ReloadHandle<GunicornMaster>>;
@@ -41,7 +44,15 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   async inspect(host: RemoteHost): Promise<GunicornMaster> {
     const result = await host.exec('inspect the gunicorn master', inspectPidfileCommand(this.options.pidfile, this.options.appDir));
     const master = verifyMaster(parsePidfileFacts(result.stdout), this.options.pidfile, host.name);
-    return { ...master, python: interpreterOf(master) };
+    const titled = master.titledApp !== undefined || (master.argv[0] ?? '').startsWith('gunicorn:');
+    let facts: InterpreterFacts | undefined;
+    // One more round trip only when the command line does not name the interpreter.
+    if (!this.options.python && (titled || !(master.argv[0] ?? '').startsWith('/'))) {
+      const read = await host.exec("find the master's interpreter", interpreterFactsCommand(master.pid), { allowFailure: true });
+      facts = parseInterpreterFacts(read.stdout);
+    }
+    const found = chooseInterpreter({ pid: master.pid, argv: master.argv, titled, exe: master.python }, facts, this.options.python);
+    return { ...master, python: found.python, pythonFrom: found.foundBy };
   }
 
   async preflight(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {

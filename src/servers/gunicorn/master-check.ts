@@ -5,8 +5,10 @@ import type { PidfileFacts, ProcessFacts } from './process-facts.js';
 export interface GunicornMaster {
   pid: number;
   startTime: string;
-  /** The master's own interpreter (/proc/<pid>/exe). */
+  /** The interpreter checks run with: /proc/<pid>/exe until GunicornServer.inspect finds the real one (interpreter.ts). */
   python: string;
+  /** How `python` was found, for the log. */
+  pythonFrom?: string;
   argv: string[];
   /** Real directory the master runs in (a release directory). */
   cwd: string;

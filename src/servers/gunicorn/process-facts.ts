@@ -1,4 +1,5 @@
 import { raw, sh, type ShellFragment } from '../../remote/shell-quote.js';
+import { hasHeartbeat } from './gunicorn-versions.js';
 
 /** What /proc says about one process. */
 export interface ProcessFacts {
@@ -13,10 +14,9 @@ export interface ProcessFacts {
   argv: string[];
   children: number[];
   /**
-   * Children that reached their request loop. Gunicorn gives each worker an unlinked
-   * `wgunicorn-*` heartbeat file created with mode 600; the worker's first notify() (right
-   * after booting the app and post_worker_init) fchmods it to 0 or 1. So a worker whose
-   * file is no longer 600 has booted.
+   * Children that reached their request loop: gunicorn gives each worker an unlinked
+   * `wgunicorn-*` heartbeat file, and the worker's first notify() (right after booting the app
+   * and post_worker_init) changes it in a way that depends on the version (gunicorn-versions.ts).
    */
   booted: number[];
 }
@@ -41,7 +41,9 @@ const DESCRIBE = raw(
     `printf '%s.exe=%s\\n' "$2" "$(readlink /proc/$p/exe)"; ` +
     `printf '%s.cwd=%s\\n' "$2" "$(readlink /proc/$p/cwd)"; ` +
     `printf '%s.argv=%s\\n' "$2" "$(tr '\\000\\n' '\\037 ' < /proc/$p/cmdline)"; ` +
-    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
+    `printf '%s.uptime=%s\\n' "$2" "$(cut -d' ' -f1 /proc/uptime)"; ` +
+    // Each child as pid:mode:mtime of its heartbeat file (empty for a child without one).
+    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=:; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a:%Y "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
     `printf '%s.pid=%s\\n' "$2" "$p"; }`,
 );
 
@@ -90,10 +92,11 @@ function processFrom(values: Map<string, string>, prefix: string): ProcessFacts 
     .trim()
     .split(/\s+/)
     .filter(Boolean)
-    .map((item): [number, string] => {
-      const [pid = '', mode = ''] = item.split(':');
-      return [Number(pid), mode];
+    .map((item) => {
+      const [pid = '', mode = '', mtime = ''] = item.split(':');
+      return { pid: Number(pid), mode, mtime: mtime === '' ? NaN : Number(mtime) };
     });
+  const uptime = Number(values.get(`${prefix}.uptime`));
   return {
     pid: Number(pid),
     ppid: Number(fields[1]),
@@ -103,8 +106,8 @@ function processFrom(values: Map<string, string>, prefix: string): ProcessFacts 
     exe: values.get(`${prefix}.exe`) ?? '',
     cwd: values.get(`${prefix}.cwd`) ?? '',
     argv: (values.get(`${prefix}.argv`) ?? '').split('\u001f').filter(Boolean),
-    children: children.map(([pid]) => pid),
-    booted: children.filter(([, mode]) => mode === '0' || mode === '1').map(([pid]) => pid),
+    children: children.map((child) => child.pid),
+    booted: children.filter((child) => child.mode !== '' && hasHeartbeat(child, uptime)).map((child) => child.pid),
   };
 }
 
