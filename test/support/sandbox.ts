@@ -18,7 +18,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ import { run, runChecked, tailFile, waitFor, type RunResult } from './proc.js';
 
 export type { AppOptions } from './app-fixture.js';
 
-/** Gunicorn versions a sandbox can run (see test/vendor/README.md). */
+/** Gunicorn versions a sandbox can run: Debian's 20.1, and the upstream releases in ../shared/vendor/ (see its README). */
 export type GunicornVersion = (typeof TESTED_GUNICORN_VERSIONS)[number];
 
 export interface SandboxOptions {
@@ -120,7 +120,11 @@ export interface Sandbox {
 }
 
 const SCRIPTS = fileURLToPath(new URL('../sandbox/', import.meta.url));
-const VENDOR = fileURLToPath(new URL('../vendor/', import.meta.url));
+/**
+ * Upstream gunicorn releases (MIT, unchanged `gunicorn/` packages) kept beside the repository in
+ * shared/vendor/, as on every developer machine and in CI; nothing third-party is copied in here.
+ */
+const VENDOR = fileURLToPath(new URL('../../../shared/vendor/', import.meta.url));
 const DEBIAN_GUNICORN = '/usr/bin/gunicorn';
 /**
  * pgrep -f pattern for a gunicorn process: its setproctitle title or a gunicorn program in its
@@ -304,9 +308,12 @@ class SandboxImpl implements Sandbox {
     if (this.gunicornVersion !== '20.1') await this.makeVenv(this.gunicornVersion);
   }
 
-  /** The virtualenv with upstream gunicorn `version` (vendored in test/vendor/), in the run dir. */
+  /** The virtualenv with upstream gunicorn `version` (from ../shared/vendor/), in the run dir. */
   private async makeVenv(version: GunicornVersion): Promise<void> {
     const venv = join(this.root, `venv-gunicorn-${version}`);
+    if (!existsSync(join(VENDOR, `gunicorn-${version}.0`, 'gunicorn'))) {
+      throw new Error(`gunicorn ${version}: no upstream release in ${VENDOR}gunicorn-${version}.0 (the shared/ folder beside the repository holds them)`);
+    }
     const made = await runChecked(join(SCRIPTS, 'make-venv.sh'), [venv, join(VENDOR, `gunicorn-${version}.0`)], { timeoutMs: 60_000, what: 'make-venv.sh' });
     if (!made.stdout.trim().startsWith(`${version}.`)) throw new Error(`make-venv.sh: expected gunicorn ${version}, the venv imports ${made.stdout.trim()}`);
     this.venv = venv;
