@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MasterCheckError } from '../../src/errors.js';
 import type { PidfileFacts, ProcessFacts } from '../../src/servers/gunicorn/process-facts.js';
+import { retireEmptyWorkers } from '../../src/servers/uwsgi/empty-workers.js';
 import { requireControls, verifyProcess } from '../../src/servers/uwsgi/instance-check.js';
 import { parseStats } from '../../src/servers/uwsgi/stats-reader.js';
 import { FIFO_REFUSED, fifoCommand, preflightCommand } from '../../src/servers/uwsgi/uwsgi-commands.js';
 import { optionsOf, parseIni, settingsOf } from '../../src/servers/uwsgi/uwsgi-options.js';
 import { throughCurrent } from '../../src/servers/uwsgi/uwsgi-server.js';
 import { judge } from '../../src/servers/uwsgi/worker-follow.js';
+import { LocalHost } from './support/local-host.js';
 
 const INI = `
 ; comment
@@ -161,5 +163,43 @@ describe('uWSGI commands', () => {
       await new Promise((resolve) => setTimeout(resolve, 400));
       expect(readFileSync(join(dir, 'got'), 'utf8')).toBe('c');
     });
+  });
+});
+
+describe('retiring workers without an app, for real', () => {
+  it('sends HUP only to app-less workers that are children of the verified master', async () => {
+    // A stand-in master with two children, and a stranger that the stats might (wrongly) name.
+    const master = spawn('bash', ['-c', 'sleep 30 & sleep 30 & wait']);
+    const stranger = spawn('sleep', ['30']);
+    let children: number[] = [];
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      children = readFileSync(`/proc/${master.pid}/task/${master.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      const [empty = 0, serving = 0] = children;
+      const stats = parseStats(
+        JSON.stringify({
+          pid: master.pid,
+          workers: [
+            { id: 1, pid: empty, accepting: 1, apps: 0 },
+            { id: 2, pid: serving, accepting: 1, apps: 1 },
+            { id: 3, pid: stranger.pid, accepting: 1, apps: 0 },
+          ],
+        }),
+      )!;
+      const lines: string[] = [];
+      const instance = { pid: master.pid ?? 0, startTime: '', python: 'python3', argv: [], cwd: '/', workers: children, settings: settingsOf([]), fifo: '', stats: '' };
+      const retired = await retireEmptyWorkers(new LocalHost('web1'), instance, stats, (line) => lines.push(line));
+      expect(retired).toEqual([empty]);
+      expect(lines.join('\n')).toMatch(new RegExp(`HUP → worker ${empty} \\(no app loaded\\)`));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const alive = (pid: number) => spawnSync('kill', ['-0', String(pid)]).status === 0;
+      expect(alive(empty), 'the app-less worker got HUP').toBe(false);
+      expect(alive(serving), 'the serving worker is untouched').toBe(true);
+      expect(alive(stranger.pid ?? 0), 'a process that is not the master\'s child is untouched').toBe(true);
+    } finally {
+      for (const pid of children) spawnSync('kill', [String(pid)]);
+      master.kill('SIGKILL');
+      stranger.kill();
+    }
   });
 });

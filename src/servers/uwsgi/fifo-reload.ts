@@ -2,6 +2,7 @@ import { ReloadError, errorMessage } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import type { UwsgiInstance } from './instance-check.js';
+import { retireEmptyWorkers } from './empty-workers.js';
 import { readStats } from './stats-reader.js';
 import { fifoCommand } from './uwsgi-commands.js';
 import { followWorkers } from './worker-follow.js';
@@ -27,9 +28,11 @@ export interface FifoReload {
  * reload again, until every worker serves the previous release.
  */
 export async function fifoReload(host: RemoteHost, instance: UwsgiInstance, reload: FifoReload, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
-  const replaceAll = async (what: string): Promise<UwsgiInstance> => {
+  const replaceAll = async (what: string, reverting = false): Promise<UwsgiInstance> => {
     const before = await readStats(host, instance.python, instance.stats);
     if (!before) throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
+    // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
+    if (reverting) await retireEmptyWorkers(host, instance, before, log);
     const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
     await sendFifo(host, instance, reload.command, log);
     const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
@@ -40,7 +43,7 @@ export async function fifoReload(host: RemoteHost, instance: UwsgiInstance, relo
   const handle = (master: UwsgiInstance): ReloadHandle<UwsgiInstance> => ({
     master,
     commit: async () => master,
-    revert: () => replaceAll(`${reload.what} back to the previous release`),
+    revert: () => replaceAll(`${reload.what} back to the previous release`, true),
   });
   try {
     return handle(await replaceAll(reload.what));
