@@ -252,10 +252,22 @@ async function masterAlive(sb: Sandbox, host: number): Promise<boolean> {
   return (await sb.exec(host, `p=$(cat ${sb.appDir}/run/${SERVER}.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p"`)).code === 0;
 }
 
-/** Restarts gunicorn on every host whose master is gone, on `release`, so the next run starts clean. */
+/**
+ * Restarts the server on every host whose master is gone, on `release`, so the next run starts
+ * clean. A uWSGI master outlives a broken release (its workers serve errors without an app):
+ * such a host gets `current` back and a graceful reload, as an operator would do.
+ */
 async function restartHalted(sb: Sandbox, release: string): Promise<void> {
   for (const host of sb.hosts) {
-    if (await masterAlive(sb, host.index)) continue;
+    if (await masterAlive(sb, host.index)) {
+      const probe = await sb.probe(host.index);
+      if (SERVER === 'uwsgi' && (probe.status !== 200 || probe.version !== release)) {
+        console.log(`bench: ${host.name} serves ${probe.status} ${probe.version ?? ''}; back to ${release} with a graceful reload`);
+        await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${release} current && touch run/touch-reload`);
+        await waitFor(`${host.name} to serve ${release}`, async () => (await sb.probe(host.index)).version === release, { timeoutMs: 60_000, intervalMs: 250 });
+      }
+      continue;
+    }
     console.log(`bench: ${host.name} has no master; restarting ${SERVER} on ${release}`);
     await waitFor(`the last ${SERVER} process on ${host.name} to exit`, async () => (await sb.exec(host.index, `pgrep -f '[${SERVER[0]}]${SERVER.slice(1)}' >/dev/null`)).code !== 0, { timeoutMs: 30_000 });
     await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${release} current && rm -f run/${SERVER}.pid run/${SERVER}.pid.2`);
@@ -271,6 +283,7 @@ interface Machine {
   memoryGiB: number;
   kernel: string;
   gunicorn: string;
+  uwsgi: string;
   haproxy: string;
   node: string;
   /** The commit measured, and whether dist/ (what runs) differs from it. */
@@ -291,6 +304,7 @@ function describeMachine(): Machine {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     kernel: text('uname', ['-r']),
     gunicorn: text('/usr/bin/gunicorn', ['--version']).replace(/^gunicorn \(version (.*)\)$/, '$1'),
+    uwsgi: text('/usr/bin/uwsgi', ['--version']),
     haproxy: text('/usr/sbin/haproxy', ['-v']).split('\n')[0]?.replace(/^HAProxy version (\S+).*/, '$1') ?? 'unknown',
     node: process.version,
     commit: `${text('git', ['rev-parse', '--short', 'HEAD'])}${text('git', ['status', '--porcelain', '--', 'dist']) ? ' (dist/ modified)' : ''}`,
@@ -315,7 +329,7 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
     `Run ${date.toISOString()} with \`npm run bench\` (bench/run.ts) on commit ${machine.commit}.`,
     '',
     `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Linux ${machine.kernel}, ` +
-      `gunicorn ${machine.gunicorn} (Debian), HAProxy ${machine.haproxy}, Node ${machine.node}.`,
+      `${SERVER === 'uwsgi' ? `uWSGI ${machine.uwsgi}` : `gunicorn ${machine.gunicorn}`} (Debian), HAProxy ${machine.haproxy}, Node ${machine.node}.`,
     '',
     `Setup: ${HOSTS} sandbox hosts (network namespaces, sshd, ${SERVER === 'uwsgi' ? `daemonized uWSGI with ${WORKERS} lazy-apps workers` : `daemonized gunicorn with ${WORKERS} sync workers`}, ` +
       `an app that sleeps ${BOOT_SECONDS} s at import) behind HAProxy (health check GET /health/ready every 500 ms, ` +
@@ -349,8 +363,8 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
   lines.push(
     '',
     '"right version": every host serves the new release after a good one, the previous release after a broken one ' +
-      '("down" = nothing answers on the host). A run that left a master halted was followed by a restart of gunicorn ' +
-      'outside the window. Raw numbers: latest.json.',
+      `("down" = nothing answers on the host). A run that left a master halted (or, for uWSGI, hosts serving errors) was followed by a restart of ${SERVER} ` +
+      '(for uWSGI: `current` back and a graceful reload) outside the window. Raw numbers: latest.json.',
     '',
   );
   return lines.join('\n');

@@ -163,4 +163,13 @@ describe('server uwsgi on 3 hosts under load (an app that boots in 3 s)', () => 
     await expectEveryWorkerServes(t.sb, 'v6');
     console.log(`reload deploy: ${load.requests} requests, max latency ${load.latency.max} ms (requests wait for the boot)`);
   });
+
+  it('reload: a release that never becomes ready is reverted by another graceful reload', async () => {
+    const previous = await servedRelease(t.sb);
+    const { result } = await t.deploy({ source: await t.source('v7', { neverReady: true }), release: 'v7', strategy: 'reload', 'health-timeout': '5' });
+    expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+    expect(count(result, /'r' → /), logOf(result)).toBe(2);
+    await expectAllOn(t.sb, previous);
+    await expectEveryWorkerServes(t.sb, previous);
+  });
 });

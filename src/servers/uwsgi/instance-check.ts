@@ -1,17 +1,18 @@
 import { MasterCheckError } from '../../errors.js';
 import type { PidfileFacts, ProcessFacts } from '../gunicorn/process-facts.js';
+import type { ServerProcess } from '../server-driver.js';
 import type { UwsgiSettings } from './uwsgi-options.js';
 
-/** A uWSGI master verified to belong to this app, with what the driver needs to command and follow it. */
-export interface UwsgiInstance {
-  pid: number;
+/**
+ * A uWSGI master verified to belong to this app, with what the driver needs to command and
+ * follow it. `python` is the instance's (`<home>/bin/python` of its virtualenv, else python3).
+ */
+export interface UwsgiInstance extends ServerProcess {
+  /** Kernel start time: with the pid, names the master across pid reuse. */
   startTime: string;
-  /** The instance's Python (`<home>/bin/python` of its virtualenv, else python3): checks and probes use it. */
-  python: string;
   argv: string[];
   /** Real directory the master runs in. */
   cwd: string;
-  workers: number[];
   settings: UwsgiSettings;
   /** Absolute paths (or a stats host:port) resolved against the master's cwd. */
   fifo: string;
