@@ -10,7 +10,7 @@ import { requireControls, verifyProcess } from '../../src/servers/uwsgi/instance
 import { parseStats } from '../../src/servers/uwsgi/stats-reader.js';
 import { FIFO_REFUSED, fifoCommand, preflightCommand } from '../../src/servers/uwsgi/uwsgi-commands.js';
 import { optionsOf, parseIni, settingsOf } from '../../src/servers/uwsgi/uwsgi-options.js';
-import { throughCurrent } from '../../src/servers/uwsgi/uwsgi-server.js';
+import { throughCurrent, UwsgiServer } from '../../src/servers/uwsgi/uwsgi-server.js';
 import { judge } from '../../src/servers/uwsgi/worker-follow.js';
 import { LocalHost } from './support/local-host.js';
 
@@ -201,5 +201,40 @@ describe('retiring workers without an app, for real', () => {
       master.kill('SIGKILL');
       stranger.kill();
     }
+  });
+});
+
+describe('the uWSGI preflight, for real', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gd-uwsgi-preflight-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const release = (name: string, body: string) => {
+    const path = join(dir, 'releases', name);
+    spawnSync('mkdir', ['-p', path]);
+    spawnSync('bash', ['-c', 'printf "%s" "$1" > "$2/app.py"', 'write', body, path]);
+    return path;
+  };
+  const instance = (lazyApps: boolean) => ({
+    pid: 1,
+    startTime: '1',
+    python: 'python3',
+    argv: [],
+    cwd: dir,
+    workers: [2, 3],
+    settings: { ...settingsOf(parseIni(`[uwsgi]\nmodule = app:application\npythonpath = ${dir}/current\n`)), lazyApps },
+    fifo: '',
+    stats: '',
+  });
+  const server = (strategy: 'chain' | 'reload') => new UwsgiServer({ pidfile: `${dir}/run/uwsgi.pid`, appDir: dir, strategy, reloadTimeoutSeconds: 30 });
+
+  it('refuses chain without lazy-apps before running anything, naming the fix', async () => {
+    const host = new LocalHost('web1');
+    await expect(server('chain').preflight(host, instance(false), release('v2', 'application = lambda e, s: []'))).rejects.toThrow(/lazy-apps is off.*'lazy-apps = true'.*strategy: reload/s);
+    expect(host.commands).toEqual([]);
+  });
+
+  it('imports the new release with the instance's Python and refuses one that fails or has no WSGI callable', async () => {
+    await expect(server('reload').preflight(new LocalHost('web1'), instance(false), release('v3', 'application = lambda e, s: []\n'))).resolves.toBeUndefined();
+    await expect(server('chain').preflight(new LocalHost('web1'), instance(true), release('v4', 'raise RuntimeError("broken v4")\n'))).rejects.toThrow(/cannot be loaded by the instance's Python \(python3\).*broken v4/s);
+    await expect(server('chain').preflight(new LocalHost('web1'), instance(true), release('v5', 'app = 1\n'))).rejects.toThrow(/no callable WSGI application/);
   });
 });

@@ -42,7 +42,7 @@ const IMPORT_APP = [
   'else:',
   '    module, _, name = target.partition(":")',
   '    __import__(module)',
-  '    app = getattr(sys.modules[module], name or "application")',
+  '    app = getattr(sys.modules[module], name or "application", None)',
   'if not callable(app):',
   '    sys.exit("%s: no callable WSGI application found" % target)',
   'print("import ok")',
