@@ -232,7 +232,7 @@ describe('the uWSGI preflight, for real', () => {
     expect(host.commands).toEqual([]);
   });
 
-  it('imports the new release with the instance's Python and refuses one that fails or has no WSGI callable', async () => {
+  it('imports the new release with the Python of the instance and refuses one that fails or has no WSGI callable', async () => {
     await expect(server('reload').preflight(new LocalHost('web1'), instance(false), release('v3', 'application = lambda e, s: []\n'))).resolves.toBeUndefined();
     await expect(server('chain').preflight(new LocalHost('web1'), instance(true), release('v4', 'raise RuntimeError("broken v4")\n'))).rejects.toThrow(/cannot be loaded by the instance's Python \(python3\).*broken v4/s);
     await expect(server('chain').preflight(new LocalHost('web1'), instance(true), release('v5', 'app = 1\n'))).rejects.toThrow(/no callable WSGI application/);
