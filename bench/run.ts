@@ -22,6 +22,14 @@
  * window, so the next run starts clean.
  *
  * Writes bench/results/latest.md (the table, the machine) and bench/results/latest.json.
+ *
+ * `npm run bench -- --uwsgi` measures uWSGI instead (the fixture's uwsgi.ini: 2 lazy-apps
+ * workers, master FIFO, stats server) and writes latest-uwsgi.{md,json}:
+ *   touch        manual: `ln -sfn releases/<new> current`, then touch the `touch-reload` file
+ *                (uWSGI's graceful reload of all workers);
+ *   touch-chain  the same with `touch-chain-reload` (uWSGI's chain reload, one worker at a time);
+ *   chain, reload  the action with those strategies;
+ * the boot failure being a release that imports fine but has no app inside uWSGI.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -54,11 +62,20 @@ function benchVersions(): GunicornVersion[] {
   return wanted as GunicornVersion[];
 }
 
-type Method = 'manual' | 'hup' | 'usr2' | 'rolling';
+type Method = 'manual' | 'hup' | 'usr2' | 'rolling' | 'touch' | 'touch-chain' | 'chain' | 'reload';
+const SERVER: 'gunicorn' | 'uwsgi' = process.argv.includes('--uwsgi') ? 'uwsgi' : 'gunicorn';
+const METHODS: readonly Method[] = SERVER === 'uwsgi' ? ['touch', 'touch-chain', 'chain', 'reload'] : ['manual', 'hup', 'usr2', 'rolling'];
+/** Methods run by hand (no action): what they run on every host after switching `current`. */
+const MANUAL: Partial<Record<Method, string>> = {
+  manual: 'kill -HUP $(cat run/gunicorn.pid)',
+  touch: 'touch run/touch-reload',
+  'touch-chain': 'touch run/touch-chain-reload',
+};
 type Kind = 'good' | 'import-error' | 'boot-failure';
 
 interface Row {
-  gunicorn: GunicornVersion;
+  /** `gunicorn 23.0`, or `uWSGI`. */
+  server: string;
   method: Method;
   release: Kind;
   version: string;
@@ -83,51 +100,59 @@ interface Row {
 const KINDS: Record<Kind, Partial<AppOptions>> = {
   good: {},
   'import-error': { importError: true },
-  'boot-failure': { failOnlyUnderGunicorn: true },
+  'boot-failure': SERVER === 'uwsgi' ? { failOnlyUnderUwsgi: true } : { failOnlyUnderGunicorn: true },
 };
 
 const KIND_LABEL: Record<Kind, string> = {
   good: 'good',
   'import-error': 'import error',
-  'boot-failure': 'boots only outside gunicorn',
+  'boot-failure': SERVER === 'uwsgi' ? 'no app inside uwsgi' : 'boots only outside gunicorn',
 };
+
+/** The server a row was measured on: `gunicorn 23.0`, or `uWSGI` (Debian's only). */
+function serverLabel(gunicorn: GunicornVersion | undefined): string {
+  return gunicorn ? `gunicorn ${gunicorn}` : 'uWSGI';
+}
 
 async function main(): Promise<void> {
   const started = new Date();
   const machine = describeMachine();
   console.log(`bench: ${machine.summary}`);
   const rows: Row[] = [];
-  for (const gunicorn of benchVersions()) rows.push(...(await benchVersion(gunicorn)));
+  // uWSGI has one version here (Debian's); gunicorn is measured per version.
+  const versions: (GunicornVersion | undefined)[] = SERVER === 'uwsgi' ? [undefined] : benchVersions();
+  for (const gunicorn of versions) rows.push(...(await benchVersion(gunicorn)));
 
   const markdown = renderMarkdown(rows, started, machine);
   console.log(`\n${markdown}`);
   await mkdir(RESULTS, { recursive: true });
-  await writeFile(join(RESULTS, 'latest.md'), markdown);
+  const name = SERVER === 'uwsgi' ? 'latest-uwsgi' : 'latest';
+  await writeFile(join(RESULTS, `${name}.md`), markdown);
   await writeFile(
-    join(RESULTS, 'latest.json'),
+    join(RESULTS, `${name}.json`),
     `${JSON.stringify({ date: started.toISOString(), machine, setup: { hosts: HOSTS, workers: WORKERS, bootSeconds: BOOT_SECONDS, load: LOAD, windowMs: { before: BEFORE_MS, after: AFTER_MS } }, rows }, null, 2)}\n`,
   );
-  console.log(`bench: wrote ${join(RESULTS, 'latest.md')} and latest.json`);
+  console.log(`bench: wrote ${join(RESULTS, `${name}.md`)} and ${name}.json`);
 }
 
 /** Every method and release kind on one sandbox running gunicorn `gunicorn`. */
-async function benchVersion(gunicorn: GunicornVersion): Promise<Row[]> {
+async function benchVersion(gunicorn: GunicornVersion | undefined): Promise<Row[]> {
   const sources: string[] = [];
   const rows: Row[] = [];
   let sb: Sandbox | undefined;
   try {
-    sb = await startServingSandbox({ hosts: HOSTS, workers: WORKERS, gunicorn, version: 'v1', app: { bootSeconds: BOOT_SECONDS } });
-    console.log(`bench: sandbox ${sb.id} serving v1 on ${HOSTS} hosts with gunicorn ${gunicorn}`);
+    sb = await startServingSandbox({ hosts: HOSTS, workers: WORKERS, gunicorn, version: 'v1', app: { bootSeconds: BOOT_SECONDS }, server: SERVER });
+    console.log(`bench: sandbox ${sb.id} serving v1 on ${HOSTS} hosts with ${serverLabel(gunicorn)}`);
     let serving = 'v1';
     let counter = 1;
     for (const kind of ['good', 'import-error', 'boot-failure'] as const) {
-      for (const method of ['manual', 'hup', 'usr2', 'rolling'] as const) {
+      for (const method of METHODS) {
         counter += 1;
         const version = kind === 'good' ? `v${counter}` : `${kind === 'import-error' ? 'broken' : 'crash'}${counter}`;
         const app: AppOptions = { version, bootSeconds: BOOT_SECONDS, workers: WORKERS, ...KINDS[kind] };
-        const row = { gunicorn, ...(await benchOne(sb, { method, kind, app, serving, sources })) };
+        const row = { server: serverLabel(gunicorn), ...(await benchOne(sb, { method, kind, app, serving, sources })) };
         rows.push(row);
-        console.log(`bench: gunicorn ${gunicorn} ${method} ${kind} → ${row.outcome}; failed ${row.failed}/${row.requests}; max ${row.latencyMs.max} ms; ${row.deploySeconds} s; hosts ${row.hostsServe.join(' ')}`);
+        console.log(`bench: ${row.server} ${method} ${kind} → ${row.outcome}; failed ${row.failed}/${row.requests}; max ${row.latencyMs.max} ms; ${row.deploySeconds} s; hosts ${row.hostsServe.join(' ')}`);
         if (row.rightVersion && kind === 'good') serving = version;
         await restartHalted(sb, serving);
       }
@@ -143,25 +168,26 @@ async function benchVersion(gunicorn: GunicornVersion): Promise<Row[]> {
 async function benchOne(
   sb: Sandbox,
   run: { method: Method; kind: Kind; app: AppOptions; serving: string; sources: string[] },
-): Promise<Omit<Row, 'gunicorn'>> {
+): Promise<Omit<Row, 'server'>> {
   const { method, kind, app, serving } = run;
   const version = app.version;
   let deploy: () => Promise<{ outcome: string; note: string }>;
-  if (method === 'manual') {
+  const manual = MANUAL[method];
+  if (manual) {
     // Staged beforehand, outside the window, as a deploy script would have copied it.
     for (const host of sb.hosts) {
       const dir = join(host.appDirBacking, 'releases', version);
       await writeRelease(dir, { ...app, appDir: sb.appDir });
       await writeFile(join(dir, 'REVISION'), `${version}\n`);
     }
-    deploy = () => manualDeploy(sb, version);
+    deploy = () => manualDeploy(sb, version, manual);
   } else {
     const source = await mkdtemp(join(tmpdir(), `gd-bench-${version}-`));
     run.sources.push(source);
-    await writeRelease(source, app);
+    await writeRelease(source, SERVER === 'uwsgi' ? { ...app, appDir: sb.appDir } : app);
     deploy = async () => {
       const result = await runAction(
-        { ...sandboxInputs(sb), source, release: version, strategy: method, 'health-interval': '0.5', 'health-successes': '3', 'health-timeout': '30' },
+        { ...sandboxInputs(sb), source, release: version, server: SERVER, strategy: method, 'health-interval': '0.5', 'health-successes': '3', 'health-timeout': '30' },
         { timeoutMs: 300_000 },
       );
       return { outcome: result.outputs.status ?? `exit ${result.code}`, note: annotations(result.stdout) };
@@ -211,9 +237,9 @@ async function benchOne(
  * The seeds' method: on each host in turn, switch `current` and HUP the master. Done when
  * every host serves the release or has no master left (a worker that cannot boot halts it).
  */
-async function manualDeploy(sb: Sandbox, version: string): Promise<{ outcome: string; note: string }> {
+async function manualDeploy(sb: Sandbox, version: string, reload: string): Promise<{ outcome: string; note: string }> {
   for (const host of sb.hosts) {
-    const result = await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${version} current && kill -HUP $(cat run/gunicorn.pid)`);
+    const result = await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${version} current && ${reload}`);
     if (result.code !== 0) throw new Error(`manual deploy on ${host.name}: ${result.stderr}`);
   }
   const state = async () =>
@@ -235,7 +261,7 @@ async function manualDeploy(sb: Sandbox, version: string): Promise<{ outcome: st
   }
   const halted = last.filter((item) => item === 'halted').length;
   return halted
-    ? { outcome: 'halted', note: `${halted} of ${HOSTS} masters halted (workers failed to boot): those hosts serve nothing until gunicorn is restarted by hand` }
+    ? { outcome: 'halted', note: `${halted} of ${HOSTS} masters halted (workers failed to boot): those hosts serve nothing until ${SERVER} is restarted by hand` }
     : { outcome: 'converged', note: '' };
 }
 
@@ -250,17 +276,29 @@ function annotations(stdout: string): string {
 }
 
 async function masterAlive(sb: Sandbox, host: number): Promise<boolean> {
-  return (await sb.exec(host, `p=$(cat ${sb.appDir}/run/gunicorn.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p"`)).code === 0;
+  return (await sb.exec(host, `p=$(cat ${sb.appDir}/run/${SERVER}.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p"`)).code === 0;
 }
 
-/** Restarts gunicorn on every host whose master is gone, on `release`, so the next run starts clean. */
+/**
+ * Restarts the server on every host whose master is gone, on `release`, so the next run starts
+ * clean. A uWSGI master outlives a broken release (its workers serve errors without an app):
+ * such a host gets `current` back and a graceful reload, as an operator would do.
+ */
 async function restartHalted(sb: Sandbox, release: string): Promise<void> {
   for (const host of sb.hosts) {
-    if (await masterAlive(sb, host.index)) continue;
-    console.log(`bench: ${host.name} has no master; restarting gunicorn on ${release}`);
-    await waitFor(`the last gunicorn process on ${host.name} to exit`, async () => (await sb.exec(host.index, `pgrep -f ${GUNICORN_PGREP} >/dev/null`)).code !== 0, { timeoutMs: 30_000 });
-    await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${release} current && rm -f run/gunicorn.pid run/gunicorn.pid.2`);
-    await sb.startGunicorn(host.index);
+    if (await masterAlive(sb, host.index)) {
+      const probe = await sb.probe(host.index);
+      if (SERVER === 'uwsgi' && (probe.status !== 200 || probe.version !== release)) {
+        console.log(`bench: ${host.name} serves ${probe.status} ${probe.version ?? ''}; back to ${release} with a graceful reload`);
+        await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${release} current && touch run/touch-reload`);
+        await waitFor(`${host.name} to serve ${release}`, async () => (await sb.probe(host.index)).version === release, { timeoutMs: 60_000, intervalMs: 250 });
+      }
+      continue;
+    }
+    console.log(`bench: ${host.name} has no master; restarting ${SERVER} on ${release}`);
+    await waitFor(`the last ${SERVER} process on ${host.name} to exit`, async () => (await sb.exec(host.index, SERVER === 'uwsgi' ? `pgrep -f '[u]wsgi' >/dev/null` : `pgrep -f ${GUNICORN_PGREP} >/dev/null`)).code !== 0, { timeoutMs: 30_000 });
+    await sb.exec(host.index, `cd ${sb.appDir} && ln -sfn releases/${release} current && rm -f run/${SERVER}.pid run/${SERVER}.pid.2`);
+    await (SERVER === 'uwsgi' ? sb.startUwsgi(host.index) : sb.startGunicorn(host.index));
   }
   await sb.waitForLb({ timeoutMs: 60_000 });
 }
@@ -272,6 +310,7 @@ interface Machine {
   memoryGiB: number;
   kernel: string;
   gunicorn: string;
+  uwsgi: string;
   haproxy: string;
   node: string;
   /** The commit measured, and whether dist/ (what runs) differs from it. */
@@ -292,6 +331,7 @@ function describeMachine(): Machine {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     kernel: text('uname', ['-r']),
     gunicorn: text('/usr/bin/gunicorn', ['--version']).replace(/^gunicorn \(version (.*)\)$/, '$1'),
+    uwsgi: text('/usr/bin/uwsgi', ['--version']),
     haproxy: text('/usr/sbin/haproxy', ['-v']).split('\n')[0]?.replace(/^HAProxy version (\S+).*/, '$1') ?? 'unknown',
     node: process.version,
     commit: `${text('git', ['rev-parse', '--short', 'HEAD'])}${text('git', ['status', '--porcelain', '--', 'dist']) ? ' (dist/ modified)' : ''}`,
@@ -300,29 +340,38 @@ function describeMachine(): Machine {
 }
 
 function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
-  const label: Record<Method, string> = { manual: 'manual `ln -sfn` + `kill -HUP`', hup: 'action `hup`', usr2: 'action `usr2`', rolling: 'action `rolling`' };
+  const label: Record<Method, string> = {
+    manual: 'manual `ln -sfn` + `kill -HUP`',
+    hup: 'action `hup`',
+    usr2: 'action `usr2`',
+    rolling: 'action `rolling`',
+    touch: 'manual `ln -sfn` + touch-reload',
+    'touch-chain': 'manual `ln -sfn` + touch-chain-reload',
+    chain: 'action `chain`',
+    reload: 'action `reload`',
+  };
   const lines = [
-    '# Gunicorn reload benchmark',
+    SERVER === 'uwsgi' ? '# uWSGI reload benchmark (`npm run bench -- --uwsgi`)' : '# Gunicorn reload benchmark',
     '',
     `Run ${date.toISOString()} with \`npm run bench\` (bench/run.ts) on commit ${machine.commit}.`,
     '',
     `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Linux ${machine.kernel}, ` +
-      `gunicorn 20.1 from Debian (${machine.gunicorn}) and upstream releases in a virtualenv with setproctitle, HAProxy ${machine.haproxy}, Node ${machine.node}.`,
+      `${SERVER === 'uwsgi' ? `uWSGI ${machine.uwsgi} (Debian)` : `gunicorn 20.1 from Debian (${machine.gunicorn}) and upstream releases in a virtualenv with setproctitle`}, HAProxy ${machine.haproxy}, Node ${machine.node}.`,
     '',
-    `Setup: ${HOSTS} sandbox hosts (network namespaces, sshd, daemonized gunicorn with ${WORKERS} sync workers, ` +
+    `Setup: ${HOSTS} sandbox hosts (network namespaces, sshd, ${SERVER === 'uwsgi' ? `daemonized uWSGI with ${WORKERS} lazy-apps workers` : `daemonized gunicorn with ${WORKERS} sync workers`}, ` +
       `an app that sleeps ${BOOT_SECONDS} s at import) behind HAProxy (health check GET /health/ready every 500 ms, ` +
       `fall 2 / rise 2, retries on connection failure). Load: ${LOAD.rate} req/s over ${LOAD.connections} connections ` +
       `through HAProxy (autocannon), GET /. Window: ${BEFORE_MS / 1000} s before the deploy to ${AFTER_MS / 1000} s after it. ` +
       'Deploy time: the action run (connect, upload, import check on every host, reload and readiness gate host by host); ' +
-      'for the manual method, from the first HUP until every host serves the new release or has no master. ' +
+      'for the manual methods, from the first HUP or touch until every host serves the new release or has no master. ' +
       'Action gate: 3 passes 0.5 s apart, 30 s timeout.',
     '',
-    '| gunicorn | method | release | result | failed / requests | p50 ms | p99 ms | max ms | ≥ 1 s | deploy s | hosts serve after | right version |',
+    '| server | method | release | result | failed / requests | p50 ms | p99 ms | max ms | ≥ 1 s | deploy s | hosts serve after | right version |',
     '|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of rows) {
     lines.push(
-      `| ${row.gunicorn} | ${label[row.method]} | ${KIND_LABEL[row.release]} | ${row.outcome} | ${row.failed} / ${row.requests} | ${row.latencyMs.p50} | ${row.latencyMs.p99} | ${row.latencyMs.max} | ${row.slow} | ${row.deploySeconds} | ${row.hostsServe.join(', ')} | ${row.rightVersion ? 'yes' : `no (expected ${row.expected})`} |`,
+      `| ${row.server} | ${label[row.method]} | ${KIND_LABEL[row.release]} | ${row.outcome} | ${row.failed} / ${row.requests} | ${row.latencyMs.p50} | ${row.latencyMs.p99} | ${row.latencyMs.max} | ${row.slow} | ${row.deploySeconds} | ${row.hostsServe.join(', ')} | ${row.rightVersion ? 'yes' : `no (expected ${row.expected})`} |`,
     );
   }
   const notes = rows.filter((row) => row.note || row.failed);
@@ -332,17 +381,17 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
       const statuses = row.failed ? ` Responses by status: ${JSON.stringify(row.statuses)}.` : '';
       const down = row.hostsServe.map((served, i) => (served === 'down' ? `h${i + 1}` : '')).filter(Boolean);
       const misreport =
-        row.method !== 'manual' && row.outcome === 'rolled-back' && down.length
+        !MANUAL[row.method] && row.outcome === 'rolled-back' && down.length
           ? `**status says rolled-back, yet ${down.join(', ')} serve${down.length === 1 ? 's' : ''} nothing (its master halted; the rollback failed there).** `
           : '';
-      lines.push(`- gunicorn ${row.gunicorn}, ${label[row.method]}, ${KIND_LABEL[row.release]}: ${misreport}${row.note || row.outcome}.${statuses}`);
+      lines.push(`- ${row.server}, ${label[row.method]}, ${KIND_LABEL[row.release]}: ${misreport}${row.note || row.outcome}.${statuses}`);
     }
   }
   lines.push(
     '',
     '"right version": every host serves the new release after a good one, the previous release after a broken one ' +
-      '("down" = nothing answers on the host). A run that left a master halted was followed by a restart of gunicorn ' +
-      'outside the window. Raw numbers: latest.json.',
+      `("down" = nothing answers on the host). A run that left a master halted (or, for uWSGI, hosts serving errors) was followed by a restart of ${SERVER} ` +
+      '(for uWSGI: `current` back and a graceful reload) outside the window. Raw numbers: latest.json.',
     '',
   );
   return lines.join('\n');

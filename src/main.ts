@@ -2,7 +2,7 @@ import * as core from '@actions/core';
 import * as path from 'node:path';
 import { Inputs, Outputs } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
-import type { Settings } from './config/settings.js';
+import type { GunicornStrategy, Settings, UwsgiStrategy } from './config/settings.js';
 import { deploy, DeployFailed } from './deploy.js';
 import { errorMessage } from './errors.js';
 import { urlSecrets } from './health/readiness-gate.js';
@@ -13,6 +13,8 @@ import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
 import type { DeployOutcome } from './report/reporter.js';
 import { GunicornServer } from './servers/gunicorn/gunicorn-server.js';
+import type { ServerDriver } from './servers/server-driver.js';
+import { UwsgiServer } from './servers/uwsgi/uwsgi-server.js';
 
 /** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. Never throws. */
 export async function run(): Promise<void> {
@@ -40,14 +42,7 @@ async function deployFromInputs(): Promise<void> {
   try {
     outcome = await deploy(settings, {
       connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
-      server: new GunicornServer({
-        pidfile: settings.pidfile,
-        appDir: settings.appDir,
-        strategy: settings.strategy,
-        reloadTimeoutSeconds: settings.reloadTimeoutSeconds,
-        appSpec: settings.wsgiApp,
-        python: settings.python,
-      }),
+      server: serverDriver(settings),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
     });
@@ -59,6 +54,13 @@ async function deployFromInputs(): Promise<void> {
     const prefix = outcome.status === 'rolled-back' ? 'Deploy failed and every touched host was rolled back' : 'Deploy failed';
     core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
   }
+}
+
+/** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
+function serverDriver(settings: Settings): ServerDriver {
+  const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
+  if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, strategy: settings.strategy as UwsgiStrategy });
+  return new GunicornServer({ ...common, strategy: settings.strategy as GunicornStrategy, python: settings.python });
 }
 
 /**

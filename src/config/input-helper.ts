@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
-import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, Settings } from './settings.js';
+import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
 /** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
@@ -11,7 +11,11 @@ export type InputReader = (name: string) => string;
 export type RunEnvironment = Readonly<Record<string, string | undefined>>;
 
 export const STRATEGIES: readonly GunicornStrategy[] = ['usr2', 'rolling', 'hup'];
-const DEFAULT_STRATEGY: GunicornStrategy = 'usr2';
+/** Each server's strategies; the first is its default. */
+export const SERVER_STRATEGIES: Readonly<Record<ServerKind, readonly (GunicornStrategy | UwsgiStrategy)[]>> = {
+  gunicorn: STRATEGIES,
+  uwsgi: ['chain', 'reload'],
+};
 const RELEASE_NAME = /^[A-Za-z0-9._-]+$/;
 const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 // `_` is not valid in DNS host names, but in /etc/hosts, ssh_config aliases and container names it is common.
@@ -49,8 +53,9 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   }
 
   const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
-  const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn'] as const);
-  const strategy = oneOf<GunicornStrategy>(Inputs.Strategy, get(Inputs.Strategy) || DEFAULT_STRATEGY, STRATEGIES);
+  const server = oneOf<ServerKind>(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
+  const strategies = SERVER_STRATEGIES[server];
+  const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || (strategies[0] ?? ''), strategies, ` (for server: ${server})`);
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
 
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
@@ -79,7 +84,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     },
     server,
     strategy,
-    pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/gunicorn.pid`),
+    pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/${server}.pid`),
     wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
     python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
     reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
@@ -208,9 +213,9 @@ function expectVersion(value: string): ExpectVersion {
   throw new InputError(Inputs.ExpectVersion, `'${value}' must be auto, true or false.`);
 }
 
-function oneOf<T extends string>(input: string, value: string, allowed: readonly T[]): T {
+function oneOf<T extends string>(input: string, value: string, allowed: readonly T[], context = ''): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
-  throw new InputError(input, `'${value}' must be one of: ${allowed.join(', ')}.`);
+  throw new InputError(input, `'${value}' must be one of: ${allowed.join(', ')}${context}.`);
 }
 
 function boolean(input: string, value: string, fallback: boolean): boolean {

@@ -2,8 +2,9 @@ import type { MigrationSettings } from '../migrate/migration-settings.js';
 
 /** The typed, validated form of every input. Built once by parseSettings before anything connects. */
 
-export type ServerKind = 'gunicorn';
+export type ServerKind = 'gunicorn' | 'uwsgi';
 export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
+export type UwsgiStrategy = 'chain' | 'reload';
 export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
 export type ExpectVersion = 'auto' | 'always' | 'never';
 
@@ -47,7 +48,8 @@ export interface Settings {
   installCommand?: string;
   migration: MigrationSettings;
   server: ServerKind;
-  strategy: GunicornStrategy;
+  /** One of the server's strategies (checked per server by parseSettings). */
+  strategy: GunicornStrategy | UwsgiStrategy;
   pidfile: string;
   /** WSGI app spec (`module:callable`) for the import check when the master's argv is hidden. */
   wsgiApp?: string;

@@ -27,6 +27,10 @@ export interface AppOptions {
    * check, then every worker fails to boot.
    */
   failOnlyUnderGunicorn?: boolean;
+  /** Raise at import only inside uWSGI (the `uwsgi` module is importable): passes an import check, then no worker has an app. */
+  failOnlyUnderUwsgi?: boolean;
+  /** `lazy-apps` in uwsgi.ini (default true): needed by a chain reload. */
+  lazyApps?: boolean;
   /**
    * Install hooks/graceful_deploy_hook.py: the file is copied into the release and
    * gunicorn.conf.py does `from graceful_deploy_hook import post_worker_init`, as the README
@@ -53,7 +57,10 @@ const TEMPLATE_DIR = fileURLToPath(new URL('../fixtures/app/', import.meta.url))
 export const READY_HOOK_FILE = fileURLToPath(new URL('../../hooks/graceful_deploy_hook.py', import.meta.url));
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
 
-/** Writes app.py and gunicorn.conf.py of one release into `dir` (created if missing). */
+/**
+ * Writes app.py and gunicorn.conf.py of one release into `dir` (created if missing), and
+ * uwsgi.ini when the app dir is known (uWSGI options hold absolute paths).
+ */
 export async function writeRelease(dir: string, opts: AppOptions): Promise<void> {
   if (!VERSION_PATTERN.test(opts.version)) {
     throw new Error(`writeRelease: version '${opts.version}' must match ${VERSION_PATTERN}`);
@@ -73,6 +80,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     IMPORT_ERROR: pyBool(opts.importError),
     NEVER_READY: pyBool(opts.neverReady),
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
+    FAIL_ONLY_UNDER_UWSGI: pyBool(opts.failOnlyUnderUwsgi),
   });
   const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
     WORKERS: String(workers),
@@ -87,6 +95,13 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'app.py'), app);
   await writeFile(join(dir, 'gunicorn.conf.py'), conf);
+  if (opts.appDir !== undefined) {
+    const ini = (await readFile(join(TEMPLATE_DIR, 'uwsgi.ini'), 'utf8'))
+      .replaceAll('@APP_DIR@', opts.appDir)
+      .replaceAll('@WORKERS@', String(workers))
+      .replaceAll('@LAZY_APPS@', opts.lazyApps === false ? 'false' : 'true');
+    await writeFile(join(dir, 'uwsgi.ini'), ini);
+  }
   if (opts.readyHook) await copyFile(READY_HOOK_FILE, join(dir, 'graceful_deploy_hook.py'));
 }
 

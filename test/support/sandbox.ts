@@ -63,6 +63,8 @@ export interface HostLogs {
   sshd: string;
   /** Output of the host's PID 1 (mount errors...). */
   init: string;
+  /** uWSGI's log (daemonize = <app-dir>/shared/log/uwsgi.log in the fixture's uwsgi.ini). */
+  uwsgi: string;
 }
 
 export interface Sandbox {
@@ -113,6 +115,12 @@ export interface Sandbox {
    * that stays its parent (setsid bash waiting for it). Resolves when /health/ready answers 200.
    */
   startGunicorn(host: number, opts?: { daemon?: boolean; timeoutMs?: number }): Promise<void>;
+  /**
+   * Starts uWSGI in the host with the release's uwsgi.ini, through the link:
+   * `cd <appDir> && uwsgi --ini <appDir>/current/uwsgi.ini` (daemonized by the ini). Resolves
+   * when /health/ready answers 200.
+   */
+  startUwsgi(host: number, opts?: { timeoutMs?: number }): Promise<void>;
   /** GET http://127.0.0.1:8000/health/ready on the host itself; status 0 when nothing answers. */
   probe(host: number): Promise<{ status: number; version: string | null }>;
   /** Kills everything of this sandbox and removes it; safe to call twice, never throws. */
@@ -190,7 +198,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
 /** startSandbox + release `version` (default 'v1') seeded and gunicorn serving on every host + HAProxy seeing them all UP. */
 export async function startServingSandbox(
-  opts: SandboxOptions & { version?: string; app?: Partial<AppOptions> },
+  opts: SandboxOptions & { version?: string; app?: Partial<AppOptions>; server?: 'gunicorn' | 'uwsgi' },
 ): Promise<Sandbox> {
   const sandbox = await startSandbox(opts);
   try {
@@ -198,7 +206,7 @@ export async function startServingSandbox(
     await Promise.all(
       sandbox.hosts.map(async (host) => {
         await sandbox.seedRelease(host.index, version, { ...opts.app, version: opts.app?.version ?? version });
-        await sandbox.startGunicorn(host.index);
+        await (opts.server === 'uwsgi' ? sandbox.startUwsgi(host.index) : sandbox.startGunicorn(host.index));
       }),
     );
     await sandbox.waitForLb();
@@ -450,6 +458,7 @@ class SandboxImpl implements Sandbox {
       supervisor: join(host.appDirBacking, 'shared/log/gunicorn-supervisor.log'),
       sshd: join(host.dir, 'sshd.log'),
       init: join(host.dir, 'init.log'),
+      uwsgi: join(host.appDirBacking, 'shared/log/uwsgi.log'),
     };
   }
 
@@ -536,6 +545,20 @@ class SandboxImpl implements Sandbox {
       },
       { timeoutMs, intervalMs: 200, explain },
     );
+  }
+
+  async startUwsgi(index: number, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const host = this.host(index);
+    const log = this.logs(index).uwsgi;
+    const logStart = await fileSize(log);
+    const launched = await this.exec(index, `cd ${shq(this.appDir)} && /usr/bin/uwsgi --ini ${shq(`${this.appDir}/current/uwsgi.ini`)}`, { timeoutMs: 30_000 });
+    const explain = async () => `${await logSince(log, logStart)}\n(launcher: ${launched.stdout.trim()} ${launched.stderr.trim()})`;
+    if (launched.code !== 0) throw new Error(`uwsgi failed to launch on ${host.name} (exit ${launched.code})\n${await explain()}`);
+    await waitFor(`uwsgi on ${host.name} to answer 200 on ${HEALTH_URL}`, async () => (await this.probe(index)).status === 200, {
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      intervalMs: 200,
+      explain,
+    });
   }
 
   async probe(index: number): Promise<{ status: number; version: string | null }> {

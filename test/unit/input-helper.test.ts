@@ -35,6 +35,13 @@ describe('parseSettings', () => {
     expect(settingsFrom({}).python).toBeUndefined();
   });
 
+  it('accepts server: uwsgi with its own strategies, default chain, and its own pidfile default', () => {
+    expect(settingsFrom({ server: 'uwsgi' })).toMatchObject({ server: 'uwsgi', strategy: 'chain', pidfile: '/srv/app/run/uwsgi.pid' });
+    expect(settingsFrom({ server: 'uwsgi', strategy: 'reload', pidfile: '/run/u.pid' })).toMatchObject({ strategy: 'reload', pidfile: '/run/u.pid' });
+    expect(() => settingsFrom({ server: 'uwsgi', strategy: 'usr2' })).toThrow(/Invalid input 'strategy': 'usr2' must be one of: chain, reload \(for server: uwsgi\)/);
+    expect(() => settingsFrom({ strategy: 'chain' })).toThrow(/must be one of: usr2, rolling, hup \(for server: gunicorn\)/);
+  });
+
   it('derives the release from a tag, else the short commit', () => {
     expect(releaseName('', { GITHUB_REF: 'refs/tags/v2.0.0' })).toBe('v2.0.0');
     expect(releaseName('', { GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'abcdef1234567890' })).toBe('abcdef1');
