@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Settings } from './config/settings.js';
-import { DeployError, errorMessage } from './errors.js';
+import { DeployError, HostUnreachableError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
 import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
-import { probe, waitUntilReady } from './health/readiness-gate.js';
+import { probe, redactedUrl, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
@@ -22,7 +22,7 @@ import {
   switchCurrentCommand,
   unpackReleaseCommand,
 } from './release/release-commands.js';
-import { parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
+import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
 import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
@@ -84,15 +84,18 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const locked: RemoteHost[] = [];
   const stopHeartbeat = startHeartbeat(() => locked, layout, token);
   try {
-    await reporter.group('Lock', async () => {
-      const owner = ownerText(token, identity, started);
-      // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
-      for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
-        await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
-        locked.push(remote);
-        reporter.log(remote.name, 'deploy lock taken');
-      }
-    });
+    // plan reads only: no lock (it would create app-dir and the lock directory on each host).
+    if (settings.mode !== 'plan') {
+      await reporter.group('Lock', async () => {
+        const owner = ownerText(token, identity, started);
+        // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
+        for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
+          await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
+          locked.push(remote);
+          reporter.log(remote.name, 'deploy lock taken');
+        }
+      });
+    }
     checkpoint('inspect the hosts');
     const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
     outcome.hosts = sessions.map((session) => session.report);
@@ -100,7 +103,10 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     outcome.previousRelease = sessions[0]?.leaving;
 
     if (settings.mode === 'plan') {
-      for (const session of sessions) session.report.status = 'planned';
+      for (const session of sessions) {
+        session.report.status = 'planned';
+        if (session.state.lockOwner) reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
+      }
       outcome.status = 'planned';
       return outcome;
     }
@@ -119,7 +125,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
 
     await rollOut(settings, deps, sessions, layout, token, outcome);
     await reporter.group('Prune old releases', async () => {
-      for (const session of sessions) await prune(settings, session, layout, reporter);
+      for (const session of sessions) await prune(settings, session, layout, token, reporter);
     });
     outcome.status = 'deployed';
     return outcome;
@@ -300,6 +306,10 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
 async function stageAll(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string): Promise<void> {
   const { reporter } = deps;
   const packed = settings.source ? await packSource(settings.source) : undefined;
+  if (packed?.skipped.length) {
+    const shown = packed.skipped.slice(0, 20).join(', ');
+    reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
+  }
   try {
     for (const session of sessions) {
       const { remote } = session;
@@ -313,7 +323,8 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
             reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
             await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
           } catch (error) {
-            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true });
+            // Best effort: the upload's own error is the one to report, even if the host is gone.
+            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
             throw error;
           }
         } else {
@@ -381,7 +392,10 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       }
       const failure = error instanceof ReloadFailure ? error : undefined;
       const inFlight = handle ?? failure?.handle;
-      const order = cancelled ? [session] : [session, ...done.reverse()];
+      // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
+      const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
+      // Cancelled: only the host in flight goes back; hosts done are consistent and the runner gives seconds.
+      const order = cancelled ? [session] : unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
       const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
       // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
       if (cancelled) outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
@@ -410,7 +424,7 @@ async function switchAndReload(
 
 async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string, signal?: AbortSignal) {
   const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
-  deps.reporter.log(session.remote.name, `readiness gate: ${settings.health.url}${expect ? ` must name ${version}` : ''}`);
+  deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
   const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
   deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
   return passed;
@@ -465,12 +479,23 @@ async function putBack(
   return stranded;
 }
 
-async function prune(settings: Settings, session: HostSession, layout: Layout, reporter: Reporter): Promise<void> {
-  const state = parseReleaseState((await session.remote.exec('read releases', readStateCommand(layout))).stdout);
-  const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
-  if (doomed.length === 0) return;
-  await session.remote.exec('prune old releases', pruneCommand(layout, doomed));
-  reporter.log(session.remote.name, `pruned ${doomed.join(', ')}`);
+/**
+ * Deletes old releases and what interrupted runs left in releases/. The new release already
+ * serves everywhere, so a problem here is a warning: the deploy stays `deployed`.
+ */
+async function prune(settings: Settings, session: HostSession, layout: Layout, token: string, reporter: Reporter): Promise<void> {
+  const { remote } = session;
+  try {
+    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
+    const leftovers = leftoversToPrune(state, token);
+    if (doomed.length + leftovers.length === 0) return;
+    await remote.exec('prune old releases', pruneCommand(layout, [...doomed, ...leftovers]));
+    if (doomed.length) reporter.log(remote.name, `pruned ${doomed.join(', ')}`);
+    if (leftovers.length) reporter.log(remote.name, `removed what interrupted runs left: ${leftovers.join(', ')}`);
+  } catch (error) {
+    reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
+  }
 }
 
 function round(seconds: number): number {

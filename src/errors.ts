@@ -25,6 +25,28 @@ export class InputError extends DeployError {
 /** The host offered a key that known-hosts does not pin. */
 export class HostKeyError extends DeployError {}
 
+/**
+ * The SSH connection to a host is gone (reset, keepalive timeout) and could not be opened
+ * again. Whatever command was running there may or may not have finished.
+ */
+export class HostUnreachableError extends DeployError {}
+
+/** The filesystem holding `path` on the host has no room for what had to be written there. */
+export class DiskFullError extends DeployError {
+  constructor(
+    host: string,
+    readonly path: string,
+    readonly mountedOn: string,
+    readonly availableBytes: number,
+    readonly neededBytes: number,
+  ) {
+    super(
+      `the disk holding ${path} (the filesystem mounted on ${mountedOn}) is full: ${availableBytes} bytes free, ${neededBytes} bytes needed. Free space on the host (old releases, logs) and deploy again.`,
+      host,
+    );
+  }
+}
+
 /** A remote command exited non-zero. */
 export class RemoteCommandError extends DeployError {
   constructor(

@@ -5,6 +5,7 @@ import { parseSettings } from './config/input-helper.js';
 import type { Settings } from './config/settings.js';
 import { deploy, DeployFailed } from './deploy.js';
 import { errorMessage } from './errors.js';
+import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
@@ -40,7 +41,7 @@ async function deployFromInputs(): Promise<void> {
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
-      connect: sshRemoteHostFactory(settings.ssh),
+      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
       server: new GunicornServer({
         pidfile: settings.pidfile,
         appDir: settings.appDir,
@@ -86,7 +87,11 @@ function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
-/** Registers key material with the runner before anything could print it (each line too: the runner masks line by line). */
+/**
+ * Registers secrets with the runner before anything could print them: key material (each line
+ * too: the runner masks line by line) and the credentials of a health-url such as
+ * `https://user:token@host/ready`, which a failing probe may echo.
+ */
 function maskSecrets(): void {
   for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase]) {
     const value = core.getInput(name);
@@ -94,6 +99,7 @@ function maskSecrets(): void {
     core.setSecret(value);
     for (const line of value.split(/\r?\n/)) if (line.trim().length > 8) core.setSecret(line.trim());
   }
+  for (const secret of urlSecrets(core.getInput(Inputs.HealthUrl))) core.setSecret(secret);
 }
 
 async function report(outcome: DeployOutcome): Promise<void> {

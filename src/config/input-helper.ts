@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
+import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
 import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, Settings } from './settings.js';
 
@@ -13,7 +14,8 @@ export const STRATEGIES: readonly GunicornStrategy[] = ['usr2', 'rolling', 'hup'
 const DEFAULT_STRATEGY: GunicornStrategy = 'usr2';
 const RELEASE_NAME = /^[A-Za-z0-9._-]+$/;
 const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+// `_` is not valid in DNS host names, but in /etc/hosts, ssh_config aliases and container names it is common.
+const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
 const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
 
 /**
@@ -36,6 +38,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
         `To connect without verifying host keys, set '${Inputs.InsecureSkipHostKeyCheck}: true'.`,
     );
   }
+  if (!skipHostKeys) parseKnownHosts(knownHosts); // a malformed line is an error naming its line, before connecting
   const privateKey = normaliseKey(read(Inputs.SshKey));
   const agent = env.SSH_AUTH_SOCK || undefined;
   if (!privateKey && !agent) {
@@ -131,12 +134,16 @@ function migrateHost(value: string, hosts: HostTarget[]): string | null {
   return match.label;
 }
 
-/** `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins. */
+/**
+ * `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins and must
+ * already be valid. A tag may hold characters a release name cannot (`release/1.2`,
+ * `v1.2.3+build.4`): each run of them becomes `-`.
+ */
 export function releaseName(explicit: string, env: RunEnvironment): string {
   let name = explicit;
   if (!name) {
     const ref = env.GITHUB_REF ?? '';
-    if (ref.startsWith('refs/tags/')) name = ref.slice('refs/tags/'.length);
+    if (ref.startsWith('refs/tags/')) name = ref.slice('refs/tags/'.length).replace(/[^A-Za-z0-9._-]+/g, '-');
     else if (env.GITHUB_SHA) name = env.GITHUB_SHA.slice(0, 7);
     else throw new InputError(Inputs.Release, 'no release name given and none can be derived (no tag in GITHUB_REF, no GITHUB_SHA).');
   }

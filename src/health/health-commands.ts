@@ -1,10 +1,16 @@
 import { sh, type ShellFragment } from '../remote/shell-quote.js';
 
+// urllib does not take credentials from the URL: they go in a Basic Authorization header.
 const PROBE = [
-  'import json, sys, urllib.request, urllib.error',
+  'import base64, json, sys, urllib.parse, urllib.request, urllib.error',
   'opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))',
+  'u = urllib.parse.urlsplit(sys.argv[1])',
+  'req = urllib.request.Request(urllib.parse.urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])))',
+  'if u.username is not None:',
+  '    pair = urllib.parse.unquote(u.username) + ":" + urllib.parse.unquote(u.password or "")',
+  '    req.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())',
   'try:',
-  '    r = opener.open(sys.argv[1], timeout=float(sys.argv[2]))',
+  '    r = opener.open(req, timeout=float(sys.argv[2]))',
   '    status, headers, body = r.status, r.headers, r.read(2048)',
   'except urllib.error.HTTPError as e:',
   '    status, headers, body = e.code, e.headers, e.read(2048)',

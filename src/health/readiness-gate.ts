@@ -17,6 +17,38 @@ export interface GatePassed {
   reading: HealthReading;
 }
 
+/**
+ * health-url as logs and errors show it: user and password replaced by `***` (main.ts also
+ * masks them with core.setSecret, for whatever else might echo the URL).
+ */
+export function redactedUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+
+/** The parts of health-url that are secret: its userinfo, raw and decoded. */
+export function urlSecrets(url: string): string[] {
+  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url)?.[1];
+  if (!userinfo) return [];
+  const [user = '', password = ''] = userinfo.split(/:(.*)/s);
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  // A lone user name in a URL is a token; with a password, the user name is not secret on its own.
+  const parts = password ? [userinfo, password, decode(password)] : [user, decode(user)];
+  try {
+    // parseSettings keeps the URL as `new URL` serializes it, which may percent-encode differently.
+    const parsed = new URL(url);
+    parts.push(parsed.password || parsed.username);
+  } catch {
+    // Not a URL: parseSettings rejects it before anything is logged.
+  }
+  return [...new Set(parts.filter((part) => part.length > 0))];
+}
+
 /** Parses healthProbeCommand's output. */
 export function parseReading(stdout: string): HealthReading {
   const raw = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { status?: number; version?: string | null; body?: string };
@@ -83,7 +115,7 @@ export async function waitUntilReady(
   if (!passed) {
     const body = (last?.body ?? '').trim().slice(0, 300);
     throw new HealthGateError(
-      `${settings.url} did not pass ${settings.successes} checks in a row within ${settings.timeoutSeconds}s: last ${lastFailure}${body ? `, body: ${body}` : ''}`,
+      `${redactedUrl(settings.url)} did not pass ${settings.successes} checks in a row within ${settings.timeoutSeconds}s: last ${lastFailure}${body ? `, body: ${body}` : ''}`,
       host.name,
     );
   }

@@ -5,6 +5,7 @@
  * user's migrate-command repeated.
  */
 import { raw, sh, type ShellFragment } from '../remote/shell-quote.js';
+import { RENDER_OFFLINE_SCRIPT } from './render-offline-script.js';
 
 export interface AlembicTarget {
   releaseDir: string;
@@ -35,9 +36,11 @@ export function currentCommand(target: AlembicTarget): ShellFragment {
 /**
  * `alembic upgrade <from>:<to> --sql`: the SQL the upgrade would run, without touching the
  * database (offline mode). From an empty database (`from` null) the range is just `<to>`.
+ * Run through RENDER_OFFLINE_SCRIPT, which carries on past a revision that cannot render.
  */
 export function upgradeSqlCommand(target: AlembicTarget, from: string | null, to: string): ShellFragment {
-  return alembic(target, ['upgrade', from === null ? to : `${from}:${to}`, '--sql']);
+  const args = [...target.globalArgs, 'upgrade', from === null ? to : `${from}:${to}`, '--sql'];
+  return sh`cd ${target.releaseDir} && ${[target.python, '-c', RENDER_OFFLINE_SCRIPT, ...args]}`;
 }
 
 /**

@@ -35,6 +35,11 @@ export function parseAllowances(source: string): Allowance[] {
   return allowances;
 }
 
+/** The comment that allows `rule` in a revision, for messages that tell people what to add. */
+export function allowanceComment(rule: string, reason: string): string {
+  return `# graceful-deploy: allow=${rule} ${reason}`;
+}
+
 /** The first allowance that names the rule. */
 export function findAllowance(allowances: readonly Allowance[], rule: string): Allowance | undefined {
   return allowances.find((allowance) => allowance.rules.includes(rule));

@@ -30,6 +30,29 @@ export class MultipleHeadsError extends MigrationError {
   }
 }
 
+/**
+ * Offline rendering printed no SQL for the pending revisions (or stopped before the head):
+ * linting it would pass a migration the lint never saw.
+ */
+export class NothingRenderedError extends MigrationError {
+  constructor(
+    readonly from: string | null,
+    readonly head: string,
+    host: string,
+  ) {
+    const range = from === null ? head : `${from}:${head}`;
+    super(
+      `The migration lint saw no SQL: 'alembic upgrade ${range} --sql' rendered nothing for the pending revisions ` +
+        `up to the head ${head}, so nothing was checked and nothing was migrated. The usual cause is an env.py that does ` +
+        "nothing in offline mode (it logs \"can't run migrations offline\" and returns when context.is_offline_mode() " +
+        "is true). Fix: make the offline branch call context.configure(url=..., literal_binds=True) and " +
+        "context.run_migrations() inside context.begin_transaction() (Alembic's generated env.py does), or set " +
+        "'migration-lint: off' to migrate without the lint on purpose.",
+      host,
+    );
+  }
+}
+
 /** The lint found errors no allowance covers, and allow-unsafe-migrations is off. */
 export class MigrationLintError extends MigrationError {
   constructor(

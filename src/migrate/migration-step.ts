@@ -19,8 +19,15 @@ import {
 import { detectDialect, isLockTimeout, outputTail, parseRevisionLines } from './alembic-output.js';
 import { blockingFindings, type Dialect, type Finding } from './lint/finding.js';
 import { lintMigrations, type RevisionFile } from './lint/lint-migrations.js';
-import { MigrationCommandError, MigrationError, MigrationLintError, MultipleHeadsError, type MigrationProgress } from './migration-errors.js';
-import { splitOfflineSql } from './offline-sql.js';
+import {
+  MigrationCommandError,
+  MigrationError,
+  MigrationLintError,
+  MultipleHeadsError,
+  NothingRenderedError,
+  type MigrationProgress,
+} from './migration-errors.js';
+import { missesHead, splitOfflineSql } from './offline-sql.js';
 
 export interface MigrationStepOptions {
   releaseDir: string;
@@ -146,6 +153,7 @@ async function lint(
     );
   }
   const script = splitOfflineSql(rendered.stdout);
+  if (missesHead(script, head)) throw new NothingRenderedError(from, head, host.name);
   const dialect = detectDialect(`${currentLog}\n${rendered.stderr}`, rendered.stdout);
   const revisions = script.revisions.map((chunk) => chunk.revision);
   const files = await revisionFiles(host, target, revisions);

@@ -11,6 +11,11 @@ export interface RevisionChunk {
   /** The revisions this one upgrades from: empty for the first revision, several for a merge. */
   downRevisions: string[];
   sql: string;
+  /**
+   * Why the revision's `upgrade()` could not run offline (the marker the render script writes,
+   * see render-offline-script.ts), or null. Its SQL up to the failure is still in `sql`.
+   */
+  renderError: string | null;
 }
 
 export interface OfflineScript {
@@ -29,6 +34,7 @@ const HEADER = /^-- Running upgrade (.*) -> (\S+)[ \t]*$/gm;
  * after the header gives each chunk the SQL that really runs for its revision.
  */
 const TRAILING_BEGIN = /(?:^|\n)BEGIN;\s*$/;
+const RENDER_ERROR = /^-- graceful-deploy: cannot render (\S+): (.*)$/m;
 
 export function splitOfflineSql(output: string): OfflineScript {
   const text = output.replace(/\r\n/g, '\n');
@@ -44,8 +50,15 @@ export function splitOfflineSql(output: string): OfflineScript {
         .map((id) => id.trim())
         .filter((id) => id !== ''),
       sql: text.slice(bodyStart, bodyEnd),
+      renderError: null,
     };
   });
+  for (const chunk of revisions) {
+    const marker = RENDER_ERROR.exec(chunk.sql);
+    if (marker?.[1] !== chunk.revision) continue;
+    chunk.renderError = marker[2] ?? '';
+    chunk.sql = chunk.sql.replace(RENDER_ERROR, '');
+  }
 
   let carried = false;
   const moveTrailingBegin = (sql: string): string => {
@@ -58,4 +71,25 @@ export function splitOfflineSql(output: string): OfflineScript {
     chunk.sql = (index < revisions.length - 1 ? moveTrailingBegin(body) : body).trim();
   });
   return { preamble: preamble.trim(), revisions };
+}
+
+/**
+ * True when the rendered SQL holds nothing for the head: no revision at all (an `env.py` that
+ * does nothing in offline mode prints no SQL and exits 0) or a range that stops short.
+ */
+export function missesHead(script: OfflineScript, head: string): boolean {
+  return !script.revisions.some((chunk) => chunk.revision === head);
+}
+
+/**
+ * Alembic's exception, in words: offline mode hands a migration a mock connection whose
+ * `execute()` returns None, so reading the result fails with an AttributeError on None.
+ */
+export function renderErrorReason(error: string): string {
+  const read = /'NoneType' object (?:has no attribute '(\w+)'|is not (?:iterable|subscriptable))/.exec(error);
+  if (read) {
+    const how = read[1] ? `.${read[1]}()` : 'its rows';
+    return `it reads data from the database (op.get_bind().execute(...) then ${how}), which offline mode cannot answer (${error})`;
+  }
+  return `its upgrade() raised ${error}`;
 }

@@ -59,9 +59,13 @@ export function appendAuditCommand(layout: Layout, line: string): ShellFragment 
   return sh`printf '%s\n' ${line} >> ${`${layout.appDir}/deploy.log`}`;
 }
 
-/** Prints `current=`, `previous=` (link targets) and one `release=<mtime> <name>` line per release. */
+/**
+ * Prints `current=`, `previous=` (link targets), `lock=` (the lock's owner line, if held), one
+ * `release=<mtime> <name>` line per release and one `leftover=<name>` line per upload or
+ * unpack directory an interrupted run left in releases/. Reads only.
+ */
 export function readStateCommand(layout: Layout): ShellFragment {
-  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; true`;
+  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
 }
 
 /**
@@ -77,7 +81,8 @@ export function unpackReleaseCommand(layout: Layout, release: string, archive: s
     [
       sh`rm -rf ${incoming}`,
       sh`mkdir -p ${incoming}`,
-      sh`tar -xzf ${archive} -C ${incoming}`,
+      // As root, tar would restore the archive's owners; the release belongs to the SSH user.
+      sh`tar --no-same-owner -xzf ${archive} -C ${incoming}`,
       sh`rm -f ${archive}`,
       sh`printf '%s\n' ${release} > ${`${incoming}/REVISION`}`,
       sh`if [ -e ${target} ]; then mv -T ${target} ${replaced} && rm -rf ${replaced}; fi`,
@@ -143,7 +148,7 @@ export function switchCurrentCommand(layout: Layout, release: string, previous: 
   return joinFragments(steps, ' && ');
 }
 
-/** Deletes the named releases (already chosen by releasesToPrune). */
+/** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */
 export function pruneCommand(layout: Layout, releases: string[]): ShellFragment {
   if (releases.length === 0) return raw('true');
   return sh`cd ${layout.releases} && rm -rf -- ${releases}`;

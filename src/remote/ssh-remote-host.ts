@@ -1,31 +1,41 @@
-import { NodeSSH, type Config } from 'node-ssh';
-import type { ClientChannel } from 'ssh2';
+import { stat } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { Config } from 'node-ssh';
+import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import type { HostTarget, SshSettings } from '../config/settings.js';
-import { DeployError, HostKeyError, RemoteCommandError, errorMessage } from '../errors.js';
+import { DeployError, DiskFullError, HostKeyError, HostUnreachableError, RemoteCommandError, errorMessage } from '../errors.js';
+import { diskSpaceCommand, parseDiskSpace } from './disk-space.js';
 import { fingerprint, keyTypeOf, parseKnownHosts, pinnedKeyAlgorithms, verifyHostKey, type KnownHostEntry } from './known-hosts.js';
+import { KILL_AFTER_SECONDS, exitStatusOf, remoteCommandLine, stoppedByDeadline } from './remote-command.js';
 import type { ExecOptions, ExecResult, RemoteHost } from './remote-host.js';
 import type { ShellFragment } from './shell-quote.js';
+import { SshLink, keepaliveOf, reconnect } from './ssh-link.js';
 
 const STDERR_TAIL_LINES = 12;
+/** Extra seconds the runner waits past the host's own kill before it stops waiting for an answer. */
+const ANSWER_GRACE_SECONDS = 5;
 
 /** Opens one verified SSH connection per host; used by main.ts, replaced by stubs in unit tests. */
 export type RemoteHostFactory = (target: HostTarget) => Promise<RemoteHost>;
 
-export function sshRemoteHostFactory(settings: SshSettings): RemoteHostFactory {
+/** `log` hears about lost and re-opened connections, prefixed with the host by the caller. */
+export function sshRemoteHostFactory(settings: SshSettings, log: (host: string, line: string) => void = () => undefined): RemoteHostFactory {
   const knownHosts = settings.knownHosts === undefined ? undefined : parseKnownHosts(settings.knownHosts);
-  return (target) => connectSsh(target, settings, knownHosts);
+  return async (target) => {
+    const open = () => openLink(target, settings, knownHosts);
+    return new SshRemoteHost(target.label, await open(), open, settings, (line) => log(target.label, line));
+  };
 }
 
-async function connectSsh(target: HostTarget, settings: SshSettings, knownHosts: KnownHostEntry[] | undefined): Promise<RemoteHost> {
-  const ssh = new NodeSSH();
+/** Connects and verifies the host key, on the first connection and on every reconnect. */
+async function openLink(target: HostTarget, settings: SshSettings, knownHosts: KnownHostEntry[] | undefined): Promise<SshLink> {
   let refusal: HostKeyError | undefined;
   const config: Config = {
     host: target.host,
     port: target.port,
     username: target.user,
     readyTimeout: settings.connectTimeoutSeconds * 1000,
-    keepaliveInterval: 10_000,
-    keepaliveCountMax: 6,
+    ...keepaliveOf(settings.connectTimeoutSeconds),
   };
   if (settings.privateKey) config.privateKey = settings.privateKey;
   if (settings.passphrase) config.passphrase = settings.passphrase;
@@ -41,13 +51,11 @@ async function connectSsh(target: HostTarget, settings: SshSettings, knownHosts:
     };
   }
   try {
-    await ssh.connect(config);
+    return await SshLink.open(config);
   } catch (error) {
-    ssh.dispose();
     if (refusal) throw refusal;
-    throw new DeployError(`cannot connect over SSH: ${errorMessage(error)}`, target.label);
+    throw new HostUnreachableError(`cannot connect over SSH: ${errorMessage(error)}`, target.label);
   }
-  return new SshRemoteHost(target.label, ssh, settings.commandTimeoutSeconds);
 }
 
 function hostKeyRefusal(target: HostTarget, key: Buffer, reason: 'unknown' | 'mismatch' | 'revoked'): HostKeyError {
@@ -61,55 +69,137 @@ function hostKeyRefusal(target: HostTarget, key: Buffer, reason: 'unknown' | 'mi
 }
 
 class SshRemoteHost implements RemoteHost {
+  /** Set once reconnecting failed: later commands fail at once instead of waiting again. */
+  private unreachable: HostUnreachableError | undefined;
+  private reconnecting: Promise<SshLink> | undefined;
+
   constructor(
     readonly name: string,
-    private readonly ssh: NodeSSH,
-    private readonly timeoutSeconds: number,
+    private link: SshLink,
+    private readonly open: () => Promise<SshLink>,
+    private readonly settings: SshSettings,
+    private readonly log: (line: string) => void,
   ) {}
 
+  /**
+   * Runs the command under the host's `timeout` with this wait's deadline; the runner waits a
+   * little longer for the answer, so normally the host reports the timeout itself. A command
+   * on a connection that dies fails as soon as keepalive notices, not at its deadline.
+   */
   async exec(purpose: string, command: ShellFragment, options: ExecOptions = {}): Promise<ExecResult> {
-    const seconds = options.timeoutSeconds ?? this.timeoutSeconds;
+    const deadline = options.timeoutSeconds ?? this.settings.commandTimeoutSeconds;
+    const link = await this.connected();
+    const started = Date.now();
     let channel: ClientChannel | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        channel?.close();
-        reject(new RemoteCommandError(purpose, this.name, -1, `no answer within ${seconds}s`));
-      }, seconds * 1000);
-    });
+    const limit = deadline + KILL_AFTER_SECONDS + ANSWER_GRACE_SECONDS;
+    const stop = () => channel?.close();
     try {
-      const response = await Promise.race([
-        this.ssh.execCommand(command.text, {
+      const response = await withTimeout(
+        link.ssh.execCommand(remoteCommandLine(command, deadline), {
           stdin: options.stdin,
           onChannel: (opened) => {
             channel = opened;
           },
         }),
-        timeout,
-      ]);
-      const result = { stdout: response.stdout, stderr: response.stderr, code: response.code ?? -1 };
+        limit,
+        stop,
+        () => new RemoteCommandError(purpose, this.name, -1, `no answer within ${limit}s`),
+      );
+      // A channel closed by a dying connection has no exit status.
+      if (response.code === null && link.lost) throw this.lostDuring(purpose, link);
+      const result = { stdout: response.stdout, stderr: response.stderr, code: exitStatusOf(response.code, response.signal) };
+      if (stoppedByDeadline(result.code, (Date.now() - started) / 1000, deadline)) {
+        const output = tail(result.stderr || result.stdout);
+        throw new RemoteCommandError(purpose, this.name, result.code, `did not finish within ${deadline}s and was stopped on the host${output ? `; last output:\n${output}` : ''}`);
+      }
       if (result.code !== 0 && !options.allowFailure) {
         throw new RemoteCommandError(purpose, this.name, result.code, tail(result.stderr || result.stdout));
       }
       return result;
     } catch (error) {
       if (error instanceof DeployError) throw error;
+      if (link.lost) throw this.lostDuring(purpose, link);
       throw new RemoteCommandError(purpose, this.name, -1, errorMessage(error));
-    } finally {
-      clearTimeout(timer);
     }
   }
 
+  /** SFTP upload, bounded by command-timeout; a failure on a full disk says so. */
   async upload(purpose: string, localPath: string, remotePath: string): Promise<void> {
+    const link = await this.connected();
+    const limit = this.settings.commandTimeoutSeconds;
+    let sftp: SFTPWrapper | undefined;
     try {
-      await this.ssh.putFile(localPath, remotePath);
+      await withTimeout(
+        (async () => {
+          sftp = await link.ssh.requestSFTP();
+          await link.ssh.putFile(localPath, remotePath, sftp);
+        })(),
+        limit,
+        () => sftp?.end(),
+        () => new RemoteCommandError(purpose, this.name, -1, `not finished within ${limit}s (command-timeout)`),
+      );
     } catch (error) {
+      if (link.lost) throw this.lostDuring(purpose, link);
+      await this.refuseIfDiskFull(localPath, posix.dirname(remotePath));
+      if (error instanceof DeployError) throw error;
       throw new RemoteCommandError(purpose, this.name, -1, errorMessage(error));
+    } finally {
+      sftp?.end();
     }
   }
 
   async close(): Promise<void> {
-    this.ssh.dispose();
+    this.link.close();
+  }
+
+  /** The open connection, or a new one when it was lost (host key verified again). */
+  private async connected(): Promise<SshLink> {
+    if (this.unreachable) throw this.unreachable;
+    const why = this.link.lost;
+    if (why === undefined) return this.link;
+    // Commands issued together wait for one reconnect, not one each.
+    this.reconnecting ??= this.reopen(why).finally(() => (this.reconnecting = undefined));
+    return this.reconnecting;
+  }
+
+  private async reopen(why: string): Promise<SshLink> {
+    this.log(`SSH connection lost (${why}); reconnecting`);
+    try {
+      this.link = await reconnect(this.name, why, this.open);
+    } catch (error) {
+      if (error instanceof HostUnreachableError) this.unreachable = error;
+      throw error;
+    }
+    this.log('reconnected, host key verified');
+    return this.link;
+  }
+
+  private lostDuring(purpose: string, link: SshLink): HostUnreachableError {
+    return new HostUnreachableError(`lost the SSH connection during ${purpose} (${link.lost ?? 'closed'}); it may or may not have finished on the host`, this.name);
+  }
+
+  /** SFTP reports a full disk only as "Failure": ask df, so the error names the full filesystem. */
+  private async refuseIfDiskFull(localPath: string, remoteDir: string): Promise<void> {
+    const needed = await stat(localPath).then((info) => info.size, () => 0);
+    const answer = await this.exec('check free disk space', diskSpaceCommand(remoteDir), { allowFailure: true, timeoutSeconds: 30 }).catch(() => undefined);
+    const space = answer && parseDiskSpace(answer.stdout);
+    if (space && space.availableBytes < needed) throw new DiskFullError(this.name, remoteDir, space.mountedOn, space.availableBytes, needed);
+  }
+}
+
+/** Races `work` against a timer; on expiry `stop` ends the work's channel and `error` is thrown. */
+async function withTimeout<T>(work: Promise<T>, seconds: number, stop: () => void, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      stop();
+      reject(error());
+    }, seconds * 1000);
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

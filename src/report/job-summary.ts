@@ -13,8 +13,9 @@ const STATUS_ICON: Record<HostReport['status'], string> = {
 
 /** The job summary: headline, one row per host, and the error if any. */
 export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
-  const summary = core.summary.addHeading(`graceful-deploy: ${outcome.status} ${outcome.release}`, 2);
-  summary.addRaw(`Strategy <code>${outcome.strategy}</code>; previous release <code>${outcome.previousRelease ?? '—'}</code>.`, true);
+  // Names, versions and bodies come from the hosts and the app: every one is escaped, so none can add markup.
+  const summary = core.summary.addHeading(`graceful-deploy: ${outcome.status} ${cell(outcome.release)}`, 2);
+  summary.addRaw(`Strategy <code>${cell(outcome.strategy)}</code>; previous release <code>${cell(outcome.previousRelease ?? '—')}</code>.`, true);
   summary.addTable([
     [
       { data: 'Host', header: true },
@@ -25,15 +26,17 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
       { data: 'Time to ready', header: true },
       { data: 'Health', header: true },
     ],
-    ...outcome.hosts.map((host) => [
-      host.host,
-      host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
-      host.release ?? '',
-      `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
-      `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
-      host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
-      host.health ?? '—',
-    ]),
+    ...outcome.hosts.map((host) =>
+      [
+        host.host,
+        host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
+        host.release ?? '',
+        `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
+        `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
+        host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
+        host.health ?? '—',
+      ].map(cell),
+    ),
   ]);
   if (outcome.migration) summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
   if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
@@ -41,11 +44,11 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
 }
 
 function migrationSection(migration: MigrationOutcome, status: DeployOutcome['status']): string {
-  const lines = [`\n### Migrations on ${migration.host}\n`];
+  const lines = [`\n### Migrations on ${cell(migration.host)}\n`];
   if (migration.refused) lines.push('Refused by the lint: nothing was migrated.');
-  else if (migration.failed) lines.push(`The migration step failed with the database at \`${migration.revisionAfter ?? migration.revisionBefore ?? 'unknown'}\`; no host reloaded.`);
-  else if (migration.skipped) lines.push(`Nothing to migrate: the database is at the head (${migration.revisionBefore ?? 'empty'}).`);
-  else lines.push(`Database migrated from \`${migration.revisionBefore ?? 'empty'}\` to \`${migration.revisionAfter ?? 'empty'}\`.`);
+  else if (migration.failed) lines.push(`The migration step failed with the database at ${code(migration.revisionAfter ?? migration.revisionBefore ?? 'unknown')}; no host reloaded.`);
+  else if (migration.skipped) lines.push(`Nothing to migrate: the database is at the head (${code(migration.revisionBefore ?? 'empty')}).`);
+  else lines.push(`Database migrated from ${code(migration.revisionBefore ?? 'empty')} to ${code(migration.revisionAfter ?? 'empty')}.`);
   if (!migration.skipped && !migration.failed && (status === 'rolled-back' || status === 'failed')) {
     lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
   }
@@ -54,5 +57,18 @@ function migrationSection(migration: MigrationOutcome, status: DeployOutcome['st
 }
 
 function escapeHtml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+/**
+ * One line of text that stays text in HTML and in markdown: escaped, on one line (a blank line
+ * would end the HTML block and let markdown start), with markdown's inline markers as entities.
+ */
+function cell(text: string): string {
+  return escapeHtml(text.replace(/\s+/g, ' ')).replace(/[\\`*_[\]|~!#]/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+/** A value as a markdown code span, which shows markup literally; a backtick or line break inside could end it. */
+function code(text: string): string {
+  return `\`${text.replace(/`/g, "'").replace(/\s+/g, ' ')}\``;
 }

@@ -1,4 +1,4 @@
-import { ReloadError } from '../errors.js';
+import { HostUnreachableError, ReloadError } from '../errors.js';
 import type { RemoteHost } from '../remote/remote-host.js';
 
 /** A running app server, verified as this app's, as a server driver sees it. */
@@ -40,6 +40,9 @@ export interface ServerDriver<P extends ServerProcess = ServerProcess> {
  * serving the previous code (switching `current` back is all that is left to do).
  */
 export class ReloadFailure extends ReloadError {
+  /** The failure was the host's SSH connection going away: the deploy puts it back last. */
+  readonly hostUnreachable: boolean;
+
   constructor(
     cause: Error,
     host: string,
@@ -47,5 +50,6 @@ export class ReloadFailure extends ReloadError {
     readonly handle?: ReloadHandle,
   ) {
     super(cause.message.replace(`[${host}] `, ''), host);
+    this.hostUnreachable = cause instanceof HostUnreachableError;
   }
 }

@@ -58,7 +58,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
   });
 
   it('a wrong or missing host key is refused before any change, naming host and fingerprint', async () => {
-    const wrongKey = sb.knownHosts.replace(/^(\S+) ssh-ed25519 \S+/m, '$1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF');
+    const wrongKey = sb.knownHosts.replace(/^(\S+) ssh-ed25519 \S+/m, '$1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF');
     const wrong = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': wrongKey });
     expect(wrong.code).not.toBe(0);
     expect(wrong.stdout, logOf(wrong)).toMatch(new RegExp(`\\[root@${sb.hosts[0].ip.replace(/\./g, '\\.')}\\] refusing to connect: the host key offered \\(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\\) does not match`));

@@ -11,6 +11,8 @@ export interface AppOptions {
   version: string;
   /** Sleep this long at import (each worker, or the master with preload). */
   bootSeconds?: number;
+  /** Sleep bootSeconds only inside a running gunicorn (as failOnlyUnderGunicorn): the import check stays fast. */
+  bootOnlyUnderGunicorn?: boolean;
   /** Raise at import: workers fail to boot. */
   importError?: boolean;
   /** /health/ready always answers 503. */
@@ -37,6 +39,13 @@ export interface AppOptions {
    * <appDir>/releases/<name>/gunicorn.conf.py, so a source dir works wherever it is deployed.
    */
   appDir?: string;
+  /** Gunicorn `max_requests` (worker recycling; default 0 = never) and `max_requests_jitter`. */
+  maxRequests?: number;
+  maxRequestsJitter?: number;
+  /** Gunicorn `graceful_timeout` in seconds; default 10. */
+  gracefulTimeout?: number;
+  /** Gunicorn worker `timeout` in seconds (a request longer than this is killed); default 30. */
+  timeoutSeconds?: number;
 }
 
 const TEMPLATE_DIR = fileURLToPath(new URL('../fixtures/app/', import.meta.url));
@@ -60,6 +69,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
   const app = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'app.py'), 'utf8'), {
     VERSION: pyString(opts.version),
     BOOT_SECONDS: String(bootSeconds.toFixed(3)),
+    BOOT_ONLY_UNDER_GUNICORN: pyBool(opts.bootOnlyUnderGunicorn),
     IMPORT_ERROR: pyBool(opts.importError),
     NEVER_READY: pyBool(opts.neverReady),
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
@@ -69,6 +79,10 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     PRELOAD: pyBool(opts.preload),
     APP_DIR: opts.appDir === undefined ? 'None' : pyString(opts.appDir),
     READY_HOOK: pyBool(opts.readyHook),
+    MAX_REQUESTS: count('maxRequests', opts.maxRequests ?? 0),
+    MAX_REQUESTS_JITTER: count('maxRequestsJitter', opts.maxRequestsJitter ?? 0),
+    GRACEFUL_TIMEOUT: count('gracefulTimeout', opts.gracefulTimeout ?? 10),
+    TIMEOUT: count('timeoutSeconds', opts.timeoutSeconds ?? 30),
   });
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'app.py'), app);
@@ -91,6 +105,12 @@ function setPythonConstants(source: string, values: Record<string, string>): str
 /** A JSON string is a valid Python string literal for the characters we allow. */
 function pyString(value: string): string {
   return JSON.stringify(value);
+}
+
+/** A non-negative integer setting, as Python source. */
+function count(name: string, value: number): string {
+  if (!Number.isInteger(value) || value < 0) throw new Error(`writeRelease: ${name} must be an integer >= 0, got ${value}`);
+  return String(value);
 }
 
 function pyBool(value: boolean | undefined): string {

@@ -1,13 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
-import { MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
+import { HostUnreachableError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
-import type { RemoteHost } from '../../src/remote/remote-host.js';
+import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
 import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../../src/servers/server-driver.js';
 import { LocalHost } from './support/local-host.js';
@@ -16,7 +16,7 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails';
+type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
@@ -24,6 +24,8 @@ class ScriptedServer implements ServerDriver {
   readonly behaviour = new Map<string, Behaviour>();
   private nextPid = 1000;
   readonly halted = new Set<string>();
+  /** Hosts whose SSH connection is gone: every later command there fails. */
+  readonly lost = new Set<string>();
 
   constructor(private readonly dirs: Map<string, string>) {}
 
@@ -49,6 +51,13 @@ class ScriptedServer implements ServerDriver {
     if (this.behaviourOf(host.name, release) === 'master-halts') {
       this.halted.add(host.name);
       throw new ReloadError('gunicorn master 1 exited', host.name);
+    }
+    const behaviour = this.behaviourOf(host.name, release);
+    if (behaviour === 'connection-lost' || behaviour === 'connection-lost-in-strategy') {
+      this.lost.add(host.name);
+      const lost = new HostUnreachableError('lost the SSH connection during read the new workers (Keepalive timeout)', host.name);
+      // usr2 and rolling wrap whatever stops them in a ReloadFailure.
+      throw behaviour === 'connection-lost' ? lost : new ReloadFailure(lost, host.name, false);
     }
     if (this.behaviourOf(host.name, release) === 'new-master-dies') throw new ReloadFailure(new ReloadError('new master exited', host.name), host.name, true);
     const before = this.serving.get(host.name)!;
@@ -76,7 +85,11 @@ class ScriptedServer implements ServerDriver {
   }
 }
 
-const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: () => undefined };
+/** Warnings of the current test's runs. */
+let warnings: string[] = [];
+const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: (line) => warnings.push(line) };
+/** Answers a host's command by purpose instead of running it (e.g. a prune that fails); undefined runs it. */
+let scripted: (host: string, purpose: string) => ExecResult | undefined = () => undefined;
 
 let base: string;
 let dirs: Map<string, string>;
@@ -85,6 +98,8 @@ let hosts: Map<string, LocalHost>;
 let source: string;
 
 beforeEach(() => {
+  warnings = [];
+  scripted = () => undefined;
   base = mkdtempSync(path.join(tmpdir(), 'gd-story-'));
   dirs = new Map();
   hosts = new Map();
@@ -107,7 +122,7 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
-    'known-hosts': 'x',
+    'known-hosts': 'web1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     'app-dir': '/APPDIR',
     source,
     release: 'v2',
@@ -120,11 +135,17 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
   const connect = async (target: HostTarget) => {
     const appDir = dirs.get(target.label)!;
     const host = new LocalHost(target.label, (purpose) =>
-      purpose === 'readiness probe' ? { stdout: server.readiness(target.label), stderr: '', code: 0 } : undefined,
+      purpose === 'readiness probe' ? { stdout: server.readiness(target.label), stderr: '', code: 0 } : scripted(target.label, purpose),
     );
     // Same code path as a real host: only the app dir differs, as if each host mounted its own.
     const exec = host.exec.bind(host);
-    host.exec = (purpose, command, options) => exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+    host.exec = (purpose, command, options) => {
+      if (server.lost.has(target.label)) {
+        server.events.push(`unreachable ${target.label}: ${purpose}`);
+        return Promise.reject(new HostUnreachableError('the SSH connection was lost and 3 attempts to reconnect failed', target.label));
+      }
+      return exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+    };
     const upload = host.upload.bind(host);
     host.upload = (purpose, local, remote) => upload(purpose, local, remote.replaceAll('/APPDIR', appDir));
     hosts.set(target.label, host);
@@ -223,6 +244,27 @@ describe('deploy story', () => {
     expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
     expect(outcome.error).toMatch(/NOT rolled back — check by hand: deploy@web2: rollback failed: .*not running/);
     expect(currentOf('web1')).toBe('releases/v1');
+  });
+
+  it.each(['connection-lost', 'connection-lost-in-strategy'] as const)('puts the other hosts back first when one becomes unreachable (%s), names it, and releases the locks it can', async (behaviour) => {
+    server.behaviour.set('deploy@web2/v2', behaviour);
+    const outcome = await failure();
+    expect(outcome.status).toBe('failed');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
+    expect(outcome.error).toMatch(/^\[deploy@web2\] lost the SSH connection[\s\S]*NOT rolled back — check by hand: deploy@web2: rollback failed: .*reconnect failed/);
+    // web1 is put back before the story spends any time on web2.
+    expect(server.events.slice(3)).toEqual([
+      'reload deploy@web1 v2',
+      'commit deploy@web1 v2',
+      'reload deploy@web2 v2',
+      'reload deploy@web1 v1',
+      'commit deploy@web1 v1',
+      'unreachable deploy@web2: switch current back to v1',
+      'unreachable deploy@web2: append to the audit log',
+      'unreachable deploy@web2: release the deploy lock',
+    ]);
+    expect(currentOf('web1')).toBe('releases/v1');
+    for (const name of ['web1', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock'))).toBe(false);
   });
 
   it('leaves hosts as they are with rollback: never', async () => {
@@ -373,5 +415,61 @@ describe('cancellation (SIGINT/SIGTERM from the runner)', () => {
     expect([...server.serving.values()]).toEqual(['v2', 'v1', 'v1']);
     expect(locks()).toEqual([]);
     expect((await run({ release: 'v3' })).status).toBe('deployed');
+  });
+});
+
+/** Every path under `dir` with what would show a change: type, mode, owner, size, mtime, ctime. */
+function snapshot(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const lines: string[] = [];
+  const walk = (relative: string) => {
+    const full = path.join(dir, relative);
+    const info = lstatSync(full);
+    lines.push(`${relative} ${info.mode} ${info.uid} ${info.size} ${info.mtimeMs} ${info.ctimeMs}`);
+    if (info.isDirectory()) for (const name of readdirSync(full).sort()) walk(path.join(relative, name));
+  };
+  walk('.');
+  return lines;
+}
+
+describe('mode plan is read-only', () => {
+  it('changes no file on any host: no lock, no directories, even while another run holds the lock', async () => {
+    const lock = path.join(dirs.get('deploy@web2')!, '.deploy-lock');
+    mkdirSync(lock);
+    writeFileSync(path.join(lock, 'owner'), 'token=other run=acme/shop#41\n');
+    const before = [...dirs.values()].map(snapshot);
+    const outcome = await run({ mode: 'plan' });
+    expect(outcome.status).toBe('planned');
+    expect([...dirs.values()].map(snapshot)).toEqual(before);
+  });
+
+  it('does not create the app directory of a host that has none', async () => {
+    const appDir = dirs.get('deploy@web3')!;
+    rmSync(appDir, { recursive: true });
+    const outcome = await failure({ mode: 'plan' });
+    expect(outcome.error).toMatch(/current does not exist/);
+    expect(existsSync(appDir)).toBe(false);
+  });
+});
+
+describe('pruning after a deploy', () => {
+  it('a failed prune is a warning: the deploy stays deployed', async () => {
+    for (const name of ['v0a', 'v0b', 'v0c']) mkdirSync(path.join(dirs.get('deploy@web2')!, 'releases', name));
+    scripted = (host, purpose) => (host === 'deploy@web2' && purpose === 'prune old releases' ? { stdout: '', stderr: 'rm: cannot remove: Read-only file system', code: 1 } : undefined);
+    const outcome = await run({ 'keep-releases': '2' });
+    expect(outcome.status).toBe('deployed');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'deployed', 'deployed']);
+    expect(warnings).toEqual([expect.stringMatching(/\[deploy@web2\] pruning old releases failed .*Read-only file system/)]);
+    expect(currentOf('web2')).toBe('releases/v2');
+  });
+
+  it('removes what interrupted runs left in releases/, keeping the releases themselves', async () => {
+    const releases = path.join(dirs.get('deploy@web1')!, 'releases');
+    writeFileSync(path.join(releases, '.upload-v0-0123456789ab.tar.gz'), 'partial');
+    mkdirSync(path.join(releases, '.incoming-v0-0123456789ab'));
+    mkdirSync(path.join(releases, '.replaced-v1-ba9876543210'));
+    const outcome = await run();
+    expect(outcome.status).toBe('deployed');
+    expect(readdirSync(releases).sort()).toEqual(['v1', 'v2']);
   });
 });

@@ -54,7 +54,7 @@ describe('ready marks', () => {
 });
 
 describe('strategyProblem', () => {
-  const config = { source: 'argv' as const, daemon: true, preload_app: false, workers: 2, pidfile: '/p' };
+  const config = { source: 'argv' as const, daemon: true, preload_app: false, workers: 2, pidfile: '/p', graceful_timeout: 30, max_requests: 0 };
   it('accepts each strategy where it works', () => {
     expect(strategyProblem('usr2', config, master)).toBeUndefined();
     expect(strategyProblem('hup', config, master)).toBeUndefined();

@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseHosts, parseSettings, releaseName } from '../../src/config/input-helper.js';
 
 const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----';
+/** A well-formed ssh-ed25519 public key (the type string and 32 key bytes). */
+const HOST_KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
 function settingsFrom(inputs: Record<string, string>, env: Record<string, string> = { GITHUB_REF: 'refs/tags/v1.2.3' }) {
-  const all: Record<string, string> = { hosts: 'web1', 'ssh-key': KEY, 'known-hosts': 'web1 ssh-ed25519 AAAA', ...inputs };
+  const all: Record<string, string> = { hosts: 'web1', 'ssh-key': KEY, 'known-hosts': `web1 ssh-ed25519 ${HOST_KEY}`, ...inputs };
   return parseSettings((name) => all[name] ?? '', env);
 }
 
@@ -33,6 +35,25 @@ describe('parseSettings', () => {
     expect(releaseName('', { GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'abcdef1234567890' })).toBe('abcdef1');
     expect(releaseName('r-7', {})).toBe('r-7');
     expect(() => releaseName('', {})).toThrow(/no release name/);
+  });
+
+  it('cleans a release name derived from a tag, but never an explicit one', () => {
+    expect(releaseName('', { GITHUB_REF: 'refs/tags/release/1.2' })).toBe('release-1.2');
+    expect(releaseName('', { GITHUB_REF: 'refs/tags/v1.2.3+build.4' })).toBe('v1.2.3-build.4');
+    expect(releaseName('', { GITHUB_REF: 'refs/tags/v1@{x}~^2' })).toBe('v1-x-2');
+    expect(() => settingsFrom({ release: 'release/1.2' })).toThrow(/Invalid input 'release': 'release\/1.2' may only contain/);
+    expect(() => settingsFrom({ release: 'v1+b' })).toThrow(/Invalid input 'release'/);
+  });
+
+  it('accepts host names with an underscore', () => {
+    expect(parseHosts('web_1, deploy@db_primary.internal:2222', 'deploy', 22).map((host) => host.label)).toEqual(['deploy@web_1', 'deploy@db_primary.internal:2222']);
+  });
+
+  it('reports a malformed known-hosts line by number before connecting', () => {
+    const text = `# pinned\nweb1 ssh-ed25519 ${HOST_KEY}\nweb2 ssh-ed25519\n`;
+    expect(() => settingsFrom({ 'known-hosts': text })).toThrow(/Invalid input 'known-hosts': line 3 \(web2 ssh-ed25519\): expected/);
+    expect(() => settingsFrom({ 'known-hosts': `@cert-authority *.example.com ssh-ed25519 ${HOST_KEY}` })).toThrow(/line 1 .*@cert-authority lines are not supported/);
+    expect(settingsFrom({ 'known-hosts': 'garbage', 'insecure-skip-host-key-check': 'true' }).ssh.knownHosts).toBeUndefined();
   });
 
   it.each(['../etc', 'v1/../x', 'a b', 'v1;id', '$(id)', '..', '.', 'a\nb', "v1'"])('rejects release name %j', (name) => {

@@ -21,7 +21,8 @@ describe('README', () => {
 
   it('documents every lint rule with its safe alternative', () => {
     for (const match of rules.matchAll(/^#### `([a-z-]+)`$/gm)) expect(readme, match[1]).toContain(`#### \`${match[1]}\``);
-    expect(readme).toContain(rules.split('\n').slice(40, 60).join('\n'));
+    // The whole of RULES.md below its heading: rule table, severities, Limits.
+    expect(readme).toContain(rules.split('\n').slice(2).join('\n').trim());
   });
 
   it('gives the demo and test commands', () => {

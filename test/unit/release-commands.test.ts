@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ import {
   switchCurrentCommand,
   unpackReleaseCommand,
 } from '../../src/release/release-commands.js';
-import { parseReleaseState, releasesToPrune } from '../../src/release/release-state.js';
+import { leftoversToPrune, parseReleaseState, releasesToPrune } from '../../src/release/release-state.js';
 import type { ShellFragment } from '../../src/remote/shell-quote.js';
 
 /** The builders are pure, so they are checked by running them in a real shell on a scratch directory. */
@@ -106,7 +106,7 @@ describe('release commands', () => {
   it('keeps a heartbeat the holder alone can touch, and reports its age to whoever finds the lock', () => {
     expect(run(acquireLockCommand(layout, 'token=aaa\nrun=1')).status).toBe(0);
     const heartbeat = path.join(layout.lock, 'heartbeat');
-    const old = new Date(Date.now() - 120_000);
+    const old = new Date(Math.floor(Date.now() / 1000) * 1000 - 120_000); // whole seconds: mtimeMs round-trips exactly
     utimesSync(heartbeat, old, old);
     const held = run(acquireLockCommand(layout, 'token=bbb'));
     expect(held.stdout).toMatch(/^token=aaa\nrun=1\nheartbeat-age=1[12]\d\n$/);
@@ -149,5 +149,20 @@ describe('release commands', () => {
     expect(doomed).toEqual(['r3', 'r4', 'r5']);
     expect(run(pruneCommand(layout, doomed)).status).toBe(0);
     expect(parseReleaseState(run(readStateCommand(layout)).stdout).releases.map((release) => release.name)).toEqual(['r1', 'r2', 'r6']);
+  });
+
+  it('reads what interrupted runs left and prunes it, never this run\'s nor the lock holder\'s', () => {
+    mkdirSync(layout.releaseDir('v1'));
+    const leftovers = ['.upload-v2-aaaaaaaaaaaa.tar.gz', '.incoming-v2-aaaaaaaaaaaa', '.replaced-v1-bbbbbbbbbbbb', '.incoming-v3-cccccccccccc', '.upload-v3-dddddddddddd.tar.gz', '.incoming-notoken'];
+    for (const name of leftovers) mkdirSync(path.join(layout.releases, name));
+    expect(run(acquireLockCommand(layout, 'token=cccccccccccc run=acme/shop#42')).status).toBe(0);
+    const state = parseReleaseState(run(readStateCommand(layout)).stdout);
+    expect(state.lockOwner).toBe('token=cccccccccccc run=acme/shop#42');
+    expect(state.leftovers.sort()).toEqual([...leftovers].sort());
+    expect(state.releases.map((release) => release.name)).toEqual(['v1']);
+    const doomed = leftoversToPrune(state, 'dddddddddddd');
+    expect(doomed.sort()).toEqual(['.incoming-v2-aaaaaaaaaaaa', '.replaced-v1-bbbbbbbbbbbb', '.upload-v2-aaaaaaaaaaaa.tar.gz']);
+    expect(run(pruneCommand(layout, doomed)).status).toBe(0);
+    expect(readdirSync(layout.releases).sort()).toEqual(['.incoming-notoken', '.incoming-v3-cccccccccccc', '.upload-v3-dddddddddddd.tar.gz', 'v1']);
   });
 });

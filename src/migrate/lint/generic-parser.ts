@@ -118,17 +118,27 @@ function operationsOf(tokens: Token[]): Operation[] {
       cursor.acceptAny('LOW_PRIORITY');
       cursor.acceptAny('IGNORE');
       if (cursor.accept('OR')) cursor.next();
-      return [{ kind: 'data-change', verb: 'UPDATE', table: cursor.name() }];
+      return [{ kind: 'data-change', verb: 'UPDATE', table: cursor.name(), allRows: !hasWhere(cursor) }];
     case 'DELETE':
       skipUntil(cursor, ['FROM']);
       cursor.accept('FROM');
-      return [{ kind: 'data-change', verb: 'DELETE', table: cursor.name() }];
+      return [{ kind: 'data-change', verb: 'DELETE', table: cursor.name(), allRows: !hasWhere(cursor) }];
     case 'VACUUM':
       // SQLite: rewrites the whole database file while holding the write lock.
       return [{ kind: 'vacuum', table: null, full: true }];
     default:
       return [{ kind: 'other' }];
   }
+}
+
+/** A WHERE outside parentheses (a subquery's WHERE does not limit the rows changed). */
+function hasWhere(cursor: Cursor): boolean {
+  let depth = 0;
+  return cursor.rest().some((token) => {
+    if (token.text === '(') depth += 1;
+    if (token.text === ')') depth -= 1;
+    return depth === 0 && token.upper === 'WHERE';
+  });
 }
 
 function skipUntil(cursor: Cursor, keywords: string[]): void {
@@ -149,9 +159,12 @@ function setStatement(cursor: Cursor): Operation[] {
   if (name !== 'lock_wait_timeout' && name !== 'lock_timeout') return [{ kind: 'other' }];
   cursor.next();
   const value = cursor.next();
-  if (value?.upper === 'DEFAULT') return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+  if (value?.upper === 'DEFAULT') return [{ kind: 'set-lock-timeout', value: 'reset', local, milliseconds: null }];
   const disabled = /^'?0+'?$/.test(value?.text ?? '');
-  return [{ kind: 'set-lock-timeout', value: disabled ? 'disabled' : 'limited', local }];
+  // lock_wait_timeout is in seconds.
+  const seconds = /^'?(\d+)'?$/.exec(value?.text ?? '')?.[1];
+  const milliseconds = seconds === undefined ? null : Number(seconds) * 1000;
+  return [{ kind: 'set-lock-timeout', value: disabled ? 'disabled' : 'limited', local, milliseconds }];
 }
 
 function createStatement(cursor: Cursor): Operation[] {

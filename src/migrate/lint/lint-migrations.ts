@@ -2,14 +2,16 @@
  * The migration safety lint: walks the pending SQL of every revision in the order it will run,
  * applies each rule to each operation, and marks what allowance comments allow.
  */
-import { findAllowance, parseAllowances, type Allowance } from '../allowances.js';
-import type { OfflineScript } from '../offline-sql.js';
+import { allowanceComment, findAllowance, parseAllowances, type Allowance } from '../allowances.js';
+import { renderErrorReason, type OfflineScript } from '../offline-sql.js';
 import { collapseBatchRebuilds } from './batch-rebuild.js';
 import type { Dialect, Finding } from './finding.js';
 import { parseGenericStatements } from './generic-parser.js';
 import type { Operation, ParsedStatement } from './operations.js';
 import { parsePostgresStatements } from './postgres-parser.js';
-import { RULE_IDS, RULES, UNKNOWN_ALLOWANCE, UNPARSED_STATEMENT, type Rule } from './rules/index.js';
+import { readRevisionHints } from './revision-source.js';
+import { OFFLINE_RENDER, RULE_IDS, RULES, UNKNOWN_ALLOWANCE, UNPARSED_STATEMENT, type Rule } from './rules/index.js';
+import { indexNotConcurrent } from './rules/locking-rules.js';
 import { RunState } from './run-state.js';
 import { splitSqlStatements } from './sql-splitter.js';
 
@@ -33,7 +35,9 @@ export interface LintInput {
 export async function lintMigrations(input: LintInput): Promise<Finding[]> {
   const state = new RunState(input.dialect, input.lockTimeoutSeconds > 0);
   const rules = RULES.filter((rule) => rule.dialects.includes(input.dialect));
-  const findings: Finding[] = [];
+  const revisions: Array<{ place: { revision: string; file: string }; source: string; raw: RawFinding[] }> = [];
+  /** Index drops in the open transaction, until a DROP TABLE of their table absorbs them. */
+  const indexDrops: Array<{ transaction: number; table: string; finding: RawFinding }> = [];
 
   // The preamble (BEGIN, CREATE TABLE alembic_version) only changes the state.
   for (const statement of await parseStatements(input.script.preamble, input.dialect)) {
@@ -42,8 +46,9 @@ export async function lintMigrations(input: LintInput): Promise<Finding[]> {
 
   for (const chunk of input.script.revisions) {
     const file = input.files[chunk.revision];
-    const allowances = parseAllowances(file?.source ?? '');
-    const raw: Omit<Finding, 'allowed' | 'line' | 'file' | 'revision'>[] = [];
+    const hints = readRevisionHints(file?.source ?? '');
+    for (const [index, table] of hints.indexTables) state.noteIndexTable(index, table);
+    const raw: RawFinding[] = [];
     const reported = new Set<string>();
 
     for (const statement of collapseBatchRebuilds(await parseStatements(chunk.sql, input.dialect))) {
@@ -57,7 +62,10 @@ export async function lintMigrations(input: LintInput): Promise<Finding[]> {
         });
       }
       for (const operation of statement.operations.map((op) => withoutBookkeeping(op, statement.text))) {
-        const context = { state, statement: statement.text, lockTimeoutSeconds: input.lockTimeoutSeconds };
+        const context = { state, statement: statement.text, lockTimeoutSeconds: input.lockTimeoutSeconds, hints };
+        if (operation.kind === 'drop-table' && state.isLive(operation.table)) {
+          absorbIndexDrops(indexDrops, operation.table, state.transactionId);
+        }
         for (const rule of rules) {
           const hit = rule.check(operation, context);
           if (!hit) continue;
@@ -66,23 +74,73 @@ export async function lintMigrations(input: LintInput): Promise<Finding[]> {
             if (reported.has(`${rule.id}:${severity}`)) continue;
             reported.add(`${rule.id}:${severity}`);
           }
-          raw.push({
+          const finding: RawFinding = {
             rule: rule.id,
             severity,
             statement: statement.text,
             message: hit.message,
             safeAlternative: safeAlternative(rule, input.dialect),
-          });
+          };
+          raw.push(finding);
+          if (operation.kind === 'drop-index' && state.inTransaction && rule.id === indexNotConcurrent.id) {
+            const table = operation.table ?? state.tableOfIndex(operation.name);
+            if (table !== null) indexDrops.push({ transaction: state.transactionId, table, finding });
+          }
         }
         state.apply(operation, { text: statement.text, revision: chunk.revision });
       }
     }
+    if (chunk.renderError !== null) raw.push(offlineRenderFinding(chunk.revision, chunk.renderError));
 
-    const place = { revision: chunk.revision, file: file?.path ?? '' };
-    findings.push(...raw.map((finding) => allow({ ...finding, ...place }, allowances, file?.source ?? '')));
-    findings.push(...unknownAllowances(allowances, place));
+    revisions.push({ place: { revision: chunk.revision, file: file?.path ?? '' }, source: file?.source ?? '', raw });
   }
-  return findings;
+
+  return revisions.flatMap(({ place, source, raw }) => {
+    const allowances = parseAllowances(source);
+    return [
+      ...raw.filter((finding) => !finding.absorbed).map((finding) => allow({ ...withoutAbsorbed(finding), ...place }, allowances, source)),
+      ...unknownAllowances(allowances, place),
+    ];
+  });
+}
+
+type RawFinding = Omit<Finding, 'allowed' | 'line' | 'file' | 'revision'> & {
+  /** A DROP INDEX reported as part of the DROP TABLE that follows it. */
+  absorbed?: true;
+};
+
+/**
+ * A DROP INDEX followed, in the same transaction, by the DROP TABLE of its table (what
+ * autogenerate writes) is part of the table drop: its finding is dropped, and the
+ * table drop's finding (drop-table) stands for both.
+ */
+function absorbIndexDrops(
+  drops: ReadonlyArray<{ transaction: number; table: string; finding: RawFinding }>,
+  table: string,
+  transaction: number,
+): void {
+  for (const drop of drops) {
+    if (drop.table === table && drop.transaction === transaction) drop.finding.absorbed = true;
+  }
+}
+
+function withoutAbsorbed(finding: RawFinding): Omit<Finding, 'allowed' | 'line' | 'file' | 'revision'> {
+  const rest = { ...finding };
+  delete rest.absorbed;
+  return rest;
+}
+
+function offlineRenderFinding(revision: string, error: string): RawFinding {
+  return {
+    rule: OFFLINE_RENDER.id,
+    severity: OFFLINE_RENDER.severity,
+    statement: '',
+    message:
+      `Revision ${revision} cannot be rendered as SQL offline: ${renderErrorReason(error)}. The lint saw its SQL only ` +
+      `up to that point; the other revisions were linted. Once you have checked it by hand, add this line to the revision: ` +
+      `\`${allowanceComment(OFFLINE_RENDER.id, '<what you checked>')}\`.`,
+    safeAlternative: OFFLINE_RENDER.safeAlternative.default,
+  };
 }
 
 /** Splits and parses SQL with the dialect's parser (libpg-query for PostgreSQL). */

@@ -9,7 +9,13 @@ export type Operation =
   /** COMMIT or ROLLBACK: the transaction ends either way. */
   | { kind: 'commit' }
   /** SET / RESET of the lock wait limit (`lock_timeout`, MySQL `lock_wait_timeout`). */
-  | { kind: 'set-lock-timeout'; value: 'disabled' | 'limited' | 'reset'; local: boolean }
+  | {
+      kind: 'set-lock-timeout';
+      value: 'disabled' | 'limited' | 'reset';
+      local: boolean;
+      /** The limit when `value` is `limited` and the SQL states it as a constant. */
+      milliseconds: number | null;
+    }
   | { kind: 'create-table'; table: string }
   | { kind: 'drop-table'; table: string }
   | { kind: 'rename-table'; table: string; newName: string }
@@ -23,11 +29,21 @@ export type Operation =
       default: ColumnDefault;
       /** identity or serial/auto-increment: every existing row gets a value from a sequence. */
       generated: 'identity' | 'serial' | 'stored' | null;
+      /** PostgreSQL: the declared type, remembered for a later ALTER COLUMN ... TYPE. */
+      type?: ColumnType;
     }
   | { kind: 'drop-column'; table: string; column: string }
   | { kind: 'rename-column'; table: string; column: string; newName: string }
   /** A new type, or (MySQL MODIFY/CHANGE) a full column redefinition. */
-  | { kind: 'alter-column-type'; table: string; column: string; online: boolean }
+  | {
+      kind: 'alter-column-type';
+      table: string;
+      column: string;
+      online: boolean;
+      /** PostgreSQL: the new type and whether a USING expression converts the values. */
+      newType?: ColumnType;
+      using?: boolean;
+    }
   | { kind: 'set-not-null'; table: string; column: string }
   | {
       kind: 'add-constraint';
@@ -51,11 +67,27 @@ export type Operation =
   | { kind: 'cluster'; table: string | null }
   | { kind: 'truncate'; table: string }
   | { kind: 'lock-table'; table: string }
-  | { kind: 'data-change'; verb: 'INSERT' | 'UPDATE' | 'DELETE' | 'MERGE' | 'COPY'; table: string }
+  | {
+      kind: 'data-change';
+      verb: 'INSERT' | 'UPDATE' | 'DELETE' | 'MERGE' | 'COPY';
+      table: string;
+      /** An UPDATE or DELETE with no WHERE: it touches every row of the table. */
+      allRows?: boolean;
+    }
   /** Any other ALTER TABLE: still takes a lock on the table. */
   | { kind: 'alter-table-other'; table: string; online: boolean }
   /** Anything the rules have no opinion on (SELECT, COMMENT, CREATE FUNCTION, ...). */
   | { kind: 'other' };
+
+/**
+ * A column type as far as a type change is concerned: the base name as PostgreSQL spells it
+ * internally (`varchar`, `text`, `int4`, `numeric`, ...) and the length of a `varchar(n)`
+ * (null when unbounded or not a length).
+ */
+export interface ColumnType {
+  name: string;
+  length: number | null;
+}
 
 /**
  * A column default as far as rewriting the table is concerned. Since PostgreSQL 11 a

@@ -14,7 +14,7 @@ import type {
   VariableSetStmt,
 } from 'libpg-query';
 
-import type { ColumnDefault, Operation, ParsedStatement } from './operations.js';
+import type { ColumnDefault, ColumnType, Operation, ParsedStatement } from './operations.js';
 import { normaliseName } from './operations.js';
 import type { SqlStatement } from './sql-splitter.js';
 import { combineVolatility, functionVolatility, type Volatility } from './volatility.js';
@@ -114,8 +114,12 @@ function operationsOf(node: Node): Operation[] {
     return rangeVars(node.LockStmt.relations).map((table) => ({ kind: 'lock-table', table }));
   }
   if ('InsertStmt' in node) return [dataChange('INSERT', node.InsertStmt.relation)];
-  if ('UpdateStmt' in node) return [dataChange('UPDATE', node.UpdateStmt.relation)];
-  if ('DeleteStmt' in node) return [dataChange('DELETE', node.DeleteStmt.relation)];
+  if ('UpdateStmt' in node) {
+    return [dataChange('UPDATE', node.UpdateStmt.relation, node.UpdateStmt.whereClause === undefined)];
+  }
+  if ('DeleteStmt' in node) {
+    return [dataChange('DELETE', node.DeleteStmt.relation, node.DeleteStmt.whereClause === undefined)];
+  }
   if ('MergeStmt' in node) return [dataChange('MERGE', node.MergeStmt.relation)];
   if ('CopyStmt' in node && node.CopyStmt.is_from === true) return [dataChange('COPY', node.CopyStmt.relation)];
   if ('CreateTrigStmt' in node) {
@@ -132,8 +136,12 @@ function alterTableOperations(table: string, cmd: AlterTableCmd): Operation[] {
       return cmd.def && 'ColumnDef' in cmd.def ? addColumn(table, cmd.def.ColumnDef) : [];
     case 'AT_DropColumn':
       return [{ kind: 'drop-column', table, column }];
-    case 'AT_AlterColumnType':
-      return [{ kind: 'alter-column-type', table, column, online: false }];
+    case 'AT_AlterColumnType': {
+      const def = cmd.def && 'ColumnDef' in cmd.def ? cmd.def.ColumnDef : undefined;
+      const newType = columnType(def);
+      const using = def?.raw_default !== undefined;
+      return [{ kind: 'alter-column-type', table, column, online: false, ...(newType ? { newType } : {}), using }];
+    }
     case 'AT_SetNotNull':
       return [{ kind: 'set-not-null', table, column }];
     case 'AT_AddConstraint':
@@ -162,6 +170,7 @@ function addColumn(table: string, def: ColumnDef): Operation[] {
       notNull: constraints.some((constraint) => constraint.contype === 'CONSTR_NOTNULL' || constraint.contype === 'CONSTR_PRIMARY'),
       default: defaultExpr ? classifyDefault(defaultExpr) : { kind: 'none' },
       generated,
+      ...(columnType(def) ? { type: columnType(def) } : {}),
     },
   ];
   for (const constraint of constraints) {
@@ -191,6 +200,16 @@ function addConstraint(table: string, constraint: Constraint): Operation {
     notNullColumn: type === 'check' ? notNullColumnOf(constraint.raw_expr) : null,
     referencedTable: constraint.pktable ? relationName(constraint.pktable) : null,
   };
+}
+
+/** `varchar(200)` -> { varchar, 200 }; `text` -> { text, null }; `numeric(12, 2)` -> { numeric, null }. */
+function columnType(def: ColumnDef | undefined): ColumnType | undefined {
+  const name = stringsOf(def?.typeName?.names).pop()?.toLowerCase();
+  if (name === undefined) return undefined;
+  const modifiers = def?.typeName?.typmods ?? [];
+  const first = modifiers[0];
+  const length = name === 'varchar' && modifiers.length === 1 && first && 'A_Const' in first ? (first.A_Const.ival?.ival ?? null) : null;
+  return { name, length };
 }
 
 /** `CHECK (col IS NOT NULL)`: the shape that lets SET NOT NULL skip its table scan. */
@@ -224,13 +243,24 @@ function classifyDefault(expr: Node): ColumnDefault {
 
 function lockTimeoutSetting(set: VariableSetStmt): Operation[] {
   const local = set.is_local === true;
-  if (set.kind === 'VAR_RESET_ALL') return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+  const reset = { kind: 'set-lock-timeout', value: 'reset', local, milliseconds: null } as const;
+  if (set.kind === 'VAR_RESET_ALL') return [reset];
   if (set.name !== 'lock_timeout') return [{ kind: 'other' }];
-  if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+  if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT') return [reset];
   const arg = set.args?.[0];
   const constant = arg && 'A_Const' in arg ? arg.A_Const : undefined;
   const value = constant ? (constant.sval?.sval ?? constant.fval?.fval ?? String(constant.ival?.ival ?? 0)) : '';
-  return [{ kind: 'set-lock-timeout', value: isZeroDuration(value) ? 'disabled' : 'limited', local }];
+  if (isZeroDuration(value)) return [{ kind: 'set-lock-timeout', value: 'disabled', local, milliseconds: null }];
+  return [{ kind: 'set-lock-timeout', value: 'limited', local, milliseconds: durationMilliseconds(value) }];
+}
+
+const DURATION_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `'120s'`, `'2min'`, `5000` (a bare number is milliseconds for lock_timeout); null when unreadable. */
+function durationMilliseconds(value: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$/i.exec(value);
+  if (!match) return null;
+  return Number(match[1]) * (DURATION_UNITS[(match[2] ?? 'ms').toLowerCase()] ?? 1);
 }
 
 /** `0`, `'0'`, `'0s'`, `'0ms'`: PostgreSQL reads all of them as "wait forever". */
@@ -238,8 +268,8 @@ function isZeroDuration(value: string): boolean {
   return /^\s*0+(?:\.0*)?\s*(?:us|ms|s|min|h|d)?\s*$/i.test(value);
 }
 
-function dataChange(verb: 'INSERT' | 'UPDATE' | 'DELETE' | 'MERGE' | 'COPY', relation: RangeVar | undefined): Operation {
-  return { kind: 'data-change', verb, table: relationName(relation) };
+function dataChange(verb: 'INSERT' | 'UPDATE' | 'DELETE' | 'MERGE' | 'COPY', relation: RangeVar | undefined, allRows = false): Operation {
+  return { kind: 'data-change', verb, table: relationName(relation), ...(allRows ? { allRows } : {}) };
 }
 
 function relationName(relation: RangeVar | undefined): string {

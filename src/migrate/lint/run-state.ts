@@ -4,7 +4,7 @@
  * is open and what it holds, and which lock timeout the session has.
  */
 import type { Dialect } from './finding.js';
-import type { Operation } from './operations.js';
+import type { ColumnType, Operation } from './operations.js';
 
 /** A statement seen earlier in the run, to name it in a message. */
 export interface SeenStatement {
@@ -14,6 +14,18 @@ export interface SeenStatement {
 
 interface LockingStatement extends SeenStatement {
   table: string;
+}
+
+/** A data change seen earlier in the open transaction. */
+export interface DataStatement extends SeenStatement {
+  /** An UPDATE or DELETE with no WHERE. */
+  allRows: boolean;
+}
+
+/** A `SET lock_timeout` of the migrations, with the limit it sets when the SQL states it. */
+export interface LockTimeoutSetting {
+  milliseconds: number | null;
+  statement: SeenStatement;
 }
 
 /**
@@ -33,9 +45,13 @@ export class RunState {
   private readonly sessionDefault: LockTimeoutSource;
   private sessionLockTimeout: LockTimeoutSource;
   private localLockTimeout: LockTimeoutSource | null = null;
+  private sessionSetting: LockTimeoutSetting | null = null;
+  private localSetting: LockTimeoutSetting | null = null;
+  private readonly columnTypes = new Map<string, ColumnType>();
   private transactionOpen = false;
+  private transactionCount = 0;
   private transactionDdl: LockingStatement[] = [];
-  private transactionData: SeenStatement[] = [];
+  private transactionData: DataStatement[] = [];
 
   constructor(
     readonly dialect: Dialect,
@@ -56,12 +72,36 @@ export class RunState {
     return this.indexTables.get(name) ?? null;
   }
 
+  /** Records the table of an index the revision's Python names (`drop_index(..., table_name=)`). */
+  noteIndexTable(name: string, table: string): void {
+    if (!this.indexTables.has(name)) this.indexTables.set(name, table);
+  }
+
   get inTransaction(): boolean {
     return this.transactionOpen;
   }
 
+  /**
+   * Identifies the open transaction (or the gap between two): two statements with the same
+   * id and `inTransaction` ran in one transaction.
+   */
+  get transactionId(): number {
+    return this.transactionCount;
+  }
+
   get lockTimeout(): LockTimeoutSource {
     return this.localLockTimeout ?? this.sessionLockTimeout;
+  }
+
+  /** The migrations' own `SET lock_timeout` in force, when `lockTimeout` is `sql`. */
+  get lockTimeoutSetting(): LockTimeoutSetting | null {
+    if (this.lockTimeout !== 'sql') return null;
+    return this.localLockTimeout !== null ? this.localSetting : this.sessionSetting;
+  }
+
+  /** The type a column got from an earlier statement of the run (ADD COLUMN, ALTER ... TYPE). */
+  columnType(table: string, column: string): ColumnType | null {
+    return this.columnTypes.get(`${table}.${column}`) ?? null;
   }
 
   /** A validated `CHECK (column IS NOT NULL)` proves the column has no NULL. */
@@ -73,13 +113,13 @@ export class RunState {
    * A statement in the open transaction that locked a live table: the first one that locked
    * `table` when there is one, else the first one.
    */
-  ddlInTransaction(table?: string): SeenStatement | null {
+  ddlInTransaction(table?: string): (SeenStatement & { table: string }) | null {
     if (!this.transactionOpen) return null;
     return this.transactionDdl.find((ddl) => ddl.table === table) ?? this.transactionDdl[0] ?? null;
   }
 
   /** Data changes to live tables in the open transaction. */
-  get dataInTransaction(): readonly SeenStatement[] {
+  get dataInTransaction(): readonly DataStatement[] {
     return this.transactionOpen ? this.transactionData : [];
   }
 
@@ -131,9 +171,11 @@ export class RunState {
     switch (operation.kind) {
       case 'begin':
         this.transactionOpen = true;
+        this.transactionCount += 1;
         break;
       case 'commit':
         this.transactionOpen = false;
+        this.transactionCount += 1;
         this.transactionDdl = [];
         this.transactionData = [];
         this.localLockTimeout = null;
@@ -141,14 +183,23 @@ export class RunState {
       case 'set-lock-timeout': {
         const source: LockTimeoutSource =
           operation.value === 'reset' ? this.sessionDefault : operation.value === 'disabled' ? 'disabled' : 'sql';
+        const setting = source === 'sql' ? { milliseconds: operation.milliseconds, statement } : null;
         if (!operation.local) {
           this.sessionLockTimeout = source;
+          this.sessionSetting = setting;
           this.localLockTimeout = null; // a plain SET also replaces an earlier SET LOCAL
         } else if (this.transactionOpen) {
           this.localLockTimeout = source; // outside a transaction SET LOCAL does nothing
+          this.localSetting = setting;
         }
         break;
       }
+      case 'add-column':
+        if (operation.type) this.columnTypes.set(`${operation.table}.${operation.column}`, operation.type);
+        break;
+      case 'alter-column-type':
+        if (operation.newType) this.columnTypes.set(`${operation.table}.${operation.column}`, operation.newType);
+        break;
       case 'create-table':
         this.createdTables.add(operation.table);
         break;
@@ -173,7 +224,9 @@ export class RunState {
         break;
       }
       case 'data-change':
-        if (this.transactionOpen && this.isLive(operation.table)) this.transactionData.push(statement);
+        if (this.transactionOpen && this.isLive(operation.table)) {
+          this.transactionData.push({ ...statement, allRows: operation.allRows === true });
+        }
         break;
       default:
         break;

@@ -2,7 +2,7 @@ import { ReloadError } from '../../errors.js';
 import { pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log } from '../server-driver.js';
-import { childrenCommand, parseChildren, type ProcessFacts } from './process-facts.js';
+import { childrenCommand, describePidsCommand, parseChildren, parseDescribedPids, type ProcessFacts } from './process-facts.js';
 import { signalCommand } from './gunicorn-commands.js';
 
 /** A gunicorn process we verified, named by pid and start time so a reused pid never matches. */
@@ -17,6 +17,17 @@ const POLL_MS = 250;
 export async function readProcess(host: RemoteHost, process: ProcessRef): Promise<ProcessFacts | undefined> {
   const result = await host.exec(`read gunicorn pid ${process.pid}`, childrenCommand(process.pid, process.startTime));
   return parseChildren(result.stdout);
+}
+
+/** The facts of those of `pids` that are still alive (each with its start time). */
+export async function describeProcesses(host: RemoteHost, pids: number[]): Promise<ProcessFacts[]> {
+  if (pids.length === 0) return [];
+  return parseDescribedPids((await host.exec('read gunicorn workers', describePidsCommand(pids))).stdout, pids);
+}
+
+/** Same process: same pid and same start time (a reused pid has another). */
+export function sameProcess(a: ProcessRef, b: ProcessRef): boolean {
+  return a.pid === b.pid && a.startTime === b.startTime;
 }
 
 /** Sends a signal to a verified gunicorn process (the start time is re-checked in the same remote shell). */
@@ -86,7 +97,7 @@ export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, not
     { timeoutMs: timeoutSeconds * 1000, intervalMs: POLL_MS },
   );
   if (!done) {
-    throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH (is gunicorn really daemonized? WINCH is ignored otherwise).`, host.name);
+    throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
   }
 }
 

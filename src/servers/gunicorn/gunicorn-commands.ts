@@ -48,7 +48,7 @@ const READ_CONFIG = [
   'sys.argv = ["gunicorn"] + sys.argv[2:]',
   'from gunicorn.app.wsgiapp import WSGIApplication',
   'c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
-  'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile}))',
+  'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
 ].join('\n');
 
 /** Gunicorn settings that decide which strategies can work. */
@@ -59,6 +59,10 @@ export interface GunicornConfig {
   preload_app: boolean;
   workers: number;
   pidfile: string | null;
+  /** Seconds workers get to finish their requests when stopped (TERM). */
+  graceful_timeout: number;
+  /** Requests after which a worker is recycled (0 = never): workers come and go during a reload. */
+  max_requests: number;
 }
 
 /** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */

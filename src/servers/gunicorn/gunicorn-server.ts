@@ -7,7 +7,9 @@ import { hupReload } from './hup-strategy.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
 import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
 import { readyDirOf } from './ready-marks.js';
+import { reloadPlan, type ReloadPlan } from './reload-plan.js';
 import { rollingReload } from './rolling-strategy.js';
+import { cgroupCommand, systemdServiceOf } from './service-cgroup.js';
 import { strategyProblem } from './strategy-fit.js';
 import { usr2Reload } from './usr2-strategy.js';
 
@@ -20,12 +22,16 @@ export interface GunicornOptions {
   appSpec?: string;
 }
 
-type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, log: Log) => Promise<ReloadHandle<GunicornMaster>>;
+type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, plan: Targets, log: Log) => Promise<ReloadHandle<GunicornMaster>>;
+
+/** What every strategy takes from the reload plan. */
+type Targets = Pick<ReloadPlan, 'workers' | 'stopSeconds'>;
 
 const STRATEGIES: Record<GunicornStrategy, Strategy> = {
-  hup: (host, master, options, log) => hupReload(host, master, options.reloadTimeoutSeconds, log),
-  usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
-  rolling: (host, master, options, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds }, log),
+  hup: (host, master, options, plan, log) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
+  usr2: (host, master, options, plan, log) =>
+    usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
+  rolling: (host, master, options, plan, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
 };
 
 /** Gunicorn, driven through its master's signals. */
@@ -40,7 +46,7 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
 
   async preflight(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
     const config = await this.readConfig(host, master, releaseDir);
-    const problem = strategyProblem(this.options.strategy, config, master);
+    const problem = strategyProblem(this.options.strategy, config, master, await this.systemdUnit(host, master));
     if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
     try {
       await host.exec('import check of the new release', preflightCommand(master, releaseDir, this.options.appSpec), {
@@ -55,8 +61,20 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     }
   }
 
-  reload(host: RemoteHost, master: GunicornMaster, log: Log): Promise<ReloadHandle<GunicornMaster>> {
-    return STRATEGIES[this.options.strategy](host, master, this.options, log);
+  /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
+  async reload(host: RemoteHost, master: GunicornMaster, log: Log): Promise<ReloadHandle<GunicornMaster>> {
+    const next = await this.readConfig(host, master, `${this.options.appDir}/current`);
+    // Without the master's arguments, its own release's file tells whether files are the whole story.
+    const now = next?.source === 'default-file' ? await this.readConfig(host, master, master.cwd) : undefined;
+    const plan = reloadPlan(next, now, master.workers.length);
+    log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
+    return STRATEGIES[this.options.strategy](host, master, this.options, plan, log);
+  }
+
+  /** The systemd service the master runs in, if any (usr2 cannot work there). */
+  private async systemdUnit(host: RemoteHost, master: GunicornMaster): Promise<string | undefined> {
+    if (this.options.strategy !== 'usr2') return undefined;
+    return systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
   }
 
   /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */

@@ -1,55 +1,78 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { pollUntil } from '../../poll.js';
+import { pollUntil, sleep } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
-import { masterHalted, readProcess, signal } from './generation.js';
+import { describeProcesses, masterHalted, readProcess, sameProcess, signal, type ProcessRef } from './generation.js';
 import type { GunicornMaster } from './master-check.js';
 import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
 
 export interface RollingOptions {
   readyDir: string;
   timeoutSeconds: number;
+  /** Workers the new generation must have: the new release's configured count. */
+  workers: number;
+  /** How long a worker retired by TTOU may take to finish its requests (graceful_timeout + margin). */
+  stopSeconds: number;
 }
 
+/** The master's live workers, each with its start time, and which of them have booted. */
+interface WorkerState {
+  workers: ProcessRef[];
+  booted: number[];
+}
+
+const POLL_MS = 250;
+
 /**
- * Rolling (seed 000's "reload ++"): for each worker, TTIN adds one that imports the code
- * `current` points to; once that worker is ready, TTOU retires the oldest. Capacity never
- * drops below N and no request waits for a boot. Readiness of one worker is its mark from
- * hooks/graceful_deploy_hook.py when the hook is installed, else the weaker "booted" signal
- * (the worker reached its request loop).
+ * Rolling (seed 000's "reload ++"): TTIN adds a worker that imports the code `current` points
+ * to; once every new worker is ready, TTOU retires the oldest, which is one of the previous
+ * generation as long as any is left. Capacity never drops below the target and no request
+ * waits for a boot. Readiness of a worker is its mark from hooks/graceful_deploy_hook.py when
+ * the hook is installed, else the weaker "booted" signal (the worker reached its request loop).
+ *
+ * Workers are told apart by generation, not by "the one that appeared after TTIN": with
+ * max_requests the master replaces recycled workers at any moment, so a new pid may be a
+ * respawn. The previous generation is the set of workers (pid + start time) alive when the
+ * roll began; everything else was forked since, from `current`. Each step waits for a settled
+ * state (the count gunicorn aims for, every new worker ready), whichever pids make it up.
  */
 export async function rollingReload(host: RemoteHost, master: GunicornMaster, options: RollingOptions, log: Log): Promise<ReloadHandle<GunicornMaster>> {
-  const count = master.workers.length;
   const hook = await readyHookCheck(host, options.readyDir, master.workers);
   log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
+  let previousCount: number | undefined;
 
-  const replaceAll = async (): Promise<GunicornMaster> => {
-    const facts = await readProcess(host, master);
-    if (!facts) throw new ReloadError(`gunicorn master ${master.pid} is gone.`, host.name);
-    let workers = facts.children;
-    const originals = new Set(workers);
-    await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, workers));
-    for (let round = 0; round < originals.size; round += 1) {
-      await signal(host, master, 'TTIN', log);
-      const added = await waitForNewWorker(host, master, workers, hook, options);
-      await signal(host, master, 'TTOU', log);
-      workers = await waitForCount(host, master, [...workers, added], originals.size, options.timeoutSeconds);
-      log(`worker ${added} ready (${round + 1}/${originals.size}); workers now ${workers.join(', ')}`);
+  const replaceAll = async (target: number): Promise<GunicornMaster> => {
+    const start = await steadyWorkers(host, master);
+    previousCount ??= start.count;
+    const originals = start.workers;
+    const isOriginal = (worker: ProcessRef) => originals.some((original) => sameProcess(original, worker));
+    await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, originals.map((worker) => worker.pid)));
+    // What gunicorn's num_workers is: each TTIN adds one, each TTOU removes one.
+    let expected = start.count;
+    const step = async (name: 'TTIN' | 'TTOU') => {
+      await signal(host, master, name, log);
+      expected += name === 'TTIN' ? 1 : -1;
+      return settle(host, master, { count: expected, isOriginal, hook, after: name, timeoutSeconds: name === 'TTIN' ? options.timeoutSeconds : options.stopSeconds });
+    };
+    // Each original leaves after one TTIN and one TTOU, the count moves by |target - start|; a
+    // recycled worker seen as settled too early costs a round more.
+    const maxSteps = 3 * originals.length + Math.abs(target - start.count) + 4;
+    let state = await readWorkers(host, master);
+    for (let steps = 0; ; steps += 1) {
+      const old = state.workers.filter(isOriginal).length;
+      const name = nextRollingStep(old, expected, target);
+      if (!name) break;
+      if (steps >= maxSteps) throw new ReloadError(`the rolling reload did not converge after ${steps} TTIN/TTOU signals (${old} workers of the previous generation left).`, host.name);
+      state = await step(name);
+      log(`${name}: ${expected} workers, ${state.workers.filter(isOriginal).length} of the previous generation left (${state.workers.map((worker) => worker.pid).join(', ')})`);
     }
-    // A failed round can leave one extra worker: bring the count back to what it was.
-    while (workers.length > count) {
-      await signal(host, master, 'TTOU', log);
-      workers = await waitForCount(host, master, workers, workers.length - 1, options.timeoutSeconds);
-    }
-    const stale = workers.filter((pid) => originals.has(pid));
-    if (stale.length) throw new ReloadError(`workers ${stale.join(', ')} of the previous generation are still running after the rolling reload.`, host.name);
-    return { ...master, workers };
+    return { ...master, workers: state.workers.map((worker) => worker.pid) };
   };
 
-  const revert = () => replaceAll();
+  const revert = () => replaceAll(previousCount ?? master.workers.length);
   const handle = (reloaded: GunicornMaster): ReloadHandle<GunicornMaster> => ({ master: reloaded, commit: async () => reloaded, revert });
   try {
-    return handle(await replaceAll());
+    return handle(await replaceAll(options.workers));
   } catch (error) {
     log(`rolling reload stopped: ${errorMessage(error)}`);
     // Workers of both releases may be serving now; reverting rolls every worker again.
@@ -57,42 +80,82 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
   }
 }
 
-/** Waits for a worker not in `known` that has booted and, with the hook, reported ready. */
-async function waitForNewWorker(
-  host: RemoteHost,
-  master: GunicornMaster,
-  known: number[],
-  hook: ((workers: number[]) => Promise<number[]>) | undefined,
-  options: RollingOptions,
-): Promise<number> {
-  let failure = 'no new worker yet';
-  const added = await pollUntil(
-    async () => {
-      const facts = await readProcess(host, master);
-      if (!facts) throw new ReloadError(masterHalted(master.pid), host.name);
-      const pid = facts.booted.find((worker) => !known.includes(worker));
-      if (pid === undefined) return undefined;
-      if (!hook) return pid;
-      if ((await hook([pid])).includes(pid)) return pid;
-      failure = `worker ${pid} has not reported ready`;
-      return undefined;
-    },
-    { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 },
-  );
-  if (added === undefined) throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
-  return added;
+/**
+ * The next signal of a roll, from how many workers of the previous generation are left, how
+ * many gunicorn keeps (`expected`) and how many the new release wants; undefined when done.
+ * Capacity first: TTIN while the count is at or below the target and old workers remain, TTOU
+ * (which stops the oldest: an old worker while any is left) once a ready new one is extra.
+ */
+export function nextRollingStep(oldLeft: number, expected: number, target: number): 'TTIN' | 'TTOU' | undefined {
+  if (expected < target || (oldLeft > 0 && expected === target)) return 'TTIN';
+  if (expected > target) return 'TTOU';
+  return undefined;
 }
 
-/** After TTOU: waits until the master has `count` workers, all from `candidates` (the oldest one gone). */
-async function waitForCount(host: RemoteHost, master: GunicornMaster, candidates: number[], count: number, timeoutSeconds: number): Promise<number[]> {
-  const workers = await pollUntil(
+async function readWorkers(host: RemoteHost, master: GunicornMaster): Promise<WorkerState> {
+  const facts = await readProcess(host, master);
+  if (!facts) throw new ReloadError(masterHalted(master.pid), host.name);
+  const workers = (await describeProcesses(host, facts.children)).map(({ pid, startTime }) => ({ pid, startTime }));
+  return { workers, booted: facts.booted };
+}
+
+/**
+ * The workers before the roll and how many gunicorn keeps: the most seen over a few reads, as
+ * a recycled worker is briefly missing between its exit and its replacement.
+ */
+async function steadyWorkers(host: RemoteHost, master: GunicornMaster): Promise<{ workers: ProcessRef[]; count: number }> {
+  const seen: ProcessRef[] = [];
+  let count = 0;
+  for (let read = 0; read < 3; read += 1) {
+    if (read > 0) await sleep(POLL_MS);
+    const state = await readWorkers(host, master);
+    count = Math.max(count, state.workers.length);
+    for (const worker of state.workers) if (!seen.some((known) => sameProcess(known, worker))) seen.push(worker);
+  }
+  return { workers: seen, count };
+}
+
+interface Settle {
+  count: number;
+  isOriginal: (worker: ProcessRef) => boolean;
+  hook: ((workers: number[]) => Promise<number[]>) | undefined;
+  after: 'TTIN' | 'TTOU';
+  timeoutSeconds: number;
+}
+
+/** Waits until the master has `count` workers and every one forked since the roll began is ready. */
+async function settle(host: RemoteHost, master: GunicornMaster, wait: Settle): Promise<WorkerState> {
+  let last: WorkerState | undefined;
+  let waiting = 'no new worker yet';
+  const settled = await pollUntil(
     async () => {
-      const facts = await readProcess(host, master);
-      if (!facts) throw new ReloadError(`gunicorn master ${master.pid} exited during the rolling reload.`, host.name);
-      return facts.children.length === count && facts.children.every((pid) => candidates.includes(pid)) ? facts.children : undefined;
+      const state = await readWorkers(host, master);
+      last = state;
+      if (state.workers.length !== wait.count) {
+        waiting = `${state.workers.length} workers, want ${wait.count}`;
+        return undefined;
+      }
+      const fresh = state.workers.filter((worker) => !wait.isOriginal(worker)).map((worker) => worker.pid);
+      const booted = fresh.filter((pid) => state.booted.includes(pid));
+      if (booted.length < fresh.length) {
+        waiting = `new workers ${fresh.filter((pid) => !booted.includes(pid)).join(', ')} not booted`;
+        return undefined;
+      }
+      const ready = wait.hook ? await wait.hook(booted) : booted;
+      if (ready.length < fresh.length) {
+        waiting = `new workers ${fresh.filter((pid) => !ready.includes(pid)).join(', ')} have not reported ready`;
+        return undefined;
+      }
+      return state;
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
+    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS },
   );
-  if (!workers) throw new ReloadError(`the oldest worker did not exit within ${timeoutSeconds}s of TTOU.`, host.name);
-  return workers;
+  if (settled) return settled;
+  const workers = last?.workers.map((worker) => worker.pid).join(', ') || 'none';
+  throw new ReloadError(
+    wait.after === 'TTIN'
+      ? `no new worker became ready within ${wait.timeoutSeconds}s after TTIN (${waiting}; workers ${workers}).`
+      : `the oldest worker did not exit within ${wait.timeoutSeconds}s of TTOU (${waiting}; workers ${workers}).`,
+    host.name,
+  );
 }

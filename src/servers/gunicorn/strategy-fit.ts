@@ -9,10 +9,16 @@ import type { GunicornMaster } from './master-check.js';
  *   code the master imported at start: the deploy would "succeed" with old code.
  * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
  *   workers (and a supervisor restarts a foreground master that exits).
+ * - Under a systemd service (`systemdUnit`, see service-cgroup.ts), the USR2 commit loses
+ *   systemd the main pid, and its cgroup kill takes the new master down after the gate passed
+ *   (gunicorn #2856): the host would go dark after a "successful" deploy.
  */
-export function strategyProblem(strategy: GunicornStrategy, config: GunicornConfig | undefined, master: GunicornMaster): string | undefined {
+export function strategyProblem(strategy: GunicornStrategy, config: GunicornConfig | undefined, master: GunicornMaster, systemdUnit?: string): string | undefined {
   if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
     return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
+  }
+  if (strategy === 'usr2' && systemdUnit) {
+    return `gunicorn runs in the systemd service ${systemdUnit}: when the old master exits at the USR2 commit, systemd loses its main pid and stops the whole service, new master included (gunicorn #2856). Use strategy: rolling (or hup), which keeps the master systemd knows.`;
   }
   // --daemon is often on the command line; without the master's arguments the process tree tells.
   const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;

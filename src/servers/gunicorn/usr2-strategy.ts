@@ -1,22 +1,29 @@
 import { ReloadError, errorMessage } from '../../errors.js';
 import { pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
+import { sh } from '../../remote/shell-quote.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
-import { readProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
+import { describeProcesses, readProcess, sameProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
 import { isGunicorn, type GunicornMaster } from './master-check.js';
 import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
-import { describePidsCommand, inspectPidfileCommand, parseDescribedPids, parsePidfileFacts, type ProcessFacts } from './process-facts.js';
+import { inspectPidfileCommand, parsePidfileFacts, type ProcessFacts } from './process-facts.js';
+import { parseReexecChildren, reexecChildCommand } from './reexec-child.js';
 
 export interface Usr2Options {
   pidfile: string;
   /** Where the ready hook leaves its marks (see ready-marks.ts). */
   readyDir: string;
   appDir: string;
+  /** The whole boot of the new generation, new master included, must fit in this. */
   timeoutSeconds: number;
+  /** Workers the new master must boot: the new release's configured count. */
+  workers: number;
+  /** How long a generation told to stop (WINCH, TERM) may take: graceful_timeout + margin. */
+  stopSeconds: number;
 }
 
-/** Seconds the old generation gets to finish in-flight requests when it is stopped. */
-const STOP_SECONDS = 35;
+/** After TERM and QUIT, the last resort for a master that must not be left running. */
+const KILL_WAIT_SECONDS = 10;
 
 /**
  * USR2: the old master forks a new master that re-executes gunicorn from `current` (so it
@@ -27,22 +34,25 @@ const STOP_SECONDS = 35;
 export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options: Usr2Options, log: Log): Promise<ReloadHandle<GunicornMaster>> {
   const isReady = await readyHookCheck(host, options.readyDir, old.workers);
   if (isReady) await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, old.workers));
+  const deadline = Date.now() + options.timeoutSeconds * 1000;
+  const secondsLeft = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
   await signal(host, old, 'USR2', log);
+  let child: ProcessRef | undefined;
   let fresh: ProcessFacts;
   try {
-    fresh = await waitForNewMaster(host, old, options);
-    log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} ${isReady ? 'workers to report ready (ready hook)' : 'booted workers'}`);
-    fresh = await waitForGeneration(host, fresh, {
+    child = await waitForNewMaster(host, old, options, secondsLeft());
+    log(`new master ${child.pid} (re-executed by ${old.pid}) is up; waiting for ${options.workers} ${isReady ? 'workers to report ready (ready hook)' : 'booted workers'}`);
+    fresh = await waitForGeneration(host, child, {
       old: [],
-      count: old.workers.length,
-      timeoutSeconds: options.timeoutSeconds,
+      count: options.workers,
+      timeoutSeconds: secondsLeft(),
       isReady,
-      exitMessage: `the new master ${fresh.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
+      exitMessage: `the new master ${child.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
     });
     log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
   } catch (error) {
     // The old master never stopped serving: removing whatever the new one left is all it takes.
-    await stopNewMaster(host, options, old, log).catch((cleanup: unknown) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
+    await stopNewMaster(host, options, old, log, child).catch((cleanup: unknown) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
     throw new ReloadFailure(error as Error, host.name, true);
   }
 
@@ -54,7 +64,7 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
   };
   try {
     await signal(host, old, 'WINCH', log);
-    await waitForNoWorkers(host, old, [fresh.pid], STOP_SECONDS);
+    await waitForNoWorkers(host, old, [fresh.pid], options.stopSeconds);
     log(`old master ${old.pid} retired workers ${old.workers.join(', ')}; it stays until commit, for a quick revert`);
   } catch (error) {
     throw new ReloadFailure(error as Error, host.name, false, handle);
@@ -62,25 +72,38 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
   return handle;
 }
 
-/** Waits until `<pidfile>.2` names a live gunicorn whose parent is the old master. */
-async function waitForNewMaster(host: RemoteHost, old: GunicornMaster, options: Usr2Options): Promise<ProcessFacts> {
+/**
+ * Finds the master USR2 started: the old master's re-executed child (see reexec-child.ts), or
+ * the live gunicorn `<pidfile>.2` names. The child shows at once, so a preload app that loads
+ * for long is followed from the start instead of being missed until its `.2` appears.
+ */
+async function waitForNewMaster(host: RemoteHost, old: GunicornMaster, options: Usr2Options, timeoutSeconds: number): Promise<ProcessRef> {
   const found = await pollUntil(
     async () => {
-      const facts = parsePidfileFacts((await host.exec('look for the new master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+      const stdout = (await host.exec('look for the new master', newMasterCommand(options, old))).stdout;
+      const facts = parsePidfileFacts(stdout);
       if (!facts.master || facts.master.pid !== old.pid) throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
-      const upgrade = facts.upgrade;
-      return upgrade && upgrade.ppid === old.pid && isGunicorn(upgrade) ? upgrade : undefined;
+      return parseReexecChildren(stdout)[0] ?? upgradeOf(facts.upgrade, old);
     },
-    { timeoutMs: Math.min(options.timeoutSeconds, 60) * 1000, intervalMs: 250 },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
   );
-  if (!found) throw new ReloadError(`no new master appeared in ${options.pidfile}.2 after USR2 (it failed to start; see gunicorn's error log).`, host.name);
+  if (!found) throw new ReloadError(`no new master appeared within ${timeoutSeconds}s after USR2 (it failed to start; see gunicorn's error log).`, host.name);
   return found;
+}
+
+function newMasterCommand(options: Usr2Options, old: GunicornMaster) {
+  return sh`${inspectPidfileCommand(options.pidfile, options.appDir)}; ${reexecChildCommand(old)}`;
+}
+
+/** The process `<pidfile>.2` names, when it is a gunicorn child of the old master. */
+function upgradeOf(upgrade: ProcessFacts | undefined, old: GunicornMaster): ProcessRef | undefined {
+  return upgrade && upgrade.ppid === old.pid && isGunicorn(upgrade) ? { pid: upgrade.pid, startTime: upgrade.startTime } : undefined;
 }
 
 /** Makes the new master the only one: TERM the old, wait for the new one to promote itself. */
 async function commit(host: RemoteHost, old: GunicornMaster, fresh: GunicornMaster, options: Usr2Options, log: Log): Promise<GunicornMaster> {
   await signal(host, old, 'TERM', log);
-  if (!(await waitUntilGone(host, old, STOP_SECONDS))) throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
+  if (!(await waitUntilGone(host, old, options.stopSeconds))) throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
   const promoted = await pollUntil(
     async () => {
       const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
@@ -103,49 +126,56 @@ async function revert(host: RemoteHost, old: GunicornMaster, fresh: GunicornMast
   if (!current) throw new ReloadError(`old master ${old.pid} is gone: cannot revert to it.`, host.name);
   const oldWorkers = current.children.filter((pid) => pid !== fresh.pid);
   await signal(host, old, 'HUP', log);
-  const back = await waitForGeneration(host, old, { old: oldWorkers, count: old.workers.length, notWorkers: [fresh.pid], timeoutSeconds: options.timeoutSeconds });
+  const back = await waitForGeneration(host, old, {
+    old: oldWorkers,
+    count: old.workers.length,
+    notWorkers: [fresh.pid],
+    timeoutSeconds: Math.max(options.timeoutSeconds, options.stopSeconds),
+  });
   log(`old master ${old.pid} serves again with workers ${back.children.filter((pid) => pid !== fresh.pid).join(', ')}`);
   await stopNewMaster(host, options, old, log, fresh);
   return { ...old, workers: back.children.filter((pid) => pid !== fresh.pid) };
 }
 
-/** Stops the new master (TERM, then QUIT) and waits until it and its workers are gone. */
+/**
+ * Stops the new master and waits until it and its workers are gone: TERM (its workers get
+ * graceful_timeout to finish their requests), QUIT only after that, KILL as the last resort,
+ * since a master left behind would serve the failed release beside the old one.
+ */
 async function stopNewMaster(host: RemoteHost, options: Usr2Options, old: GunicornMaster, log: Log, known?: ProcessRef): Promise<void> {
-  let target = known;
-  if (!target) {
-    const facts = parsePidfileFacts((await host.exec('look for the new master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
-    const upgrade = facts.upgrade;
-    if (!upgrade || upgrade.ppid !== old.pid || !isGunicorn(upgrade)) return;
-    target = upgrade;
-  }
+  const target = known ?? (await findNewMaster(host, options, old));
+  if (!target) return;
   const facts = await readProcess(host, target);
   if (!facts) return;
-  const workers = await describe(host, facts.children);
-  await signal(host, target, 'TERM', log);
-  if (!(await waitUntilGone(host, target, STOP_SECONDS))) {
-    await signal(host, target, 'QUIT', log);
-    if (!(await waitUntilGone(host, target, 10))) throw new ReloadError(`new master ${target.pid} did not exit after TERM and QUIT.`, host.name);
+  const workers = await describeProcesses(host, facts.children);
+  let stopped = false;
+  for (const [name, seconds] of [['TERM', options.stopSeconds], ['QUIT', KILL_WAIT_SECONDS], ['KILL', KILL_WAIT_SECONDS]] as const) {
+    await signal(host, target, name, log);
+    stopped = await waitUntilGone(host, target, seconds);
+    if (stopped) break;
   }
-  await waitForOrphans(host, workers, target.pid);
+  if (!stopped) throw new ReloadError(`new master ${target.pid} did not exit after TERM, QUIT and KILL.`, host.name);
+  await waitForOrphans(host, workers, target.pid, options.stopSeconds);
   log(`new master ${target.pid} and its workers are gone`);
 }
 
+/** The new master when we lost track of it, if there is one. */
+async function findNewMaster(host: RemoteHost, options: Usr2Options, old: GunicornMaster): Promise<ProcessRef | undefined> {
+  const stdout = (await host.exec('look for the new master', newMasterCommand(options, old))).stdout;
+  return parseReexecChildren(stdout)[0] ?? upgradeOf(parsePidfileFacts(stdout).upgrade, old);
+}
+
 /** Gunicorn workers exit when their parent changes; make sure they did. */
-async function waitForOrphans(host: RemoteHost, workers: ProcessRef[], parent: number): Promise<void> {
+async function waitForOrphans(host: RemoteHost, workers: ProcessRef[], parent: number, timeoutSeconds: number): Promise<void> {
   if (workers.length === 0) return;
   let left: number[] = [];
   const gone = await pollUntil(
     async () => {
-      const alive = await describe(host, workers.map((worker) => worker.pid));
-      left = alive.filter((facts) => workers.some((worker) => worker.pid === facts.pid && worker.startTime === facts.startTime)).map((facts) => facts.pid);
+      const alive = await describeProcesses(host, workers.map((worker) => worker.pid));
+      left = alive.filter((facts) => workers.some((worker) => sameProcess(worker, facts))).map((facts) => facts.pid);
       return left.length === 0 ? true : undefined;
     },
-    { timeoutMs: STOP_SECONDS * 1000, intervalMs: 250 },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
   );
   if (!gone) throw new ReloadError(`workers of the stopped master ${parent} are still alive: ${left.join(', ')}.`, host.name);
-}
-
-async function describe(host: RemoteHost, pids: number[]): Promise<ProcessFacts[]> {
-  if (pids.length === 0) return [];
-  return parseDescribedPids((await host.exec('read gunicorn workers', describePidsCommand(pids))).stdout, pids);
 }

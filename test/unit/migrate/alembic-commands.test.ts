@@ -9,7 +9,11 @@ import {
   upgradeSqlCommand,
   type AlembicTarget,
 } from '../../../src/migrate/alembic-commands.js';
+import { RENDER_OFFLINE_SCRIPT } from '../../../src/migrate/render-offline-script.js';
 import { quote } from '../../../src/remote/shell-quote.js';
+
+/** The render script as the shell receives it: one quoted word. */
+const script = quote(RENDER_OFFLINE_SCRIPT);
 
 const target: AlembicTarget = {
   releaseDir: '/srv/app/releases/v1.2.3',
@@ -32,19 +36,26 @@ describe('alembic command lines', () => {
     );
   });
 
+  it('renders the pending range as SQL through the render script, with the global options', () => {
+    const withOptions = { ...target, globalArgs: ['-c', 'db/alembic prod.ini'] };
+    expect(upgradeSqlCommand(withOptions, 'p01', 'p15').text).toBe(
+      `cd /srv/app/releases/v1.2.3 && /srv/app/venv/bin/python -c ${script} -c 'db/alembic prod.ini' upgrade p01:p15 --sql`,
+    );
+  });
+
   it('renders the pending range as SQL, or everything from an empty database', () => {
     expect(upgradeSqlCommand(target, 'p01', 'p15').text).toBe(
-      'cd /srv/app/releases/v1.2.3 && /srv/app/venv/bin/python -m alembic upgrade p01:p15 --sql',
+      `cd /srv/app/releases/v1.2.3 && /srv/app/venv/bin/python -c ${script} upgrade p01:p15 --sql`,
     );
     expect(upgradeSqlCommand(target, null, 'p15').text).toBe(
-      'cd /srv/app/releases/v1.2.3 && /srv/app/venv/bin/python -m alembic upgrade p15 --sql',
+      `cd /srv/app/releases/v1.2.3 && /srv/app/venv/bin/python -c ${script} upgrade p15 --sql`,
     );
   });
 
   it('quotes a hostile release directory and revision ids', () => {
     const hostile = { ...target, releaseDir: "/srv/app/releases/x'; rm -rf / #" };
     expect(upgradeSqlCommand(hostile, '$(id)', 'p2').text).toBe(
-      `cd '/srv/app/releases/x'\\''; rm -rf / #' && /srv/app/venv/bin/python -m alembic upgrade '$(id):p2' --sql`,
+      `cd '/srv/app/releases/x'\\''; rm -rf / #' && /srv/app/venv/bin/python -c ${script} upgrade '$(id):p2' --sql`,
     );
   });
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { findingAnnotations, formatFindingsMarkdown } from '../../../src/migrate/findings-report.js';
-import { RULES, UNKNOWN_ALLOWANCE, UNPARSED_STATEMENT, type Finding } from '../../../src/migrate/lint/index.js';
+import { OFFLINE_RENDER, RULES, UNKNOWN_ALLOWANCE, UNPARSED_STATEMENT, type Finding } from '../../../src/migrate/lint/index.js';
 import { lintSnapshot } from './lint-helpers.js';
 
 let findings: Finding[];
@@ -14,9 +14,10 @@ describe('formatFindingsMarkdown', () => {
   it('lists problems, then allowed findings with their reason, then folded infos', () => {
     const markdown = formatFindingsMarkdown(findings, { dialect: 'postgresql' });
     const errors = findings.filter((finding) => finding.severity === 'error' && !finding.allowed).length;
-    expect(markdown).toMatch(new RegExp(`^### Migration safety lint\\n\\n${errors} errors · 4 warnings · 2 allowed · 10 info \\(PostgreSQL\\)`));
+    expect(markdown).toMatch(new RegExp(`^### Migration safety lint\\n\\n${errors} errors · 5 warnings · 2 allowed · 10 info \\(PostgreSQL\\)`));
     expect(markdown).toContain(
-      '| error | `drop-table` | `p08` `migrations/versions/p08_drops.py` | `DROP TABLE events`<br>DROP TABLE events: the old release still queries it until every host has reloaded. |',
+      '| error | `drop-table` | `p08` `migrations/versions/p08_drops.py` | `DROP TABLE events`<br>DROP TABLE events: the old release still queries it until every host has reloaded. ' +
+        'Once the running release no longer uses events, add this line to the revision: `# graceful-deploy: allow=drop-table events unused since <release>`. |',
     );
     expect(markdown).toContain('**Allowed by the revisions**');
     expect(markdown).toContain('| v2.3 stopped reading users.handle (PR #412) |');
@@ -62,7 +63,7 @@ describe('findingAnnotations', () => {
 describe('RULES.md', () => {
   it('documents every rule the lint can report', () => {
     const doc = readFileSync(new URL('../../../src/migrate/RULES.md', import.meta.url), 'utf8');
-    for (const id of [...RULES.map((rule) => rule.id), UNPARSED_STATEMENT.id, UNKNOWN_ALLOWANCE.id]) {
+    for (const id of [...RULES.map((rule) => rule.id), UNPARSED_STATEMENT.id, OFFLINE_RENDER.id, UNKNOWN_ALLOWANCE.id]) {
       expect(doc, id).toContain(`#### \`${id}\``);
       expect(doc, id).toContain(`[\`${id}\`](#${id})`);
     }

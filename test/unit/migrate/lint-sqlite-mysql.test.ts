@@ -132,7 +132,7 @@ describe('the token-level parser', () => {
         },
         { kind: 'alter-table-other', table: 't', online: false },
       ],
-      [{ kind: 'set-lock-timeout', value: 'reset', local: false }],
+      [{ kind: 'set-lock-timeout', value: 'reset', local: false, milliseconds: null }],
       [{ kind: 'begin' }],
     ]);
   });

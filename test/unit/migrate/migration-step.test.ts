@@ -87,7 +87,7 @@ describe('runMigrationStep', () => {
       'run migrate-command',
       'alembic current',
     ]);
-    expect(host.calls[2]?.command).toBe('cd /srv/app/releases/v2 && /srv/app/venv/bin/python -m alembic upgrade m02:m03 --sql');
+    expect(host.calls[2]?.command).toMatch(/^cd \/srv\/app\/releases\/v2 && \/srv\/app\/venv\/bin\/python -c 'import sys\n[^]*' upgrade m02:m03 --sql$/);
     expect(host.calls[3]?.command).toMatch(/ '' alembic m03$/);
     expect(host.calls[4]?.command).toBe(
       `cd /srv/app/releases/v2 && PGOPTIONS="\${PGOPTIONS:+$PGOPTIONS }"'-c lock_timeout=5000ms' sh -c 'alembic upgrade head' 2>&1`,
@@ -136,7 +136,8 @@ describe('runMigrationStep', () => {
     expect(result.findings.filter((finding) => finding.rule === 'drop-table')).toHaveLength(1);
     expect(opts.lines.some((line) => /^allow-unsafe-migrations is on: migrating despite \d+ lint errors$/.test(line))).toBe(true);
     expect(opts.lines).toContain(
-      '  error drop-table in p08 (migrations/versions/p08_drops.py): DROP TABLE events: the old release still queries it until every host has reloaded.',
+      '  error drop-table in p08 (migrations/versions/p08_drops.py): DROP TABLE events: the old release still queries it until every host has reloaded. ' +
+        'Once the running release no longer uses events, add this line to the revision: `# graceful-deploy: allow=drop-table events unused since <release>`.',
     );
   });
 

@@ -2,8 +2,17 @@
  * Rules about the release that is still running: during a rolling deploy the old code keeps
  * serving until each host reloads, against the schema the migration already changed.
  */
+import { allowanceComment } from '../../allowances.js';
 import type { Rule } from './rule.js';
 import { ALL_DIALECTS } from './rule.js';
+
+/** The exact line that accepts a drop, once the release before this one no longer uses the object. */
+function allowOnceUnused(rule: string, object: string): string {
+  return (
+    ` Once the running release no longer uses ${object}, add this line to the revision: ` +
+    `\`${allowanceComment(rule, `${object} unused since <release>`)}\`.`
+  );
+}
 
 const CONTRACT_LATER =
   'Expand and contract: first release code that no longer uses it (SQLAlchemy: remove it from the model), then ' +
@@ -20,7 +29,8 @@ export const dropColumn: Rule = {
     return {
       message:
         `DROP COLUMN ${operation.table}.${operation.column}: hosts still running the old release select or insert ` +
-        'it until they reload, and those queries fail.',
+        'it until they reload, and those queries fail.' +
+        allowOnceUnused('drop-column', `${operation.table}.${operation.column}`),
     };
   },
 };
@@ -33,7 +43,11 @@ export const dropTable: Rule = {
   safeAlternative: { default: CONTRACT_LATER },
   check(operation, { state }) {
     if (operation.kind !== 'drop-table' || !state.isLive(operation.table)) return null;
-    return { message: `DROP TABLE ${operation.table}: the old release still queries it until every host has reloaded.` };
+    return {
+      message:
+        `DROP TABLE ${operation.table}: the old release still queries it until every host has reloaded.` +
+        allowOnceUnused('drop-table', operation.table),
+    };
   },
 };
 

@@ -16,7 +16,7 @@ import {
   uniqueWithoutIndex,
   vacuumFull,
 } from './locking-rules.js';
-import { dataInDdlTransaction, lockTimeout } from './transaction-rules.js';
+import { dataInDdlTransaction, lockTimeout, wholeTableDataChange } from './transaction-rules.js';
 
 export type { Rule, RuleContext, RuleHit } from './rule.js';
 
@@ -41,6 +41,7 @@ export const RULES: readonly Rule[] = [
   truncate,
   lockTable,
   dataInDdlTransaction,
+  wholeTableDataChange,
 ];
 
 /** Findings about the lint itself rather than about a statement's effect. */
@@ -50,6 +51,17 @@ export const UNPARSED_STATEMENT = {
   title: 'Statement the parser could not read',
   safeAlternative: {
     default: 'Check the statement by hand; if it is fine, allow `unparsed-statement` on this revision.',
+  },
+} as const;
+
+export const OFFLINE_RENDER = {
+  id: 'offline-render',
+  severity: 'error',
+  title: 'Revision that cannot render as SQL offline',
+  safeAlternative: {
+    default:
+      'Keep reads of data out of schema migrations (do them in a data script or the application), or check the ' +
+      'revision by hand and allow `offline-render` on it with the reason.',
   },
 } as const;
 
@@ -63,4 +75,5 @@ export const UNKNOWN_ALLOWANCE = {
 export const RULE_IDS: ReadonlySet<string> = new Set([
   ...RULES.map((rule) => rule.id),
   UNPARSED_STATEMENT.id,
+  OFFLINE_RENDER.id,
 ]);

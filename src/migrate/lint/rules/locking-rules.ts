@@ -3,6 +3,8 @@
  * EXCLUSIVE and SHARE locks, MySQL's table copies, SQLite's write lock) for longer than a
  * moment. Tables created earlier in the same run are exempt: nothing else uses them yet.
  */
+import type { ColumnType } from '../operations.js';
+import { existingType } from '../revision-source.js';
 import type { Rule } from './rule.js';
 import { ALL_DIALECTS } from './rule.js';
 
@@ -30,10 +32,13 @@ export const indexNotConcurrent: Rule = {
     if (operation.kind === 'drop-index' && !operation.concurrent) {
       const table = operation.table ?? state.tableOfIndex(operation.name);
       if (!state.isLive(table)) return null;
+      // The lock is brief (nothing is scanned or built), so only a wait behind a long
+      // transaction hurts, and the lock timeout bounds that: a warning, not an error.
       return {
+        severity: 'warning',
         message:
           `DROP INDEX ${operation.name} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on ` +
-          `${table ?? 'its table'}: every query on it waits, and waits behind any long transaction.`,
+          `${table ?? 'its table'}: brief (no scan), but queries on it queue while it waits behind a long transaction.`,
       };
     }
     return null;
@@ -133,18 +138,18 @@ export const uniqueWithoutIndex: Rule = {
 export const alterColumnType: Rule = {
   id: 'alter-column-type',
   severity: 'error',
-  title: 'ALTER COLUMN ... TYPE (MySQL: MODIFY / CHANGE)',
+  title: 'ALTER COLUMN ... TYPE that rewrites the table (MySQL: MODIFY / CHANGE)',
   dialects: ['postgresql', 'mysql'],
   safeAlternative: {
     default:
       'Expand and contract: add a column of the new type, backfill it in batches, move the code to it, drop the old ' +
-      'column in a later release. If the change needs no rewrite (varchar(n) to a longer varchar or to text), allow ' +
-      'the rule on this revision.',
+      'column in a later release. Widening varchar/text needs no rewrite and is reported as info; if the lint could ' +
+      'not tell the old type, pass `existing_type=` to `op.alter_column`.',
     mysql:
       'Append `ALGORITHM=INPLACE, LOCK=NONE` so MySQL refuses instead of blocking, use an online schema change tool ' +
       '(gh-ost, pt-online-schema-change), or expand and contract with a new column.',
   },
-  check(operation, { state }) {
+  check(operation, { state, hints }) {
     if (operation.kind !== 'alter-column-type' || operation.online || !state.isLive(operation.table)) return null;
     const column = `${operation.table}.${operation.column}`;
     if (state.dialect === 'mysql') {
@@ -154,13 +159,53 @@ export const alterColumnType: Rule = {
           '(ALGORITHM=COPY) and writes wait for the copy.',
       };
     }
-    return {
-      message:
-        `Changing the type of ${column} rewrites ${operation.table} and rebuilds its indexes under an ACCESS ` +
-        'EXCLUSIVE lock, unless the new type is binary-compatible.',
-    };
+    const before = state.columnType(operation.table, operation.column) ?? existingType(hints, operation.table, operation.column);
+    const after = operation.newType ? typeText(operation.newType) : 'the new type';
+    const rewrite =
+      `rewrites ${operation.table} and rebuilds its indexes under an ACCESS EXCLUSIVE lock: every query on ` +
+      `${operation.table} waits for the rewrite`;
+    switch (typeChange(before, operation.newType, operation.using === true)) {
+      case 'metadata-only':
+        return {
+          severity: 'info',
+          message: `Changing ${column} from ${typeText(before)} to ${after} without USING is metadata-only on PostgreSQL: no rewrite, no scan.`,
+        };
+      case 'unknown-before':
+        return {
+          severity: 'warning',
+          message:
+            `Changing ${column} to ${after}: neither the revision (existing_type=) nor an earlier statement says what ` +
+            `type it had. From varchar or text this is metadata-only; from any other type it ${rewrite}.`,
+        };
+      case 'rewrite':
+        return {
+          message:
+            `Changing ${column}${before ? ` from ${typeText(before)}` : ''} to ${after}` +
+            `${operation.using ? ' with USING' : ''} ${rewrite}.`,
+        };
+    }
   },
 };
+
+/**
+ * PostgreSQL skips the rewrite when the old type is binary-coercible to the new one and no
+ * USING expression recomputes the values: varchar(n) or text to text or to an unbounded
+ * varchar, and varchar(n) to varchar(m) with m >= n.
+ */
+function typeChange(before: ColumnType | null, after: ColumnType | undefined, using: boolean): 'metadata-only' | 'rewrite' | 'unknown-before' {
+  if (using || after === undefined) return 'rewrite';
+  const unbounded = after.name === 'text' || (after.name === 'varchar' && after.length === null);
+  if (!unbounded && after.name !== 'varchar') return 'rewrite';
+  if (before === null) return 'unknown-before';
+  if (unbounded) return before.name === 'varchar' || before.name === 'text' ? 'metadata-only' : 'rewrite';
+  const longer = before.name === 'varchar' && before.length !== null && after.length !== null && after.length >= before.length;
+  return longer ? 'metadata-only' : 'rewrite';
+}
+
+function typeText(type: ColumnType | null): string {
+  if (type === null) return 'its old type';
+  return type.length === null ? type.name : `${type.name}(${type.length})`;
+}
 
 export const tableRebuild: Rule = {
   id: 'table-rebuild',

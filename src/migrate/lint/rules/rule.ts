@@ -1,6 +1,7 @@
 /** The shape of a lint rule; the rules themselves live in the sibling modules. */
 import type { Dialect, Severity } from '../finding.js';
 import type { Operation } from '../operations.js';
+import type { RevisionHints } from '../revision-source.js';
 import type { RunState } from '../run-state.js';
 
 export interface RuleHit {
@@ -16,6 +17,8 @@ export interface RuleContext {
   statement: string;
   /** The action's lock timeout in seconds; 0 when it applies none. */
   lockTimeoutSeconds: number;
+  /** What the revision's Python says beyond its SQL (existing types, index tables). */
+  hints: RevisionHints;
 }
 
 export interface Rule {

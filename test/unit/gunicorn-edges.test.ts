@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import type { GunicornConfig } from '../../src/servers/gunicorn/gunicorn-commands.js';
+import type { GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
+import { parseReexecChildren, reexecChildCommand } from '../../src/servers/gunicorn/reexec-child.js';
+import { reloadPlan } from '../../src/servers/gunicorn/reload-plan.js';
+import { nextRollingStep } from '../../src/servers/gunicorn/rolling-strategy.js';
+import { cgroupCommand, systemdServiceOf } from '../../src/servers/gunicorn/service-cgroup.js';
+import { strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
+
+const master: GunicornMaster = {
+  pid: 10,
+  startTime: '99',
+  python: '/usr/bin/python3.11',
+  argv: ['gunicorn: master [app:application]'],
+  cwd: '/srv/app/releases/v1',
+  workers: [11, 12],
+  daemonized: true,
+  titledApp: 'app:application',
+};
+const config: GunicornConfig = { source: 'argv', daemon: true, preload_app: false, workers: 3, pidfile: '/p', graceful_timeout: 50, max_requests: 0 };
+
+describe('systemd service of a process, from /proc/<pid>/cgroup', () => {
+  it('finds the unit on the v2 line and on the v1 name=systemd line', () => {
+    expect(systemdServiceOf('0::/system.slice/gunicorn.service\n')).toBe('gunicorn.service');
+    expect(systemdServiceOf('0::/system.slice/app@blue.service/payload\n')).toBe('app@blue.service');
+    expect(systemdServiceOf('12:memory:/system.slice/other.service\n1:name=systemd:/system.slice/web.service\n0::/\n')).toBe('web.service');
+    expect(systemdServiceOf('0::/user.slice/user-1000.slice/user@1000.service/app.slice/myapp.service')).toBe('myapp.service');
+    expect(systemdServiceOf('0::/gd-abc.slice/app-abc.service')).toBe('app-abc.service');
+  });
+  it('finds none for a login session, a container root or a v1 controller line', () => {
+    expect(systemdServiceOf('0::/user.slice/user-1000.slice/session-3.scope\n')).toBeUndefined();
+    expect(systemdServiceOf('0::/user.slice/user-1000.slice/user@1000.service/init.scope')).toBeUndefined();
+    expect(systemdServiceOf('0::/\n')).toBeUndefined();
+    expect(systemdServiceOf('4:memory:/system.slice/docker.service\n0::/\n')).toBeUndefined();
+    expect(systemdServiceOf('')).toBeUndefined();
+  });
+  it('reads the cgroup of a pid without failing when it is unreadable', () => {
+    expect(cgroupCommand(42).text).toBe('cat /proc/42/cgroup 2>/dev/null; true');
+  });
+  it('makes usr2 (only usr2) refuse such a master, naming rolling', () => {
+    expect(strategyProblem('usr2', config, master, 'gunicorn.service')).toMatch(/systemd service gunicorn\.service.*Use strategy: rolling/);
+    expect(strategyProblem('rolling', config, master, 'gunicorn.service')).toBeUndefined();
+    expect(strategyProblem('hup', config, master, 'gunicorn.service')).toBeUndefined();
+  });
+});
+
+describe('reload plan', () => {
+  it('takes the worker count and stop wait from the new release', () => {
+    expect(reloadPlan(config, undefined, 2)).toMatchObject({ workers: 3, stopSeconds: 55 });
+  });
+  it('trusts a release file read without the master arguments only when the running release agrees with the master', () => {
+    const file = { ...config, source: 'default-file' as const };
+    expect(reloadPlan(file, { ...file, workers: 2 }, 2)).toMatchObject({ workers: 3 });
+    expect(reloadPlan(file, { ...file, workers: 1 }, 4)).toMatchObject({ workers: 4, why: expect.stringMatching(/-w on the command line/) });
+    // One worker short: a recycled worker between its exit and its replacement.
+    expect(reloadPlan(file, { ...file, workers: 2, max_requests: 100 }, 1)).toMatchObject({ workers: 3 });
+    expect(reloadPlan(file, { ...file, workers: 2 }, 1)).toMatchObject({ workers: 1 });
+  });
+  it('keeps the master count and gunicorn default graceful_timeout when nothing could be read', () => {
+    expect(reloadPlan(undefined, undefined, 4)).toMatchObject({ workers: 4, stopSeconds: 35 });
+  });
+});
+
+describe('rolling steps', () => {
+  /** Plays the steps as gunicorn would (TTOU stops the oldest: an old worker while any is left). */
+  function roll(old: number, target: number): string[] {
+    const steps: string[] = [];
+    let count = old;
+    for (let step = nextRollingStep(old, count, target); step; step = nextRollingStep(old, count, target)) {
+      steps.push(step);
+      count += step === 'TTIN' ? 1 : -1;
+      if (step === 'TTOU' && old > 0) old -= 1;
+      expect(steps.length).toBeLessThan(20);
+    }
+    expect(count).toBe(target);
+    return steps;
+  }
+  it('keeps capacity at the target while it replaces every old worker', () => {
+    expect(roll(2, 2)).toEqual(['TTIN', 'TTOU', 'TTIN', 'TTOU']);
+    expect(roll(2, 3)).toEqual(['TTIN', 'TTIN', 'TTOU', 'TTIN', 'TTOU']);
+    expect(roll(3, 2)).toEqual(['TTOU', 'TTIN', 'TTOU', 'TTIN', 'TTOU']);
+  });
+  it('only adjusts the count once no old worker is left (they may all have been recycled)', () => {
+    expect(nextRollingStep(0, 2, 2)).toBeUndefined();
+    expect(nextRollingStep(0, 2, 3)).toBe('TTIN');
+    expect(nextRollingStep(0, 3, 2)).toBe('TTOU');
+  });
+});
+
+describe('the re-executed USR2 master', () => {
+  it('is the child whose environment names the old master, checked against its start time', () => {
+    const text = reexecChildCommand({ pid: 10, startTime: '99' }).text;
+    expect(text).toContain(`cut -d' ' -f20)" = 99 ] || exit 0;`);
+    expect(text).toContain('ps -o pid= --ppid 10');
+    expect(text).toContain('grep -qx GUNICORN_PID=10 ');
+  });
+  it('parses pid and start time lines among other output', () => {
+    expect(parseReexecChildren('pidfile=10\nmaster.children=11:1 12:\n12 4567\n\n')).toEqual([{ pid: 12, startTime: '4567' }]);
+    expect(parseReexecChildren('')).toEqual([]);
+  });
+});

@@ -1,0 +1,66 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { healthProbeCommand } from '../../src/health/health-commands.js';
+import { parseReading, redactedUrl, urlSecrets } from '../../src/health/readiness-gate.js';
+import { run } from '../../src/main.js';
+import { run as runProcess } from '../support/proc.js';
+
+describe('health-url credentials', () => {
+  it('are left out of the URL as logs show it', () => {
+    expect(redactedUrl('https://probe:s3cr%40t@10.0.0.5:8443/health/ready?x=1')).toBe('https://***@10.0.0.5:8443/health/ready?x=1');
+    expect(redactedUrl('http://token123@127.0.0.1:8000/ready')).toBe('http://***@127.0.0.1:8000/ready');
+    expect(redactedUrl('http://127.0.0.1:8000/ready?next=a@b')).toBe('http://127.0.0.1:8000/ready?next=a@b');
+  });
+
+  it('name the secret parts: the password (raw and decoded), or a lone user name', () => {
+    expect(urlSecrets('https://probe:s3cr%40t@10.0.0.5/ready')).toEqual(['probe:s3cr%40t', 's3cr%40t', 's3cr@t']);
+    expect(urlSecrets('http://token123@127.0.0.1/ready')).toEqual(['token123']);
+    expect(urlSecrets('http://127.0.0.1:8000/health/ready')).toEqual([]);
+    expect(urlSecrets('http://u:p;w@h/')).toEqual(['u:p;w', 'p;w', 'p%3Bw']);
+  });
+});
+
+describe('the readiness probe', () => {
+  it('sends the credentials of health-url as Basic authorization, not as part of the host name', async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((request, response) => {
+      seen.push(request.headers.authorization);
+      response.writeHead(200, { 'X-App-Version': 'v2' }).end(request.url);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const probe = healthProbeCommand('python3', `http://probe:s3cr%40t@127.0.0.1:${port}/health/ready?x=1`, 5);
+      const reading = parseReading((await runProcess('/bin/sh', ['-c', probe.text])).stdout);
+      expect(reading).toEqual({ status: 200, version: 'v2', body: '/health/ready?x=1' });
+      expect(seen).toEqual([`Basic ${Buffer.from('probe:s3cr@t').toString('base64')}`]);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('the action', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+    process.exitCode = undefined;
+    vi.restoreAllMocks();
+  });
+
+  it('masks the credentials of health-url before anything else is printed', async () => {
+    const printed: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      printed.push(String(chunk));
+      return true;
+    });
+    process.env['INPUT_HEALTH-URL'] = 'http://probe:Sup3rS3cret@127.0.0.1:8000/health/ready';
+    process.env.INPUT_HOSTS = ''; // stops at input validation: nothing connects
+    await run();
+    const lines = printed.join('').split('\n');
+    expect(lines[0]).toBe('::add-mask::probe:Sup3rS3cret');
+    expect(lines).toContain('::add-mask::Sup3rS3cret');
+    expect(lines.filter((line) => line.includes('Sup3rS3cret') && !line.startsWith('::add-mask::'))).toEqual([]);
+  });
+});
