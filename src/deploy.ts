@@ -419,7 +419,7 @@ async function switchAndReload(
   await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
   deps.reporter.log(remote.name, `current → releases/${to}`);
   const server = await deps.server.inspect(remote);
-  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line));
+  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line), deps.signal);
 }
 
 async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string, signal?: AbortSignal) {
