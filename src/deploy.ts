@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Settings } from './config/settings.js';
 import { DeployError, HostUnreachableError, errorMessage } from './errors.js';
+import { throwIfCancelled } from './poll.js';
 import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
 import { probe, redactedUrl, waitUntilReady } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
@@ -36,6 +37,11 @@ export interface DeployDependencies {
   migrate?: (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) => Promise<MigrationResult>;
   /** Who runs this deploy, for locks and audit lines; default: from process.env. */
   identity?: RunIdentity;
+  /**
+   * The runner's cancellation (SIGINT/SIGTERM). Nothing new starts once it aborts; the host in
+   * flight is finished to one consistent release (see rollOut), hosts already done stay done.
+   */
+  signal?: AbortSignal;
 }
 
 /** One host during a deploy. */
@@ -73,6 +79,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const outcome: DeployOutcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
 
   const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+  const checkpoint = (what: string) => throwIfCancelled(deps.signal, what);
   if (settings.mode === 'unlock') return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
   const locked: RemoteHost[] = [];
   const stopHeartbeat = startHeartbeat(() => locked, layout, token);
@@ -83,12 +90,13 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
         const owner = ownerText(token, identity, started);
         // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
         for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
-          await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line) });
+          await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
           locked.push(remote);
           reporter.log(remote.name, 'deploy lock taken');
         }
       });
     }
+    checkpoint('inspect the hosts');
     const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
@@ -106,11 +114,13 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
       await stageAll(settings, deps, sessions, layout, token);
       await reporter.group('Check the new release', async () => {
         for (const session of sessions) {
+          checkpoint(`check the new release on ${session.remote.name}`);
           await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
           const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
           reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
         }
       });
+      checkpoint('migrate');
       if (settings.migration.command && deps.migrate) await migrateOnce(settings, deps, sessions, layout, outcome);
     }
 
@@ -123,6 +133,10 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   } catch (error) {
     if (error instanceof DeployFailed) throw error;
     outcome.error = errorMessage(error);
+    if (deps.signal?.aborted) {
+      outcome.status = 'cancelled';
+      outcome.error = `${cancelledMessage(outcome)} (at: ${outcome.error})`;
+    }
     throw new DeployFailed(outcome);
   } finally {
     stopHeartbeat();
@@ -196,6 +210,19 @@ async function unlockAll(settings: Settings, deps: DeployDependencies, remotes: 
   } finally {
     await Promise.all(remotes.map((remote) => remote.close()));
   }
+}
+
+/**
+ * What a cancelled run left: each host and the release it serves, for the error and the log.
+ * A host is on its new release only when its report says deployed.
+ */
+function cancelledMessage(outcome: DeployOutcome): string {
+  const hosts = outcome.hosts.map((host) => {
+    const serves = host.status === 'deployed' ? host.release : host.previousRelease;
+    const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
+    return `${host.host} serves ${serves ?? '?'} (${how})`;
+  });
+  return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;
 }
 
 /** Opens every connection first: a host key problem anywhere stops the deploy before any change. */
@@ -287,6 +314,7 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
   try {
     for (const session of sessions) {
       const { remote } = session;
+      throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
       await reporter.group(`Stage ${settings.release} on ${remote.name}`, async () => {
         await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
         if (packed) {
@@ -308,6 +336,7 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
           reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
         }
         if (settings.installCommand) {
+          throwIfCancelled(deps.signal, 'run the install command', remote.name);
           const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
           for (const line of result.stdout.trim().split('\n').slice(-20)) if (line) reporter.log(remote.name, line);
         }
@@ -321,16 +350,22 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
 
 /**
  * Host by host: switch, reload, gate. On a failure with rollback: auto, the failing host and
- * every host done before it go back to what they served, in reverse order.
+ * every host done before it go back to what they served, in reverse order. On cancellation
+ * only the host in flight is put back (unless its new generation already passed the gate:
+ * then it is committed): the runner gives seconds, not minutes, and every host done is
+ * consistent already.
  */
 async function rollOut(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string, outcome: DeployOutcome): Promise<void> {
   const done: HostSession[] = [];
   for (const session of sessions) {
     let handle: ReloadHandle | undefined;
+    let started = false;
     try {
+      throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
+      started = true;
       await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
         handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
-        const passed = await gate(settings, deps, session, handle.master, session.target);
+        const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
         const committed = await handle.commit();
         Object.assign(session.report, {
           status: 'deployed',
@@ -342,21 +377,31 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       });
       done.push(session);
     } catch (error) {
+      const cancelled = deps.signal?.aborted === true;
+      if (cancelled && !started) {
+        outcome.status = 'cancelled';
+        outcome.error = cancelledMessage(outcome);
+        throw new DeployFailed(outcome);
+      }
       session.report.status = 'failed';
       session.report.error = errorMessage(error);
       outcome.error = session.report.error;
       if (settings.rollback === 'never') {
         deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
+        if (cancelled) outcome.status = 'cancelled';
         throw new DeployFailed(outcome);
       }
       const failure = error instanceof ReloadFailure ? error : undefined;
       const inFlight = handle ?? failure?.handle;
       // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
       const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
-      const order = unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
+      // Cancelled: only the host in flight goes back; hosts done are consistent and the runner gives seconds.
+      const order = cancelled ? [session] : unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
       const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
       // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
-      outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+      if (cancelled) outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
+      else outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+      if (cancelled) outcome.error = cancelledMessage(outcome);
       if (stranded.length) outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;
       throw new DeployFailed(outcome);
     }
@@ -375,13 +420,13 @@ async function switchAndReload(
   await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
   deps.reporter.log(remote.name, `current → releases/${to}`);
   const server = await deps.server.inspect(remote);
-  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line));
+  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line), deps.signal);
 }
 
-async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string) {
+async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string, signal?: AbortSignal) {
   const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
   deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
-  const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined);
+  const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
   deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
   return passed;
 }

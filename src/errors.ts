@@ -79,3 +79,6 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return typeof error === 'string' ? error : JSON.stringify(error);
 }
+
+/** The run was cancelled (SIGINT/SIGTERM from the runner): forward work stops here. */
+export class CancelledError extends DeployError {}

@@ -38,9 +38,11 @@ async function deployFromInputs(): Promise<void> {
   core.info(`graceful-deploy: ${settings.mode} ${settings.release || '(previous release)'} to ${settings.hosts.map((host) => host.label).join(', ')} with ${settings.server}/${settings.strategy}`);
   if (!settings.ssh.knownHosts) core.warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
 
+  const cancellation = onRunnerCancel();
   let outcome: DeployOutcome;
   try {
     outcome = await deploy(settings, {
+      signal: cancellation.signal,
       connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
       server: serverDriver(settings),
       reporter: actionReporter,
@@ -50,10 +52,35 @@ async function deployFromInputs(): Promise<void> {
     outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
   }
   await report(outcome);
-  if (outcome.status === 'failed' || outcome.status === 'rolled-back') {
-    const prefix = outcome.status === 'rolled-back' ? 'Deploy failed and every touched host was rolled back' : 'Deploy failed';
+  if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
+    const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
     core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
   }
+  cancellation.dispose();
+}
+
+/**
+ * The runner cancels a step with SIGINT, then SIGTERM 7.5 s later, then kills it 2.5 s after
+ * that. A listener replaces node's default exit: the deploy stops starting new work, finishes
+ * the host in flight, releases its locks and writes its outputs in that time.
+ */
+function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const cancel = (name: NodeJS.Signals) => {
+    if (!controller.signal.aborted) core.warning(`${name} received: the run is being cancelled. Nothing new starts; the host in flight is put in order and the locks released.`);
+    controller.abort();
+  };
+  const onInt = () => cancel('SIGINT');
+  const onTerm = () => cancel('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    },
+  };
 }
 
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */

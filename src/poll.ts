@@ -1,4 +1,5 @@
 /** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
+import { CancelledError } from './errors.js';
 
 export interface PollOptions {
   timeoutMs: number;
@@ -6,9 +7,27 @@ export interface PollOptions {
   /** Injected in unit tests so they don't sleep. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The run's cancellation: a forward wait (for a new generation, a gate, a lock) stops with a
+   * CancelledError at its next turn. Waits that put things back take none, so they run to the end.
+   */
+  signal?: AbortSignal;
+  /** What the wait is for, for the CancelledError's message. */
+  what?: string;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or as soon as `signal` aborts (a cancelled run does not sit out a wait). */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 /**
  * Calls `check` until it returns a value other than undefined, or the time runs out; then
@@ -16,12 +35,18 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  */
 export async function pollUntil<T>(check: () => Promise<T | undefined>, options: PollOptions): Promise<T | undefined> {
   const now = options.now ?? Date.now;
-  const wait = options.sleep ?? sleep;
+  const wait = options.sleep ?? ((ms: number) => sleep(ms, options.signal));
   const deadline = now() + options.timeoutMs;
   for (;;) {
+    throwIfCancelled(options.signal, options.what);
     const result = await check();
     if (result !== undefined) return result;
     if (now() + options.intervalMs > deadline) return undefined;
     await wait(options.intervalMs);
   }
+}
+
+/** Throws a CancelledError when the run was cancelled: called where forward work may start. */
+export function throwIfCancelled(signal: AbortSignal | undefined, what = 'go on', host?: string): void {
+  if (signal?.aborted) throw new CancelledError(`cancelled: did not ${what}`, host);
 }

@@ -92,6 +92,7 @@ export async function waitUntilReady(
   python: string,
   settings: HealthSettings,
   expectedVersion: string | undefined,
+  signal?: AbortSignal,
 ): Promise<GatePassed> {
   const started = Date.now();
   let streak = 0;
@@ -109,7 +110,7 @@ export async function waitUntilReady(
       streak += 1;
       return streak >= settings.successes ? last : undefined;
     },
-    { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000 },
+    { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, signal, what: `pass the readiness gate on ${host.name}` },
   );
   if (!passed) {
     const body = (last?.body ?? '').trim().slice(0, 300);

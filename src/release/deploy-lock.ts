@@ -1,5 +1,5 @@
 import { LockHeldError, RemoteCommandError } from '../errors.js';
-import { sleep as realSleep } from '../poll.js';
+import { sleep as realSleep, throwIfCancelled } from '../poll.js';
 import type { RemoteHost } from '../remote/remote-host.js';
 import type { Layout } from './layout.js';
 import { LOCK_HELD_EXIT, acquireLockCommand, breakLockCommand, heartbeatCommand, readLockCommand } from './release-commands.js';
@@ -62,6 +62,8 @@ export interface LockWaitOptions {
   /** Injected by unit tests. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** The run's cancellation: stops the wait. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -71,10 +73,11 @@ export interface LockWaitOptions {
  */
 export async function acquireLock(remote: RemoteHost, layout: Layout, owner: string, options: LockWaitOptions): Promise<void> {
   const now = options.now ?? Date.now;
-  const wait = options.sleep ?? realSleep;
+  const wait = options.sleep ?? ((ms: number) => realSleep(ms, options.signal));
   const deadline = now() + options.waitSeconds * 1000;
   let announced = false;
   for (;;) {
+    throwIfCancelled(options.signal, 'take the deploy lock', remote.name);
     const result = await remote.exec('take the deploy lock', acquireLockCommand(layout, owner), { allowFailure: true });
     if (result.code === 0) return;
     if (result.code !== LOCK_HELD_EXIT) throw new RemoteCommandError('take the deploy lock', remote.name, result.code, result.stderr.trim());

@@ -27,7 +27,7 @@ export interface HostReport {
   removedLock?: string;
 }
 
-export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked';
+export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked' | 'cancelled';
 
 export interface DeployOutcome {
   status: DeployStatus;

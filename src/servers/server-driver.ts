@@ -32,8 +32,13 @@ export interface ServerDriver<P extends ServerProcess = ServerProcess> {
   inspect(host: RemoteHost): Promise<P>;
   /** Checks, before any switch, that the release in `releaseDir` can be loaded by this server. */
   preflight(host: RemoteHost, server: P, releaseDir: string): Promise<void>;
-  /** Reloads after `current` was switched; resolves when the new generation is up. */
-  reload(host: RemoteHost, server: P, log: Log): Promise<ReloadHandle<P>>;
+  /**
+   * Reloads after `current` was switched; resolves when the new generation is up. `signal` is
+   * the run's cancellation: the forward waits stop at their next turn and the strategy hands
+   * back what it started (the failure's handle or `previousIntact`), so the caller can put the
+   * host in order. Reloads that put a host back take none.
+   */
+  reload(host: RemoteHost, server: P, log: Log, signal?: AbortSignal): Promise<ReloadHandle<P>>;
 }
 
 /**

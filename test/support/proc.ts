@@ -2,7 +2,7 @@
  * Small process and waiting helpers shared by the test support modules: every child process
  * and every wait is bounded, and a timeout says what was being waited for.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 
 export interface RunResult {
@@ -19,6 +19,8 @@ export interface RunOptions {
   cwd?: string;
   /** Named in the timeout error, e.g. "exec on h1". */
   what?: string;
+  /** Called with the whole stdout so far after each chunk, e.g. to signal the child at a given line. */
+  onStdout?: (stdout: string, child: ChildProcess) => void;
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
@@ -40,7 +42,10 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      opts.onStdout?.(stdout, child);
+    });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       timedOut = true;

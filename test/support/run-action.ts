@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { run } from './proc.js';
 import type { Sandbox } from './sandbox.js';
 
@@ -29,6 +30,11 @@ export interface RunActionOptions {
   cwd?: string;
   /** Entry point, relative to the repo root or absolute; default 'dist/index.js'. A .ts entry runs through tsx. */
   entry?: string;
+  /**
+   * Cancels the run as GitHub's runner does once stdout matches: SIGINT, SIGTERM 7.5 s later,
+   * then SIGKILL of the whole process tree 2.5 s after that (`kill: false` stops after SIGTERM).
+   */
+  cancelWhen?: { output: RegExp; signal?: 'SIGINT' | 'SIGKILL'; kill?: boolean };
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -77,12 +83,15 @@ export async function runAction(inputs: Record<string, string>, opts: RunActionO
       throw new Error(`runAction: ${ACTION_NODE} does not exist; install the runner's Node with scripts/install-action-node.sh`);
     }
     const args = typescript ? ['--import', 'tsx', entry] : [entry];
+    const cancel = opts.cancelWhen ? runnerCancel(opts.cancelWhen) : undefined;
     const result = await run(typescript ? process.execPath : ACTION_NODE, args, {
       env,
       cwd: opts.cwd ?? REPO_ROOT,
       timeoutMs: opts.timeoutMs ?? 300_000,
       what: 'the action',
+      onStdout: cancel?.watch,
     });
+    cancel?.dispose();
     return {
       ...result,
       outputs: parseOutputFile(await readFile(outputFile, 'utf8')),
@@ -91,6 +100,31 @@ export async function runAction(inputs: Record<string, string>, opts: RunActionO
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/** The runner's cancel sequence, started once the action's stdout matches. */
+function runnerCancel(when: NonNullable<RunActionOptions['cancelWhen']>) {
+  const timers: NodeJS.Timeout[] = [];
+  let started = false;
+  const send = (child: ChildProcess, signal: NodeJS.Signals, group = false) => {
+    try {
+      if (group) process.kill(-child.pid!, signal);
+      else child.kill(signal);
+    } catch {
+      /* already gone */
+    }
+  };
+  return {
+    watch: (stdout: string, child: ChildProcess) => {
+      if (started || !when.output.test(stdout)) return;
+      started = true;
+      if (when.signal === 'SIGKILL') return send(child, 'SIGKILL', true);
+      send(child, 'SIGINT');
+      timers.push(setTimeout(() => send(child, 'SIGTERM'), 7500));
+      if (when.kill !== false) timers.push(setTimeout(() => send(child, 'SIGKILL', true), 10_000));
+    },
+    dispose: () => timers.forEach(clearTimeout),
+  };
 }
 
 /** Parses a GITHUB_OUTPUT file: `name=value` lines and `name<<DELIMITER` ... `DELIMITER` blocks. */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget } from '../../src/config/settings.js';
-import { deploy, DeployFailed } from '../../src/deploy.js';
+import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
 import { HostUnreachableError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
@@ -118,7 +118,7 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
 /** Each host's app-dir is its own scratch dir, so the story's single app-dir is rewritten per host. */
-async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> {
+async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}): Promise<DeployOutcome> {
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
@@ -151,11 +151,11 @@ async function run(inputs: Record<string, string> = {}): Promise<DeployOutcome> 
     hosts.set(target.label, host);
     return host;
   };
-  return deploy(settings, { connect, server, reporter: silent });
+  return deploy(settings, { connect, server, reporter: silent, ...extra });
 }
 
-async function failure(inputs: Record<string, string> = {}): Promise<DeployOutcome> {
-  const error = await run(inputs).catch((caught: unknown) => caught);
+async function failure(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}): Promise<DeployOutcome> {
+  const error = await run(inputs, extra).catch((caught: unknown) => caught);
   expect(error).toBeInstanceOf(DeployFailed);
   return (error as DeployFailed).outcome;
 }
@@ -367,6 +367,54 @@ describe('deploy locks and the audit log', () => {
       expect(lines[1]).toMatch(/ deploy v2 -> v3 strategy=usr2 result=rolled-back /);
     }
     expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
+  });
+});
+
+describe('cancellation (SIGINT/SIGTERM from the runner)', () => {
+  /** Aborts the run when the scripted server sees `event` (e.g. 'reload deploy@web2 v2'). */
+  function cancelOn(event: string): AbortController {
+    const controller = new AbortController();
+    const push = server.events.push.bind(server.events);
+    server.events.push = (...items: string[]) => {
+      const length = push(...items);
+      if (items.includes(event)) controller.abort();
+      return length;
+    };
+    return controller;
+  }
+  const locks = () => ['web1', 'web2', 'web3'].filter((name) => existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock')));
+
+  it('before any switch: nothing is switched or reloaded, the locks go, status cancelled', async () => {
+    const controller = cancelOn('preflight deploy@web2 v2');
+    const outcome = await failure({}, { signal: controller.signal });
+    expect(outcome.status).toBe('cancelled');
+    expect(outcome.error).toMatch(/^cancelled by the runner; nothing new was started: deploy@web1 serves v1 \(not reached\), deploy@web2 serves v1 \(not reached\), deploy@web3 serves v1 \(not reached\)/);
+    expect(server.events.filter((event) => /^preflight/.test(event))).toEqual(['preflight deploy@web1 v2', 'preflight deploy@web2 v2']);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect(locks()).toEqual([]);
+  });
+
+  it('during a host\'s gate: that host goes back, hosts done stay done, later hosts are not touched', async () => {
+    const controller = cancelOn('reload deploy@web2 v2');
+    const outcome = await failure({}, { signal: controller.signal });
+    expect(outcome.status).toBe('cancelled');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'rolled-back', 'pending']);
+    expect(outcome.error).toMatch(/deploy@web1 serves v2 \(deployed\), deploy@web2 serves v1 \(put back\), deploy@web3 serves v1 \(not reached\)/);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v1', 'releases/v1']);
+    expect([...server.serving.values()]).toEqual(['v2', 'v1', 'v1']);
+    expect(server.events).toContain('revert deploy@web2 → v1');
+    expect(server.events.some((event) => event.includes('web3') && !event.startsWith('preflight'))).toBe(false);
+    expect(locks()).toEqual([]);
+  });
+
+  it('once a host passed its gate, it is committed, and the next host is not started', async () => {
+    const controller = cancelOn('commit deploy@web1 v2');
+    const outcome = await failure({}, { signal: controller.signal });
+    expect(outcome.status).toBe('cancelled');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'pending', 'pending']);
+    expect([...server.serving.values()]).toEqual(['v2', 'v1', 'v1']);
+    expect(locks()).toEqual([]);
+    expect((await run({ release: 'v3' })).status).toBe('deployed');
   });
 });
 

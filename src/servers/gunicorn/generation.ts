@@ -48,6 +48,8 @@ export interface GenerationWait {
   isReady?: (workers: number[]) => Promise<number[]>;
   /** What it means when the master exits meanwhile; default: masterHalted (the host is down). */
   exitMessage?: string;
+  /** The run's cancellation, for forward waits only. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -70,7 +72,7 @@ export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wa
       const ready = wait.isReady ? await wait.isReady(booted) : booted;
       return ready.length >= fresh.length ? last : undefined;
     },
-    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS },
+    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` },
   );
   if (!settled) {
     const stale = last?.children.filter((worker) => old.has(worker)) ?? [];

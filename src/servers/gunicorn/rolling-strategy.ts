@@ -1,5 +1,5 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { pollUntil, sleep } from '../../poll.js';
+import { pollUntil, sleep, throwIfCancelled } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import { describeProcesses, masterHalted, readProcess, sameProcess, signal, type ProcessRef } from './generation.js';
@@ -13,6 +13,8 @@ export interface RollingOptions {
   workers: number;
   /** How long a worker retired by TTOU may take to finish its requests (graceful_timeout + margin). */
   stopSeconds: number;
+  /** The run's cancellation: the roll stops after the worker in hand, never halfway through one. */
+  signal?: AbortSignal;
 }
 
 /** The master's live workers, each with its start time, and which of them have booted. */
@@ -41,7 +43,7 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
   log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
   let previousCount: number | undefined;
 
-  const replaceAll = async (target: number): Promise<GunicornMaster> => {
+  const replaceAll = async (target: number, cancel?: AbortSignal): Promise<GunicornMaster> => {
     const start = await steadyWorkers(host, master);
     previousCount ??= start.count;
     const originals = start.workers;
@@ -62,6 +64,7 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
       const old = state.workers.filter(isOriginal).length;
       const name = nextRollingStep(old, expected, target);
       if (!name) break;
+      throwIfCancelled(cancel, 'roll the next worker', host.name);
       if (steps >= maxSteps) throw new ReloadError(`the rolling reload did not converge after ${steps} TTIN/TTOU signals (${old} workers of the previous generation left).`, host.name);
       state = await step(name);
       log(`${name}: ${expected} workers, ${state.workers.filter(isOriginal).length} of the previous generation left (${state.workers.map((worker) => worker.pid).join(', ')})`);
@@ -72,7 +75,7 @@ export async function rollingReload(host: RemoteHost, master: GunicornMaster, op
   const revert = () => replaceAll(previousCount ?? master.workers.length);
   const handle = (reloaded: GunicornMaster): ReloadHandle<GunicornMaster> => ({ master: reloaded, commit: async () => reloaded, revert });
   try {
-    return handle(await replaceAll(options.workers));
+    return handle(await replaceAll(options.workers, options.signal));
   } catch (error) {
     log(`rolling reload stopped: ${errorMessage(error)}`);
     // Workers of both releases may be serving now; reverting rolls every worker again.

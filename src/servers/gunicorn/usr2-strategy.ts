@@ -20,6 +20,8 @@ export interface Usr2Options {
   workers: number;
   /** How long a generation told to stop (WINCH, TERM) may take: graceful_timeout + margin. */
   stopSeconds: number;
+  /** The run's cancellation: stops the wait for the new generation (the new master is then stopped, the old one never stopped serving). */
+  signal?: AbortSignal;
 }
 
 /** After TERM and QUIT, the last resort for a master that must not be left running. */
@@ -47,6 +49,7 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
       count: options.workers,
       timeoutSeconds: secondsLeft(),
       isReady,
+      signal: options.signal,
       exitMessage: `the new master ${child.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
     });
     log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
@@ -85,7 +88,7 @@ async function waitForNewMaster(host: RemoteHost, old: GunicornMaster, options: 
       if (!facts.master || facts.master.pid !== old.pid) throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
       return parseReexecChildren(stdout)[0] ?? upgradeOf(facts.upgrade, old);
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250, signal: options.signal, what: 'wait for the new master' },
   );
   if (!found) throw new ReloadError(`no new master appeared within ${timeoutSeconds}s after USR2 (it failed to start; see gunicorn's error log).`, host.name);
   return found;
