@@ -1336,6 +1336,1645 @@ module.exports = binding.getCPUInfo;
 
 /***/ }),
 
+/***/ 298:
+/***/ ((module) => {
+
+// A simple implementation of make-array
+function makeArray (subject) {
+  return Array.isArray(subject)
+    ? subject
+    : [subject]
+}
+
+const UNDEFINED = undefined
+const EMPTY = ''
+const SPACE = ' '
+const ESCAPE = '\\'
+
+// The characters that carry a meaning of their own inside a regular
+//   expression, so a literal one has to be escaped before it is emitted.
+const REGEX_LITERAL_SPECIAL = /[.*+?()[\]{}^$|\\/]/
+const BOM = '\uFEFF'
+// A run of two or more asterisks is a globstar (#175)
+const REGEX_ANCHORED_GLOBSTAR = /^\/\*{2,}$/
+const REGEX_REPLACE_LEADING_EXCAPED_EXCLAMATION = /^\\!/
+const REGEX_REPLACE_LEADING_EXCAPED_HASH = /^\\#/
+const REGEX_SPLITALL_CRLF = /\r?\n/g
+
+// Invalid:
+// - /foo,
+// - ./foo,
+// - ../foo,
+// - .
+// - ..
+// Valid:
+// - .foo
+const DOUBLE_SLASH = '//'
+const SLASH_CODE = 47
+const DOT_CODE = 46
+
+
+const SLASH = '/'
+
+// Do not use ternary expression here, since "istanbul ignore next" is buggy
+let TMP_KEY_IGNORE = 'node-ignore'
+/* istanbul ignore else */
+if (typeof Symbol !== 'undefined') {
+  TMP_KEY_IGNORE = Symbol.for('node-ignore')
+}
+const KEY_IGNORE = TMP_KEY_IGNORE
+
+const define = (object, key, value) => {
+  Object.defineProperty(object, key, {value})
+  return value
+}
+
+const RETURN_FALSE = () => false
+
+// > The range notation, e.g. [a-zA-Z],
+// > can be used to match one of the characters in a range.
+//
+// gitignore(5) defers to fnmatch(3) for this, and git implements it in
+//   `wildmatch.c`.  A bracket expression has a sub-grammar of its own, which
+//   is neither the surrounding pattern grammar nor the JavaScript one:
+//
+//   - a `]` right after `[` or `[!` is a literal member, not the terminator
+//   - `[:alpha:]` names one of twelve POSIX classes
+//   - `\` escapes the next member, `]` included
+//   - `*`, `?` and `.` are plain literal members
+//   - an unterminated expression makes the whole pattern match nothing
+//
+// which means the expression can not be located -- let alone translated -- by
+//   a regular expression.  It is scanned out of the pattern before the
+//   replacers below run, and put back once they are done, so that neither the
+//   metacharacter escaper nor the `?` / `*` replacers ever see its body.
+
+// git classifies with its own ASCII-only ctype macros (`wildmatch.c`), never
+//   with the C library ones, so these must not be mapped onto `\d` / `\w` /
+//   `\s`, which are wider.  `/` is left out of every expansion, because a
+//   bracket expression never matches a path separator.
+const POSIX_CLASSES = {
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  blank: ' \\t',
+  cntrl: '\\x00-\\x1f\\x7f',
+  digit: '0-9',
+  graph: '!-.0-~',
+  lower: 'a-z',
+  print: ' -.0-~',
+  punct: '!-.:-@\\[-`{-~',
+  // git's `sane-ctype.h` classifies \v and \f as control, not space,
+  //   unlike C's `isspace`
+  space: ' \\t\\n\\r',
+  upper: 'A-Z',
+  xdigit: '0-9A-Fa-f'
+}
+
+const CLASS_MEMBERS_TO_ESCAPE = '\\]^-['
+
+const escapeMember = char => CLASS_MEMBERS_TO_ESCAPE.indexOf(char) < 0
+  ? char
+  : ESCAPE + char
+
+// > if (matched == negated || ((flags & WM_PATHNAME) && text_ch == '/'))
+// >   return WM_ABORT_TO_STARSTAR;                     (git, `wildmatch.c`)
+// A bracket expression never matches a path separator, whatever its members
+//   say, so a negated class gets `/` as one more excluded character, while a
+//   plain one -- where a literal member or a range could still let `/` in --
+//   is guarded with a lookahead, `/` being impossible to subtract from a
+//   JavaScript character class.
+const NON_SLASH = '(?!\\/)'
+
+const classSource = (negated, body) => {
+  if (negated) {
+    return `[^\\/${body}]`
+  }
+
+  const source = `[${body}]`
+
+  return new RegExp(source).test('/')
+    ? NON_SLASH + source
+    : source
+}
+
+// Scan the bracket expression that starts at `pattern[start] === '['`,
+//   mirroring the member loop of git's `wildmatch.c`.
+// @returns {{end: number, source: string} | null} `null` if the expression is
+//   never terminated, which makes the whole pattern match nothing.
+const scanBracket = (pattern, start) => {
+  const {length} = pattern
+  let index = start + 1
+  let negated = EMPTY
+
+  const lead = pattern[index]
+  if (lead === '!' || lead === '^') {
+    negated = '^'
+    index ++
+  }
+
+  let body = EMPTY
+
+  // The member a `-` could start a range from, or EMPTY when the previous
+  //   member can not open one (start of the body, or a range / POSIX class
+  //   that has just closed)
+  let prev = EMPTY
+
+  // git scans the members with a do-while, so the first one is consumed
+  //   unconditionally.  That is the whole reason a leading `]` is a member
+  //   and not the terminator.
+  for (;;) {
+    const char = pattern[index]
+
+    if (char === UNDEFINED) {
+      return null
+    }
+
+    if (char === ESCAPE) {
+      // A pattern can not end on a lone backslash -- `createRule` has
+      //   already thrown it away -- so there is a character to read.
+      const escaped = pattern[++ index]
+      body += escapeMember(escaped)
+      prev = escaped
+    } else if (
+      char === '-'
+      && prev
+      && index + 1 < length
+      && pattern[index + 1] !== ']'
+    ) {
+      index ++
+      let to = pattern[index]
+      if (to === ESCAPE) {
+        to = pattern[index += 1]
+      }
+      // An out-of-order range matches nothing in git but is a syntax error in
+      //   JavaScript, so it is dropped.  Its lower bound stays: git tests it
+      //   as a plain member before it ever looks at the `-`, so `[c-a]` does
+      //   match `c`.
+      if (prev <= to) {
+        body += `-${escapeMember(to)}`
+      }
+      prev = EMPTY
+    } else if (char === '[' && pattern[index + 1] === ':') {
+      const nameStart = index + 2
+      let end = nameStart
+      while (end < length && pattern[end] !== ']') {
+        end ++
+      }
+
+      if (end === length) {
+        return null
+      }
+
+      if (end > nameStart && pattern[end - 1] === ':') {
+        const name = pattern.slice(nameStart, end - 1)
+
+        // An unknown class name makes the whole pattern match nothing
+        if (!Object.prototype.hasOwnProperty.call(POSIX_CLASSES, name)) {
+          return null
+        }
+
+        body += POSIX_CLASSES[name]
+        prev = EMPTY
+        index = end
+      } else {
+        // No `:]` to close it, so the `[` is a plain member and scanning
+        //   resumes right after it.
+        body += escapeMember('[')
+        prev = '['
+        index = nameStart - 2
+      }
+    } else {
+      body += escapeMember(char)
+      prev = char
+    }
+
+    index ++
+
+    if (pattern[index] === ']') {
+      return {
+        end: index,
+        source: classSource(negated, body)
+      }
+    }
+  }
+}
+
+// An empty JavaScript class can never match, which is how a pattern that git
+//   gives up on (`WM_ABORT_ALL`) is expressed here.
+const NEVER_MATCH = '[]'
+
+// A NUL can appear in neither a `.gitignore` line nor a path, which makes it
+//   the one safe placeholder character.  A literal one in the pattern is
+//   held aside all the same, so a collision is impossible by construction.
+const PLACEHOLDER = '\u0000'
+const REGEX_RESTORE_PLACEHOLDER = new RegExp(
+  `${PLACEHOLDER}(\\d+)${PLACEHOLDER}`, 'g'
+)
+
+// The one wildcard the chain does not expand for itself is a trailing `*`. How
+//   it expands depends on the mode (`regex` vs `checkRegex`), so `_make` is
+//   left to do it, and until then the pending wildcard travels as this marker.
+//   That is what keeps it apart from a user-escaped literal `\*`: the unescape
+//   steps collapse the escaped one to the exact `\*` a wildcard would leave
+//   behind, so by the time `_make` runs the two are otherwise the same string
+//   and a literal star gets wrongly rewritten into a wildcard. The marker is a
+//   private-use character, and `extractBrackets` keeps one that came out of the
+//   pattern apart from it, so the only marker `_make` ever turns back into a
+//   real wildcard is the one this chain put there itself.
+const TRAILING_WILDCARD = '\uE000'
+
+// A trailing "/**" is deferred the same way, because `checkRegex` has to tell
+//   it apart from a trailing "/*" (see `checkSourceOf`). For `.ignores()` it
+//   still never matches the folder itself (#21).
+const TRAILING_DOUBLESTAR = '\uE001'
+
+// The three characters above mean something to the chain that builds the
+//   source rather than to the path, so one that came out of the pattern is
+//   held aside like a bracket expression instead of going straight out. Being
+//   held is what makes it safe: the restore runs after the step that anchors
+//   the source, so the character comes back in the middle of the source and
+//   not at its end, which is the one place `_make` and `checkSourceOf` look
+//   for a marker. Without it a pattern's own character lands where a pending
+//   marker sits, and `_make` turns it into a real trailing wildcard.
+//
+// It is held as a one-member class rather than bare, in both of the branches
+//   a reserved character can reach, so that the property can be
+//   read off this function alone -- a reserved character never goes out on
+//   its own -- rather than depending on where in the chain the restore
+//   happens to run. In the expression built here `[x]` matches exactly what
+//   `x` matches, none of the three being special to a regular expression or
+//   inside a class, so no test can tell the two apart: the class is insurance,
+//   and the paragraph above is the reason it is not needed.
+const isReserved = char =>
+  char === PLACEHOLDER
+  || char === TRAILING_WILDCARD
+  || char === TRAILING_DOUBLESTAR
+
+// Replace every bracket expression with a placeholder the replacers below
+//   leave alone, and translate it separately.
+const extractBrackets = pattern => {
+  const sources = []
+  const hold = source =>
+    `${PLACEHOLDER}${sources.push(source) - 1}${PLACEHOLDER}`
+
+  const {length} = pattern
+  let out = EMPTY
+  let index = 0
+
+  while (index < length) {
+    const char = pattern[index]
+
+    if (char === ESCAPE) {
+      // > Put a backslash ("\") in front of ... a character to make it literal.
+      //                                            (gitignore(5) -> fnmatch(3))
+      // A backslash quotes the next character, whatever it is, so `\d` is a
+      //   literal `d`, not the regex digit class, and `\?` is a literal `?`,
+      //   not a wildcard. Held aside as its literal here, the escape never
+      //   reaches the replacers below, which would otherwise let `\d`, `\b`,
+      //   `\1`, `\/` keep their regular-expression meaning, and would turn a
+      //   `\?` into `[^\/]`.
+      //
+      // Three escapes are still left for the chain: `\*` (a literal star,
+      //   told apart from a wildcard by `TRAILING_WILDCARD` and the wildcard
+      //   replacers), `\[` (a literal bracket, the one `[` the bracket
+      //   replacer still expects), and `\ ` (a quoted space, which one pass
+      //   below rewrites in bulk -- holding each one aside instead costs more
+      //   on a pattern built out of them).
+      //
+      // A quoted backslash is not among them. The chain doubles every
+      //   backslash, then takes the doubling back out again, and a quoted one
+      //   standing next to a character the chain also escapes left the two
+      //   counts sharing a run, so one of the escapes was lost. Held here as
+      //   the literal it means, it never joins that run.
+      const escaped = pattern[index + 1]
+
+      if (escaped === SLASH && index + 2 === length) {
+        // Git removes a final directory slash before matching. An escape
+        //   without a character after that removal makes the pattern invalid.
+        out += hold(NEVER_MATCH)
+      } else if (
+        escaped === '*'
+        || escaped === '['
+        || escaped === SPACE
+      ) {
+        out += pattern.slice(index, index + 2)
+      } else {
+        out += hold(
+          REGEX_LITERAL_SPECIAL.test(escaped)
+            ? ESCAPE + escaped
+            : isReserved(escaped)
+              ? `[${escaped}]`
+              : escaped
+        )
+      }
+
+      index += 2
+    } else if (isReserved(char)) {
+      out += hold(`[${char}]`)
+      index ++
+    } else if (char === '[') {
+      const scanned = scanBracket(pattern, index)
+
+      if (scanned === null) {
+        // git gives up on the whole pattern (`WM_ABORT_ALL`), so whatever
+        //   follows can not make it match either.
+        out += hold(NEVER_MATCH)
+        index = length
+      } else {
+        out += hold(scanned.source)
+        index = scanned.end + 1
+      }
+    } else {
+      out += char
+      index ++
+    }
+  }
+
+  return {
+    source: out,
+    sources
+  }
+}
+
+// A step of the chain below is normally a `[matcher, replacer]` pair handed
+//   to `String.replace`. `DIRECT` marks the ones that are plain string work
+//   instead, and take `(source, pattern)`.
+//
+// Anchoring the two ends is exactly that -- a test of one character and a
+//   concatenation -- and putting it through the regular expression engine
+//   cost a third of this chain for nothing: 167ns where 10ns does the same
+//   job. The two are still steps in the same list, in the same places,
+//   because their position in the order is part of what they mean.
+const DIRECT = null
+
+// A separator at the beginning or in the middle of a pattern, as opposed to
+//   one at the very end.
+const REGEX_INNER_SLASH = /\/(?!$)/
+const WILDCARD = '[^\\/]*'
+
+// > If the pattern ends with a slash,
+// > it is removed for the purpose of the following description,
+// > but it would only find a match with a directory.
+// > In other words, foo/ will match a directory foo and paths underneath it,
+// > but will not match a regular file or a symbolic link foo
+// >  (this is consistent with the way how pathspec works in general in Git).
+// '`foo/`' will not match regular file '`foo`' or symbolic link '`foo`'
+// -> ignore-rules will not deal with it, because it costs extra `fs.stat` call
+//      you could use option `mark: true` with `glob`
+
+// '`foo/`' should not continue with the '`..`'
+// The chain that turns one gitignore pattern into a regular expression
+//   source, in order. A step is either
+//
+//   [matcher, replacer]            handed to `String.replace`
+//   [matcher, replacer, required]  the same, but skipped outright unless
+//                                    `required` appears in the string, which
+//                                    the matcher cannot match without
+//   [DIRECT, transform]            plain string work, taking (source, pattern)
+//
+// The `required` character is only ever a shortcut: finding it does not mean
+//   the matcher will match, and not finding it means it cannot. It is there
+//   because scanning for one character costs a fraction of running a matcher
+//   that then finds nothing -- for the wildcard step, whose `[^\\]+`
+//   backtracks its way through the whole string before giving up, 11ns
+//   against 400ns.
+const REPLACERS = [
+
+  // Replace (\ ) with ' '
+  // Only a space: an escaped tab or other whitespace is already a literal by
+  //   the time it reaches here, and a bare tab must be left as one, not turned
+  //   into a space.
+  // (\ ) -> ' '
+  // (\\ ) -> '\\ '
+  // (\\\ ) -> '\\ '
+  [
+    // A run of backslashes is taken whole, from its first one, so no match
+    //   ever starts again inside it -- `(\\+?) ` did, which made a long run
+    //   quadratic.
+    /(\\+)( ?)/g,
+    (_, run, space) => space
+      ? run.slice(0, run.length - run.length % 2) + SPACE
+      : run,
+    ESCAPE + SPACE
+  ],
+
+  // git's wildmatch() reads a run of two or more asterisks as one globstar
+  //   whenever the run fills a path segment: it starts the pattern or follows
+  //   a `/`, and it ends the pattern or comes before a `/`. A run of two is
+  //   already `**`; a longer one is folded into `**` here, so the steps
+  //   below only ever have to know `**`.
+  // `***/foo` -> `**/foo`, `a/***/b` -> `a/**/b`, `a/***` -> `a/**`
+  // git also takes a run beside a literal prefix (`a***/b`) or beside an
+  //   escaped slash (`***\/b`) as a globstar, and this does not; the README
+  //   lists both, under "A run of asterisks".
+  [
+    /(^|\/)\*{3,}(?=\/|$)/g,
+    (_, start) => `${start}**`,
+    '*'
+  ],
+
+  // Escape metacharacters
+  // which is written down by users but means special for regular expressions.
+
+  // > There are 12 characters with special meanings:
+  // > - the backslash \,
+  // > - the caret ^,
+  // > - the dollar sign $,
+  // > - the period or dot .,
+  // > - the vertical bar or pipe symbol |,
+  // > - the question mark ?,
+  // > - the asterisk or star *,
+  // > - the plus sign +,
+  // > - the opening parenthesis (,
+  // > - the closing parenthesis ),
+  // > - and the opening square bracket [,
+  // > - the opening curly brace {,
+  // > These special characters are often called "metacharacters".
+  [
+    /[\\$.|*+(){^]/g,
+    match => `\\${match}`
+  ],
+
+  [
+    // > a question mark (?) matches a single character
+    /(?!\\)\?/g,
+    () => '[^/]',
+    '?'
+  ],
+
+  // leading slash
+  [
+
+    // > A leading slash matches the beginning of the pathname.
+    // > For example, "/*.c" matches "cat-file.c" but not "mozilla-sha1/sha1.c".
+    // A leading slash matches the beginning of the pathname
+    /^\//,
+    () => '^',
+    SLASH
+  ],
+
+  // replace special metacharacter slash after the leading slash
+  [
+    /\//g,
+    () => '\\/',
+    SLASH
+  ],
+
+  [
+    // > A leading "**" followed by a slash means match in all directories.
+    // > For example, "**/foo" matches file or directory "foo" anywhere,
+    // > the same as pattern "foo".
+    // > "**/foo/bar" matches file or directory "bar" anywhere that is directly
+    // >   under directory "foo".
+    // Notice that the '*'s have been replaced as '\\*'
+    /^\^*(?:\\\*\\\*\\\/)+/,
+
+    // '**/foo' <-> 'foo'
+    () => '(?:^|\\/)',
+    '*'
+  ],
+
+  // starting
+  [
+    // there will be no leading '/'
+    //   (which has been replaced by section "leading slash")
+    // If starts with '**', adding a '^' to the regular expression also works
+    DIRECT,
+    (source, pattern) => {
+      // Nothing to anchor to, or already anchored (`^` or `(?:^|\/)`)
+      if (!source || source[0] === '^' || source[0] === '(') {
+        return source
+      }
+
+      // If has a slash `/` at the beginning or middle
+      const anchor = !REGEX_INNER_SLASH.test(pattern)
+        // > Prior to 2.22.1
+        // > If the pattern does not contain a slash /,
+        // >   Git treats it as a shell glob pattern
+        // Actually, if there is only a trailing slash,
+        //   git also treats it as a shell glob pattern
+
+        // After 2.22.1 (compatible but clearer)
+        // > If there is a separator at the beginning or middle (or both)
+        // > of the pattern, then the pattern is relative to the directory
+        // > level of the particular .gitignore file itself.
+        // > Otherwise the pattern may also match at any level below
+        // > the .gitignore level.
+        ? '(?:^|\\/)'
+
+        // > Otherwise, Git treats the pattern as a shell glob suitable for
+        // >   consumption by fnmatch(3)
+        : '^'
+
+      return anchor + source
+    }
+  ],
+
+  // two globstars
+  [
+    // Use lookahead assertions so that we could match more than one `'/**'`
+    /\\\/\\\*\\\*(?=\\\/|$)/g,
+
+    // Zero, one or several directories
+    // should not use '*', or it will be replaced by the next replacer
+
+    // Check if it is not the last `'/**'`
+    (_, index, str) => index + 6 < str.length
+
+      // case: /**/ at the end of the pattern, i.e. a trailing `'/**/'`
+      // > A trailing `"/**/"` (a trailing `"/**"` restricted to directories)
+      // >   matches everything inside, but it should not match the current
+      // >   folder itself, so it requires at least one directory segment.
+      // 'a/**/' matches 'a/b/', 'a/x/y/' but not 'a/'
+      ? str.slice(index + 6) === '\\/'
+        ? '(?:\\/[^\\/]+)+'
+
+        // case: /**/
+        // > A slash followed by two consecutive asterisks then a slash matches
+        // >   zero or more directories.
+        // > For example, "a/**/b" matches "a/b", "a/x/b", "a/x/y/b" and so on.
+        // '/**/'
+        : '(?:\\/[^\\/]+)*'
+
+      // case: /**
+      // > A trailing `"/**"` matches everything inside.
+
+      // #21: everything inside but it should not include the current folder,
+      //   resolved by `_make`
+      : `\\/${TRAILING_DOUBLESTAR}`,
+    '*'
+  ],
+
+  // normal intermediate wildcards
+  [
+    // Never replace escaped '*'
+    // ignore rule '\*' will match the path '*'
+
+    // 'abc.*/' -> go
+    // 'abc.*'  -> skip this rule,
+    //    coz trailing single wildcard will be handed by [trailing wildcard]
+    /(^|[^\\])(?:\\\*)+(?!$)/g,
+
+    // '*.js' matches '.js'
+    // '*.js' doesn't match 'abc'
+    // 1. An asterisk "*" matches anything except a slash.
+    // 2. Other consecutive asterisks are considered regular asterisks
+    //    and collapse into one non-slash wildcard run.
+    (_, p1) => p1 + WILDCARD,
+    '*'
+  ],
+
+  // trailing wildcard, held apart from a literal star
+  [
+    // The step above leaves a trailing `*` alone, so a single `\*` is all that
+    //   can be left at the end here, and what stands in front of it says which
+    //   kind it is. A wildcard arrives as the escaper wrote it, `\*` with
+    //   nothing before it; a literal arrives as the user's own escape, which
+    //   the escaper doubled, and then the star's own -- `\\` and then `\*`.
+    //   There is no third case: every backslash still reaching the chain is
+    //   one `\*`, `\[` or `\ ` carries itself, and each is followed by its
+    //   own character, so a longer run can never form. This runs while the
+    //   two are still distinct, before the unescape steps below collapse the
+    //   literal onto the very `\*` a wildcard leaves behind.
+    /(^|[^\\])((?:\\\\)*)\\\*$/,
+
+    (match, p1, p2) =>
+      p2 === EMPTY
+        // A real wildcard: carry it to `_make` as the marker, so the unescape
+        //   steps and the trailing-wildcard rewrite can never mistake it for a
+        //   literal `\*` (nor the reverse).
+        ? p1 + TRAILING_WILDCARD
+        // A literal star: leave it exactly as it stands for the unescape steps.
+        : match,
+    '*'
+  ],
+
+  [
+    // unescape, revert step 3 except for back slash
+    // For example, if a user escape a '\\*',
+    // after step 3, the result will be '\\\\\\*'
+    /\\\\\\(?=[$.|*+(){^])/g,
+    () => ESCAPE,
+    ESCAPE + ESCAPE
+  ],
+
+  [
+    // '\\\\' -> '\\'
+    /\\\\/g,
+    () => ESCAPE,
+    ESCAPE + ESCAPE
+  ],
+
+  [
+    // Every real bracket expression -- POSIX classes included -- has already
+    //   been held aside by `extractBrackets`, so the only `[` left in the
+    //   pattern is an escaped, literal one.
+
+    // A backslash could only stand at the end of the range if it quoted the
+    //   `]`, and `\]` is held aside long before this.
+    /\\\[([^\]/]*?)($|\])/g,
+
+    // '\\[bar]' -> '\\\\[bar]'
+    (match, range, close) => `\\[${range}${close}`,
+    '['
+  ],
+
+  // ending
+  [
+    // 'js' will not match 'js.'
+    // 'ab' will not match 'abc'
+    DIRECT,
+
+    // WTF!
+    // https://git-scm.com/docs/gitignore
+    // changes in [2.22.1](https://git-scm.com/docs/gitignore/2.22.1)
+    // which re-fixes #24, #38
+
+    // > If there is a separator at the end of the pattern then the pattern
+    // > will only match directories, otherwise the pattern can match both
+    // > files and directories.
+
+    // 'js*' will not match 'a.js'
+    // 'js/' will not match 'a.js'
+    // 'js' will match 'a.js' and 'a.js/'
+    source => {
+      const last = source[source.length - 1]
+
+      // The pattern is empty, or ends in a pending marker `_make` owns --
+      //   the trailing wildcard, or a trailing "/**". A trailing `*` that is
+      //   not the marker is a literal star, which anchors like any other
+      //   final character.
+      if (!last || last === TRAILING_WILDCARD || last === TRAILING_DOUBLESTAR) {
+        return source
+      }
+
+      return last === SLASH
+        // foo/ will not match 'foo'
+        ? `${source}$`
+        // foo matches 'foo' and 'foo/'
+        : `${source}(?=$|\\/$)`
+    }
+  ]
+]
+
+const REGEX_REPLACE_TRAILING_WILDCARD = /(^|\\\/)?\uE000$/
+const MODE_IGNORE = 'regex'
+const MODE_CHECK_IGNORE = 'checkRegex'
+const UNDERSCORE = '_'
+
+const replaceTrailingWildcard = (_, p1) => {
+  const prefix = p1
+    // '\^':
+    // '/*' does not match EMPTY
+    // '/*' does not match everything
+
+    // '\\\/':
+    // 'abc/*' does not match 'abc/'
+    ? `${p1}[^/]+`
+
+    // 'a*' matches 'a'
+    // 'a*' matches 'aa'
+    : '[^/]*'
+
+  return `${prefix}(?=$|\\/$)`
+}
+
+const REGEX_REPLACE_TRAILING_DOUBLESTAR = /\uE001$/
+
+// 'abc/**' matches everything under 'abc', but not 'abc/' itself (#21):
+//   requiring one arbitrary character (line terminators included, #176)
+//   after 'abc/' is necessary and sufficient for `.test(path)`.
+const replaceTrailingDoublestar = () => '[\\s\\S]'
+
+// The fixed piece between the wildcard at `at` and the next wildcard of the
+//   run: the tokens that separate them, joined as they appear in the source.
+//   A run never holds two wildcards in a row, so there is always at least one
+//   token.
+const separatorAfter = (run, at) => {
+  let separator = EMPTY
+
+  for (let index = at + 1; index < run.length && !run[index].wildcard; index ++) {
+    separator += run[index].single
+  }
+
+  return separator
+}
+
+// Where a run of non-slash wildcards is split by fixed pieces --
+//   `[^/]*ab[^/]*cd...` -- the engine has many equivalent ways to lay the
+//   input across the wildcards, and on input that does not match it works
+//   through all of them, so the time grows with the number of wildcards
+//   rather than the length of the path. Every wildcard but the last in such a
+//   run can be pinned to stop where the piece after it begins, which leaves
+//   one way to lay out the input and no rewinding, without changing which
+//   paths match: the fixed pieces still bound the count, and the last
+//   wildcard still absorbs the rest.
+//
+// A wildcard is pinned to the whole piece, never to the piece's first
+//   character. The pin leaves no way back, so a wildcard that stopped at that
+//   first character would hand over wherever the character happens to turn
+//   up, including the places the rest of the piece cannot follow -- which is
+//   how `f*o/*/*` came to miss `foo/b/c`, the first `o` of `foo` not being
+//   the one the `o/` after it needs. Every token of a piece matches exactly
+//   one character, so the first place the whole piece fits is the leftmost
+//   place it can sit, and whatever is left over goes to the wildcards that
+//   follow.
+//
+// The source is read one token at a time -- a wildcard, a single-character
+//   piece (a literal, an escape, a class), or a parenthesised group or anchor
+//   that ends the run -- so only a genuine wildcard is touched.
+const pinWildcards = source => {
+  if (source.indexOf(WILDCARD) < 0) {
+    return source
+  }
+
+  const tokens = []
+  const {length} = source
+  let index = 0
+
+  while (index < length) {
+    const char = source[index]
+
+    if (source.startsWith(WILDCARD, index)) {
+      tokens.push({wildcard: true})
+      index += WILDCARD.length
+    } else if (char === '[') {
+      let end = index + 1
+
+      if (source[end] === '^') {
+        end ++
+      }
+
+      if (source[end] === ']') {
+        end ++
+      }
+
+      while (end < length && source[end] !== ']') {
+        end += source[end] === ESCAPE
+          ? 2
+          : 1
+      }
+
+      end ++
+      tokens.push({single: source.slice(index, end)})
+      index = end
+    } else if (char === ESCAPE) {
+      tokens.push({single: source.slice(index, index + 2)})
+      index += 2
+    } else if (char === '(') {
+      let depth = 0
+      let end = index
+
+      do {
+        if (source[end] === ESCAPE) {
+          end ++
+        } else if (source[end] === '(') {
+          depth ++
+        } else if (source[end] === ')') {
+          depth --
+        }
+
+        end ++
+      } while (end < length && depth > 0)
+
+      if ('*+?'.indexOf(source[end]) >= 0) {
+        end ++
+      }
+
+      tokens.push({boundary: source.slice(index, end)})
+      index = end
+    } else if (char === '^' || char === '$') {
+      tokens.push({boundary: char})
+      index ++
+    } else {
+      tokens.push({single: char})
+      index ++
+    }
+  }
+
+  let out = EMPTY
+  let run = []
+
+  const flush = () => {
+    let lastWildcard
+
+    run.forEach((token, at) => {
+      if (token.wildcard) {
+        lastWildcard = at
+      }
+    })
+
+    run.forEach((token, at) => {
+      if (!token.wildcard) {
+        out += token.single
+        return
+      }
+
+      // Every wildcard but the last is pinned to the whole piece that
+      //   follows it, for the reason set out above this function. The last
+      //   one stays as it is and takes up the rest.
+      out += at === lastWildcard
+        ? WILDCARD
+        : `(?:(?!${separatorAfter(run, at)})[^\\/])*`
+    })
+
+    run = []
+  }
+
+  tokens.forEach(token => {
+    if (token.boundary === undefined) {
+      run.push(token)
+      return
+    }
+
+    flush()
+    out += token.boundary
+  })
+
+  flush()
+
+  return out
+}
+
+// @param {pattern}
+const makeRegexPrefix = pattern => {
+  // `/**` matches every path, as `**` does. The translation below only finds
+  //   a globstar beside a slash it keeps, and the leading one is turned into
+  //   an anchor, so `/**` would come out as `/*` and match one level only.
+  //   Here rather than in `createRule`, so that `checkSourceOf`, which
+  //   compiles `/**/` again without its trailing slash, gets it too.
+  if (REGEX_ANCHORED_GLOBSTAR.test(pattern)) {
+    pattern = '**'
+  }
+
+  const {source, sources} = extractBrackets(pattern)
+
+  const replaced = REPLACERS.reduce(
+    // A pass whose matcher finds nothing hands back the very string it was
+    //   given, so asking first costs a search and saves a rewrite. Ten of the
+    //   fifteen passes never fire for a typical .gitignore line, and between
+    //   them they were 45% of this chain.
+    (prev, [matcher, replacer, required]) => {
+      if (matcher === DIRECT) {
+        return replacer(prev, pattern)
+      }
+
+      if (required !== UNDEFINED && prev.indexOf(required) < 0) {
+        return prev
+      }
+
+      // A pass whose matcher finds nothing hands back the very string it was
+      //   given, so asking first costs a search and saves a rewrite.
+      return matcher.test(prev)
+        ? prev.replace(matcher, replacer.bind(pattern))
+        : prev
+    },
+    source
+  )
+
+  // Most patterns hold no bracket expression at all, and then there is
+  //   nothing to put back.
+  return sources.length
+    ? replaced.replace(
+      REGEX_RESTORE_PLACEHOLDER,
+      (match, index) => sources[index]
+    )
+    : replaced
+}
+
+// `checkRegex` tests a path with a trailing slash, 'abc/', the way
+//   `git check-ignore` matches that literal string once the directory itself
+//   is known not to be excluded (see `checkIgnore`): a trailing '/' of the
+//   pattern is dropped, a basename pattern sees an empty basename, and only a
+//   pattern whose last segment is a pending wildcard can match what is left
+//   after the final slash -- 'abc/*' and 'abc/**' match 'abc/', and 'abc/**'
+//   also matches 'abc/d/' (#77, #169).
+const checkSourceOf = (body, prefix) => {
+  if (body[body.length - 1] === SLASH) {
+    prefix = makeRegexPrefix(body.slice(0, - 1))
+  }
+
+  const head = prefix.slice(0, - 1)
+  const last = prefix[prefix.length - 1]
+
+  return last === TRAILING_WILDCARD
+    ? `${head}$`
+    : last === TRAILING_DOUBLESTAR
+      ? head
+      : NEVER_MATCH
+}
+
+// A trailing slash does not stop a pattern being basename-only: it restricts
+//   the match to a directory, it does not let the pattern reach across one.
+//   Everything else a pattern can hold -- a wildcard, a character class, an
+//   escape -- stays inside a single path segment too, so a pattern with no
+//   separator in it can only ever describe the last one.
+const matchesBasename = body => {
+  const index = body.indexOf(SLASH)
+
+  return index < 0 || index === body.length - 1
+}
+
+// The last segment of a path, keeping a trailing slash, because a pattern that
+//   ends in one matches only a directory.
+// 'a/b/c.js' -> 'c.js';  'a/b/' -> 'b/';  'c.js' -> 'c.js' (no copy made)
+const basenameOf = path => {
+  const end = path.length - 1
+
+  const index = path.lastIndexOf(
+    SLASH,
+    path[end] === SLASH
+      ? end - 1
+      : end
+  )
+
+  return index < 0
+    ? path
+    : path.slice(index + 1)
+}
+
+// The parent directory of a path, with its trailing separator, or EMPTY when
+//   the path has none.
+// 'a/b/c' -> 'a/b/';  'a/b/' -> 'a/';  'a' -> EMPTY;  'a/' -> EMPTY
+//
+// A path holding an empty segment has to be taken apart, because its
+//   ancestors are not prefixes of it: the parent of 'a//b' is 'a/', not
+//   'a//', and the parent of '/a/' is nothing at all. Both shapes reach here
+//   -- 'a//b' is accepted outright, and `checkIgnore` does not put the path
+//   it is given through the relative-path check.
+//
+// Every other path is a prefix of itself, and cutting one costs a fraction of
+//   splitting it into an array and joining that back at every level: 73ns
+//   against 207ns.
+const parentOf = path => {
+  if (
+    path.charCodeAt(0) === SLASH_CODE
+    || path.indexOf(DOUBLE_SLASH) >= 0
+  ) {
+    const slices = path.split(SLASH).filter(Boolean)
+
+    slices.pop()
+
+    return slices.length
+      ? slices.join(SLASH) + SLASH
+      : EMPTY
+  }
+
+  const end = path.length - 1
+
+  // Look back from before a trailing separator, since that one belongs to the
+  //   path itself.
+  //
+  // A negative place to start would be a trap here: `lastIndexOf` clamps one
+  //   to 0 and searches there rather than reporting no match, so '/' would
+  //   come back as its own parent and the walk would never end. It cannot
+  //   happen -- that is the only path short enough to produce one, and the
+  //   test above has already sent it the other way.
+  const cut = path.lastIndexOf(
+    SLASH,
+    path.charCodeAt(end) === SLASH_CODE
+      ? end - 1
+      : end
+  )
+
+  return cut < 0
+    ? EMPTY
+    : path.slice(0, cut + 1)
+}
+
+const isString = subject => typeof subject === 'string'
+
+// Blank lines, comments and trailing lone backslashes are told by
+//   `createRule`, once the pattern is normalized.
+const checkPattern = pattern => pattern
+  && isString(pattern)
+
+// Git drops one CR before each LF, and one at the end of a final line that
+//   has no LF after it.
+const splitPattern = pattern => (
+  pattern[pattern.length - 1] === '\r'
+    ? pattern.slice(0, - 1)
+    : pattern
+)
+.split(REGEX_SPLITALL_CRLF)
+.filter(Boolean)
+
+class IgnoreRule {
+  constructor (
+    pattern,
+    mark,
+    body,
+    ignoreCase,
+    negative,
+    prefix
+  ) {
+    this.pattern = pattern
+    this.mark = mark
+    this.negative = negative
+
+    define(this, 'body', body)
+    define(this, 'ignoreCase', ignoreCase)
+    define(this, 'regexPrefix', prefix)
+  }
+
+  // Worked out on first use and kept behind an own property, the way `regex`
+  //   caches itself in `_regex`. Deciding it in the constructor instead would
+  //   add a fourth `defineProperty` to every rule ever built, which cost 4% of
+  //   every compile -- including the compiles of rules that are never matched
+  //   against anything.
+  get _basenameOnly () {
+    return define(this, '_basenameOnly', matchesBasename(this.body))
+  }
+
+  get regex () {
+    const key = UNDERSCORE + MODE_IGNORE
+
+    if (this[key]) {
+      return this[key]
+    }
+
+    return this._make(MODE_IGNORE, key)
+  }
+
+  get checkRegex () {
+    const key = UNDERSCORE + MODE_CHECK_IGNORE
+
+    if (this[key]) {
+      return this[key]
+    }
+
+    return this._make(MODE_CHECK_IGNORE, key)
+  }
+
+  _make (mode, key) {
+    const str = pinWildcards(
+      mode === MODE_IGNORE
+        ? this.regexPrefix
+        .replace(REGEX_REPLACE_TRAILING_WILDCARD, replaceTrailingWildcard)
+        .replace(REGEX_REPLACE_TRAILING_DOUBLESTAR, replaceTrailingDoublestar)
+        : checkSourceOf(this.body, this.regexPrefix)
+    )
+
+    const regex = this.ignoreCase
+      ? new RegExp(str, 'i')
+      : new RegExp(str)
+
+    return define(this, key, regex)
+  }
+}
+
+const hasTrailingBackslash = str => {
+  let count = 0
+
+  while (str[str.length - count - 1] === ESCAPE) {
+    count ++
+  }
+
+  return count % 2 === 1
+}
+
+// Read a line the way git does: when `stripLineEnd` is set (an unsplit array
+//   or object pattern), drop any trailing blank lines along with the LF
+//   before each and at most one CR at the end of the line; then trim trailing
+//   spaces in the same backward pass. Git trims spaces only, and a space
+//   escaped by an odd run of backslashes stays, unescaped, as the last one.
+// Scanned from the end: a regular expression can only try each start in
+//   turn, which is quadratic over a long run of spaces or backslashes.
+// 'a  ' -> 'a';  'a\ ' -> 'a ';  'a\\ ' -> 'a\\';  'a\t' -> 'a\t'
+// 'a\r\n' -> 'a';  'a\r\r' -> 'a\r';  'a\n\r' -> 'a'
+const trimEnd = (body, stripLineEnd) => {
+  let lineEnd = body.length
+  let end
+
+  for (;;) {
+    if (stripLineEnd && body[lineEnd - 1] === '\r') {
+      lineEnd --
+    }
+
+    end = lineEnd
+
+    while (body[end - 1] === SPACE) {
+      end --
+    }
+
+    if (!stripLineEnd || body[end - 1] !== '\n') {
+      break
+    }
+
+    lineEnd = end - 1
+  }
+
+  if (end === lineEnd) {
+    return body.slice(0, lineEnd)
+  }
+
+  let backslashes = 0
+
+  while (body[end - backslashes - 1] === ESCAPE) {
+    backslashes ++
+  }
+
+  return backslashes % 2
+    ? body.slice(0, end - 1) + SPACE
+    : body.slice(0, end)
+}
+
+const createRule = (
+  pattern,
+  mark,
+  ignoreCase,
+  stripLineEnd,
+  stripBOM
+) => {
+  // Git drops a BOM before it reads the first line, so before anything else.
+  let body = stripBOM && pattern[0] === BOM
+    ? pattern.slice(1)
+    : pattern
+
+  // > A line starting with # serves as a comment.
+  if (body[0] === '#') {
+    return
+  }
+
+  let negative = false
+
+  // > An optional prefix "!" which negates the pattern;
+  if (body[0] === '!') {
+    negative = true
+    body = body.slice(1)
+  }
+
+  // Normalize the body before checking which slashes anchor the pattern.
+  //   Otherwise `bar/ ` is mistaken for a pattern containing an inner slash.
+  //   A line from `splitPattern` has already lost its line ending, so only a
+  //   trailing space remains to trim there.
+  const last = body[body.length - 1]
+
+  if (
+    last === SPACE
+    || stripLineEnd && (last === '\r' || last === '\n')
+  ) {
+    body = trimEnd(body, stripLineEnd)
+  }
+
+  // > A blank line matches no files, so it can serve as a separator for
+  // >   readability.
+  // Nor does a lone "!", a pattern ending on an unpaired backslash, or
+  //   anything else left empty here: an empty pattern would compile to a
+  //   regex matching every path.
+  if (!body || hasTrailingBackslash(body)) {
+    return
+  }
+
+  body = body
+  // > Put a backslash ("\") in front of the first "!" for patterns that
+  // >   begin with a literal "!", for example, `"\!important!.txt"`.
+  .replace(REGEX_REPLACE_LEADING_EXCAPED_EXCLAMATION, '!')
+  // > Put a backslash ("\") in front of the first hash for patterns that
+  // >   begin with a hash.
+  .replace(REGEX_REPLACE_LEADING_EXCAPED_HASH, '#')
+
+  const regexPrefix = makeRegexPrefix(body)
+
+  return new IgnoreRule(
+    pattern,
+    mark,
+    body,
+    ignoreCase,
+    negative,
+    regexPrefix
+  )
+}
+
+class RuleManager {
+  constructor (ignoreCase) {
+    this._ignoreCase = ignoreCase
+    this._rules = []
+
+    // How many of the rules git would tag `EXC_FLAG_NODIR`.
+    //
+    // The scan uses it to decide, once for the whole set, whether handing
+    //   those rules the basename is worth what it costs the others. The
+    //   shortcut saves a full-path scan on every rule it applies to and costs
+    //   a check on every rule it does not, so a set where almost nothing is
+    //   basename-only comes out behind -- a 955 pattern set with 44 of them
+    //   measured 19% slower with the shortcut always on.
+    //
+    // Deciding this by measurement rather than by meaning is safe: a
+    //   basename-only pattern gives the very same answer against the whole
+    //   path, it just takes longer to say so. The choice can only change how
+    //   fast the scan runs, never what it returns.
+    this._basenameCount = 0
+  }
+
+  _add (pattern, index) {
+    // #32
+    if (pattern && pattern[KEY_IGNORE]) {
+      this._rules = this._rules.concat(pattern._rules._rules)
+      this._basenameCount += pattern._rules._basenameCount
+      this._added = true
+      return
+    }
+
+    const isStr = isString(pattern)
+    const raw = isStr
+      ? pattern
+      : pattern.pattern
+
+    const rule = checkPattern(raw)
+      && createRule(
+        raw,
+        isStr ? UNDEFINED : pattern.mark,
+        this._ignoreCase,
+        !this._split,
+        this._stripBOM && !index
+      )
+
+    if (rule) {
+      this._added = true
+      this._rules.push(rule)
+
+      // Deliberately not `rule._basenameOnly`: reading that would materialise
+      //   the rule's own copy, and the whole point of leaving it lazy is that
+      //   a rule which is compiled and never matched never pays for it.
+      if (matchesBasename(rule.body)) {
+        this._basenameCount ++
+      }
+    }
+  }
+
+  // @param {Array<string> | string | Ignore} pattern
+  add (pattern) {
+    this._added = false
+    this._split = isString(pattern)
+    this._stripBOM = !this._split || pattern[0] === BOM
+
+    makeArray(
+      this._split
+        ? splitPattern(pattern)
+        : pattern
+    ).forEach(this._add, this)
+
+    if (this._added) {
+      this._literalRules = UNDEFINED
+    }
+
+    return this._added
+  }
+
+  // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
+  //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
+  //   are left out once, rather than tested or compiled for every path.
+  testLiteral (path) {
+    const rules = this._literalRules || (
+      this._literalRules = this._rules.filter(
+        ({body}) => body[body.length - (
+          body[body.length - 1] === SLASH ? 2 : 1
+        )] === '*'
+      )
+    )
+
+    let ignored = false
+    let unignored = false
+    let matchedRule
+
+    for (let index = rules.length - 1; index >= 0; index --) {
+      const rule = rules[index]
+
+      if (rule.checkRegex.test(path)) {
+        ignored = !rule.negative
+        unignored = rule.negative
+        matchedRule = rule.negative
+          ? UNDEFINED
+          : rule
+        break
+      }
+    }
+
+    const ret = {
+      ignored,
+      unignored
+    }
+
+    if (matchedRule) {
+      ret.rule = matchedRule
+    }
+
+    return ret
+  }
+
+  // Test one single path without recursively checking parent directories
+  //
+  // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
+
+  // @returns {TestResult}
+  test (path, mode) {
+    // Most of a .gitignore is patterns with no slash in them, and running
+    //   those against the whole path makes the regular expression engine walk
+    //   every directory name on the way to the only segment that could match.
+    //   Handing them the basename instead is what git does, and it is where
+    //   the time in a directory walk goes: the rule scan was two thirds of it.
+    const rules = this._rules
+    const {length} = rules
+
+    const shortcut = this._basenameCount * 2 >= length
+
+    const basename = shortcut
+      ? basenameOf(path)
+      : path
+
+    // The last rule to match decides, as in git, and it is the rule
+    //   `git check-ignore -v` reports, so the scan runs from the end and stops
+    //   at the first match.
+    // A plain loop rather than `forEach`, so that `path`, `basename` and
+    //   `shortcut` are locals. As a callback they became closure variables,
+    //   and reaching for one of those once per rule cost 10% of a scan over a
+    //   large rule set -- more than the shortcut they were there to serve.
+    for (let index = length - 1; index >= 0; index --) {
+      const rule = rules[index]
+
+      if (rule[mode].test(
+        shortcut && rule._basenameOnly
+          ? basename
+          : path
+      )) {
+        const {negative} = rule
+
+        const ret = {
+          ignored: !negative,
+          unignored: negative
+        }
+
+        if (!negative) {
+          ret.rule = rule
+        }
+
+        return ret
+      }
+    }
+
+    return {
+      ignored: false,
+      unignored: false
+    }
+  }
+}
+
+const throwError = (message, Ctor) => {
+  throw new Ctor(message)
+}
+
+const checkPath = (path, originalPath, doThrow) => {
+  if (!isString(path)) {
+    return doThrow(
+      `path must be a string, but got \`${originalPath}\``,
+      TypeError
+    )
+  }
+
+  // We don't know if we should ignore EMPTY, so throw
+  if (!path) {
+    return doThrow(`path must not be empty`, TypeError)
+  }
+
+  // Check if it is a relative path
+  if (checkPath.isNotRelative(path)) {
+    const r = '`path.relative()`d'
+    return doThrow(
+      `path should be a ${r} string, but got "${originalPath}"`,
+      RangeError
+    )
+  }
+
+  return true
+}
+
+// > pathname should be a `path.relative()`d one
+//
+// The same thing `REGEX_TEST_INVALID_PATH` says, spelled out: a path is not
+//   relative if it begins with a separator, or with `./` or `../`, or is
+//   nothing but `.` or `..`. Every match is decided by the first three
+//   characters, and this runs on every path handed to the library -- where it
+//   was 55% of a cached lookup, more than the cache lookup itself.
+const isNotRelative = path => {
+  const first = path.charCodeAt(0)
+
+  if (first === SLASH_CODE) {
+    return true
+  }
+
+  if (first !== DOT_CODE) {
+    return false
+  }
+
+  // '.'
+  if (path.length === 1) {
+    return true
+  }
+
+  const second = path.charCodeAt(1)
+
+  // './'
+  if (second === SLASH_CODE) {
+    return true
+  }
+
+  if (second !== DOT_CODE) {
+    return false
+  }
+
+  // '..' or '../'
+  return path.length === 2 || path.charCodeAt(2) === SLASH_CODE
+}
+
+checkPath.isNotRelative = isNotRelative
+
+// On windows, the following function will be replaced
+/* istanbul ignore next */
+checkPath.convert = p => p
+
+
+const convertPath = target =>
+  isString(target) && checkPath.convert(target)
+
+
+class Ignore {
+  constructor ({
+    ignorecase = true,
+    ignoreCase = ignorecase,
+    allowRelativePaths = false
+  } = {}) {
+    define(this, KEY_IGNORE, true)
+
+    this._rules = new RuleManager(ignoreCase)
+    this._strictPathCheck = !allowRelativePaths
+    this._initCache()
+  }
+
+  _initCache () {
+    // A cache for the result of `.ignores()`
+    this._ignoreCache = Object.create(null)
+
+    // A cache for the result of `.test()`
+    this._testCache = Object.create(null)
+  }
+
+  add (pattern) {
+    if (this._rules.add(pattern)) {
+      // Some rules have just added to the ignore,
+      //   making the behavior changed,
+      //   so we need to re-initialize the result cache
+      this._initCache()
+    }
+
+    return this
+  }
+
+  // legacy
+  addPattern (pattern) {
+    return this.add(pattern)
+  }
+
+  // @returns {TestResult}
+  _test (originalPath, cache, path) {
+    checkPath(
+      path,
+      originalPath,
+      this._strictPathCheck
+        ? throwError
+        : RETURN_FALSE
+    )
+
+    return path
+      ? this._t(path, cache)
+      : {
+        ignored: false,
+        unignored: false
+      }
+  }
+
+  checkIgnore (target) {
+    // A Windows path is converted first, so that a directory given with a
+    //   trailing separator, `\` or `/`, is told the same way
+    const path = convertPath(target)
+
+    // If the path does not end with a slash, `.ignores()` is much equivalent
+    //   to `git check-ignore`
+    if (!path || path.charCodeAt(path.length - 1) !== SLASH_CODE) {
+      return this._test(target, this._testCache, path)
+    }
+
+    // Like `git check-ignore`: a directory excluded by itself or by an
+    //   ancestor settles it, and only then is the literal 'abc/' matched
+    //   against the rules (see `checkSourceOf`).
+    const dir = this._t(path, this._testCache)
+
+    if (dir.ignored) {
+      return dir
+    }
+
+    const literal = this._rules.testLiteral(path)
+
+    return literal.ignored || literal.unignored
+      ? literal
+      : dir
+  }
+
+  _t (
+    // The path to be tested
+    path,
+
+    // The cache for the result of a certain checking
+    cache
+  ) {
+    if (path in cache) {
+      return cache[path]
+    }
+
+    const parentPath = parentOf(path)
+
+    // If the path contains a parent directory, check the parent first
+    const parent = parentPath
+      ? this._t(parentPath, cache)
+      : UNDEFINED
+
+    return cache[path] = parent && parent.ignored
+      // > It is not possible to re-include a file if a parent directory of
+      // >   that file is excluded.
+      ? parent
+      : this._rules.test(path, MODE_IGNORE)
+  }
+
+  ignores (path) {
+    return this._test(path, this._ignoreCache, convertPath(path)).ignored
+  }
+
+  createFilter () {
+    return path => !this.ignores(path)
+  }
+
+  filter (paths) {
+    return makeArray(paths).filter(this.createFilter())
+  }
+
+  // @returns {TestResult}
+  test (path) {
+    return this._test(path, this._testCache, convertPath(path))
+  }
+}
+
+const factory = options => new Ignore(options)
+
+const isPathValid = path =>
+  checkPath(convertPath(path), path, RETURN_FALSE)
+
+/* istanbul ignore next */
+const setupWindows = () => {
+  /* eslint no-control-regex: "off" */
+  const makePosix = str => /^\\\\\?\\/.test(str)
+  || /["<>|\u0000-\u001F]+/u.test(str)
+    ? str
+    : str.replace(/\\/g, '/')
+
+  checkPath.convert = makePosix
+
+  // 'C:\\foo'     <- 'C:\\foo' has been converted to 'C:/'
+  // 'd:\\foo'
+  const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i
+  checkPath.isNotRelative = path =>
+    REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path)
+    || isNotRelative(path)
+}
+
+
+// Windows
+// --------------------------------------------------------------
+/* istanbul ignore next */
+if (
+  // Detect `process` so that it can run in browsers.
+  typeof process !== 'undefined'
+  && process.platform === 'win32'
+) {
+  setupWindows()
+}
+
+// COMMONJS_EXPORTS ////////////////////////////////////////////////////////////
+
+module.exports = factory
+
+// Although it is an anti-pattern,
+//   it is still widely misused by a lot of libraries in github
+// Ref: https://github.com/search?q=ignore.default%28%29&type=code
+factory.default = factory
+
+module.exports.isPathValid = isPathValid
+
+// For testing purposes
+define(module.exports, Symbol.for('setupWindows'), setupWindows)
+
+
+/***/ }),
+
 /***/ 6543:
 /***/ ((module) => {
 
@@ -54635,6 +56274,35 @@ module.exports = {"rE":"1.17.0"};
 /******/ }
 /******/ 
 /************************************************************************/
+/******/ /* webpack/runtime/compat get default export */
+/******/ (() => {
+/******/ 	// getDefaultExport function for compatibility with non-harmony modules
+/******/ 	__nccwpck_require__.n = (module) => {
+/******/ 		var getter = module && module.__esModule ?
+/******/ 			() => (module['default']) :
+/******/ 			() => (module);
+/******/ 		__nccwpck_require__.d(getter, { a: getter });
+/******/ 		return getter;
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/define property getters */
+/******/ (() => {
+/******/ 	// define getter functions for harmony exports
+/******/ 	__nccwpck_require__.d = (exports, definition) => {
+/******/ 		for(var key in definition) {
+/******/ 			if(__nccwpck_require__.o(definition, key) && !__nccwpck_require__.o(exports, key)) {
+/******/ 				Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
+/******/ 			}
+/******/ 		}
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/hasOwnProperty shorthand */
+/******/ (() => {
+/******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/compat */
 /******/ 
 /******/ if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = new URL('.', import.meta.url).pathname.slice(import.meta.url.match(/^file:\/\/\/\w:/) ? 1 : 0, -1) + "/";
@@ -54683,6 +56351,26 @@ class InputError extends DeployError {
 /** The host offered a key that known-hosts does not pin. */
 class HostKeyError extends DeployError {
 }
+/**
+ * The SSH connection to a host is gone (reset, keepalive timeout) and could not be opened
+ * again. Whatever command was running there may or may not have finished.
+ */
+class HostUnreachableError extends DeployError {
+}
+/** The filesystem holding `path` on the host has no room for what had to be written there. */
+class DiskFullError extends DeployError {
+    path;
+    mountedOn;
+    availableBytes;
+    neededBytes;
+    constructor(host, path, mountedOn, availableBytes, neededBytes) {
+        super(`the disk holding ${path} (the filesystem mounted on ${mountedOn}) is full: ${availableBytes} bytes free, ${neededBytes} bytes needed. Free space on the host (old releases, logs) and deploy again.`, host);
+        this.path = path;
+        this.mountedOn = mountedOn;
+        this.availableBytes = availableBytes;
+        this.neededBytes = neededBytes;
+    }
+}
 /** A remote command exited non-zero. */
 class RemoteCommandError extends DeployError {
     purpose;
@@ -54716,6 +56404,9 @@ function errorMessage(error) {
         return error.message;
     return typeof error === 'string' ? error : JSON.stringify(error);
 }
+/** The run was cancelled (SIGINT/SIGTERM from the runner): forward work stops here. */
+class CancelledError extends DeployError {
+}
 
 ;// CONCATENATED MODULE: ./src/config/input-names.ts
 /** Names of the action's inputs and outputs, in one place (they match action.yml). */
@@ -54744,6 +56435,7 @@ const Inputs = {
     Strategy: 'strategy',
     Pidfile: 'pidfile',
     WsgiApp: 'wsgi-app',
+    Python: 'python',
     ReloadTimeout: 'reload-timeout',
     HealthUrl: 'health-url',
     HealthTimeout: 'health-timeout',
@@ -54752,6 +56444,8 @@ const Inputs = {
     ExpectVersion: 'expect-version',
     Rollback: 'rollback',
     Mode: 'mode',
+    LockWait: 'lock-wait',
+    ForceUnlock: 'force-unlock',
 };
 const Outputs = {
     Status: 'status',
@@ -57743,15 +59437,142 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/remote/known-hosts.ts
+
+
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const HASHED = /^\|1\|[A-Za-z0-9+/]+={0,2}\|[A-Za-z0-9+/]+={0,2}$/;
+/**
+ * Parses known_hosts text: plain, wildcard, negated and hashed (`|1|salt|hash`) host patterns,
+ * and `@revoked` keys. A line that is not one of these is an InputError naming its line number
+ * (a silently dropped line would turn into a confusing "host not in known-hosts" later).
+ */
+function parseKnownHosts(text) {
+    const entries = [];
+    for (const [index, rawLine] of text.split(/\r?\n/).entries()) {
+        const line = rawLine.trim();
+        if (!line || line.startsWith('#'))
+            continue;
+        const problem = (why) => new InputError(Inputs.KnownHosts, `line ${index + 1} (${line.slice(0, 40)}${line.length > 40 ? '…' : ''}): ${why}`);
+        const fields = line.split(/\s+/);
+        const marker = fields[0]?.startsWith('@') ? fields.shift() : undefined;
+        if (marker === '@cert-authority') {
+            throw problem('@cert-authority lines are not supported (host certificates are not checked); pin each host key instead, with the lines `ssh-keyscan HOST` prints.');
+        }
+        if (marker !== undefined && marker !== '@revoked')
+            throw problem(`unknown marker ${marker} (only @revoked is supported).`);
+        const [patternText, keyType, keyText] = fields;
+        if (!patternText || !keyType || !keyText)
+            throw problem('expected `host[,host...] key-type base64-key`.');
+        const patterns = patternText.split(',').filter(Boolean);
+        const badHash = patterns.find((pattern) => pattern.startsWith('|') && !HASHED.test(pattern));
+        if (badHash)
+            throw problem('a hashed host name must look like |1|salt|hash.');
+        const key = Buffer.from(keyText, 'base64');
+        if (!BASE64.test(keyText) || keyTypeOf(key) !== keyType || !isWholeKeyBlob(key))
+            throw problem(`the key is not a valid ${keyType} public key (truncated or mangled when pasted?).`);
+        entries.push({ marker, patterns, keyType, key });
+    }
+    return entries;
+}
+/**
+ * Every SSH public key blob (ed25519, ecdsa, rsa, dsa, sk-*) is a sequence of length-prefixed
+ * fields that ends exactly at the last byte: a key cut short when pasted does not.
+ */
+function isWholeKeyBlob(key) {
+    let offset = 0;
+    let fields = 0;
+    while (offset < key.length) {
+        if (offset + 4 > key.length)
+            return false;
+        offset += 4 + key.readUInt32BE(offset);
+        fields += 1;
+    }
+    return offset === key.length && fields >= 2;
+}
+/** The name OpenSSH looks up: `host` on port 22, `[host]:port` otherwise. */
+function lookupName(host, port) {
+    return port === 22 ? host : `[${host}]:${port}`;
+}
+/** Whether a known_hosts entry applies to this host and port (negations exclude). */
+function entryMatches(entry, host, port) {
+    // ssh lower-cases the host name before looking it up; hashed entries were made that way.
+    const name = lookupName(host.toLowerCase(), port);
+    let matched = false;
+    for (const pattern of entry.patterns) {
+        const negated = pattern.startsWith('!');
+        const body = negated ? pattern.slice(1) : pattern;
+        if (patternMatches(body, name)) {
+            if (negated)
+                return false;
+            matched = true;
+        }
+    }
+    return matched;
+}
+function patternMatches(pattern, name) {
+    if (pattern.startsWith('|1|')) {
+        const [, , salt = '', hash = ''] = pattern.split('|');
+        const digest = (0,external_node_crypto_.createHmac)('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
+        return digest === hash;
+    }
+    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+    return regex.test(name);
+}
+/** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of the key blob's digest. */
+function fingerprint(key) {
+    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+/** Key type named inside an SSH public key blob (first length-prefixed string). */
+function keyTypeOf(key) {
+    if (key.length < 4)
+        return 'unknown';
+    const length = key.readUInt32BE(0);
+    if (length === 0 || 4 + length > key.length)
+        return 'unknown';
+    return key.subarray(4, 4 + length).toString('latin1');
+}
+/** Decides whether the key a host offered is pinned for it. */
+function verifyHostKey(entries, host, port, offered) {
+    const forHost = entries.filter((entry) => entryMatches(entry, host, port));
+    if (forHost.some((entry) => entry.marker === '@revoked' && entry.key.equals(offered)))
+        return { ok: false, reason: 'revoked' };
+    const pinned = forHost.filter((entry) => !entry.marker);
+    if (pinned.some((entry) => entry.key.equals(offered)))
+        return { ok: true };
+    return { ok: false, reason: pinned.length > 0 ? 'mismatch' : 'unknown' };
+}
+/** Host key algorithms to offer so the server presents a key type we have pinned (ssh2 names). */
+function pinnedKeyAlgorithms(entries, host, port) {
+    const types = new Set(entries.filter((entry) => !entry.marker && entryMatches(entry, host, port)).map((entry) => entry.keyType));
+    const algorithms = [];
+    for (const type of types) {
+        if (type === 'ssh-rsa')
+            algorithms.push('rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa');
+        else
+            algorithms.push(type);
+    }
+    return algorithms;
+}
+
 ;// CONCATENATED MODULE: ./src/config/input-helper.ts
 
 
 
+
 const STRATEGIES = ['usr2', 'rolling', 'hup'];
-const DEFAULT_STRATEGY = 'usr2';
+/** Each server's strategies; the first is its default. */
+const SERVER_STRATEGIES = {
+    gunicorn: STRATEGIES,
+    uwsgi: ['chain', 'reload'],
+};
 const RELEASE_NAME = /^[A-Za-z0-9._-]+$/;
 const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+// `_` is not valid in DNS host names, but in /etc/hosts, ssh_config aliases and container names it is common.
+const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
 const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
 /**
  * Turns raw inputs into Settings, or throws an InputError naming the input and the value's
@@ -57770,6 +59591,8 @@ function parseSettings(read, env) {
         throw new InputError(Inputs.KnownHosts, 'known_hosts lines for every host are required (get them with `ssh-keyscan -p PORT HOST` from a trusted network). ' +
             `To connect without verifying host keys, set '${Inputs.InsecureSkipHostKeyCheck}: true'.`);
     }
+    if (!skipHostKeys)
+        parseKnownHosts(knownHosts); // a malformed line is an error naming its line, before connecting
     const privateKey = normaliseKey(read(Inputs.SshKey));
     const agent = env.SSH_AUTH_SOCK || undefined;
     if (!privateKey && !agent) {
@@ -57778,9 +59601,10 @@ function parseSettings(read, env) {
     if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
         throw new InputError(Inputs.SshKey, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
     }
-    const mode = oneOf(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan']);
-    const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn']);
-    const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || DEFAULT_STRATEGY, STRATEGIES);
+    const mode = oneOf(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
+    const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
+    const strategies = SERVER_STRATEGIES[server];
+    const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || (strategies[0] ?? ''), strategies, ` (for server: ${server})`);
     const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
     const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
     return {
@@ -57795,7 +59619,7 @@ function parseSettings(read, env) {
         },
         appDir,
         source: sourceDir(get(Inputs.Source), env, mode),
-        release: mode === 'rollback' ? '' : releaseName(get(Inputs.Release), env),
+        release: mode === 'rollback' || mode === 'unlock' ? '' : releaseName(get(Inputs.Release), env),
         keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
         sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
         installCommand: get(Inputs.InstallCommand) || undefined,
@@ -57808,8 +59632,9 @@ function parseSettings(read, env) {
         },
         server,
         strategy,
-        pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/gunicorn.pid`),
+        pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/${server}.pid`),
         wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
+        python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
         reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
         health: {
             url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
@@ -57820,6 +59645,8 @@ function parseSettings(read, env) {
         },
         rollback: oneOf(Inputs.Rollback, get(Inputs.Rollback) || 'auto', ['auto', 'never']),
         mode,
+        lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
+        forceUnlock: input_helper_boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
     };
 }
 /** Parses `[user@]host[:port]` items separated by commas or newlines. IPv6 literals go in brackets. */
@@ -57864,13 +59691,17 @@ function migrateHost(value, hosts) {
         throw new InputError(Inputs.MigrateHost, `'${value}' is not one of the hosts (${hosts.map((host) => host.label).join(', ')}).`);
     return match.label;
 }
-/** `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins. */
+/**
+ * `refs/tags/v1.2.3` → `v1.2.3`; otherwise the short commit; an explicit value wins and must
+ * already be valid. A tag may hold characters a release name cannot (`release/1.2`,
+ * `v1.2.3+build.4`): each run of them becomes `-`.
+ */
 function releaseName(explicit, env) {
     let name = explicit;
     if (!name) {
         const ref = env.GITHUB_REF ?? '';
         if (ref.startsWith('refs/tags/'))
-            name = ref.slice('refs/tags/'.length);
+            name = ref.slice('refs/tags/'.length).replace(/[^A-Za-z0-9._-]+/g, '-');
         else if (env.GITHUB_SHA)
             name = env.GITHUB_SHA.slice(0, 7);
         else
@@ -57883,7 +59714,7 @@ function releaseName(explicit, env) {
 }
 /** DESIGN: empty means "no upload" (action.yml's default is `.`, so an unset input uploads the workspace). */
 function sourceDir(value, env, mode) {
-    if (mode === 'rollback' || value === '' || value === '-')
+    if (mode === 'rollback' || mode === 'unlock' || value === '' || value === '-')
         return undefined;
     return external_node_path_namespaceObject.resolve(env.GITHUB_WORKSPACE ?? process.cwd(), value);
 }
@@ -57936,10 +59767,10 @@ function expectVersion(value) {
         return 'never';
     throw new InputError(Inputs.ExpectVersion, `'${value}' must be auto, true or false.`);
 }
-function oneOf(input, value, allowed) {
+function oneOf(input, value, allowed, context = '') {
     if (allowed.includes(value))
         return value;
-    throw new InputError(input, `'${value}' must be one of: ${allowed.join(', ')}.`);
+    throw new InputError(input, `'${value}' must be one of: ${allowed.join(', ')}${context}.`);
 }
 function input_helper_boolean(input, value, fallback) {
     if (value === '')
@@ -57968,10 +59799,45 @@ function normaliseKey(text) {
     return key ? `${key}\n` : undefined;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./src/poll.ts
+/** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
+
+/** Resolves after `ms`, or as soon as `signal` aborts (a cancelled run does not sit out a wait). */
+const sleep = (ms, signal) => new Promise((resolve) => {
+    if (signal?.aborted)
+        return resolve();
+    const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+});
+/**
+ * Calls `check` until it returns a value other than undefined, or the time runs out; then
+ * returns undefined. `check` may throw to stop early.
+ */
+async function pollUntil(check, options) {
+    const now = options.now ?? Date.now;
+    const wait = options.sleep ?? ((ms) => sleep(ms, options.signal));
+    const deadline = now() + options.timeoutMs;
+    for (;;) {
+        throwIfCancelled(options.signal, options.what);
+        const result = await check();
+        if (result !== undefined)
+            return result;
+        if (now() + options.intervalMs > deadline)
+            return undefined;
+        await wait(options.intervalMs);
+    }
+}
+/** Throws a CancelledError when the run was cancelled: called where forward work may start. */
+function throwIfCancelled(signal, what = 'go on', host) {
+    if (signal?.aborted)
+        throw new CancelledError(`cancelled: did not ${what}`, host);
+}
+
 ;// CONCATENATED MODULE: ./src/migrate/migration-errors.ts
 /** Typed errors of the migration step. Each names the host it ran on. */
 
@@ -57987,6 +59853,25 @@ class MultipleHeadsError extends MigrationError {
         super(`The migrations have ${heads.length} heads (${heads.join(', ')}); they must have exactly one. ` +
             "Join them with 'alembic merge heads' and commit the merge revision.", host);
         this.heads = heads;
+    }
+}
+/**
+ * Offline rendering printed no SQL for the pending revisions (or stopped before the head):
+ * linting it would pass a migration the lint never saw.
+ */
+class NothingRenderedError extends MigrationError {
+    from;
+    head;
+    constructor(from, head, host) {
+        const range = from === null ? head : `${from}:${head}`;
+        super(`The migration lint saw no SQL: 'alembic upgrade ${range} --sql' rendered nothing for the pending revisions ` +
+            `up to the head ${head}, so nothing was checked and nothing was migrated. The usual cause is an env.py that does ` +
+            "nothing in offline mode (it logs \"can't run migrations offline\" and returns when context.is_offline_mode() " +
+            "is true). Fix: make the offline branch call context.configure(url=..., literal_binds=True) and " +
+            "context.run_migrations() inside context.begin_transaction() (Alembic's generated env.py does), or set " +
+            "'migration-lint: off' to migrate without the lint on purpose.", host);
+        this.from = from;
+        this.head = head;
     }
 }
 /** The lint found errors no allowance covers, and allow-unsafe-migrations is off. */
@@ -58269,9 +60154,85 @@ function parseAllowances(source) {
     });
     return allowances;
 }
+/** The comment that allows `rule` in a revision, for messages that tell people what to add. */
+function allowanceComment(rule, reason) {
+    return `# graceful-deploy: allow=${rule} ${reason}`;
+}
 /** The first allowance that names the rule. */
 function findAllowance(allowances, rule) {
     return allowances.find((allowance) => allowance.rules.includes(rule));
+}
+
+;// CONCATENATED MODULE: ./src/migrate/offline-sql.ts
+/**
+ * Reads the output of `alembic upgrade <from>:<to> --sql` (standard output only: Alembic's
+ * log lines go to standard error). Each revision's SQL follows a comment Alembic writes
+ * itself, `-- Running upgrade <down>[, <down>...] -> <revision>` (the down list is empty when
+ * upgrading from an empty database, and has several entries for a merge revision).
+ */
+const HEADER = /^-- Running upgrade (.*) -> (\S+)[ \t]*$/gm;
+/**
+ * With `transaction_per_migration`, Alembic writes the `BEGIN;` of a revision *before* that
+ * revision's header comment, so it ends the previous chunk (or the preamble). Moving it
+ * after the header gives each chunk the SQL that really runs for its revision.
+ */
+const TRAILING_BEGIN = /(?:^|\n)BEGIN;\s*$/;
+const RENDER_ERROR = /^-- graceful-deploy: cannot render (\S+): (.*)$/m;
+function splitOfflineSql(output) {
+    const text = output.replace(/\r\n/g, '\n');
+    const headers = [...text.matchAll(HEADER)];
+    let preamble = text.slice(0, headers[0]?.index ?? text.length);
+    const revisions = headers.map((header, index) => {
+        const bodyStart = header.index + header[0].length;
+        const bodyEnd = headers[index + 1]?.index ?? text.length;
+        return {
+            revision: header[2] ?? '',
+            downRevisions: (header[1] ?? '')
+                .split(',')
+                .map((id) => id.trim())
+                .filter((id) => id !== ''),
+            sql: text.slice(bodyStart, bodyEnd),
+            renderError: null,
+        };
+    });
+    for (const chunk of revisions) {
+        const marker = RENDER_ERROR.exec(chunk.sql);
+        if (marker?.[1] !== chunk.revision)
+            continue;
+        chunk.renderError = marker[2] ?? '';
+        chunk.sql = chunk.sql.replace(RENDER_ERROR, '');
+    }
+    let carried = false;
+    const moveTrailingBegin = (sql) => {
+        carried = TRAILING_BEGIN.test(sql);
+        return carried ? sql.replace(TRAILING_BEGIN, '\n') : sql;
+    };
+    if (revisions.length > 0)
+        preamble = moveTrailingBegin(preamble);
+    revisions.forEach((chunk, index) => {
+        const body = carried ? `BEGIN;\n${chunk.sql}` : chunk.sql;
+        chunk.sql = (index < revisions.length - 1 ? moveTrailingBegin(body) : body).trim();
+    });
+    return { preamble: preamble.trim(), revisions };
+}
+/**
+ * True when the rendered SQL holds nothing for the head: no revision at all (an `env.py` that
+ * does nothing in offline mode prints no SQL and exits 0) or a range that stops short.
+ */
+function missesHead(script, head) {
+    return !script.revisions.some((chunk) => chunk.revision === head);
+}
+/**
+ * Alembic's exception, in words: offline mode hands a migration a mock connection whose
+ * `execute()` returns None, so reading the result fails with an AttributeError on None.
+ */
+function renderErrorReason(error) {
+    const read = /'NoneType' object (?:has no attribute '(\w+)'|is not (?:iterable|subscriptable))/.exec(error);
+    if (read) {
+        const how = read[1] ? `.${read[1]}()` : 'its rows';
+        return `it reads data from the database (op.get_bind().execute(...) then ${how}), which offline mode cannot answer (${error})`;
+    }
+    return `its upgrade() raised ${error}`;
 }
 
 ;// CONCATENATED MODULE: ./src/migrate/lint/batch-rebuild.ts
@@ -58529,17 +60490,28 @@ function operationsOf(tokens) {
             cursor.acceptAny('IGNORE');
             if (cursor.accept('OR'))
                 cursor.next();
-            return [{ kind: 'data-change', verb: 'UPDATE', table: cursor.name() }];
+            return [{ kind: 'data-change', verb: 'UPDATE', table: cursor.name(), allRows: !hasWhere(cursor) }];
         case 'DELETE':
             skipUntil(cursor, ['FROM']);
             cursor.accept('FROM');
-            return [{ kind: 'data-change', verb: 'DELETE', table: cursor.name() }];
+            return [{ kind: 'data-change', verb: 'DELETE', table: cursor.name(), allRows: !hasWhere(cursor) }];
         case 'VACUUM':
             // SQLite: rewrites the whole database file while holding the write lock.
             return [{ kind: 'vacuum', table: null, full: true }];
         default:
             return [{ kind: 'other' }];
     }
+}
+/** A WHERE outside parentheses (a subquery's WHERE does not limit the rows changed). */
+function hasWhere(cursor) {
+    let depth = 0;
+    return cursor.rest().some((token) => {
+        if (token.text === '(')
+            depth += 1;
+        if (token.text === ')')
+            depth -= 1;
+        return depth === 0 && token.upper === 'WHERE';
+    });
 }
 function skipUntil(cursor, keywords) {
     while (!cursor.done && !keywords.includes(cursor.peek()?.upper ?? '')) {
@@ -58563,9 +60535,12 @@ function setStatement(cursor) {
     cursor.next();
     const value = cursor.next();
     if (value?.upper === 'DEFAULT')
-        return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+        return [{ kind: 'set-lock-timeout', value: 'reset', local, milliseconds: null }];
     const disabled = /^'?0+'?$/.test(value?.text ?? '');
-    return [{ kind: 'set-lock-timeout', value: disabled ? 'disabled' : 'limited', local }];
+    // lock_wait_timeout is in seconds.
+    const seconds = /^'?(\d+)'?$/.exec(value?.text ?? '')?.[1];
+    const milliseconds = seconds === undefined ? null : Number(seconds) * 1000;
+    return [{ kind: 'set-lock-timeout', value: disabled ? 'disabled' : 'limited', local, milliseconds }];
 }
 function createStatement(cursor) {
     cursor.accept('OR', 'REPLACE');
@@ -58897,10 +60872,12 @@ function postgres_parser_operationsOf(node) {
     }
     if ('InsertStmt' in node)
         return [dataChange('INSERT', node.InsertStmt.relation)];
-    if ('UpdateStmt' in node)
-        return [dataChange('UPDATE', node.UpdateStmt.relation)];
-    if ('DeleteStmt' in node)
-        return [dataChange('DELETE', node.DeleteStmt.relation)];
+    if ('UpdateStmt' in node) {
+        return [dataChange('UPDATE', node.UpdateStmt.relation, node.UpdateStmt.whereClause === undefined)];
+    }
+    if ('DeleteStmt' in node) {
+        return [dataChange('DELETE', node.DeleteStmt.relation, node.DeleteStmt.whereClause === undefined)];
+    }
     if ('MergeStmt' in node)
         return [dataChange('MERGE', node.MergeStmt.relation)];
     if ('CopyStmt' in node && node.CopyStmt.is_from === true)
@@ -58918,8 +60895,12 @@ function alterTableOperations(table, cmd) {
             return cmd.def && 'ColumnDef' in cmd.def ? postgres_parser_addColumn(table, cmd.def.ColumnDef) : [];
         case 'AT_DropColumn':
             return [{ kind: 'drop-column', table, column }];
-        case 'AT_AlterColumnType':
-            return [{ kind: 'alter-column-type', table, column, online: false }];
+        case 'AT_AlterColumnType': {
+            const def = cmd.def && 'ColumnDef' in cmd.def ? cmd.def.ColumnDef : undefined;
+            const newType = columnType(def);
+            const using = def?.raw_default !== undefined;
+            return [{ kind: 'alter-column-type', table, column, online: false, ...(newType ? { newType } : {}), using }];
+        }
         case 'AT_SetNotNull':
             return [{ kind: 'set-not-null', table, column }];
         case 'AT_AddConstraint':
@@ -58950,6 +60931,7 @@ function postgres_parser_addColumn(table, def) {
             notNull: constraints.some((constraint) => constraint.contype === 'CONSTR_NOTNULL' || constraint.contype === 'CONSTR_PRIMARY'),
             default: defaultExpr ? classifyDefault(defaultExpr) : { kind: 'none' },
             generated,
+            ...(columnType(def) ? { type: columnType(def) } : {}),
         },
     ];
     for (const constraint of constraints) {
@@ -58978,6 +60960,16 @@ function postgres_parser_addConstraint(table, constraint) {
         notNullColumn: type === 'check' ? notNullColumnOf(constraint.raw_expr) : null,
         referencedTable: constraint.pktable ? relationName(constraint.pktable) : null,
     };
+}
+/** `varchar(200)` -> { varchar, 200 }; `text` -> { text, null }; `numeric(12, 2)` -> { numeric, null }. */
+function columnType(def) {
+    const name = stringsOf(def?.typeName?.names).pop()?.toLowerCase();
+    if (name === undefined)
+        return undefined;
+    const modifiers = def?.typeName?.typmods ?? [];
+    const first = modifiers[0];
+    const length = name === 'varchar' && modifiers.length === 1 && first && 'A_Const' in first ? (first.A_Const.ival?.ival ?? null) : null;
+    return { name, length };
 }
 /** `CHECK (col IS NOT NULL)`: the shape that lets SET NOT NULL skip its table scan. */
 function notNullColumnOf(expr) {
@@ -59013,23 +61005,34 @@ function classifyDefault(expr) {
 }
 function lockTimeoutSetting(set) {
     const local = set.is_local === true;
+    const reset = { kind: 'set-lock-timeout', value: 'reset', local, milliseconds: null };
     if (set.kind === 'VAR_RESET_ALL')
-        return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+        return [reset];
     if (set.name !== 'lock_timeout')
         return [{ kind: 'other' }];
     if (set.kind === 'VAR_RESET' || set.kind === 'VAR_SET_DEFAULT')
-        return [{ kind: 'set-lock-timeout', value: 'reset', local }];
+        return [reset];
     const arg = set.args?.[0];
     const constant = arg && 'A_Const' in arg ? arg.A_Const : undefined;
     const value = constant ? (constant.sval?.sval ?? constant.fval?.fval ?? String(constant.ival?.ival ?? 0)) : '';
-    return [{ kind: 'set-lock-timeout', value: isZeroDuration(value) ? 'disabled' : 'limited', local }];
+    if (isZeroDuration(value))
+        return [{ kind: 'set-lock-timeout', value: 'disabled', local, milliseconds: null }];
+    return [{ kind: 'set-lock-timeout', value: 'limited', local, milliseconds: durationMilliseconds(value) }];
+}
+const DURATION_UNITS = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+/** `'120s'`, `'2min'`, `5000` (a bare number is milliseconds for lock_timeout); null when unreadable. */
+function durationMilliseconds(value) {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$/i.exec(value);
+    if (!match)
+        return null;
+    return Number(match[1]) * (DURATION_UNITS[(match[2] ?? 'ms').toLowerCase()] ?? 1);
 }
 /** `0`, `'0'`, `'0s'`, `'0ms'`: PostgreSQL reads all of them as "wait forever". */
 function isZeroDuration(value) {
     return /^\s*0+(?:\.0*)?\s*(?:us|ms|s|min|h|d)?\s*$/i.test(value);
 }
-function dataChange(verb, relation) {
-    return { kind: 'data-change', verb, table: relationName(relation) };
+function dataChange(verb, relation, allRows = false) {
+    return { kind: 'data-change', verb, table: relationName(relation), ...(allRows ? { allRows } : {}) };
 }
 function relationName(relation) {
     if (!relation)
@@ -59075,6 +61078,158 @@ function walk(value, visit) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/migrate/lint/revision-source.ts
+
+function readRevisionHints(source) {
+    const existingTypes = new Map();
+    const indexTables = new Map();
+    for (const call of calls(withoutDowngrades(source))) {
+        const positional = call.args.filter((arg) => arg.keyword === null).map((arg) => stringValue(arg.value));
+        const keyword = (name) => call.args.find((arg) => arg.keyword === name)?.value;
+        const [first, second] = call.batchTable === null ? positional : [call.batchTable, ...positional];
+        if (call.name === 'alter_column') {
+            const existing = keyword('existing_type');
+            const type = existing === undefined ? null : sqlalchemyType(existing);
+            const table = stringValue(keyword('table_name') ?? '') ?? first;
+            const column = stringValue(keyword('column_name') ?? '') ?? second;
+            if (type && column)
+                existingTypes.set(`${table ? normaliseName(table) : ''}.${normaliseName(column)}`, type);
+        }
+        else if (call.name === 'drop_index') {
+            const name = call.batchTable === null ? first : positional[0];
+            const table = stringValue(keyword('table_name') ?? '') ?? (call.batchTable ?? positional[1]);
+            const indexName = name ?? stringValue(keyword('index_name') ?? '');
+            if (indexName && table)
+                indexTables.set(normaliseName(indexName), normaliseName(table));
+        }
+    }
+    return { existingTypes, indexTables };
+}
+/** The type a revision says a column had: by table and column, else by column alone. */
+function existingType(hints, table, column) {
+    return hints.existingTypes.get(`${table}.${column}`) ?? hints.existingTypes.get(`.${column}`) ?? null;
+}
+/**
+ * The source without its `def downgrade...():` functions (to the next statement at column 0;
+ * a comment or the `)` closing a long signature there does not end one).
+ */
+function withoutDowngrades(source) {
+    let inDowngrade = false;
+    const kept = [];
+    for (const line of source.split('\n')) {
+        if (/^[^\s#)]/.test(line))
+            inDowngrade = /^(?:async\s+)?def\s+downgrade\w*\s*\(/.test(line);
+        if (!inDowngrade)
+            kept.push(line);
+    }
+    return kept.join('\n');
+}
+const CALL = /\b(op|batch_op|\w+)\.(alter_column|drop_index|batch_alter_table)\s*\(/g;
+function calls(source) {
+    const found = [];
+    let batchTable = null;
+    for (const match of source.matchAll(CALL)) {
+        const open = (match.index ?? 0) + match[0].length - 1;
+        const args = splitArguments(argumentText(source, open));
+        if (match[2] === 'batch_alter_table') {
+            batchTable = stringValue(args.find((arg) => arg.keyword === 'table_name' || arg.keyword === null)?.value ?? '');
+            continue;
+        }
+        const viaOp = match[1] === 'op';
+        found.push({ name: match[2], batchTable: viaOp ? null : batchTable, args });
+    }
+    return found;
+}
+/** The text between the parenthesis at `open` and its match, skipping strings. */
+function argumentText(source, open) {
+    let depth = 0;
+    for (let index = open; index < source.length; index += 1) {
+        const char = source[index] ?? '';
+        if (char === '"' || char === "'") {
+            index = endOfString(source, index);
+        }
+        else if ('([{'.includes(char)) {
+            depth += 1;
+        }
+        else if (')]}'.includes(char)) {
+            depth -= 1;
+            if (depth === 0)
+                return source.slice(open + 1, index);
+        }
+    }
+    return source.slice(open + 1);
+}
+function endOfString(source, open) {
+    const quote = source[open] ?? '';
+    for (let index = open + 1; index < source.length; index += 1) {
+        if (source[index] === '\\')
+            index += 1;
+        else if (source[index] === quote)
+            return index;
+    }
+    return source.length;
+}
+function splitArguments(text) {
+    const parts = [];
+    let depth = 0;
+    let start = 0;
+    for (let index = 0; index < text.length; index += 1) {
+        const char = text[index] ?? '';
+        if (char === '"' || char === "'")
+            index = endOfString(text, index);
+        else if ('([{'.includes(char))
+            depth += 1;
+        else if (')]}'.includes(char))
+            depth -= 1;
+        else if (char === ',' && depth === 0) {
+            parts.push(text.slice(start, index));
+            start = index + 1;
+        }
+    }
+    parts.push(text.slice(start));
+    return parts
+        .map((part) => part.trim())
+        .filter((part) => part !== '')
+        .map((part) => {
+        const keyword = /^(\w+)\s*=(?!=)\s*([\s\S]*)$/.exec(part);
+        return keyword ? { keyword: keyword[1] ?? '', value: (keyword[2] ?? '').trim() } : { keyword: null, value: part };
+    });
+}
+/** `'users'`, `"users"`, `op.f('ix_users_email')` -> the string; anything else -> null. */
+function stringValue(value) {
+    const match = /^(?:\w+\.f\(\s*)?(?:[rbu]?)(['"])(.*?)\1\s*\)?$/s.exec(value.trim());
+    return match ? (match[2] ?? null) : null;
+}
+const TYPE_NAMES = {
+    string: 'varchar',
+    varchar: 'varchar',
+    unicode: 'varchar',
+    nvarchar: 'varchar',
+    text: 'text',
+    unicodetext: 'text',
+    integer: 'int4',
+    int: 'int4',
+    biginteger: 'int8',
+    bigint: 'int8',
+    smallinteger: 'int2',
+    smallint: 'int2',
+    numeric: 'numeric',
+    char: 'bpchar',
+};
+/** `sa.VARCHAR(length=200)`, `sa.String(200)`, `sa.Text()`, `postgresql.TEXT` -> a ColumnType. */
+function sqlalchemyType(expression) {
+    const match = /^(?:[\w.]*\.)?(\w+)\s*(?:\(([\s\S]*)\))?$/.exec(expression.trim());
+    if (!match)
+        return null;
+    const raw = (match[1] ?? '').toLowerCase();
+    const name = TYPE_NAMES[raw] ?? raw;
+    if (name !== 'varchar')
+        return { name, length: null };
+    const args = splitArguments(match[2] ?? '');
+    const length = args.find((arg) => arg.keyword === 'length' || arg.keyword === null)?.value;
+    return { name, length: length !== undefined && /^\d+$/.test(length) ? Number(length) : null };
+}
+
 ;// CONCATENATED MODULE: ./src/migrate/lint/rules/rule.ts
 const ALL_DIALECTS = ['postgresql', 'mysql', 'sqlite', 'other'];
 /** The first line of a statement, shortened, to quote it inside a message. */
@@ -59084,7 +61239,17 @@ function brief(statement) {
 }
 
 ;// CONCATENATED MODULE: ./src/migrate/lint/rules/compatibility-rules.ts
+/**
+ * Rules about the release that is still running: during a rolling deploy the old code keeps
+ * serving until each host reloads, against the schema the migration already changed.
+ */
 
+
+/** The exact line that accepts a drop, once the release before this one no longer uses the object. */
+function allowOnceUnused(rule, object) {
+    return (` Once the running release no longer uses ${object}, add this line to the revision: ` +
+        `\`${allowanceComment(rule, `${object} unused since <release>`)}\`.`);
+}
 const CONTRACT_LATER = 'Expand and contract: first release code that no longer uses it (SQLAlchemy: remove it from the model), then ' +
     'remove it in a later release, allowing this rule on that revision with the reason.';
 const dropColumn = {
@@ -59098,7 +61263,8 @@ const dropColumn = {
             return null;
         return {
             message: `DROP COLUMN ${operation.table}.${operation.column}: hosts still running the old release select or insert ` +
-                'it until they reload, and those queries fail.',
+                'it until they reload, and those queries fail.' +
+                allowOnceUnused('drop-column', `${operation.table}.${operation.column}`),
         };
     },
 };
@@ -59111,7 +61277,10 @@ const dropTable = {
     check(operation, { state }) {
         if (operation.kind !== 'drop-table' || !state.isLive(operation.table))
             return null;
-        return { message: `DROP TABLE ${operation.table}: the old release still queries it until every host has reloaded.` };
+        return {
+            message: `DROP TABLE ${operation.table}: the old release still queries it until every host has reloaded.` +
+                allowOnceUnused('drop-table', operation.table),
+        };
     },
 };
 const renameColumn = {
@@ -59209,6 +61378,7 @@ const volatileDefault = {
 
 ;// CONCATENATED MODULE: ./src/migrate/lint/rules/locking-rules.ts
 
+
 const AUTOCOMMIT_BLOCK = '`with op.get_context().autocommit_block():`';
 const indexNotConcurrent = {
     id: 'index-not-concurrent',
@@ -59231,9 +61401,12 @@ const indexNotConcurrent = {
             const table = operation.table ?? state.tableOfIndex(operation.name);
             if (!state.isLive(table))
                 return null;
+            // The lock is brief (nothing is scanned or built), so only a wait behind a long
+            // transaction hurts, and the lock timeout bounds that: a warning, not an error.
             return {
+                severity: 'warning',
                 message: `DROP INDEX ${operation.name} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on ` +
-                    `${table ?? 'its table'}: every query on it waits, and waits behind any long transaction.`,
+                    `${table ?? 'its table'}: brief (no scan), but queries on it queue while it waits behind a long transaction.`,
             };
         }
         return null;
@@ -59331,16 +61504,16 @@ const uniqueWithoutIndex = {
 const alterColumnType = {
     id: 'alter-column-type',
     severity: 'error',
-    title: 'ALTER COLUMN ... TYPE (MySQL: MODIFY / CHANGE)',
+    title: 'ALTER COLUMN ... TYPE that rewrites the table (MySQL: MODIFY / CHANGE)',
     dialects: ['postgresql', 'mysql'],
     safeAlternative: {
         default: 'Expand and contract: add a column of the new type, backfill it in batches, move the code to it, drop the old ' +
-            'column in a later release. If the change needs no rewrite (varchar(n) to a longer varchar or to text), allow ' +
-            'the rule on this revision.',
+            'column in a later release. Widening varchar/text needs no rewrite and is reported as info; if the lint could ' +
+            'not tell the old type, pass `existing_type=` to `op.alter_column`.',
         mysql: 'Append `ALGORITHM=INPLACE, LOCK=NONE` so MySQL refuses instead of blocking, use an online schema change tool ' +
             '(gh-ost, pt-online-schema-change), or expand and contract with a new column.',
     },
-    check(operation, { state }) {
+    check(operation, { state, hints }) {
         if (operation.kind !== 'alter-column-type' || operation.online || !state.isLive(operation.table))
             return null;
         const column = `${operation.table}.${operation.column}`;
@@ -59350,12 +61523,53 @@ const alterColumnType = {
                     '(ALGORITHM=COPY) and writes wait for the copy.',
             };
         }
-        return {
-            message: `Changing the type of ${column} rewrites ${operation.table} and rebuilds its indexes under an ACCESS ` +
-                'EXCLUSIVE lock, unless the new type is binary-compatible.',
-        };
+        const before = state.columnType(operation.table, operation.column) ?? existingType(hints, operation.table, operation.column);
+        const after = operation.newType ? typeText(operation.newType) : 'the new type';
+        const rewrite = `rewrites ${operation.table} and rebuilds its indexes under an ACCESS EXCLUSIVE lock: every query on ` +
+            `${operation.table} waits for the rewrite`;
+        switch (typeChange(before, operation.newType, operation.using === true)) {
+            case 'metadata-only':
+                return {
+                    severity: 'info',
+                    message: `Changing ${column} from ${typeText(before)} to ${after} without USING is metadata-only on PostgreSQL: no rewrite, no scan.`,
+                };
+            case 'unknown-before':
+                return {
+                    severity: 'warning',
+                    message: `Changing ${column} to ${after}: neither the revision (existing_type=) nor an earlier statement says what ` +
+                        `type it had. From varchar or text this is metadata-only; from any other type it ${rewrite}.`,
+                };
+            case 'rewrite':
+                return {
+                    message: `Changing ${column}${before ? ` from ${typeText(before)}` : ''} to ${after}` +
+                        `${operation.using ? ' with USING' : ''} ${rewrite}.`,
+                };
+        }
     },
 };
+/**
+ * PostgreSQL skips the rewrite when the old type is binary-coercible to the new one and no
+ * USING expression recomputes the values: varchar(n) or text to text or to an unbounded
+ * varchar, and varchar(n) to varchar(m) with m >= n.
+ */
+function typeChange(before, after, using) {
+    if (using || after === undefined)
+        return 'rewrite';
+    const unbounded = after.name === 'text' || (after.name === 'varchar' && after.length === null);
+    if (!unbounded && after.name !== 'varchar')
+        return 'rewrite';
+    if (before === null)
+        return 'unknown-before';
+    if (unbounded)
+        return before.name === 'varchar' || before.name === 'text' ? 'metadata-only' : 'rewrite';
+    const longer = before.name === 'varchar' && before.length !== null && after.length !== null && after.length >= before.length;
+    return longer ? 'metadata-only' : 'rewrite';
+}
+function typeText(type) {
+    if (type === null)
+        return 'its old type';
+    return type.length === null ? type.name : `${type.name}(${type.length})`;
+}
 const tableRebuild = {
     id: 'table-rebuild',
     severity: 'error',
@@ -59458,6 +61672,11 @@ const lockTable = {
 ;// CONCATENATED MODULE: ./src/migrate/lint/rules/transaction-rules.ts
 
 /**
+ * A lock wait the migrations allow themselves beyond this is an error: requests queued behind
+ * it outlive gunicorn's default 30 s worker timeout, so they fail instead of waiting.
+ */
+const LOCK_TIMEOUT_CAP_SECONDS = 30;
+/**
  * `lock-timeout`: a statement that locks a live table must not wait for its lock forever.
  * Behind a long-running transaction the migration's lock request queues, and every
  * application query on the table queues behind the migration: an outage with no error.
@@ -59472,7 +61691,9 @@ const lockTable = {
  * - The action's timeout is off (`migration-lock-timeout: 0`) and the migrations set none:
  *   `error`.
  * - The migrations set `lock_timeout` themselves (`SET` or `SET LOCAL`, in this revision or
- *   earlier in the run, still in effect): satisfied, nothing reported.
+ *   earlier in the run, still in effect): satisfied when the value is at most the action's;
+ *   larger, it replaces the action's protection: a `warning`, and an `error` above
+ *   LOCK_TIMEOUT_CAP_SECONDS (seen in real projects: 120 s, 200 s).
  * - The migrations set it to 0 (`SET lock_timeout = 0`): `error` whatever the action does,
  *   since the SQL overrides the session value PGOPTIONS gave. `RESET lock_timeout` returns
  *   to the action's value.
@@ -59489,7 +61710,7 @@ const lockTimeout = {
     oncePerRevision: true,
     safeAlternative: {
         default: 'Keep `migration-lock-timeout` on (the action applies it through PGOPTIONS and retries), or begin the ' +
-            "revision with `op.execute(\"SET lock_timeout = '5s'\")`; never set it to 0.",
+            "revision with `op.execute(\"SET lock_timeout = '5s'\")`; never set it to 0 nor above the action's value.",
         mysql: "Begin the migration with `op.execute('SET SESSION lock_wait_timeout = 5')` (before the first DDL); " +
             'the action can only enforce a lock timeout on PostgreSQL.',
     },
@@ -59501,7 +61722,7 @@ const lockTimeout = {
         const queue = `behind a long-running transaction it waits forever, and every query on ${table || 'the table'} queues behind it`;
         switch (state.lockTimeout) {
             case 'sql':
-                return null;
+                return ownLockTimeout(subject, table, state, lockTimeoutSeconds);
             case 'action':
                 return {
                     severity: 'info',
@@ -59521,6 +61742,29 @@ const lockTimeout = {
         }
     },
 };
+function ownLockTimeout(subject, table, state, lockTimeoutSeconds) {
+    const setting = state.lockTimeoutSetting;
+    const milliseconds = setting?.milliseconds ?? null;
+    if (setting === null || milliseconds === null)
+        return null;
+    const actionMilliseconds = state.dialect === 'postgresql' ? lockTimeoutSeconds * 1000 : 0;
+    const where = setting.statement.revision ? ` (revision ${setting.statement.revision})` : '';
+    const action = actionMilliseconds > 0
+        ? `replacing the action's migration-lock-timeout of ${lockTimeoutSeconds}s`
+        : state.dialect === 'postgresql'
+            ? 'and the action applies none (migration-lock-timeout: 0)'
+            : 'and the action cannot set one on this database';
+    const wait = `${subject} under ${brief(setting.statement.text)}${where}, ${action}: it may wait ${seconds(milliseconds)} for its lock while every query on ${table || 'the table'} queues behind it`;
+    if (milliseconds > LOCK_TIMEOUT_CAP_SECONDS * 1000) {
+        return { message: `${wait}, longer than requests survive (gunicorn's default worker timeout is ${LOCK_TIMEOUT_CAP_SECONDS}s).` };
+    }
+    if (actionMilliseconds > 0 && milliseconds > actionMilliseconds)
+        return { severity: 'warning', message: `${wait}.` };
+    return null;
+}
+function seconds(milliseconds) {
+    return `${Math.round(milliseconds / 100) / 10}s`;
+}
 const dataInDdlTransaction = {
     id: 'data-in-ddl-transaction',
     severity: 'warning',
@@ -59533,6 +61777,9 @@ const dataInDdlTransaction = {
     check(operation, { state, statement }) {
         if (!state.inTransaction)
             return null;
+        // Every row changed: whole-table-data-change reports it, as an error next to DDL.
+        if (operation.kind === 'data-change' && operation.allRows === true)
+            return null;
         if (operation.kind === 'data-change' && state.isLive(operation.table)) {
             const ddl = state.ddlInTransaction(operation.table);
             if (!ddl)
@@ -59542,14 +61789,39 @@ const dataInDdlTransaction = {
                     'the lock that DDL took is held until the data change has finished and committed.',
             };
         }
-        const data = state.dataInTransaction[0];
+        const data = state.dataInTransaction.find((change) => change.allRows) ?? state.dataInTransaction[0];
         if (data && state.ddlInTransaction() === null && state.lockedLiveTable(operation) !== null) {
             return {
+                ...(data.allRows ? { severity: 'error' } : {}),
                 message: `${brief(statement)} runs in the same transaction as the data change ${brief(data.text)} ` +
                     `(revision ${data.revision}): the lock it takes is held until the whole transaction commits.`,
             };
         }
         return null;
+    },
+};
+const wholeTableDataChange = {
+    id: 'whole-table-data-change',
+    severity: 'warning',
+    title: 'UPDATE / DELETE without WHERE on an existing table',
+    dialects: ALL_DIALECTS,
+    safeAlternative: {
+        default: 'Change rows in batches by key range (`WHERE id BETWEEN ...`), each in its own short transaction ' +
+            '(inside `with op.get_context().autocommit_block():`), and never in the transaction of a DDL statement.',
+    },
+    check(operation, { state, statement }) {
+        if (operation.kind !== 'data-change' || operation.allRows !== true || !state.isLive(operation.table))
+            return null;
+        const what = `${brief(statement)} has no WHERE: it changes every row of ${operation.table}`;
+        const ddl = state.inTransaction ? state.ddlInTransaction(operation.table) : null;
+        if (ddl) {
+            return {
+                severity: 'error',
+                message: `${what} in the same transaction as ${brief(ddl.text)} (revision ${ddl.revision}): the DDL's lock blocks ` +
+                    `every query on ${ddl.table || 'its table'} until every row is rewritten and the transaction commits.`,
+            };
+        }
+        return { message: `${what}, holding a lock on each until it commits: writes to those rows wait, and a large table takes long.` };
     },
 };
 
@@ -59579,6 +61851,7 @@ const RULES = [
     truncate,
     lockTable,
     dataInDdlTransaction,
+    wholeTableDataChange,
 ];
 /** Findings about the lint itself rather than about a statement's effect. */
 const UNPARSED_STATEMENT = {
@@ -59587,6 +61860,15 @@ const UNPARSED_STATEMENT = {
     title: 'Statement the parser could not read',
     safeAlternative: {
         default: 'Check the statement by hand; if it is fine, allow `unparsed-statement` on this revision.',
+    },
+};
+const OFFLINE_RENDER = {
+    id: 'offline-render',
+    severity: 'error',
+    title: 'Revision that cannot render as SQL offline',
+    safeAlternative: {
+        default: 'Keep reads of data out of schema migrations (do them in a data script or the application), or check the ' +
+            'revision by hand and allow `offline-render` on it with the reason.',
     },
 };
 const UNKNOWN_ALLOWANCE = {
@@ -59598,6 +61880,7 @@ const UNKNOWN_ALLOWANCE = {
 const RULE_IDS = new Set([
     ...RULES.map((rule) => rule.id),
     UNPARSED_STATEMENT.id,
+    OFFLINE_RENDER.id,
 ]);
 
 ;// CONCATENATED MODULE: ./src/migrate/lint/run-state.ts
@@ -59610,7 +61893,11 @@ class RunState {
     sessionDefault;
     sessionLockTimeout;
     localLockTimeout = null;
+    sessionSetting = null;
+    localSetting = null;
+    columnTypes = new Map();
     transactionOpen = false;
+    transactionCount = 0;
     transactionDdl = [];
     transactionData = [];
     constructor(dialect, 
@@ -59628,11 +61915,33 @@ class RunState {
     tableOfIndex(name) {
         return this.indexTables.get(name) ?? null;
     }
+    /** Records the table of an index the revision's Python names (`drop_index(..., table_name=)`). */
+    noteIndexTable(name, table) {
+        if (!this.indexTables.has(name))
+            this.indexTables.set(name, table);
+    }
     get inTransaction() {
         return this.transactionOpen;
     }
+    /**
+     * Identifies the open transaction (or the gap between two): two statements with the same
+     * id and `inTransaction` ran in one transaction.
+     */
+    get transactionId() {
+        return this.transactionCount;
+    }
     get lockTimeout() {
         return this.localLockTimeout ?? this.sessionLockTimeout;
+    }
+    /** The migrations' own `SET lock_timeout` in force, when `lockTimeout` is `sql`. */
+    get lockTimeoutSetting() {
+        if (this.lockTimeout !== 'sql')
+            return null;
+        return this.localLockTimeout !== null ? this.localSetting : this.sessionSetting;
+    }
+    /** The type a column got from an earlier statement of the run (ADD COLUMN, ALTER ... TYPE). */
+    columnType(table, column) {
+        return this.columnTypes.get(`${table}.${column}`) ?? null;
     }
     /** A validated `CHECK (column IS NOT NULL)` proves the column has no NULL. */
     isProvenNotNull(table, column) {
@@ -59697,24 +62006,37 @@ class RunState {
         switch (operation.kind) {
             case 'begin':
                 this.transactionOpen = true;
+                this.transactionCount += 1;
                 break;
             case 'commit':
                 this.transactionOpen = false;
+                this.transactionCount += 1;
                 this.transactionDdl = [];
                 this.transactionData = [];
                 this.localLockTimeout = null;
                 break;
             case 'set-lock-timeout': {
                 const source = operation.value === 'reset' ? this.sessionDefault : operation.value === 'disabled' ? 'disabled' : 'sql';
+                const setting = source === 'sql' ? { milliseconds: operation.milliseconds, statement } : null;
                 if (!operation.local) {
                     this.sessionLockTimeout = source;
+                    this.sessionSetting = setting;
                     this.localLockTimeout = null; // a plain SET also replaces an earlier SET LOCAL
                 }
                 else if (this.transactionOpen) {
                     this.localLockTimeout = source; // outside a transaction SET LOCAL does nothing
+                    this.localSetting = setting;
                 }
                 break;
             }
+            case 'add-column':
+                if (operation.type)
+                    this.columnTypes.set(`${operation.table}.${operation.column}`, operation.type);
+                break;
+            case 'alter-column-type':
+                if (operation.newType)
+                    this.columnTypes.set(`${operation.table}.${operation.column}`, operation.newType);
+                break;
             case 'create-table':
                 this.createdTables.add(operation.table);
                 break;
@@ -59743,8 +62065,9 @@ class RunState {
                 break;
             }
             case 'data-change':
-                if (this.transactionOpen && this.isLive(operation.table))
-                    this.transactionData.push(statement);
+                if (this.transactionOpen && this.isLive(operation.table)) {
+                    this.transactionData.push({ ...statement, allRows: operation.allRows === true });
+                }
                 break;
             default:
                 break;
@@ -59854,10 +62177,15 @@ function isIdentifierChar(char) {
 
 
 
+
+
+
 async function lintMigrations(input) {
     const state = new RunState(input.dialect, input.lockTimeoutSeconds > 0);
     const rules = RULES.filter((rule) => rule.dialects.includes(input.dialect));
-    const findings = [];
+    const revisions = [];
+    /** Index drops in the open transaction, until a DROP TABLE of their table absorbs them. */
+    const indexDrops = [];
     // The preamble (BEGIN, CREATE TABLE alembic_version) only changes the state.
     for (const statement of await parseStatements(input.script.preamble, input.dialect)) {
         for (const operation of statement.operations)
@@ -59865,7 +62193,9 @@ async function lintMigrations(input) {
     }
     for (const chunk of input.script.revisions) {
         const file = input.files[chunk.revision];
-        const allowances = parseAllowances(file?.source ?? '');
+        const hints = readRevisionHints(file?.source ?? '');
+        for (const [index, table] of hints.indexTables)
+            state.noteIndexTable(index, table);
         const raw = [];
         const reported = new Set();
         for (const statement of collapseBatchRebuilds(await parseStatements(chunk.sql, input.dialect))) {
@@ -59879,7 +62209,10 @@ async function lintMigrations(input) {
                 });
             }
             for (const operation of statement.operations.map((op) => withoutBookkeeping(op, statement.text))) {
-                const context = { state, statement: statement.text, lockTimeoutSeconds: input.lockTimeoutSeconds };
+                const context = { state, statement: statement.text, lockTimeoutSeconds: input.lockTimeoutSeconds, hints };
+                if (operation.kind === 'drop-table' && state.isLive(operation.table)) {
+                    absorbIndexDrops(indexDrops, operation.table, state.transactionId);
+                }
                 for (const rule of rules) {
                     const hit = rule.check(operation, context);
                     if (!hit)
@@ -59890,22 +62223,61 @@ async function lintMigrations(input) {
                             continue;
                         reported.add(`${rule.id}:${severity}`);
                     }
-                    raw.push({
+                    const finding = {
                         rule: rule.id,
                         severity,
                         statement: statement.text,
                         message: hit.message,
                         safeAlternative: safeAlternative(rule, input.dialect),
-                    });
+                    };
+                    raw.push(finding);
+                    if (operation.kind === 'drop-index' && state.inTransaction && rule.id === indexNotConcurrent.id) {
+                        const table = operation.table ?? state.tableOfIndex(operation.name);
+                        if (table !== null)
+                            indexDrops.push({ transaction: state.transactionId, table, finding });
+                    }
                 }
                 state.apply(operation, { text: statement.text, revision: chunk.revision });
             }
         }
-        const place = { revision: chunk.revision, file: file?.path ?? '' };
-        findings.push(...raw.map((finding) => allow({ ...finding, ...place }, allowances, file?.source ?? '')));
-        findings.push(...unknownAllowances(allowances, place));
+        if (chunk.renderError !== null)
+            raw.push(offlineRenderFinding(chunk.revision, chunk.renderError));
+        revisions.push({ place: { revision: chunk.revision, file: file?.path ?? '' }, source: file?.source ?? '', raw });
     }
-    return findings;
+    return revisions.flatMap(({ place, source, raw }) => {
+        const allowances = parseAllowances(source);
+        return [
+            ...raw.filter((finding) => !finding.absorbed).map((finding) => allow({ ...withoutAbsorbed(finding), ...place }, allowances, source)),
+            ...unknownAllowances(allowances, place),
+        ];
+    });
+}
+/**
+ * A DROP INDEX followed, in the same transaction, by the DROP TABLE of its table (what
+ * autogenerate writes) is part of the table drop: its finding is dropped, and the
+ * table drop's finding (drop-table) stands for both.
+ */
+function absorbIndexDrops(drops, table, transaction) {
+    for (const drop of drops) {
+        if (drop.table === table && drop.transaction === transaction)
+            drop.finding.absorbed = true;
+    }
+}
+function withoutAbsorbed(finding) {
+    const rest = { ...finding };
+    delete rest.absorbed;
+    return rest;
+}
+function offlineRenderFinding(revision, error) {
+    return {
+        rule: OFFLINE_RENDER.id,
+        severity: OFFLINE_RENDER.severity,
+        statement: '',
+        message: `Revision ${revision} cannot be rendered as SQL offline: ${renderErrorReason(error)}. The lint saw its SQL only ` +
+            `up to that point; the other revisions were linted. Once you have checked it by hand, add this line to the revision: ` +
+            `\`${allowanceComment(OFFLINE_RENDER.id, '<what you checked>')}\`.`,
+        safeAlternative: OFFLINE_RENDER.safeAlternative.default,
+    };
 }
 /** Splits and parses SQL with the dialect's parser (libpg-query for PostgreSQL). */
 async function parseStatements(sql, dialect) {
@@ -60009,6 +62381,93 @@ function render(value) {
     return quote(value);
 }
 
+;// CONCATENATED MODULE: ./src/migrate/render-offline-script.ts
+/**
+ * Python run on the host in place of `alembic` for `upgrade --sql`: the same command line
+ * (arguments after the script are Alembic's own), with two changes so one revision that
+ * cannot render offline does not hide every other one from the lint:
+ *
+ * - each revision's `upgrade()` is guarded: when it raises (it reads rows through
+ *   `op.get_bind()`, which offline mode cannot answer, ...), a marker line
+ *   `-- graceful-deploy: cannot render <rev>: <Error>: <message>` takes the place of the rest
+ *   of its SQL and Alembic carries on with the next revision. What the revision emitted
+ *   before the failure stays in the output and is linted.
+ * - the mock connection of offline mode gets the `commit()` SQLAlchemy 2 code calls
+ *   (`op.get_bind().commit()`): inside an autocommit block it does nothing (nothing is open to
+ *   commit); elsewhere it renders what it does on a live database, `COMMIT;` then a new
+ *   `BEGIN;` (SQLAlchemy begins again on the next statement), so the lint sees the
+ *   transaction end.
+ * - the mock connection gets a `url` (`op.get_bind().engine.url`, which a revision reads to
+ *   branch on the database: `str(url).startswith("postgres")`): the dialect and driver the
+ *   offline context was configured with and nothing else, so no credentials reach the output.
+ *   Without it such a revision cannot render at all, though its SQL does not depend on data.
+ *
+ * When nothing fails, the output is byte for byte what `alembic upgrade --sql` prints.
+ */
+const RENDER_OFFLINE_SCRIPT = `
+import sys
+from contextlib import contextmanager
+from alembic.config import main
+from alembic.runtime import migration
+from sqlalchemy.engine import mock
+
+def _context():
+    from alembic import op
+    return op.get_context()
+
+def _emit(text):
+    _context().impl.static_output(text)
+
+_autocommit_depth = [0]
+_plain_autocommit_block = migration.MigrationContext.autocommit_block
+
+@contextmanager
+def _autocommit_block(self):
+    _autocommit_depth[0] += 1
+    try:
+        with _plain_autocommit_block(self):
+            yield
+    finally:
+        _autocommit_depth[0] -= 1
+
+migration.MigrationContext.autocommit_block = _autocommit_block
+
+def _commit(self):
+    impl = _context().impl
+    if _autocommit_depth[0] == 0 and impl.transactional_ddl:
+        impl.emit_commit()
+        impl.emit_begin()
+
+mock.MockConnection.commit = _commit
+
+def _url(self):
+    from sqlalchemy.engine.url import make_url
+    return make_url("%s+%s://" % (self.dialect.name, self.dialect.driver))
+
+if not hasattr(mock.MockConnection, "url"):
+    mock.MockConnection.url = property(_url)
+
+_plain_step_init = migration.RevisionStep.__init__
+
+def _step_init(self, *args, **kwargs):
+    _plain_step_init(self, *args, **kwargs)
+    upgrade = self.migration_fn
+    revision = self.revision.revision
+
+    def guarded(**kw):
+        try:
+            return upgrade(**kw)
+        except Exception as error:
+            reason = " ".join(("%s: %s" % (type(error).__name__, error)).split())
+            _emit("-- graceful-deploy: cannot render %s: %s" % (revision, reason))
+
+    guarded.__name__ = getattr(upgrade, "__name__", "upgrade")
+    self.migration_fn = guarded
+
+migration.RevisionStep.__init__ = _step_init
+main(argv=sys.argv[1:], prog="alembic")
+`.trim();
+
 ;// CONCATENATED MODULE: ./src/migrate/alembic-commands.ts
 /**
  * Remote command lines of the migration step, built from typed values with `sh` (which
@@ -60016,6 +62475,7 @@ function render(value) {
  * interpreter the release runs on, in the release directory, with the global options of the
  * user's migrate-command repeated.
  */
+
 
 function alembic(target, args) {
     return sh `cd ${target.releaseDir} && ${[target.python, '-m', 'alembic', ...target.globalArgs, ...args]}`;
@@ -60031,9 +62491,11 @@ function currentCommand(target) {
 /**
  * `alembic upgrade <from>:<to> --sql`: the SQL the upgrade would run, without touching the
  * database (offline mode). From an empty database (`from` null) the range is just `<to>`.
+ * Run through RENDER_OFFLINE_SCRIPT, which carries on past a revision that cannot render.
  */
 function upgradeSqlCommand(target, from, to) {
-    return alembic(target, ['upgrade', from === null ? to : `${from}:${to}`, '--sql']);
+    const args = [...target.globalArgs, 'upgrade', from === null ? to : `${from}:${to}`, '--sql'];
+    return sh `cd ${target.releaseDir} && ${[target.python, '-c', RENDER_OFFLINE_SCRIPT, ...args]}`;
 }
 /**
  * Python run on the host: looks revisions up through Alembic's ScriptDirectory (so
@@ -60134,50 +62596,6 @@ function blockingFindings(findings) {
     return findings.filter((finding) => finding.severity === 'error' && !finding.allowed);
 }
 
-;// CONCATENATED MODULE: ./src/migrate/offline-sql.ts
-/**
- * Reads the output of `alembic upgrade <from>:<to> --sql` (standard output only: Alembic's
- * log lines go to standard error). Each revision's SQL follows a comment Alembic writes
- * itself, `-- Running upgrade <down>[, <down>...] -> <revision>` (the down list is empty when
- * upgrading from an empty database, and has several entries for a merge revision).
- */
-const HEADER = /^-- Running upgrade (.*) -> (\S+)[ \t]*$/gm;
-/**
- * With `transaction_per_migration`, Alembic writes the `BEGIN;` of a revision *before* that
- * revision's header comment, so it ends the previous chunk (or the preamble). Moving it
- * after the header gives each chunk the SQL that really runs for its revision.
- */
-const TRAILING_BEGIN = /(?:^|\n)BEGIN;\s*$/;
-function splitOfflineSql(output) {
-    const text = output.replace(/\r\n/g, '\n');
-    const headers = [...text.matchAll(HEADER)];
-    let preamble = text.slice(0, headers[0]?.index ?? text.length);
-    const revisions = headers.map((header, index) => {
-        const bodyStart = header.index + header[0].length;
-        const bodyEnd = headers[index + 1]?.index ?? text.length;
-        return {
-            revision: header[2] ?? '',
-            downRevisions: (header[1] ?? '')
-                .split(',')
-                .map((id) => id.trim())
-                .filter((id) => id !== ''),
-            sql: text.slice(bodyStart, bodyEnd),
-        };
-    });
-    let carried = false;
-    const moveTrailingBegin = (sql) => {
-        carried = TRAILING_BEGIN.test(sql);
-        return carried ? sql.replace(TRAILING_BEGIN, '\n') : sql;
-    };
-    if (revisions.length > 0)
-        preamble = moveTrailingBegin(preamble);
-    revisions.forEach((chunk, index) => {
-        const body = carried ? `BEGIN;\n${chunk.sql}` : chunk.sql;
-        chunk.sql = (index < revisions.length - 1 ? moveTrailingBegin(body) : body).trim();
-    });
-    return { preamble: preamble.trim(), revisions };
-}
-
 ;// CONCATENATED MODULE: ./src/migrate/migration-step.ts
 
 
@@ -60258,6 +62676,8 @@ async function lint(host, target, options, from, head, currentLog, progress) {
             outputTail(rendered.stderr || rendered.stdout), host.name);
     }
     const script = splitOfflineSql(rendered.stdout);
+    if (missesHead(script, head))
+        throw new NothingRenderedError(from, head, host.name);
     const dialect = detectDialect(`${currentLog}\n${rendered.stderr}`, rendered.stdout);
     const revisions = script.revisions.map((chunk) => chunk.revision);
     const files = await revisionFiles(host, target, revisions);
@@ -60352,34 +62772,19 @@ function summary(findings) {
 
 
 
-;// CONCATENATED MODULE: ./src/poll.ts
-/** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-/**
- * Calls `check` until it returns a value other than undefined, or the time runs out; then
- * returns undefined. `check` may throw to stop early.
- */
-async function pollUntil(check, options) {
-    const now = options.now ?? Date.now;
-    const wait = options.sleep ?? sleep;
-    const deadline = now() + options.timeoutMs;
-    for (;;) {
-        const result = await check();
-        if (result !== undefined)
-            return result;
-        if (now() + options.intervalMs > deadline)
-            return undefined;
-        await wait(options.intervalMs);
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/health/health-commands.ts
 
+// urllib does not take credentials from the URL: they go in a Basic Authorization header.
 const PROBE = [
-    'import json, sys, urllib.request, urllib.error',
+    'import base64, json, sys, urllib.parse, urllib.request, urllib.error',
     'opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))',
+    'u = urllib.parse.urlsplit(sys.argv[1])',
+    'req = urllib.request.Request(urllib.parse.urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])))',
+    'if u.username is not None:',
+    '    pair = urllib.parse.unquote(u.username) + ":" + urllib.parse.unquote(u.password or "")',
+    '    req.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())',
     'try:',
-    '    r = opener.open(sys.argv[1], timeout=float(sys.argv[2]))',
+    '    r = opener.open(req, timeout=float(sys.argv[2]))',
     '    status, headers, body = r.status, r.headers, r.read(2048)',
     'except urllib.error.HTTPError as e:',
     '    status, headers, body = e.code, e.headers, e.read(2048)',
@@ -60396,6 +62801,39 @@ function healthProbeCommand(python, url, timeoutSeconds) {
 
 
 
+/**
+ * health-url as logs and errors show it: user and password replaced by `***` (main.ts also
+ * masks them with core.setSecret, for whatever else might echo the URL).
+ */
+function redactedUrl(url) {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+/** The parts of health-url that are secret: its userinfo, raw and decoded. */
+function urlSecrets(url) {
+    const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url)?.[1];
+    if (!userinfo)
+        return [];
+    const [user = '', password = ''] = userinfo.split(/:(.*)/s);
+    const decode = (text) => {
+        try {
+            return decodeURIComponent(text);
+        }
+        catch {
+            return text;
+        }
+    };
+    // A lone user name in a URL is a token; with a password, the user name is not secret on its own.
+    const parts = password ? [userinfo, password, decode(password)] : [user, decode(user)];
+    try {
+        // parseSettings keeps the URL as `new URL` serializes it, which may percent-encode differently.
+        const parsed = new URL(url);
+        parts.push(parsed.password || parsed.username);
+    }
+    catch {
+        // Not a URL: parseSettings rejects it before anything is logged.
+    }
+    return [...new Set(parts.filter((part) => part.length > 0))];
+}
 /** Parses healthProbeCommand's output. */
 function parseReading(stdout) {
     const raw = JSON.parse(stdout.trim().split('\n').pop() ?? '{}');
@@ -60434,7 +62872,7 @@ async function probe(host, python, settings) {
  * Passes after `successes` consecutive good readings within the timeout; otherwise throws a
  * HealthGateError with the last status and body.
  */
-async function waitUntilReady(host, python, settings, expectedVersion) {
+async function waitUntilReady(host, python, settings, expectedVersion, signal) {
     const started = Date.now();
     let streak = 0;
     let last;
@@ -60449,10 +62887,10 @@ async function waitUntilReady(host, python, settings, expectedVersion) {
         }
         streak += 1;
         return streak >= settings.successes ? last : undefined;
-    }, { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000 });
+    }, { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, signal, what: `pass the readiness gate on ${host.name}` });
     if (!passed) {
         const body = (last?.body ?? '').trim().slice(0, 300);
-        throw new HealthGateError(`${settings.url} did not pass ${settings.successes} checks in a row within ${settings.timeoutSeconds}s: last ${lastFailure}${body ? `, body: ${body}` : ''}`, host.name);
+        throw new HealthGateError(`${redactedUrl(settings.url)} did not pass ${settings.successes} checks in a row within ${settings.timeoutSeconds}s: last ${lastFailure}${body ? `, body: ${body}` : ''}`, host.name);
     }
     return { seconds: (Date.now() - started) / 1000, reading: passed };
 }
@@ -60473,29 +62911,109 @@ function layoutOf(appDir) {
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+// EXTERNAL MODULE: ./node_modules/ignore/index.js
+var ignore = __nccwpck_require__(298);
+var ignore_default = /*#__PURE__*/__nccwpck_require__.n(ignore);
+;// CONCATENATED MODULE: ./src/release/deploy-ignore.ts
+
+/** Name of the file, at the root of `source`, that lists what must not ship (gitignore syntax). */
+const DEPLOY_IGNORE_FILE = '.deployignore';
+/**
+ * Always applied before the user's `.deployignore` (a `!pattern` there ships one again).
+ * VCS metadata (actions/checkout leaves its token in .git/config); the credentials file
+ * google-github-actions/auth writes into the workspace; `.env` files, which belong in
+ * shared/ on the host (shared-paths), not in a release archive.
+ */
+const DEFAULT_DEPLOY_IGNORE = ['.git/', '.hg/', '.svn/', 'gha-creds-*.json', '.env', '.env.*', '!.env.example'];
+/** The defaults followed by the lines of a `.deployignore` (same rules as .gitignore: last match wins). */
+function deployIgnore(userText = '') {
+    const matcher = ignore_default()().add([...DEFAULT_DEPLOY_IGNORE]).add(userText);
+    return (relativePath, isDirectory) => matcher.ignores(isDirectory ? `${relativePath}/` : relativePath);
+}
+
 ;// CONCATENATED MODULE: ./src/release/pack-source.ts
 
 
 
 
 
+
 /**
- * Packs `source` into a gzipped tar without VCS directories, in a directory only this user
- * can read (RUNNER_TEMP on a runner).
+ * Packs `source` into a gzipped tar, in a directory only this user can read (RUNNER_TEMP on a
+ * runner). Paths matched by `.deployignore` (and its defaults) are left out. Every entry is
+ * owned by 0:0 so nothing in the archive names the runner's uid (the host extracts with
+ * --no-same-owner too).
  */
 async function packSource(source, workDir = process.env.RUNNER_TEMP || (0,external_node_os_namespaceObject.tmpdir)()) {
     const info = await (0,promises_namespaceObject.stat)(source).catch(() => undefined);
     if (!info?.isDirectory())
         throw new DeployError(`source directory '${source}' does not exist or is not a directory.`);
+    const ignored = deployIgnore(await (0,promises_namespaceObject.readFile)(external_node_path_namespaceObject.join(source, DEPLOY_IGNORE_FILE), 'utf8').catch(() => ''));
+    const { kept, skipped } = await listReleaseFiles(source, ignored);
     const dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_namespaceObject.join(workDir, 'graceful-deploy-'));
     const archive = external_node_path_namespaceObject.join(dir, 'release.tar.gz');
-    const result = await getExecOutput('tar', ['--exclude=.git', '--exclude=.hg', '--exclude=.svn', '-czf', archive, '-C', source, '.'], { silent: true, ignoreReturnCode: true });
+    const list = external_node_path_namespaceObject.join(dir, 'files');
+    await (0,promises_namespaceObject.writeFile)(list, ['.', ...kept].map((name) => `${name}\0`).join(''));
+    const result = await getExecOutput('tar', packArguments(archive, source, list), { silent: true, ignoreReturnCode: true });
     if (result.exitCode !== 0) {
         await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
         throw new DeployError(`packing '${source}' failed: ${result.stderr.trim()}`);
     }
     const { size } = await (0,promises_namespaceObject.stat)(archive);
-    return { archive, bytes: size, dispose: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true }) };
+    return { archive, bytes: size, skipped, dispose: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true }) };
+}
+/**
+ * GNU tar's arguments: the listed names only (no recursion: the list already holds every
+ * directory's kept entries), read verbatim so a file named `-x` is not an option.
+ */
+function packArguments(archive, source, list) {
+    return ['--owner=0', '--group=0', '--numeric-owner', '--no-recursion', '--null', '--verbatim-files-from', '-czf', archive, '-C', source, '-T', list];
+}
+/**
+ * Walks `source` (symlinks are listed, never followed) and splits its paths into kept and
+ * skipped. A skipped directory is not entered: as in git, nothing under it can be re-included.
+ */
+async function listReleaseFiles(source, ignored) {
+    const kept = [];
+    const skipped = [];
+    const walk = async (relative) => {
+        const entries = await (0,promises_namespaceObject.readdir)(external_node_path_namespaceObject.join(source, relative), { withFileTypes: true });
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        for (const entry of entries) {
+            const name = relative ? `${relative}/${entry.name}` : entry.name;
+            const isDirectory = entry.isDirectory();
+            if (ignored(name, isDirectory)) {
+                skipped.push(isDirectory ? `${name}/` : name);
+                continue;
+            }
+            kept.push(name);
+            if (isDirectory)
+                await walk(name);
+        }
+    };
+    await walk('');
+    return { kept, skipped };
+}
+
+;// CONCATENATED MODULE: ./src/release/audit-log.ts
+/**
+ * `2026-11-22T10:00:00.000Z run=<url> actor=alice deploy v1 -> v2 strategy=usr2 result=deployed seconds=12.3`:
+ * one line, space-separated, every free-text value without spaces, so `grep` and `awk` work on it.
+ */
+function auditLine(entry) {
+    const word = (value) => (value ? value.replace(/\s+/g, '_') : '-');
+    return [
+        entry.time.toISOString(),
+        `run=${word(entry.identity.run)}`,
+        `actor=${word(entry.identity.actor)}`,
+        word(entry.mode),
+        `${word(entry.from)} -> ${word(entry.to)}`,
+        `strategy=${word(entry.strategy)}`,
+        `result=${word(entry.result)}`,
+        `seconds=${Math.round(entry.seconds * 10) / 10}`,
+    ].join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/release/release-commands.ts
@@ -60512,19 +63030,49 @@ function prepareLayoutCommand(layout) {
 }
 /**
  * Takes the per-host deploy lock: mkdir is atomic, so only one run can create the directory;
- * the owner file says who holds it. When held, prints the owner and exits LOCK_HELD_EXIT.
+ * the owner file says who holds it and the heartbeat file's mtime says when the holder was last
+ * alive. When held, prints the owner file and `heartbeat-age=<seconds>` and exits LOCK_HELD_EXIT.
  */
 function acquireLockCommand(layout, ownerText) {
     const owner = `${layout.lock}/owner`;
-    return sh `mkdir -p ${layout.appDir} && if mkdir ${layout.lock} 2>/dev/null; then printf '%s\n' ${ownerText} > ${owner}; else cat ${owner} 2>/dev/null; exit ${LOCK_HELD_EXIT}; fi`;
+    const heartbeat = `${layout.lock}/heartbeat`;
+    return sh `mkdir -p ${layout.appDir} && if mkdir ${layout.lock} 2>/dev/null; then printf '%s\n' ${ownerText} > ${owner} && touch ${heartbeat}; else ${describeLock(layout)}; exit ${LOCK_HELD_EXIT}; fi`;
+}
+/** Prints the lock's owner file and the age of its heartbeat (`heartbeat-age=` empty when none). */
+function describeLock(layout) {
+    const heartbeat = `${layout.lock}/heartbeat`;
+    return sh `cat ${`${layout.lock}/owner`} 2>/dev/null; b=$(stat -c %Y ${heartbeat} 2>/dev/null || stat -c %Y ${layout.lock} 2>/dev/null); printf 'heartbeat-age=%s\n' "$([ -n "$b" ] && echo $(( $(date +%s) - b )))"`;
+}
+/** Prints `locked=yes|no` and, when locked, what describeLock prints. Changes nothing. */
+function readLockCommand(layout) {
+    return sh `if [ -d ${layout.lock} ]; then echo locked=yes; ${describeLock(layout)}; else echo locked=no; fi`;
+}
+/** Marks the holder alive: touches the heartbeat only while this run (its token) owns the lock. */
+function heartbeatCommand(layout, token) {
+    return sh `grep -qF ${token} ${`${layout.lock}/owner`} 2>/dev/null && touch ${`${layout.lock}/heartbeat`}; true`;
 }
 /** Releases the lock only if this run still owns it (its token is in the owner file). */
 function releaseLockCommand(layout, token) {
     return sh `if grep -qF ${token} ${`${layout.lock}/owner`} 2>/dev/null; then rm -rf ${layout.lock}; fi`;
 }
-/** Prints `current=`, `previous=` (link targets) and one `release=<mtime> <name>` line per release. */
+/**
+ * Removes a lock whatever run holds it (mode: unlock), but only the one that was inspected:
+ * when its owner file no longer holds `expectedToken`, another run took it meanwhile and it stays.
+ */
+function breakLockCommand(layout, expectedToken) {
+    return sh `if [ ! -d ${layout.lock} ]; then echo gone; elif grep -qF ${`token=${expectedToken}`} ${`${layout.lock}/owner`} 2>/dev/null || [ -z ${expectedToken} ]; then rm -rf ${layout.lock} && echo removed; else echo changed; fi`;
+}
+/** Appends one line to the host's audit log, <app-dir>/deploy.log. */
+function appendAuditCommand(layout, line) {
+    return sh `printf '%s\n' ${line} >> ${`${layout.appDir}/deploy.log`}`;
+}
+/**
+ * Prints `current=`, `previous=` (link targets), `lock=` (the lock's owner line, if held), one
+ * `release=<mtime> <name>` line per release and one `leftover=<name>` line per upload or
+ * unpack directory an interrupted run left in releases/. Reads only.
+ */
 function readStateCommand(layout) {
-    return sh `printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; true`;
+    return sh `printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
 }
 /**
  * Unpacks an uploaded archive into releases/<name> through a temporary directory and a
@@ -60538,7 +63086,8 @@ function unpackReleaseCommand(layout, release, archive, token) {
     return joinFragments([
         sh `rm -rf ${incoming}`,
         sh `mkdir -p ${incoming}`,
-        sh `tar -xzf ${archive} -C ${incoming}`,
+        // As root, tar would restore the archive's owners; the release belongs to the SSH user.
+        sh `tar --no-same-owner -xzf ${archive} -C ${incoming}`,
         sh `rm -f ${archive}`,
         sh `printf '%s\n' ${release} > ${`${incoming}/REVISION`}`,
         sh `if [ -e ${target} ]; then mv -T ${target} ${replaced} && rm -rf ${replaced}; fi`,
@@ -60597,16 +63146,140 @@ function switchCurrentCommand(layout, release, previous, token) {
     steps.push(pointLinkCommand(layout.current, release, token));
     return joinFragments(steps, ' && ');
 }
-/** Deletes the named releases (already chosen by releasesToPrune). */
+/** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */
 function pruneCommand(layout, releases) {
     if (releases.length === 0)
         return raw('true');
     return sh `cd ${layout.releases} && rm -rf -- ${releases}`;
 }
 
+;// CONCATENATED MODULE: ./src/release/deploy-lock.ts
+
+
+
+/** How often a run that holds locks touches their heartbeat files. */
+const HEARTBEAT_SECONDS = 10;
+/**
+ * A lock whose heartbeat is older than this belongs to a run that is gone (killed with its
+ * runner, or cancelled before it could clean up): six missed beats, so a slow link or a busy
+ * host never makes a live run look dead.
+ */
+const STALE_AFTER_SECONDS = 60;
+/** How often a waiting run asks again. */
+const RETRY_SECONDS = 5;
+/** The owner file's text: one `key=value` per line, so a person reading it sees who and when. */
+function ownerText(token, identity, since) {
+    return [`token=${token}`, `run=${identity.run}`, `actor=${identity.actor}`, `from=${identity.from}`, `since=${since.toISOString()}`].join('\n');
+}
+/** Parses what describeLock prints (owner lines, older one-line owners too, and the heartbeat age). */
+function parseLockHolder(text) {
+    const holder = {};
+    for (const match of text.matchAll(/(?:^|\s)(token|run|actor|from|since|heartbeat-age)=(\S*)/gm)) {
+        const [, key = '', value = ''] = match;
+        if (key === 'heartbeat-age')
+            holder.heartbeatAge = value === '' ? undefined : Number(value);
+        else
+            holder[key] = value;
+    }
+    return holder;
+}
+/** Whether the holder has been seen alive recently enough to count as running. */
+function isAlive(holder) {
+    return holder.heartbeatAge !== undefined && holder.heartbeatAge < STALE_AFTER_SECONDS;
+}
+/** One line naming a holder for logs and errors. */
+function describeHolder(holder) {
+    const who = [holder.run && `run ${holder.run}`, holder.actor && `by ${holder.actor}`, holder.from && `from ${holder.from}`, holder.since && `since ${holder.since}`];
+    const beat = holder.heartbeatAge === undefined ? 'no heartbeat' : `last heartbeat ${holder.heartbeatAge}s ago`;
+    return `${who.filter(Boolean).join(' ') || 'an unknown run'} (${beat})`;
+}
+/**
+ * Takes the deploy lock of one host, waiting up to `waitSeconds` while a live run holds it.
+ * A holder whose heartbeat stopped is a dead run: waiting for it is pointless, so that fails
+ * at once, naming `mode: unlock` as the fix.
+ */
+async function acquireLock(remote, layout, owner, options) {
+    const now = options.now ?? Date.now;
+    const wait = options.sleep ?? ((ms) => sleep(ms, options.signal));
+    const deadline = now() + options.waitSeconds * 1000;
+    let announced = false;
+    for (;;) {
+        throwIfCancelled(options.signal, 'take the deploy lock', remote.name);
+        const result = await remote.exec('take the deploy lock', acquireLockCommand(layout, owner), { allowFailure: true });
+        if (result.code === 0)
+            return;
+        if (result.code !== LOCK_HELD_EXIT)
+            throw new RemoteCommandError('take the deploy lock', remote.name, result.code, result.stderr.trim());
+        const holder = parseLockHolder(result.stdout);
+        if (!isAlive(holder)) {
+            throw new LockHeldError(`${layout.lock} is held by ${describeHolder(holder)}, which is no longer running. ` +
+                `Check the host, then remove the lock with 'mode: unlock' (it shows whose lock it was), and deploy again.`, remote.name);
+        }
+        if (now() + RETRY_SECONDS * 1000 > deadline) {
+            const waited = options.waitSeconds > 0 ? ` after waiting ${options.waitSeconds}s (lock-wait)` : ' (lock-wait is 0)';
+            throw new LockHeldError(`another deploy holds ${layout.lock}: ${describeHolder(holder)}${waited}. Let it finish, or raise lock-wait.`, remote.name);
+        }
+        if (!announced)
+            options.log(`waiting up to ${options.waitSeconds}s for the deploy lock, held by ${describeHolder(holder)}`);
+        announced = true;
+        await wait(RETRY_SECONDS * 1000);
+    }
+}
+/**
+ * Touches the heartbeat of every lock this run holds, every HEARTBEAT_SECONDS, until stopped.
+ * A failed beat is ignored: the next one retries, and STALE_AFTER_SECONDS allows six misses.
+ */
+function startHeartbeat(remotes, layout, token) {
+    const timer = setInterval(() => {
+        for (const remote of remotes())
+            void remote.exec('deploy lock heartbeat', heartbeatCommand(layout, token), { allowFailure: true, timeoutSeconds: HEARTBEAT_SECONDS }).catch(() => undefined);
+    }, HEARTBEAT_SECONDS * 1000);
+    timer.unref();
+    return () => clearInterval(timer);
+}
+/**
+ * Removes a host's deploy lock, showing whose it was. A holder that is demonstrably alive (a
+ * fresh heartbeat) keeps its lock unless `force`: breaking a running deploy's lock is how two
+ * runs end up changing one host.
+ */
+async function unlock(remote, layout, force) {
+    const read = (await remote.exec('read the deploy lock', readLockCommand(layout))).stdout;
+    if (!read.includes('locked=yes'))
+        return { removed: false, reason: 'not-locked' };
+    const holder = parseLockHolder(read);
+    if (isAlive(holder) && !force)
+        return { removed: false, reason: 'alive', holder };
+    const result = (await remote.exec('remove the deploy lock', breakLockCommand(layout, holder.token ?? ''))).stdout.trim();
+    if (result === 'changed')
+        return { removed: false, reason: 'changed', holder };
+    return { removed: true, holder };
+}
+
+;// CONCATENATED MODULE: ./src/release/run-identity.ts
+
+/** Derives the identity from the runner's environment (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_RUN_ID, ...). */
+function runIdentity(env, machine = (0,external_node_os_namespaceObject.hostname)()) {
+    const { GITHUB_SERVER_URL: server = 'https://github.com', GITHUB_REPOSITORY: repository, GITHUB_RUN_ID: runId, GITHUB_RUN_ATTEMPT: attempt } = env;
+    const local = `local:${env.USER ?? safeUser()}@${machine}`;
+    const run = repository && runId ? `${server}/${repository}/actions/runs/${runId}${attempt && attempt !== '1' ? `/attempts/${attempt}` : ''}` : local;
+    return { run: clean(run), actor: clean(env.GITHUB_ACTOR ?? env.USER ?? safeUser()), from: clean(machine) };
+}
+function safeUser() {
+    try {
+        return (0,external_node_os_namespaceObject.userInfo)().username;
+    }
+    catch {
+        return 'unknown';
+    }
+}
+/** One word without spaces or line breaks: lock and audit lines stay one `key=value` per field. */
+function clean(value) {
+    return value.replace(/\s+/g, '_') || 'unknown';
+}
+
 ;// CONCATENATED MODULE: ./src/release/release-state.ts
 function parseReleaseState(stdout) {
-    const state = { releases: [] };
+    const state = { releases: [], leftovers: [] };
     for (const line of stdout.split('\n')) {
         const [key, ...rest] = line.split('=');
         const value = rest.join('=').trim();
@@ -60614,6 +63287,10 @@ function parseReleaseState(stdout) {
             state.current = releaseNameOf(value);
         else if (key === 'previous' && value)
             state.previous = releaseNameOf(value);
+        else if (key === 'lock' && value)
+            state.lockOwner = value;
+        else if (key === 'leftover' && value)
+            state.leftovers.push(value);
         else if (key === 'release' && value) {
             const [mtime = '0', ...name] = value.split(' ');
             state.releases.push({ name: name.join(' '), mtime: Number(mtime) });
@@ -60636,6 +63313,19 @@ function releasesToPrune(state, keep, protect) {
     const excess = state.releases.length - keep;
     return excess > 0 ? candidates.slice(0, excess).map((release) => release.name) : [];
 }
+/** The run token at the end of a staging name: `.upload-v2-<token>.tar.gz`, `.incoming-v2-<token>`. */
+const LEFTOVER_TOKEN = /^\.(?:upload|incoming|replaced)-.+-([0-9a-f]+)(?:\.tar\.gz)?$/;
+/**
+ * Which leftovers of interrupted runs to delete: never this run's own (`token`), never those of
+ * the run named in the lock file (it may be staging right now), never a name without a token.
+ */
+function leftoversToPrune(state, token) {
+    const holder = /(?:^|\s)token=(\S+)/.exec(state.lockOwner ?? '')?.[1];
+    return state.leftovers.filter((name) => {
+        const owner = LEFTOVER_TOKEN.exec(name)?.[1];
+        return owner !== undefined && owner !== token && owner !== holder;
+    });
+}
 
 ;// CONCATENATED MODULE: ./src/servers/server-driver.ts
 
@@ -60647,14 +63337,20 @@ function releasesToPrune(state, keep, protect) {
 class ReloadFailure extends ReloadError {
     previousIntact;
     handle;
+    /** The failure was the host's SSH connection going away: the deploy puts it back last. */
+    hostUnreachable;
     constructor(cause, host, previousIntact, handle) {
         super(cause.message.replace(`[${host}] `, ''), host);
         this.previousIntact = previousIntact;
         this.handle = handle;
+        this.hostUnreachable = cause instanceof HostUnreachableError;
     }
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
+
+
+
 
 
 
@@ -60680,26 +63376,41 @@ class DeployFailed extends DeployError {
  */
 async function deploy(settings, deps) {
     const token = (0,external_node_crypto_.randomBytes)(6).toString('hex');
+    const started = new Date();
+    const identity = deps.identity ?? runIdentity(process.env);
     const layout = layoutOf(settings.appDir);
     const { reporter } = deps;
     const outcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
     const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+    const checkpoint = (what) => throwIfCancelled(deps.signal, what);
+    if (settings.mode === 'unlock')
+        return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
     const locked = [];
+    const stopHeartbeat = startHeartbeat(() => locked, layout, token);
     try {
-        await reporter.group('Lock', async () => {
-            for (const remote of remotes) {
-                await acquireLock(remote, layout, token);
-                locked.push(remote);
-                reporter.log(remote.name, 'deploy lock taken');
-            }
-        });
+        // plan reads only: no lock (it would create app-dir and the lock directory on each host).
+        if (settings.mode !== 'plan') {
+            await reporter.group('Lock', async () => {
+                const owner = ownerText(token, identity, started);
+                // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
+                for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
+                    await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
+                    locked.push(remote);
+                    reporter.log(remote.name, 'deploy lock taken');
+                }
+            });
+        }
+        checkpoint('inspect the hosts');
         const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
         outcome.hosts = sessions.map((session) => session.report);
         outcome.release = sessions[0]?.target ?? settings.release;
         outcome.previousRelease = sessions[0]?.leaving;
         if (settings.mode === 'plan') {
-            for (const session of sessions)
+            for (const session of sessions) {
                 session.report.status = 'planned';
+                if (session.state.lockOwner)
+                    reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
+            }
             outcome.status = 'planned';
             return outcome;
         }
@@ -60707,17 +63418,20 @@ async function deploy(settings, deps) {
             await stageAll(settings, deps, sessions, layout, token);
             await reporter.group('Check the new release', async () => {
                 for (const session of sessions) {
+                    checkpoint(`check the new release on ${session.remote.name}`);
                     await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
-                    reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}`);
+                    const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
+                    reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
                 }
             });
+            checkpoint('migrate');
             if (settings.migration.command && deps.migrate)
                 await migrateOnce(settings, deps, sessions, layout, outcome);
         }
         await rollOut(settings, deps, sessions, layout, token, outcome);
         await reporter.group('Prune old releases', async () => {
             for (const session of sessions)
-                await prune(settings, session, layout, reporter);
+                await prune(settings, session, layout, token, reporter);
         });
         outcome.status = 'deployed';
         return outcome;
@@ -60726,14 +63440,92 @@ async function deploy(settings, deps) {
         if (error instanceof DeployFailed)
             throw error;
         outcome.error = errorMessage(error);
+        if (deps.signal?.aborted) {
+            outcome.status = 'cancelled';
+            outcome.error = `${cancelledMessage(outcome)} (at: ${outcome.error})`;
+        }
         throw new DeployFailed(outcome);
     }
     finally {
+        stopHeartbeat();
         for (const remote of locked) {
+            if (settings.mode !== 'plan')
+                await audit(remote, layout, settings, { identity, started, outcome });
             await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
         }
         await Promise.all(remotes.map((remote) => remote.close()));
     }
+}
+/** Appends this run's line to the host's deploy.log; a failure to write it is only a warning. */
+async function audit(remote, layout, settings, run, result) {
+    const report = run.outcome.hosts.find((host) => host.host === remote.name);
+    const line = auditLine({
+        time: new Date(),
+        identity: run.identity,
+        mode: settings.mode,
+        from: report?.previousRelease,
+        to: settings.release || report?.release,
+        strategy: settings.strategy,
+        result: result ?? (report && report.status !== 'pending' ? report.status : run.outcome.status),
+        seconds: (Date.now() - run.started.getTime()) / 1000,
+    });
+    await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
+}
+/**
+ * mode: unlock — removes each host's deploy lock and says whose it was. A lock whose holder is
+ * still alive stays (unless force-unlock), and then the run fails naming that holder.
+ */
+async function unlockAll(settings, deps, remotes, layout, run) {
+    const { outcome } = run;
+    const { reporter } = deps;
+    const refused = [];
+    try {
+        await reporter.group('Unlock', async () => {
+            for (const remote of remotes) {
+                const result = await unlock(remote, layout, settings.forceUnlock);
+                const report = { host: remote.name, status: 'unlocked' };
+                if (!result.removed && result.reason === 'not-locked') {
+                    reporter.log(remote.name, `no deploy lock at ${layout.lock}`);
+                }
+                else if (result.removed) {
+                    report.removedLock = describeHolder(result.holder);
+                    reporter.log(remote.name, `removed the deploy lock of ${describeHolder(result.holder)}`);
+                    await audit(remote, layout, settings, run, 'unlocked');
+                }
+                else {
+                    report.status = 'failed';
+                    report.error =
+                        result.reason === 'alive'
+                            ? `the lock is held by ${describeHolder(result.holder)}, which is still running; left in place (set force-unlock: true to remove it anyway)`
+                            : 'another run took the lock while it was being removed; left in place';
+                    refused.push(`${remote.name}: ${report.error}`);
+                    reporter.log(remote.name, report.error);
+                }
+                outcome.hosts.push(report);
+            }
+        });
+        outcome.status = refused.length ? 'failed' : 'unlocked';
+        if (refused.length) {
+            outcome.error = refused.join('\n');
+            throw new DeployFailed(outcome);
+        }
+        return outcome;
+    }
+    finally {
+        await Promise.all(remotes.map((remote) => remote.close()));
+    }
+}
+/**
+ * What a cancelled run left: each host and the release it serves, for the error and the log.
+ * A host is on its new release only when its report says deployed.
+ */
+function cancelledMessage(outcome) {
+    const hosts = outcome.hosts.map((host) => {
+        const serves = host.status === 'deployed' ? host.release : host.previousRelease;
+        const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
+        return `${host.host} serves ${serves ?? '?'} (${how})`;
+    });
+    return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;
 }
 /** Opens every connection first: a host key problem anywhere stops the deploy before any change. */
 async function connectAll(settings, deps) {
@@ -60749,16 +63541,6 @@ async function connectAll(settings, deps) {
         await Promise.all(remotes.map((remote) => remote.close()));
         throw error;
     }
-}
-async function acquireLock(remote, layout, token) {
-    const run = [process.env.GITHUB_REPOSITORY, process.env.GITHUB_RUN_ID].filter(Boolean).join('#') || 'local';
-    const owner = `token=${token} run=${run} actor=${process.env.GITHUB_ACTOR ?? 'unknown'} from=${(0,external_node_os_namespaceObject.hostname)()} since=${new Date().toISOString()}`;
-    const result = await remote.exec('take the deploy lock', acquireLockCommand(layout, owner), { allowFailure: true });
-    if (result.code === LOCK_HELD_EXIT) {
-        throw new LockHeldError(`another deploy holds ${layout.lock} (${result.stdout.trim() || 'owner unknown'}). Wait for it; if that run is dead, remove the directory by hand.`, remote.name);
-    }
-    if (result.code !== 0)
-        throw new RemoteCommandError('take the deploy lock', remote.name, result.code, result.stderr.trim());
 }
 /** Reads each host's releases and verifies its server, deciding what goes where. Changes nothing. */
 async function inspectAll(settings, deps, remotes, layout) {
@@ -60823,9 +63605,14 @@ async function migrateOnce(settings, deps, sessions, layout, outcome) {
 async function stageAll(settings, deps, sessions, layout, token) {
     const { reporter } = deps;
     const packed = settings.source ? await packSource(settings.source) : undefined;
+    if (packed?.skipped.length) {
+        const shown = packed.skipped.slice(0, 20).join(', ');
+        reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
+    }
     try {
         for (const session of sessions) {
             const { remote } = session;
+            throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
             await reporter.group(`Stage ${settings.release} on ${remote.name}`, async () => {
                 await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
                 if (packed) {
@@ -60836,7 +63623,8 @@ async function stageAll(settings, deps, sessions, layout, token) {
                         await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
                     }
                     catch (error) {
-                        await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true });
+                        // Best effort: the upload's own error is the one to report, even if the host is gone.
+                        await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
                         throw error;
                     }
                 }
@@ -60848,6 +63636,7 @@ async function stageAll(settings, deps, sessions, layout, token) {
                     reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
                 }
                 if (settings.installCommand) {
+                    throwIfCancelled(deps.signal, 'run the install command', remote.name);
                     const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
                     for (const line of result.stdout.trim().split('\n').slice(-20))
                         if (line)
@@ -60863,16 +63652,22 @@ async function stageAll(settings, deps, sessions, layout, token) {
 }
 /**
  * Host by host: switch, reload, gate. On a failure with rollback: auto, the failing host and
- * every host done before it go back to what they served, in reverse order.
+ * every host done before it go back to what they served, in reverse order. On cancellation
+ * only the host in flight is put back (unless its new generation already passed the gate:
+ * then it is committed): the runner gives seconds, not minutes, and every host done is
+ * consistent already.
  */
 async function rollOut(settings, deps, sessions, layout, token, outcome) {
     const done = [];
     for (const session of sessions) {
         let handle;
+        let started = false;
         try {
+            throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
+            started = true;
             await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
                 handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
-                const passed = await gate(settings, deps, session, handle.master, session.target);
+                const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
                 const committed = await handle.commit();
                 Object.assign(session.report, {
                     status: 'deployed',
@@ -60885,18 +63680,35 @@ async function rollOut(settings, deps, sessions, layout, token, outcome) {
             done.push(session);
         }
         catch (error) {
+            const cancelled = deps.signal?.aborted === true;
+            if (cancelled && !started) {
+                outcome.status = 'cancelled';
+                outcome.error = cancelledMessage(outcome);
+                throw new DeployFailed(outcome);
+            }
             session.report.status = 'failed';
             session.report.error = errorMessage(error);
             outcome.error = session.report.error;
             if (settings.rollback === 'never') {
                 deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
+                if (cancelled)
+                    outcome.status = 'cancelled';
                 throw new DeployFailed(outcome);
             }
             const failure = error instanceof ReloadFailure ? error : undefined;
             const inFlight = handle ?? failure?.handle;
-            const stranded = await putBack(settings, deps, [session, ...done.reverse()], layout, token, { session, inFlight, intact: failure?.previousIntact === true });
+            // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
+            const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
+            // Cancelled: only the host in flight goes back; hosts done are consistent and the runner gives seconds.
+            const order = cancelled ? [session] : unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
+            const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
             // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
-            outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+            if (cancelled)
+                outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
+            else
+                outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+            if (cancelled)
+                outcome.error = cancelledMessage(outcome);
             if (stranded.length)
                 outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;
             throw new DeployFailed(outcome);
@@ -60908,12 +63720,12 @@ async function switchAndReload(deps, session, layout, token, to, from) {
     await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
     deps.reporter.log(remote.name, `current → releases/${to}`);
     const server = await deps.server.inspect(remote);
-    return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line));
+    return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line), deps.signal);
 }
-async function gate(settings, deps, session, server, version) {
+async function gate(settings, deps, session, server, version, signal) {
     const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
-    deps.reporter.log(session.remote.name, `readiness gate: ${settings.health.url}${expect ? ` must name ${version}` : ''}`);
-    const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined);
+    deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
+    const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
     deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
     return passed;
 }
@@ -60961,16 +63773,94 @@ async function putBack(settings, deps, order, layout, token, failing) {
     }
     return stranded;
 }
-async function prune(settings, session, layout, reporter) {
-    const state = parseReleaseState((await session.remote.exec('read releases', readStateCommand(layout))).stdout);
-    const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
-    if (doomed.length === 0)
-        return;
-    await session.remote.exec('prune old releases', pruneCommand(layout, doomed));
-    reporter.log(session.remote.name, `pruned ${doomed.join(', ')}`);
+/**
+ * Deletes old releases and what interrupted runs left in releases/. The new release already
+ * serves everywhere, so a problem here is a warning: the deploy stays `deployed`.
+ */
+async function prune(settings, session, layout, token, reporter) {
+    const { remote } = session;
+    try {
+        const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+        const doomed = releasesToPrune(state, settings.keepReleases, [state.current, state.previous, session.target]);
+        const leftovers = leftoversToPrune(state, token);
+        if (doomed.length + leftovers.length === 0)
+            return;
+        await remote.exec('prune old releases', pruneCommand(layout, [...doomed, ...leftovers]));
+        if (doomed.length)
+            reporter.log(remote.name, `pruned ${doomed.join(', ')}`);
+        if (leftovers.length)
+            reporter.log(remote.name, `removed what interrupted runs left: ${leftovers.join(', ')}`);
+    }
+    catch (error) {
+        reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
+    }
 }
 function round(seconds) {
     return Math.round(seconds * 10) / 10;
+}
+
+;// CONCATENATED MODULE: ./src/remote/disk-space.ts
+
+/**
+ * `df -P -k` of the nearest existing directory at or above `path` (a failed upload may leave
+ * nothing at the path itself). POSIX output: one header line, then one line per filesystem.
+ */
+function diskSpaceCommand(path) {
+    return sh `d=${path}; while [ ! -d "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done; df -P -k "$d"`;
+}
+/** Reads the output of diskSpaceCommand; undefined when it is not df's. */
+function parseDiskSpace(output) {
+    const line = output.trim().split('\n')[1];
+    if (!line)
+        return undefined;
+    // Filesystem 1024-blocks Used Available Capacity Mounted-on; the mount point may hold spaces.
+    const match = /^\S+\s+\d+\s+\d+\s+(\d+)\s+\d+%\s+(.+)$/.exec(line.trim());
+    if (!match)
+        return undefined;
+    return { availableBytes: Number(match[1]) * 1024, mountedOn: match[2] ?? '' };
+}
+
+;// CONCATENATED MODULE: ./src/remote/remote-command.ts
+
+
+/** Seconds between the host's TERM and KILL of a command that outlived its deadline. */
+const KILL_AFTER_SECONDS = 5;
+/** `timeout`'s exit status when the deadline passed (124), or when TERM was not enough (128 + KILL). */
+const TIMED_OUT_EXITS = new Set([124, 137]);
+/**
+ * The text sent over SSH for one command: the command under the host's own `timeout -k`, so
+ * it cannot outlive its deadline even when the connection is gone (closing a channel without
+ * a pty stops nothing), and under `sh` whatever the user's login shell is.
+ *
+ * sshd hands this text to the login shell, which may be fish or csh: their quoting differs
+ * from sh (fish reads `\\` inside single quotes, csh refuses a newline in them). So the
+ * command travels as base64, the one alphabet every shell reads literally between single
+ * quotes, and sh decodes and runs it. `timeout` makes itself a process group leader and
+ * signals the whole group, so children (alembic, psql) go too.
+ */
+function remoteCommandLine(command, deadlineSeconds) {
+    const payload = Buffer.from(command.text, 'utf8').toString('base64');
+    const script = `eval "$(printf %s ${payload} | base64 -d)"`;
+    return `timeout -k ${KILL_AFTER_SECONDS} ${remote_command_seconds(deadlineSeconds)} sh -c ${quote(script)}`;
+}
+/** Whether an exit status means the host's `timeout` stopped the command (and not the command itself). */
+function stoppedByDeadline(code, elapsedSeconds, deadlineSeconds) {
+    return TIMED_OUT_EXITS.has(code) && elapsedSeconds >= deadlineSeconds;
+}
+/**
+ * The exit status a shell would show: sshd reports a command killed by a signal (as `timeout`
+ * kills itself with KILL after the grace period) by the signal's name, without a code.
+ */
+function exitStatusOf(code, signal) {
+    if (typeof code === 'number')
+        return code;
+    const number = signal ? external_node_os_namespaceObject.constants.signals[`SIG${signal.replace(/^SIG/, '')}`] : undefined;
+    return number === undefined ? -1 : 128 + number;
+}
+/** `timeout` takes a decimal number of seconds; keep it short and never zero (0 disables it). */
+function remote_command_seconds(value) {
+    const rounded = Math.max(0.1, Math.round(value * 10) / 10);
+    return String(rounded);
 }
 
 // EXTERNAL MODULE: ./node_modules/is-stream/index.js
@@ -61855,110 +64745,118 @@ class NodeSSH {
     }
 }
 
-;// CONCATENATED MODULE: ./src/remote/known-hosts.ts
+;// CONCATENATED MODULE: ./src/remote/ssh-link.ts
 
-/** Parses known_hosts text: plain, wildcard, negated and hashed (`|1|salt|hash`) host patterns. */
-function parseKnownHosts(text) {
-    const entries = [];
-    for (const rawLine of text.split(/\r?\n/)) {
-        const line = rawLine.trim();
-        if (!line || line.startsWith('#'))
-            continue;
-        const fields = line.split(/\s+/);
-        const marker = fields[0] === '@revoked' || fields[0] === '@cert-authority' ? fields.shift() : undefined;
-        const [patterns, keyType, keyText] = fields;
-        if (!patterns || !keyType || !keyText)
-            continue;
-        entries.push({
-            marker: marker,
-            patterns: patterns.split(','),
-            keyType,
-            key: Buffer.from(keyText, 'base64'),
-        });
+
+/** Unanswered keepalives after which a connection counts as dead (ssh2's keepaliveCountMax). */
+const KEEPALIVE_COUNT_MAX = 3;
+/**
+ * Keepalive settings that declare a silent connection dead after about `connectTimeoutSeconds`:
+ * a host that cannot answer within the time we give it to connect is as unreachable as one
+ * that does not accept the connection. ssh2 gives up after KEEPALIVE_COUNT_MAX + 1 intervals.
+ */
+function keepaliveOf(connectTimeoutSeconds) {
+    return {
+        keepaliveInterval: Math.max(1000, Math.round((connectTimeoutSeconds * 1000) / (KEEPALIVE_COUNT_MAX + 1))),
+        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+    };
+}
+/**
+ * One SSH connection and, once it ends, why. node-ssh listens for ssh2's `error` only while
+ * connecting; after that an ECONNRESET or keepalive timeout would be an `error` event with no
+ * listener, which kills node. The link listens for the connection's whole life instead and
+ * records the loss, so the command that was running fails with a typed error and the next one
+ * can reconnect.
+ */
+class SshLink {
+    ssh;
+    /** Why the connection ended (`Keepalive timeout`, `read ECONNRESET`); undefined while open. */
+    lost;
+    constructor(ssh) {
+        this.ssh = ssh;
     }
-    return entries;
+    /** Connects; rejects with the ssh2 error (the caller names the host). */
+    static async open(config) {
+        const ssh = new NodeSSH();
+        const connecting = ssh.connect(config);
+        // node-ssh creates the ssh2 Client synchronously, before connect()'s first await (the key
+        // is passed as text, never as a path to read), so the listeners below miss no event.
+        const client = ssh.connection;
+        if (!client)
+            throw new Error('node-ssh did not create its ssh2 client synchronously; the SSH error listener could not be attached');
+        const link = new SshLink(ssh);
+        client.on('error', (error) => {
+            link.lost ??= error.message;
+        });
+        client.on('close', () => {
+            link.lost ??= 'the connection was closed';
+        });
+        try {
+            await connecting;
+        }
+        catch (error) {
+            ssh.dispose();
+            throw error;
+        }
+        return link;
+    }
+    close() {
+        this.lost ??= 'closed by this run';
+        this.ssh.dispose();
+    }
 }
-/** The name OpenSSH looks up: `host` on port 22, `[host]:port` otherwise. */
-function lookupName(host, port) {
-    return port === 22 ? host : `[${host}]:${port}`;
-}
-/** Whether a known_hosts entry applies to this host and port (negations exclude). */
-function entryMatches(entry, host, port) {
-    const name = lookupName(host, port);
-    let matched = false;
-    for (const pattern of entry.patterns) {
-        const negated = pattern.startsWith('!');
-        const body = negated ? pattern.slice(1) : pattern;
-        if (patternMatches(body, name)) {
-            if (negated)
-                return false;
-            matched = true;
+/** Three attempts, 1 s, 3 s and 9 s after the loss: a restarting sshd or a short network blip is ridden out. */
+const RECONNECT_POLICY = { delaysMs: [1000, 3000, 9000] };
+/**
+ * Opens the connection again with bounded backoff. A host key that no longer matches is not
+ * retried: that is a refusal, not an outage. When every attempt fails, the error names the
+ * host, why the old connection ended and why the last attempt failed.
+ */
+async function reconnect(host, why, open, policy = RECONNECT_POLICY) {
+    const sleep = policy.sleep ?? ((milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds)));
+    let last = 'no attempt was made';
+    for (const delay of policy.delaysMs) {
+        await sleep(delay);
+        try {
+            return await open();
+        }
+        catch (error) {
+            if (error instanceof HostKeyError)
+                throw error;
+            last = error instanceof DeployError ? error.message.replace(`[${host}] `, '') : errorMessage(error);
         }
     }
-    return matched;
-}
-function patternMatches(pattern, name) {
-    if (pattern.startsWith('|1|')) {
-        const [, , salt = '', hash = ''] = pattern.split('|');
-        const digest = (0,external_node_crypto_.createHmac)('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
-        return digest === hash;
-    }
-    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
-    return regex.test(name);
-}
-/** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of the key blob's digest. */
-function fingerprint(key) {
-    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-}
-/** Key type named inside an SSH public key blob (first length-prefixed string). */
-function keyTypeOf(key) {
-    if (key.length < 4)
-        return 'unknown';
-    const length = key.readUInt32BE(0);
-    return key.subarray(4, 4 + length).toString('latin1');
-}
-/** Decides whether the key a host offered is pinned for it. */
-function verifyHostKey(entries, host, port, offered) {
-    const forHost = entries.filter((entry) => entryMatches(entry, host, port));
-    if (forHost.some((entry) => entry.marker === '@revoked' && entry.key.equals(offered)))
-        return { ok: false, reason: 'revoked' };
-    const pinned = forHost.filter((entry) => !entry.marker);
-    if (pinned.some((entry) => entry.key.equals(offered)))
-        return { ok: true };
-    return { ok: false, reason: pinned.length > 0 ? 'mismatch' : 'unknown' };
-}
-/** Host key algorithms to offer so the server presents a key type we have pinned (ssh2 names). */
-function pinnedKeyAlgorithms(entries, host, port) {
-    const types = new Set(entries.filter((entry) => !entry.marker && entryMatches(entry, host, port)).map((entry) => entry.keyType));
-    const algorithms = [];
-    for (const type of types) {
-        if (type === 'ssh-rsa')
-            algorithms.push('rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa');
-        else
-            algorithms.push(type);
-    }
-    return algorithms;
+    return Promise.reject(new HostUnreachableError(`the SSH connection was lost (${why}) and ${policy.delaysMs.length} attempts to reconnect failed (last: ${last})`, host));
 }
 
 ;// CONCATENATED MODULE: ./src/remote/ssh-remote-host.ts
 
 
 
+
+
+
+
 const STDERR_TAIL_LINES = 12;
-function sshRemoteHostFactory(settings) {
+/** Extra seconds the runner waits past the host's own kill before it stops waiting for an answer. */
+const ANSWER_GRACE_SECONDS = 5;
+/** `log` hears about lost and re-opened connections, prefixed with the host by the caller. */
+function sshRemoteHostFactory(settings, log = () => undefined) {
     const knownHosts = settings.knownHosts === undefined ? undefined : parseKnownHosts(settings.knownHosts);
-    return (target) => connectSsh(target, settings, knownHosts);
+    return async (target) => {
+        const open = () => openLink(target, settings, knownHosts);
+        return new SshRemoteHost(target.label, await open(), open, settings, (line) => log(target.label, line));
+    };
 }
-async function connectSsh(target, settings, knownHosts) {
-    const ssh = new NodeSSH();
+/** Connects and verifies the host key, on the first connection and on every reconnect. */
+async function openLink(target, settings, knownHosts) {
     let refusal;
     const config = {
         host: target.host,
         port: target.port,
         username: target.user,
         readyTimeout: settings.connectTimeoutSeconds * 1000,
-        keepaliveInterval: 10_000,
-        keepaliveCountMax: 6,
+        ...keepaliveOf(settings.connectTimeoutSeconds),
     };
     if (settings.privateKey)
         config.privateKey = settings.privateKey;
@@ -61979,15 +64877,13 @@ async function connectSsh(target, settings, knownHosts) {
         };
     }
     try {
-        await ssh.connect(config);
+        return await SshLink.open(config);
     }
     catch (error) {
-        ssh.dispose();
         if (refusal)
             throw refusal;
-        throw new DeployError(`cannot connect over SSH: ${errorMessage(error)}`, target.label);
+        throw new HostUnreachableError(`cannot connect over SSH: ${errorMessage(error)}`, target.label);
     }
-    return new SshRemoteHost(target.label, ssh, settings.commandTimeoutSeconds);
 }
 function hostKeyRefusal(target, key, reason) {
     const offered = `${keyTypeOf(key)} ${fingerprint(key)}`;
@@ -62000,34 +64896,47 @@ function hostKeyRefusal(target, key, reason) {
 }
 class SshRemoteHost {
     name;
-    ssh;
-    timeoutSeconds;
-    constructor(name, ssh, timeoutSeconds) {
+    link;
+    open;
+    settings;
+    log;
+    /** Set once reconnecting failed: later commands fail at once instead of waiting again. */
+    unreachable;
+    reconnecting;
+    constructor(name, link, open, settings, log) {
         this.name = name;
-        this.ssh = ssh;
-        this.timeoutSeconds = timeoutSeconds;
+        this.link = link;
+        this.open = open;
+        this.settings = settings;
+        this.log = log;
     }
+    /**
+     * Runs the command under the host's `timeout` with this wait's deadline; the runner waits a
+     * little longer for the answer, so normally the host reports the timeout itself. A command
+     * on a connection that dies fails as soon as keepalive notices, not at its deadline.
+     */
     async exec(purpose, command, options = {}) {
-        const seconds = options.timeoutSeconds ?? this.timeoutSeconds;
+        const deadline = options.timeoutSeconds ?? this.settings.commandTimeoutSeconds;
+        const link = await this.connected();
+        const started = Date.now();
         let channel;
-        let timer;
-        const timeout = new Promise((_, reject) => {
-            timer = setTimeout(() => {
-                channel?.close();
-                reject(new RemoteCommandError(purpose, this.name, -1, `no answer within ${seconds}s`));
-            }, seconds * 1000);
-        });
+        const limit = deadline + KILL_AFTER_SECONDS + ANSWER_GRACE_SECONDS;
+        const stop = () => channel?.close();
         try {
-            const response = await Promise.race([
-                this.ssh.execCommand(command.text, {
-                    stdin: options.stdin,
-                    onChannel: (opened) => {
-                        channel = opened;
-                    },
-                }),
-                timeout,
-            ]);
-            const result = { stdout: response.stdout, stderr: response.stderr, code: response.code ?? -1 };
+            const response = await withTimeout(link.ssh.execCommand(remoteCommandLine(command, deadline), {
+                stdin: options.stdin,
+                onChannel: (opened) => {
+                    channel = opened;
+                },
+            }), limit, stop, () => new RemoteCommandError(purpose, this.name, -1, `no answer within ${limit}s`));
+            // A channel closed by a dying connection has no exit status.
+            if (response.code === null && link.lost)
+                throw this.lostDuring(purpose, link);
+            const result = { stdout: response.stdout, stderr: response.stderr, code: exitStatusOf(response.code, response.signal) };
+            if (stoppedByDeadline(result.code, (Date.now() - started) / 1000, deadline)) {
+                const output = tail(result.stderr || result.stdout);
+                throw new RemoteCommandError(purpose, this.name, result.code, `did not finish within ${deadline}s and was stopped on the host${output ? `; last output:\n${output}` : ''}`);
+            }
             if (result.code !== 0 && !options.allowFailure) {
                 throw new RemoteCommandError(purpose, this.name, result.code, tail(result.stderr || result.stdout));
             }
@@ -62036,22 +64945,87 @@ class SshRemoteHost {
         catch (error) {
             if (error instanceof DeployError)
                 throw error;
+            if (link.lost)
+                throw this.lostDuring(purpose, link);
+            throw new RemoteCommandError(purpose, this.name, -1, errorMessage(error));
+        }
+    }
+    /** SFTP upload, bounded by command-timeout; a failure on a full disk says so. */
+    async upload(purpose, localPath, remotePath) {
+        const link = await this.connected();
+        const limit = this.settings.commandTimeoutSeconds;
+        let sftp;
+        try {
+            await withTimeout((async () => {
+                sftp = await link.ssh.requestSFTP();
+                await link.ssh.putFile(localPath, remotePath, sftp);
+            })(), limit, () => sftp?.end(), () => new RemoteCommandError(purpose, this.name, -1, `not finished within ${limit}s (command-timeout)`));
+        }
+        catch (error) {
+            if (link.lost)
+                throw this.lostDuring(purpose, link);
+            await this.refuseIfDiskFull(localPath, external_node_path_namespaceObject.posix.dirname(remotePath));
+            if (error instanceof DeployError)
+                throw error;
             throw new RemoteCommandError(purpose, this.name, -1, errorMessage(error));
         }
         finally {
-            clearTimeout(timer);
-        }
-    }
-    async upload(purpose, localPath, remotePath) {
-        try {
-            await this.ssh.putFile(localPath, remotePath);
-        }
-        catch (error) {
-            throw new RemoteCommandError(purpose, this.name, -1, errorMessage(error));
+            sftp?.end();
         }
     }
     async close() {
-        this.ssh.dispose();
+        this.link.close();
+    }
+    /** The open connection, or a new one when it was lost (host key verified again). */
+    async connected() {
+        if (this.unreachable)
+            throw this.unreachable;
+        const why = this.link.lost;
+        if (why === undefined)
+            return this.link;
+        // Commands issued together wait for one reconnect, not one each.
+        this.reconnecting ??= this.reopen(why).finally(() => (this.reconnecting = undefined));
+        return this.reconnecting;
+    }
+    async reopen(why) {
+        this.log(`SSH connection lost (${why}); reconnecting`);
+        try {
+            this.link = await reconnect(this.name, why, this.open);
+        }
+        catch (error) {
+            if (error instanceof HostUnreachableError)
+                this.unreachable = error;
+            throw error;
+        }
+        this.log('reconnected, host key verified');
+        return this.link;
+    }
+    lostDuring(purpose, link) {
+        return new HostUnreachableError(`lost the SSH connection during ${purpose} (${link.lost ?? 'closed'}); it may or may not have finished on the host`, this.name);
+    }
+    /** SFTP reports a full disk only as "Failure": ask df, so the error names the full filesystem. */
+    async refuseIfDiskFull(localPath, remoteDir) {
+        const needed = await (0,promises_namespaceObject.stat)(localPath).then((info) => info.size, () => 0);
+        const answer = await this.exec('check free disk space', diskSpaceCommand(remoteDir), { allowFailure: true, timeoutSeconds: 30 }).catch(() => undefined);
+        const space = answer && parseDiskSpace(answer.stdout);
+        if (space && space.availableBytes < needed)
+            throw new DiskFullError(this.name, remoteDir, space.mountedOn, space.availableBytes, needed);
+    }
+}
+/** Races `work` against a timer; on expiry `stop` ends the work's channel and `error` is thrown. */
+async function withTimeout(work, seconds, stop, error) {
+    let timer;
+    const expired = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+            stop();
+            reject(error());
+        }, seconds * 1000);
+    });
+    try {
+        return await Promise.race([work, expired]);
+    }
+    finally {
+        clearTimeout(timer);
     }
 }
 function tail(text) {
@@ -62079,11 +65053,13 @@ const STATUS_ICON = {
     'rolled-back': '↩️ rolled back',
     failed: '❌ failed',
     planned: '📝 planned',
+    unlocked: '🔓 unlocked',
 };
 /** The job summary: headline, one row per host, and the error if any. */
 async function writeJobSummary(outcome) {
-    const summary = summary_summary.addHeading(`graceful-deploy: ${outcome.status} ${outcome.release}`, 2);
-    summary.addRaw(`Strategy <code>${outcome.strategy}</code>; previous release <code>${outcome.previousRelease ?? '—'}</code>.`, true);
+    // Names, versions and bodies come from the hosts and the app: every one is escaped, so none can add markup.
+    const summary = summary_summary.addHeading(`graceful-deploy: ${outcome.status} ${job_summary_cell(outcome.release)}`, 2);
+    summary.addRaw(`Strategy <code>${job_summary_cell(outcome.strategy)}</code>; previous release <code>${job_summary_cell(outcome.previousRelease ?? '—')}</code>.`, true);
     summary.addTable([
         [
             { data: 'Host', header: true },
@@ -62096,13 +65072,13 @@ async function writeJobSummary(outcome) {
         ],
         ...outcome.hosts.map((host) => [
             host.host,
-            STATUS_ICON[host.status],
+            host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
             host.release ?? '',
             `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
             `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
             host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
             host.health ?? '—',
-        ]),
+        ].map(job_summary_cell)),
     ]);
     if (outcome.migration)
         summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
@@ -62111,15 +65087,15 @@ async function writeJobSummary(outcome) {
     await summary.write();
 }
 function migrationSection(migration, status) {
-    const lines = [`\n### Migrations on ${migration.host}\n`];
+    const lines = [`\n### Migrations on ${job_summary_cell(migration.host)}\n`];
     if (migration.refused)
         lines.push('Refused by the lint: nothing was migrated.');
     else if (migration.failed)
-        lines.push(`The migration step failed with the database at \`${migration.revisionAfter ?? migration.revisionBefore ?? 'unknown'}\`; no host reloaded.`);
+        lines.push(`The migration step failed with the database at ${job_summary_code(migration.revisionAfter ?? migration.revisionBefore ?? 'unknown')}; no host reloaded.`);
     else if (migration.skipped)
-        lines.push(`Nothing to migrate: the database is at the head (${migration.revisionBefore ?? 'empty'}).`);
+        lines.push(`Nothing to migrate: the database is at the head (${job_summary_code(migration.revisionBefore ?? 'empty')}).`);
     else
-        lines.push(`Database migrated from \`${migration.revisionBefore ?? 'empty'}\` to \`${migration.revisionAfter ?? 'empty'}\`.`);
+        lines.push(`Database migrated from ${job_summary_code(migration.revisionBefore ?? 'empty')} to ${job_summary_code(migration.revisionAfter ?? 'empty')}.`);
     if (!migration.skipped && !migration.failed && (status === 'rolled-back' || status === 'failed')) {
         lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
     }
@@ -62128,7 +65104,18 @@ function migrationSection(migration, status) {
     return lines.join('\n');
 }
 function escapeHtml(text) {
-    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+/**
+ * One line of text that stays text in HTML and in markdown: escaped, on one line (a blank line
+ * would end the HTML block and let markdown start), with markdown's inline markers as entities.
+ */
+function job_summary_cell(text) {
+    return escapeHtml(text.replace(/\s+/g, ' ')).replace(/[\\`*_[\]|~!#]/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+/** A value as a markdown code span, which shows markup literally; a backtick or line break inside could end it. */
+function job_summary_code(text) {
+    return `\`${text.replace(/`/g, "'").replace(/\s+/g, ' ')}\``;
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-commands.ts
@@ -62141,11 +65128,6 @@ const NOT_THE_VERIFIED_PROCESS_EXIT = 3;
  */
 function signalCommand(pid, startTime, signal) {
     return sh `s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20); if [ "$s" != ${startTime} ]; then echo ${`pid ${pid} is no longer the verified gunicorn process`} >&2; exit ${NOT_THE_VERIFIED_PROCESS_EXIT}; fi; kill -s ${signal} ${pid}`;
-}
-/** The interpreter the master was started with: argv[0] as invoked (keeps a virtualenv), else /proc/<pid>/exe. */
-function interpreterOf(master) {
-    const first = master.argv[0] ?? '';
-    return first.startsWith('/') && !master.titledApp ? first : master.python;
 }
 const IMPORT_APP = [
     'import os, sys',
@@ -62162,7 +65144,7 @@ const IMPORT_APP = [
  * the argv is visible, else an import of the app spec.
  */
 function preflightCommand(master, releaseDir, appSpec) {
-    const python = interpreterOf(master);
+    const python = master.python;
     const spec = appSpec ?? master.titledApp;
     if (spec)
         return sh `cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
@@ -62176,7 +65158,7 @@ const READ_CONFIG = [
     'sys.argv = ["gunicorn"] + sys.argv[2:]',
     'from gunicorn.app.wsgiapp import WSGIApplication',
     'c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
-    'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile}))',
+    'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
 ].join('\n');
 /** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */
 function gunicornArgs(argv) {
@@ -62193,10 +65175,107 @@ function readConfigCommand(master, releaseDir) {
     const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
     if (!args)
         return undefined;
-    return sh `cd ${releaseDir} && ${interpreterOf(master)} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+    return sh `cd ${releaseDir} && ${master.python} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/interpreter.ts
+
+/**
+ * Reads the facts setproctitle leaves intact. It overwrites the argv and environ strings, but
+ * not the execve() path the kernel stores after them (AT_EXECFN in /proc/<pid>/auxv points at
+ * it): the venv's bin/gunicorn, or its bin/python after a USR2 re-exec. Reading it through
+ * /proc/<pid>/mem needs the rights to trace the master (its user or root; a Yama ptrace_scope
+ * of 1 or more denies it to non-root), so C extensions mapped from a venv are read as well.
+ */
+function interpreterFactsCommand(pid) {
+    return joinFragments([
+        sh `p=${pid}; a=$(od -An -tu8 -w16 -v /proc/$p/auxv 2>/dev/null | awk '$1 == 31 { print $2 }'); f=;`,
+        sh `[ -n "$a" ] && f=$(dd if=/proc/$p/mem iflag=skip_bytes,count_bytes skip="$a" count=4096 bs=4096 status=none 2>/dev/null | tr '\\000' '\\n' | head -n 1);`,
+        sh `case "$f" in /*) ;; ?*) f="$(readlink /proc/$p/cwd)/$f";; esac; printf 'execfn=%s\\n' "$f";`,
+        sh `[ -f "$f" ] && [ "$(head -c 2 "$f")" = '#!' ] && printf 'shebang=%s\\n' "$(head -n 1 "$f")";`,
+        sh `awk '{ print $6 }' /proc/$p/maps 2>/dev/null | grep -o '^/.*/lib/python3[^/]*/site-packages/' | sort -u | while read -r d; do v="\${d%/lib/python3*}"; [ -f "$v/pyvenv.cfg" ] && printf 'venv=%s\\n' "$v"; done; true`,
+    ], ' ');
+}
+function parseInterpreterFacts(stdout) {
+    const facts = { venvs: [] };
+    for (const line of stdout.split('\n')) {
+        const at = line.indexOf('=');
+        const [key, value] = [line.slice(0, at), line.slice(at + 1).trim()];
+        if (!value)
+            continue;
+        if (key === 'execfn')
+            facts.execfn = value;
+        else if (key === 'shebang')
+            facts.shebang = value;
+        else if (key === 'venv')
+            facts.venvs.push(value);
+    }
+    return facts;
+}
+/**
+ * Picks the interpreter of a gunicorn master, most direct evidence first. /proc/<pid>/exe is
+ * the last resort: a venv's bin/python is a symlink, so exe names the base interpreter, which
+ * does not see the venv's packages.
+ */
+function chooseInterpreter(master, facts, configured) {
+    if (configured)
+        return { python: configured, foundBy: 'the python input' };
+    const first = master.argv[0] ?? '';
+    if (!master.titled && first.startsWith('/'))
+        return { python: first, foundBy: "the master's command line" };
+    const started = facts?.execfn;
+    if (started?.startsWith('/')) {
+        const shebang = /^#!\s*(\/\S+)/.exec(facts?.shebang ?? '')?.[1];
+        // A script's #! names its interpreter; a `#!/usr/bin/env python3` line would have made env
+        // exec python, so the path execve got is then python itself, as after a USR2 re-exec.
+        if (shebang)
+            return { python: shebang, foundBy: `the #! line of ${started}, the program the master was started as` };
+        if (!facts?.shebang)
+            return { python: started, foundBy: 'the program the master was started as' };
+    }
+    const venv = facts?.venvs[0];
+    if (venv)
+        return { python: `${venv}/bin/python`, foundBy: `the virtualenv ${venv}, where a library the master loaded lives` };
+    return {
+        python: master.exe,
+        foundBy: `/proc/${master.pid}/exe, as no virtualenv was visible (if gunicorn runs from one, set the python input)`,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-versions.ts
+/**
+ * What differs between the gunicorn releases the action supports, read where it matters.
+ * Each was checked in gunicorn's own source (arbiter.py, workers/workertmp.py) of that release.
+ */
+/** Gunicorn releases the end-to-end suite deploys to (Debian 12's 20.1 and upstream releases). */
+const TESTED_GUNICORN_VERSIONS = (/* unused pure expression or super */ null && (['20.1', '21.2', '23.0', '26.1']));
+/**
+ * The worker's first notify() comes after the app is loaded and post_worker_init ran, so a
+ * heartbeat seen at all means "booted". Both ways are checked: the version is not known here,
+ * and neither can be mistaken for the other.
+ */
+const HEARTBEATS = [
+    {
+        versions: '< 22.0',
+        how: 'os.fchmod(fd, 0 or 1): the mode leaves 600',
+        beaten: (file) => file.mode === '0' || file.mode === '1',
+    },
+    {
+        // The mode stays 600; utime writes time.monotonic(), seconds since boot, over the file's
+        // wall-clock mtime. /proc/uptime counts from boot too (and includes suspend, so it is never
+        // behind the monotonic clock); a wall-clock mtime is decades larger than any uptime.
+        versions: '>= 22.0',
+        how: 'os.utime(fd, time.monotonic()): the mtime drops to seconds since boot',
+        beaten: (file, uptimeSeconds) => file.mtime <= uptimeSeconds + 1,
+    },
+];
+/** Whether a worker's heartbeat file shows at least one heartbeat, whatever the gunicorn version. */
+function hasHeartbeat(file, uptimeSeconds) {
+    return HEARTBEATS.some((heartbeat) => heartbeat.beaten(file, uptimeSeconds));
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/process-facts.ts
+
 
 /** The shell function that prints a process's facts as `<prefix>.<key>=<value>` lines. */
 const DESCRIBE = raw(`d() { p=$1; [ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 0; ` +
@@ -62204,7 +65283,9 @@ const DESCRIBE = raw(`d() { p=$1; [ -n "$p" ] && [ -r "/proc/$p/stat" ] || retur
     `printf '%s.exe=%s\\n' "$2" "$(readlink /proc/$p/exe)"; ` +
     `printf '%s.cwd=%s\\n' "$2" "$(readlink /proc/$p/cwd)"; ` +
     `printf '%s.argv=%s\\n' "$2" "$(tr '\\000\\n' '\\037 ' < /proc/$p/cmdline)"; ` +
-    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
+    `printf '%s.uptime=%s\\n' "$2" "$(cut -d' ' -f1 /proc/uptime)"; ` +
+    // Each child as pid:mode:mtime of its heartbeat file (empty for a child without one).
+    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=:; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a:%Y "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
     `printf '%s.pid=%s\\n' "$2" "$p"; }`);
 /** Reads a pidfile's pid and describes it, its parent and any `.2` upgrade master. */
 function inspectPidfileCommand(pidfile, appDir) {
@@ -62250,9 +65331,10 @@ function processFrom(values, prefix) {
         .split(/\s+/)
         .filter(Boolean)
         .map((item) => {
-        const [pid = '', mode = ''] = item.split(':');
-        return [Number(pid), mode];
+        const [pid = '', mode = '', mtime = ''] = item.split(':');
+        return { pid: Number(pid), mode, mtime: mtime === '' ? NaN : Number(mtime) };
     });
+    const uptime = Number(values.get(`${prefix}.uptime`));
     return {
         pid: Number(pid),
         ppid: Number(fields[1]),
@@ -62262,8 +65344,8 @@ function processFrom(values, prefix) {
         exe: values.get(`${prefix}.exe`) ?? '',
         cwd: values.get(`${prefix}.cwd`) ?? '',
         argv: (values.get(`${prefix}.argv`) ?? '').split('\u001f').filter(Boolean),
-        children: children.map(([pid]) => pid),
-        booted: children.filter(([, mode]) => mode === '0' || mode === '1').map(([pid]) => pid),
+        children: children.map((child) => child.pid),
+        booted: children.filter((child) => child.mode !== '' && hasHeartbeat(child, uptime)).map((child) => child.pid),
     };
 }
 /** Describes each of `pids` (those still alive) under the prefix `p<pid>`. */
@@ -62291,6 +65373,16 @@ async function readProcess(host, process) {
     const result = await host.exec(`read gunicorn pid ${process.pid}`, childrenCommand(process.pid, process.startTime));
     return parseChildren(result.stdout);
 }
+/** The facts of those of `pids` that are still alive (each with its start time). */
+async function describeProcesses(host, pids) {
+    if (pids.length === 0)
+        return [];
+    return parseDescribedPids((await host.exec('read gunicorn workers', describePidsCommand(pids))).stdout, pids);
+}
+/** Same process: same pid and same start time (a reused pid has another). */
+function sameProcess(a, b) {
+    return a.pid === b.pid && a.startTime === b.startTime;
+}
 /** Sends a signal to a verified gunicorn process (the start time is re-checked in the same remote shell). */
 async function signal(host, process, name, log) {
     await host.exec(`send ${name} to gunicorn pid ${process.pid}`, signalCommand(process.pid, process.startTime, name));
@@ -62317,7 +65409,7 @@ async function waitForGeneration(host, master, wait) {
             return undefined;
         const ready = wait.isReady ? await wait.isReady(booted) : booted;
         return ready.length >= fresh.length ? last : undefined;
-    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS });
+    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` });
     if (!settled) {
         const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
         throw new ReloadError(`gunicorn master ${master.pid} did not reach ${wait.count} booted new workers within ${wait.timeoutSeconds}s ` +
@@ -62337,7 +65429,7 @@ async function waitForNoWorkers(host, master, notWorkers, timeoutSeconds) {
         return left.length === 0 ? true : undefined;
     }, { timeoutMs: timeoutSeconds * 1000, intervalMs: POLL_MS });
     if (!done) {
-        throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH (is gunicorn really daemonized? WINCH is ignored otherwise).`, host.name);
+        throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
     }
 }
 /** Waits until a process is gone; returns false on timeout. */
@@ -62364,18 +65456,21 @@ function masterHalted(pid) {
  * `current`. Requests wait while the new workers boot; a boot failure halts the master,
  * which is why the import preflight runs before the switch.
  */
-async function hupReload(host, master, timeoutSeconds, log) {
-    const replaceWorkers = async (old) => {
+async function hupReload(host, master, options, log) {
+    // New workers boot while the old ones finish their requests: both must be done in time.
+    const timeoutSeconds = Math.max(options.timeoutSeconds, options.stopSeconds);
+    const replaceWorkers = async (old, count) => {
         await signal(host, master, 'HUP', log);
-        const facts = await waitForGeneration(host, master, { old, count: master.workers.length, timeoutSeconds });
+        const facts = await waitForGeneration(host, master, { old, count, timeoutSeconds });
         log(`master ${master.pid}: workers ${old.join(', ')} replaced by ${facts.children.join(', ')}`);
         return { ...master, workers: facts.children };
     };
-    const reloaded = await replaceWorkers(master.workers);
+    const reloaded = await replaceWorkers(master.workers, options.workers);
     return {
         master: reloaded,
         commit: async () => reloaded,
-        revert: () => replaceWorkers(reloaded.workers),
+        // `current` points to the previous release again, whose config gave the master its count.
+        revert: () => replaceWorkers(reloaded.workers, master.workers.length),
     };
 }
 
@@ -62502,51 +65597,92 @@ async function readyHookCheck(host, dir, running) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/servers/gunicorn/reload-plan.ts
+/** gunicorn's default graceful_timeout, for a release whose config cannot be read. */
+const DEFAULT_GRACEFUL_TIMEOUT = 30;
+/** The arbiter checks its workers about once a second; a few seconds cover its lag and ours. */
+const STOP_MARGIN_SECONDS = 5;
+/**
+ * The worker count and stop wait of a reload into `next` (the config of the release `current`
+ * points to), for a master now running `running` workers. A config read from the master's own
+ * arguments is authoritative. One read only from the release's gunicorn.conf.py (setproctitle
+ * hid the arguments) may miss a `-w` on the command line, so it counts only when the release
+ * the master runs (`now`) agrees with the master's real worker count (one short of it while a
+ * worker recycled by max_requests is being replaced).
+ */
+function reloadPlan(next, now, running) {
+    const stopSeconds = (next?.graceful_timeout ?? DEFAULT_GRACEFUL_TIMEOUT) + STOP_MARGIN_SECONDS;
+    if (!next)
+        return { workers: running, stopSeconds, why: `the new release's config could not be read: keeping the master's ${running} workers` };
+    const agrees = now !== undefined && (now.workers === running || (now.max_requests > 0 && now.workers === running + 1));
+    if (next.source === 'argv' || agrees) {
+        return { workers: next.workers, stopSeconds, why: `the new release configures ${next.workers} workers (now ${running})` };
+    }
+    return {
+        workers: running,
+        stopSeconds,
+        why: `keeping the master's ${running} workers: its arguments are hidden and its release's gunicorn.conf.py says ${now?.workers ?? 'nothing'} (a -w on the command line?)`,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/rolling-strategy.ts
 
 
 
 
 
+const rolling_strategy_POLL_MS = 250;
 /**
- * Rolling (seed 000's "reload ++"): for each worker, TTIN adds one that imports the code
- * `current` points to; once that worker is ready, TTOU retires the oldest. Capacity never
- * drops below N and no request waits for a boot. Readiness of one worker is its mark from
- * hooks/graceful_deploy_hook.py when the hook is installed, else the weaker "booted" signal
- * (the worker reached its request loop).
+ * Rolling (seed 000's "reload ++"): TTIN adds a worker that imports the code `current` points
+ * to; once every new worker is ready, TTOU retires the oldest, which is one of the previous
+ * generation as long as any is left. Capacity never drops below the target and no request
+ * waits for a boot. Readiness of a worker is its mark from hooks/graceful_deploy_hook.py when
+ * the hook is installed, else the weaker "booted" signal (the worker reached its request loop).
+ *
+ * Workers are told apart by generation, not by "the one that appeared after TTIN": with
+ * max_requests the master replaces recycled workers at any moment, so a new pid may be a
+ * respawn. The previous generation is the set of workers (pid + start time) alive when the
+ * roll began; everything else was forked since, from `current`. Each step waits for a settled
+ * state (the count gunicorn aims for, every new worker ready), whichever pids make it up.
  */
 async function rollingReload(host, master, options, log) {
-    const count = master.workers.length;
     const hook = await readyHookCheck(host, options.readyDir, master.workers);
     log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
-    const replaceAll = async () => {
-        const facts = await readProcess(host, master);
-        if (!facts)
-            throw new ReloadError(`gunicorn master ${master.pid} is gone.`, host.name);
-        let workers = facts.children;
-        const originals = new Set(workers);
-        await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, workers));
-        for (let round = 0; round < originals.size; round += 1) {
-            await signal(host, master, 'TTIN', log);
-            const added = await waitForNewWorker(host, master, workers, hook, options);
-            await signal(host, master, 'TTOU', log);
-            workers = await waitForCount(host, master, [...workers, added], originals.size, options.timeoutSeconds);
-            log(`worker ${added} ready (${round + 1}/${originals.size}); workers now ${workers.join(', ')}`);
+    let previousCount;
+    const replaceAll = async (target, cancel) => {
+        const start = await steadyWorkers(host, master);
+        previousCount ??= start.count;
+        const originals = start.workers;
+        const isOriginal = (worker) => originals.some((original) => sameProcess(original, worker));
+        await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, originals.map((worker) => worker.pid)));
+        // What gunicorn's num_workers is: each TTIN adds one, each TTOU removes one.
+        let expected = start.count;
+        const step = async (name) => {
+            await signal(host, master, name, log);
+            expected += name === 'TTIN' ? 1 : -1;
+            return settle(host, master, { count: expected, isOriginal, hook, after: name, timeoutSeconds: name === 'TTIN' ? options.timeoutSeconds : options.stopSeconds });
+        };
+        // Each original leaves after one TTIN and one TTOU, the count moves by |target - start|; a
+        // recycled worker seen as settled too early costs a round more.
+        const maxSteps = 3 * originals.length + Math.abs(target - start.count) + 4;
+        let state = await readWorkers(host, master);
+        for (let steps = 0;; steps += 1) {
+            const old = state.workers.filter(isOriginal).length;
+            const name = nextRollingStep(old, expected, target);
+            if (!name)
+                break;
+            throwIfCancelled(cancel, 'roll the next worker', host.name);
+            if (steps >= maxSteps)
+                throw new ReloadError(`the rolling reload did not converge after ${steps} TTIN/TTOU signals (${old} workers of the previous generation left).`, host.name);
+            state = await step(name);
+            log(`${name}: ${expected} workers, ${state.workers.filter(isOriginal).length} of the previous generation left (${state.workers.map((worker) => worker.pid).join(', ')})`);
         }
-        // A failed round can leave one extra worker: bring the count back to what it was.
-        while (workers.length > count) {
-            await signal(host, master, 'TTOU', log);
-            workers = await waitForCount(host, master, workers, workers.length - 1, options.timeoutSeconds);
-        }
-        const stale = workers.filter((pid) => originals.has(pid));
-        if (stale.length)
-            throw new ReloadError(`workers ${stale.join(', ')} of the previous generation are still running after the rolling reload.`, host.name);
-        return { ...master, workers };
+        return { ...master, workers: state.workers.map((worker) => worker.pid) };
     };
-    const revert = () => replaceAll();
+    const revert = () => replaceAll(previousCount ?? master.workers.length);
     const handle = (reloaded) => ({ master: reloaded, commit: async () => reloaded, revert });
     try {
-        return handle(await replaceAll());
+        return handle(await replaceAll(options.workers, options.signal));
     }
     catch (error) {
         log(`rolling reload stopped: ${errorMessage(error)}`);
@@ -62554,38 +65690,100 @@ async function rollingReload(host, master, options, log) {
         throw new ReloadFailure(error, host.name, false, handle(master));
     }
 }
-/** Waits for a worker not in `known` that has booted and, with the hook, reported ready. */
-async function waitForNewWorker(host, master, known, hook, options) {
-    let failure = 'no new worker yet';
-    const added = await pollUntil(async () => {
-        const facts = await readProcess(host, master);
-        if (!facts)
-            throw new ReloadError(masterHalted(master.pid), host.name);
-        const pid = facts.booted.find((worker) => !known.includes(worker));
-        if (pid === undefined)
-            return undefined;
-        if (!hook)
-            return pid;
-        if ((await hook([pid])).includes(pid))
-            return pid;
-        failure = `worker ${pid} has not reported ready`;
-        return undefined;
-    }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: 250 });
-    if (added === undefined)
-        throw new ReloadError(`no new worker became ready within ${options.timeoutSeconds}s after TTIN (${failure}).`, host.name);
-    return added;
+/**
+ * The next signal of a roll, from how many workers of the previous generation are left, how
+ * many gunicorn keeps (`expected`) and how many the new release wants; undefined when done.
+ * Capacity first: TTIN while the count is at or below the target and old workers remain, TTOU
+ * (which stops the oldest: an old worker while any is left) once a ready new one is extra.
+ */
+function nextRollingStep(oldLeft, expected, target) {
+    if (expected < target || (oldLeft > 0 && expected === target))
+        return 'TTIN';
+    if (expected > target)
+        return 'TTOU';
+    return undefined;
 }
-/** After TTOU: waits until the master has `count` workers, all from `candidates` (the oldest one gone). */
-async function waitForCount(host, master, candidates, count, timeoutSeconds) {
-    const workers = await pollUntil(async () => {
-        const facts = await readProcess(host, master);
-        if (!facts)
-            throw new ReloadError(`gunicorn master ${master.pid} exited during the rolling reload.`, host.name);
-        return facts.children.length === count && facts.children.every((pid) => candidates.includes(pid)) ? facts.children : undefined;
-    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 });
-    if (!workers)
-        throw new ReloadError(`the oldest worker did not exit within ${timeoutSeconds}s of TTOU.`, host.name);
-    return workers;
+async function readWorkers(host, master) {
+    const facts = await readProcess(host, master);
+    if (!facts)
+        throw new ReloadError(masterHalted(master.pid), host.name);
+    const workers = (await describeProcesses(host, facts.children)).map(({ pid, startTime }) => ({ pid, startTime }));
+    return { workers, booted: facts.booted };
+}
+/**
+ * The workers before the roll and how many gunicorn keeps: the most seen over a few reads, as
+ * a recycled worker is briefly missing between its exit and its replacement.
+ */
+async function steadyWorkers(host, master) {
+    const seen = [];
+    let count = 0;
+    for (let read = 0; read < 3; read += 1) {
+        if (read > 0)
+            await sleep(rolling_strategy_POLL_MS);
+        const state = await readWorkers(host, master);
+        count = Math.max(count, state.workers.length);
+        for (const worker of state.workers)
+            if (!seen.some((known) => sameProcess(known, worker)))
+                seen.push(worker);
+    }
+    return { workers: seen, count };
+}
+/** Waits until the master has `count` workers and every one forked since the roll began is ready. */
+async function settle(host, master, wait) {
+    let last;
+    let waiting = 'no new worker yet';
+    const settled = await pollUntil(async () => {
+        const state = await readWorkers(host, master);
+        last = state;
+        if (state.workers.length !== wait.count) {
+            waiting = `${state.workers.length} workers, want ${wait.count}`;
+            return undefined;
+        }
+        const fresh = state.workers.filter((worker) => !wait.isOriginal(worker)).map((worker) => worker.pid);
+        const booted = fresh.filter((pid) => state.booted.includes(pid));
+        if (booted.length < fresh.length) {
+            waiting = `new workers ${fresh.filter((pid) => !booted.includes(pid)).join(', ')} not booted`;
+            return undefined;
+        }
+        const ready = wait.hook ? await wait.hook(booted) : booted;
+        if (ready.length < fresh.length) {
+            waiting = `new workers ${fresh.filter((pid) => !ready.includes(pid)).join(', ')} have not reported ready`;
+            return undefined;
+        }
+        return state;
+    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: rolling_strategy_POLL_MS });
+    if (settled)
+        return settled;
+    const workers = last?.workers.map((worker) => worker.pid).join(', ') || 'none';
+    throw new ReloadError(wait.after === 'TTIN'
+        ? `no new worker became ready within ${wait.timeoutSeconds}s after TTIN (${waiting}; workers ${workers}).`
+        : `the oldest worker did not exit within ${wait.timeoutSeconds}s of TTOU (${waiting}; workers ${workers}).`, host.name);
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/service-cgroup.ts
+
+/** Prints /proc/<pid>/cgroup (empty when unreadable: no cgroups, or another user's process). */
+function cgroupCommand(pid) {
+    return sh `cat /proc/${pid}/cgroup 2>/dev/null; true`;
+}
+/**
+ * The systemd service unit a process runs in, read from /proc/<pid>/cgroup, or undefined.
+ * systemd puts every unit in a cgroup of its own name (`/system.slice/app.service`, or a
+ * user's `/user.slice/user-1000.slice/user@1000.service/app.slice/app.service`), on the v2
+ * line (`0::`) or the v1 `name=systemd` line. `user@<uid>.service` is the user's manager: a
+ * process below it counts only when a deeper `.service` holds it (a login shell's scope does not).
+ */
+function systemdServiceOf(cgroupText) {
+    for (const line of cgroupText.split('\n')) {
+        const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
+        if (path === undefined || !(controllers === '' || controllers === 'name=systemd'))
+            continue;
+        const services = path.split('/').filter((segment) => segment.endsWith('.service') && !/^user@\d+\.service$/.test(segment));
+        const unit = services.pop();
+        if (unit)
+            return unit;
+    }
+    return undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/strategy-fit.ts
@@ -62596,10 +65794,16 @@ async function waitForCount(host, master, candidates, count, timeoutSeconds) {
  *   code the master imported at start: the deploy would "succeed" with old code.
  * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
  *   workers (and a supervisor restarts a foreground master that exits).
+ * - Under a systemd service (`systemdUnit`, see service-cgroup.ts), the USR2 commit loses
+ *   systemd the main pid, and its cgroup kill takes the new master down after the gate passed
+ *   (gunicorn #2856): the host would go dark after a "successful" deploy.
  */
-function strategyProblem(strategy, config, master) {
+function strategyProblem(strategy, config, master, systemdUnit) {
     if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
         return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
+    }
+    if (strategy === 'usr2' && systemdUnit) {
+        return `gunicorn runs in the systemd service ${systemdUnit}: when the old master exits at the USR2 commit, systemd loses its main pid and stops the whole service, new master included (gunicorn #2856). Use strategy: rolling (or hup), which keeps the master systemd knows.`;
     }
     // --daemon is often on the command line; without the master's arguments the process tree tells.
     const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
@@ -62607,6 +65811,29 @@ function strategyProblem(strategy, config, master) {
         return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
     }
     return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/reexec-child.ts
+
+/**
+ * Lists the children of the master `old` (still the process started at its start time) that
+ * gunicorn re-executed for USR2, as `pid starttime` lines. Gunicorn's reexec() puts
+ * `GUNICORN_PID=<old master>` into the new master's environment, so /proc/<pid>/environ names
+ * it from the moment of the exec: long before it writes `<pidfile>.2`, which with preload_app
+ * waits until the app is loaded. Workers are forks without an exec: their environment never
+ * names their own master.
+ */
+function reexecChildCommand(old) {
+    const marker = `GUNICORN_PID=${old.pid}`;
+    return sh `[ "$(sed 's/.*) //' /proc/${old.pid}/stat 2>/dev/null | cut -d' ' -f20)" = ${old.startTime} ] || exit 0; for c in $(ps -o pid= --ppid ${old.pid}); do tr '\\000' '\\n' < /proc/"$c"/environ 2>/dev/null | grep -qx ${marker} && printf '%s %s\\n' "$c" "$(sed 's/.*) //' /proc/"$c"/stat | cut -d' ' -f20)"; done; true`;
+}
+/** The re-executed children listed by reexecChildCommand. */
+function parseReexecChildren(stdout) {
+    return stdout
+        .split('\n')
+        .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
+        .filter((match) => match !== null)
+        .map(([, pid = '', startTime = '']) => ({ pid: Number(pid), startTime }));
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/usr2-strategy.ts
@@ -62617,8 +65844,10 @@ function strategyProblem(strategy, config, master) {
 
 
 
-/** Seconds the old generation gets to finish in-flight requests when it is stopped. */
-const STOP_SECONDS = 35;
+
+
+/** After TERM and QUIT, the last resort for a master that must not be left running. */
+const KILL_WAIT_SECONDS = 10;
 /**
  * USR2: the old master forks a new master that re-executes gunicorn from `current` (so it
  * loads the new code, preload apps included) beside the old one on the same sockets. Once
@@ -62629,23 +65858,27 @@ async function usr2Reload(host, old, options, log) {
     const isReady = await readyHookCheck(host, options.readyDir, old.workers);
     if (isReady)
         await host.exec('prune stale ready marks', pruneMarksCommand(options.readyDir, old.workers));
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    const secondsLeft = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
     await signal(host, old, 'USR2', log);
+    let child;
     let fresh;
     try {
-        fresh = await waitForNewMaster(host, old, options);
-        log(`new master ${fresh.pid} (${options.pidfile}.2) is up; waiting for ${old.workers.length} ${isReady ? 'workers to report ready (ready hook)' : 'booted workers'}`);
-        fresh = await waitForGeneration(host, fresh, {
+        child = await waitForNewMaster(host, old, options, secondsLeft());
+        log(`new master ${child.pid} (re-executed by ${old.pid}) is up; waiting for ${options.workers} ${isReady ? 'workers to report ready (ready hook)' : 'booted workers'}`);
+        fresh = await waitForGeneration(host, child, {
             old: [],
-            count: old.workers.length,
-            timeoutSeconds: options.timeoutSeconds,
+            count: options.workers,
+            timeoutSeconds: secondsLeft(),
             isReady,
-            exitMessage: `the new master ${fresh.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
+            signal: options.signal,
+            exitMessage: `the new master ${child.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
         });
         log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
     }
     catch (error) {
         // The old master never stopped serving: removing whatever the new one left is all it takes.
-        await stopNewMaster(host, options, old, log).catch((cleanup) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
+        await stopNewMaster(host, options, old, log, child).catch((cleanup) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
         throw new ReloadFailure(error, host.name, true);
     }
     const newMaster = { ...old, pid: fresh.pid, startTime: fresh.startTime, workers: fresh.children, cwd: fresh.cwd };
@@ -62656,7 +65889,7 @@ async function usr2Reload(host, old, options, log) {
     };
     try {
         await signal(host, old, 'WINCH', log);
-        await waitForNoWorkers(host, old, [fresh.pid], STOP_SECONDS);
+        await waitForNoWorkers(host, old, [fresh.pid], options.stopSeconds);
         log(`old master ${old.pid} retired workers ${old.workers.join(', ')}; it stays until commit, for a quick revert`);
     }
     catch (error) {
@@ -62664,23 +65897,34 @@ async function usr2Reload(host, old, options, log) {
     }
     return handle;
 }
-/** Waits until `<pidfile>.2` names a live gunicorn whose parent is the old master. */
-async function waitForNewMaster(host, old, options) {
+/**
+ * Finds the master USR2 started: the old master's re-executed child (see reexec-child.ts), or
+ * the live gunicorn `<pidfile>.2` names. The child shows at once, so a preload app that loads
+ * for long is followed from the start instead of being missed until its `.2` appears.
+ */
+async function waitForNewMaster(host, old, options, timeoutSeconds) {
     const found = await pollUntil(async () => {
-        const facts = parsePidfileFacts((await host.exec('look for the new master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+        const stdout = (await host.exec('look for the new master', newMasterCommand(options, old))).stdout;
+        const facts = parsePidfileFacts(stdout);
         if (!facts.master || facts.master.pid !== old.pid)
             throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
-        const upgrade = facts.upgrade;
-        return upgrade && upgrade.ppid === old.pid && isGunicorn(upgrade) ? upgrade : undefined;
-    }, { timeoutMs: Math.min(options.timeoutSeconds, 60) * 1000, intervalMs: 250 });
+        return parseReexecChildren(stdout)[0] ?? upgradeOf(facts.upgrade, old);
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250, signal: options.signal, what: 'wait for the new master' });
     if (!found)
-        throw new ReloadError(`no new master appeared in ${options.pidfile}.2 after USR2 (it failed to start; see gunicorn's error log).`, host.name);
+        throw new ReloadError(`no new master appeared within ${timeoutSeconds}s after USR2 (it failed to start; see gunicorn's error log).`, host.name);
     return found;
+}
+function newMasterCommand(options, old) {
+    return sh `${inspectPidfileCommand(options.pidfile, options.appDir)}; ${reexecChildCommand(old)}`;
+}
+/** The process `<pidfile>.2` names, when it is a gunicorn child of the old master. */
+function upgradeOf(upgrade, old) {
+    return upgrade && upgrade.ppid === old.pid && isGunicorn(upgrade) ? { pid: upgrade.pid, startTime: upgrade.startTime } : undefined;
 }
 /** Makes the new master the only one: TERM the old, wait for the new one to promote itself. */
 async function commit(host, old, fresh, options, log) {
     await signal(host, old, 'TERM', log);
-    if (!(await waitUntilGone(host, old, STOP_SECONDS)))
+    if (!(await waitUntilGone(host, old, options.stopSeconds)))
         throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
     const promoted = await pollUntil(async () => {
         const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
@@ -62702,51 +65946,58 @@ async function revert(host, old, fresh, options, log) {
         throw new ReloadError(`old master ${old.pid} is gone: cannot revert to it.`, host.name);
     const oldWorkers = current.children.filter((pid) => pid !== fresh.pid);
     await signal(host, old, 'HUP', log);
-    const back = await waitForGeneration(host, old, { old: oldWorkers, count: old.workers.length, notWorkers: [fresh.pid], timeoutSeconds: options.timeoutSeconds });
+    const back = await waitForGeneration(host, old, {
+        old: oldWorkers,
+        count: old.workers.length,
+        notWorkers: [fresh.pid],
+        timeoutSeconds: Math.max(options.timeoutSeconds, options.stopSeconds),
+    });
     log(`old master ${old.pid} serves again with workers ${back.children.filter((pid) => pid !== fresh.pid).join(', ')}`);
     await stopNewMaster(host, options, old, log, fresh);
     return { ...old, workers: back.children.filter((pid) => pid !== fresh.pid) };
 }
-/** Stops the new master (TERM, then QUIT) and waits until it and its workers are gone. */
+/**
+ * Stops the new master and waits until it and its workers are gone: TERM (its workers get
+ * graceful_timeout to finish their requests), QUIT only after that, KILL as the last resort,
+ * since a master left behind would serve the failed release beside the old one.
+ */
 async function stopNewMaster(host, options, old, log, known) {
-    let target = known;
-    if (!target) {
-        const facts = parsePidfileFacts((await host.exec('look for the new master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
-        const upgrade = facts.upgrade;
-        if (!upgrade || upgrade.ppid !== old.pid || !isGunicorn(upgrade))
-            return;
-        target = upgrade;
-    }
+    const target = known ?? (await findNewMaster(host, options, old));
+    if (!target)
+        return;
     const facts = await readProcess(host, target);
     if (!facts)
         return;
-    const workers = await describe(host, facts.children);
-    await signal(host, target, 'TERM', log);
-    if (!(await waitUntilGone(host, target, STOP_SECONDS))) {
-        await signal(host, target, 'QUIT', log);
-        if (!(await waitUntilGone(host, target, 10)))
-            throw new ReloadError(`new master ${target.pid} did not exit after TERM and QUIT.`, host.name);
+    const workers = await describeProcesses(host, facts.children);
+    let stopped = false;
+    for (const [name, seconds] of [['TERM', options.stopSeconds], ['QUIT', KILL_WAIT_SECONDS], ['KILL', KILL_WAIT_SECONDS]]) {
+        await signal(host, target, name, log);
+        stopped = await waitUntilGone(host, target, seconds);
+        if (stopped)
+            break;
     }
-    await waitForOrphans(host, workers, target.pid);
+    if (!stopped)
+        throw new ReloadError(`new master ${target.pid} did not exit after TERM, QUIT and KILL.`, host.name);
+    await waitForOrphans(host, workers, target.pid, options.stopSeconds);
     log(`new master ${target.pid} and its workers are gone`);
 }
+/** The new master when we lost track of it, if there is one. */
+async function findNewMaster(host, options, old) {
+    const stdout = (await host.exec('look for the new master', newMasterCommand(options, old))).stdout;
+    return parseReexecChildren(stdout)[0] ?? upgradeOf(parsePidfileFacts(stdout).upgrade, old);
+}
 /** Gunicorn workers exit when their parent changes; make sure they did. */
-async function waitForOrphans(host, workers, parent) {
+async function waitForOrphans(host, workers, parent, timeoutSeconds) {
     if (workers.length === 0)
         return;
     let left = [];
     const gone = await pollUntil(async () => {
-        const alive = await describe(host, workers.map((worker) => worker.pid));
-        left = alive.filter((facts) => workers.some((worker) => worker.pid === facts.pid && worker.startTime === facts.startTime)).map((facts) => facts.pid);
+        const alive = await describeProcesses(host, workers.map((worker) => worker.pid));
+        left = alive.filter((facts) => workers.some((worker) => sameProcess(worker, facts))).map((facts) => facts.pid);
         return left.length === 0 ? true : undefined;
-    }, { timeoutMs: STOP_SECONDS * 1000, intervalMs: 250 });
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 });
     if (!gone)
         throw new ReloadError(`workers of the stopped master ${parent} are still alive: ${left.join(', ')}.`, host.name);
-}
-async function describe(host, pids) {
-    if (pids.length === 0)
-        return [];
-    return parseDescribedPids((await host.exec('read gunicorn workers', describePidsCommand(pids))).stdout, pids);
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-server.ts
@@ -62759,10 +66010,14 @@ async function describe(host, pids) {
 
 
 
+
+
+
 const gunicorn_server_STRATEGIES = {
-    hup: (host, master, options, log) => hupReload(host, master, options.reloadTimeoutSeconds, log),
-    usr2: (host, master, options, log) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds }, log),
-    rolling: (host, master, options, log) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds }, log),
+    hup: (host, master, options, plan, log) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
+    // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
+    usr2: (host, master, options, plan, log, signal) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
+    rolling: (host, master, options, plan, log, signal) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
 };
 /** Gunicorn, driven through its master's signals. */
 class GunicornServer {
@@ -62773,11 +66028,19 @@ class GunicornServer {
     async inspect(host) {
         const result = await host.exec('inspect the gunicorn master', inspectPidfileCommand(this.options.pidfile, this.options.appDir));
         const master = verifyMaster(parsePidfileFacts(result.stdout), this.options.pidfile, host.name);
-        return { ...master, python: interpreterOf(master) };
+        const titled = master.titledApp !== undefined || (master.argv[0] ?? '').startsWith('gunicorn:');
+        let facts;
+        // One more round trip only when the command line does not name the interpreter.
+        if (!this.options.python && (titled || !(master.argv[0] ?? '').startsWith('/'))) {
+            const read = await host.exec("find the master's interpreter", interpreterFactsCommand(master.pid), { allowFailure: true });
+            facts = parseInterpreterFacts(read.stdout);
+        }
+        const found = chooseInterpreter({ pid: master.pid, argv: master.argv, titled, exe: master.python }, facts, this.options.python);
+        return { ...master, python: found.python, pythonFrom: found.foundBy };
     }
     async preflight(host, master, releaseDir) {
         const config = await this.readConfig(host, master, releaseDir);
-        const problem = strategyProblem(this.options.strategy, config, master);
+        const problem = strategyProblem(this.options.strategy, config, master, await this.systemdUnit(host, master));
         if (problem)
             throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
         try {
@@ -62791,8 +66054,20 @@ class GunicornServer {
             throw new PreflightError(`the new release in ${releaseDir} cannot be loaded by the master's interpreter (${master.python}); nothing was switched or reloaded:\n${error.stderrTail}`, host.name);
         }
     }
-    reload(host, master, log) {
-        return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, log);
+    /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
+    async reload(host, master, log, signal) {
+        const next = await this.readConfig(host, master, `${this.options.appDir}/current`);
+        // Without the master's arguments, its own release's file tells whether files are the whole story.
+        const now = next?.source === 'default-file' ? await this.readConfig(host, master, master.cwd) : undefined;
+        const plan = reloadPlan(next, now, master.workers.length);
+        log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
+        return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal);
+    }
+    /** The systemd service the master runs in, if any (usr2 cannot work there). */
+    async systemdUnit(host, master) {
+        if (this.options.strategy !== 'usr2')
+            return undefined;
+        return systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
     }
     /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */
     async readConfig(host, master, releaseDir) {
@@ -62812,7 +66087,542 @@ class GunicornServer {
     }
 }
 
+;// CONCATENATED MODULE: ./src/servers/uwsgi/empty-workers.ts
+
+
+/**
+ * Retires, at once, every worker that accepts with no app loaded: each answers every request
+ * with an error, and a chain reload would reach it only in turn (or not at all while uWSGI's
+ * own chain still runs and ignores a new `c`). SIGHUP is what uWSGI's chain sends a victim:
+ * the worker finishes its request and exits, and the master forks a new one, which imports
+ * what `current` points to. Only children of the verified master are signalled, each with
+ * its start time re-checked in the signalling shell.
+ */
+async function retireEmptyWorkers(host, instance, stats, log) {
+    const empty = stats.workers.filter((worker) => worker.pid > 0 && worker.accepting && worker.apps === 0).map((worker) => worker.pid);
+    if (empty.length === 0)
+        return [];
+    const facts = parseDescribedPids((await host.exec('read the workers without an app', describePidsCommand(empty))).stdout, empty);
+    const retired = [];
+    for (const worker of facts.filter((process) => process.ppid === instance.pid)) {
+        await host.exec(`retire uWSGI worker ${worker.pid} (no app loaded)`, signalCommand(worker.pid, worker.startTime, 'HUP'), { allowFailure: true });
+        retired.push(worker.pid);
+    }
+    if (retired.length)
+        log(`HUP → worker ${retired.join(', ')} (no app loaded): the master forks replacements from the previous release`);
+    return retired;
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/stats-reader.ts
+
+// The stats server writes one JSON document and closes; a unix path, `@abstract` or host:port.
+const READ_STATS = [
+    'import json, socket, sys',
+    'a = sys.argv[1]',
+    'if a.startswith("/") or a.startswith("@"):',
+    '    s = socket.socket(socket.AF_UNIX)',
+    '    s.settimeout(5)',
+    '    s.connect("\\0" + a[1:] if a.startswith("@") else a)',
+    'else:',
+    '    h, _, p = a.rpartition(":")',
+    '    s = socket.create_connection((h or "127.0.0.1", int(p)), 5)',
+    'data = b""',
+    'while True:',
+    '    chunk = s.recv(65536)',
+    '    if not chunk:',
+    '        break',
+    '    data += chunk',
+    'j = json.loads(data.decode("utf-8", "replace"))',
+    'ws = [{"id": w.get("id"), "pid": w.get("pid"), "accepting": w.get("accepting"), "apps": len(w.get("apps") or []), "respawn_count": w.get("respawn_count"), "status": w.get("status")} for w in j.get("workers", [])]',
+    'print(json.dumps({"pid": j.get("pid"), "workers": ws}))',
+].join('\n');
+/** Reads the stats server with the instance's Python and prints a reduced JSON document. */
+function readStatsCommand(python, address) {
+    return sh `${python} -c ${READ_STATS} ${address}`;
+}
+/** Parses readStatsCommand's output; undefined when it is not a stats document. */
+function parseStats(stdout) {
+    try {
+        const json = JSON.parse(stdout.trim().split('\n').pop() ?? '');
+        if (typeof json.pid !== 'number' || !Array.isArray(json.workers))
+            return undefined;
+        return {
+            pid: json.pid,
+            workers: json.workers.map((worker, index) => ({
+                id: worker.id ?? index + 1,
+                pid: worker.pid ?? 0,
+                accepting: Boolean(worker.accepting),
+                apps: worker.apps ?? 0,
+                respawnCount: worker.respawn_count ?? 0,
+                status: worker.status ?? '',
+            })),
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * The instance's stats, or undefined while the stats server does not answer (a master in the
+ * middle of a graceful reload re-executes itself and opens it again).
+ */
+async function readStats(host, python, address) {
+    const result = await host.exec('read the uWSGI stats server', readStatsCommand(python, address), { allowFailure: true, timeoutSeconds: 15 });
+    return result.code === 0 ? parseStats(result.stdout) : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-commands.ts
+
+/** Exit codes of fifoCommand when it refuses to write. */
+const FIFO_REFUSED = { notTheProcess: 3, notAFifo: 4, notHeldByMaster: 5 };
+// O_NONBLOCK: opening a FIFO nobody reads fails at once (ENXIO) instead of hanging the session.
+const WRITE_FIFO = [
+    'import os, sys',
+    'fd = os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK)',
+    'os.write(fd, sys.argv[2].encode())',
+    'os.close(fd)',
+].join('\n');
+/**
+ * Writes a master FIFO command only if `pid` is still the master that started at `startTime`
+ * and that master holds `fifo` open: all checked in the same remote shell as the write, so a
+ * reused pid or a FIFO of another instance is never written to.
+ */
+function fifoCommand(master, fifo, command) {
+    const { pid, startTime, python } = master;
+    return sh `s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20); if [ "$s" != ${startTime} ]; then echo ${`pid ${pid} is no longer the verified uWSGI master`} >&2; exit ${FIFO_REFUSED.notTheProcess}; fi; if [ ! -p ${fifo} ]; then echo ${`${fifo} is not a FIFO`} >&2; exit ${FIFO_REFUSED.notAFifo}; fi; f=$(readlink -f ${fifo}); held=; for d in /proc/${pid}/fd/*; do [ "$(readlink "$d" 2>/dev/null)" = "$f" ] && held=1; done; if [ -z "$held" ]; then echo ${`uWSGI master ${pid} does not hold ${fifo} open`} >&2; exit ${FIFO_REFUSED.notHeldByMaster}; fi; ${python} -c ${WRITE_FIFO} ${fifo} ${command}`;
+}
+/** Prints whether the master holds `fifo` open (`held`) or not (`not-held`); `missing` when it is no FIFO. */
+function fifoHeldCommand(pid, fifo) {
+    return sh `if [ ! -p ${fifo} ]; then echo missing; exit 0; fi; f=$(readlink -f ${fifo}); for d in /proc/${pid}/fd/*; do if [ "$(readlink "$d" 2>/dev/null)" = "$f" ]; then echo held; exit 0; fi; done; echo not-held`;
+}
+/** Prints the ini file the master was started with, resolved against its working directory. */
+function uwsgi_commands_readConfigCommand(cwd, configFile) {
+    return sh `cd ${cwd} && cat -- ${configFile}`;
+}
+const uwsgi_commands_IMPORT_APP = [
+    'import os, runpy, sys',
+    'release, kind, target = sys.argv[1:4]',
+    'os.chdir(release)',
+    'for p in reversed(sys.argv[4:]):',
+    '    sys.path.insert(0, p)',
+    'if kind == "file":',
+    '    app = runpy.run_path(target).get("application")',
+    'else:',
+    '    module, _, name = target.partition(":")',
+    '    __import__(module)',
+    '    app = getattr(sys.modules[module], name or "application", None)',
+    'if not callable(app):',
+    '    sys.exit("%s: no callable WSGI application found" % target)',
+    'print("import ok")',
+].join('\n');
+/** Imports the app as uWSGI would (its pythonpath, its module or wsgi-file) with the instance's Python. */
+function uwsgi_commands_preflightCommand(check) {
+    return sh `cd ${check.releaseDir} && ${check.python} -c ${uwsgi_commands_IMPORT_APP} ${check.releaseDir} ${check.app.kind} ${check.app.target} ${check.pythonpath}`;
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/worker-follow.ts
+
+
+
+
+/**
+ * A worker counts as replaced only when its pid changed; as serving only when it also accepts
+ * and has an app. A fresh worker that accepts without an app is uWSGI's "no app loaded" (full
+ * dynamic mode): it answers every request with an error, so the reload is broken at once.
+ */
+function judge(stats, replaced, count) {
+    const fresh = stats.workers.filter((worker) => worker.pid > 0 && !replaced.has(worker.pid));
+    const serving = fresh.filter((worker) => worker.accepting && worker.apps > 0);
+    const empty = fresh.find((worker) => worker.accepting && worker.apps === 0);
+    if (empty) {
+        return {
+            verdict: 'broken',
+            fresh,
+            serving,
+            reason: `new worker ${empty.id} (pid ${empty.pid}) accepts requests with no app loaded: the release fails to load inside uWSGI (see its log for the traceback)`,
+        };
+    }
+    const done = stats.workers.length >= count && serving.length === stats.workers.length;
+    return { verdict: done ? 'done' : 'waiting', fresh, serving };
+}
+const worker_follow_POLL_MS = 250;
+const NUDGE_AFTER_MS = 3000;
+/** Follows a reload through the stats server until every worker is a new one serving its app. */
+async function followWorkers(host, instance, options, log) {
+    const replaced = new Set(options.replaced);
+    const count = options.replaced.length;
+    const announced = new Set();
+    let last;
+    let lastMove = Date.now();
+    let silentSince;
+    const finished = await pollUntil(async () => {
+        const stats = await readStats(host, instance.python, instance.stats);
+        if (!stats) {
+            silentSince ??= Date.now();
+            // A master in a graceful reload closes the stats server while it re-executes: only a dead master is final.
+            if (!parseChildren((await host.exec('check the uWSGI master', childrenCommand(instance.pid, instance.startTime))).stdout)) {
+                throw new ReloadError(`uWSGI master ${instance.pid} exited during the ${options.what} (see its log; with need-app a worker without an app takes the whole instance down).`, host.name);
+            }
+            return undefined;
+        }
+        silentSince = undefined;
+        if (stats.pid !== instance.pid)
+            throw new ReloadError(`the stats server ${instance.stats} now belongs to master ${stats.pid}, not ${instance.pid}.`, host.name);
+        last = judge(stats, replaced, count);
+        for (const worker of last.serving) {
+            if (announced.has(worker.pid))
+                continue;
+            announced.add(worker.pid);
+            lastMove = Date.now();
+            log(`worker ${worker.id} (pid ${worker.pid}) serves with its app loaded (${announced.size}/${count})`);
+        }
+        if (last.verdict === 'broken')
+            throw new ReloadError(`${options.what} stopped: ${last.reason}.`, host.name);
+        if (last.verdict === 'done')
+            return last.serving;
+        const loading = last.fresh.some((worker) => !worker.accepting);
+        if (options.nudge && !loading && Date.now() - lastMove > NUDGE_AFTER_MS) {
+            lastMove = Date.now();
+            await options.nudge();
+        }
+        return undefined;
+    }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: worker_follow_POLL_MS });
+    if (!finished) {
+        const waiting = last ? last.fresh.filter((worker) => !worker.accepting).map((worker) => `${worker.id} (pid ${worker.pid})`) : [];
+        throw new ReloadError(`the ${options.what} did not finish within ${options.timeoutSeconds}s: ${announced.size}/${count} new workers serve their app` +
+            `${waiting.length ? `; still loading: worker ${waiting.join(', ')}` : ''}${silentSince ? '; the stats server does not answer' : ''}.`, host.name);
+    }
+    return finished;
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/fifo-reload.ts
+
+
+
+
+
+
+/** Writes one master FIFO command to a verified master (re-verified in the same remote shell). */
+async function sendFifo(host, instance, command, log) {
+    await host.exec(`write '${command}' to the uWSGI master FIFO`, fifoCommand(instance, instance.fifo, command));
+    log(`'${command}' → ${instance.fifo} (master ${instance.pid})`);
+}
+/**
+ * A reload through the master FIFO, followed worker by worker until every worker alive before
+ * it was replaced by one serving its app. Its revert (after `current` points back) is the same
+ * reload again, until every worker serves the previous release.
+ */
+async function fifoReload(host, instance, reload, log) {
+    const replaceAll = async (what, reverting = false) => {
+        const before = await readStats(host, instance.python, instance.stats);
+        if (!before)
+            throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
+        // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
+        if (reverting)
+            await retireEmptyWorkers(host, instance, before, log);
+        const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
+        await sendFifo(host, instance, reload.command, log);
+        const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
+        const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what }, log);
+        log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
+        return { ...instance, workers: workers.map((worker) => worker.pid) };
+    };
+    const handle = (master) => ({
+        master,
+        commit: async () => master,
+        revert: () => replaceAll(`${reload.what} back to the previous release`, true),
+    });
+    try {
+        return handle(await replaceAll(reload.what));
+    }
+    catch (error) {
+        log(`${reload.what} stopped: ${errorMessage(error)}`);
+        // Workers of both releases may serve now: reverting replaces every worker again.
+        throw new ReloadFailure(error, host.name, false, handle(instance));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/chain-strategy.ts
+
+/**
+ * chain: master FIFO `c` (needs lazy-apps). uWSGI replaces one worker at a time and moves on
+ * once the new one accepts, so capacity stays at N-1 and no request waits for a boot. uWSGI
+ * itself would move on from a worker that accepts with no app loaded; the driver does not: the
+ * first such worker stops the deploy, and the revert chains every worker back.
+ */
+function chainReload(host, instance, timeoutSeconds, log) {
+    if (instance.workers.length === 1) {
+        log('warning: one worker (processes = 1): while it is replaced nothing on this host serves, requests wait for its boot. Run at least two for a chain reload.');
+    }
+    return fifoReload(host, instance, { command: 'c', what: 'chain reload', repeat: true, timeoutSeconds }, log);
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/instance-check.ts
+
+/** Whether a process is uWSGI: Debian's /usr/bin/uwsgi resolves to uwsgi-core; argv[0] may be a procname. */
+function isUwsgi(process) {
+    return /^uwsgi/.test(instance_check_basename(process.exe)) || instance_check_basename(process.argv[0] ?? '') === 'uwsgi';
+}
+/**
+ * The process part of the verification: the pidfile names a live uWSGI that is not a child of
+ * another uWSGI (a worker) and runs in this app's directory. Every refusal says what was found,
+ * because a wrong guess here would command a stranger's server.
+ */
+function verifyProcess(facts, pidfile, appDir, host) {
+    const fail = (message) => {
+        throw new MasterCheckError(message, host);
+    };
+    if (!facts.pid)
+        fail(`pidfile ${pidfile} is missing or empty. Is uWSGI running with 'pidfile = ${pidfile}'? The action reloads a running server; it never starts one.`);
+    const master = facts.master;
+    if (!master)
+        return fail(`pidfile ${pidfile} names pid ${facts.pid}, which is not running (a stale pidfile). Start uWSGI, then deploy.`);
+    if (!master.exe || !master.cwd)
+        fail(`cannot read /proc/${master.pid} as the SSH user: deploy as the user that runs uWSGI, or as root.`);
+    if (!isUwsgi(master)) {
+        fail(`pid ${master.pid} from ${pidfile} is not uWSGI (it runs '${master.argv.join(' ').slice(0, 120)}'): the pidfile is stale and the pid was reused. Nothing was touched.`);
+    }
+    if (facts.parent && isUwsgi(facts.parent) && facts.parent.exe === master.exe) {
+        fail(`pid ${master.pid} from ${pidfile} is the child of uWSGI pid ${facts.parent.pid}: a worker, not the master.`);
+    }
+    const inside = (path) => [appDir, facts.appDirReal].some((dir) => dir && (path === dir || path.startsWith(`${dir}/`)));
+    if (!inside(master.cwd)) {
+        fail(`pid ${master.pid} runs in ${master.cwd}, outside ${appDir}: it is not this app's uWSGI (start it from the app dir, e.g. with 'chdir = ${appDir}').`);
+    }
+    if (master.children.length === 0)
+        fail(`uWSGI master ${master.pid} has no workers: it is booting, reloading or stopping; not touching it.`);
+    return master;
+}
+/**
+ * What the strategies need from the options: a master, its FIFO and its stats server. Paths are
+ * resolved against the master's working directory, as uWSGI resolved them.
+ */
+function requireControls(settings, cwd, host) {
+    const missing = [
+        settings.master ? undefined : "'master = true'",
+        settings.masterFifo ? undefined : "'master-fifo = <app-dir>/run/uwsgi.fifo'",
+        settings.stats ? undefined : "'stats = <app-dir>/run/uwsgi-stats.sock'",
+    ].filter(Boolean);
+    if (missing.length || !settings.masterFifo || !settings.stats) {
+        throw new MasterCheckError(`the uWSGI instance lacks ${missing.join(', ')} in its options: the action commands uWSGI through its master FIFO and follows every worker through its stats server.`, host);
+    }
+    const absolute = (path) => (path.startsWith('/') ? path : `${cwd}/${path}`);
+    const stats = settings.stats.startsWith('/') || settings.stats.startsWith('@') || settings.stats.includes(':') ? settings.stats : absolute(settings.stats);
+    return { fifo: absolute(settings.masterFifo), stats };
+}
+function instance_check_basename(path) {
+    return path.split('/').pop() ?? '';
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/reload-strategy.ts
+
+/**
+ * reload: master FIFO `r`, uWSGI's graceful reload. Every worker finishes its requests, then the
+ * master re-executes itself (same pid, same listening socket) and forks a new set: requests
+ * wait in the listen backlog for the whole boot, so it suits fast-booting apps. Gated like
+ * chain: every new worker must accept with its app loaded.
+ */
+function gracefulReload(host, instance, timeoutSeconds, log) {
+    return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds }, log);
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-options.ts
+/**
+ * uWSGI's options as the running instance got them: its ini file (the `[uwsgi]` section) and
+ * its command line, in the order uWSGI applies them. Only what the driver needs is resolved.
+ */
+const ALIASES = {
+    p: 'processes',
+    workers: 'processes',
+    M: 'master',
+    lazy: 'lazy-apps',
+    H: 'home',
+    virtualenv: 'home',
+    venv: 'home',
+    pyhome: 'home',
+    w: 'module',
+    wsgi: 'module',
+    file: 'wsgi-file',
+    'python-path': 'pythonpath',
+    pp: 'pythonpath',
+    'stats-server': 'stats',
+};
+/** The `[uwsgi]` section of an ini file (uWSGI reads only that section by default). */
+function parseIni(text) {
+    const options = [];
+    let inSection = false;
+    for (const rawLine of text.split('\n')) {
+        const line = rawLine.trim();
+        if (!line || line.startsWith(';') || line.startsWith('#'))
+            continue;
+        const section = /^\[(.*)\]$/.exec(line);
+        if (section) {
+            inSection = section[1]?.trim() === 'uwsgi';
+            continue;
+        }
+        if (!inSection)
+            continue;
+        const at = line.indexOf('=');
+        if (at < 0)
+            options.push([canonical(line), 'true']);
+        else
+            options.push([canonical(line.slice(0, at).trim()), line.slice(at + 1).trim()]);
+    }
+    return options;
+}
+/**
+ * The command line's options, with the ini file's options spliced in where `--ini` (or a bare
+ * `*.ini` argument) stands, so a later option wins as it does in uWSGI.
+ */
+function optionsOf(argv, readIni) {
+    const options = [];
+    let configFile;
+    const args = argv.slice(1);
+    for (let index = 0; index < args.length; index += 1) {
+        const arg = args[index] ?? '';
+        let key;
+        let value;
+        if (arg.startsWith('--')) {
+            const at = arg.indexOf('=');
+            key = at < 0 ? arg.slice(2) : arg.slice(2, at);
+            if (at >= 0)
+                value = arg.slice(at + 1);
+        }
+        else if (/^-[A-Za-z]$/.test(arg)) {
+            key = arg.slice(1);
+        }
+        else if (arg.endsWith('.ini')) {
+            key = 'ini';
+            value = arg;
+        }
+        else {
+            continue;
+        }
+        if (value === undefined) {
+            const next = args[index + 1];
+            if (next !== undefined && !next.startsWith('-')) {
+                value = next;
+                index += 1;
+            }
+            else {
+                value = 'true';
+            }
+        }
+        if (key === 'ini') {
+            configFile = value;
+            options.push(...(readIni(value) ?? []));
+        }
+        else {
+            options.push([canonical(key), value]);
+        }
+    }
+    return { options, configFile };
+}
+/** Resolves the options the driver needs; the last value of an option wins, `pythonpath` adds up. */
+function settingsOf(options, configFile) {
+    const last = (key) => [...options].reverse().find(([name]) => name === key)?.[1];
+    const flag = (key) => /^(true|1|yes|on|y)$/i.test(last(key) ?? 'false');
+    const module = last('module');
+    const file = last('wsgi-file');
+    return {
+        configFile,
+        master: flag('master'),
+        lazyApps: flag('lazy-apps'),
+        needApp: flag('need-app'),
+        processes: Number(last('processes') ?? '1') || 1,
+        masterFifo: last('master-fifo'),
+        stats: last('stats'),
+        pidfile: last('pidfile'),
+        home: last('home'),
+        chdir: last('chdir'),
+        pythonpath: options.filter(([name]) => name === 'pythonpath').map(([, value]) => value),
+        app: module ? { kind: 'module', target: module } : file ? { kind: 'file', target: file } : undefined,
+    };
+}
+function canonical(key) {
+    return ALIASES[key] ?? key;
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-server.ts
+
+
+
+
+
+
+
+
+/** uWSGI, driven through its master FIFO and followed through its stats server. */
+class UwsgiServer {
+    options;
+    constructor(options) {
+        this.options = options;
+    }
+    async inspect(host) {
+        const { pidfile, appDir } = this.options;
+        const facts = parsePidfileFacts((await host.exec('inspect the uWSGI master', inspectPidfileCommand(pidfile, appDir))).stdout);
+        const master = verifyProcess(facts, pidfile, appDir, host.name);
+        const settings = await this.readSettings(host, master.argv, master.cwd);
+        const { fifo, stats } = requireControls(settings, master.cwd, host.name);
+        const held = (await host.exec('check the master FIFO', fifoHeldCommand(master.pid, fifo))).stdout.trim();
+        if (held !== 'held') {
+            throw new MasterCheckError(`${fifo} (master-fifo) ${held === 'missing' ? 'is not a FIFO' : `is not held open by uWSGI master ${master.pid}`}: it belongs to no running master of this app. Nothing was written to it.`, host.name);
+        }
+        const python = settings.home ? `${settings.home}/bin/python` : 'python3';
+        const reading = await readStats(host, python, stats);
+        if (!reading)
+            throw new MasterCheckError(`the stats server ${stats} does not answer (is ${python} the instance's Python?).`, host.name);
+        if (reading.pid !== master.pid)
+            throw new MasterCheckError(`the stats server ${stats} belongs to master ${reading.pid}, not to ${master.pid} from ${pidfile}.`, host.name);
+        return { pid: master.pid, startTime: master.startTime, python, argv: master.argv, cwd: master.cwd, workers: reading.workers.map((worker) => worker.pid), settings, fifo, stats };
+    }
+    async preflight(host, instance, releaseDir) {
+        const { strategy } = this.options;
+        if (strategy === 'chain' && !instance.settings.lazyApps) {
+            throw new PreflightError("strategy 'chain' cannot work here: lazy-apps is off, so every chained worker is forked from the master's already-loaded code and the new release would never be served. " +
+                "Add 'lazy-apps = true' to the uWSGI options (and restart uWSGI once), or use strategy: reload. Nothing was switched or reloaded.", host.name);
+        }
+        const app = instance.settings.app ?? (this.options.appSpec ? { kind: 'module', target: this.options.appSpec } : undefined);
+        if (!app)
+            throw new PreflightError("the uWSGI options name no 'module' or 'wsgi-file' to import-check: set the wsgi-app input. Nothing was switched or reloaded.", host.name);
+        const inRelease = (path) => throughCurrent(path, this.options.appDir, releaseDir);
+        const python = instance.settings.home ? `${inRelease(instance.settings.home)}/bin/python` : instance.python;
+        try {
+            await host.exec('import check of the new release', uwsgi_commands_preflightCommand({ python, releaseDir, app, pythonpath: instance.settings.pythonpath.map(inRelease) }), {
+                timeoutSeconds: this.options.reloadTimeoutSeconds,
+            });
+        }
+        catch (error) {
+            if (!(error instanceof RemoteCommandError))
+                throw error;
+            throw new PreflightError(`the new release in ${releaseDir} cannot be loaded by the instance's Python (${python}); nothing was switched or reloaded:\n${error.stderrTail}`, host.name);
+        }
+    }
+    reload(host, instance, log) {
+        const { strategy, reloadTimeoutSeconds } = this.options;
+        return strategy === 'chain' ? chainReload(host, instance, reloadTimeoutSeconds, log) : gracefulReload(host, instance, reloadTimeoutSeconds, log);
+    }
+    /** The instance's options: its command line with its ini file (read relative to the master's cwd). */
+    async readSettings(host, argv, cwd) {
+        const files = new Map();
+        const first = optionsOf(argv, () => undefined);
+        if (first.configFile) {
+            const result = await host.exec('read the uWSGI ini file', uwsgi_commands_readConfigCommand(cwd, first.configFile));
+            files.set(first.configFile, parseIni(result.stdout));
+        }
+        const { options, configFile } = optionsOf(argv, (path) => files.get(path));
+        return settingsOf(options, configFile);
+    }
+}
+/** A path through `<app-dir>/current` as it will be once `current` points at `releaseDir`. */
+function throughCurrent(path, appDir, releaseDir) {
+    const link = `${appDir}/current`;
+    return path === link || path.startsWith(`${link}/`) ? releaseDir + path.slice(link.length) : path;
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
 
 
 
@@ -62847,17 +66657,13 @@ async function deployFromInputs() {
     info(`graceful-deploy: ${settings.mode} ${settings.release || '(previous release)'} to ${settings.hosts.map((host) => host.label).join(', ')} with ${settings.server}/${settings.strategy}`);
     if (!settings.ssh.knownHosts)
         warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
+    const cancellation = onRunnerCancel();
     let outcome;
     try {
         outcome = await deploy(settings, {
-            connect: sshRemoteHostFactory(settings.ssh),
-            server: new GunicornServer({
-                pidfile: settings.pidfile,
-                appDir: settings.appDir,
-                strategy: settings.strategy,
-                reloadTimeoutSeconds: settings.reloadTimeoutSeconds,
-                appSpec: settings.wsgiApp,
-            }),
+            signal: cancellation.signal,
+            connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
+            server: serverDriver(settings),
             reporter: actionReporter,
             migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
         });
@@ -62866,12 +66672,48 @@ async function deployFromInputs() {
         outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
     }
     await report(outcome);
-    if (outcome.status === 'failed' || outcome.status === 'rolled-back') {
-        const prefix = outcome.status === 'rolled-back' ? 'Deploy failed and every touched host was rolled back' : 'Deploy failed';
+    if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
+        const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
         setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
     }
+    cancellation.dispose();
 }
-/** Registers key material with the runner before anything could print it (each line too: the runner masks line by line). */
+/**
+ * The runner cancels a step with SIGINT, then SIGTERM 7.5 s later, then kills it 2.5 s after
+ * that. A listener replaces node's default exit: the deploy stops starting new work, finishes
+ * the host in flight, releases its locks and writes its outputs in that time.
+ */
+function onRunnerCancel() {
+    const controller = new AbortController();
+    const cancel = (name) => {
+        if (!controller.signal.aborted)
+            warning(`${name} received: the run is being cancelled. Nothing new starts; the host in flight is put in order and the locks released.`);
+        controller.abort();
+    };
+    const onInt = () => cancel('SIGINT');
+    const onTerm = () => cancel('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    return {
+        signal: controller.signal,
+        dispose: () => {
+            process.off('SIGINT', onInt);
+            process.off('SIGTERM', onTerm);
+        },
+    };
+}
+/** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
+function serverDriver(settings) {
+    const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
+    if (settings.server === 'uwsgi')
+        return new UwsgiServer({ ...common, strategy: settings.strategy });
+    return new GunicornServer({ ...common, strategy: settings.strategy, python: settings.python });
+}
+/**
+ * Registers secrets with the runner before anything could print them: key material (each line
+ * too: the runner masks line by line) and the credentials of a health-url such as
+ * `https://user:token@host/ready`, which a failing probe may echo.
+ */
 function maskSecrets() {
     for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase]) {
         const value = getInput(name);
@@ -62882,6 +66724,8 @@ function maskSecrets() {
             if (line.trim().length > 8)
                 core_setSecret(line.trim());
     }
+    for (const secret of urlSecrets(getInput(Inputs.HealthUrl)))
+        core_setSecret(secret);
 }
 async function report(outcome) {
     setOutput(Outputs.Status, outcome.status);
