@@ -132,7 +132,12 @@ const SCRIPTS = fileURLToPath(new URL('../sandbox/', import.meta.url));
  * Upstream gunicorn releases (MIT, unchanged `gunicorn/` packages) kept beside the repository in
  * shared/vendor/, as on every developer machine and in CI; nothing third-party is copied in here.
  */
-const VENDOR = fileURLToPath(new URL('../../../shared/vendor/', import.meta.url));
+export const GUNICORN_VENDOR = process.env.GD_GUNICORN_VENDOR ?? fileURLToPath(new URL('../../../shared/vendor/', import.meta.url));
+
+/** Whether the upstream release of gunicorn `version` is there to build a virtualenv from (20.1 is Debian's). */
+export function gunicornAvailable(version: GunicornVersion): boolean {
+  return version === '20.1' || existsSync(join(GUNICORN_VENDOR, `gunicorn-${version}.0`, 'gunicorn'));
+}
 const DEBIAN_GUNICORN = '/usr/bin/gunicorn';
 /**
  * pgrep -f pattern for a gunicorn process: its setproctitle title or a gunicorn program in its
@@ -319,10 +324,10 @@ class SandboxImpl implements Sandbox {
   /** The virtualenv with upstream gunicorn `version` (from ../shared/vendor/), in the run dir. */
   private async makeVenv(version: GunicornVersion): Promise<void> {
     const venv = join(this.root, `venv-gunicorn-${version}`);
-    if (!existsSync(join(VENDOR, `gunicorn-${version}.0`, 'gunicorn'))) {
-      throw new Error(`gunicorn ${version}: no upstream release in ${VENDOR}gunicorn-${version}.0 (the shared/ folder beside the repository holds them)`);
+    if (!gunicornAvailable(version)) {
+      throw new Error(`gunicorn ${version}: no upstream release in ${join(GUNICORN_VENDOR, `gunicorn-${version}.0`)} (shared/vendor/ beside the repository holds them; GD_GUNICORN_VENDOR names another folder)`);
     }
-    const made = await runChecked(join(SCRIPTS, 'make-venv.sh'), [venv, join(VENDOR, `gunicorn-${version}.0`)], { timeoutMs: 60_000, what: 'make-venv.sh' });
+    const made = await runChecked(join(SCRIPTS, 'make-venv.sh'), [venv, join(GUNICORN_VENDOR, `gunicorn-${version}.0`)], { timeoutMs: 60_000, what: 'make-venv.sh' });
     if (!made.stdout.trim().startsWith(`${version}.`)) throw new Error(`make-venv.sh: expected gunicorn ${version}, the venv imports ${made.stdout.trim()}`);
     this.venv = venv;
     this.gunicornBin = join(venv, 'bin', 'gunicorn');
