@@ -114,7 +114,7 @@ describe.each(VERSIONS)('gunicorn %s on 2 hosts under load', (version: GunicornV
     const wrong = await deploy({ source: await source('py-wrong'), release: 'py-wrong', python: '/nonexistent/venv/bin/python3' });
     expect(wrong.outputs.status, logOf(wrong)).toBe('failed');
     // The first check to run it is the readiness probe of the running release, before any change.
-    expect(wrong.stdout).toMatch(/readiness probe failed \(exit 127\): .*\/nonexistent\/venv\/bin\/python3: No such file or directory/);
+    expect(wrong.stdout).toMatch(/readiness probe failed \(exit 127\): .*\/nonexistent\/venv\/bin\/python3: (No such file or directory|not found)/);
     await expectAllOn(sb, serving);
     const right = await deploy({ source: await source('py-input'), release: 'py-input', python: python() });
     expect(right.outputs.status, logOf(right)).toBe('deployed');
