@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Settings } from './config/settings.js';
-import { DeployError, HostUnreachableError, errorMessage } from './errors.js';
+import { DeployError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
-import { MigrationError, MigrationLintError, type MigrationResult } from './migrate/index.js';
-import { probe, redactedUrl, waitUntilReady } from './health/readiness-gate.js';
+import { MigrationError, MigrationLintError } from './migrate/index.js';
+import { probe } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
@@ -19,56 +19,23 @@ import {
   readStateCommand,
   releaseExistsCommand,
   releaseLockCommand,
-  switchCurrentCommand,
   unpackReleaseCommand,
 } from './release/release-commands.js';
 import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
-import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
-import { ReloadFailure, type ReloadHandle, type ServerDriver, type ServerProcess } from './servers/server-driver.js';
+import { cancelledMessage, DeployFailed, type DeployDependencies, type HostSession, type RunContext } from './rollout/deploy-context.js';
+import { forEachHost, throwFirstFailure } from './rollout/host-tasks.js';
+import { rollOut } from './rollout/roll-out.js';
+import { describePlan, planRollout } from './rollout/rollout-plan.js';
 
-/** Everything the story needs from outside, so it can run against stubs. */
-export interface DeployDependencies {
-  connect: RemoteHostFactory;
-  server: ServerDriver;
-  reporter: Reporter;
-  /** The migration step (main.ts binds it to runMigrationStep); runs once, on one host, before any reload. */
-  migrate?: (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) => Promise<MigrationResult>;
-  /** Who runs this deploy, for locks and audit lines; default: from process.env. */
-  identity?: RunIdentity;
-  /**
-   * The runner's cancellation (SIGINT/SIGTERM). Nothing new starts once it aborts; the host in
-   * flight is finished to one consistent release (see rollOut), hosts already done stay done.
-   */
-  signal?: AbortSignal;
-}
-
-/** One host during a deploy. */
-interface HostSession {
-  remote: RemoteHost;
-  report: HostReport;
-  state: ReleaseState;
-  server: ServerProcess;
-  /** The release to put in place on this host. */
-  target: string;
-  /** What `current` pointed to before this run. */
-  leaving: string;
-  /** Whether the response of `leaving` names its version (decides expect-version: auto). */
-  versioned: boolean;
-}
-
-/** A failed deploy, carrying the outcome for the outputs. */
-export class DeployFailed extends DeployError {
-  constructor(readonly outcome: DeployOutcome) {
-    super(outcome.error ?? outcome.status);
-  }
-}
+export { DeployFailed, type DeployDependencies } from './rollout/deploy-context.js';
 
 /**
- * The life of one deploy (or rollback): connect and verify every host, lock, stage, check,
- * then switch and reload host by host behind a readiness gate, putting every touched host
- * back when one fails.
+ * The life of one deploy (or rollback): connect and verify every host, lock, inspect, stage
+ * and check the new release on every host (in parallel, up to max-parallel at once), migrate
+ * once, then switch and reload batch by batch behind each host's readiness gate (see
+ * rollout/roll-out.ts), putting every touched host back when one fails.
  */
 export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
   const token = randomBytes(6).toString('hex');
@@ -77,8 +44,9 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const layout = layoutOf(settings.appDir);
   const { reporter } = deps;
   const outcome: DeployOutcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
+  const run: RunContext = { settings, deps, layout, token, outcome };
 
-  const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+  const remotes = await connectAll(settings, deps);
   const checkpoint = (what: string) => throwIfCancelled(deps.signal, what);
   if (settings.mode === 'unlock') return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
   const locked: RemoteHost[] = [];
@@ -97,37 +65,37 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
       });
     }
     checkpoint('inspect the hosts');
-    const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
+    const sessions = await inspectAll(settings, deps, remotes, layout);
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
     outcome.previousRelease = sessions[0]?.leaving;
+    const batches = planRollout(
+      sessions.map((session) => session.remote.name),
+      settings.rollout,
+    );
+    for (const batch of batches) for (const session of sessions) if (batch.hosts.includes(session.remote.name)) session.report.batch = batch.index;
 
     if (settings.mode === 'plan') {
       for (const session of sessions) {
         session.report.status = 'planned';
         if (session.state.lockOwner) reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
       }
+      await reporter.group('Rollout plan', async () => {
+        for (const line of describePlan(batches)) reporter.log('plan', line);
+      });
       outcome.status = 'planned';
       return outcome;
     }
     if (settings.mode === 'deploy') {
-      await stageAll(settings, deps, sessions, layout, token);
-      await reporter.group('Check the new release', async () => {
-        for (const session of sessions) {
-          checkpoint(`check the new release on ${session.remote.name}`);
-          await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
-          const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
-          reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
-        }
-      });
+      await prepareAll(run, sessions);
       checkpoint('migrate');
       if (settings.migration.command && deps.migrate) await migrateOnce(settings, deps, sessions, layout, outcome);
     }
 
-    await rollOut(settings, deps, sessions, layout, token, outcome);
-    await reporter.group('Prune old releases', async () => {
-      for (const session of sessions) await prune(settings, session, layout, token, reporter);
-    });
+    await rollOut(run, sessions, batches);
+    await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Prune old releases on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) =>
+      prune(settings, session, layout, token, hostReporter),
+    );
     outcome.status = 'deployed';
     return outcome;
   } catch (error) {
@@ -140,10 +108,12 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     throw new DeployFailed(outcome);
   } finally {
     stopHeartbeat();
-    for (const remote of locked) {
-      if (settings.mode !== 'plan') await audit(remote, layout, settings, { identity, started, outcome });
-      await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
-    }
+    await Promise.all(
+      locked.map(async (remote) => {
+        if (settings.mode !== 'plan') await audit(remote, layout, settings, { identity, started, outcome });
+        await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
+      }),
+    );
     await Promise.all(remotes.map((remote) => remote.close()));
   }
 }
@@ -213,63 +183,67 @@ async function unlockAll(settings: Settings, deps: DeployDependencies, remotes: 
 }
 
 /**
- * What a cancelled run left: each host and the release it serves, for the error and the log.
- * A host is on its new release only when its report says deployed.
+ * Opens every connection first (up to max-parallel at once): a host key problem anywhere stops
+ * the deploy before any change.
  */
-function cancelledMessage(outcome: DeployOutcome): string {
-  const hosts = outcome.hosts.map((host) => {
-    const serves = host.status === 'deployed' ? host.release : host.previousRelease;
-    const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
-    return `${host.host} serves ${serves ?? '?'} (${how})`;
-  });
-  return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;
-}
-
-/** Opens every connection first: a host key problem anywhere stops the deploy before any change. */
 async function connectAll(settings: Settings, deps: DeployDependencies): Promise<RemoteHost[]> {
-  const remotes: RemoteHost[] = [];
+  const remotes = new Map<string, RemoteHost>();
+  const verified = settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified';
+  const results = await forEachHost(
+    settings.hosts,
+    { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (target) => `Connect to ${target.label}`, host: (target) => target.label, stopOnFailure: true },
+    async (target, reporter) => {
+      remotes.set(target.label, await deps.connect(target));
+      reporter.log(target.label, verified);
+    },
+  );
   try {
-    for (const target of settings.hosts) {
-      remotes.push(await deps.connect(target));
-      deps.reporter.log(target.label, settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified');
-    }
-    return remotes;
+    throwFirstFailure(results);
   } catch (error) {
-    await Promise.all(remotes.map((remote) => remote.close()));
+    await Promise.all([...remotes.values()].map((remote) => remote.close()));
     throw error;
   }
+  return settings.hosts.map((target) => remotes.get(target.label)).filter((remote): remote is RemoteHost => remote !== undefined);
 }
 
-/** Reads each host's releases and verifies its server, deciding what goes where. Changes nothing. */
+/** Reads each host's releases and verifies its server, deciding what goes where (in parallel). Changes nothing. */
 async function inspectAll(settings: Settings, deps: DeployDependencies, remotes: RemoteHost[], layout: Layout): Promise<HostSession[]> {
-  const sessions: HostSession[] = [];
-  for (const remote of remotes) {
-    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
-    if (!state.current) {
-      throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
-    }
-    const server = await deps.server.inspect(remote);
-    const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
-    if (settings.mode === 'deploy' && target === state.current) {
-      throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
-    }
-    const reading = await probe(remote, server.python, settings.health);
-    const versioned = Boolean(reading.version);
-    deps.reporter.log(
-      remote.name,
-      `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd(),
-    );
-    sessions.push({
-      remote,
-      state,
-      server,
-      target,
-      leaving: state.current,
-      versioned,
-      report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
-    });
+  const sessions = new Map<RemoteHost, HostSession>();
+  const results = await forEachHost(
+    remotes,
+    { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (remote) => `Inspect ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true },
+    async (remote, reporter) => {
+      sessions.set(remote, await inspectHost(settings, deps.server, remote, layout, reporter));
+    },
+  );
+  throwFirstFailure(results);
+  return remotes.map((remote) => sessions.get(remote)).filter((session): session is HostSession => session !== undefined);
+}
+
+async function inspectHost(settings: Settings, driver: DeployDependencies['server'], remote: RemoteHost, layout: Layout, reporter: Reporter): Promise<HostSession> {
+  const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+  if (!state.current) {
+    throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
   }
-  return sessions;
+  const server = await driver.inspect(remote);
+  const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
+  if (settings.mode === 'deploy' && target === state.current) {
+    throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
+  }
+  const reading = await probe(remote, server.python, settings.health);
+  reporter.log(
+    remote.name,
+    `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd(),
+  );
+  return {
+    remote,
+    state,
+    server,
+    target,
+    leaving: state.current,
+    versioned: Boolean(reading.version),
+    report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
+  };
 }
 
 function rollbackTarget(state: ReleaseState, host: string): string {
@@ -303,8 +277,13 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
   });
 }
 
-/** Uploads and prepares the release on every host; nothing serving is touched. */
-async function stageAll(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string): Promise<void> {
+/**
+ * Uploads, installs and checks the release on every host, up to max-parallel at once; nothing
+ * serving is touched. The release is packed once. One failure stops every host not yet
+ * started, and the deploy, with nothing switched anywhere.
+ */
+async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<void> {
+  const { settings, deps } = run;
   const { reporter } = deps;
   const packed = settings.source ? await packSource(settings.source) : undefined;
   if (packed?.skipped.length) {
@@ -312,172 +291,52 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
     reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
   }
   try {
-    for (const session of sessions) {
-      const { remote } = session;
-      throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
-      await reporter.group(`Stage ${settings.release} on ${remote.name}`, async () => {
-        await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
-        if (packed) {
-          const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
-          try {
-            await remote.upload('upload the release archive', packed.archive, archive);
-            reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
-            await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
-          } catch (error) {
-            // Best effort: the upload's own error is the one to report, even if the host is gone.
-            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
-            throw error;
-          }
-        } else {
-          await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
-        }
-        if (settings.sharedPaths.length) {
-          await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
-          reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
-        }
-        if (settings.installCommand) {
-          throwIfCancelled(deps.signal, 'run the install command', remote.name);
-          const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
-          for (const line of result.stdout.trim().split('\n').slice(-20)) if (line) reporter.log(remote.name, line);
-        }
-        reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
-      });
-    }
+    const results = await forEachHost(
+      sessions,
+      { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true },
+      async (session, hostReporter) => {
+        await stageHost(run, session, packed, hostReporter);
+        throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
+        await deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target));
+        const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
+        hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
+      },
+    );
+    throwFirstFailure(results);
   } finally {
     await packed?.dispose();
   }
 }
 
-/**
- * Host by host: switch, reload, gate. On a failure with rollback: auto, the failing host and
- * every host done before it go back to what they served, in reverse order. On cancellation
- * only the host in flight is put back (unless its new generation already passed the gate:
- * then it is committed): the runner gives seconds, not minutes, and every host done is
- * consistent already.
- */
-async function rollOut(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, token: string, outcome: DeployOutcome): Promise<void> {
-  const done: HostSession[] = [];
-  for (const session of sessions) {
-    let handle: ReloadHandle | undefined;
-    let started = false;
-    try {
-      throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
-      started = true;
-      await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
-        handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
-        const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
-        const committed = await handle.commit();
-        Object.assign(session.report, {
-          status: 'deployed',
-          newMasterPid: committed.pid,
-          newWorkers: committed.workers,
-          secondsToReady: round(passed.seconds),
-          health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
-        });
-      });
-      done.push(session);
-    } catch (error) {
-      const cancelled = deps.signal?.aborted === true;
-      if (cancelled && !started) {
-        outcome.status = 'cancelled';
-        outcome.error = cancelledMessage(outcome);
-        throw new DeployFailed(outcome);
-      }
-      session.report.status = 'failed';
-      session.report.error = errorMessage(error);
-      outcome.error = session.report.error;
-      if (settings.rollback === 'never') {
-        deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
-        if (cancelled) outcome.status = 'cancelled';
-        throw new DeployFailed(outcome);
-      }
-      const failure = error instanceof ReloadFailure ? error : undefined;
-      const inFlight = handle ?? failure?.handle;
-      // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
-      const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
-      // Cancelled: only the host in flight goes back; hosts done are consistent and the runner gives seconds.
-      const order = cancelled ? [session] : unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
-      const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
-      // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
-      if (cancelled) outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
-      else outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
-      if (cancelled) outcome.error = cancelledMessage(outcome);
-      if (stranded.length) outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;
-      throw new DeployFailed(outcome);
-    }
-  }
-}
-
-async function switchAndReload(
-  deps: DeployDependencies,
-  session: HostSession,
-  layout: Layout,
-  token: string,
-  to: string,
-  from: string,
-): Promise<ReloadHandle> {
+async function stageHost(run: RunContext, session: HostSession, packed: Awaited<ReturnType<typeof packSource>> | undefined, reporter: Reporter): Promise<void> {
+  const { settings, deps, layout, token } = run;
   const { remote } = session;
-  await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
-  deps.reporter.log(remote.name, `current → releases/${to}`);
-  const server = await deps.server.inspect(remote);
-  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line), deps.signal);
-}
-
-async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string, signal?: AbortSignal) {
-  const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
-  deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
-  const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
-  deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
-  return passed;
-}
-
-/**
- * Puts each host back on the release it served before this run. The failing host reverts its
- * in-flight reload (e.g. the old USR2 master takes over again), or only switches back when its
- * old generation never stopped serving; hosts already done reload the previous release
- * afresh. Every host is attempted even if one fails; the hosts that could not be put back
- * are returned.
- */
-async function putBack(
-  settings: Settings,
-  deps: DeployDependencies,
-  order: HostSession[],
-  layout: Layout,
-  token: string,
-  failing: { session: HostSession; inFlight?: ReloadHandle; intact: boolean },
-): Promise<HostReport[]> {
-  const stranded: HostReport[] = [];
-  for (const session of order) {
-    const { remote } = session;
+  throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
+  await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
+  if (packed) {
+    const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
     try {
-      await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
-        const previous = session.state.previous ?? null;
-        await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
-        deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
-        const own = session === failing.session ? failing : undefined;
-        let handle: ReloadHandle | undefined;
-        let serving: ServerProcess;
-        if (own?.inFlight) {
-          serving = await own.inFlight.revert();
-        } else if (own?.intact) {
-          serving = await deps.server.inspect(remote);
-          deps.reporter.log(remote.name, `master ${serving.pid} never stopped serving ${session.leaving}`);
-        } else {
-          handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => deps.reporter.log(remote.name, line));
-          serving = handle.master;
-        }
-        await gate(settings, deps, session, serving, session.leaving);
-        const server = handle ? await handle.commit() : serving;
-        Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
-      });
+      await remote.upload('upload the release archive', packed.archive, archive);
+      reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
+      await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
     } catch (error) {
-      session.report.status = 'failed';
-      session.report.error = `rollback failed: ${errorMessage(error)}`;
-      stranded.push(session.report);
-      deps.reporter.warn(`[${remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
+      // Best effort: the upload's own error is the one to report, even if the host is gone.
+      await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
+      throw error;
     }
+  } else {
+    await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
   }
-  return stranded;
+  if (settings.sharedPaths.length) {
+    await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
+    reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
+  }
+  if (settings.installCommand) {
+    throwIfCancelled(deps.signal, 'run the install command', remote.name);
+    const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
+    for (const line of result.stdout.trim().split('\n').slice(-20)) if (line) reporter.log(remote.name, line);
+  }
+  reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
 }
 
 /**
@@ -497,8 +356,4 @@ async function prune(settings: Settings, session: HostSession, layout: Layout, t
   } catch (error) {
     reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
   }
-}
-
-function round(seconds: number): number {
-  return Math.round(seconds * 10) / 10;
 }

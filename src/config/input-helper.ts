@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
-import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, ServerKind, Settings, UwsgiStrategy } from './settings.js';
+import { parseBatchSize, type BatchSize } from '../rollout/rollout-plan.js';
+import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
 /** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
@@ -99,6 +100,31 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     mode,
     lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
     forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
+    rollout: rolloutSettings(get, strategy),
+  };
+}
+
+/**
+ * Strategies that keep a host at full capacity through its reload (the old generation serves
+ * until the new one passed its boot) move together after the canary by default; those that
+ * stall the host's requests while it boots go one host at a time.
+ */
+const STALLING_STRATEGIES: readonly string[] = ['hup', 'reload'];
+
+function rolloutSettings(get: (name: string) => string, strategy: string): RolloutSettings {
+  const text = get(Inputs.BatchSize);
+  let batchSize: BatchSize | undefined = STALLING_STRATEGIES.includes(strategy) ? { count: 1 } : { percent: 100 };
+  if (text) {
+    batchSize = parseBatchSize(text);
+    if (!batchSize) throw new InputError(Inputs.BatchSize, `'${text}' must be a number of hosts (1 or more) or a percentage of the fleet such as 25%.`);
+  }
+  return {
+    maxParallel: integer(Inputs.MaxParallel, get(Inputs.MaxParallel) || '10', 1, 1000),
+    canary: integer(Inputs.Canary, get(Inputs.Canary) || '1', 0, 1000),
+    canaryWaitSeconds: integer(Inputs.CanaryWait, get(Inputs.CanaryWait) || '0', 0, 86400),
+    batchSize,
+    batchWaitSeconds: integer(Inputs.BatchWait, get(Inputs.BatchWait) || '0', 0, 86400),
+    maxFailedHosts: integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000),
   };
 }
 

@@ -35,6 +35,12 @@ export const Inputs = {
   Mode: 'mode',
   LockWait: 'lock-wait',
   ForceUnlock: 'force-unlock',
+  MaxParallel: 'max-parallel',
+  Canary: 'canary',
+  CanaryWait: 'canary-wait',
+  BatchSize: 'batch-size',
+  BatchWait: 'batch-wait',
+  MaxFailedHosts: 'max-failed-hosts',
 } as const;
 
 export const Outputs = {

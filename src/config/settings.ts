@@ -1,4 +1,5 @@
 import type { MigrationSettings } from '../migrate/migration-settings.js';
+import type { BatchSize } from '../rollout/rollout-plan.js';
 
 /** The typed, validated form of every input. Built once by parseSettings before anything connects. */
 
@@ -36,6 +37,21 @@ export interface HealthSettings {
   expectVersion: ExpectVersion;
 }
 
+/** How hosts move: preparation in parallel, then a canary, then batches (see rollout/rollout-plan.ts). */
+export interface RolloutSettings {
+  /** Hosts connected, inspected, staged and checked at once. */
+  maxParallel: number;
+  /** The first hosts (in the hosts input's order) deployed alone first; 0 = none. */
+  canary: number;
+  /** Seconds the canary must keep passing readiness probes before the next batch. */
+  canaryWaitSeconds: number;
+  batchSize: BatchSize;
+  /** Seconds between batches. */
+  batchWaitSeconds: number;
+  /** Hosts outside the canary that may fail (each put back alone) before the whole rollout goes back. */
+  maxFailedHosts: number;
+}
+
 export interface Settings {
   hosts: HostTarget[];
   ssh: SshSettings;
@@ -63,4 +79,5 @@ export interface Settings {
   lockWaitSeconds: number;
   /** mode: unlock removes a lock even when its holder is still alive. */
   forceUnlock: boolean;
+  rollout: RolloutSettings;
 }

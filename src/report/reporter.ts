@@ -23,6 +23,8 @@ export interface HostReport {
   secondsToReady?: number;
   health?: string;
   error?: string;
+  /** Position of the host's batch in the rollout plan (0 is the canary when there is one). */
+  batch?: number;
   /** mode: unlock — whose lock was removed from this host. */
   removedLock?: string;
 }
@@ -37,7 +39,7 @@ export interface DeployOutcome {
   hosts: HostReport[];
   /** What the migration step did, when there was one. */
   migration?: MigrationOutcome;
-  /** Set when status is not deployed/planned. */
+  /** Set when status is not deployed/planned, and for hosts put back alone within max-failed-hosts. */
   error?: string;
 }
 

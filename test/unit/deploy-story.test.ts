@@ -16,7 +16,7 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
+type Behaviour = 'ok' | 'never-ready' | 'degrades' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
@@ -78,9 +78,15 @@ class ScriptedServer implements ServerDriver {
   }
 
   /** The readiness answer of a host: its serving release, 503 when that release never gets ready. */
+  private readonly probes = new Map<string, number>();
+
   readiness(host: string): string {
     const release = this.serving.get(host)!;
-    const ready = this.behaviourOf(host, release) !== 'never-ready';
+    const behaviour = this.behaviourOf(host, release);
+    // 'degrades': passes the gate (a few answers), then stops answering ready.
+    const count = (this.probes.get(`${host}/${release}`) ?? 0) + 1;
+    this.probes.set(`${host}/${release}`, count);
+    const ready = behaviour !== 'never-ready' && !(behaviour === 'degrades' && count > 4);
     return JSON.stringify({ status: ready ? 200 : 503, version: release, body: ready ? 'ok' : 'warming up' });
   }
 }
@@ -129,6 +135,9 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
     'health-timeout': '2',
     'health-interval': '0.1',
     'health-successes': '2',
+    // Most stories are told host by host; the fleet stories below pass '' to get the default plan.
+    'max-parallel': '1',
+    'batch-size': '1',
     ...inputs,
   };
   const settings = parseSettings((name) => all[name] ?? '', {});
@@ -471,5 +480,94 @@ describe('pruning after a deploy', () => {
     const outcome = await run();
     expect(outcome.status).toBe('deployed');
     expect(readdirSync(releases).sort()).toEqual(['v1', 'v2']);
+  });
+});
+
+describe('fleet rollout: parallel preparation, canary, batches', () => {
+  const fleet = { 'max-parallel': '', 'batch-size': '' };
+  const reloads = () => server.events.filter((event) => event.startsWith('reload') || event.startsWith('commit'));
+
+  it('by default deploys the canary alone, then every other host at once', async () => {
+    const outcome = await run(fleet);
+    expect(outcome.status).toBe('deployed');
+    expect(outcome.hosts.map((host) => [host.status, host.batch])).toEqual([
+      ['deployed', 0],
+      ['deployed', 1],
+      ['deployed', 1],
+    ]);
+    const events = reloads();
+    expect(events.slice(0, 2)).toEqual(['reload deploy@web1 v2', 'commit deploy@web1 v2']);
+    // web2 and web3 reload together: both started before either committed.
+    expect(events.slice(2, 4).sort()).toEqual(['reload deploy@web2 v2', 'reload deploy@web3 v2']);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v2');
+  });
+
+  it('a release that fails the gate on the canary touches nothing beyond it', async () => {
+    server.behaviour.set('deploy@web1/v2', 'never-ready');
+    const outcome = await failure(fleet);
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    expect(reloads().filter((event) => !event.includes('web1'))).toEqual([]);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+  });
+
+  it('a failure in a later batch puts every touched host back, in parallel, each reported', async () => {
+    server.behaviour.set('deploy@web3/v2', 'never-ready');
+    const outcome = await failure({ ...fleet, 'batch-size': '1' });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'rolled-back']);
+    expect(outcome.error).toMatch(/status 503/);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+    expect(server.events).toContain('revert deploy@web3 → v1');
+  });
+
+  it('max-failed-hosts: a failing host within the limit goes back alone and the rollout goes on', async () => {
+    server.behaviour.set('deploy@web2/v2', 'never-ready');
+    const outcome = await run({ ...fleet, 'batch-size': '1', 'max-failed-hosts': '1' });
+    expect(outcome.status).toBe('deployed');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'rolled-back', 'deployed']);
+    expect(outcome.error).toMatch(/deploy@web2: .*503/);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v1', 'releases/v2']);
+    expect(warnings.join('\n')).toMatch(/deploy@web2 failed and went back to the previous release alone.*max-failed-hosts: 1, 1 used/);
+  });
+
+  it('max-failed-hosts: one failure more than the limit puts every touched host back', async () => {
+    server.behaviour.set('deploy@web2/v2', 'never-ready');
+    server.behaviour.set('deploy@web3/v2', 'reload-fails');
+    const outcome = await failure({ ...fleet, 'batch-size': '1', 'max-failed-hosts': '1' });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'rolled-back']);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+  });
+
+  it('max-failed-hosts never covers the canary', async () => {
+    server.behaviour.set('deploy@web1/v2', 'never-ready');
+    const outcome = await failure({ ...fleet, 'max-failed-hosts': '2' });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+  });
+
+  it('canary-wait: a canary that stops answering ready during the wait is rolled back, nothing else touched', async () => {
+    server.behaviour.set('deploy@web1/v2', 'degrades');
+    const outcome = await failure({ ...fleet, 'canary-wait': '2' });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/canary stopped passing its readiness probe during canary-wait: status 503/);
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    expect(reloads().filter((event) => !event.includes('web1'))).toEqual([]);
+    expect(currentOf('web1')).toBe('releases/v1');
+  });
+
+  it('a release that cannot be imported on one host stops everything before any switch, with parallel preparation', async () => {
+    server.behaviour.set('deploy@web3/v2', 'import-fails');
+    const outcome = await failure(fleet);
+    expect(outcome.status).toBe('failed');
+    expect(outcome.error).toMatch(/ImportError/);
+    expect(reloads()).toEqual([]);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+  });
+
+  it('mode plan reports each host\'s batch', async () => {
+    const outcome = await run({ ...fleet, mode: 'plan', canary: '2' });
+    expect(outcome.hosts.map((host) => host.batch)).toEqual([0, 0, 1]);
   });
 });

@@ -117,6 +117,25 @@ describe('parseSettings', () => {
     expect(settingsFrom({ 'shared-paths': '.env\nmedia/\n config/local.py ' }).sharedPaths).toEqual(['.env', 'media/', 'config/local.py']);
   });
 
+  it('reads the rollout plan inputs; batch-size defaults to the rest of the fleet, or one host for strategies that stall', () => {
+    expect(settingsFrom({}).rollout).toEqual({ maxParallel: 10, canary: 1, canaryWaitSeconds: 0, batchSize: { percent: 100 }, batchWaitSeconds: 0, maxFailedHosts: 0 });
+    expect(settingsFrom({ strategy: 'hup' }).rollout.batchSize).toEqual({ count: 1 });
+    expect(settingsFrom({ server: 'uwsgi', strategy: 'reload' }).rollout.batchSize).toEqual({ count: 1 });
+    expect(settingsFrom({ server: 'uwsgi' }).rollout.batchSize).toEqual({ percent: 100 });
+    expect(settingsFrom({ 'batch-size': '25%', canary: '0', 'canary-wait': '30', 'batch-wait': '5', 'max-failed-hosts': '2', 'max-parallel': '4' }).rollout).toEqual({
+      maxParallel: 4,
+      canary: 0,
+      canaryWaitSeconds: 30,
+      batchSize: { percent: 25 },
+      batchWaitSeconds: 5,
+      maxFailedHosts: 2,
+    });
+    expect(() => settingsFrom({ 'batch-size': '0' })).toThrow(/Invalid input 'batch-size': '0' must be a number of hosts \(1 or more\) or a percentage/);
+    expect(() => settingsFrom({ 'batch-size': '150%' })).toThrow(/batch-size/);
+    expect(() => settingsFrom({ 'max-parallel': '0' })).toThrow(/max-parallel/);
+    expect(() => settingsFrom({ canary: 'one' })).toThrow(/canary/);
+  });
+
   it('reads lock-wait and force-unlock; unlock mode needs no release or source', () => {
     expect(settingsFrom({ 'lock-wait': '0', 'force-unlock': 'yes' })).toMatchObject({ lockWaitSeconds: 0, forceUnlock: true });
     expect(() => settingsFrom({ 'lock-wait': '-1' })).toThrow(/Invalid input 'lock-wait'/);

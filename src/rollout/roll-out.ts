@@ -1,0 +1,246 @@
+import { HealthGateError, HostUnreachableError, errorMessage } from '../errors.js';
+import { failureOf, probe, redactedUrl, waitUntilReady } from '../health/readiness-gate.js';
+import { sleep, throwIfCancelled } from '../poll.js';
+import { switchCurrentCommand } from '../release/release-commands.js';
+import type { HostReport, Reporter } from '../report/reporter.js';
+import { ReloadFailure, type ReloadHandle, type ServerProcess } from '../servers/server-driver.js';
+import { cancelledMessage, DeployFailed, round, type HostSession, type RunContext } from './deploy-context.js';
+import { forEachHost } from './host-tasks.js';
+import { describePlan, type Batch } from './rollout-plan.js';
+
+/**
+ * What went wrong on one host during its reload, with what the put-back needs: the reload in
+ * flight (its own revert), or whether the old generation never stopped serving.
+ */
+class HostFailure extends Error {
+  constructor(
+    readonly session: HostSession,
+    readonly cause: unknown,
+    readonly started: boolean,
+    readonly inFlight?: ReloadHandle,
+    readonly intact = false,
+  ) {
+    super(errorMessage(cause));
+  }
+}
+
+/**
+ * Batch by batch (see rollout-plan.ts), each batch's hosts in parallel, each behind its own
+ * readiness gate and committed as soon as it passes. The canary batch is then held for
+ * canary-wait seconds of passing probes. On a failure with rollback: auto, the failing hosts
+ * and every host already on the new release go back, in parallel — unless max-failed-hosts
+ * allows it, and then only the failing host goes back and the rollout goes on. On
+ * cancellation no new batch starts; each host in flight is committed if it passed its gate,
+ * put back otherwise, and hosts done stay done: the runner gives seconds, not minutes.
+ */
+export async function rollOut(run: RunContext, sessions: HostSession[], batches: Batch[]): Promise<void> {
+  const { settings, deps, outcome } = run;
+  const { reporter } = deps;
+  const byName = new Map(sessions.map((session) => [session.remote.name, session]));
+  const done: HostSession[] = [];
+  const setAside: HostSession[] = [];
+  const widest = Math.max(1, ...batches.map((batch) => batch.hosts.length));
+  const plan = describePlan(batches);
+  for (const batch of batches) {
+    const members = batch.hosts.map((name) => byName.get(name)).filter((session): session is HostSession => session !== undefined);
+    if (batch.index > 0 && settings.rollout.batchWaitSeconds > 0 && !deps.signal?.aborted) {
+      reporter.log('runner', `waiting ${settings.rollout.batchWaitSeconds}s (batch-wait) before the next batch`);
+      await sleep(settings.rollout.batchWaitSeconds * 1000, deps.signal);
+    }
+    if (deps.signal?.aborted) {
+      outcome.status = 'cancelled';
+      outcome.error = cancelledMessage(outcome);
+      throw new DeployFailed(outcome);
+    }
+    if (batches.length > 1) reporter.log('runner', `${plan[batch.index] ?? ''}`);
+    const results = await forEachHost(
+      members,
+      { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false },
+      (session, hostReporter) => reloadHost(run, session, hostReporter),
+    );
+    let failures = results.flatMap((result) => (result.error instanceof HostFailure ? [result.error] : []));
+    if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0) failures = await holdCanary(run, members);
+    const failed = new Set(failures.map((failure) => failure.session));
+    done.push(...members.filter((session) => !failed.has(session)));
+    if (failures.length === 0) continue;
+
+    const cancelled = deps.signal?.aborted === true;
+    const toPutBack = failures.filter((failure) => failure.started);
+    for (const failure of toPutBack) Object.assign(failure.session.report, { status: 'failed', error: failure.message });
+    outcome.error = toPutBack.map((failure) => (failures.length > 1 ? `${failure.session.remote.name}: ${failure.message}` : failure.message)).join('\n') || outcome.error;
+    if (settings.rollback === 'never') {
+      reporter.warn(`rollback: never — ${failures.map((failure) => failure.session.remote.name).join(', ')} and ${done.length} host(s) deployed before are left as they are.`);
+      if (cancelled) outcome.status = 'cancelled';
+      throw new DeployFailed(outcome);
+    }
+    if (cancelled) {
+      const stranded = await putBack(run, toPutBack, [], widest);
+      outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
+      outcome.error = cancelledMessage(outcome) + strandedText(stranded);
+      throw new DeployFailed(outcome);
+    }
+    const allowed = settings.rollout.maxFailedHosts;
+    if (!batch.canary && setAside.length + toPutBack.length <= allowed) {
+      const stranded = await putBack(run, toPutBack, [], widest);
+      setAside.push(...toPutBack.map((failure) => failure.session));
+      reporter.warn(
+        `${toPutBack.map((failure) => failure.session.remote.name).join(', ')} failed and went back to the previous release alone; the rollout goes on (max-failed-hosts: ${allowed}, ${setAside.length} used).`,
+      );
+      if (stranded.length) {
+        outcome.status = 'failed';
+        outcome.error = `${outcome.error ?? ''}${strandedText(stranded)}`;
+        throw new DeployFailed(outcome);
+      }
+      continue;
+    }
+    if (allowed > 0 && batch.canary) reporter.log('runner', 'a canary failed: max-failed-hosts does not apply to the canary, so every touched host goes back');
+    const stranded = await putBack(run, toPutBack, done, widest);
+    // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
+    outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+    outcome.error = `${outcome.error ?? ''}${strandedText(stranded)}`;
+    throw new DeployFailed(outcome);
+  }
+  if (setAside.length) outcome.error = `${setAside.map((session) => `${session.remote.name}: ${session.report.error ?? ''}`).join('\n')}`;
+}
+
+function strandedText(stranded: HostReport[]): string {
+  return stranded.length ? `\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}` : '';
+}
+
+/** Switch, reload, gate, commit one host; any failure comes out as a HostFailure saying what to undo. */
+async function reloadHost(run: RunContext, session: HostSession, reporter: Reporter): Promise<void> {
+  const { deps } = run;
+  let handle: ReloadHandle | undefined;
+  let started = false;
+  try {
+    throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
+    started = true;
+    handle = await switchAndReload(run, session, reporter, session.target, session.leaving);
+    const passed = await gate(run, session, reporter, handle.master, session.target, deps.signal);
+    const committed = await handle.commit();
+    Object.assign(session.report, {
+      status: 'deployed',
+      newMasterPid: committed.pid,
+      newWorkers: committed.workers,
+      secondsToReady: round(passed.seconds),
+      health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
+    });
+  } catch (error) {
+    const failure = error instanceof ReloadFailure ? error : undefined;
+    throw new HostFailure(session, error, started, handle ?? failure?.handle, failure?.previousIntact === true);
+  }
+}
+
+/**
+ * canary-wait: the canary hosts, already committed, must keep passing the readiness probe
+ * (and name the new version when the gate expects it) at every health-interval for the
+ * whole wait; one failing answer fails the canary. Cancellation ends the wait early: the
+ * canary is consistent, and no further batch starts.
+ */
+async function holdCanary(run: RunContext, canaries: HostSession[]): Promise<HostFailure[]> {
+  const { settings, deps } = run;
+  const seconds = settings.rollout.canaryWaitSeconds;
+  const until = Date.now() + seconds * 1000;
+  deps.reporter.log('runner', `holding the canary (${canaries.map((session) => session.remote.name).join(', ')}) for ${seconds}s of passing readiness probes (canary-wait)`);
+  while (Date.now() < until && !deps.signal?.aborted) {
+    await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
+    if (deps.signal?.aborted) break;
+    const failures = await Promise.all(
+      canaries.map(async (session): Promise<HostFailure | undefined> => {
+        const expected = expectsVersion(run, session) ? session.target : undefined;
+        try {
+          const why = failureOf(await probe(session.remote, session.server.python, settings.health), expected);
+          if (!why) return undefined;
+          return new HostFailure(session, new HealthGateError(`canary stopped passing its readiness probe during canary-wait: ${why}`, session.remote.name), true);
+        } catch (error) {
+          return new HostFailure(session, error, true);
+        }
+      }),
+    );
+    const failed = failures.filter((failure): failure is HostFailure => failure !== undefined);
+    if (failed.length) return failed;
+  }
+  if (!deps.signal?.aborted) deps.reporter.log('runner', `the canary passed ${seconds}s of readiness probes`);
+  return [];
+}
+
+async function switchAndReload(run: RunContext, session: HostSession, reporter: Reporter, to: string, from: string): Promise<ReloadHandle> {
+  const { remote } = session;
+  const { deps, layout, token } = run;
+  await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
+  reporter.log(remote.name, `current → releases/${to}`);
+  const server = await deps.server.inspect(remote);
+  return deps.server.reload(remote, server, (line) => reporter.log(remote.name, line), deps.signal);
+}
+
+function expectsVersion(run: RunContext, session: HostSession): boolean {
+  const expect = run.settings.health.expectVersion;
+  return expect === 'always' || (expect === 'auto' && session.versioned);
+}
+
+async function gate(run: RunContext, session: HostSession, reporter: Reporter, server: ServerProcess, version: string, signal?: AbortSignal) {
+  const { settings } = run;
+  const expect = expectsVersion(run, session);
+  reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
+  const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
+  reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
+  return passed;
+}
+
+/**
+ * Puts hosts back on the release each served before this run, in parallel (at most as many at
+ * once as the widest batch, the concurrency the plan already accepted). A failing host reverts
+ * its in-flight reload (e.g. the old USR2 master takes over again), or only switches back when
+ * its old generation never stopped serving; hosts already committed reload the previous
+ * release afresh. Every host is attempted even if one fails; those that could not be put back
+ * are returned. Nothing takes the run's cancellation: putting back runs to its end.
+ */
+async function putBack(run: RunContext, failures: HostFailure[], committed: HostSession[], limit: number): Promise<HostReport[]> {
+  const { deps } = run;
+  const own = new Map(failures.map((failure) => [failure.session, failure]));
+  // A host whose connection is gone goes last: the others are not kept waiting on its reconnect attempts.
+  const unreachable = (failure: HostFailure) => failure.cause instanceof HostUnreachableError || (failure.cause instanceof ReloadFailure && failure.cause.hostUnreachable);
+  const order = [
+    ...failures.filter((failure) => !unreachable(failure)).map((failure) => failure.session),
+    ...committed,
+    ...failures.filter(unreachable).map((failure) => failure.session),
+  ];
+  const stranded: HostReport[] = [];
+  await forEachHost(
+    order,
+    { limit, reporter: deps.reporter, title: (s) => `Roll back ${s.remote.name}: → ${s.leaving}`, host: (s) => s.remote.name, stopOnFailure: false },
+    async (session, reporter) => {
+      try {
+        await putBackHost(run, session, reporter, own.get(session));
+      } catch (error) {
+        session.report.status = 'failed';
+        session.report.error = `rollback failed: ${errorMessage(error)}`;
+        stranded.push(session.report);
+        deps.reporter.warn(`[${session.remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
+      }
+    },
+  );
+  return stranded;
+}
+
+async function putBackHost(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {
+  const { deps, layout, token } = run;
+  const { remote } = session;
+  const previous = session.state.previous ?? null;
+  await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
+  reporter.log(remote.name, `current → releases/${session.leaving}`);
+  let handle: ReloadHandle | undefined;
+  let serving: ServerProcess;
+  if (failure?.inFlight) {
+    serving = await failure.inFlight.revert();
+  } else if (failure?.intact) {
+    serving = await deps.server.inspect(remote);
+    reporter.log(remote.name, `master ${serving.pid} never stopped serving ${session.leaving}`);
+  } else {
+    handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => reporter.log(remote.name, line));
+    serving = handle.master;
+  }
+  await gate(run, session, reporter, serving, session.leaving);
+  const server = handle ? await handle.commit() : serving;
+  Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
+}
