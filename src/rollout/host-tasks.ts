@@ -25,7 +25,7 @@ export async function forEachHost<T>(
         try {
           return await run(item, held, (body) => body());
         } finally {
-          await reporter.group(options.title(item), async () => held.flush());
+          if (held.size() > 0) await reporter.group(options.title(item), async () => held.flush());
         }
       }),
     ),
@@ -60,12 +60,13 @@ export function throwFirstFailure<T>(results: readonly HostTaskResult<T>[]): voi
 }
 
 /** A reporter that keeps a host's lines until flush(); groups inside it are flattened (runner groups cannot nest). */
-function heldReporter(parent: Reporter): Reporter & { flush(): void } {
+function heldReporter(parent: Reporter): Reporter & { flush(): void; size(): number } {
   const lines: [string, string][] = [];
   return {
     group: (_title, body) => body(),
     log: (host, line) => void lines.push([host, line]),
     warn: (line) => parent.warn(line),
+    size: () => lines.length,
     flush: () => {
       for (const [host, line] of lines) parent.log(host, line);
     },

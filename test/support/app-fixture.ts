@@ -17,6 +17,11 @@ export interface AppOptions {
   importError?: boolean;
   /** /health/ready always answers 503. */
   neverReady?: boolean;
+  /**
+   * /health/ready answers 503 while this absolute path exists. Each sandbox host has its own
+   * view of the app dir, so a file under it makes the release fail on that host alone.
+   */
+  notReadyFile?: string;
   /** `preload_app = True` in gunicorn.conf.py. */
   preload?: boolean;
   /** Gunicorn workers; default 2. */
@@ -79,6 +84,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     BOOT_ONLY_UNDER_GUNICORN: pyBool(opts.bootOnlyUnderGunicorn),
     IMPORT_ERROR: pyBool(opts.importError),
     NEVER_READY: pyBool(opts.neverReady),
+    NOT_READY_FILE: pyString(opts.notReadyFile ?? ''),
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
     FAIL_ONLY_UNDER_UWSGI: pyBool(opts.failOnlyUnderUwsgi),
   });
