@@ -4,8 +4,8 @@
  * and 26.1 are upstream releases in a virtualenv with setproctitle (so the master's argv is
  * its title and /proc/<pid>/exe names the base interpreter, not the venv). Per version, one
  * sandbox of 2 hosts under steady load serves every case in turn:
- *   deploy (the next release serves everywhere), an import error (refused before any signal),
- *   never ready (rolled back by the readiness gate), and a release that imports fine but whose
+ *   an import error (refused before any signal; once, the check is the same for every strategy),
+ *   and per strategy: deploy (the next release serves everywhere), never ready (rolled back by the readiness gate), and a release that imports fine but whose
  *   workers fail to boot under gunicorn (caught; the other host never touched).
  * Zero failed requests throughout. GD_GUNICORN_VERSIONS=23.0,26.1 runs a subset.
  */
@@ -58,6 +58,16 @@ describe.each(VERSIONS)('gunicorn %s on 2 hosts under load', (version: GunicornV
     expect((await masterFacts(sb, 1)).cmdline).toMatch(/^gunicorn: master \[app:application\]/);
   });
 
+  // The import check is the same for every strategy (gunicorn's own config and app loading): once per version.
+  it('refuses a release that cannot be imported before any signal', async () => {
+    const release = 'import-error';
+    const result = await deploy({ source: await source(release, { importError: true }), release, strategy: 'rolling' });
+    expect(result.outputs.status, logOf(result)).toBe('failed');
+    expect(result.stdout).toMatch(new RegExp(`cannot be loaded by the master's interpreter \\(${python().replace(/[.]/g, '\\.')}\\)[\\s\\S]*RuntimeError: fixture release ${release}: import error`));
+    for (const first of Object.values(FIRST_SIGNAL)) expect(result.stdout).not.toMatch(first);
+    await expectAllOn(sb, serving);
+  });
+
   describe.each(STRATEGIES)('strategy %s', (strategy) => {
     it('deploys the next release: every host serves it; the checks ran with the master\'s own interpreter', async () => {
       const release = `${strategy}-ok`;
@@ -67,15 +77,6 @@ describe.each(VERSIONS)('gunicorn %s on 2 hosts under load', (version: GunicornV
       expect(result.stdout).toContain(`release ${release} loads with ${python()} (found from `);
       await expectAllOn(sb, release);
       serving = release;
-    });
-
-    it('refuses a release that cannot be imported before any signal', async () => {
-      const release = `${strategy}-import`;
-      const result = await deploy({ source: await source(release, { importError: true }), release, strategy });
-      expect(result.outputs.status, logOf(result)).toBe('failed');
-      expect(result.stdout).toMatch(new RegExp(`cannot be loaded by the master's interpreter \\(${python().replace(/[.]/g, '\\.')}\\)[\\s\\S]*RuntimeError: fixture release ${release}: import error`));
-      expect(result.stdout).not.toMatch(FIRST_SIGNAL[strategy]);
-      await expectAllOn(sb, serving);
     });
 
     it('rolls back a release that boots but is never ready', async () => {
