@@ -56446,6 +56446,12 @@ const Inputs = {
     Mode: 'mode',
     LockWait: 'lock-wait',
     ForceUnlock: 'force-unlock',
+    MaxParallel: 'max-parallel',
+    Canary: 'canary',
+    CanaryWait: 'canary-wait',
+    BatchSize: 'batch-size',
+    BatchWait: 'batch-wait',
+    MaxFailedHosts: 'max-failed-hosts',
 };
 const Outputs = {
     Status: 'status',
@@ -59558,7 +59564,57 @@ function pinnedKeyAlgorithms(entries, host, port) {
     return algorithms;
 }
 
+;// CONCATENATED MODULE: ./src/rollout/rollout-plan.ts
+/**
+ * The rollout plan as data: which hosts reload together, in which order. Pure, so every
+ * count, percentage and edge is a table test (test/unit/rollout-plan.test.ts).
+ */
+/**
+ * Hosts per batch for a fleet of `fleet` hosts. A percentage is of the whole fleet (canary
+ * included) and rounds down, like Ansible's `serial`, but never below one host: 25% of 10
+ * hosts is 2, 25% of 3 hosts is 1.
+ */
+function hostsPerBatch(size, fleet) {
+    if ('count' in size)
+        return Math.max(1, size.count);
+    return Math.max(1, Math.floor((fleet * size.percent) / 100));
+}
+/**
+ * Canary first (clamped to the fleet: a canary as large as the fleet is one batch of all),
+ * then the rest in order, `hostsPerBatch` at a time; the last batch takes what is left.
+ */
+function planRollout(hosts, settings) {
+    const batches = [];
+    const canary = Math.min(Math.max(0, settings.canary), hosts.length);
+    if (canary > 0)
+        batches.push({ index: 0, hosts: hosts.slice(0, canary), canary: true });
+    const per = hostsPerBatch(settings.batchSize, hosts.length);
+    for (let start = canary; start < hosts.length; start += per) {
+        batches.push({ index: batches.length, hosts: hosts.slice(start, start + per), canary: false });
+    }
+    return batches;
+}
+/** One line per batch, for `mode: plan` and the log: "batch 2 (3 hosts): web3, web4, web5". */
+function describePlan(batches) {
+    return batches.map((batch) => {
+        const what = batch.canary ? 'canary' : `batch ${batch.index + (batches[0]?.canary ? 0 : 1)}`;
+        return `${what} (${batch.hosts.length} host${batch.hosts.length === 1 ? '' : 's'}): ${batch.hosts.join(', ')}`;
+    });
+}
+/** `batch-size` text: a whole number of hosts (≥ 1) or a percentage `1%`..`100%`; undefined when malformed. */
+function parseBatchSize(text) {
+    const percent = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+    if (percent) {
+        const value = Number(percent[1]);
+        return value > 0 && value <= 100 ? { percent: value } : undefined;
+    }
+    if (/^\d+$/.test(text) && Number(text) >= 1)
+        return { count: Number(text) };
+    return undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/config/input-helper.ts
+
 
 
 
@@ -59647,6 +59703,30 @@ function parseSettings(read, env) {
         mode,
         lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
         forceUnlock: input_helper_boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
+        rollout: rolloutSettings(get, strategy),
+    };
+}
+/**
+ * Strategies that keep a host at full capacity through its reload (the old generation serves
+ * until the new one passed its boot) move together after the canary by default; those that
+ * stall the host's requests while it boots go one host at a time.
+ */
+const STALLING_STRATEGIES = ['hup', 'reload'];
+function rolloutSettings(get, strategy) {
+    const text = get(Inputs.BatchSize);
+    let batchSize = STALLING_STRATEGIES.includes(strategy) ? { count: 1 } : { percent: 100 };
+    if (text) {
+        batchSize = parseBatchSize(text);
+        if (!batchSize)
+            throw new InputError(Inputs.BatchSize, `'${text}' must be a number of hosts (1 or more) or a percentage of the fleet such as 25%.`);
+    }
+    return {
+        maxParallel: integer(Inputs.MaxParallel, get(Inputs.MaxParallel) || '10', 1, 1000),
+        canary: integer(Inputs.Canary, get(Inputs.Canary) || '1', 0, 1000),
+        canaryWaitSeconds: integer(Inputs.CanaryWait, get(Inputs.CanaryWait) || '0', 0, 86400),
+        batchSize,
+        batchWaitSeconds: integer(Inputs.BatchWait, get(Inputs.BatchWait) || '0', 0, 86400),
+        maxFailedHosts: integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000),
     };
 }
 /** Parses `[user@]host[:port]` items separated by commas or newlines. IPv6 literals go in brackets. */
@@ -63327,6 +63407,337 @@ function leftoversToPrune(state, token) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/rollout/deploy-context.ts
+
+/** A failed deploy, carrying the outcome for the outputs. */
+class DeployFailed extends DeployError {
+    outcome;
+    constructor(outcome) {
+        super(outcome.error ?? outcome.status);
+        this.outcome = outcome;
+    }
+}
+/**
+ * What a cancelled run left: each host and the release it serves, for the error and the log.
+ * A host is on its new release only when its report says deployed.
+ */
+function cancelledMessage(outcome) {
+    const hosts = outcome.hosts.map((host) => {
+        const serves = host.status === 'deployed' ? host.release : host.previousRelease;
+        const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
+        return `${host.host} serves ${serves ?? '?'} (${how})`;
+    });
+    return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;
+}
+function round(seconds) {
+    return Math.round(seconds * 10) / 10;
+}
+
+;// CONCATENATED MODULE: ./node_modules/yocto-queue/index.js
+/*
+How it works:
+`this.#head` is an instance of `Node` which keeps track of its current value and nests another instance of `Node` that keeps the value that comes after it. When a value is provided to `.enqueue()`, the code needs to iterate through `this.#head`, going deeper and deeper to find the last value. However, iterating through every single item is slow. This problem is solved by saving a reference to the last value as `this.#tail` so that it can reference it to add a new value.
+*/
+
+class Node {
+	value;
+	next;
+
+	constructor(value) {
+		this.value = value;
+	}
+}
+
+class Queue {
+	#head;
+	#tail;
+	#size;
+
+	constructor() {
+		this.clear();
+	}
+
+	enqueue(value) {
+		const node = new Node(value);
+
+		if (this.#head) {
+			this.#tail.next = node;
+			this.#tail = node;
+		} else {
+			this.#head = node;
+			this.#tail = node;
+		}
+
+		this.#size++;
+	}
+
+	dequeue() {
+		const current = this.#head;
+		if (!current) {
+			return;
+		}
+
+		this.#head = this.#head.next;
+		this.#size--;
+
+		// Clean up tail reference when queue becomes empty
+		if (!this.#head) {
+			this.#tail = undefined;
+		}
+
+		return current.value;
+	}
+
+	peek() {
+		if (!this.#head) {
+			return;
+		}
+
+		return this.#head.value;
+
+		// TODO: Node.js 18.
+		// return this.#head?.value;
+	}
+
+	clear() {
+		this.#head = undefined;
+		this.#tail = undefined;
+		this.#size = 0;
+	}
+
+	get size() {
+		return this.#size;
+	}
+
+	* [Symbol.iterator]() {
+		let current = this.#head;
+
+		while (current) {
+			yield current.value;
+			current = current.next;
+		}
+	}
+
+	* drain() {
+		while (this.#head) {
+			yield this.dequeue();
+		}
+	}
+}
+
+;// CONCATENATED MODULE: ./node_modules/p-limit/index.js
+
+
+function pLimit(concurrency) {
+	let rejectOnClear = false;
+
+	if (typeof concurrency === 'object') {
+		({concurrency, rejectOnClear = false} = concurrency);
+	}
+
+	validateConcurrency(concurrency);
+
+	if (typeof rejectOnClear !== 'boolean') {
+		throw new TypeError('Expected `rejectOnClear` to be a boolean');
+	}
+
+	const queue = new Queue();
+	let activeCount = 0;
+
+	const resumeNext = () => {
+		// Process the next queued function if we're under the concurrency limit
+		if (activeCount < concurrency && queue.size > 0) {
+			activeCount++;
+			queue.dequeue().run();
+		}
+	};
+
+	const next = () => {
+		activeCount--;
+		resumeNext();
+	};
+
+	const run = async (function_, resolve, arguments_) => {
+		// Execute the function and capture the result promise
+		const result = (async () => function_(...arguments_))();
+
+		// Resolve immediately with the promise (don't wait for completion)
+		resolve(result);
+
+		// Wait for the function to complete (success or failure)
+		// We catch errors here to prevent unhandled rejections,
+		// but the original promise rejection is preserved for the caller
+		try {
+			await result;
+		} catch {}
+
+		// Decrement active count and process next queued function
+		next();
+	};
+
+	const enqueue = (function_, resolve, reject, arguments_) => {
+		const queueItem = {reject};
+
+		// Queue the internal resolve function instead of the run function
+		// to preserve the asynchronous execution context.
+		new Promise(internalResolve => { // eslint-disable-line promise/param-names
+			queueItem.run = internalResolve;
+			queue.enqueue(queueItem);
+		}).then(run.bind(undefined, function_, resolve, arguments_)); // eslint-disable-line promise/prefer-await-to-then
+
+		// Start processing immediately if we haven't reached the concurrency limit
+		if (activeCount < concurrency) {
+			resumeNext();
+		}
+	};
+
+	const generator = (function_, ...arguments_) => new Promise((resolve, reject) => {
+		enqueue(function_, resolve, reject, arguments_);
+	});
+
+	Object.defineProperties(generator, {
+		activeCount: {
+			get: () => activeCount,
+		},
+		pendingCount: {
+			get: () => queue.size,
+		},
+		clearQueue: {
+			value() {
+				if (!rejectOnClear) {
+					queue.clear();
+					return;
+				}
+
+				const abortError = AbortSignal.abort().reason;
+
+				while (queue.size > 0) {
+					queue.dequeue().reject(abortError);
+				}
+			},
+		},
+		concurrency: {
+			get: () => concurrency,
+
+			set(newConcurrency) {
+				validateConcurrency(newConcurrency);
+				concurrency = newConcurrency;
+
+				queueMicrotask(() => {
+					// eslint-disable-next-line no-unmodified-loop-condition
+					while (activeCount < concurrency && queue.size > 0) {
+						resumeNext();
+					}
+				});
+			},
+		},
+		map: {
+			async value(iterable, function_) {
+				const promises = [];
+
+				try {
+					Array.from(iterable, (value, index) => {
+						const promise = generator(function_, value, index);
+						promises.push(promise);
+						return promise;
+					});
+				} catch (error) {
+					// The iterable threw, so `Promise.all` never observes the already scheduled promises. Observe them here to avoid unhandled rejections.
+					for (const promise of promises) {
+						promise.catch(() => {}); // eslint-disable-line promise/prefer-await-to-then
+					}
+
+					throw error;
+				}
+
+				return Promise.all(promises);
+			},
+		},
+	});
+
+	return generator;
+}
+
+function limitFunction(function_, options) {
+	const limit = pLimit(options);
+
+	const limitedFunction = (...arguments_) => limit(() => function_(...arguments_));
+	Object.defineProperty(limitedFunction, 'clearQueue', {
+		value: limit.clearQueue,
+	});
+
+	return limitedFunction;
+}
+
+function validateConcurrency(concurrency) {
+	if (!((Number.isInteger(concurrency) || concurrency === Number.POSITIVE_INFINITY) && concurrency > 0)) {
+		throw new TypeError('Expected `concurrency` to be a number from 1 and up');
+	}
+}
+
+;// CONCATENATED MODULE: ./src/rollout/host-tasks.ts
+
+
+/**
+ * Runs one task per host, at most `limit` at once. While several run, each host's lines are
+ * held and printed as one log group when its task ends, so a person reads host by host rather
+ * than interleaved lines; a lone task logs live. Warnings always go out at once.
+ */
+async function forEachHost(items, options, task) {
+    const { reporter } = options;
+    const limit = pLimit(Math.max(1, options.limit));
+    let stopped = false;
+    const live = items.length === 1 || options.limit === 1;
+    return Promise.all(items.map((item) => limit(async () => {
+        if (stopped)
+            return { item, skipped: true };
+        if (live)
+            return run(item, reporter, (body) => reporter.group(options.title(item), body));
+        const held = heldReporter(reporter);
+        try {
+            return await run(item, held, (body) => body());
+        }
+        finally {
+            if (held.size() > 0)
+                await reporter.group(options.title(item), async () => held.flush());
+        }
+    })));
+    async function run(item, hostReporter, grouped) {
+        return grouped(async () => {
+            try {
+                await task(item, hostReporter);
+                return { item };
+            }
+            catch (error) {
+                if (options.stopOnFailure)
+                    stopped = true;
+                hostReporter.log(options.host(item), `failed: ${errorMessage(error)}`);
+                return { item, error };
+            }
+        });
+    }
+}
+/** Throws the first failure of a phase where one failure stops everything (before any switch). */
+function throwFirstFailure(results) {
+    const failed = results.find((result) => result.error !== undefined);
+    if (failed)
+        throw failed.error;
+}
+/** A reporter that keeps a host's lines until flush(); groups inside it are flattened (runner groups cannot nest). */
+function heldReporter(parent) {
+    const lines = [];
+    return {
+        group: (_title, body) => body(),
+        log: (host, line) => void lines.push([host, line]),
+        warn: (line) => parent.warn(line),
+        size: () => lines.length,
+        flush: () => {
+            for (const [host, line] of lines)
+                parent.log(host, line);
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/servers/server-driver.ts
 
 /**
@@ -63347,6 +63758,250 @@ class ReloadFailure extends ReloadError {
     }
 }
 
+;// CONCATENATED MODULE: ./src/rollout/roll-out.ts
+
+
+
+
+
+
+
+
+/**
+ * What went wrong on one host during its reload, with what the put-back needs: the reload in
+ * flight (its own revert), or whether the old generation never stopped serving.
+ */
+class HostFailure extends Error {
+    session;
+    cause;
+    started;
+    inFlight;
+    intact;
+    constructor(session, cause, started, inFlight, intact = false) {
+        super(errorMessage(cause));
+        this.session = session;
+        this.cause = cause;
+        this.started = started;
+        this.inFlight = inFlight;
+        this.intact = intact;
+    }
+}
+/**
+ * Batch by batch (see rollout-plan.ts), each batch's hosts in parallel, each behind its own
+ * readiness gate and committed as soon as it passes. The canary batch is then held for
+ * canary-wait seconds of passing probes. On a failure with rollback: auto, the failing hosts
+ * and every host already on the new release go back, in parallel — unless max-failed-hosts
+ * allows it, and then only the failing host goes back and the rollout goes on. On
+ * cancellation no new batch starts; each host in flight is committed if it passed its gate,
+ * put back otherwise, and hosts done stay done: the runner gives seconds, not minutes.
+ */
+async function rollOut(run, sessions, batches) {
+    const { settings, deps, outcome } = run;
+    const { reporter } = deps;
+    const byName = new Map(sessions.map((session) => [session.remote.name, session]));
+    const done = [];
+    const setAside = [];
+    const widest = Math.max(1, ...batches.map((batch) => batch.hosts.length));
+    const plan = describePlan(batches);
+    for (const batch of batches) {
+        const members = batch.hosts.map((name) => byName.get(name)).filter((session) => session !== undefined);
+        if (batch.index > 0 && settings.rollout.batchWaitSeconds > 0 && !deps.signal?.aborted) {
+            reporter.log('runner', `waiting ${settings.rollout.batchWaitSeconds}s (batch-wait) before the next batch`);
+            await sleep(settings.rollout.batchWaitSeconds * 1000, deps.signal);
+        }
+        if (deps.signal?.aborted) {
+            outcome.status = 'cancelled';
+            outcome.error = cancelledMessage(outcome);
+            throw new DeployFailed(outcome);
+        }
+        if (batches.length > 1)
+            reporter.log('runner', `${plan[batch.index] ?? ''}`);
+        const results = await forEachHost(members, { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => reloadHost(run, session, hostReporter));
+        let failures = results.flatMap((result) => (result.error instanceof HostFailure ? [result.error] : []));
+        if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0)
+            failures = await holdCanary(run, members);
+        const failed = new Set(failures.map((failure) => failure.session));
+        done.push(...members.filter((session) => !failed.has(session)));
+        if (failures.length === 0)
+            continue;
+        const cancelled = deps.signal?.aborted === true;
+        const toPutBack = failures.filter((failure) => failure.started);
+        for (const failure of toPutBack)
+            Object.assign(failure.session.report, { status: 'failed', error: failure.message });
+        outcome.error = toPutBack.map((failure) => (failures.length > 1 ? `${failure.session.remote.name}: ${failure.message}` : failure.message)).join('\n') || outcome.error;
+        if (settings.rollback === 'never') {
+            reporter.warn(`rollback: never — ${failures.map((failure) => failure.session.remote.name).join(', ')} and ${done.length} host(s) deployed before are left as they are.`);
+            if (cancelled)
+                outcome.status = 'cancelled';
+            throw new DeployFailed(outcome);
+        }
+        if (cancelled) {
+            const stranded = await putBack(run, toPutBack, [], widest);
+            outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
+            outcome.error = cancelledMessage(outcome) + strandedText(stranded);
+            throw new DeployFailed(outcome);
+        }
+        const allowed = settings.rollout.maxFailedHosts;
+        if (!batch.canary && setAside.length + toPutBack.length <= allowed) {
+            const stranded = await putBack(run, toPutBack, [], widest);
+            setAside.push(...toPutBack.map((failure) => failure.session));
+            reporter.warn(`${toPutBack.map((failure) => failure.session.remote.name).join(', ')} failed and went back to the previous release alone; the rollout goes on (max-failed-hosts: ${allowed}, ${setAside.length} used).`);
+            if (stranded.length) {
+                outcome.status = 'failed';
+                outcome.error = `${outcome.error ?? ''}${strandedText(stranded)}`;
+                throw new DeployFailed(outcome);
+            }
+            continue;
+        }
+        if (allowed > 0 && batch.canary)
+            reporter.log('runner', 'a canary failed: max-failed-hosts does not apply to the canary, so every touched host goes back');
+        const stranded = await putBack(run, toPutBack, done, widest);
+        // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
+        outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
+        outcome.error = `${outcome.error ?? ''}${strandedText(stranded)}`;
+        throw new DeployFailed(outcome);
+    }
+    if (setAside.length)
+        outcome.error = `${setAside.map((session) => `${session.remote.name}: ${session.report.error ?? ''}`).join('\n')}`;
+}
+function strandedText(stranded) {
+    return stranded.length ? `\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}` : '';
+}
+/** Switch, reload, gate, commit one host; any failure comes out as a HostFailure saying what to undo. */
+async function reloadHost(run, session, reporter) {
+    const { deps } = run;
+    let handle;
+    let started = false;
+    try {
+        throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
+        started = true;
+        handle = await switchAndReload(run, session, reporter, session.target, session.leaving);
+        const passed = await gate(run, session, reporter, handle.master, session.target, deps.signal);
+        const committed = await handle.commit();
+        Object.assign(session.report, {
+            status: 'deployed',
+            newMasterPid: committed.pid,
+            newWorkers: committed.workers,
+            secondsToReady: round(passed.seconds),
+            health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
+        });
+    }
+    catch (error) {
+        const failure = error instanceof ReloadFailure ? error : undefined;
+        throw new HostFailure(session, error, started, handle ?? failure?.handle, failure?.previousIntact === true);
+    }
+}
+/**
+ * canary-wait: the canary hosts, already committed, must keep passing the readiness probe
+ * (and name the new version when the gate expects it) at every health-interval for the
+ * whole wait; one failing answer fails the canary. Cancellation ends the wait early: the
+ * canary is consistent, and no further batch starts.
+ */
+async function holdCanary(run, canaries) {
+    const { settings, deps } = run;
+    const seconds = settings.rollout.canaryWaitSeconds;
+    const until = Date.now() + seconds * 1000;
+    deps.reporter.log('runner', `holding the canary (${canaries.map((session) => session.remote.name).join(', ')}) for ${seconds}s of passing readiness probes (canary-wait)`);
+    while (Date.now() < until && !deps.signal?.aborted) {
+        await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
+        if (deps.signal?.aborted)
+            break;
+        const failures = await Promise.all(canaries.map(async (session) => {
+            const expected = expectsVersion(run, session) ? session.target : undefined;
+            try {
+                const why = failureOf(await probe(session.remote, session.server.python, settings.health), expected);
+                if (!why)
+                    return undefined;
+                return new HostFailure(session, new HealthGateError(`canary stopped passing its readiness probe during canary-wait: ${why}`, session.remote.name), true);
+            }
+            catch (error) {
+                return new HostFailure(session, error, true);
+            }
+        }));
+        const failed = failures.filter((failure) => failure !== undefined);
+        if (failed.length)
+            return failed;
+    }
+    if (!deps.signal?.aborted)
+        deps.reporter.log('runner', `the canary passed ${seconds}s of readiness probes`);
+    return [];
+}
+async function switchAndReload(run, session, reporter, to, from) {
+    const { remote } = session;
+    const { deps, layout, token } = run;
+    await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
+    reporter.log(remote.name, `current → releases/${to}`);
+    const server = await deps.server.inspect(remote);
+    return deps.server.reload(remote, server, (line) => reporter.log(remote.name, line), deps.signal);
+}
+function expectsVersion(run, session) {
+    const expect = run.settings.health.expectVersion;
+    return expect === 'always' || (expect === 'auto' && session.versioned);
+}
+async function gate(run, session, reporter, server, version, signal) {
+    const { settings } = run;
+    const expect = expectsVersion(run, session);
+    reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
+    const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
+    reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
+    return passed;
+}
+/**
+ * Puts hosts back on the release each served before this run, in parallel (at most as many at
+ * once as the widest batch, the concurrency the plan already accepted). A failing host reverts
+ * its in-flight reload (e.g. the old USR2 master takes over again), or only switches back when
+ * its old generation never stopped serving; hosts already committed reload the previous
+ * release afresh. Every host is attempted even if one fails; those that could not be put back
+ * are returned. Nothing takes the run's cancellation: putting back runs to its end.
+ */
+async function putBack(run, failures, committed, limit) {
+    const { deps } = run;
+    const own = new Map(failures.map((failure) => [failure.session, failure]));
+    // A host whose connection is gone goes last: the others are not kept waiting on its reconnect attempts.
+    const unreachable = (failure) => failure.cause instanceof HostUnreachableError || (failure.cause instanceof ReloadFailure && failure.cause.hostUnreachable);
+    const order = [
+        ...failures.filter((failure) => !unreachable(failure)).map((failure) => failure.session),
+        ...committed,
+        ...failures.filter(unreachable).map((failure) => failure.session),
+    ];
+    const stranded = [];
+    await forEachHost(order, { limit, reporter: deps.reporter, title: (s) => `Roll back ${s.remote.name}: → ${s.leaving}`, host: (s) => s.remote.name, stopOnFailure: false }, async (session, reporter) => {
+        try {
+            await putBackHost(run, session, reporter, own.get(session));
+        }
+        catch (error) {
+            session.report.status = 'failed';
+            session.report.error = `rollback failed: ${errorMessage(error)}`;
+            stranded.push(session.report);
+            deps.reporter.warn(`[${session.remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
+        }
+    });
+    return stranded;
+}
+async function putBackHost(run, session, reporter, failure) {
+    const { deps, layout, token } = run;
+    const { remote } = session;
+    const previous = session.state.previous ?? null;
+    await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
+    reporter.log(remote.name, `current → releases/${session.leaving}`);
+    let handle;
+    let serving;
+    if (failure?.inFlight) {
+        serving = await failure.inFlight.revert();
+    }
+    else if (failure?.intact) {
+        serving = await deps.server.inspect(remote);
+        reporter.log(remote.name, `master ${serving.pid} never stopped serving ${session.leaving}`);
+    }
+    else {
+        handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => reporter.log(remote.name, line));
+        serving = handle.master;
+    }
+    await gate(run, session, reporter, serving, session.leaving);
+    const server = handle ? await handle.commit() : serving;
+    Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
+}
+
 ;// CONCATENATED MODULE: ./src/deploy.ts
 
 
@@ -63361,18 +64016,15 @@ class ReloadFailure extends ReloadError {
 
 
 
-/** A failed deploy, carrying the outcome for the outputs. */
-class DeployFailed extends DeployError {
-    outcome;
-    constructor(outcome) {
-        super(outcome.error ?? outcome.status);
-        this.outcome = outcome;
-    }
-}
+
+
+
+
 /**
- * The life of one deploy (or rollback): connect and verify every host, lock, stage, check,
- * then switch and reload host by host behind a readiness gate, putting every touched host
- * back when one fails.
+ * The life of one deploy (or rollback): connect and verify every host, lock, inspect, stage
+ * and check the new release on every host (in parallel, up to max-parallel at once), migrate
+ * once, then switch and reload batch by batch behind each host's readiness gate (see
+ * rollout/roll-out.ts), putting every touched host back when one fails.
  */
 async function deploy(settings, deps) {
     const token = (0,external_node_crypto_.randomBytes)(6).toString('hex');
@@ -63381,7 +64033,8 @@ async function deploy(settings, deps) {
     const layout = layoutOf(settings.appDir);
     const { reporter } = deps;
     const outcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
-    const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+    const run = { settings, deps, layout, token, outcome };
+    const remotes = await connectAll(settings, deps);
     const checkpoint = (what) => throwIfCancelled(deps.signal, what);
     if (settings.mode === 'unlock')
         return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
@@ -63401,38 +64054,36 @@ async function deploy(settings, deps) {
             });
         }
         checkpoint('inspect the hosts');
-        const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
+        const sessions = await inspectAll(settings, deps, remotes, layout);
         outcome.hosts = sessions.map((session) => session.report);
         outcome.release = sessions[0]?.target ?? settings.release;
         outcome.previousRelease = sessions[0]?.leaving;
+        const batches = planRollout(sessions.map((session) => session.remote.name), settings.rollout);
+        for (const batch of batches)
+            for (const session of sessions)
+                if (batch.hosts.includes(session.remote.name))
+                    session.report.batch = batch.index;
         if (settings.mode === 'plan') {
             for (const session of sessions) {
                 session.report.status = 'planned';
                 if (session.state.lockOwner)
                     reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
             }
+            await reporter.group('Rollout plan', async () => {
+                for (const line of describePlan(batches))
+                    reporter.log('plan', line);
+            });
             outcome.status = 'planned';
             return outcome;
         }
         if (settings.mode === 'deploy') {
-            await stageAll(settings, deps, sessions, layout, token);
-            await reporter.group('Check the new release', async () => {
-                for (const session of sessions) {
-                    checkpoint(`check the new release on ${session.remote.name}`);
-                    await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
-                    const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
-                    reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
-                }
-            });
+            await prepareAll(run, sessions);
             checkpoint('migrate');
             if (settings.migration.command && deps.migrate)
                 await migrateOnce(settings, deps, sessions, layout, outcome);
         }
-        await rollOut(settings, deps, sessions, layout, token, outcome);
-        await reporter.group('Prune old releases', async () => {
-            for (const session of sessions)
-                await prune(settings, session, layout, token, reporter);
-        });
+        await rollOut(run, sessions, batches);
+        await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Prune old releases on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => prune(settings, session, layout, token, hostReporter));
         outcome.status = 'deployed';
         return outcome;
     }
@@ -63448,11 +64099,11 @@ async function deploy(settings, deps) {
     }
     finally {
         stopHeartbeat();
-        for (const remote of locked) {
+        await Promise.all(locked.map(async (remote) => {
             if (settings.mode !== 'plan')
                 await audit(remote, layout, settings, { identity, started, outcome });
             await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
-        }
+        }));
         await Promise.all(remotes.map((remote) => remote.close()));
     }
 }
@@ -63516,59 +64167,55 @@ async function unlockAll(settings, deps, remotes, layout, run) {
     }
 }
 /**
- * What a cancelled run left: each host and the release it serves, for the error and the log.
- * A host is on its new release only when its report says deployed.
+ * Opens every connection first (up to max-parallel at once): a host key problem anywhere stops
+ * the deploy before any change.
  */
-function cancelledMessage(outcome) {
-    const hosts = outcome.hosts.map((host) => {
-        const serves = host.status === 'deployed' ? host.release : host.previousRelease;
-        const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
-        return `${host.host} serves ${serves ?? '?'} (${how})`;
-    });
-    return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;
-}
-/** Opens every connection first: a host key problem anywhere stops the deploy before any change. */
 async function connectAll(settings, deps) {
-    const remotes = [];
+    const remotes = new Map();
+    const verified = settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified';
+    const results = await forEachHost(settings.hosts, { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (target) => `Connect to ${target.label}`, host: (target) => target.label, stopOnFailure: true }, async (target, reporter) => {
+        remotes.set(target.label, await deps.connect(target));
+        reporter.log(target.label, verified);
+    });
     try {
-        for (const target of settings.hosts) {
-            remotes.push(await deps.connect(target));
-            deps.reporter.log(target.label, settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified');
-        }
-        return remotes;
+        throwFirstFailure(results);
     }
     catch (error) {
-        await Promise.all(remotes.map((remote) => remote.close()));
+        await Promise.all([...remotes.values()].map((remote) => remote.close()));
         throw error;
     }
+    return settings.hosts.map((target) => remotes.get(target.label)).filter((remote) => remote !== undefined);
 }
-/** Reads each host's releases and verifies its server, deciding what goes where. Changes nothing. */
+/** Reads each host's releases and verifies its server, deciding what goes where (in parallel). Changes nothing. */
 async function inspectAll(settings, deps, remotes, layout) {
-    const sessions = [];
-    for (const remote of remotes) {
-        const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
-        if (!state.current) {
-            throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
-        }
-        const server = await deps.server.inspect(remote);
-        const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
-        if (settings.mode === 'deploy' && target === state.current) {
-            throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
-        }
-        const reading = await probe(remote, server.python, settings.health);
-        const versioned = Boolean(reading.version);
-        deps.reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd());
-        sessions.push({
-            remote,
-            state,
-            server,
-            target,
-            leaving: state.current,
-            versioned,
-            report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
-        });
+    const sessions = new Map();
+    const results = await forEachHost(remotes, { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (remote) => `Inspect ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true }, async (remote, reporter) => {
+        sessions.set(remote, await inspectHost(settings, deps.server, remote, layout, reporter));
+    });
+    throwFirstFailure(results);
+    return remotes.map((remote) => sessions.get(remote)).filter((session) => session !== undefined);
+}
+async function inspectHost(settings, driver, remote, layout, reporter) {
+    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    if (!state.current) {
+        throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
     }
-    return sessions;
+    const server = await driver.inspect(remote);
+    const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
+    if (settings.mode === 'deploy' && target === state.current) {
+        throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
+    }
+    const reading = await probe(remote, server.python, settings.health);
+    reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd());
+    return {
+        remote,
+        state,
+        server,
+        target,
+        leaving: state.current,
+        versioned: Boolean(reading.version),
+        report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
+    };
 }
 function rollbackTarget(state, host) {
     const previous = state.previous;
@@ -63601,8 +64248,13 @@ async function migrateOnce(settings, deps, sessions, layout, outcome) {
         }
     });
 }
-/** Uploads and prepares the release on every host; nothing serving is touched. */
-async function stageAll(settings, deps, sessions, layout, token) {
+/**
+ * Uploads, installs and checks the release on every host, up to max-parallel at once; nothing
+ * serving is touched. The release is packed once. One failure stops every host not yet
+ * started, and the deploy, with nothing switched anywhere.
+ */
+async function prepareAll(run, sessions) {
+    const { settings, deps } = run;
     const { reporter } = deps;
     const packed = settings.source ? await packSource(settings.source) : undefined;
     if (packed?.skipped.length) {
@@ -63610,168 +64262,52 @@ async function stageAll(settings, deps, sessions, layout, token) {
         reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
     }
     try {
-        for (const session of sessions) {
-            const { remote } = session;
-            throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
-            await reporter.group(`Stage ${settings.release} on ${remote.name}`, async () => {
-                await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
-                if (packed) {
-                    const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
-                    try {
-                        await remote.upload('upload the release archive', packed.archive, archive);
-                        reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
-                        await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
-                    }
-                    catch (error) {
-                        // Best effort: the upload's own error is the one to report, even if the host is gone.
-                        await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
-                        throw error;
-                    }
-                }
-                else {
-                    await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
-                }
-                if (settings.sharedPaths.length) {
-                    await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
-                    reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
-                }
-                if (settings.installCommand) {
-                    throwIfCancelled(deps.signal, 'run the install command', remote.name);
-                    const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
-                    for (const line of result.stdout.trim().split('\n').slice(-20))
-                        if (line)
-                            reporter.log(remote.name, line);
-                }
-                reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
-            });
-        }
+        const results = await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true }, async (session, hostReporter) => {
+            await stageHost(run, session, packed, hostReporter);
+            throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
+            await deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target));
+            const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
+            hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
+        });
+        throwFirstFailure(results);
     }
     finally {
         await packed?.dispose();
     }
 }
-/**
- * Host by host: switch, reload, gate. On a failure with rollback: auto, the failing host and
- * every host done before it go back to what they served, in reverse order. On cancellation
- * only the host in flight is put back (unless its new generation already passed the gate:
- * then it is committed): the runner gives seconds, not minutes, and every host done is
- * consistent already.
- */
-async function rollOut(settings, deps, sessions, layout, token, outcome) {
-    const done = [];
-    for (const session of sessions) {
-        let handle;
-        let started = false;
-        try {
-            throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
-            started = true;
-            await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
-                handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
-                const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
-                const committed = await handle.commit();
-                Object.assign(session.report, {
-                    status: 'deployed',
-                    newMasterPid: committed.pid,
-                    newWorkers: committed.workers,
-                    secondsToReady: round(passed.seconds),
-                    health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
-                });
-            });
-            done.push(session);
-        }
-        catch (error) {
-            const cancelled = deps.signal?.aborted === true;
-            if (cancelled && !started) {
-                outcome.status = 'cancelled';
-                outcome.error = cancelledMessage(outcome);
-                throw new DeployFailed(outcome);
-            }
-            session.report.status = 'failed';
-            session.report.error = errorMessage(error);
-            outcome.error = session.report.error;
-            if (settings.rollback === 'never') {
-                deps.reporter.warn(`rollback: never — ${session.remote.name} and ${done.length} host(s) before it are left as they are.`);
-                if (cancelled)
-                    outcome.status = 'cancelled';
-                throw new DeployFailed(outcome);
-            }
-            const failure = error instanceof ReloadFailure ? error : undefined;
-            const inFlight = handle ?? failure?.handle;
-            // A host whose connection is gone goes last: the others are put back without waiting on its reconnect attempts.
-            const unreachable = error instanceof HostUnreachableError || failure?.hostUnreachable === true;
-            // Cancelled: only the host in flight goes back; hosts done are consistent and the runner gives seconds.
-            const order = cancelled ? [session] : unreachable ? [...done.reverse(), session] : [session, ...done.reverse()];
-            const stranded = await putBack(settings, deps, order, layout, token, { session, inFlight, intact: failure?.previousIntact === true });
-            // 'rolled-back' promises every touched host serves the previous release again; say so only when true.
-            if (cancelled)
-                outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
-            else
-                outcome.status = stranded.length === 0 ? 'rolled-back' : 'failed';
-            if (cancelled)
-                outcome.error = cancelledMessage(outcome);
-            if (stranded.length)
-                outcome.error = `${outcome.error ?? ''}\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}`;
-            throw new DeployFailed(outcome);
-        }
-    }
-}
-async function switchAndReload(deps, session, layout, token, to, from) {
+async function stageHost(run, session, packed, reporter) {
+    const { settings, deps, layout, token } = run;
     const { remote } = session;
-    await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
-    deps.reporter.log(remote.name, `current → releases/${to}`);
-    const server = await deps.server.inspect(remote);
-    return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line), deps.signal);
-}
-async function gate(settings, deps, session, server, version, signal) {
-    const expect = settings.health.expectVersion === 'always' || (settings.health.expectVersion === 'auto' && session.versioned);
-    deps.reporter.log(session.remote.name, `readiness gate: ${redactedUrl(settings.health.url)}${expect ? ` must name ${version}` : ''}`);
-    const passed = await waitUntilReady(session.remote, server.python, settings.health, expect ? version : undefined, signal);
-    deps.reporter.log(session.remote.name, `ready in ${round(passed.seconds)}s (${passed.reading.status} ${passed.reading.version ?? ''})`.trimEnd());
-    return passed;
-}
-/**
- * Puts each host back on the release it served before this run. The failing host reverts its
- * in-flight reload (e.g. the old USR2 master takes over again), or only switches back when its
- * old generation never stopped serving; hosts already done reload the previous release
- * afresh. Every host is attempted even if one fails; the hosts that could not be put back
- * are returned.
- */
-async function putBack(settings, deps, order, layout, token, failing) {
-    const stranded = [];
-    for (const session of order) {
-        const { remote } = session;
+    throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
+    await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
+    if (packed) {
+        const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
         try {
-            await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
-                const previous = session.state.previous ?? null;
-                await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
-                deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
-                const own = session === failing.session ? failing : undefined;
-                let handle;
-                let serving;
-                if (own?.inFlight) {
-                    serving = await own.inFlight.revert();
-                }
-                else if (own?.intact) {
-                    serving = await deps.server.inspect(remote);
-                    deps.reporter.log(remote.name, `master ${serving.pid} never stopped serving ${session.leaving}`);
-                }
-                else {
-                    handle = await deps.server.reload(remote, await deps.server.inspect(remote), (line) => deps.reporter.log(remote.name, line));
-                    serving = handle.master;
-                }
-                await gate(settings, deps, session, serving, session.leaving);
-                const server = handle ? await handle.commit() : serving;
-                Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
-            });
+            await remote.upload('upload the release archive', packed.archive, archive);
+            reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
+            await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
         }
         catch (error) {
-            session.report.status = 'failed';
-            session.report.error = `rollback failed: ${errorMessage(error)}`;
-            stranded.push(session.report);
-            deps.reporter.warn(`[${remote.name}] rollback to ${session.leaving} failed: ${errorMessage(error)}. Check this host by hand.`);
+            // Best effort: the upload's own error is the one to report, even if the host is gone.
+            await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
+            throw error;
         }
     }
-    return stranded;
+    else {
+        await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
+    }
+    if (settings.sharedPaths.length) {
+        await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
+        reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
+    }
+    if (settings.installCommand) {
+        throwIfCancelled(deps.signal, 'run the install command', remote.name);
+        const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
+        for (const line of result.stdout.trim().split('\n').slice(-20))
+            if (line)
+                reporter.log(remote.name, line);
+    }
+    reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
 }
 /**
  * Deletes old releases and what interrupted runs left in releases/. The new release already
@@ -63794,9 +64330,6 @@ async function prune(settings, session, layout, token, reporter) {
     catch (error) {
         reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
     }
-}
-function round(seconds) {
-    return Math.round(seconds * 10) / 10;
 }
 
 ;// CONCATENATED MODULE: ./src/remote/disk-space.ts
