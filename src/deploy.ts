@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { balancerOf, type Balancer } from './balancer/balancer.js';
 import type { Settings } from './config/settings.js';
 import { DeployError, HostUnreachableError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
@@ -35,6 +36,8 @@ export interface DeployDependencies {
   reporter: Reporter;
   /** The migration step (main.ts binds it to runMigrationStep); runs once, on one host, before any reload. */
   migrate?: (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) => Promise<MigrationResult>;
+  /** The load balancer in front of the hosts (lb); none when undefined. */
+  balancer?: Balancer;
   /** Who runs this deploy, for locks and audit lines; default: from process.env. */
   identity?: RunIdentity;
   /**
@@ -79,6 +82,13 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const outcome: DeployOutcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
 
   const remotes = await reporter.group('Connect', () => connectAll(settings, deps));
+  // The balancer's plan is checked (hosts mapped to servers, never the last one drained) before any change.
+  try {
+    if (settings.mode !== 'unlock') await reporter.group('Load balancer', () => balancerOf(deps).open(settings.hosts, deps.signal));
+  } catch (error) {
+    await Promise.all([...remotes.map((remote) => remote.close()), balancerOf(deps).close([])]);
+    throw error;
+  }
   const checkpoint = (what: string) => throwIfCancelled(deps.signal, what);
   if (settings.mode === 'unlock') return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
   const locked: RemoteHost[] = [];
@@ -139,6 +149,8 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     }
     throw new DeployFailed(outcome);
   } finally {
+    // Whatever happened, no server this run drained stays out of rotation.
+    await balancerOf(deps).close(outcome.hosts);
     stopHeartbeat();
     for (const remote of locked) {
       if (settings.mode !== 'plan') await audit(remote, layout, settings, { identity, started, outcome });
@@ -364,9 +376,12 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
       started = true;
       await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
-        handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
-        const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
-        const committed = await handle.commit();
+        const passed = await balancerOf(deps).around(session.remote.name, async () => {
+          handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
+          return gate(settings, deps, session, handle.master, session.target, deps.signal);
+        });
+        await balancerOf(deps).trafficCheck([session.remote.name]);
+        const committed = await (handle as ReloadHandle).commit();
         Object.assign(session.report, {
           status: 'deployed',
           newMasterPid: committed.pid,
@@ -450,7 +465,7 @@ async function putBack(
   for (const session of order) {
     const { remote } = session;
     try {
-      await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
+      await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, () => balancerOf(deps).around(remote.name, async () => {
         const previous = session.state.previous ?? null;
         await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
         deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
@@ -469,7 +484,7 @@ async function putBack(
         await gate(settings, deps, session, serving, session.leaving);
         const server = handle ? await handle.commit() : serving;
         Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
-      });
+      }));
     } catch (error) {
       session.report.status = 'failed';
       session.report.error = `rollback failed: ${errorMessage(error)}`;

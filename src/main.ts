@@ -3,12 +3,15 @@ import * as path from 'node:path';
 import { Inputs, Outputs } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
 import type { GunicornStrategy, Settings, UwsgiStrategy } from './config/settings.js';
+import type { Balancer } from './balancer/balancer.js';
+import { shouldDrain } from './balancer/drain-policy.js';
+import { HaproxyBalancer } from './balancer/haproxy/haproxy-balancer.js';
 import { deploy, DeployFailed } from './deploy.js';
 import { errorMessage } from './errors.js';
 import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
-import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
+import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
 import type { DeployOutcome } from './report/reporter.js';
@@ -40,10 +43,12 @@ async function deployFromInputs(): Promise<void> {
 
   const cancellation = onRunnerCancel();
   let outcome: DeployOutcome;
+  const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
-      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
+      connect,
+      balancer: balancer(settings, connect, cancellation.signal),
       server: serverDriver(settings),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
@@ -81,6 +86,20 @@ function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
       process.off('SIGTERM', onTerm);
     },
   };
+}
+
+/** The load balancer named by lb, undefined when there is none. */
+function balancer(settings: Settings, connect: RemoteHostFactory, signal: AbortSignal): Balancer | undefined {
+  const lb = settings.balancer;
+  if (!lb) return undefined;
+  return new HaproxyBalancer({
+    settings: lb,
+    drain: shouldDrain(lb.drain, settings.server, settings.strategy),
+    connect,
+    upTimeoutSeconds: settings.health.timeoutSeconds,
+    log: (line) => actionReporter.log(lb.host.label, line),
+    signal,
+  });
 }
 
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */

@@ -35,6 +35,16 @@ export const Inputs = {
   Mode: 'mode',
   LockWait: 'lock-wait',
   ForceUnlock: 'force-unlock',
+  Lb: 'lb',
+  LbHost: 'lb-host',
+  LbSocket: 'lb-socket',
+  LbBackend: 'lb-backend',
+  LbServers: 'lb-servers',
+  Drain: 'drain',
+  DrainTimeout: 'drain-timeout',
+  TrafficGateWindow: 'traffic-gate-window',
+  TrafficGateMax5xxRate: 'traffic-gate-max-5xx-rate',
+  TrafficGateLatencyFactor: 'traffic-gate-latency-factor',
 } as const;
 
 export const Outputs = {

@@ -7,6 +7,7 @@ export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
 export type UwsgiStrategy = 'chain' | 'reload';
 export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
 export type ExpectVersion = 'auto' | 'always' | 'never';
+export type DrainMode = 'auto' | 'always' | 'never';
 
 /** One SSH target. */
 export interface HostTarget {
@@ -36,6 +37,24 @@ export interface HealthSettings {
   expectVersion: ExpectVersion;
 }
 
+/** The load balancer in front of the hosts (lb: haproxy). */
+export interface BalancerSettings {
+  kind: 'haproxy';
+  /** The SSH host that runs HAProxy, pinned in known-hosts like every host. */
+  host: HostTarget;
+  /** HAProxy's admin socket on that host (`stats socket ... level admin`). */
+  socket: string;
+  backend: string;
+  /** lb-servers: host (label, address or address:port) → server name; undefined = match by address. */
+  servers?: Map<string, string>;
+  drain: DrainMode;
+  drainTimeoutSeconds: number;
+  /** Traffic gate: extra error rate (0..1) and response-time factor the new release may show, over windowSeconds. */
+  max5xxRate: number;
+  latencyFactor: number;
+  windowSeconds: number;
+}
+
 export interface Settings {
   hosts: HostTarget[];
   ssh: SshSettings;
@@ -63,4 +82,6 @@ export interface Settings {
   lockWaitSeconds: number;
   /** mode: unlock removes a lock even when its holder is still alive. */
   forceUnlock: boolean;
+  /** undefined when lb is empty: the action never talks to a balancer. */
+  balancer?: BalancerSettings;
 }

@@ -38,6 +38,7 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
       ].map(cell),
     ),
   ]);
+  if (outcome.hosts.some((host) => host.balancer)) summary.addRaw(balancerSection(outcome.hosts), true);
   if (outcome.migration) summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
   if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
   await summary.write();
@@ -53,6 +54,28 @@ function migrationSection(migration: MigrationOutcome, status: DeployOutcome['st
     lines.push('', '**The migrations were not rolled back** (the action never downgrades a schema): the previous release runs against the new schema, which is safe for expand-only migrations.');
   }
   if (migration.findings.length > 0) lines.push('', formatFindingsMarkdown(migration.findings, { dialect: migration.dialect ?? undefined }));
+  return lines.join('\n');
+}
+
+/** Per server: how long it was out of rotation, what it held when drained, the errors HAProxy saw, the traffic gate. */
+function balancerSection(hosts: HostReport[]): string {
+  const lines = ['\n### Load balancer\n', '| Host | Server | Drained for | Sessions at drain | Errors during reload | Traffic gate |', '|---|---|---|---|---|---|'];
+  for (const host of hosts) {
+    const seen = host.balancer;
+    if (!seen) continue;
+    lines.push(
+      `| ${[
+        host.host,
+        seen.server,
+        seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
+        seen.sessionsAtDrain === undefined ? '—' : String(seen.sessionsAtDrain),
+        seen.errorsDuringReload === undefined ? '—' : String(seen.errorsDuringReload),
+        seen.traffic ?? '—',
+      ]
+        .map(cell)
+        .join(' | ')} |`,
+    );
+  }
   return lines.join('\n');
 }
 

@@ -29,6 +29,8 @@ export interface AppOptions {
   failOnlyUnderGunicorn?: boolean;
   /** Raise at import only inside uWSGI (the `uwsgi` module is importable): passes an import check, then no worker has an app. */
   failOnlyUnderUwsgi?: boolean;
+  /** `/` answers 500 while /health/ready passes: only real traffic shows the release is broken. */
+  failRequests?: boolean;
   /** `lazy-apps` in uwsgi.ini (default true): needed by a chain reload. */
   lazyApps?: boolean;
   /**
@@ -81,6 +83,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     NEVER_READY: pyBool(opts.neverReady),
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
     FAIL_ONLY_UNDER_UWSGI: pyBool(opts.failOnlyUnderUwsgi),
+    FAIL_REQUESTS: pyBool(opts.failRequests),
   });
   const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
     WORKERS: String(workers),
