@@ -41,14 +41,16 @@ async function deployFromInputs(): Promise<void> {
   core.info(`graceful-deploy: ${settings.mode} ${settings.release || '(previous release)'} to ${settings.hosts.map((host) => host.label).join(', ')} with ${settings.server}/${settings.strategy}`);
   if (!settings.ssh.knownHosts) core.warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
 
-  const cancellation = onRunnerCancel();
+  const lb: { balancer?: Balancer } = {};
+  const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
   let outcome: DeployOutcome;
   const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
+  lb.balancer = balancer(settings, connect, cancellation.signal);
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
       connect,
-      balancer: balancer(settings, connect, cancellation.signal),
+      balancer: lb.balancer,
       server: serverDriver(settings),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
@@ -69,14 +71,18 @@ async function deployFromInputs(): Promise<void> {
  * that. A listener replaces node's default exit: the deploy stops starting new work, finishes
  * the host in flight, releases its locks and writes its outputs in that time.
  */
-function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
+function onRunnerCancel(lastChance: () => void): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const cancel = (name: NodeJS.Signals) => {
     if (!controller.signal.aborted) core.warning(`${name} received: the run is being cancelled. Nothing new starts; the host in flight is put in order and the locks released.`);
     controller.abort();
   };
   const onInt = () => cancel('SIGINT');
-  const onTerm = () => cancel('SIGTERM');
+  // SIGTERM: 2.5 s before the kill; what must not be left behind (a drained server) goes now.
+  const onTerm = () => {
+    cancel('SIGTERM');
+    lastChance();
+  };
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   return {

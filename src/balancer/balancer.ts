@@ -26,6 +26,13 @@ export interface Balancer {
   trafficCheck(hosts: readonly string[]): Promise<void>;
   /** Sets every server this run drained back to ready, puts what it saw into `reports`, closes the connection. Never throws. */
   close(reports: HostReport[]): Promise<void>;
+  /**
+   * The runner's last seconds (SIGTERM, 2.5 s before it kills the process tree): every server
+   * this run drained goes back to ready now, whatever its host is doing. HAProxy's own check
+   * keeps traffic off a host that cannot answer; a server left drained would be an outage
+   * waiting for the next deploy. Never throws.
+   */
+  restoreNow(): Promise<void>;
 }
 
 /** No balancer (lb empty): the work runs as it is and there is nothing to check. */
@@ -34,6 +41,7 @@ export const NO_BALANCER: Balancer = {
   around: (_host, work) => work(),
   trafficCheck: async () => undefined,
   close: async () => undefined,
+  restoreNow: async () => undefined,
 };
 
 /** The run's balancer, or NO_BALANCER. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionResult } from '../support/run-action.js';
 import { startLoad, type LoadReport } from '../support/load.js';
 import { startServingSandbox, type AppOptions, type Sandbox } from '../support/sandbox.js';
-import { deployTo, expectAllOn, hostsOutput, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
+import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
 
 /** The balancer inputs of an LB-host sandbox, with a short traffic window. */
 function lbInputs(sb: Sandbox): Record<string, string> {
@@ -103,12 +103,14 @@ describe('gunicorn behind HAProxy on its own host: drain and traffic gate under 
     await expectNoneDrained(t.sb);
   });
 
-  it('a run cancelled while a host is drained leaves no server drained', async () => {
-    const result = await t.run({ source: await t.source('v5', { bootSeconds: 4 }), release: 'v5', strategy: 'hup' }, { cancelWhen: /HUP → / });
-    expect(result.outputs.status, logOf(result)).toMatch(/cancelled|rolled-back/);
+  it('a run cancelled while a host is drained: the host is put back and no server is left drained', async () => {
+    const previous = (await hostState(t.sb, 1)).current.replace('releases/', '');
+    const result = await t.run({ source: await t.source('v5', { bootSeconds: 1 }), release: 'v5', strategy: 'hup' }, { cancelWhen: /HUP → / });
+    expect(result.outputs.status ?? '(killed)', logOf(result)).toBe('cancelled');
     expect(result.stdout).toMatch(/h1 drained/);
+    expect(result.stdout).toMatch(/h1 set back to ready|h1 ready and UP/);
     await expectNoneDrained(t.sb);
-    await expectAllOn(t.sb, 'v2');
+    await expectAllOn(t.sb, previous);
   });
 
   it('bad balancer inputs and impossible plans are refused before any change', async () => {
@@ -130,12 +132,20 @@ describe('gunicorn behind HAProxy on its own host: drain and traffic gate under 
       for (const name of ['h2', 'h3']) await t.sb.execLb(`echo "set server app/${name} state ready" | python3 -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect("/run/haproxy/admin.sock");s.sendall(sys.stdin.buffer.read());print(s.recv(4096))'`);
     }
     for (const host of t.sb.hosts) expect((await t.sb.exec(host.index, `ls ${t.sb.appDir}/releases`)).stdout).not.toContain('v6');
-    await expectAllOn(t.sb, 'v2');
+    await expectAllOn(t.sb, (await hostState(t.sb, 1)).current.replace('releases/', ''));
+    await expectNoneDrained(t.sb);
+  });
+
+  it('a run killed by the runner after SIGTERM: the drained server was set ready at SIGTERM', async () => {
+    const result = await t.run({ source: await t.source('v5b', { bootSeconds: 12 }), release: 'v5b', strategy: 'hup', 'health-timeout': '60' }, { cancelWhen: /HUP → / });
+    expect(result.code, 'killed by the runner 10 s after SIGINT').toBe(137);
+    // The HUP generation still boots (12 s) when the kill comes: only the SIGTERM handler can have set h1 ready.
+    expect(result.stdout, logOf(result)).toMatch(/h1 set back to ready \(this run had drained it\)/);
     await expectNoneDrained(t.sb);
   });
 });
 
-describe('uWSGI reload behind HAProxy drain under load', () => {
+describe('uWSGI reload and chain behind HAProxy drain under load', () => {
   const t = harness('uwsgi');
   beforeAll(async () => {
     t.sb = await startServingSandbox({ hosts: 2, version: 'v1', server: 'uwsgi', app: { bootSeconds: 2 }, lbHost: true });
@@ -158,5 +168,16 @@ describe('uWSGI reload behind HAProxy drain under load', () => {
     await expectAllOn(t.sb, 'v2');
     await expectNoneDrained(t.sb);
     console.log(`uwsgi no-app reload + drain: ${load.requests} requests, ${load.failed} failed`);
+  });
+
+  it('chain of a release with no app inside uWSGI behind drain: rolled back with 0 failed requests (without drain the app-less worker answers errors)', async () => {
+    const { result, load } = await underLoad(t.sb, async () =>
+      t.run({ source: await t.source('v4', { failOnlyUnderUwsgi: true }), release: 'v4', strategy: 'chain', 'reload-timeout': '60' }),
+    );
+    expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+    expect(result.stdout).toMatch(/accepts requests with no app loaded/);
+    await expectAllOn(t.sb, 'v2');
+    await expectNoneDrained(t.sb);
+    console.log(`uwsgi no-app chain + drain: ${load.requests} requests, ${load.failed} failed`);
   });
 });

@@ -91,16 +91,22 @@ export class HaproxyBalancer implements Balancer {
     if (!verdict.ok) throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
   }
 
+  async restoreNow(): Promise<void> {
+    await Promise.all(
+      [...this.drained].map(async (server) => {
+        try {
+          await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
+          this.drained.delete(server);
+          this.options.log(`${server} set back to ready (this run had drained it)`);
+        } catch (error) {
+          this.options.log(`WARNING: could not set ${this.backend}/${server} back to ready: ${errorMessage(error)}. Run 'set server ${this.backend}/${server} state ready' on HAProxy's admin socket.`);
+        }
+      }),
+    );
+  }
+
   async close(reports: HostReport[]): Promise<void> {
-    for (const server of [...this.drained]) {
-      try {
-        await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
-        this.drained.delete(server);
-        this.options.log(`${server} set back to ready (this run had drained it)`);
-      } catch (error) {
-        this.options.log(`WARNING: could not set ${this.backend}/${server} back to ready: ${errorMessage(error)}. Run 'set server ${this.backend}/${server} state ready' on HAProxy's admin socket.`);
-      }
-    }
+    await this.restoreNow();
     for (const report of reports) {
       const record = this.records.get(report.host);
       if (!record) continue;
