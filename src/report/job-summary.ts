@@ -88,7 +88,8 @@ function escapeHtml(text: string): string {
  * would end the HTML block and let markdown start), with markdown's inline markers as entities.
  */
 function cell(text: string): string {
-  return escapeHtml(text.replace(/\s+/g, ' ')).replace(/[\\`*_[\]|~!#]/g, (char) => `&#${char.charCodeAt(0)};`);
+  // One pass: escaping HTML first would let the '#' of '&#39;' be escaped again.
+  return text.replace(/\s+/g, ' ').replace(/[&<>"'\\`*_[\]|~!#]/g, (char) => escapeHtml(char) === char ? `&#${char.charCodeAt(0)};` : escapeHtml(char));
 }
 
 /** A value as a markdown code span, which shows markup literally; a backtick or line break inside could end it. */

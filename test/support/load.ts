@@ -47,9 +47,17 @@ export interface LoadRun {
   readonly finished: Promise<LoadReport>;
 }
 
+/**
+ * Whether load may go to `url`: loopback, or a sandbox address (10.200-254.x.x, create-net.sh's
+ * range, e.g. an LB host's frontend on the sandbox bridge). Load never leaves this machine.
+ */
+export function isLocalTarget(url: URL): boolean {
+  return ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || /^10\.(2[0-4]\d|25[0-4])\.\d+\.\d+$/.test(url.hostname);
+}
+
 export function startLoad(opts: LoadOptions): LoadRun {
   const url = new URL(opts.url);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) && !/^10\.(2[0-4]\d|25[0-4])\.\d+\.\d+$/.test(url.hostname)) {
+  if (!isLocalTarget(url)) {
     throw new Error(`startLoad: only loopback or sandbox URLs may be loaded, got ${opts.url}`);
   }
   const rate = opts.rate ?? 100;
