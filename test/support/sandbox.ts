@@ -457,21 +457,12 @@ class SandboxImpl implements Sandbox {
       const check = await run('/usr/sbin/haproxy', ['-c', '-q', '-f', configPath]);
       if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
 
-      const log = openSync(this.haproxyLog, 'a');
-      // -db: stay in the foreground (we hold the pid) and log to the redirected stderr.
-      const child = spawn('/usr/sbin/haproxy', ['-db', '-f', configPath], { detached: true, stdio: ['ignore', log, log] });
-      closeSync(log);
-      child.unref();
-      await writeFile(join(this.root, 'haproxy.pid'), `${child.pid}\n`);
-      let exited = false;
-      child.on('exit', () => (exited = true));
-      child.on('error', () => (exited = true));
-
+      const exited = await this.spawnHaproxy([], configPath);
       try {
         await waitFor(
           `haproxy to listen on 127.0.0.1:${port}`,
           async () => {
-            if (exited) throw new Error('haproxy exited');
+            if (exited()) throw new Error('haproxy exited');
             return (await tcpOpen('127.0.0.1', port)) && (await this.lbStatus().then(() => true, () => false));
           },
           { timeoutMs: 10_000, intervalMs: 100 },
@@ -500,26 +491,34 @@ class SandboxImpl implements Sandbox {
     await writeFile(configPath, haproxyConfig({ bind: `${lb.ip}:80`, sockets: [lb.socket, this.haproxySocket], hosts: this.hosts }));
     const check = await this.execLb(`/usr/sbin/haproxy -c -q -f ${shq(configPath)}`);
     if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
+    const exited = await this.spawnHaproxy(['nsenter', '-t', String(this.lbInitPid), '-n', '-m', '-p', '--'], configPath);
+    await waitFor(
+      `haproxy on the LB host to listen on ${lb.ip}:80`,
+      async () => {
+        if (exited()) throw new Error(`haproxy exited\n${await tailFile(this.haproxyLog, 20)}`);
+        return (await tcpOpen(lb.ip, 80)) && (await this.lbStatus().then(() => true, () => false));
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    this.lbUrl = `http://${lb.ip}/`;
+  }
+
+  /**
+   * Starts HAProxy detached (behind `prefix`, e.g. nsenter into the LB host), logging to
+   * haproxy.log, its pid in haproxy.pid for teardown.sh; returns whether it has exited since.
+   */
+  private async spawnHaproxy(prefix: string[], configPath: string): Promise<() => boolean> {
     const log = openSync(this.haproxyLog, 'a');
-    const child = spawn('nsenter', ['-t', String(this.lbInitPid), '-n', '-m', '-p', '--', '/usr/sbin/haproxy', '-db', '-f', configPath], {
-      detached: true,
-      stdio: ['ignore', log, log],
-    });
+    // -db: stay in the foreground (we hold the pid) and log to the redirected stderr.
+    const argv = [...prefix, '/usr/sbin/haproxy', '-db', '-f', configPath];
+    const child = spawn(argv[0] ?? '', argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
     await writeFile(join(this.root, 'haproxy.pid'), `${child.pid}\n`);
     let exited = false;
     child.on('exit', () => (exited = true));
     child.on('error', () => (exited = true));
-    await waitFor(
-      `haproxy on the LB host to listen on ${lb.ip}:80`,
-      async () => {
-        if (exited) throw new Error(`haproxy exited\n${await tailFile(this.haproxyLog, 20)}`);
-        return (await tcpOpen(lb.ip, 80)) && (await this.lbStatus().then(() => true, () => false));
-      },
-      { timeoutMs: 10_000, intervalMs: 100 },
-    );
-    this.lbUrl = `http://${lb.ip}/`;
+    return () => exited;
   }
 
   async execLb(command: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
