@@ -1,12 +1,13 @@
 /**
  * The benchmark's load: the same autocannon load as test/support/load.ts (fixed overall rate,
- * N connections, loopback URL only), but with the latency of every single response kept, so
+ * N connections, loopback or sandbox URL only), but with the latency of every single response kept, so
  * percentiles are exact. (autocannon's own histogram, with a rate set, "corrects" coordinated
  * omission with an expected interval of ceil(1/rate-per-connection) = 1 ms, which adds one
  * synthetic sample per millisecond of a slow response: a single 4 s stall turns into ~4000
  * samples and drags p50 to seconds. Exact latencies avoid that.)
  */
 import autocannon from 'autocannon';
+import { isLocalTarget } from '../test/support/load.js';
 
 export interface MeterOptions {
   url: string;
@@ -39,7 +40,7 @@ export interface Meter {
 
 export function startMeter(opts: MeterOptions): Meter {
   const url = new URL(opts.url);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) throw new Error(`startMeter: only loopback URLs, got ${opts.url}`);
+  if (!isLocalTarget(url)) throw new Error(`startMeter: only loopback or sandbox URLs, got ${opts.url}`);
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const versions: Record<string, number> = {};

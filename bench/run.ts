@@ -9,6 +9,8 @@
  *   manual  the seeds' method, on every host in turn: `ln -sfn releases/<new> current` then
  *           `kill -HUP $(cat pidfile)` (no import check, no readiness gate, no rollback);
  *   hup     the action with strategy hup;
+ *   hup-drain the action with strategy hup behind HAProxy's drain (lb: haproxy, drain: auto;
+ *           traffic gate over 3 s per host);
  *   usr2    the action with strategy usr2;
  *   rolling the action with strategy rolling;
  * each with a good release, a release that fails to import, and a release that imports fine
@@ -62,9 +64,23 @@ function benchVersions(): GunicornVersion[] {
   return wanted as GunicornVersion[];
 }
 
-type Method = 'manual' | 'hup' | 'usr2' | 'rolling' | 'touch' | 'touch-chain' | 'chain' | 'reload';
+type Method = 'manual' | 'hup' | 'hup-drain' | 'usr2' | 'rolling' | 'touch' | 'touch-chain' | 'chain' | 'reload';
 const SERVER: 'gunicorn' | 'uwsgi' = process.argv.includes('--uwsgi') ? 'uwsgi' : 'gunicorn';
-const METHODS: readonly Method[] = SERVER === 'uwsgi' ? ['touch', 'touch-chain', 'chain', 'reload'] : ['manual', 'hup', 'usr2', 'rolling'];
+const ALL_METHODS: readonly Method[] = SERVER === 'uwsgi' ? ['touch', 'touch-chain', 'chain', 'reload'] : ['manual', 'hup', 'hup-drain', 'usr2', 'rolling'];
+/** BENCH_METHODS=hup,hup-drain measures some methods only, into latest-partial.{md,json}. */
+const PICKED = process.env.BENCH_METHODS?.split(',').map((method) => method.trim());
+const METHODS: readonly Method[] = PICKED ? ALL_METHODS.filter((method) => PICKED.includes(method)) : ALL_METHODS;
+/** BENCH_KINDS=good likewise picks release kinds. */
+const PICKED_KINDS = process.env.BENCH_KINDS?.split(',').map((kind) => kind.trim());
+/** The action's strategy and extra inputs of each action method. */
+const ACTION: Partial<Record<Method, { strategy: string; drain?: boolean }>> = {
+  hup: { strategy: 'hup' },
+  'hup-drain': { strategy: 'hup', drain: true },
+  usr2: { strategy: 'usr2' },
+  rolling: { strategy: 'rolling' },
+  chain: { strategy: 'chain' },
+  reload: { strategy: 'reload' },
+};
 /** Methods run by hand (no action): what they run on every host after switching `current`. */
 const MANUAL: Partial<Record<Method, string>> = {
   manual: 'kill -HUP $(cat run/gunicorn.pid)',
@@ -126,7 +142,7 @@ async function main(): Promise<void> {
   const markdown = renderMarkdown(rows, started, machine);
   console.log(`\n${markdown}`);
   await mkdir(RESULTS, { recursive: true });
-  const name = SERVER === 'uwsgi' ? 'latest-uwsgi' : 'latest';
+  const name = PICKED || PICKED_KINDS ? 'latest-partial' : SERVER === 'uwsgi' ? 'latest-uwsgi' : 'latest';
   await writeFile(join(RESULTS, `${name}.md`), markdown);
   await writeFile(
     join(RESULTS, `${name}.json`),
@@ -141,11 +157,12 @@ async function benchVersion(gunicorn: GunicornVersion | undefined): Promise<Row[
   const rows: Row[] = [];
   let sb: Sandbox | undefined;
   try {
-    sb = await startServingSandbox({ hosts: HOSTS, workers: WORKERS, gunicorn, version: 'v1', app: { bootSeconds: BOOT_SECONDS }, server: SERVER });
+    // HAProxy on its own host (as in production), so hup-drain can reach its admin socket over SSH.
+    sb = await startServingSandbox({ hosts: HOSTS, workers: WORKERS, gunicorn, version: 'v1', app: { bootSeconds: BOOT_SECONDS }, server: SERVER, lbHost: true });
     console.log(`bench: sandbox ${sb.id} serving v1 on ${HOSTS} hosts with ${serverLabel(gunicorn)}`);
     let serving = 'v1';
     let counter = 1;
-    for (const kind of ['good', 'import-error', 'boot-failure'] as const) {
+    for (const kind of (['good', 'import-error', 'boot-failure'] as const).filter((candidate) => !PICKED_KINDS || PICKED_KINDS.includes(candidate))) {
       for (const method of METHODS) {
         counter += 1;
         const version = kind === 'good' ? `v${counter}` : `${kind === 'import-error' ? 'broken' : 'crash'}${counter}`;
@@ -186,8 +203,10 @@ async function benchOne(
     run.sources.push(source);
     await writeRelease(source, SERVER === 'uwsgi' ? { ...app, appDir: sb.appDir } : app);
     deploy = async () => {
+      const action = ACTION[method] ?? { strategy: method };
+      const lb: Record<string, string> = action.drain && sb.lb ? { lb: 'haproxy', 'lb-host': sb.lb.ip, 'lb-backend': sb.lb.backend, drain: 'auto', 'traffic-gate-window': '3' } : { lb: '' };
       const result = await runAction(
-        { ...sandboxInputs(sb), source, release: version, server: SERVER, strategy: method, 'health-interval': '0.5', 'health-successes': '3', 'health-timeout': '30' },
+        { ...sandboxInputs(sb), source, release: version, server: SERVER, strategy: action.strategy, 'health-interval': '0.5', 'health-successes': '3', 'health-timeout': '30', ...lb },
         { timeoutMs: 300_000 },
       );
       return { outcome: result.outputs.status ?? `exit ${result.code}`, note: annotations(result.stdout) };
@@ -343,6 +362,7 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
   const label: Record<Method, string> = {
     manual: 'manual `ln -sfn` + `kill -HUP`',
     hup: 'action `hup`',
+    'hup-drain': 'action `hup` + HAProxy drain',
     usr2: 'action `usr2`',
     rolling: 'action `rolling`',
     touch: 'manual `ln -sfn` + touch-reload',
@@ -359,7 +379,7 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
       `${SERVER === 'uwsgi' ? `uWSGI ${machine.uwsgi} (Debian)` : `gunicorn 20.1 from Debian (${machine.gunicorn}) and upstream releases in a virtualenv with setproctitle`}, HAProxy ${machine.haproxy}, Node ${machine.node}.`,
     '',
     `Setup: ${HOSTS} sandbox hosts (network namespaces, sshd, ${SERVER === 'uwsgi' ? `daemonized uWSGI with ${WORKERS} lazy-apps workers` : `daemonized gunicorn with ${WORKERS} sync workers`}, ` +
-      `an app that sleeps ${BOOT_SECONDS} s at import) behind HAProxy (health check GET /health/ready every 500 ms, ` +
+      `an app that sleeps ${BOOT_SECONDS} s at import) behind HAProxy on its own namespaced host (health check GET /health/ready every 500 ms, ` +
       `fall 2 / rise 2, retries on connection failure). Load: ${LOAD.rate} req/s over ${LOAD.connections} connections ` +
       `through HAProxy (autocannon), GET /. Window: ${BEFORE_MS / 1000} s before the deploy to ${AFTER_MS / 1000} s after it. ` +
       'Deploy time: the action run (connect, upload, import check on every host, reload and readiness gate host by host); ' +

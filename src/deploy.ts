@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { balancerOf } from './balancer/balancer.js';
 import type { Settings } from './config/settings.js';
 import { DeployError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
@@ -47,6 +48,25 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
   const run: RunContext = { settings, deps, layout, token, outcome };
 
   const remotes = await connectAll(settings, deps);
+  // The plan is a function of the hosts input alone: the balancer checks it before any change.
+  const batches = planRollout(
+    settings.hosts.map((target) => target.label),
+    settings.rollout,
+  );
+  try {
+    if (settings.mode !== 'unlock') {
+      await reporter.group('Load balancer', () =>
+        balancerOf(deps).open(
+          settings.hosts,
+          deps.signal,
+          batches.map((batch) => batch.hosts),
+        ),
+      );
+    }
+  } catch (error) {
+    await Promise.all([...remotes.map((remote) => remote.close()), balancerOf(deps).close([])]);
+    throw error;
+  }
   const checkpoint = (what: string) => throwIfCancelled(deps.signal, what);
   if (settings.mode === 'unlock') return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
   const locked: RemoteHost[] = [];
@@ -69,10 +89,6 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
     outcome.previousRelease = sessions[0]?.leaving;
-    const batches = planRollout(
-      sessions.map((session) => session.remote.name),
-      settings.rollout,
-    );
     for (const batch of batches) for (const session of sessions) if (batch.hosts.includes(session.remote.name)) session.report.batch = batch.index;
 
     if (settings.mode === 'plan') {
@@ -107,6 +123,8 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     }
     throw new DeployFailed(outcome);
   } finally {
+    // Whatever happened, no server this run drained stays out of rotation.
+    await balancerOf(deps).close(outcome.hosts);
     stopHeartbeat();
     await Promise.all(
       locked.map(async (remote) => {

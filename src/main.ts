@@ -3,12 +3,15 @@ import * as path from 'node:path';
 import { Inputs, Outputs } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
 import type { GunicornStrategy, Settings, UwsgiStrategy } from './config/settings.js';
+import type { Balancer } from './balancer/balancer.js';
+import { shouldDrain } from './balancer/drain-policy.js';
+import { HaproxyBalancer } from './balancer/haproxy/haproxy-balancer.js';
 import { deploy, DeployFailed } from './deploy.js';
 import { errorMessage } from './errors.js';
 import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
-import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
+import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
 import type { DeployOutcome } from './report/reporter.js';
@@ -38,12 +41,16 @@ async function deployFromInputs(): Promise<void> {
   core.info(`graceful-deploy: ${settings.mode} ${settings.release || '(previous release)'} to ${settings.hosts.map((host) => host.label).join(', ')} with ${settings.server}/${settings.strategy}`);
   if (!settings.ssh.knownHosts) core.warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
 
-  const cancellation = onRunnerCancel();
+  const lb: { balancer?: Balancer } = {};
+  const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
   let outcome: DeployOutcome;
+  const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
+  lb.balancer = balancer(settings, connect, cancellation.signal);
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
-      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
+      connect,
+      balancer: lb.balancer,
       server: serverDriver(settings),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
@@ -64,14 +71,18 @@ async function deployFromInputs(): Promise<void> {
  * that. A listener replaces node's default exit: the deploy stops starting new work, finishes
  * the host in flight, releases its locks and writes its outputs in that time.
  */
-function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
+function onRunnerCancel(lastChance: () => void): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const cancel = (name: NodeJS.Signals) => {
     if (!controller.signal.aborted) core.warning(`${name} received: the run is being cancelled. Nothing new starts; the host in flight is put in order and the locks released.`);
     controller.abort();
   };
   const onInt = () => cancel('SIGINT');
-  const onTerm = () => cancel('SIGTERM');
+  // SIGTERM: 2.5 s before the kill; what must not be left behind (a drained server) goes now.
+  const onTerm = () => {
+    cancel('SIGTERM');
+    lastChance();
+  };
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   return {
@@ -81,6 +92,20 @@ function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
       process.off('SIGTERM', onTerm);
     },
   };
+}
+
+/** The load balancer named by lb, undefined when there is none. */
+function balancer(settings: Settings, connect: RemoteHostFactory, signal: AbortSignal): Balancer | undefined {
+  const lb = settings.balancer;
+  if (!lb) return undefined;
+  return new HaproxyBalancer({
+    settings: lb,
+    drain: shouldDrain(lb.drain, settings.server, settings.strategy),
+    connect,
+    upTimeoutSeconds: settings.health.timeoutSeconds,
+    log: (line) => actionReporter.log(lb.host.label, line),
+    signal,
+  });
 }
 
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */

@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
 import { parseBatchSize, type BatchSize } from '../rollout/rollout-plan.js';
-import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
+import type { BalancerSettings, ExpectVersion, GunicornStrategy, HostTarget, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
 /** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
@@ -22,6 +22,8 @@ const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 // `_` is not valid in DNS host names, but in /etc/hosts, ssh_config aliases and container names it is common.
 const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
 const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
+/** HAProxy proxy and server names: letters, digits, '-', '_', '.' and ':'. */
+const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 /**
  * Turns raw inputs into Settings, or throws an InputError naming the input and the value's
@@ -101,6 +103,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
     forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
     rollout: rolloutSettings(get, strategy),
+    balancer: balancerSettings(get, defaultUser, hosts),
   };
 }
 
@@ -128,6 +131,52 @@ function rolloutSettings(get: (name: string) => string, strategy: string): Rollo
   };
 }
 
+/** lb and its companions; undefined when lb is empty. Each missing piece is named before anything connects. */
+function balancerSettings(get: (name: string) => string, defaultUser: string, hosts: HostTarget[]): BalancerSettings | undefined {
+  const kind = get(Inputs.Lb);
+  if (!kind) return undefined;
+  if (kind !== 'haproxy') throw new InputError(Inputs.Lb, `'${kind}' must be haproxy or empty.`);
+  const hostText = get(Inputs.LbHost);
+  if (!hostText) throw new InputError(Inputs.LbHost, `the SSH host that runs HAProxy is required with ${Inputs.Lb}: haproxy.`);
+  if (/[,\n]/.test(hostText)) throw new InputError(Inputs.LbHost, `'${hostText}' must be one host, [user@]host[:port].`);
+  const host = parseHost(hostText, defaultUser, 22, Inputs.LbHost);
+  const backend = get(Inputs.LbBackend);
+  if (!backend) throw new InputError(Inputs.LbBackend, `the HAProxy backend that holds the hosts is required with ${Inputs.Lb}: haproxy.`);
+  if (!HAPROXY_NAME.test(backend)) throw new InputError(Inputs.LbBackend, `'${backend}' is not an HAProxy backend name (letters, digits, '-', '_', '.', ':').`);
+  return {
+    kind,
+    host,
+    socket: absolutePath(Inputs.LbSocket, get(Inputs.LbSocket) || '/run/haproxy/admin.sock'),
+    backend,
+    servers: lbServers(get(Inputs.LbServers), hosts),
+    drain: oneOf(Inputs.Drain, get(Inputs.Drain) || 'auto', ['auto', 'always', 'never'] as const),
+    drainTimeoutSeconds: integer(Inputs.DrainTimeout, get(Inputs.DrainTimeout) || '30', 0, 3600),
+    windowSeconds: number(Inputs.TrafficGateWindow, get(Inputs.TrafficGateWindow) || '10', 0, 3600),
+    max5xxRate: number(Inputs.TrafficGateMax5xxRate, get(Inputs.TrafficGateMax5xxRate) || '0.02', 0, 1),
+    latencyFactor: number(Inputs.TrafficGateLatencyFactor, get(Inputs.TrafficGateLatencyFactor) || '3', 1, 1000),
+  };
+}
+
+/** `host=server` pairs; each host must be one of `hosts` (label, address, address:port or user@address). */
+function lbServers(text: string, hosts: HostTarget[]): Map<string, string> | undefined {
+  const pairs = text.split(/[,\n]/).map((item) => item.trim()).filter(Boolean);
+  if (pairs.length === 0) return undefined;
+  const servers = new Map<string, string>();
+  for (const pair of pairs) {
+    const match = /^([^=\s]+)=([^=\s]+)$/.exec(pair);
+    if (!match) throw new InputError(Inputs.LbServers, `'${pair}' must be host=server.`);
+    const [, key = '', server = ''] = match;
+    if (!HAPROXY_NAME.test(server)) throw new InputError(Inputs.LbServers, `'${server}' in '${pair}' is not an HAProxy server name.`);
+    const host = hosts.find((candidate) => [candidate.label, candidate.host, `${candidate.host}:${candidate.port}`, `${candidate.user}@${candidate.host}`].includes(key));
+    if (!host) throw new InputError(Inputs.LbServers, `'${key}' is not one of the hosts (${hosts.map((candidate) => candidate.label).join(', ')}).`);
+    servers.set(host.label, server);
+  }
+  for (const host of hosts) {
+    if (!servers.has(host.label)) throw new InputError(Inputs.LbServers, `${host.label} has no server; name every host or leave ${Inputs.LbServers} empty to match by address.`);
+  }
+  return servers;
+}
+
 /** Parses `[user@]host[:port]` items separated by commas or newlines. IPv6 literals go in brackets. */
 export function parseHosts(text: string, defaultUser: string, defaultPort: number): HostTarget[] {
   const items = text
@@ -144,16 +193,16 @@ export function parseHosts(text: string, defaultUser: string, defaultPort: numbe
   return hosts;
 }
 
-function parseHost(item: string, defaultUser: string, defaultPort: number): HostTarget {
+function parseHost(item: string, defaultUser: string, defaultPort: number, input: string = Inputs.Hosts): HostTarget {
   const match = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d+))?$/.exec(item);
-  if (!match) throw new InputError(Inputs.Hosts, `'${item}' is not of the form [user@]host[:port].`);
+  if (!match) throw new InputError(input, `'${item}' is not of the form [user@]host[:port].`);
   const [, userPart, hostPart = '', portPart] = match;
   const user = userPart ?? defaultUser;
-  if (!USER_NAME.test(user)) throw new InputError(Inputs.Hosts, `'${user}' in '${item}' is not a valid user name.`);
+  if (!USER_NAME.test(user)) throw new InputError(input, `'${user}' in '${item}' is not a valid user name.`);
   const bracketed = hostPart.startsWith('[');
   const host = bracketed ? hostPart.slice(1, -1) : hostPart;
-  if (!bracketed && !HOST_NAME.test(host)) throw new InputError(Inputs.Hosts, `'${host}' in '${item}' is not a valid host name or address.`);
-  const port = portPart ? integer(Inputs.Hosts, portPart, 1, 65535) : defaultPort;
+  if (!bracketed && !HOST_NAME.test(host)) throw new InputError(input, `'${host}' in '${item}' is not a valid host name or address.`);
+  const port = portPart ? integer(input, portPart, 1, 65535) : defaultPort;
   const shown = bracketed ? `[${host}]` : host;
   return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
 }

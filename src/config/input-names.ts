@@ -41,6 +41,16 @@ export const Inputs = {
   BatchSize: 'batch-size',
   BatchWait: 'batch-wait',
   MaxFailedHosts: 'max-failed-hosts',
+  Lb: 'lb',
+  LbHost: 'lb-host',
+  LbSocket: 'lb-socket',
+  LbBackend: 'lb-backend',
+  LbServers: 'lb-servers',
+  Drain: 'drain',
+  DrainTimeout: 'drain-timeout',
+  TrafficGateWindow: 'traffic-gate-window',
+  TrafficGateMax5xxRate: 'traffic-gate-max-5xx-rate',
+  TrafficGateLatencyFactor: 'traffic-gate-latency-factor',
 } as const;
 
 export const Outputs = {

@@ -8,6 +8,7 @@ export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
 export type UwsgiStrategy = 'chain' | 'reload';
 export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
 export type ExpectVersion = 'auto' | 'always' | 'never';
+export type DrainMode = 'auto' | 'always' | 'never';
 
 /** One SSH target. */
 export interface HostTarget {
@@ -52,6 +53,24 @@ export interface RolloutSettings {
   maxFailedHosts: number;
 }
 
+/** The load balancer in front of the hosts (lb: haproxy). */
+export interface BalancerSettings {
+  kind: 'haproxy';
+  /** The SSH host that runs HAProxy, pinned in known-hosts like every host. */
+  host: HostTarget;
+  /** HAProxy's admin socket on that host (`stats socket ... level admin`). */
+  socket: string;
+  backend: string;
+  /** lb-servers: host (label, address or address:port) → server name; undefined = match by address. */
+  servers?: Map<string, string>;
+  drain: DrainMode;
+  drainTimeoutSeconds: number;
+  /** Traffic gate: extra error rate (0..1) and response-time factor the new release may show, over windowSeconds. */
+  max5xxRate: number;
+  latencyFactor: number;
+  windowSeconds: number;
+}
+
 export interface Settings {
   hosts: HostTarget[];
   ssh: SshSettings;
@@ -80,4 +99,6 @@ export interface Settings {
   /** mode: unlock removes a lock even when its holder is still alive. */
   forceUnlock: boolean;
   rollout: RolloutSettings;
+  /** undefined when lb is empty: the action never talks to a balancer. */
+  balancer?: BalancerSettings;
 }

@@ -28,6 +28,12 @@ export interface RemoteHost {
    * non-zero exit throws a RemoteCommandError naming the purpose, the host and stderr's tail.
    */
   exec(purpose: string, command: ShellFragment, options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Sends `request` to a unix socket on the host through the connection itself (OpenSSH's
+   * streamlocal channel, sshd's AllowStreamLocalForwarding) and returns everything it answers
+   * until it closes. Absent on hosts that cannot (stubs); it rejects when sshd refuses.
+   */
+  socketRequest?(purpose: string, socketPath: string, request: string, timeoutSeconds: number): Promise<string>;
   /** Copies a local file to a remote path over SFTP. */
   upload(purpose: string, localPath: string, remotePath: string): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Config } from 'node-ssh';
-import type { ClientChannel, SFTPWrapper } from 'ssh2';
+import type { Channel, ClientChannel, SFTPWrapper } from 'ssh2';
 import type { HostTarget, SshSettings } from '../config/settings.js';
 import { DeployError, DiskFullError, HostKeyError, HostUnreachableError, RemoteCommandError, errorMessage } from '../errors.js';
 import { diskSpaceCommand, parseDiskSpace } from './disk-space.js';
@@ -145,6 +145,41 @@ class SshRemoteHost implements RemoteHost {
       throw new RemoteCommandError(purpose, this.name, -1, errorMessage(error));
     } finally {
       sftp?.end();
+    }
+  }
+
+  async socketRequest(purpose: string, socketPath: string, request: string, timeoutSeconds: number): Promise<string> {
+    const link = await this.connected();
+    let channel: Channel | undefined;
+    try {
+      return await withTimeout(
+        (async () => {
+          const opened = await link.ssh.forwardOutStreamLocal(socketPath);
+          channel = opened;
+          return new Promise<string>((resolve, reject) => {
+            const chunks: Buffer[] = [];
+            opened.on('data', (chunk: Buffer) => chunks.push(chunk));
+            opened.on('error', reject);
+            // The answer ends when the socket closes its side (HAProxy's CLI does after one
+            // command): sshd passes that on as EOF. No EOF is sent first: a half-closed CLI
+            // connection may be dropped unanswered; the channel is closed once answered.
+            const done = () => {
+              resolve(Buffer.concat(chunks).toString('utf8'));
+              opened.close();
+            };
+            opened.on('end', done);
+            opened.on('close', done);
+            opened.write(request);
+          });
+        })(),
+        timeoutSeconds,
+        () => channel?.close(),
+        () => new RemoteCommandError(purpose, this.name, -1, `no answer from ${socketPath} within ${timeoutSeconds}s`),
+      );
+    } catch (error) {
+      if (error instanceof DeployError) throw error;
+      if (link.lost) throw this.lostDuring(purpose, link);
+      throw new RemoteCommandError(purpose, this.name, -1, `${socketPath}: ${errorMessage(error)}`);
     }
   }
 

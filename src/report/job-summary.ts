@@ -38,6 +38,7 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
       ].map(cell),
     ),
   ]);
+  if (outcome.hosts.some((host) => host.balancer)) summary.addRaw(balancerSection(outcome.hosts), true);
   if (outcome.migration) summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
   if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
   await summary.write();
@@ -56,6 +57,28 @@ function migrationSection(migration: MigrationOutcome, status: DeployOutcome['st
   return lines.join('\n');
 }
 
+/** Per server: how long it was out of rotation, what it held when drained, the errors HAProxy saw, the traffic gate. */
+function balancerSection(hosts: HostReport[]): string {
+  const lines = ['\n### Load balancer\n', '| Host | Server | Drained for | Sessions at drain | Errors during reload | Traffic gate |', '|---|---|---|---|---|---|'];
+  for (const host of hosts) {
+    const seen = host.balancer;
+    if (!seen) continue;
+    lines.push(
+      `| ${[
+        host.host,
+        seen.server,
+        seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
+        seen.sessionsAtDrain === undefined ? '—' : String(seen.sessionsAtDrain),
+        seen.errorsDuringReload === undefined ? '—' : String(seen.errorsDuringReload),
+        seen.traffic ?? '—',
+      ]
+        .map(cell)
+        .join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
@@ -65,7 +88,8 @@ function escapeHtml(text: string): string {
  * would end the HTML block and let markdown start), with markdown's inline markers as entities.
  */
 function cell(text: string): string {
-  return escapeHtml(text.replace(/\s+/g, ' ')).replace(/[\\`*_[\]|~!#]/g, (char) => `&#${char.charCodeAt(0)};`);
+  // One pass: escaping HTML first would let the '#' of '&#39;' be escaped again.
+  return text.replace(/\s+/g, ' ').replace(/[&<>"'\\`*_[\]|~!#]/g, (char) => escapeHtml(char) === char ? `&#${char.charCodeAt(0)};` : escapeHtml(char));
 }
 
 /** A value as a markdown code span, which shows markup literally; a backtick or line break inside could end it. */

@@ -27,6 +27,18 @@ export interface HostReport {
   batch?: number;
   /** mode: unlock — whose lock was removed from this host. */
   removedLock?: string;
+  /** What the load balancer (lb) saw of this host's server. */
+  balancer?: {
+    server: string;
+    /** Seconds the server was out of rotation (drained), when it was. */
+    drainedSeconds?: number;
+    /** Sessions + queued requests on the server when it was drained. */
+    sessionsAtDrain?: number;
+    /** 5xx answers, broken answers and failed connections HAProxy counted on the server from drain to UP. */
+    errorsDuringReload?: number;
+    /** The traffic gate's verdict over its window. */
+    traffic?: string;
+  };
 }
 
 export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked' | 'cancelled';

@@ -1,3 +1,4 @@
+import type { Balancer } from '../balancer/balancer.js';
 import type { Settings } from '../config/settings.js';
 import { DeployError } from '../errors.js';
 import type { MigrationResult } from '../migrate/index.js';
@@ -16,6 +17,8 @@ export interface DeployDependencies {
   reporter: Reporter;
   /** The migration step (main.ts binds it to runMigrationStep); runs once, on one host, before any reload. */
   migrate?: (host: RemoteHost, python: string, releaseDir: string, log: (line: string) => void) => Promise<MigrationResult>;
+  /** The load balancer in front of the hosts (lb); none when undefined. */
+  balancer?: Balancer;
   /** Who runs this deploy, for locks and audit lines; default: from process.env. */
   identity?: RunIdentity;
   /**

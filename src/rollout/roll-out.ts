@@ -1,3 +1,4 @@
+import { balancerOf } from '../balancer/balancer.js';
 import { HealthGateError, HostUnreachableError, errorMessage } from '../errors.js';
 import { failureOf, probe, redactedUrl, waitUntilReady } from '../health/readiness-gate.js';
 import { sleep, throwIfCancelled } from '../poll.js';
@@ -115,9 +116,15 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
   try {
     throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
     started = true;
-    handle = await switchAndReload(run, session, reporter, session.target, session.leaving);
-    const passed = await gate(run, session, reporter, handle.master, session.target, deps.signal);
-    const committed = await handle.commit();
+    const balancer = balancerOf(deps);
+    // Drained (when the strategy stalls requests) from before the switch until the gate passed.
+    const passed = await balancer.around(session.remote.name, async () => {
+      handle = await switchAndReload(run, session, reporter, session.target, session.leaving);
+      return gate(run, session, reporter, handle.master, session.target, deps.signal);
+    });
+    // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
+    await balancer.trafficCheck([session.remote.name]);
+    const committed = await (handle as unknown as ReloadHandle).commit();
     Object.assign(session.report, {
       status: 'deployed',
       newMasterPid: committed.pid,
@@ -224,6 +231,10 @@ async function putBack(run: RunContext, failures: HostFailure[], committed: Host
 }
 
 async function putBackHost(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {
+  await balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure));
+}
+
+async function putBackBehindBalancer(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {
   const { deps, layout, token } = run;
   const { remote } = session;
   const previous = session.state.previous ?? null;

@@ -20,8 +20,8 @@ owner_alive() {   # <owner file>: "pid starttime" of the process that started th
 ids=$(
   {
     for dir in /tmp/gd-*; do [ -d "$dir" ] && basename "$dir" | sed -n 's/^gd-\([a-z0-9]\{6\}\)$/\1/p'; done
-    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^gd\([a-z0-9]\{6\}\)h[0-9]\+$/\1/p'
-    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | sed -n 's/^gd\([a-z0-9]\{6\}\)\(br\|h[0-9]\+\)$/\1/p'
+    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^gd\([a-z0-9]\{6\}\)\(h[0-9]\+\|lb\)$/\1/p'
+    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | sed -n 's/^gd\([a-z0-9]\{6\}\)\(br\|h[0-9]\+\|lb\)$/\1/p'
   } | sort -u
 )
 

@@ -4,11 +4,15 @@
 #   - per host N: network namespace gd<id>h<N>, veth gd<id>h<N> (root side, on the bridge) <->
 #     eth0 (inside), address <prefix>.N/24, loopback up. No default route inside: a host can
 #     only reach the other hosts and <prefix>.254, never the outside world.
-# Usage: create-net.sh <id> <hosts>. On failure the caller runs teardown.sh <id>.
+#   - with a third argument `lb`: one more namespace gd<id>lb at <prefix>.250, the load
+#     balancer's host, wired the same way.
+# Usage: create-net.sh <id> <hosts> [lb]. On failure the caller runs teardown.sh <id>.
 set -euo pipefail
 
 id=${1:?usage: create-net.sh <id> <hosts>}
 hosts=${2:?usage: create-net.sh <id> <hosts>}
+lb=${3:-}
+[ -z "$lb" ] || [ "$lb" = lb ] || { echo "create-net.sh: third argument must be 'lb'" >&2; exit 2; }
 [[ $id =~ ^[a-z0-9]{6}$ ]] || { echo "create-net.sh: bad sandbox id '$id'" >&2; exit 2; }
 [[ $hosts =~ ^[0-9]+$ ]] && ((hosts >= 1 && hosts <= 50)) || { echo "create-net.sh: hosts must be 1..50" >&2; exit 2; }
 bridge="gd${id}br"
@@ -39,14 +43,16 @@ ip addr add "$prefix.254/24" dev "$bridge"
 ip link set "$bridge" up
 flock -u 9
 
-for n in $(seq 1 "$hosts"); do
-  ns="gd${id}h${n}"
+add_host() {
+  local ns=$1 address=$2
   ip netns add "$ns"
   ip link add name "$ns" type veth peer name eth0 netns "$ns"
   ip link set "$ns" master "$bridge" up
-  ip -n "$ns" addr add "$prefix.$n/24" dev eth0
+  ip -n "$ns" addr add "$address/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
-done
+}
+for n in $(seq 1 "$hosts"); do add_host "gd${id}h${n}" "$prefix.$n"; done
+[ -z "$lb" ] || add_host "gd${id}lb" "$prefix.250"
 
 echo "$prefix"

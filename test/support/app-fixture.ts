@@ -34,6 +34,8 @@ export interface AppOptions {
   failOnlyUnderGunicorn?: boolean;
   /** Raise at import only inside uWSGI (the `uwsgi` module is importable): passes an import check, then no worker has an app. */
   failOnlyUnderUwsgi?: boolean;
+  /** `/` answers 500 while /health/ready passes: only real traffic shows the release is broken. */
+  failRequests?: boolean;
   /** `lazy-apps` in uwsgi.ini (default true): needed by a chain reload. */
   lazyApps?: boolean;
   /**
@@ -87,6 +89,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     NOT_READY_FILE: pyString(opts.notReadyFile ?? ''),
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
     FAIL_ONLY_UNDER_UWSGI: pyBool(opts.failOnlyUnderUwsgi),
+    FAIL_REQUESTS: pyBool(opts.failRequests),
   });
   const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
     WORKERS: String(workers),

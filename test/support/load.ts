@@ -5,7 +5,10 @@
 import autocannon from 'autocannon';
 
 export interface LoadOptions {
-  /** Must be a loopback URL (the sandbox's lbUrl): load never leaves this machine. */
+  /**
+   * Must be a loopback URL or a sandbox address (10.200-254.x.x, create-net.sh's range: an LB
+   * host's frontend on the sandbox bridge): load never leaves this machine.
+   */
   url: string;
   /** Requests per second over all connections; default 100. */
   rate?: number;
@@ -44,10 +47,18 @@ export interface LoadRun {
   readonly finished: Promise<LoadReport>;
 }
 
+/**
+ * Whether load may go to `url`: loopback, or a sandbox address (10.200-254.x.x, create-net.sh's
+ * range, e.g. an LB host's frontend on the sandbox bridge). Load never leaves this machine.
+ */
+export function isLocalTarget(url: URL): boolean {
+  return ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || /^10\.(2[0-4]\d|25[0-4])\.\d+\.\d+$/.test(url.hostname);
+}
+
 export function startLoad(opts: LoadOptions): LoadRun {
   const url = new URL(opts.url);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
-    throw new Error(`startLoad: only loopback URLs may be loaded, got ${opts.url}`);
+  if (!isLocalTarget(url)) {
+    throw new Error(`startLoad: only loopback or sandbox URLs may be loaded, got ${opts.url}`);
   }
   const rate = opts.rate ?? 100;
   const connections = opts.connections ?? 10;

@@ -43,6 +43,24 @@ export interface SandboxOptions {
    * dir, which every host sees), started from its bin/gunicorn, setproctitle included.
    */
   gunicorn?: GunicornVersion;
+  /**
+   * Put HAProxy on its own host, as in production: namespace gd<id>lb at <prefix>.250 with its
+   * own sshd (key in knownHosts like every host), a private /run holding HAProxy's admin socket
+   * at /run/haproxy/admin.sock (level admin), and the frontend on <prefix>.250:80, reached from
+   * the root namespace through the bridge. Default false: HAProxy in the root namespace.
+   */
+  lbHost?: boolean;
+}
+
+/** The load balancer's host of a sandbox started with lbHost: true. */
+export interface SandboxLbHost {
+  name: 'lb';
+  ip: string;
+  sshPort: number;
+  /** HAProxy's admin socket as the LB host sees it (absent from the root namespace). */
+  socket: string;
+  /** The backend holding the app hosts; server names are the hosts' names (h1, h2, ...). */
+  backend: string;
 }
 
 export interface SandboxHost {
@@ -93,6 +111,10 @@ export interface Sandbox {
   haproxyLog: string;
   /** HAProxy admin socket (unix socket in the run dir; nothing is exposed on the network). */
   haproxySocket: string;
+  /** HAProxy's own host (lbHost: true), undefined when HAProxy runs in the root namespace. */
+  lb?: SandboxLbHost;
+  /** bash -c on the LB host (lbHost: true), like exec() on an app host. */
+  execLb(command: string, opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string; code: number }>;
   logs(host: number): HostLogs;
   /** Arguments for the system ssh client reaching `host` with strict host key checking. */
   sshArgs(host: number): string[];
@@ -191,7 +213,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   live.add(id);
   const version = opts.gunicorn ?? '20.1';
   if (!TESTED_GUNICORN_VERSIONS.includes(version)) throw new Error(`startSandbox: gunicorn must be one of ${TESTED_GUNICORN_VERSIONS.join(', ')}, got ${version}`);
-  const sandbox = new SandboxImpl(id, opts.hosts, workers, version);
+  const sandbox = new SandboxImpl(id, opts.hosts, workers, version, opts.lbHost === true);
   try {
     await sandbox.setUp();
   } catch (error) {
@@ -284,6 +306,8 @@ class SandboxImpl implements Sandbox {
   readonly knownHostsPath: string;
   readonly haproxyLog: string;
   readonly haproxySocket: string;
+  lb: SandboxLbHost | undefined;
+  private lbInitPid = 0;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -291,6 +315,7 @@ class SandboxImpl implements Sandbox {
     private readonly hostCount: number,
     private readonly workers: number,
     private readonly gunicornVersion: GunicornVersion,
+    private readonly withLbHost: boolean,
   ) {
     this.root = join(RUN_BASE, `gd-${id}`);
     this.appDir = join(this.root, 'app');
@@ -302,7 +327,8 @@ class SandboxImpl implements Sandbox {
 
   async setUp(): Promise<void> {
     this.startWatchdog();
-    const created = await runChecked(join(SCRIPTS, 'create-net.sh'), [this.id, String(this.hostCount)], { timeoutMs: 60_000, what: 'create-net.sh' });
+    const netArgs = [this.id, String(this.hostCount), ...(this.withLbHost ? ['lb'] : [])];
+    const created = await runChecked(join(SCRIPTS, 'create-net.sh'), netArgs, { timeoutMs: 60_000, what: 'create-net.sh' });
     const prefix = created.stdout.trim();
     this.subnet = `${prefix}.0/24`;
     this.rootIp = `${prefix}.254`;
@@ -312,12 +338,14 @@ class SandboxImpl implements Sandbox {
     this.privateKey = await readFile(this.privateKeyPath, 'utf8');
     await copyFile(`${this.privateKeyPath}.pub`, join(this.root, 'authorized_keys'));
 
-    const hostKeys = await Promise.all(
-      Array.from({ length: this.hostCount }, (_, i) => this.startHost(i + 1, `${prefix}.${i + 1}`)),
-    );
+    const hostKeys = await Promise.all([
+      ...Array.from({ length: this.hostCount }, (_, i) => this.startHost(i + 1, `${prefix}.${i + 1}`)),
+      ...(this.withLbHost ? [this.startLbHost(`${prefix}.250`)] : []),
+    ]);
     this.knownHosts = hostKeys.join('');
     await writeFile(this.knownHostsPath, this.knownHosts);
-    await this.startHaproxy();
+    if (this.withLbHost) await this.startLbHaproxy();
+    else await this.startHaproxy();
     if (this.gunicornVersion !== '20.1') await this.makeVenv(this.gunicornVersion);
   }
 
@@ -347,6 +375,20 @@ class SandboxImpl implements Sandbox {
   /** Creates host N's files, starts its PID 1 (mounts + sshd), waits for sshd; returns its known_hosts line. */
   private async startHost(index: number, ip: string): Promise<string> {
     const name = `h${index}`;
+    const booted = await this.bootHost(name, ip, []);
+    this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(booted.dir, 'app'), dir: booted.dir, initPid: booted.initPid };
+    return booted.knownHost;
+  }
+
+  /** The LB host: a host like the others (own sshd, mounts) plus a private /run for HAProxy's socket. */
+  private async startLbHost(ip: string): Promise<string> {
+    const booted = await this.bootHost('lb', ip, ['private-run']);
+    this.lbInitPid = booted.initPid;
+    this.lb = { name: 'lb', ip, sshPort: 22, socket: '/run/haproxy/admin.sock', backend: 'app' };
+    return booted.knownHost;
+  }
+
+  private async bootHost(name: string, ip: string, initArgs: string[]): Promise<{ dir: string; initPid: number; knownHost: string }> {
     const dir = join(this.root, name);
     const netns = `gd${this.id}${name}`;
     await mkdir(join(dir, 'app'), { recursive: true });
@@ -360,7 +402,7 @@ class SandboxImpl implements Sandbox {
     const child = spawn(
       'nsenter',
       [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--kill-child', '--',
-        '/bin/bash', join(SCRIPTS, 'host-init.sh'), dir, this.appDir, join(SCRIPTS, 'reaper.py')],
+        '/bin/bash', join(SCRIPTS, 'host-init.sh'), dir, this.appDir, join(SCRIPTS, 'reaper.py'), ...initArgs],
       { detached: true, stdio: ['ignore', log, log] },
     );
     closeSync(log);
@@ -383,10 +425,8 @@ class SandboxImpl implements Sandbox {
     const initPid = Number(children[0]);
     if (!Number.isInteger(initPid) || initPid <= 0) throw new Error(`host ${name}: could not find its init process (children of ${child.pid}: '${children.join(' ')}')`);
     await writeFile(join(dir, 'init.pid'), `${initPid}\n`);
-
-    this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(dir, 'app'), dir, initPid };
     const [type, key] = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/);
-    return `${ip} ${type} ${key}\n`;
+    return { dir, initPid, knownHost: `${ip} ${type} ${key}\n` };
   }
 
   /** A fresh server's root home: Debian's default dotfiles, nothing of this machine's /root. */
@@ -413,25 +453,16 @@ class SandboxImpl implements Sandbox {
     // A port can be taken between choosing and binding it: try a few.
     for (let attempt = 1; ; attempt++) {
       const port = await freeLoopbackPort();
-      await writeFile(configPath, haproxyConfig({ port, socket: this.haproxySocket, hosts: this.hosts }));
+      await writeFile(configPath, haproxyConfig({ bind: `127.0.0.1:${port}`, sockets: [this.haproxySocket], hosts: this.hosts }));
       const check = await run('/usr/sbin/haproxy', ['-c', '-q', '-f', configPath]);
       if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
 
-      const log = openSync(this.haproxyLog, 'a');
-      // -db: stay in the foreground (we hold the pid) and log to the redirected stderr.
-      const child = spawn('/usr/sbin/haproxy', ['-db', '-f', configPath], { detached: true, stdio: ['ignore', log, log] });
-      closeSync(log);
-      child.unref();
-      await writeFile(join(this.root, 'haproxy.pid'), `${child.pid}\n`);
-      let exited = false;
-      child.on('exit', () => (exited = true));
-      child.on('error', () => (exited = true));
-
+      const exited = await this.spawnHaproxy([], configPath);
       try {
         await waitFor(
           `haproxy to listen on 127.0.0.1:${port}`,
           async () => {
-            if (exited) throw new Error('haproxy exited');
+            if (exited()) throw new Error('haproxy exited');
             return (await tcpOpen('127.0.0.1', port)) && (await this.lbStatus().then(() => true, () => false));
           },
           { timeoutMs: 10_000, intervalMs: 100 },
@@ -446,6 +477,53 @@ class SandboxImpl implements Sandbox {
         // Port stolen: the dead child frees nothing; try another port.
       }
     }
+  }
+
+  /**
+   * HAProxy inside the LB host (its network, mounts and pids): the frontend on the LB's address,
+   * the admin socket the action uses at /run/haproxy/admin.sock (private to that host), and a
+   * second one in the run dir for lbStatus(). teardown.sh kills it with the LB's namespace.
+   */
+  private async startLbHaproxy(): Promise<void> {
+    const lb = this.lb;
+    if (!lb) throw new Error('startLbHaproxy: no LB host');
+    const configPath = join(this.root, 'haproxy.cfg');
+    await writeFile(configPath, haproxyConfig({ bind: `${lb.ip}:80`, sockets: [lb.socket, this.haproxySocket], hosts: this.hosts }));
+    const check = await this.execLb(`/usr/sbin/haproxy -c -q -f ${shq(configPath)}`);
+    if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
+    const exited = await this.spawnHaproxy(['nsenter', '-t', String(this.lbInitPid), '-n', '-m', '-p', '--'], configPath);
+    await waitFor(
+      `haproxy on the LB host to listen on ${lb.ip}:80`,
+      async () => {
+        if (exited()) throw new Error(`haproxy exited\n${await tailFile(this.haproxyLog, 20)}`);
+        return (await tcpOpen(lb.ip, 80)) && (await this.lbStatus().then(() => true, () => false));
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    this.lbUrl = `http://${lb.ip}/`;
+  }
+
+  /**
+   * Starts HAProxy detached (behind `prefix`, e.g. nsenter into the LB host), logging to
+   * haproxy.log, its pid in haproxy.pid for teardown.sh; returns whether it has exited since.
+   */
+  private async spawnHaproxy(prefix: string[], configPath: string): Promise<() => boolean> {
+    const log = openSync(this.haproxyLog, 'a');
+    // -db: stay in the foreground (we hold the pid) and log to the redirected stderr.
+    const argv = [...prefix, '/usr/sbin/haproxy', '-db', '-f', configPath];
+    const child = spawn(argv[0] ?? '', argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
+    closeSync(log);
+    child.unref();
+    await writeFile(join(this.root, 'haproxy.pid'), `${child.pid}\n`);
+    let exited = false;
+    child.on('exit', () => (exited = true));
+    child.on('error', () => (exited = true));
+    return () => exited;
+  }
+
+  async execLb(command: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+    if (!this.lb) throw new Error(`sandbox ${this.id} has no LB host (start it with lbHost: true)`);
+    return this.nsExec(this.lbInitPid, command, opts.timeoutMs ?? 60_000, `exec on the LB host of sandbox ${this.id} (${command.slice(0, 80)})`);
   }
 
   private host(index: number): HostState {
@@ -484,12 +562,16 @@ class SandboxImpl implements Sandbox {
 
   async exec(index: number, command: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
     const host = this.host(index);
+    return this.nsExec(host.initPid, command, opts.timeoutMs ?? 60_000, `exec on ${host.name} of sandbox ${this.id} (${command.slice(0, 80)})`);
+  }
+
+  private nsExec(initPid: number, command: string, timeoutMs: number, what: string): Promise<RunResult> {
     return run(
       'nsenter',
-      ['-t', String(host.initPid), '-n', '-m', '-p', '--',
+      ['-t', String(initPid), '-n', '-m', '-p', '--',
         '/usr/bin/env', '-i', '-C', '/root', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/bash', `PATH=${HOST_PATH}`, 'LANG=C.UTF-8',
         '/bin/bash', '-c', command],
-      { timeoutMs: opts.timeoutMs ?? 60_000, what: `exec on ${host.name} of sandbox ${this.id} (${command.slice(0, 80)})` },
+      { timeoutMs, what },
     );
   }
 
@@ -643,13 +725,14 @@ LogLevel VERBOSE
 `;
 }
 
-function haproxyConfig(p: { port: number; socket: string; hosts: SandboxHost[] }): string {
+function haproxyConfig(p: { bind: string; sockets: string[]; hosts: SandboxHost[] }): string {
   const servers = p.hosts.map((host) => `    server ${host.name} ${host.ip}:8000 check`).join('\n');
   return `# HAProxy of one graceful-deploy sandbox (test/support/sandbox.ts)
 global
     log stderr format raw local0 info
-    # Admin socket for tests (lbStatus); a unix socket in the run dir, nothing on the network.
-    stats socket ${p.socket} mode 600 level admin
+    # Admin sockets: the run dir's for tests (lbStatus), and on an LB host the one the action
+    # uses; unix sockets only, nothing on the network.
+${p.sockets.map((socket) => `    stats socket ${socket} mode 600 level admin`).join('\n')}
     maxconn 4000
 
 defaults
@@ -672,7 +755,7 @@ defaults
     retry-on conn-failure empty-response response-timeout
 
 frontend fe
-    bind 127.0.0.1:${p.port}
+    bind ${p.bind}
     default_backend app
 
 backend app

@@ -8,7 +8,8 @@ import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.
 import { HostUnreachableError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
-import type { DeployOutcome, Reporter } from '../../src/report/reporter.js';
+import type { DeployOutcome, HostReport, Reporter } from '../../src/report/reporter.js';
+import type { Balancer } from '../../src/balancer/balancer.js';
 import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../../src/servers/server-driver.js';
 import { LocalHost } from './support/local-host.js';
 
@@ -569,5 +570,61 @@ describe('fleet rollout: parallel preparation, canary, batches', () => {
   it('mode plan reports each host\'s batch', async () => {
     const outcome = await run({ ...fleet, mode: 'plan', canary: '2' });
     expect(outcome.hosts.map((host) => host.batch)).toEqual([0, 0, 1]);
+  });
+});
+
+/** A balancer that records what the story asks of it, its traffic gate failing on the hosts named. */
+class RecordingBalancer implements Balancer {
+  readonly calls: string[] = [];
+  constructor(
+    private readonly events: string[],
+    private readonly failTrafficOn: string[] = [],
+  ) {}
+  async open(targets: readonly HostTarget[]): Promise<void> {
+    this.calls.push(`open ${targets.map((target) => target.label).join(',')}`);
+  }
+  async around<T>(host: string, work: () => Promise<T>): Promise<T> {
+    this.events.push(`drain ${host}`);
+    const result = await work();
+    this.events.push(`ready ${host}`);
+    return result;
+  }
+  async trafficCheck(hosts: readonly string[]): Promise<void> {
+    this.events.push(`traffic ${hosts.join(',')}`);
+    if (hosts.some((host) => this.failTrafficOn.includes(host))) throw new Error(`traffic gate failed on ${hosts.join(',')}`);
+  }
+  async close(reports: HostReport[]): Promise<void> {
+    this.calls.push(`close ${reports.length}`);
+  }
+  async restoreNow(): Promise<void> {}
+}
+
+describe('deploy story with a load balancer', () => {
+  it('opens the balancer before any change; each host reloads inside around() and passes the traffic check before its commit', async () => {
+    const balancer = new RecordingBalancer(server.events);
+    const outcome = await run({}, { balancer });
+    expect(outcome.status).toBe('deployed');
+    expect(balancer.calls).toEqual(['open deploy@web1,deploy@web2,deploy@web3', 'close 3']);
+    expect(server.events.slice(3, 8)).toEqual(['drain deploy@web1', 'reload deploy@web1 v2', 'ready deploy@web1', 'traffic deploy@web1', 'commit deploy@web1 v2']);
+  });
+
+  it('a failed traffic check rolls the host back (reverting its reload, inside around()) and touches no other host', async () => {
+    const balancer = new RecordingBalancer(server.events, ['deploy@web1']);
+    const outcome = await failure({}, { balancer });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/traffic gate failed on deploy@web1/);
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    expect(server.events.slice(3)).toEqual(['drain deploy@web1', 'reload deploy@web1 v2', 'ready deploy@web1', 'traffic deploy@web1', 'drain deploy@web1', 'revert deploy@web1 → v1', 'ready deploy@web1']);
+    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
+    expect(balancer.calls.at(-1)).toBe('close 3');
+  });
+
+  it('a balancer that refuses the plan stops the run before any lock or change', async () => {
+    const balancer = new RecordingBalancer(server.events);
+    balancer.open = async () => Promise.reject(new Error('draining app/web1 would leave the backend with no server UP'));
+    await expect(run({}, { balancer })).rejects.toThrow(/no server UP/);
+    expect(server.events).toEqual([]);
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
+    expect(balancer.calls).toEqual(['close 0']);
   });
 });

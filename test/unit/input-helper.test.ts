@@ -166,3 +166,49 @@ describe('parseHosts', () => {
     expect(() => parseHosts('a,a', 'deploy', 22)).toThrow(/twice/);
   });
 });
+
+describe('parseSettings: the load balancer inputs', () => {
+  const lb = { lb: 'haproxy', 'lb-host': 'admin@lb1:2222', 'lb-backend': 'app' };
+
+  it('lb empty: no balancer; lb: haproxy takes the documented defaults', () => {
+    expect(settingsFrom({}).balancer).toBeUndefined();
+    expect(settingsFrom(lb).balancer).toMatchObject({
+      kind: 'haproxy',
+      host: { user: 'admin', host: 'lb1', port: 2222, label: 'admin@lb1:2222' },
+      socket: '/run/haproxy/admin.sock',
+      backend: 'app',
+      servers: undefined,
+      drain: 'auto',
+      drainTimeoutSeconds: 30,
+      windowSeconds: 10,
+      max5xxRate: 0.02,
+      latencyFactor: 3,
+    });
+  });
+
+  it('names the missing or malformed piece before anything connects', () => {
+    expect(() => settingsFrom({ ...lb, lb: 'nginx' })).toThrow(/Invalid input 'lb': 'nginx' must be haproxy or empty/);
+    expect(() => settingsFrom({ ...lb, 'lb-host': '' })).toThrow(/Invalid input 'lb-host': the SSH host that runs HAProxy is required/);
+    expect(() => settingsFrom({ ...lb, 'lb-host': 'a,b' })).toThrow(/Invalid input 'lb-host'/);
+    expect(() => settingsFrom({ ...lb, 'lb-host': 'lb1;id' })).toThrow(/Invalid input 'lb-host'/);
+    expect(() => settingsFrom({ ...lb, 'lb-backend': '' })).toThrow(/Invalid input 'lb-backend': the HAProxy backend/);
+    expect(() => settingsFrom({ ...lb, 'lb-backend': 'app;x' })).toThrow(/Invalid input 'lb-backend'/);
+    expect(() => settingsFrom({ ...lb, 'lb-socket': 'admin.sock' })).toThrow(/Invalid input 'lb-socket'/);
+    expect(() => settingsFrom({ ...lb, drain: 'sometimes' })).toThrow(/Invalid input 'drain': 'sometimes' must be one of: auto, always, never/);
+    expect(() => settingsFrom({ ...lb, 'drain-timeout': '-1' })).toThrow(/Invalid input 'drain-timeout'/);
+    expect(() => settingsFrom({ ...lb, 'traffic-gate-max-5xx-rate': '2' })).toThrow(/Invalid input 'traffic-gate-max-5xx-rate'/);
+    expect(() => settingsFrom({ ...lb, 'traffic-gate-latency-factor': '0.5' })).toThrow(/Invalid input 'traffic-gate-latency-factor'/);
+  });
+
+  it('lb-servers maps every host by label, address or address:port, and refuses an unknown or missing host', () => {
+    const servers = settingsFrom({ ...lb, hosts: 'web1,web2:2200', 'lb-servers': 'web1=s1\nweb2:2200=s2' }).balancer?.servers;
+    expect([...(servers ?? [])]).toEqual([
+      ['deploy@web1', 's1'],
+      ['deploy@web2:2200', 's2'],
+    ]);
+    expect(() => settingsFrom({ ...lb, 'lb-servers': 'web9=s1' })).toThrow(/Invalid input 'lb-servers': 'web9' is not one of the hosts/);
+    expect(() => settingsFrom({ ...lb, hosts: 'web1,web2', 'lb-servers': 'web1=s1' })).toThrow(/deploy@web2 has no server/);
+    expect(() => settingsFrom({ ...lb, 'lb-servers': 'web1' })).toThrow(/'web1' must be host=server/);
+    expect(() => settingsFrom({ ...lb, 'lb-servers': 'web1=s 1' })).toThrow(/Invalid input 'lb-servers'/);
+  });
+});

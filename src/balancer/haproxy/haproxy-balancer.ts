@@ -1,0 +1,203 @@
+import type { BalancerSettings, HostTarget } from '../../config/settings.js';
+import { DeployError, errorMessage } from '../../errors.js';
+import { pollUntil, sleep, throwIfCancelled } from '../../poll.js';
+import type { RemoteHost } from '../../remote/remote-host.js';
+import type { RemoteHostFactory } from '../../remote/ssh-remote-host.js';
+import type { HostReport } from '../../report/reporter.js';
+import type { Balancer } from '../balancer.js';
+import { mapHostsToServers } from '../server-map.js';
+import { judgeTraffic } from '../traffic-gate.js';
+import { AdminSocket, BalancerError } from './admin-socket.js';
+import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from './stat-csv.js';
+
+/** Real traffic on the new release failed more (or slower) than on the old one. */
+export class TrafficGateError extends DeployError {}
+
+const POLL_MS = 250;
+
+export interface HaproxyBalancerOptions {
+  settings: BalancerSettings;
+  /** Whether this run's strategy drains (drain-policy.ts). */
+  drain: boolean;
+  connect: RemoteHostFactory;
+  /** Bound on the wait for HAProxy's own check to say UP after ready (seconds). */
+  upTimeoutSeconds: number;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+interface ServerRecord {
+  server: string;
+  drainedAt?: number;
+  drainedSeconds?: number;
+  sessionsAtDrain?: number;
+  errorsDuringReload?: number;
+  traffic?: string;
+}
+
+/** The balancer behind `lb: haproxy`: HAProxy 2.6's runtime API on its admin socket, over SSH to the LB host. */
+export class HaproxyBalancer implements Balancer {
+  private remote: RemoteHost | undefined;
+  private admin: AdminSocket | undefined;
+  private readonly records = new Map<string, ServerRecord>();
+  /** Servers this run set to drain and has not set ready again: close() restores them whatever happened. */
+  private readonly drained = new Set<string>();
+
+  constructor(private readonly options: HaproxyBalancerOptions) {}
+
+  private get backend(): string {
+    return this.options.settings.backend;
+  }
+
+  async open(hosts: readonly HostTarget[], _signal?: AbortSignal, batches: readonly (readonly string[])[] = hosts.map((host) => [host.label])): Promise<void> {
+    const { settings, log } = this.options;
+    this.remote = await this.options.connect(settings.host);
+    this.admin = new AdminSocket(this.remote, settings.socket, log);
+    const answer = await this.admin.send(`show servers state ${this.backend}`);
+    if (/can't find backend|no such backend/i.test(answer)) throw new BalancerError(`HAProxy has no backend '${this.backend}' (lb-backend).`, this.remote.name);
+    const mapping = mapHostsToServers(hosts, this.backend, parseServersState(answer), settings.servers);
+    if (mapping.problems.length) throw new BalancerError(`cannot tell which HAProxy server each host is: ${mapping.problems.join('; ')}. Nothing was changed.`, this.remote.name);
+    for (const [host, server] of mapping.servers) this.records.set(host, { server });
+    log(`backend ${this.backend}: ${[...mapping.servers].map(([host, server]) => `${host} = ${server}`).join(', ')}${this.options.drain ? '; each is drained around its reload' : ''}`);
+    if (this.options.drain) {
+      const stats = await this.stats();
+      // Hosts of one batch are drained together: each batch must leave a server UP outside it.
+      for (const batch of batches) {
+        const servers = batch.map((host) => this.record(host).server);
+        this.refuseLastServer(stats, servers, batch.length > 1 ? 'the plan drains a batch of' : 'the plan drains');
+      }
+    }
+  }
+
+  async around<T>(host: string, work: () => Promise<T>): Promise<T> {
+    const record = this.record(host);
+    const before = this.row(await this.stats(), record.server);
+    if (this.options.drain) await this.drain(record, before);
+    const result = await work();
+    if (this.options.drain) await this.ready(record);
+    const after = this.row(await this.stats(), record.server);
+    record.errorsDuringReload = (record.errorsDuringReload ?? 0) + errorsBetween(before, after);
+    return result;
+  }
+
+  async trafficCheck(hosts: readonly string[]): Promise<void> {
+    const { settings, log, signal } = this.options;
+    if (settings.windowSeconds === 0) return;
+    const servers = hosts.map((host) => this.record(host).server);
+    log(`traffic gate: watching ${servers.join(', ')} on the new release for ${settings.windowSeconds}s against the rest of backend ${this.backend}`);
+    const before = await this.stats();
+    await sleep(settings.windowSeconds * 1000, signal);
+    throwIfCancelled(signal, 'finish the traffic gate', this.remote?.name);
+    const after = await this.stats();
+    const verdict = judgeTraffic(before, after, servers, { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor });
+    for (const host of hosts) this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`;
+    log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`);
+    if (!verdict.ok) throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
+  }
+
+  async restoreNow(): Promise<void> {
+    await Promise.all(
+      [...this.drained].map(async (server) => {
+        try {
+          await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
+          this.drained.delete(server);
+          this.options.log(`${server} set back to ready (this run had drained it)`);
+        } catch (error) {
+          this.options.log(`WARNING: could not set ${this.backend}/${server} back to ready: ${errorMessage(error)}. Run 'set server ${this.backend}/${server} state ready' on HAProxy's admin socket.`);
+        }
+      }),
+    );
+  }
+
+  async close(reports: HostReport[]): Promise<void> {
+    await this.restoreNow();
+    for (const report of reports) {
+      const record = this.records.get(report.host);
+      if (!record) continue;
+      report.balancer = {
+        server: record.server,
+        drainedSeconds: record.drainedSeconds === undefined ? undefined : Math.round(record.drainedSeconds * 10) / 10,
+        sessionsAtDrain: record.sessionsAtDrain,
+        errorsDuringReload: record.errorsDuringReload,
+        traffic: record.traffic,
+      };
+    }
+    await this.remote?.close().catch(() => undefined);
+  }
+
+  private async drain(record: ServerRecord, before: ServerStat): Promise<void> {
+    const { log, settings } = this.options;
+    const server = record.server;
+    // Still drained from a failed attempt (a rollback's around): already idle, and the wait must
+    // not stop on a cancelled run's signal while putting things back.
+    if (this.drained.has(server)) return;
+    // Checked and marked with no await in between: hosts of a batch drain concurrently, and
+    // each must see the others as already out of rotation.
+    this.refuseLastServer(await this.stats(), [server, ...this.drained], 'draining it now');
+    this.drained.add(server);
+    await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
+    record.drainedAt = Date.now();
+    record.sessionsAtDrain ??= before.scur + before.qcur;
+    log(`${server} drained (${before.scur} sessions, ${before.qcur} queued)`);
+    let last = before;
+    const idle = await pollUntil(
+      async () => {
+        last = this.row(await this.stats(), server);
+        return last.scur === 0 && last.qcur === 0 ? true : undefined;
+      },
+      { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal: this.options.signal, what: `wait for ${server} to drain` },
+    );
+    if (idle) log(`${server} has no session left`);
+    else log(`WARNING: ${server} still has ${last.scur} sessions and ${last.qcur} queued after drain-timeout (${settings.drainTimeoutSeconds}s); reloading anyway`);
+  }
+
+  /** ready, then HAProxy's own check must say UP: only then does the next host go. Not cancellable: it puts things back. */
+  private async ready(record: ServerRecord): Promise<void> {
+    const server = record.server;
+    await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
+    this.drained.delete(server);
+    if (record.drainedAt !== undefined) record.drainedSeconds = (record.drainedSeconds ?? 0) + (Date.now() - record.drainedAt) / 1000;
+    record.drainedAt = undefined;
+    let status = '';
+    const up = await pollUntil(
+      async () => {
+        const row = this.row(await this.stats(), server);
+        status = row.status;
+        return takesTraffic(row) ? true : undefined;
+      },
+      { timeoutMs: this.options.upTimeoutSeconds * 1000, intervalMs: POLL_MS },
+    );
+    if (!up) throw new BalancerError(`${this.backend}/${server} is ready but HAProxy's check did not report it UP within ${this.options.upTimeoutSeconds}s (status ${status})`, this.remote?.name);
+    this.options.log(`${server} ready and UP in HAProxy after ${Math.round((record.drainedSeconds ?? 0) * 10) / 10}s out of rotation`);
+  }
+
+  /** Refuses to take `servers` out when no other server of the backend takes traffic. */
+  private refuseLastServer(stats: ServerStat[], servers: readonly string[], why: string): void {
+    const others = stats.filter((row) => row.backend === this.backend && !servers.includes(row.server) && takesTraffic(row));
+    if (others.length === 0) {
+      const named = servers.map((server) => `${this.backend}/${server}`).join(', ');
+      throw new BalancerError(`${why} ${named} would leave the backend with no server UP; add a server, lower batch-size, or set drain: never.`, this.remote?.name);
+    }
+  }
+
+  private async stats(): Promise<ServerStat[]> {
+    if (!this.admin) throw new BalancerError('the balancer was not opened');
+    return parseShowStat(await this.admin.send('show stat')).filter((row) => row.backend === this.backend);
+  }
+
+  private row(stats: ServerStat[], server: string): ServerStat {
+    const row = stats.find((candidate) => candidate.server === server);
+    if (!row) throw new BalancerError(`server ${server} is gone from backend ${this.backend}`, this.remote?.name);
+    return row;
+  }
+
+  private record(host: string): ServerRecord {
+    const record = this.records.get(host);
+    if (!record) throw new BalancerError(`no HAProxy server is known for ${host}`, this.remote?.name);
+    return record;
+  }
+}
+
+function errorsBetween(before: ServerStat, after: ServerStat): number {
+  return Math.max(0, after.hrsp5xx - before.hrsp5xx) + Math.max(0, after.eresp - before.eresp) + Math.max(0, after.econ - before.econ);
+}

@@ -1,0 +1,75 @@
+/**
+ * The traffic gate's verdict, a pure function of two `show stat` snapshots: the servers just
+ * moved to the new release against the others (still on the old one) over the same window.
+ */
+import type { ServerStat } from './haproxy/stat-csv.js';
+
+export interface TrafficThresholds {
+  /** Fail when the new servers' error rate exceeds the old servers' by more than this (0..1). */
+  max5xxRate: number;
+  /** Fail when the new servers' response time exceeds this many times the old servers' (and a floor). */
+  latencyFactor: number;
+}
+
+/** Fewer answered requests than this in the window say nothing either way: the gate passes and says so. */
+export const MIN_SAMPLE = 5;
+/** Response times under this (ms) never fail the gate: 3 × 2 ms is noise, not a regression. */
+export const LATENCY_FLOOR_MS = 100;
+
+export interface TrafficSide {
+  requests: number;
+  errors: number;
+  rate: number;
+  /** HAProxy's rtime (ms), the highest among the side's servers; 0 when none answered. */
+  rtime: number;
+}
+
+export interface TrafficVerdict {
+  ok: boolean;
+  /** One line for the log and the error. */
+  summary: string;
+  fresh: TrafficSide;
+  baseline: TrafficSide;
+}
+
+/** Errors as the balancer sees them: 5xx answers, broken answers and failed connections. */
+function side(before: ServerStat[], after: ServerStat[], servers: ReadonlySet<string>): TrafficSide {
+  let requests = 0;
+  let errors = 0;
+  let rtime = 0;
+  for (const now of after) {
+    if (!servers.has(now.server)) continue;
+    const then = before.find((row) => row.server === now.server);
+    const delta = (pick: (row: ServerStat) => number) => Math.max(0, pick(now) - (then ? pick(then) : 0));
+    const answered = delta((row) => row.responses);
+    const failed = delta((row) => row.hrsp5xx) + delta((row) => row.eresp) + delta((row) => row.econ);
+    requests += answered + delta((row) => row.eresp) + delta((row) => row.econ);
+    errors += failed;
+    if (answered > 0) rtime = Math.max(rtime, now.rtime);
+  }
+  return { requests, errors, rate: requests ? errors / requests : 0, rtime };
+}
+
+/**
+ * `fresh` = servers on the new release; the baseline is every other server of the backend
+ * that answered in the window. Without a baseline the old rate counts as 0.
+ */
+export function judgeTraffic(before: ServerStat[], after: ServerStat[], fresh: readonly string[], thresholds: TrafficThresholds): TrafficVerdict {
+  const freshSet = new Set(fresh);
+  const others = new Set(after.map((row) => row.server).filter((name) => !freshSet.has(name)));
+  const newSide = side(before, after, freshSet);
+  const oldSide = side(before, after, others);
+  const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+  const described = `new release ${newSide.errors}/${newSide.requests} errors (${percent(newSide.rate)}), ${newSide.rtime} ms; old release ${oldSide.errors}/${oldSide.requests} (${percent(oldSide.rate)}), ${oldSide.rtime} ms`;
+  if (newSide.requests < MIN_SAMPLE) {
+    return { ok: true, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
+  }
+  const failures: string[] = [];
+  if (newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate) {
+    failures.push(`error rate ${percent(newSide.rate)} is more than ${percent(thresholds.max5xxRate)} above the old release's ${percent(oldSide.rate)}`);
+  }
+  if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
+    failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);
+  }
+  return { ok: failures.length === 0, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
+}

@@ -1,0 +1,226 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { shouldDrain } from '../../src/balancer/drain-policy.js';
+import { AdminSocket, BalancerError, pythonSocketCommand } from '../../src/balancer/haproxy/admin-socket.js';
+import { HaproxyBalancer } from '../../src/balancer/haproxy/haproxy-balancer.js';
+import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from '../../src/balancer/haproxy/stat-csv.js';
+import { mapHostsToServers } from '../../src/balancer/server-map.js';
+import { judgeTraffic } from '../../src/balancer/traffic-gate.js';
+import type { BalancerSettings, HostTarget } from '../../src/config/settings.js';
+import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
+import type { ShellFragment } from '../../src/remote/shell-quote.js';
+import type { HostReport } from '../../src/report/reporter.js';
+
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/haproxy/${name}`, import.meta.url), 'utf8');
+const host = (address: string): HostTarget => ({ user: 'deploy', host: address, port: 22, label: `deploy@${address}` });
+
+describe('HAProxy 2.6 answers', () => {
+  it('show stat: one row per server with the counters the balancer reads; FRONTEND and BACKEND left out', () => {
+    const rows = parseShowStat(fixture('show-stat-2.6.csv'));
+    expect(rows.map((row) => `${row.backend}/${row.server}`)).toEqual(['app/h1', 'app/h2']);
+    expect(rows[0]).toMatchObject({ qcur: 0, scur: 0, status: 'UP', hrsp2xx: 10, hrsp5xx: 0, responses: 10, eresp: 0, econ: 0, rtime: 3, addr: '10.247.7.1:8000' });
+    expect(rows[1]).toMatchObject({ status: 'DRAIN', responses: 10, addr: '10.247.7.2:8000' });
+  });
+
+  it('show servers state: name, address and admin state (8 = drained at runtime)', () => {
+    expect(parseServersState(fixture('servers-state-2.6.txt'))).toEqual([
+      { backend: 'app', server: 'h1', address: '10.247.7.1', port: 8000, opState: 2, adminState: 0 },
+      { backend: 'app', server: 'h2', address: '10.247.7.2', port: 8000, opState: 2, adminState: 8 },
+    ]);
+  });
+
+  it('refuses text that is not the answer asked for (an error message of the CLI)', () => {
+    expect(() => parseShowStat("Can't find backend.\n")).toThrow(/not a 'show stat' answer/);
+    expect(() => parseServersState("Can't find backend.\n")).toThrow(/not a 'show servers state' answer/);
+  });
+
+  it('takes traffic: UP and UP going down; not DRAIN, MAINT, DOWN or DOWN going up', () => {
+    const status = (value: string) => takesTraffic({ status: value } as ServerStat);
+    expect(['UP', 'UP 1/2', 'no check'].map(status)).toEqual([true, true, true]);
+    expect(['DRAIN', 'MAINT', 'DOWN', 'DOWN 1/2', 'NOLB'].map(status)).toEqual([false, false, false, false, false]);
+  });
+});
+
+describe('mapHostsToServers', () => {
+  const states = parseServersState(fixture('servers-state-2.6.txt'));
+
+  it('matches each host by address by default', () => {
+    const mapping = mapHostsToServers([host('10.247.7.2'), host('10.247.7.1')], 'app', states);
+    expect(mapping.problems).toEqual([]);
+    expect([...mapping.servers]).toEqual([
+      ['deploy@10.247.7.2', 'h2'],
+      ['deploy@10.247.7.1', 'h1'],
+    ]);
+  });
+
+  it('names every host it cannot place, and the servers there are', () => {
+    const mapping = mapHostsToServers([host('web1'), host('10.247.7.1')], 'app', states);
+    expect(mapping.problems).toEqual(["deploy@web1: no server of backend 'app' has address web1 (servers: h1 (10.247.7.1), h2 (10.247.7.2)); name them with lb-servers"]);
+    expect(mapHostsToServers([host('10.247.7.1')], 'other', states).problems[0]).toMatch(/servers: none/);
+  });
+
+  it('an explicit map wins, and each name must exist in the backend', () => {
+    const explicit = new Map([['deploy@web1', 'h2']]);
+    expect([...mapHostsToServers([host('web1')], 'app', states, explicit).servers]).toEqual([['deploy@web1', 'h2']]);
+    expect(mapHostsToServers([host('web1')], 'app', states, new Map([['deploy@web1', 'h9']])).problems[0]).toMatch(/server 'h9' is not in backend 'app'/);
+  });
+});
+
+describe('judgeTraffic', () => {
+  const row = (server: string, responses: number, hrsp5xx: number, rtime = 5): ServerStat => ({
+    backend: 'app', server, qcur: 0, scur: 0, status: 'UP', hrsp2xx: responses - hrsp5xx, hrsp5xx, responses, eresp: 0, econ: 0, rtime, addr: '',
+  });
+  const limits = { max5xxRate: 0.02, latencyFactor: 3 };
+
+  it('fails a new release that answers 500 where the old one does not', () => {
+    const verdict = judgeTraffic([row('h1', 100, 0), row('h2', 100, 0)], [row('h1', 150, 50), row('h2', 150, 0)], ['h1'], limits);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.summary).toMatch(/^error rate 100\.0% is more than 2\.0% above the old release's 0\.0%/);
+  });
+
+  it("passes when the new release fails no more than the old one's rate plus the margin", () => {
+    const verdict = judgeTraffic([row('h1', 0, 0), row('h2', 0, 0)], [row('h1', 100, 5), row('h2', 100, 4)], ['h1'], limits);
+    expect(verdict).toMatchObject({ ok: true, fresh: { requests: 100, errors: 5 }, baseline: { requests: 100, errors: 4 } });
+  });
+
+  it('counts broken answers and failed connections as errors', () => {
+    const after = { ...row('h1', 50, 0), eresp: 3, econ: 2 };
+    const verdict = judgeTraffic([row('h1', 0, 0), row('h2', 0, 0)], [after, row('h2', 50, 0)], ['h1'], limits);
+    expect(verdict.fresh).toMatchObject({ requests: 55, errors: 5 });
+    expect(verdict.ok).toBe(false);
+  });
+
+  it('fails a release much slower than the old one, but never on a few milliseconds', () => {
+    expect(judgeTraffic([row('h1', 0, 0), row('h2', 0, 0)], [row('h1', 50, 0, 400), row('h2', 50, 0, 20)], ['h1'], limits).summary).toMatch(/response time 400 ms is more than 3× the old release's 20 ms/);
+    expect(judgeTraffic([row('h1', 0, 0), row('h2', 0, 0)], [row('h1', 50, 0, 90), row('h2', 50, 0, 2)], ['h1'], limits).ok).toBe(true);
+  });
+
+  it('too little traffic to judge passes and says so', () => {
+    const verdict = judgeTraffic([row('h1', 0, 0)], [row('h1', 3, 3)], ['h1'], limits);
+    expect(verdict.ok).toBe(true);
+    expect(verdict.summary).toMatch(/too little traffic to judge \(3 requests/);
+  });
+});
+
+describe('shouldDrain', () => {
+  it.each([
+    ['auto', 'gunicorn', 'hup', true],
+    ['auto', 'gunicorn', 'usr2', false],
+    ['auto', 'gunicorn', 'rolling', false],
+    ['auto', 'uwsgi', 'reload', true],
+    ['auto', 'uwsgi', 'chain', true],
+    ['always', 'gunicorn', 'usr2', true],
+    ['never', 'gunicorn', 'hup', false],
+  ] as const)('drain %s with %s/%s → %s', (mode, server, strategy, expected) => {
+    expect(shouldDrain(mode, server, strategy)).toBe(expected);
+  });
+});
+
+/** A pretend HAProxy behind a RemoteHost: enough of the runtime API for the balancer's story. */
+class FakeHaproxy implements RemoteHost {
+  readonly name = 'root@lb';
+  readonly commands: string[] = [];
+  /** Per server: admin state and check status. */
+  readonly servers = new Map<string, { admin: 'ready' | 'drain' | 'maint'; up: boolean; scur: number; responses: number; errors: number }>();
+  streamLocal = true;
+
+  constructor(names: string[]) {
+    names.forEach((name) => this.servers.set(name, { admin: 'ready', up: true, scur: 0, responses: 0, errors: 0 }));
+  }
+
+  async socketRequest(_purpose: string, socketPath: string, request: string): Promise<string> {
+    if (!this.streamLocal) throw new Error('(SSH) Channel open failure: open failed');
+    expect(socketPath).toBe('/run/haproxy/admin.sock');
+    return this.answer(request.trim());
+  }
+
+  async exec(_purpose: string, command: ShellFragment): Promise<ExecResult> {
+    const match = /'([^']*)\n'$/.exec(command.text);
+    return { stdout: this.answer(match?.[1] ?? ''), stderr: '', code: 0 };
+  }
+
+  async upload(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  answer(command: string): string {
+    this.commands.push(command);
+    if (command === 'show servers state app') {
+      const lines = [...this.servers.keys()].map((name, index) => `3 app ${index + 1} ${name} 10.0.0.${index + 1} 2 0 1 1 0 15 3 3 6 0 0 0 - 8000 - 0 0 - - 0`);
+      return `1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n${lines.join('\n')}\n\n`;
+    }
+    if (command === 'show stat') {
+      const rows = [...this.servers].map(([name, s]) => {
+        const status = !s.up ? 'DOWN' : s.admin === 'drain' ? 'DRAIN' : s.admin === 'maint' ? 'MAINT' : 'UP';
+        return `app,${name},0,${s.scur},${status},${s.responses - s.errors},${s.errors},5`;
+      });
+      return `# pxname,svname,qcur,scur,status,hrsp_2xx,hrsp_5xx,rtime\n${rows.join('\n')}\napp,BACKEND,0,0,UP,0,0,0\n`;
+    }
+    const set = /^set server app\/(\S+) state (ready|drain|maint)$/.exec(command);
+    const server = set && this.servers.get(set[1] ?? '');
+    if (!set || !server) return 'No such server.\n';
+    server.admin = set[2] as 'ready' | 'drain' | 'maint';
+    if (server.admin === 'drain') server.scur = 0;
+    return '\n';
+  }
+}
+
+describe('HaproxyBalancer', () => {
+  const settings: BalancerSettings = {
+    kind: 'haproxy', host: host('lb'), socket: '/run/haproxy/admin.sock', backend: 'app', drain: 'auto', drainTimeoutSeconds: 5, max5xxRate: 0.02, latencyFactor: 3, windowSeconds: 0,
+  };
+  const hosts = [host('10.0.0.1'), host('10.0.0.2')];
+  const make = (fake: FakeHaproxy, drain = true) => new HaproxyBalancer({ settings, drain, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined });
+
+  it('around: drain, wait until idle, work, ready, UP — in that order', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    const balancer = make(fake);
+    await balancer.open(hosts);
+    const during = await balancer.around('deploy@10.0.0.1', async () => fake.servers.get('h1')?.admin);
+    expect(during).toBe('drain');
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+    expect(fake.commands.filter((command) => command.startsWith('set'))).toEqual(['set server app/h1 state drain', 'set server app/h1 state ready']);
+    const reports: HostReport[] = [{ host: 'deploy@10.0.0.1', status: 'deployed' }];
+    await balancer.close(reports);
+    expect(reports[0]?.balancer).toMatchObject({ server: 'h1', sessionsAtDrain: 0, errorsDuringReload: 0 });
+    expect(reports[0]?.balancer?.drainedSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a failed work leaves the server drained (it may serve a broken release) until close() sets it ready', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    const balancer = make(fake);
+    await balancer.open(hosts);
+    await expect(balancer.around('deploy@10.0.0.1', async () => Promise.reject(new Error('reload failed')))).rejects.toThrow('reload failed');
+    expect(fake.servers.get('h1')?.admin).toBe('drain');
+    await balancer.close([]);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('refuses a plan that drains the last server taking traffic, before any command changes anything', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.answer('set server app/h2 state maint');
+    await expect(make(fake).open(hosts)).rejects.toThrow(/the plan drains app\/h1 would leave the backend with no server UP/);
+    expect(fake.commands.filter((command) => command.startsWith('set'))).toEqual(['set server app/h2 state maint']);
+    // Without drain the plan is fine.
+    await make(fake, false).open(hosts);
+  });
+
+  it('refuses hosts HAProxy does not know, naming them', async () => {
+    await expect(make(new FakeHaproxy(['h1', 'h2'])).open([host('10.0.0.9')])).rejects.toThrow(/deploy@10\.0\.0\.9: no server of backend 'app' has address 10\.0\.0\.9/);
+  });
+
+  it('falls back to python3 on the LB host when sshd refuses the streamlocal channel', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.streamLocal = false;
+    const lines: string[] = [];
+    const socket = new AdminSocket(fake, '/run/haproxy/admin.sock', (line) => lines.push(line));
+    expect(parseShowStat(await socket.send('show stat')).map((row) => row.server)).toEqual(['h1', 'h2']);
+    expect(lines[0]).toMatch(/refused a streamlocal channel .* through python3/);
+    await expect(socket.expectSilent('set server app/zz state drain')).rejects.toThrow(BalancerError);
+  });
+
+  it('the python3 command quotes the socket path and the command as single words', () => {
+    const text = pythonSocketCommand("/run/x y/admin.sock", "set server app/h1 state drain").text;
+    expect(text).toMatch(/^python3 -c '/);
+    expect(text).toContain(" '/run/x y/admin.sock' 'set server app/h1 state drain\n'");
+  });
+});
