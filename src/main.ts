@@ -8,6 +8,7 @@ import { errorMessage } from './errors.js';
 import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
+import { sshConnector } from './remote/ssh-connector.js';
 import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
@@ -43,7 +44,8 @@ async function deployFromInputs(): Promise<void> {
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
-      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
+      // One connector per run: every SSH connection, whoever opens it, shares its jump host.
+      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line), sshConnector(settings.ssh)),
       server: serverDriver(settings),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
@@ -96,7 +98,7 @@ function serverDriver(settings: Settings): ServerDriver {
  * `https://user:token@host/ready`, which a failing probe may echo.
  */
 function maskSecrets(): void {
-  for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase]) {
+  for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase, Inputs.JumpSshKey]) {
     const value = core.getInput(name);
     if (!value) continue;
     core.setSecret(value);

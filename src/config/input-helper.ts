@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
-import type { ExpectVersion, GunicornStrategy, HostTarget, Mode, ServerKind, Settings, UwsgiStrategy } from './settings.js';
+import type { ExpectVersion, GunicornStrategy, HostTarget, JumpHostSettings, Mode, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
 /** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
@@ -48,9 +48,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   if (!privateKey && !agent) {
     throw new InputError(Inputs.SshKey, 'a private key is required when no ssh-agent is running (SSH_AUTH_SOCK is unset).');
   }
-  if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-    throw new InputError(Inputs.SshKey, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
-  }
+  if (privateKey) checkPrivateKey(Inputs.SshKey, privateKey);
 
   const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
   const server = oneOf<ServerKind>(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
@@ -59,13 +57,13 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
 
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
+  const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
   return {
     hosts,
     ssh: {
-      privateKey,
-      passphrase: read(Inputs.SshKeyPassphrase) || undefined,
+      ...credentials,
       knownHosts: skipHostKeys ? undefined : knownHosts,
-      agent: privateKey ? undefined : agent,
+      jump: jumpHost(get(Inputs.JumpHost), normaliseKey(read(Inputs.JumpSshKey)), defaultUser, credentials),
       connectTimeoutSeconds: integer(Inputs.ConnectTimeout, get(Inputs.ConnectTimeout) || '20', 1, 600),
       commandTimeoutSeconds: integer(Inputs.CommandTimeout, get(Inputs.CommandTimeout) || '600', 1, 86400),
     },
@@ -118,18 +116,35 @@ export function parseHosts(text: string, defaultUser: string, defaultPort: numbe
   return hosts;
 }
 
-function parseHost(item: string, defaultUser: string, defaultPort: number): HostTarget {
+function parseHost(item: string, defaultUser: string, defaultPort: number, input: string = Inputs.Hosts): HostTarget {
   const match = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d+))?$/.exec(item);
-  if (!match) throw new InputError(Inputs.Hosts, `'${item}' is not of the form [user@]host[:port].`);
+  if (!match) throw new InputError(input, `'${item}' is not of the form [user@]host[:port].`);
   const [, userPart, hostPart = '', portPart] = match;
   const user = userPart ?? defaultUser;
-  if (!USER_NAME.test(user)) throw new InputError(Inputs.Hosts, `'${user}' in '${item}' is not a valid user name.`);
+  if (!USER_NAME.test(user)) throw new InputError(input, `'${user}' in '${item}' is not a valid user name.`);
   const bracketed = hostPart.startsWith('[');
   const host = bracketed ? hostPart.slice(1, -1) : hostPart;
-  if (!bracketed && !HOST_NAME.test(host)) throw new InputError(Inputs.Hosts, `'${host}' in '${item}' is not a valid host name or address.`);
-  const port = portPart ? integer(Inputs.Hosts, portPart, 1, 65535) : defaultPort;
+  if (!bracketed && !HOST_NAME.test(host)) throw new InputError(input, `'${host}' in '${item}' is not a valid host name or address.`);
+  const port = portPart ? integer(input, portPart, 1, 65535) : defaultPort;
   const shown = bracketed ? `[${host}]` : host;
   return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+
+/**
+ * jump-host is one `[user@]host[:port]`, read like a host. Its port defaults to 22, not to
+ * `port`: that input is the hosts' port, and a bastion's sshd rarely shares a private one.
+ * Without jump-ssh-key the bastion gets the hosts' key (or agent), as `ssh -J` offers it.
+ */
+export function jumpHost(value: string, key: string | undefined, defaultUser: string, hostCredentials: Omit<JumpHostSettings, 'target'>): JumpHostSettings | undefined {
+  if (!value) {
+    if (key) throw new InputError(Inputs.JumpSshKey, `is set but ${Inputs.JumpHost} is empty: name the bastion it is for, or remove the key.`);
+    return undefined;
+  }
+  if (/[,\n]/.test(value)) throw new InputError(Inputs.JumpHost, `'${value}' names more than one host; one bastion is supported.`);
+  const target = parseHost(value, defaultUser, 22, Inputs.JumpHost);
+  if (!key) return { target, ...hostCredentials };
+  checkPrivateKey(Inputs.JumpSshKey, key);
+  return { target, privateKey: key };
 }
 
 /** migrate-host names one of `hosts` (as written there, or by host name alone); stored as its label. */
@@ -236,6 +251,12 @@ function number(input: string, value: string, min: number, max: number): number 
     throw new InputError(input, `'${value}' must be a number from ${min} to ${max}.`);
   }
   return parsed;
+}
+
+function checkPrivateKey(input: string, key: string): void {
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+    throw new InputError(input, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
+  }
 }
 
 /** Keys pasted into secrets often lose their final newline or carry Windows line ends; ssh2 needs neither quirk. */
