@@ -11,6 +11,8 @@
  *     h<N>/{sshd_config,sshd.log,init.log,ssh_host_ed25519_key}
  *     id_ed25519, known_hosts, authorized_keys, haproxy.{cfg,log,sock,pid}, watchdog.{pid,log}
  *   netns gd<id>h<N> (eth0 = <prefix>.N/24), bridge gd<id>br (<prefix>.254/24) in the root ns.
+ *   With `bastion: true`: jb/ (like h<N>, its own sshd), id_ed25519_jump (the key only the bastion
+ *   takes), netns gd<id>jb at <prefix>.253, and each host's sshd reachable from there alone.
  *
  * The bash side lives in test/sandbox/: create-net.sh, host-init.sh (PID 1 of a host),
  * reaper.py, teardown.sh (the one teardown, used by stop(), exit handlers, the watchdog and
@@ -43,6 +45,24 @@ export interface SandboxOptions {
    * dir, which every host sees), started from its bin/gunicorn, setproctitle included.
    */
   gunicorn?: GunicornVersion;
+  /**
+   * A jump host in its own namespace, with its own sshd and its own client key; each host's
+   * sshd then answers only connections from the bastion (nftables in the host), so a client in
+   * the root namespace reaches the hosts over SSH only through it. HAProxy still reaches the apps.
+   */
+  bastion?: boolean;
+}
+
+/** The jump host of a sandbox started with `bastion: true`. */
+export interface SandboxBastion {
+  ip: string;
+  sshPort: number;
+  user: string;
+  /** The key the bastion accepts (and the hosts do not). */
+  privateKey: string;
+  privateKeyPath: string;
+  /** Its known_hosts line (also part of Sandbox.knownHosts). */
+  knownHostsLine: string;
 }
 
 export interface SandboxHost {
@@ -75,8 +95,10 @@ export interface Sandbox {
   hosts: SandboxHost[];
   user: string;
   privateKey: string;
-  /** known_hosts lines, one per host: `ip ssh-ed25519 AAAA...`. */
+  /** known_hosts lines, one per host (and the bastion's): `ip ssh-ed25519 AAAA...`. */
   knownHosts: string;
+  /** Set when started with `bastion: true`. */
+  bastion?: SandboxBastion;
   lbUrl: string;
   /** The gunicorn entry point startGunicorn runs on every host. */
   gunicornBin: string;
@@ -191,7 +213,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   live.add(id);
   const version = opts.gunicorn ?? '20.1';
   if (!TESTED_GUNICORN_VERSIONS.includes(version)) throw new Error(`startSandbox: gunicorn must be one of ${TESTED_GUNICORN_VERSIONS.join(', ')}, got ${version}`);
-  const sandbox = new SandboxImpl(id, opts.hosts, workers, version);
+  const sandbox = new SandboxImpl(id, opts.hosts, workers, version, opts.bastion ?? false);
   try {
     await sandbox.setUp();
   } catch (error) {
@@ -278,6 +300,7 @@ class SandboxImpl implements Sandbox {
   lbUrl = '';
   gunicornBin = DEBIAN_GUNICORN;
   venv: string | undefined;
+  bastion: SandboxBastion | undefined;
   subnet = '';
   rootIp = '';
   readonly privateKeyPath: string;
@@ -291,6 +314,7 @@ class SandboxImpl implements Sandbox {
     private readonly hostCount: number,
     private readonly workers: number,
     private readonly gunicornVersion: GunicornVersion,
+    private readonly withBastion: boolean,
   ) {
     this.root = join(RUN_BASE, `gd-${id}`);
     this.appDir = join(this.root, 'app');
@@ -302,7 +326,8 @@ class SandboxImpl implements Sandbox {
 
   async setUp(): Promise<void> {
     this.startWatchdog();
-    const created = await runChecked(join(SCRIPTS, 'create-net.sh'), [this.id, String(this.hostCount)], { timeoutMs: 60_000, what: 'create-net.sh' });
+    const netArgs = [this.id, String(this.hostCount), ...(this.withBastion ? ['bastion'] : [])];
+    const created = await runChecked(join(SCRIPTS, 'create-net.sh'), netArgs, { timeoutMs: 60_000, what: 'create-net.sh' });
     const prefix = created.stdout.trim();
     this.subnet = `${prefix}.0/24`;
     this.rootIp = `${prefix}.254`;
@@ -315,6 +340,7 @@ class SandboxImpl implements Sandbox {
     const hostKeys = await Promise.all(
       Array.from({ length: this.hostCount }, (_, i) => this.startHost(i + 1, `${prefix}.${i + 1}`)),
     );
+    if (this.withBastion) hostKeys.push(await this.startBastion(`${prefix}.253`));
     this.knownHosts = hostKeys.join('');
     await writeFile(this.knownHostsPath, this.knownHosts);
     await this.startHaproxy();
@@ -348,12 +374,32 @@ class SandboxImpl implements Sandbox {
   private async startHost(index: number, ip: string): Promise<string> {
     const name = `h${index}`;
     const dir = join(this.root, name);
+    const { initPid, knownHostsLine } = await this.startMachine(name, ip, join(this.root, 'authorized_keys'));
+    this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(dir, 'app'), dir, initPid };
+    return knownHostsLine;
+  }
+
+  /** The jump host: a machine like the hosts that accepts its own client key only. */
+  private async startBastion(ip: string): Promise<string> {
+    const privateKeyPath = join(this.root, 'id_ed25519_jump');
+    await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-jump-client`, '-f', privateKeyPath]);
+    await mkdir(join(this.root, 'jb'));
+    const authorizedKeys = join(this.root, 'jb', 'authorized_keys');
+    await copyFile(`${privateKeyPath}.pub`, authorizedKeys);
+    const { knownHostsLine } = await this.startMachine('jb', ip, authorizedKeys);
+    this.bastion = { ip, sshPort: 22, user: 'root', privateKey: await readFile(privateKeyPath, 'utf8'), privateKeyPath, knownHostsLine };
+    return knownHostsLine;
+  }
+
+  /** Starts the PID 1 (host-init.sh: mounts + sshd) of machine `name` in netns gd<id><name> and waits for its sshd. */
+  private async startMachine(name: string, ip: string, authorizedKeys: string): Promise<{ initPid: number; knownHostsLine: string }> {
+    const dir = join(this.root, name);
     const netns = `gd${this.id}${name}`;
     await mkdir(join(dir, 'app'), { recursive: true });
     await this.makeHome(join(dir, 'home'));
     const hostKey = join(dir, 'ssh_host_ed25519_key');
     await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-${name}`, '-f', hostKey]);
-    await writeFile(join(dir, 'sshd_config'), sshdConfig({ ip, dir, hostKey, authorizedKeys: join(this.root, 'authorized_keys') }));
+    await writeFile(join(dir, 'sshd_config'), sshdConfig({ ip, dir, hostKey, authorizedKeys }));
 
     const initLog = join(dir, 'init.log');
     const log = openSync(initLog, 'a');
@@ -370,11 +416,15 @@ class SandboxImpl implements Sandbox {
     child.on('error', (error) => (exited = `could not start: ${error.message}`));
 
     const explain = async () => `${await tailFile(initLog, 20)}\n${await tailFile(join(dir, 'sshd.log'), 20)}`;
+    // A host behind the bastion resets every other connection: ask its socket table instead.
+    const listening = this.withBastion && name !== 'jb'
+      ? async () => (await run('nsenter', [`--net=/run/netns/${netns}`, '--', 'ss', '-Hltn', `src ${ip}:22`], { timeoutMs: 5000 })).stdout.trim() !== ''
+      : () => tcpOpen(ip, 22);
     await waitFor(
       `sshd of ${name} to listen on ${ip}:22`,
       async () => {
         if (exited) throw new Error(`host ${name} of sandbox ${this.id}: its init ${exited}\n${await explain()}`);
-        return tcpOpen(ip, 22);
+        return listening();
       },
       { timeoutMs: 20_000, intervalMs: 100, explain },
     );
@@ -383,10 +433,8 @@ class SandboxImpl implements Sandbox {
     const initPid = Number(children[0]);
     if (!Number.isInteger(initPid) || initPid <= 0) throw new Error(`host ${name}: could not find its init process (children of ${child.pid}: '${children.join(' ')}')`);
     await writeFile(join(dir, 'init.pid'), `${initPid}\n`);
-
-    this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(dir, 'app'), dir, initPid };
     const [type, key] = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/);
-    return `${ip} ${type} ${key}\n`;
+    return { initPid, knownHostsLine: `${ip} ${type} ${key}\n` };
   }
 
   /** A fresh server's root home: Debian's default dotfiles, nothing of this machine's /root. */

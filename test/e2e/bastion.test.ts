@@ -1,0 +1,93 @@
+/**
+ * Issue 11, bastion: a 2-host fleet whose sshd answers only the jump host (nftables in each
+ * host resets every other SSH connection), deployed under load through it; and a bastion
+ * whose key is not the pinned one, refused before anything changes.
+ */
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processRunning, run } from '../support/proc.js';
+import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
+import { deployTo, expectAllOn, hostState, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
+
+describe('hosts reachable only through a bastion', () => {
+  let sb: Sandbox;
+  const sources: string[] = [];
+  const source = async (version: string) => {
+    const dir = await releaseSource({ version });
+    sources.push(dir);
+    return dir;
+  };
+  const bastionLabel = () => `root@${sb.bastion?.ip ?? '?'}`;
+  /** The system ssh client to a host, directly or (`jump`) through the bastion with its own key. */
+  const ssh = (host: number, jump: boolean) => {
+    const bastion = sb.bastion;
+    if (!bastion) throw new Error('the sandbox has no bastion');
+    const proxy = `ProxyCommand=ssh -F /dev/null -i ${bastion.privateKeyPath} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${sb.knownHostsPath} -W %h:%p ${bastion.user}@${bastion.ip}`;
+    return run('ssh', [...(jump ? ['-o', proxy] : []), ...sb.sshArgs(host), 'cat /etc/hostname >/dev/null; echo reached'], { timeoutMs: 20_000 });
+  };
+
+  beforeAll(async () => {
+    sb = await startServingSandbox({ hosts: 2, version: 'v1', bastion: true });
+  });
+  afterAll(async () => {
+    await sb?.stop();
+    await Promise.all(sources.map(removeSource));
+  });
+
+  it('the hosts refuse SSH from the runner and answer it through the bastion', async () => {
+    for (const host of sb.hosts) {
+      const direct = await ssh(host.index, false);
+      expect(direct.code, `direct ssh to ${host.name} must fail`).not.toBe(0);
+      expect(direct.stderr).toMatch(/Connection refused|Connection reset/);
+      const jumped = await ssh(host.index, true);
+      expect(jumped.stdout.trim(), jumped.stderr).toBe('reached');
+    }
+  });
+
+  it('deploys every host through the bastion under load, with zero failed requests', async () => {
+    const { result, load } = await underLoad(sb, async () => deployTo(sb, { source: await source('v2'), release: 'v2', strategy: 'usr2' }));
+    expect(result.outputs.status, logOf(result)).toBe('deployed');
+    for (const host of sb.hosts) expect(result.stdout).toContain(`[root@${host.ip}] connected through the jump host ${bastionLabel()}`);
+    expect(load.failed).toBe(0);
+    await expectAllOn(sb, 'v2');
+  });
+
+  it('refuses a bastion whose key is not the pinned one before any change', async () => {
+    const bastion = sb.bastion;
+    if (!bastion) throw new Error('the sandbox has no bastion');
+    // The bastion's address pinned to another machine's key (host 1's): a man in the middle, as known-hosts sees it.
+    const [, type, key] = sb.knownHosts.split('\n')[0]?.split(' ') ?? [];
+    const knownHosts = sb.knownHosts.replace(bastion.knownHostsLine, `${bastion.ip} ${type} ${key}\n`);
+    expect(knownHosts).not.toBe(sb.knownHosts);
+    const result = await deployTo(sb, { 'known-hosts': knownHosts, source: await source('v3'), release: 'v3' });
+    expect(result.outputs.status, logOf(result)).toBe('failed');
+    expect(result.stdout).toContain(`[${bastionLabel()}] refusing to connect to the jump host: the host key offered (ssh-ed25519 SHA256:`);
+    expect(result.stdout).toContain('does not match the key pinned in known-hosts');
+    for (const host of sb.hosts) {
+      expect(await hostState(sb, host.index)).toMatchObject({ current: 'releases/v2', served: 'v2', status: 200 });
+      const traces = await sb.exec(host.index, `ls -d ${sb.appDir}/.deploy-lock ${sb.appDir}/releases/v3 ${sb.appDir}/releases/.upload-v3* 2>/dev/null; true`);
+      expect(traces.stdout.trim(), `lock or upload left on ${host.name}`).toBe('');
+    }
+  });
+
+  it('names the bastion when it cannot be reached, before any change', async () => {
+    const bastion = sb.bastion;
+    if (!bastion) throw new Error('the sandbox has no bastion');
+    // Nothing listens on port 2 of the bastion; its address is pinned there too, so only reachability fails.
+    const knownHosts = `${sb.knownHosts}[${bastion.ip}]:2 ${bastion.knownHostsLine.split(' ').slice(1).join(' ')}`;
+    const result = await deployTo(sb, { 'jump-host': `root@${bastion.ip}:2`, 'known-hosts': knownHosts, 'connect-timeout': '3', source: await source('v4'), release: 'v4' });
+    expect(result.outputs.status, logOf(result)).toBe('failed');
+    expect(result.stdout).toContain(`[root@${bastion.ip}:2] cannot connect to the jump host over SSH: connect ECONNREFUSED`);
+    for (const host of sb.hosts) expect(await hostState(sb, host.index)).toMatchObject({ current: 'releases/v2', served: 'v2' });
+  });
+
+  it('stop() removes the bastion with the hosts: namespaces, links, processes, run dir', async () => {
+    const pids = (await run('ip', ['netns', 'pids', `gd${sb.id}jb`])).stdout.split(/\s+/).filter(Boolean);
+    expect(pids.length, 'the bastion runs (unshare, init, sshd)').toBeGreaterThanOrEqual(3);
+    await sb.stop();
+    expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(`gd${sb.id}`);
+    expect((await run('ip', ['-o', 'link', 'show'])).stdout).not.toContain(`gd${sb.id}`);
+    for (const pid of pids) expect(processRunning(Number(pid)), `pid ${pid} of the bastion`).toBe(false);
+    expect(existsSync(sb.root)).toBe(false);
+  });
+});
