@@ -40,12 +40,13 @@ async function deployFromInputs(): Promise<void> {
   if (!settings.ssh.knownHosts) core.warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
 
   const cancellation = onRunnerCancel();
+  // One connector per run: every SSH connection, whoever opens it, goes through the same jump host.
+  const connector = sshConnector(settings.ssh);
   let outcome: DeployOutcome;
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
-      // One connector per run: every SSH connection, whoever opens it, shares its jump host.
-      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line), sshConnector(settings.ssh)),
+      connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line), connector),
       server: serverDriver(settings),
       reporter: actionReporter,
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,

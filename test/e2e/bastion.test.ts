@@ -7,16 +7,11 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processRunning, run } from '../support/proc.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
-import { deployTo, expectAllOn, hostState, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
+import { deployTo, expectAllOn, hostState, logOf, releaseSources, underLoad } from './support/deploy-fixture.js';
 
 describe('hosts reachable only through a bastion', () => {
   let sb: Sandbox;
-  const sources: string[] = [];
-  const source = async (version: string) => {
-    const dir = await releaseSource({ version });
-    sources.push(dir);
-    return dir;
-  };
+  const { source, removeAll } = releaseSources();
   const bastionLabel = () => `root@${sb.bastion?.ip ?? '?'}`;
   /** The system ssh client to a host, directly or (`jump`) through the bastion with its own key. */
   const ssh = (host: number, jump: boolean) => {
@@ -31,7 +26,7 @@ describe('hosts reachable only through a bastion', () => {
   });
   afterAll(async () => {
     await sb?.stop();
-    await Promise.all(sources.map(removeSource));
+    await removeAll();
   });
 
   it('the hosts refuse SSH from the runner and answer it through the bastion', async () => {
@@ -79,6 +74,17 @@ describe('hosts reachable only through a bastion', () => {
     expect(result.outputs.status, logOf(result)).toBe('failed');
     expect(result.stdout).toContain(`[root@${bastion.ip}:2] cannot connect to the jump host over SSH: connect ECONNREFUSED`);
     for (const host of sb.hosts) expect(await hostState(sb, host.index)).toMatchObject({ current: 'releases/v2', served: 'v2' });
+  });
+
+  it('names the bastion when it refuses to forward to a host, before any change on the others', async () => {
+    const [one, two] = sb.hosts;
+    if (!one || !two) throw new Error('two hosts expected');
+    // Port 2 of host 2 is closed: the bastion's connection to it is refused, so is the forward.
+    const result = await deployTo(sb, { hosts: `${one.ip},${two.ip}:2`, 'connect-timeout': '5', source: await source('v5'), release: 'v5' });
+    expect(result.outputs.status, logOf(result)).toBe('failed');
+    expect(result.stdout).toContain(`[root@${two.ip}:2] the jump host ${bastionLabel()} could not open a connection to ${two.ip}:2:`);
+    const traces = await sb.exec(one.index, `ls -d ${sb.appDir}/.deploy-lock ${sb.appDir}/releases/v5 2>/dev/null; readlink ${sb.appDir}/current`);
+    expect(traces.stdout.trim(), 'host 1 untouched').toBe('releases/v2');
   });
 
   it('stop() removes the bastion with the hosts: namespaces, links, processes, run dir', async () => {

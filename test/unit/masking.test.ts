@@ -63,4 +63,18 @@ describe('the action', () => {
     expect(lines).toContain('::add-mask::Sup3rS3cret');
     expect(lines.filter((line) => line.includes('Sup3rS3cret') && !line.startsWith('::add-mask::'))).toEqual([]);
   });
+
+  it('masks jump-ssh-key, whole and line by line, like ssh-key', async () => {
+    const printed: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      printed.push(String(chunk));
+      return true;
+    });
+    process.env['INPUT_JUMP-SSH-KEY'] = '-----BEGIN OPENSSH PRIVATE KEY-----\nJumpKeyBody0123456789\n-----END OPENSSH PRIVATE KEY-----';
+    process.env.INPUT_HOSTS = ''; // stops at input validation: nothing connects
+    await run();
+    const lines = printed.join('').split('\n');
+    expect(lines).toContain('::add-mask::JumpKeyBody0123456789');
+    expect(lines.filter((line) => line.includes('JumpKeyBody') && !line.startsWith('::add-mask::'))).toEqual([]);
+  });
 });
