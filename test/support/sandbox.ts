@@ -63,6 +63,8 @@ export interface SandboxBastion {
   privateKeyPath: string;
   /** Its known_hosts line (also part of Sandbox.knownHosts). */
   knownHostsLine: string;
+  /** Its sshd's log (LogLevel VERBOSE: one `Accepted publickey` per connection). */
+  sshdLog: string;
 }
 
 export interface SandboxHost {
@@ -145,6 +147,11 @@ export interface Sandbox {
   startUwsgi(host: number, opts?: { timeoutMs?: number }): Promise<void>;
   /** GET http://127.0.0.1:8000/health/ready on the host itself; status 0 when nothing answers. */
   probe(host: number): Promise<{ status: number; version: string | null }>;
+  /**
+   * Kills the bastion's SSH sessions, as a bastion reboot or an idle-timeout firewall would
+   * drop them; its sshd keeps listening. Resolves with the number of processes killed.
+   */
+  dropBastionSessions(): Promise<number>;
   /** Kills everything of this sandbox and removes it; safe to call twice, never throws. */
   stop(): Promise<void>;
 }
@@ -387,7 +394,8 @@ class SandboxImpl implements Sandbox {
     const authorizedKeys = join(this.root, 'jb', 'authorized_keys');
     await copyFile(`${privateKeyPath}.pub`, authorizedKeys);
     const { knownHostsLine } = await this.startMachine('jb', ip, authorizedKeys);
-    this.bastion = { ip, sshPort: 22, user: 'root', privateKey: await readFile(privateKeyPath, 'utf8'), privateKeyPath, knownHostsLine };
+    const sshdLog = join(this.root, 'jb', 'sshd.log');
+    this.bastion = { ip, sshPort: 22, user: 'root', privateKey: await readFile(privateKeyPath, 'utf8'), privateKeyPath, knownHostsLine, sshdLog };
     return knownHostsLine;
   }
 
@@ -652,6 +660,25 @@ class SandboxImpl implements Sandbox {
       },
       { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100, explain: async () => `last status: ${JSON.stringify(last)}\n${await tailFile(this.haproxyLog, 20)}` },
     );
+  }
+
+  async dropBastionSessions(): Promise<number> {
+    if (!this.bastion) throw new Error(`sandbox ${this.id} has no bastion (start it with bastion: true)`);
+    const pids = (await runChecked('ip', ['netns', 'pids', `gd${this.id}jb`])).stdout.split(/\s+/).filter(Boolean);
+    let killed = 0;
+    for (const pid of pids) {
+      // A connection's processes are titled `sshd: root...` (`@notty` once it has a session);
+      // the listener, `sshd: /usr/sbin/sshd -D ... [listener] ...`, must live on.
+      const title = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (!title.startsWith('sshd: ') || title.includes('[listener]')) continue;
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed += 1;
+      } catch {
+        /* gone already */
+      }
+    }
+    return killed;
   }
 
   stop(): Promise<void> {
