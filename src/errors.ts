@@ -31,6 +31,12 @@ export class HostKeyError extends DeployError {}
  */
 export class HostUnreachableError extends DeployError {}
 
+/**
+ * The jump host (bastion) cannot be reached, or would not forward to a host. Carries the
+ * bastion's label, or the host's when only that host's forward failed; the message names both.
+ */
+export class JumpHostError extends HostUnreachableError {}
+
 /** The filesystem holding `path` on the host has no room for what had to be written there. */
 export class DiskFullError extends DeployError {
   constructor(

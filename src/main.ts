@@ -11,6 +11,7 @@ import { errorMessage } from './errors.js';
 import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
+import { sshConnector } from './remote/ssh-connector.js';
 import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
@@ -43,8 +44,10 @@ async function deployFromInputs(): Promise<void> {
 
   const lb: { balancer?: Balancer } = {};
   const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
+  // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
+  const connector = sshConnector(settings.ssh);
   let outcome: DeployOutcome;
-  const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
+  const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line), connector);
   lb.balancer = balancer(settings, connect, cancellation.signal);
   try {
     outcome = await deploy(settings, {
@@ -121,7 +124,7 @@ function serverDriver(settings: Settings): ServerDriver {
  * `https://user:token@host/ready`, which a failing probe may echo.
  */
 function maskSecrets(): void {
-  for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase]) {
+  for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase, Inputs.JumpSshKey]) {
     const value = core.getInput(name);
     if (!value) continue;
     core.setSecret(value);

@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
 import { parseBatchSize, type BatchSize } from '../rollout/rollout-plan.js';
-import type { BalancerSettings, ExpectVersion, GunicornStrategy, HostTarget, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
+import type { BalancerSettings, ExpectVersion, GunicornStrategy, HostTarget, JumpHostSettings, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
 /** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
@@ -51,9 +51,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   if (!privateKey && !agent) {
     throw new InputError(Inputs.SshKey, 'a private key is required when no ssh-agent is running (SSH_AUTH_SOCK is unset).');
   }
-  if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-    throw new InputError(Inputs.SshKey, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
-  }
+  if (privateKey) checkPrivateKey(Inputs.SshKey, privateKey);
 
   const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
   const server = oneOf<ServerKind>(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
@@ -62,13 +60,13 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
 
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
+  const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
   return {
     hosts,
     ssh: {
-      privateKey,
-      passphrase: read(Inputs.SshKeyPassphrase) || undefined,
+      ...credentials,
       knownHosts: skipHostKeys ? undefined : knownHosts,
-      agent: privateKey ? undefined : agent,
+      jump: jumpHost(get(Inputs.JumpHost), normaliseKey(read(Inputs.JumpSshKey)), defaultUser, credentials),
       connectTimeoutSeconds: integer(Inputs.ConnectTimeout, get(Inputs.ConnectTimeout) || '20', 1, 600),
       commandTimeoutSeconds: integer(Inputs.CommandTimeout, get(Inputs.CommandTimeout) || '600', 1, 86400),
     },
@@ -207,6 +205,23 @@ function parseHost(item: string, defaultUser: string, defaultPort: number, input
   return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
 }
 
+/**
+ * jump-host is one `[user@]host[:port]`, read like a host. Its port defaults to 22, not to
+ * `port`: that input is the hosts' port, and a bastion's sshd rarely shares a private one.
+ * Without jump-ssh-key the bastion gets the hosts' key (or agent), as `ssh -J` offers it.
+ */
+export function jumpHost(value: string, key: string | undefined, defaultUser: string, hostCredentials: Omit<JumpHostSettings, 'target'>): JumpHostSettings | undefined {
+  if (!value) {
+    if (key) throw new InputError(Inputs.JumpSshKey, `is set but ${Inputs.JumpHost} is empty: name the bastion it is for, or remove the key.`);
+    return undefined;
+  }
+  if (/[,\n]/.test(value)) throw new InputError(Inputs.JumpHost, `'${value}' names more than one host; one bastion is supported.`);
+  const target = parseHost(value, defaultUser, 22, Inputs.JumpHost);
+  if (!key) return { target, ...hostCredentials };
+  checkPrivateKey(Inputs.JumpSshKey, key);
+  return { target, privateKey: key };
+}
+
 /** migrate-host names one of `hosts` (as written there, or by host name alone); stored as its label. */
 function migrateHost(value: string, hosts: HostTarget[]): string | null {
   if (!value) return null;
@@ -311,6 +326,12 @@ function number(input: string, value: string, min: number, max: number): number 
     throw new InputError(input, `'${value}' must be a number from ${min} to ${max}.`);
   }
   return parsed;
+}
+
+function checkPrivateKey(input: string, key: string): void {
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+    throw new InputError(input, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
+  }
 }
 
 /** Keys pasted into secrets often lose their final newline or carry Windows line ends; ssh2 needs neither quirk. */

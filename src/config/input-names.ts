@@ -7,6 +7,8 @@ export const Inputs = {
   SshKeyPassphrase: 'ssh-key-passphrase',
   KnownHosts: 'known-hosts',
   InsecureSkipHostKeyCheck: 'insecure-skip-host-key-check',
+  JumpHost: 'jump-host',
+  JumpSshKey: 'jump-ssh-key',
   ConnectTimeout: 'connect-timeout',
   CommandTimeout: 'command-timeout',
   AppDir: 'app-dir',

@@ -28,6 +28,17 @@ export interface SshSettings {
   agent?: string;
   connectTimeoutSeconds: number;
   commandTimeoutSeconds: number;
+  /** The bastion every connection goes through; undefined = connect to each host directly. */
+  jump?: JumpHostSettings;
+}
+
+/** A jump host (bastion): pinned in known-hosts like every host, with the credentials it accepts. */
+export interface JumpHostSettings {
+  target: HostTarget;
+  /** jump-ssh-key when given; otherwise the hosts' own key, passphrase or agent. */
+  privateKey?: string;
+  passphrase?: string;
+  agent?: string;
 }
 
 export interface HealthSettings {

@@ -26,6 +26,7 @@ export function keepaliveOf(connectTimeoutSeconds: number): Pick<Config, 'keepal
 export class SshLink {
   /** Why the connection ended (`Keepalive timeout`, `read ECONNRESET`); undefined while open. */
   lost: string | undefined;
+  private readonly closeListeners: (() => void)[] = [];
 
   private constructor(readonly ssh: NodeSSH) {}
 
@@ -56,6 +57,12 @@ export class SshLink {
   close(): void {
     this.lost ??= 'closed by this run';
     this.ssh.dispose();
+    this.closeListeners.splice(0).forEach((listener) => listener());
+  }
+
+  /** Calls `listener` once, when this run closes the link (not when the connection is lost). */
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
   }
 }
 

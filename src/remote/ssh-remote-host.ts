@@ -1,15 +1,14 @@
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import type { Config } from 'node-ssh';
 import type { Channel, ClientChannel, SFTPWrapper } from 'ssh2';
 import type { HostTarget, SshSettings } from '../config/settings.js';
-import { DeployError, DiskFullError, HostKeyError, HostUnreachableError, RemoteCommandError, errorMessage } from '../errors.js';
+import { DeployError, DiskFullError, HostUnreachableError, RemoteCommandError, errorMessage } from '../errors.js';
 import { diskSpaceCommand, parseDiskSpace } from './disk-space.js';
-import { fingerprint, keyTypeOf, parseKnownHosts, pinnedKeyAlgorithms, verifyHostKey, type KnownHostEntry } from './known-hosts.js';
 import { KILL_AFTER_SECONDS, exitStatusOf, remoteCommandLine, stoppedByDeadline } from './remote-command.js';
 import type { ExecOptions, ExecResult, RemoteHost } from './remote-host.js';
 import type { ShellFragment } from './shell-quote.js';
-import { SshLink, keepaliveOf, reconnect } from './ssh-link.js';
+import { sshConnector, type SshConnector } from './ssh-connector.js';
+import { reconnect, type SshLink } from './ssh-link.js';
 
 const STDERR_TAIL_LINES = 12;
 /** Extra seconds the runner waits past the host's own kill before it stops waiting for an answer. */
@@ -18,54 +17,22 @@ const ANSWER_GRACE_SECONDS = 5;
 /** Opens one verified SSH connection per host; used by main.ts, replaced by stubs in unit tests. */
 export type RemoteHostFactory = (target: HostTarget) => Promise<RemoteHost>;
 
-/** `log` hears about lost and re-opened connections, prefixed with the host by the caller. */
-export function sshRemoteHostFactory(settings: SshSettings, log: (host: string, line: string) => void = () => undefined): RemoteHostFactory {
-  const knownHosts = settings.knownHosts === undefined ? undefined : parseKnownHosts(settings.knownHosts);
+/**
+ * `log` hears about lost and re-opened connections, prefixed with the host by the caller.
+ * `connect` opens each connection (through the jump host, if any) on the first command and on
+ * every reconnect; pass the run's one connector when others connect too.
+ */
+export function sshRemoteHostFactory(
+  settings: SshSettings,
+  log: (host: string, line: string) => void = () => undefined,
+  connect: SshConnector = sshConnector(settings),
+): RemoteHostFactory {
   return async (target) => {
-    const open = () => openLink(target, settings, knownHosts);
-    return new SshRemoteHost(target.label, await open(), open, settings, (line) => log(target.label, line));
+    const open = () => connect(target);
+    const host = new SshRemoteHost(target.label, await open(), open, settings, (line) => log(target.label, line));
+    if (settings.jump) log(target.label, `connected through the jump host ${settings.jump.target.label}`);
+    return host;
   };
-}
-
-/** Connects and verifies the host key, on the first connection and on every reconnect. */
-async function openLink(target: HostTarget, settings: SshSettings, knownHosts: KnownHostEntry[] | undefined): Promise<SshLink> {
-  let refusal: HostKeyError | undefined;
-  const config: Config = {
-    host: target.host,
-    port: target.port,
-    username: target.user,
-    readyTimeout: settings.connectTimeoutSeconds * 1000,
-    ...keepaliveOf(settings.connectTimeoutSeconds),
-  };
-  if (settings.privateKey) config.privateKey = settings.privateKey;
-  if (settings.passphrase) config.passphrase = settings.passphrase;
-  if (settings.agent) config.agent = settings.agent;
-  if (knownHosts) {
-    const algorithms = pinnedKeyAlgorithms(knownHosts, target.host, target.port);
-    if (algorithms.length > 0) config.algorithms = { serverHostKey: algorithms as never };
-    config.hostVerifier = (key: Buffer): boolean => {
-      const verdict = verifyHostKey(knownHosts, target.host, target.port, key);
-      if (verdict.ok) return true;
-      refusal = hostKeyRefusal(target, key, verdict.reason);
-      return false;
-    };
-  }
-  try {
-    return await SshLink.open(config);
-  } catch (error) {
-    if (refusal) throw refusal;
-    throw new HostUnreachableError(`cannot connect over SSH: ${errorMessage(error)}`, target.label);
-  }
-}
-
-function hostKeyRefusal(target: HostTarget, key: Buffer, reason: 'unknown' | 'mismatch' | 'revoked'): HostKeyError {
-  const offered = `${keyTypeOf(key)} ${fingerprint(key)}`;
-  const why = {
-    unknown: 'is not in known-hosts',
-    mismatch: 'does not match the key pinned in known-hosts (the host was reinstalled, or someone is in the middle)',
-    revoked: 'is marked @revoked in known-hosts',
-  }[reason];
-  return new HostKeyError(`refusing to connect: the host key offered (${offered}) ${why}. Nothing was changed.`, target.label);
 }
 
 class SshRemoteHost implements RemoteHost {
@@ -199,6 +166,8 @@ class SshRemoteHost implements RemoteHost {
 
   private async reopen(why: string): Promise<SshLink> {
     this.log(`SSH connection lost (${why}); reconnecting`);
+    // Disposed, so a jump host counts it among the connections it no longer carries.
+    this.link.close();
     try {
       this.link = await reconnect(this.name, why, this.open);
     } catch (error) {

@@ -4,13 +4,13 @@
  * Needs root; run test/sandbox/install-packages.sh first on a fresh machine.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoad } from '../support/load.js';
-import { run, sleep, waitFor } from '../support/proc.js';
+import { processRunning, run, sleep, waitFor } from '../support/proc.js';
 import { GUNICORN_PGREP, startSandbox, startServingSandbox, type Sandbox } from '../support/sandbox.js';
 
 function requireRoot(): void {
@@ -29,16 +29,6 @@ function ssh(sb: Sandbox, host: number, command: string, knownHostsFile?: string
   return run('ssh', [...args, command], { timeoutMs: 20_000 });
 }
 
-/** A pid that still runs (a zombie only waits for its parent to collect its status). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(') ') + 2, stat.lastIndexOf(') ') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** Everything of a run that must disappear with stop(). */
 async function remnants(sb: Sandbox, pids: number[]): Promise<string[]> {
   const found: string[] = [];
@@ -47,7 +37,7 @@ async function remnants(sb: Sandbox, pids: number[]): Promise<string[]> {
   const links = (await run('ip', ['-o', 'link', 'show'])).stdout;
   if (links.includes(`gd${sb.id}`)) found.push('links named gd<id>');
   if (existsSync(sb.root)) found.push(`dir ${sb.root}`);
-  const alive = pids.filter(running);
+  const alive = pids.filter(processRunning);
   if (alive.length) found.push(`processes ${alive.join(' ')}`);
   const ps = (await run('ps', ['-eo', 'pid,args'])).stdout.split('\n').filter((line) => line.includes(sb.root));
   if (ps.length) found.push(`processes mentioning ${sb.root}: ${ps.join('; ')}`);

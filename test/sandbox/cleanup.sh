@@ -1,6 +1,6 @@
 #!/bin/bash
-# Removes leftover sandboxes: every run dir /tmp/gd-<id>, network namespace gd<id>h<N> and link
-# gd<id>br / gd<id>h<N> whose owning test process is gone. Sandboxes of a live test run (another
+# Removes leftover sandboxes: every run dir /tmp/gd-<id>, network namespace gd<id>h<N> / gd<id>jb
+# and link gd<id>br / gd<id>h<N> / gd<id>jb whose owning test process is gone. Sandboxes of a live test run (another
 # engineer's, a parallel job's) are left alone unless --force is given. For CI before tests.
 # Usage: cleanup.sh [--force]
 set -u
@@ -20,8 +20,8 @@ owner_alive() {   # <owner file>: "pid starttime" of the process that started th
 ids=$(
   {
     for dir in /tmp/gd-*; do [ -d "$dir" ] && basename "$dir" | sed -n 's/^gd-\([a-z0-9]\{6\}\)$/\1/p'; done
-    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^gd\([a-z0-9]\{6\}\)\(h[0-9]\+\|lb\)$/\1/p'
-    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | sed -n 's/^gd\([a-z0-9]\{6\}\)\(br\|h[0-9]\+\|lb\)$/\1/p'
+    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^gd\([a-z0-9]\{6\}\)\(h[0-9]\+\|lb\|jb\)$/\1/p'
+    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | sed -n 's/^gd\([a-z0-9]\{6\}\)\(br\|h[0-9]\+\|lb\|jb\)$/\1/p'
   } | sort -u
 )
 

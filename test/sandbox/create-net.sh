@@ -4,15 +4,27 @@
 #   - per host N: network namespace gd<id>h<N>, veth gd<id>h<N> (root side, on the bridge) <->
 #     eth0 (inside), address <prefix>.N/24, loopback up. No default route inside: a host can
 #     only reach the other hosts and <prefix>.254, never the outside world.
-#   - with a third argument `lb`: one more namespace gd<id>lb at <prefix>.250, the load
+#   - with the argument `lb`: one more namespace gd<id>lb at <prefix>.250, the load
 #     balancer's host, wired the same way.
-# Usage: create-net.sh <id> <hosts> [lb]. On failure the caller runs teardown.sh <id>.
+#   - with the argument `bastion`:
+#     - namespace gd<id>jb (veth gd<id>jb on the bridge), address <prefix>.253/24: the jump host;
+#     - in each host, nftables table `inet gdbastion` resetting every SSH connection that does not
+#       come from <prefix>.253, so the hosts' sshd is reachable only through the bastion (their
+#       app port stays open to HAProxy).
+# Usage: create-net.sh <id> <hosts> [lb] [bastion]. On failure the caller runs teardown.sh <id>.
 set -euo pipefail
 
-id=${1:?usage: create-net.sh <id> <hosts>}
-hosts=${2:?usage: create-net.sh <id> <hosts>}
-lb=${3:-}
-[ -z "$lb" ] || [ "$lb" = lb ] || { echo "create-net.sh: third argument must be 'lb'" >&2; exit 2; }
+id=${1:?usage: create-net.sh <id> <hosts> [lb] [bastion]}
+hosts=${2:?usage: create-net.sh <id> <hosts> [lb] [bastion]}
+lb=""
+bastion=""
+for flag in "${@:3}"; do
+  case $flag in
+    lb) lb=lb ;;
+    bastion) bastion=bastion ;;
+    *) echo "create-net.sh: extra arguments must be 'lb' or 'bastion', got '$flag'" >&2; exit 2 ;;
+  esac
+done
 [[ $id =~ ^[a-z0-9]{6}$ ]] || { echo "create-net.sh: bad sandbox id '$id'" >&2; exit 2; }
 [[ $hosts =~ ^[0-9]+$ ]] && ((hosts >= 1 && hosts <= 50)) || { echo "create-net.sh: hosts must be 1..50" >&2; exit 2; }
 bridge="gd${id}br"
@@ -43,16 +55,30 @@ ip addr add "$prefix.254/24" dev "$bridge"
 ip link set "$bridge" up
 flock -u 9
 
-add_host() {
-  local ns=$1 address=$2
-  ip netns add "$ns"
-  ip link add name "$ns" type veth peer name eth0 netns "$ns"
-  ip link set "$ns" master "$bridge" up
-  ip -n "$ns" addr add "$address/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" link set lo up
+# A namespace on the bridge: add_machine <ns> <address>
+add_machine() {
+  ip netns add "$1"
+  ip link add name "$1" type veth peer name eth0 netns "$1"
+  ip link set "$1" master "$bridge" up
+  ip -n "$1" addr add "$2/24" dev eth0
+  ip -n "$1" link set eth0 up
+  ip -n "$1" link set lo up
 }
-for n in $(seq 1 "$hosts"); do add_host "gd${id}h${n}" "$prefix.$n"; done
-[ -z "$lb" ] || add_host "gd${id}lb" "$prefix.250"
+
+for n in $(seq 1 "$hosts"); do
+  add_machine "gd${id}h${n}" "$prefix.$n"
+  if [ -n "$bastion" ]; then
+    ip netns exec "gd${id}h${n}" nft -f - <<NFT
+table inet gdbastion {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 22 ip saddr != $prefix.253 reject with tcp reset
+  }
+}
+NFT
+  fi
+done
+[ -z "$lb" ] || add_machine "gd${id}lb" "$prefix.250"
+[ -z "$bastion" ] || add_machine "gd${id}jb" "$prefix.253"
 
 echo "$prefix"

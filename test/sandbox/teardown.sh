@@ -13,7 +13,8 @@ if [ -d "$root" ]; then
   exec 9>>"$root/.teardown.lock" && flock -w 20 9
 fi
 
-host_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^gd${id}(h[0-9]+|lb)$"; }
+# The hosts gd<id>h<N>, the load balancer's host gd<id>lb and, in bastion mode, the jump host gd<id>jb.
+host_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^gd${id}(h[0-9]+|lb|jb)$"; }
 
 # Kills the pid written in <pidfile> only if its command line mentions <marker>: pidfiles go
 # stale and pids get reused, so never signal a pid we have not recognised.
@@ -43,7 +44,7 @@ done
 for ns in $(host_namespaces); do ip netns delete "$ns" 2>/dev/null; done
 # Deleting a namespace deletes the veth inside it and so its root-side peer; the bridge and any
 # veth left from an interrupted create-net.sh go explicitly.
-for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^gd${id}(br|h[0-9]+|lb)$"); do
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^gd${id}(br|h[0-9]+|lb|jb)$"); do
   ip link delete "$link" 2>/dev/null
 done
 

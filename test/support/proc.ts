@@ -3,6 +3,7 @@
  * and every wait is bounded, and a timeout says what was being waited for.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 export interface RunResult {
@@ -125,5 +126,15 @@ export async function tailFile(path: string, lines = 30): Promise<string> {
     return `--- last ${lines} lines of ${path} ---\n${tailText(text, lines) || '(empty)'}`;
   } catch {
     return `--- ${path}: (missing) ---`;
+  }
+}
+
+/** Whether `pid` is a live process: a zombie (killed, not yet reaped by its parent) is not. */
+export function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(') ') + 2, stat.lastIndexOf(') ') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }

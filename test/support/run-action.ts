@@ -150,7 +150,7 @@ export function parseOutputFile(text: string): Record<string, string> {
   return outputs;
 }
 
-/** The connection inputs of a sandbox: every host, its user, key, pinned host keys and app dir. */
+/** The connection inputs of a sandbox: every host, its user, key, pinned host keys and app dir (and its jump host, if any). */
 export function sandboxInputs(sb: Sandbox): Record<string, string> {
   return {
     hosts: sb.hosts.map((host) => host.ip).join(','),
@@ -158,5 +158,6 @@ export function sandboxInputs(sb: Sandbox): Record<string, string> {
     'ssh-key': sb.privateKey,
     'known-hosts': sb.knownHosts,
     'app-dir': sb.appDir,
+    ...(sb.bastion && { 'jump-host': `${sb.bastion.user}@${sb.bastion.ip}`, 'jump-ssh-key': sb.bastion.privateKey }),
   };
 }

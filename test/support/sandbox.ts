@@ -11,6 +11,8 @@
  *     h<N>/{sshd_config,sshd.log,init.log,ssh_host_ed25519_key}
  *     id_ed25519, known_hosts, authorized_keys, haproxy.{cfg,log,sock,pid}, watchdog.{pid,log}
  *   netns gd<id>h<N> (eth0 = <prefix>.N/24), bridge gd<id>br (<prefix>.254/24) in the root ns.
+ *   With `bastion: true`: jb/ (like h<N>, its own sshd), id_ed25519_jump (the key only the bastion
+ *   takes), netns gd<id>jb at <prefix>.253, and each host's sshd reachable from there alone.
  *
  * The bash side lives in test/sandbox/: create-net.sh, host-init.sh (PID 1 of a host),
  * reaper.py, teardown.sh (the one teardown, used by stop(), exit handlers, the watchdog and
@@ -50,6 +52,12 @@ export interface SandboxOptions {
    * the root namespace through the bridge. Default false: HAProxy in the root namespace.
    */
   lbHost?: boolean;
+  /**
+   * A jump host in its own namespace, with its own sshd and its own client key; each host's
+   * sshd then answers only connections from the bastion (nftables in the host), so a client in
+   * the root namespace reaches the hosts over SSH only through it. HAProxy still reaches the apps.
+   */
+  bastion?: boolean;
 }
 
 /** The load balancer's host of a sandbox started with lbHost: true. */
@@ -61,6 +69,20 @@ export interface SandboxLbHost {
   socket: string;
   /** The backend holding the app hosts; server names are the hosts' names (h1, h2, ...). */
   backend: string;
+}
+
+/** The jump host of a sandbox started with `bastion: true`. */
+export interface SandboxBastion {
+  ip: string;
+  sshPort: number;
+  user: string;
+  /** The key the bastion accepts (and the hosts do not). */
+  privateKey: string;
+  privateKeyPath: string;
+  /** Its known_hosts line (also part of Sandbox.knownHosts). */
+  knownHostsLine: string;
+  /** Its sshd's log (LogLevel VERBOSE: one `Accepted publickey` per connection). */
+  sshdLog: string;
 }
 
 export interface SandboxHost {
@@ -93,8 +115,10 @@ export interface Sandbox {
   hosts: SandboxHost[];
   user: string;
   privateKey: string;
-  /** known_hosts lines, one per host: `ip ssh-ed25519 AAAA...`. */
+  /** known_hosts lines, one per host (and the bastion's): `ip ssh-ed25519 AAAA...`. */
   knownHosts: string;
+  /** Set when started with `bastion: true`. */
+  bastion?: SandboxBastion;
   lbUrl: string;
   /** The gunicorn entry point startGunicorn runs on every host. */
   gunicornBin: string;
@@ -145,6 +169,11 @@ export interface Sandbox {
   startUwsgi(host: number, opts?: { timeoutMs?: number }): Promise<void>;
   /** GET http://127.0.0.1:8000/health/ready on the host itself; status 0 when nothing answers. */
   probe(host: number): Promise<{ status: number; version: string | null }>;
+  /**
+   * Kills the bastion's SSH sessions, as a bastion reboot or an idle-timeout firewall would
+   * drop them; its sshd keeps listening. Resolves with the number of processes killed.
+   */
+  dropBastionSessions(): Promise<number>;
   /** Kills everything of this sandbox and removes it; safe to call twice, never throws. */
   stop(): Promise<void>;
 }
@@ -213,7 +242,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   live.add(id);
   const version = opts.gunicorn ?? '20.1';
   if (!TESTED_GUNICORN_VERSIONS.includes(version)) throw new Error(`startSandbox: gunicorn must be one of ${TESTED_GUNICORN_VERSIONS.join(', ')}, got ${version}`);
-  const sandbox = new SandboxImpl(id, opts.hosts, workers, version, opts.lbHost === true);
+  const sandbox = new SandboxImpl(id, opts.hosts, workers, version, opts.lbHost === true, opts.bastion ?? false);
   try {
     await sandbox.setUp();
   } catch (error) {
@@ -300,6 +329,7 @@ class SandboxImpl implements Sandbox {
   lbUrl = '';
   gunicornBin = DEBIAN_GUNICORN;
   venv: string | undefined;
+  bastion: SandboxBastion | undefined;
   subnet = '';
   rootIp = '';
   readonly privateKeyPath: string;
@@ -316,6 +346,7 @@ class SandboxImpl implements Sandbox {
     private readonly workers: number,
     private readonly gunicornVersion: GunicornVersion,
     private readonly withLbHost: boolean,
+    private readonly withBastion: boolean,
   ) {
     this.root = join(RUN_BASE, `gd-${id}`);
     this.appDir = join(this.root, 'app');
@@ -327,7 +358,7 @@ class SandboxImpl implements Sandbox {
 
   async setUp(): Promise<void> {
     this.startWatchdog();
-    const netArgs = [this.id, String(this.hostCount), ...(this.withLbHost ? ['lb'] : [])];
+    const netArgs = [this.id, String(this.hostCount), ...(this.withLbHost ? ['lb'] : []), ...(this.withBastion ? ['bastion'] : [])];
     const created = await runChecked(join(SCRIPTS, 'create-net.sh'), netArgs, { timeoutMs: 60_000, what: 'create-net.sh' });
     const prefix = created.stdout.trim();
     this.subnet = `${prefix}.0/24`;
@@ -342,6 +373,7 @@ class SandboxImpl implements Sandbox {
       ...Array.from({ length: this.hostCount }, (_, i) => this.startHost(i + 1, `${prefix}.${i + 1}`)),
       ...(this.withLbHost ? [this.startLbHost(`${prefix}.250`)] : []),
     ]);
+    if (this.withBastion) hostKeys.push(await this.startBastion(`${prefix}.253`));
     this.knownHosts = hostKeys.join('');
     await writeFile(this.knownHostsPath, this.knownHosts);
     if (this.withLbHost) await this.startLbHaproxy();
@@ -375,27 +407,41 @@ class SandboxImpl implements Sandbox {
   /** Creates host N's files, starts its PID 1 (mounts + sshd), waits for sshd; returns its known_hosts line. */
   private async startHost(index: number, ip: string): Promise<string> {
     const name = `h${index}`;
-    const booted = await this.bootHost(name, ip, []);
+    const booted = await this.startMachine(name, ip, join(this.root, 'authorized_keys'));
     this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(booted.dir, 'app'), dir: booted.dir, initPid: booted.initPid };
-    return booted.knownHost;
+    return booted.knownHostsLine;
   }
 
   /** The LB host: a host like the others (own sshd, mounts) plus a private /run for HAProxy's socket. */
   private async startLbHost(ip: string): Promise<string> {
-    const booted = await this.bootHost('lb', ip, ['private-run']);
+    const booted = await this.startMachine('lb', ip, join(this.root, 'authorized_keys'), ['private-run']);
     this.lbInitPid = booted.initPid;
     this.lb = { name: 'lb', ip, sshPort: 22, socket: '/run/haproxy/admin.sock', backend: 'app' };
-    return booted.knownHost;
+    return booted.knownHostsLine;
   }
 
-  private async bootHost(name: string, ip: string, initArgs: string[]): Promise<{ dir: string; initPid: number; knownHost: string }> {
+  /** The jump host: a machine like the hosts that accepts its own client key only. */
+  private async startBastion(ip: string): Promise<string> {
+    const privateKeyPath = join(this.root, 'id_ed25519_jump');
+    await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-jump-client`, '-f', privateKeyPath]);
+    await mkdir(join(this.root, 'jb'));
+    const authorizedKeys = join(this.root, 'jb', 'authorized_keys');
+    await copyFile(`${privateKeyPath}.pub`, authorizedKeys);
+    const { knownHostsLine } = await this.startMachine('jb', ip, authorizedKeys);
+    const sshdLog = join(this.root, 'jb', 'sshd.log');
+    this.bastion = { ip, sshPort: 22, user: 'root', privateKey: await readFile(privateKeyPath, 'utf8'), privateKeyPath, knownHostsLine, sshdLog };
+    return knownHostsLine;
+  }
+
+  /** Starts the PID 1 (host-init.sh: mounts + sshd) of machine `name` in netns gd<id><name> and waits for its sshd. */
+  private async startMachine(name: string, ip: string, authorizedKeys: string, initArgs: string[] = []): Promise<{ dir: string; initPid: number; knownHostsLine: string }> {
     const dir = join(this.root, name);
     const netns = `gd${this.id}${name}`;
     await mkdir(join(dir, 'app'), { recursive: true });
     await this.makeHome(join(dir, 'home'));
     const hostKey = join(dir, 'ssh_host_ed25519_key');
     await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-${name}`, '-f', hostKey]);
-    await writeFile(join(dir, 'sshd_config'), sshdConfig({ ip, dir, hostKey, authorizedKeys: join(this.root, 'authorized_keys') }));
+    await writeFile(join(dir, 'sshd_config'), sshdConfig({ ip, dir, hostKey, authorizedKeys }));
 
     const initLog = join(dir, 'init.log');
     const log = openSync(initLog, 'a');
@@ -412,11 +458,15 @@ class SandboxImpl implements Sandbox {
     child.on('error', (error) => (exited = `could not start: ${error.message}`));
 
     const explain = async () => `${await tailFile(initLog, 20)}\n${await tailFile(join(dir, 'sshd.log'), 20)}`;
+    // A host behind the bastion resets every other connection: ask its socket table instead.
+    const listening = this.withBastion && name !== 'jb'
+      ? async () => (await run('nsenter', [`--net=/run/netns/${netns}`, '--', 'ss', '-Hltn', `src ${ip}:22`], { timeoutMs: 5000 })).stdout.trim() !== ''
+      : () => tcpOpen(ip, 22);
     await waitFor(
       `sshd of ${name} to listen on ${ip}:22`,
       async () => {
         if (exited) throw new Error(`host ${name} of sandbox ${this.id}: its init ${exited}\n${await explain()}`);
-        return tcpOpen(ip, 22);
+        return listening();
       },
       { timeoutMs: 20_000, intervalMs: 100, explain },
     );
@@ -426,7 +476,8 @@ class SandboxImpl implements Sandbox {
     if (!Number.isInteger(initPid) || initPid <= 0) throw new Error(`host ${name}: could not find its init process (children of ${child.pid}: '${children.join(' ')}')`);
     await writeFile(join(dir, 'init.pid'), `${initPid}\n`);
     const [type, key] = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/);
-    return { dir, initPid, knownHost: `${ip} ${type} ${key}\n` };
+    return { dir, initPid, knownHostsLine: `${ip} ${type} ${key}
+` };
   }
 
   /** A fresh server's root home: Debian's default dotfiles, nothing of this machine's /root. */
@@ -686,6 +737,25 @@ class SandboxImpl implements Sandbox {
       },
       { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100, explain: async () => `last status: ${JSON.stringify(last)}\n${await tailFile(this.haproxyLog, 20)}` },
     );
+  }
+
+  async dropBastionSessions(): Promise<number> {
+    if (!this.bastion) throw new Error(`sandbox ${this.id} has no bastion (start it with bastion: true)`);
+    const pids = (await runChecked('ip', ['netns', 'pids', `gd${this.id}jb`])).stdout.split(/\s+/).filter(Boolean);
+    let killed = 0;
+    for (const pid of pids) {
+      // A connection's processes are titled `sshd: root...` (`@notty` once it has a session);
+      // the listener, `sshd: /usr/sbin/sshd -D ... [listener] ...`, must live on.
+      const title = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (!title.startsWith('sshd: ') || title.includes('[listener]')) continue;
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed += 1;
+      } catch {
+        /* gone already */
+      }
+    }
+    return killed;
   }
 
   stop(): Promise<void> {

@@ -212,3 +212,46 @@ describe('parseSettings: the load balancer inputs', () => {
     expect(() => settingsFrom({ ...lb, 'lb-servers': 'web1=s 1' })).toThrow(/Invalid input 'lb-servers'/);
   });
 });
+
+describe('jump-host', () => {
+  const JUMP_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\njump\n-----END OPENSSH PRIVATE KEY-----';
+
+  it('is absent unless named', () => {
+    expect(settingsFrom({}).ssh.jump).toBeUndefined();
+  });
+
+  it('is read like a host, with port 22 and the user input as defaults, and the hosts\u2019 key', () => {
+    expect(settingsFrom({ 'jump-host': 'bastion.example.com', user: 'ops', port: '2222' }).ssh.jump).toEqual({
+      target: { user: 'ops', host: 'bastion.example.com', port: 22, label: 'ops@bastion.example.com' },
+      privateKey: `${KEY}\n`,
+      passphrase: undefined,
+      agent: undefined,
+    });
+    expect(settingsFrom({ 'jump-host': 'jump@[2001:db8::9]:2200', 'ssh-key-passphrase': 'pw' }).ssh.jump).toMatchObject({
+      target: { user: 'jump', host: '2001:db8::9', port: 2200, label: 'jump@[2001:db8::9]:2200' },
+      passphrase: 'pw',
+    });
+  });
+
+  it('uses the agent for the bastion when the hosts use it', () => {
+    const settings = settingsFrom({ 'ssh-key': '', 'jump-host': 'bastion' }, { GITHUB_REF: 'refs/tags/v1', SSH_AUTH_SOCK: '/tmp/agent' });
+    expect(settings.ssh.jump).toMatchObject({ agent: '/tmp/agent', privateKey: undefined });
+  });
+
+  it('takes its own key, without the hosts\u2019 passphrase or agent', () => {
+    const jump = settingsFrom({ 'jump-host': 'bastion', 'jump-ssh-key': `${JUMP_KEY}\r\n`, 'ssh-key-passphrase': 'pw' }).ssh.jump;
+    expect(jump).toEqual({ target: expect.objectContaining({ host: 'bastion' }), privateKey: `${JUMP_KEY}\n` });
+  });
+
+  it.each([
+    [{ 'jump-host': 'bastion;id' }, /Invalid input 'jump-host': 'bastion;id' in 'bastion;id' is not a valid host name/],
+    [{ 'jump-host': 'b1,b2' }, /Invalid input 'jump-host': 'b1,b2' names more than one host/],
+    [{ 'jump-host': 'b1\nb2' }, /Invalid input 'jump-host'[^]*more than one host/],
+    [{ 'jump-host': 'bastion:0' }, /Invalid input 'jump-host': '0' must be a number from 1 to 65535/],
+    [{ 'jump-host': '-oProxyCommand=x' }, /Invalid input 'jump-host'/],
+    [{ 'jump-host': 'bastion', 'jump-ssh-key': '~/.ssh/bastion' }, /Invalid input 'jump-ssh-key': expected the text of a private key/],
+    [{ 'jump-ssh-key': JUMP_KEY }, /Invalid input 'jump-ssh-key': is set but jump-host is empty/],
+  ])('rejects %j', (inputs, message) => {
+    expect(() => settingsFrom(inputs)).toThrow(message);
+  });
+});

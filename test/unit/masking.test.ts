@@ -49,18 +49,28 @@ describe('the action', () => {
     vi.restoreAllMocks();
   });
 
-  it('masks the credentials of health-url before anything else is printed', async () => {
+  /** What the action prints with these inputs; an empty hosts input stops it at validation, so nothing connects. */
+  const printedWith = async (inputs: Record<string, string>): Promise<string[]> => {
     const printed: string[] = [];
     vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
       printed.push(String(chunk));
       return true;
     });
-    process.env['INPUT_HEALTH-URL'] = 'http://probe:Sup3rS3cret@127.0.0.1:8000/health/ready';
-    process.env.INPUT_HOSTS = ''; // stops at input validation: nothing connects
+    Object.assign(process.env, inputs, { INPUT_HOSTS: '' });
     await run();
-    const lines = printed.join('').split('\n');
+    return printed.join('').split('\n');
+  };
+
+  it('masks the credentials of health-url before anything else is printed', async () => {
+    const lines = await printedWith({ 'INPUT_HEALTH-URL': 'http://probe:Sup3rS3cret@127.0.0.1:8000/health/ready' });
     expect(lines[0]).toBe('::add-mask::probe:Sup3rS3cret');
     expect(lines).toContain('::add-mask::Sup3rS3cret');
     expect(lines.filter((line) => line.includes('Sup3rS3cret') && !line.startsWith('::add-mask::'))).toEqual([]);
+  });
+
+  it('masks jump-ssh-key, whole and line by line, like ssh-key', async () => {
+    const lines = await printedWith({ 'INPUT_JUMP-SSH-KEY': '-----BEGIN OPENSSH PRIVATE KEY-----\nJumpKeyBody0123456789\n-----END OPENSSH PRIVATE KEY-----' });
+    expect(lines).toContain('::add-mask::JumpKeyBody0123456789');
+    expect(lines.filter((line) => line.includes('JumpKeyBody') && !line.startsWith('::add-mask::'))).toEqual([]);
   });
 });

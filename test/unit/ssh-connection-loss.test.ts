@@ -3,7 +3,7 @@
  * behind a TCP relay that can go silent, as a dropped network does: no RST, no FIN, nothing.
  * Without a permanent 'error' listener the keepalive timeout kills the test process.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { HostUnreachableError } from '../../src/errors.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import { raw } from '../../src/remote/shell-quote.js';
 import { sshRemoteHostFactory } from '../../src/remote/ssh-remote-host.js';
+import { execServer, type TestSshServer } from './support/ssh-servers.js';
 
 const MARKER = `sleep 29.${process.pid}`;
 
@@ -31,42 +32,25 @@ function relay(port: number) {
 }
 
 describe('an SSH connection that goes silent', () => {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
   const clientKey = ssh2.utils.generateKeyPairSync('ed25519');
-  const sshd = new ssh2.Server({ hostKeys: [hostKey.private] }, (client) => {
-    client.on('error', () => undefined);
-    client.on('authentication', (context) => (context.method === 'publickey' ? context.accept() : context.reject(['publickey'])));
-    client.on('session', (acceptSession) => {
-      acceptSession().on('exec', (acceptExec, _reject, info) => {
-        const stream = acceptExec();
-        const child = spawn('/bin/sh', ['-c', info.command], { stdio: 'pipe' });
-        stream.pipe(child.stdin);
-        child.stdout.pipe(stream, { end: false });
-        child.stderr.pipe(stream.stderr, { end: false });
-        child.on('close', (code) => {
-          stream.exit(code ?? 255);
-          stream.end();
-        });
-      });
-    });
-  });
+  let sshd: TestSshServer;
   let link: ReturnType<typeof relay>;
   let host: RemoteHost;
 
   beforeAll(async () => {
-    await new Promise<void>((resolve) => sshd.listen(0, '127.0.0.1', resolve));
-    link = relay((sshd.address() as net.AddressInfo).port);
+    sshd = await execServer();
+    link = relay(sshd.port);
     await new Promise<void>((resolve) => link.server.listen(0, '127.0.0.1', resolve));
     const port = (link.server.address() as net.AddressInfo).port;
-    const [type, key] = hostKey.public.split(' ');
-    const connect = sshRemoteHostFactory({ privateKey: clientKey.private, knownHosts: `[127.0.0.1]:${port} ${type} ${key}`, connectTimeoutSeconds: 2, commandTimeoutSeconds: 20 });
+    const pinned = sshd.knownHostsLine.replace(`:${sshd.port} `, `:${port} `);
+    const connect = sshRemoteHostFactory({ privateKey: clientKey.private, knownHosts: pinned, connectTimeoutSeconds: 2, commandTimeoutSeconds: 20 });
     host = await connect({ user: 'deploy', host: '127.0.0.1', port, label: 'deploy@local' });
   });
   afterAll(async () => {
     await host?.close();
     for (const socket of link?.sockets ?? []) socket.destroy();
     link?.server.close();
-    sshd.close();
+    sshd?.close();
     spawnSync('pkill', ['-f', MARKER]);
   });
 

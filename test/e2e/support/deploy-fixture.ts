@@ -31,6 +31,19 @@ export async function removeSource(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** Release sources made by one test file: `source(version)` writes one, `removeAll()` (in afterAll) removes them. */
+export function releaseSources() {
+  const dirs: string[] = [];
+  return {
+    source: async (version: string, app: Partial<AppOptions> = {}) => {
+      const dir = await releaseSource({ ...app, version });
+      dirs.push(dir);
+      return dir;
+    },
+    removeAll: () => Promise.all(dirs.splice(0).map(removeSource)),
+  };
+}
+
 /** Runs the bundled action against every sandbox host with quick gate settings. */
 export function deployTo(sb: Sandbox, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<ActionResult> {
   return runAction(
