@@ -9,6 +9,7 @@ import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
 import { acquireLock, describeHolder, ownerText, startHeartbeat, unlock } from './release/deploy-lock.js';
 import { runIdentity, type RunIdentity } from './release/run-identity.js';
+import { settleAll } from './release/leftover-release.js';
 import {
   appendAuditCommand,
   discardIncomingCommand,
@@ -42,6 +43,10 @@ export interface DeployDependencies {
    * flight is finished to one consistent release (see rollOut), hosts already done stay done.
    */
   signal?: AbortSignal;
+  /** This run's lock token (main.ts saves it for the post step); default: a random one. */
+  token?: string;
+  /** Told each host's phase as it changes (`locked`, `reloading`, `done`), for the post step. */
+  progress?: (host: string, phase: 'locked' | 'reloading' | 'done') => void;
 }
 
 /** One host during a deploy. */
@@ -71,7 +76,7 @@ export class DeployFailed extends DeployError {
  * back when one fails.
  */
 export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
-  const token = randomBytes(6).toString('hex');
+  const token = deps.token ?? randomBytes(6).toString('hex');
   const started = new Date();
   const identity = deps.identity ?? runIdentity(process.env);
   const layout = layoutOf(settings.appDir);
@@ -92,10 +97,12 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
         for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
           await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
           locked.push(remote);
+          deps.progress?.(remote.name, 'locked');
           reporter.log(remote.name, 'deploy lock taken');
         }
       });
     }
+    if (settings.mode !== 'plan') await reporter.group('Settle what interrupted runs left', () => settleAll(remotes, layout, token, deps.server, (host, line) => reporter.log(host, line)));
     checkpoint('inspect the hosts');
     const sessions = await reporter.group('Inspect', () => inspectAll(settings, deps, remotes, layout));
     outcome.hosts = sessions.map((session) => session.report);
@@ -364,6 +371,7 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
       started = true;
       await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
+        deps.progress?.(session.remote.name, 'reloading');
         handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
         const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
         const committed = await handle.commit();
@@ -376,6 +384,7 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
         });
       });
       done.push(session);
+      deps.progress?.(session.remote.name, 'done');
     } catch (error) {
       const cancelled = deps.signal?.aborted === true;
       if (cancelled && !started) {
@@ -468,6 +477,7 @@ async function putBack(
         }
         await gate(settings, deps, session, serving, session.leaving);
         const server = handle ? await handle.commit() : serving;
+        deps.progress?.(remote.name, 'done');
         Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
       });
     } catch (error) {

@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import * as path from 'node:path';
-import { Inputs, Outputs } from './config/input-names.js';
+import { randomBytes } from 'node:crypto';
+import { Inputs, Outputs, State } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
 import type { GunicornStrategy, Settings, UwsgiStrategy } from './config/settings.js';
 import { deploy, DeployFailed } from './deploy.js';
@@ -9,6 +10,7 @@ import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
+import { layoutOf } from './release/layout.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
 import type { DeployOutcome } from './report/reporter.js';
@@ -39,10 +41,13 @@ async function deployFromInputs(): Promise<void> {
   if (!settings.ssh.knownHosts) core.warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
 
   const cancellation = onRunnerCancel();
+  const record = mainRecord();
   let outcome: DeployOutcome;
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
+      token: record.token,
+      progress: record.progress,
       connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
       server: serverDriver(settings),
       reporter: actionReporter,
@@ -51,6 +56,8 @@ async function deployFromInputs(): Promise<void> {
   } catch (error) {
     outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
   }
+  // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
+  saveState(State.Finished, 'true');
   await report(outcome);
   if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
     const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
@@ -83,11 +90,33 @@ function onRunnerCancel(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
+/**
+ * What the post step needs if this step dies (SIGKILL, the runner gone): the lock token and each
+ * host's phase, saved as they change. Never a secret: the post step reads its inputs again.
+ */
+function mainRecord(): { token: string; progress: (host: string, phase: string) => void } {
+  const token = randomBytes(6).toString('hex');
+  const phases: Record<string, string> = {};
+  saveState(State.Token, token);
+  return {
+    token,
+    progress: (host, phase) => {
+      phases[host] = phase;
+      saveState(State.Phases, JSON.stringify(phases));
+    },
+  };
+}
+
+/** core.saveState on the runner (GITHUB_STATE is set); nothing in the terminal form, which has no post step. */
+export function saveState(name: string, value: string): void {
+  if (process.env.GITHUB_STATE) core.saveState(name, value);
+}
+
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
-function serverDriver(settings: Settings): ServerDriver {
+export function serverDriver(settings: Settings): ServerDriver {
   const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
   if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, strategy: settings.strategy as UwsgiStrategy });
-  return new GunicornServer({ ...common, strategy: settings.strategy as GunicornStrategy, python: settings.python });
+  return new GunicornServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
 }
 
 /**
