@@ -8,27 +8,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, sandboxInputs, type ActionResult } from '../support/run-action.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
-import { expectOneRelease, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
+import { expectOneRelease, logOf, releaseSeries, underLoad } from './support/deploy-fixture.js';
 
 const BOOT = { bootSeconds: 2 };
 
 describe('cancelled at each phase, on 2 hosts under load', () => {
   let sb: Sandbox;
-  const sources: string[] = [];
-  let next = 2;
-  const newRelease = async () => {
-    const version = `v${next++}`;
-    const dir = await releaseSource({ version, ...BOOT });
-    sources.push(dir);
-    return { version, dir };
-  };
+  const sources = releaseSeries(BOOT);
+  const newRelease = sources.next;
 
   beforeAll(async () => {
     sb = await startServingSandbox({ hosts: 2, version: 'v1', app: BOOT });
   });
   afterAll(async () => {
     await sb?.stop();
-    await Promise.all(sources.map(removeSource));
+    await sources.removeAll();
   });
 
   const action = (inputs: Record<string, string>, cancelAt?: RegExp): Promise<ActionResult> =>

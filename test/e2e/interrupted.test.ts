@@ -10,21 +10,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postStepEnv, runAction, sandboxInputs, type ActionResult } from '../support/run-action.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
-import { expectOneRelease, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
+import { expectOneRelease, logOf, releaseSeries, underLoad } from './support/deploy-fixture.js';
 import { masterFacts } from './support/gunicorn-facts.js';
 
 const BOOT = { bootSeconds: 1 };
 
 describe('arriving at a host a killed run left half-changed (1 host under load)', () => {
   let sb: Sandbox;
-  const sources: string[] = [];
-  let next = 2;
-  const newRelease = async () => {
-    const version = `v${next++}`;
-    const dir = await releaseSource({ version, ...BOOT });
-    sources.push(dir);
-    return { version, dir };
-  };
+  const sources = releaseSeries(BOOT);
+  const newRelease = sources.next;
   const lock = () => `${sb.appDir}/.deploy-lock`;
 
   beforeAll(async () => {
@@ -32,7 +26,7 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
   });
   afterAll(async () => {
     await sb?.stop();
-    await Promise.all(sources.map(removeSource));
+    await sources.removeAll();
   });
 
   const action = (inputs: Record<string, string>, opts: { killAt?: RegExp; env?: Record<string, string> } = {}): Promise<ActionResult> =>

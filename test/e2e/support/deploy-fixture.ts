@@ -32,6 +32,21 @@ export async function removeSource(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** Release sources v2, v3, … with the same app options, for tests that deploy one after another; removeAll() at the end. */
+export function releaseSeries(app: Partial<AppOptions> = {}) {
+  const dirs: string[] = [];
+  let next = 2;
+  return {
+    next: async (): Promise<{ version: string; dir: string }> => {
+      const version = `v${next++}`;
+      const dir = await releaseSource({ ...app, version });
+      dirs.push(dir);
+      return { version, dir };
+    },
+    removeAll: () => Promise.all(dirs.map(removeSource)),
+  };
+}
+
 /** Runs the bundled action against every sandbox host with quick gate settings. */
 export function deployTo(sb: Sandbox, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<ActionResult> {
   return runAction(
