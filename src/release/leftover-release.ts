@@ -27,6 +27,8 @@ export async function settleHost(remote: RemoteHost, layout: Layout, token: stri
   if (links.length) await remote.exec('remove temporary links of interrupted runs', sh`cd ${layout.appDir} && rm -f -- ${links}`);
   const removed = [...stale, ...links];
   if (removed.length) log(`removed what interrupted runs left: ${removed.join(', ')}`);
+  // No release yet: nothing serves from here, and inspect says what to do.
+  if (!state.current) return { host: remote.name, found: 'no current release', repaired: removed.length > 0, removed };
   const pointCurrent = async (release: string) => {
     await remote.exec(`point current at ${release}`, switchCurrentCommand(layout, release, undefined, token));
   };
