@@ -36,10 +36,17 @@ export function readMainRecord(get: (name: string) => string): MainRecord {
  * (then its own cleanup ran: nothing to do). Returns a reason instead when there is nothing.
  */
 export function postTargets(record: MainRecord, hosts: HostTarget[]): HostTarget[] | string {
-  if (record.finished) return 'the main step finished on its own (its cleanup ran); nothing to do.';
-  if (!record.token) return 'the main step took no deploy lock; nothing to do.';
+  const idle = idleReason(record);
+  if (idle) return idle;
   const touched = hosts.filter((host) => record.phases[host.label] !== undefined);
   return touched.length ? touched : 'the main step locked no host; nothing to do.';
+}
+
+/** Why the post step has nothing to do whatever the hosts, if so. */
+function idleReason(record: MainRecord): string | undefined {
+  if (record.finished) return 'the main step finished on its own (its cleanup ran); nothing to do.';
+  if (!record.token) return 'the main step took no deploy lock; nothing to do.';
+  return undefined;
 }
 
 /**
@@ -51,8 +58,10 @@ export function postTargets(record: MainRecord, hosts: HostTarget[]): HostTarget
 export async function runPost(): Promise<void> {
   try {
     const record = readMainRecord((name) => core.getState(name));
-    if (record.finished || !record.token) {
-      core.info(`graceful-deploy post: ${postTargets(record, []) as string}`);
+    // Inputs are read only when there is work: after a clean run the post step touches nothing.
+    const idle = idleReason(record);
+    if (idle) {
+      core.info(`graceful-deploy post: ${idle}`);
       return;
     }
     const settings = parseSettings((name) => core.getInput(name), process.env);
