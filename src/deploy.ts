@@ -10,6 +10,7 @@ import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
 import { acquireLock, describeHolder, ownerText, startHeartbeat, unlock } from './release/deploy-lock.js';
 import { runIdentity, type RunIdentity } from './release/run-identity.js';
+import { settleHost } from './release/leftover-release.js';
 import {
   appendAuditCommand,
   discardIncomingCommand,
@@ -39,7 +40,7 @@ export { DeployFailed, type DeployDependencies } from './rollout/deploy-context.
  * rollout/roll-out.ts), putting every touched host back when one fails.
  */
 export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
-  const token = randomBytes(6).toString('hex');
+  const token = deps.token ?? randomBytes(6).toString('hex');
   const started = new Date();
   const identity = deps.identity ?? runIdentity(process.env);
   const layout = layoutOf(settings.appDir);
@@ -80,9 +81,19 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
         for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
           await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
           locked.push(remote);
+          deps.progress?.(remote.name, 'locked');
           reporter.log(remote.name, 'deploy lock taken');
         }
       });
+    }
+    // What a run killed with its runner left (two masters, current ahead of the workers, staging leftovers).
+    if (settings.mode !== 'plan') {
+      const settled = await forEachHost(
+        remotes,
+        { limit: settings.rollout.maxParallel, reporter, title: (remote) => `Settle what interrupted runs left on ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true },
+        async (remote, hostReporter) => void (await settleHost(remote, layout, token, deps.server, (line) => hostReporter.log(remote.name, line))),
+      );
+      throwFirstFailure(settled);
     }
     checkpoint('inspect the hosts');
     const sessions = await inspectAll(settings, deps, remotes, layout);

@@ -88,3 +88,9 @@ export function errorMessage(error: unknown): string {
 
 /** The run was cancelled (SIGINT/SIGTERM from the runner): forward work stops here. */
 export class CancelledError extends DeployError {}
+
+/**
+ * A host was left half-changed by a run that died (no cancel handler, no post step) in a
+ * state the action will not repair by itself; the message names the state and the fix.
+ */
+export class LeftoverStateError extends DeployError {}

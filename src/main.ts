@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import * as path from 'node:path';
-import { Inputs, Outputs } from './config/input-names.js';
+import { randomBytes } from 'node:crypto';
+import { Inputs, Outputs, State } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
 import type { GunicornStrategy, Settings, UwsgiStrategy } from './config/settings.js';
 import type { Balancer } from './balancer/balancer.js';
@@ -13,6 +14,7 @@ import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/i
 import type { RemoteHost } from './remote/remote-host.js';
 import { sshConnector } from './remote/ssh-connector.js';
 import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
+import { layoutOf } from './release/layout.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
 import type { DeployOutcome } from './report/reporter.js';
@@ -46,12 +48,15 @@ async function deployFromInputs(): Promise<void> {
   const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
   // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
   const connector = sshConnector(settings.ssh);
+  const record = mainRecord();
   let outcome: DeployOutcome;
   const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line), connector);
   lb.balancer = balancer(settings, connect, cancellation.signal);
   try {
     outcome = await deploy(settings, {
       signal: cancellation.signal,
+      token: record.token,
+      progress: record.progress,
       connect,
       balancer: lb.balancer,
       server: serverDriver(settings),
@@ -61,6 +66,8 @@ async function deployFromInputs(): Promise<void> {
   } catch (error) {
     outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
   }
+  // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
+  saveState(State.Finished, 'true');
   await report(outcome);
   if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
     const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
@@ -111,11 +118,33 @@ function balancer(settings: Settings, connect: RemoteHostFactory, signal: AbortS
   });
 }
 
+/**
+ * What the post step needs if this step dies (SIGKILL, the runner gone): the lock token and each
+ * host's phase, saved as they change. Never a secret: the post step reads its inputs again.
+ */
+function mainRecord(): { token: string; progress: (host: string, phase: string) => void } {
+  const token = randomBytes(6).toString('hex');
+  const phases: Record<string, string> = {};
+  saveState(State.Token, token);
+  return {
+    token,
+    progress: (host, phase) => {
+      phases[host] = phase;
+      saveState(State.Phases, JSON.stringify(phases));
+    },
+  };
+}
+
+/** core.saveState on the runner (GITHUB_STATE is set); nothing in the terminal form, which has no post step. */
+export function saveState(name: string, value: string): void {
+  if (process.env.GITHUB_STATE) core.saveState(name, value);
+}
+
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
-function serverDriver(settings: Settings): ServerDriver {
+export function serverDriver(settings: Settings): ServerDriver {
   const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
   if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, strategy: settings.strategy as UwsgiStrategy });
-  return new GunicornServer({ ...common, strategy: settings.strategy as GunicornStrategy, python: settings.python });
+  return new GunicornServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
 }
 
 /**

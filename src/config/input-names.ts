@@ -64,3 +64,18 @@ export const Outputs = {
   MigrationRevisionAfter: 'migration-revision-after',
   MigrationFindings: 'migration-findings',
 } as const;
+
+/**
+ * What the main step saves (core.saveState) for the post step: never a secret, since inputs are
+ * readable again in the post step.
+ */
+export const State = {
+  /** Set by the main step at its start: the next run of dist/index.js is the post step. */
+  IsPost: 'isPost',
+  /** This run's deploy lock token: the post step releases only locks it owns. */
+  Token: 'token',
+  /** JSON `{host: 'locked' | 'reloading' | 'done'}`: the hosts this run locked and how far each got. */
+  Phases: 'phases',
+  /** 'true' once the main step ended on its own (its cleanup ran): the post step does nothing. */
+  Finished: 'finished',
+} as const;

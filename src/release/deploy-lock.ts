@@ -91,9 +91,10 @@ export async function acquireLock(remote: RemoteHost, layout: Layout, owner: str
     }
     if (now() + RETRY_SECONDS * 1000 > deadline) {
       const waited = options.waitSeconds > 0 ? ` after waiting ${options.waitSeconds}s (lock-wait)` : ' (lock-wait is 0)';
-      throw new LockHeldError(`another deploy holds ${layout.lock}: ${describeHolder(holder)}${waited}. Let it finish, or raise lock-wait.`, remote.name);
+      throw new LockHeldError(`another deploy holds ${layout.lock}: ${describeHolder(holder)}${waited}. Let it finish, or raise lock-wait. If that run was killed, its lock counts as abandoned once the heartbeat is ${STALE_AFTER_SECONDS}s old: a run then says so, and 'mode: unlock' removes it.`, remote.name);
     }
-    if (!announced) options.log(`waiting up to ${options.waitSeconds}s for the deploy lock, held by ${describeHolder(holder)}`);
+    // A run killed with its runner still looks alive until its heartbeat is STALE_AFTER_SECONDS old; the wait ends then, not at lock-wait.
+    if (!announced) options.log(`waiting up to ${options.waitSeconds}s for the deploy lock, held by ${describeHolder(holder)}; a run that was killed shows as gone once its heartbeat is ${STALE_AFTER_SECONDS}s old`);
     announced = true;
     await wait(RETRY_SECONDS * 1000);
   }

@@ -7,6 +7,12 @@ export interface Layout {
   shared: string;
   run: string;
   lock: string;
+  /**
+   * One line per switch of `current` (`<epoch> <from> <to>`), the last 20 kept: what a worker
+   * serves is what `current` named when it started, so a run that arrives after one that died
+   * mid-reload can tell the generations apart (see servers/gunicorn/leftover-state.ts).
+   */
+  switchLog: string;
   releaseDir(name: string): string;
 }
 
@@ -19,6 +25,7 @@ export function layoutOf(appDir: string): Layout {
     shared: `${appDir}/shared`,
     run: `${appDir}/run`,
     lock: `${appDir}/.deploy-lock`,
+    switchLog: `${appDir}/.switch-log`,
     releaseDir: (name) => `${appDir}/releases/${name}`,
   };
 }

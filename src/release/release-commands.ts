@@ -144,8 +144,19 @@ export function switchCurrentCommand(layout: Layout, release: string, previous: 
   const steps = [releaseExistsCommand(layout, release)];
   if (previous === null) steps.push(sh`rm -f ${layout.previous}`);
   else if (previous !== undefined && previous !== release) steps.push(pointLinkCommand(layout.previous, previous, token));
+  steps.push(sh`f=$(readlink ${layout.current} 2>/dev/null || true)`);
   steps.push(pointLinkCommand(layout.current, release, token));
+  steps.push(recordSwitchCommand(layout, release));
   return joinFragments(steps, ' && ');
+}
+
+/**
+ * Appends `<epoch> <from> <to>` to the switch log (from = `$f`, read before the switch) and
+ * keeps its last 20 lines. Written after the switch, so its time is never before the link's.
+ */
+function recordSwitchCommand(layout: Layout, release: string): ShellFragment {
+  const log = layout.switchLog;
+  return sh`{ printf '%s %s %s\n' "$(date +%s.%N)" "\${f:--}" ${`releases/${release}`} >> ${log} && tail -n 20 ${log} > ${`${log}.tmp`} && mv -f ${`${log}.tmp`} ${log}; }`;
 }
 
 /** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */

@@ -83,6 +83,31 @@ function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
+/** What the post step did on one host. */
+export interface PostHost {
+  host: string;
+  /** How far the main step got there: locked, reloading, done. */
+  phase: string;
+  result: string;
+  failed: boolean;
+}
+
+/** The post step's section of the job summary: one row per host it visited. */
+export async function writePostSummary(results: PostHost[]): Promise<void> {
+  await core.summary
+    .addHeading('graceful-deploy post step', 3)
+    .addRaw('The main step did not finish; the post step put the hosts it had locked in order and released its locks.', true)
+    .addTable([
+      [
+        { data: 'Host', header: true },
+        { data: 'Main step reached', header: true },
+        { data: 'Post step', header: true },
+      ],
+      ...results.map((result) => [cell(result.host), cell(result.phase), `${result.failed ? '❌ ' : ''}${cell(result.result)}`]),
+    ])
+    .write();
+}
+
 /**
  * One line of text that stays text in HTML and in markdown: escaped, on one line (a blank line
  * would end the HTML block and let markdown start), with markdown's inline markers as entities.

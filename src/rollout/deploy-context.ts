@@ -26,6 +26,10 @@ export interface DeployDependencies {
    * flight are finished to one consistent release (see rollOut), hosts already done stay done.
    */
   signal?: AbortSignal;
+  /** This run's lock token (main.ts saves it for the post step); default: a random one. */
+  token?: string;
+  /** Told each host's phase as it changes (`locked`, `reloading`, `done`), for the post step. */
+  progress?: (host: string, phase: 'locked' | 'reloading' | 'done') => void;
 }
 
 /** One host during a deploy. */

@@ -116,6 +116,7 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
   try {
     throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
     started = true;
+    deps.progress?.(session.remote.name, 'reloading');
     const balancer = balancerOf(deps);
     // Drained (when the strategy stalls requests) from before the switch until the gate passed.
     const passed = await balancer.around(session.remote.name, async () => {
@@ -132,6 +133,7 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
       secondsToReady: round(passed.seconds),
       health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
     });
+    deps.progress?.(session.remote.name, 'done');
   } catch (error) {
     const failure = error instanceof ReloadFailure ? error : undefined;
     throw new HostFailure(session, error, started, handle ?? failure?.handle, failure?.previousIntact === true);
@@ -253,5 +255,6 @@ async function putBackBehindBalancer(run: RunContext, session: HostSession, repo
   }
   await gate(run, session, reporter, serving, session.leaving);
   const server = handle ? await handle.commit() : serving;
+  deps.progress?.(remote.name, 'done');
   Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
 }

@@ -39,6 +39,26 @@ export interface ServerDriver<P extends ServerProcess = ServerProcess> {
    * host in order. Reloads that put a host back take none.
    */
   reload(host: RemoteHost, server: P, log: Log, signal?: AbortSignal): Promise<ReloadHandle<P>>;
+  /**
+   * Brings a host a dead run left half-changed (two masters, an idle old master, workers of two
+   * releases, `current` ahead of what serves) to one consistent release, or throws
+   * LeftoverStateError naming the state and the fix. Signals only processes verified as this
+   * app's, never leaves the host without workers. Called with the deploy lock held.
+   */
+  settle(host: RemoteHost, pointCurrent: PointCurrent, log: Log): Promise<Settled>;
+}
+
+/** Points `current` at a release (a release-level act a driver asks for while settling). */
+export type PointCurrent = (release: string) => Promise<void>;
+
+/** What settling a host found and did. */
+export interface Settled {
+  /** The state as found, one line. */
+  found: string;
+  /** Whether anything was changed. */
+  repaired: boolean;
+  /** The release the host serves now, when the driver knows it. */
+  serves?: string;
 }
 
 /**

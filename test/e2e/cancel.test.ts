@@ -8,28 +8,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, sandboxInputs, type ActionResult } from '../support/run-action.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
-import { hostState, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
-import { masterFacts, versionsByWorker } from './support/gunicorn-facts.js';
+import { expectOneRelease, logOf, releaseSeries, underLoad } from './support/deploy-fixture.js';
 
 const BOOT = { bootSeconds: 2 };
 
 describe('cancelled at each phase, on 2 hosts under load', () => {
   let sb: Sandbox;
-  const sources: string[] = [];
-  let next = 2;
-  const newRelease = async () => {
-    const version = `v${next++}`;
-    const dir = await releaseSource({ version, ...BOOT });
-    sources.push(dir);
-    return { version, dir };
-  };
+  const sources = releaseSeries(BOOT);
+  const newRelease = sources.next;
 
   beforeAll(async () => {
     sb = await startServingSandbox({ hosts: 2, version: 'v1', app: BOOT });
   });
   afterAll(async () => {
     await sb?.stop();
-    await Promise.all(sources.map(removeSource));
+    await sources.removeAll();
   });
 
   const action = (inputs: Record<string, string>, cancelAt?: RegExp): Promise<ActionResult> =>
@@ -38,21 +31,7 @@ describe('cancelled at each phase, on 2 hosts under load', () => {
       { timeoutMs: 300_000, cancelWhen: cancelAt && { output: cancelAt } },
     );
 
-  /** One master, no upgrade pidfile, every worker and the readiness URL on the release `current` names, no lock. */
-  async function expectConsistent(host: number): Promise<string> {
-    const state = await hostState(sb, host);
-    const release = state.current.replace('releases/', '');
-    expect(state, `h${host}`).toMatchObject({ revision: release, served: release, status: 200 });
-    const master = await masterFacts(sb, host);
-    // (A master that rolled or HUPed its workers still runs in the release it started in: its workers tell what it serves.)
-    expect(master, `h${host}: one settled master`).toMatchObject({ alive: true, upgradePid: null });
-    const masters = await sb.exec(host, `pgrep -c -f '^gunicorn: master' || true`);
-    expect(masters.stdout.trim(), `h${host}: gunicorn masters`).toBe('1');
-    const served = await versionsByWorker(sb, host, master.children);
-    for (const pid of master.children) expect(served[pid], `h${host} worker ${pid}`).toEqual([release]);
-    expect((await sb.exec(host, `test -e ${sb.appDir}/.deploy-lock && echo locked`)).stdout, `h${host}: no lock`).toBe('');
-    return release;
-  }
+  const expectConsistent = (host: number) => expectOneRelease(sb, host);
 
   /** Cancels a deploy at `phase`, checks what it left, then deploys again to the end. */
   async function cancelThenDeploy(phase: RegExp, inputs: Record<string, string> = {}): Promise<{ cancelled: ActionResult; served: string[] }> {

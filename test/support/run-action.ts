@@ -19,6 +19,13 @@ export interface ActionResult {
   outputs: Record<string, string>;
   /** Contents of the GITHUB_STEP_SUMMARY file. */
   summary: string;
+  /** What the step saved with core.saveState (the GITHUB_STATE file), as the runner hands it to the post step. */
+  state: Record<string, string>;
+}
+
+/** The environment the runner gives a post step: each saved state as STATE_<name>. */
+export function postStepEnv(state: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(state).map(([name, value]) => [`STATE_${name}`, value]));
 }
 
 export interface RunActionOptions {
@@ -61,6 +68,8 @@ export async function runAction(inputs: Record<string, string>, opts: RunActionO
     const summaryFile = join(temp, 'step_summary');
     await writeFile(outputFile, '');
     await writeFile(summaryFile, '');
+    const stateFile = join(temp, 'github_state');
+    await writeFile(stateFile, '');
 
     // The runner's environment, without inputs or GitHub variables leaking from the test's own.
     const env: NodeJS.ProcessEnv = {};
@@ -72,6 +81,7 @@ export async function runAction(inputs: Record<string, string>, opts: RunActionO
       GITHUB_ACTIONS: 'true',
       GITHUB_OUTPUT: outputFile,
       GITHUB_STEP_SUMMARY: summaryFile,
+      GITHUB_STATE: stateFile,
       RUNNER_TEMP: join(temp, 'runner_temp'),
       ...opts.env,
     });
@@ -96,6 +106,7 @@ export async function runAction(inputs: Record<string, string>, opts: RunActionO
       ...result,
       outputs: parseOutputFile(await readFile(outputFile, 'utf8')),
       summary: await readFile(summaryFile, 'utf8'),
+      state: parseOutputFile(await readFile(stateFile, 'utf8')),
     };
   } finally {
     await rm(temp, { recursive: true, force: true });

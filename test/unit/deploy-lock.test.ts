@@ -64,7 +64,7 @@ describe('acquireLock', () => {
     const lines: string[] = [];
     await acquireLock(remote, layoutOf('/srv/app'), 'token=me', { waitSeconds: 20, log: (line) => lines.push(line), ...clock() });
     expect(remote.attempts).toBe(4);
-    expect(lines).toEqual(['waiting up to 20s for the deploy lock, held by run r (last heartbeat 3s ago)']);
+    expect(lines).toEqual(['waiting up to 20s for the deploy lock, held by run r (last heartbeat 3s ago); a run that was killed shows as gone once its heartbeat is 60s old']);
   });
 
   it('gives up when lock-wait runs out, naming the holder', async () => {

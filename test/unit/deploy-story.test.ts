@@ -5,12 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
-import { HostUnreachableError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
+import { HostUnreachableError, LeftoverStateError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from '../../src/report/reporter.js';
 import type { Balancer } from '../../src/balancer/balancer.js';
-import type { Log, ReloadHandle, ServerDriver, ServerProcess } from '../../src/servers/server-driver.js';
+import type { Log, ReloadHandle, ServerDriver, ServerProcess, Settled } from '../../src/servers/server-driver.js';
 import { LocalHost } from './support/local-host.js';
 
 /**
@@ -37,6 +37,14 @@ class ScriptedServer implements ServerDriver {
   async inspect(host: RemoteHost): Promise<ServerProcess> {
     if (this.halted.has(host.name)) throw new MasterCheckError('pidfile names pid 1, which is not running', host.name);
     return { pid: 1, workers: [2, 3], python: '/usr/bin/python3' };
+  }
+
+  /** Hosts settled, in order (kept apart from `events`, which tell the reload story). */
+  readonly settled: string[] = [];
+
+  async settle(host: RemoteHost): Promise<Settled> {
+    this.settled.push(host.name);
+    return { found: 'consistent', repaired: false };
   }
 
   async preflight(host: RemoteHost, _server: ServerProcess, releaseDir: string): Promise<void> {
@@ -322,8 +330,32 @@ describe('deploy story', () => {
     expect(outcome.error).toMatch(/no previous release/);
   });
 
+  it('settles every host after taking its lock, removing what dead runs staged; a host that cannot be settled stops the run before any change', async () => {
+    const web2 = dirs.get('deploy@web2')!;
+    mkdirSync(path.join(web2, 'releases/.incoming-v9-0badc0de'));
+    symlinkSync('releases/v9', path.join(web2, 'current.0badc0de'));
+    let progress: string[] = [];
+    const outcome = await run({}, { progress: (host, phase) => progress.push(`${host} ${phase}`) });
+    expect(outcome.status).toBe('deployed');
+    expect(server.settled).toEqual(['deploy@web1', 'deploy@web2', 'deploy@web3']);
+    expect(existsSync(path.join(web2, 'releases/.incoming-v9-0badc0de'))).toBe(false);
+    expect(existsSync(path.join(web2, 'current.0badc0de'))).toBe(false);
+    expect(progress.slice(0, 4)).toEqual(['deploy@web1 locked', 'deploy@web2 locked', 'deploy@web3 locked', 'deploy@web1 reloading']);
+    expect(progress.at(-1)).toBe('deploy@web3 done');
+
+    progress = [];
+    server.settle = async (host) => {
+      throw new LeftoverStateError('a run that died left gunicorn as: neither master has workers', host.name);
+    };
+    const refused = await failure({ release: 'v3' });
+    expect(refused.error).toMatch(/\[deploy@web1\] a run that died left gunicorn as: neither master has workers/);
+    expect(server.events.filter((event) => event.includes('v3'))).toEqual([]);
+    for (const name of ['web1', 'web2', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock'))).toBe(false);
+  });
+
   it('plan mode inspects and changes nothing', async () => {
     const outcome = await run({ mode: 'plan' });
+    expect(server.settled).toEqual([]);
     expect(outcome.status).toBe('planned');
     expect(currentOf('web1')).toBe('releases/v1');
     expect(existsSync(path.join(dirs.get('deploy@web1')!, 'releases/v2'))).toBe(false);

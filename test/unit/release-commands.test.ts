@@ -73,6 +73,9 @@ describe('release commands', () => {
     expect(run(switchCurrentCommand(layout, 'v3', 'v2', 't')).status).not.toBe(0);
     expect(readlinkSync(layout.current)).toBe('releases/v2');
     expect(switchCurrentCommand(layout, 'v2', 'v1', 't').text).toContain('mv -T');
+    // Each switch is logged with its time, from and to (what settling a dead run's host reads).
+    const logged = readFileSync(layout.switchLog, 'utf8').trim().split('\n');
+    expect(logged).toEqual([expect.stringMatching(/^\d+\.\d+ - releases\/v1$/), expect.stringMatching(/^\d+\.\d+ releases\/v1 releases\/v2$/)]);
   });
 
   it('links shared files and directories, refusing a missing shared file', () => {

@@ -1,7 +1,7 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle, ServerDriver } from '../server-driver.js';
+import type { Log, PointCurrent, ReloadHandle, ServerDriver, Settled } from '../server-driver.js';
 import { preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
@@ -10,6 +10,7 @@ import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
 import { readyDirOf } from './ready-marks.js';
 import { reloadPlan, type ReloadPlan } from './reload-plan.js';
 import { rollingReload } from './rolling-strategy.js';
+import { settleGunicorn } from './settle.js';
 import { cgroupCommand, systemdServiceOf } from './service-cgroup.js';
 import { strategyProblem } from './strategy-fit.js';
 import { usr2Reload } from './usr2-strategy.js';
@@ -17,6 +18,8 @@ import { usr2Reload } from './usr2-strategy.js';
 export interface GunicornOptions {
   pidfile: string;
   appDir: string;
+  /** The switch log (layout.switchLog): when `current` changed, to tell worker generations apart. */
+  switchLog: string;
   strategy: GunicornStrategy;
   reloadTimeoutSeconds: number;
   /** App spec for the import check when the master's argv is hidden by setproctitle. */
@@ -82,6 +85,13 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const plan = reloadPlan(next, now, master.workers.length);
     log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
     return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal);
+  }
+
+  /** Repairs what a run that died mid-reload left (settle.ts), reloading with this run's strategy when workers of two releases remain. */
+  async settle(host: RemoteHost, pointCurrent: PointCurrent, log: Log): Promise<Settled> {
+    const { pidfile, appDir, switchLog, reloadTimeoutSeconds } = this.options;
+    const reload = async (_stale: GunicornMaster, reloadLog: Log) => this.reload(host, await this.inspect(host), reloadLog);
+    return settleGunicorn(host, { pidfile, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
   }
 
   /** The systemd service the master runs in, if any (usr2 cannot work there). */

@@ -104,7 +104,7 @@ function upgradeOf(upgrade: ProcessFacts | undefined, old: GunicornMaster): Proc
 }
 
 /** Makes the new master the only one: TERM the old, wait for the new one to promote itself. */
-async function commit(host: RemoteHost, old: GunicornMaster, fresh: GunicornMaster, options: Usr2Options, log: Log): Promise<GunicornMaster> {
+export async function commit(host: RemoteHost, old: GunicornMaster, fresh: GunicornMaster, options: Usr2Options, log: Log): Promise<GunicornMaster> {
   await signal(host, old, 'TERM', log);
   if (!(await waitUntilGone(host, old, options.stopSeconds))) throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
   const promoted = await pollUntil(
@@ -145,7 +145,7 @@ async function revert(host: RemoteHost, old: GunicornMaster, fresh: GunicornMast
  * graceful_timeout to finish their requests), QUIT only after that, KILL as the last resort,
  * since a master left behind would serve the failed release beside the old one.
  */
-async function stopNewMaster(host: RemoteHost, options: Usr2Options, old: GunicornMaster, log: Log, known?: ProcessRef): Promise<void> {
+export async function stopNewMaster(host: RemoteHost, options: Usr2Options, old: GunicornMaster, log: Log, known?: ProcessRef): Promise<void> {
   const target = known ?? (await findNewMaster(host, options, old));
   if (!target) return;
   const facts = await readProcess(host, target);
@@ -163,7 +163,7 @@ async function stopNewMaster(host: RemoteHost, options: Usr2Options, old: Gunico
 }
 
 /** The new master when we lost track of it, if there is one. */
-async function findNewMaster(host: RemoteHost, options: Usr2Options, old: GunicornMaster): Promise<ProcessRef | undefined> {
+export async function findNewMaster(host: RemoteHost, options: Usr2Options, old: GunicornMaster): Promise<ProcessRef | undefined> {
   const stdout = (await host.exec('look for the new master', newMasterCommand(options, old))).stdout;
   return parseReexecChildren(stdout)[0] ?? upgradeOf(parsePidfileFacts(stdout).upgrade, old);
 }

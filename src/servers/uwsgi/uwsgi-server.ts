@@ -1,7 +1,7 @@
 import type { UwsgiStrategy } from '../../config/settings.js';
 import { MasterCheckError, PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle, ServerDriver } from '../server-driver.js';
+import type { Log, ReloadHandle, ServerDriver, Settled } from '../server-driver.js';
 import { inspectPidfileCommand, parsePidfileFacts } from '../gunicorn/process-facts.js';
 import { chainReload } from './chain-strategy.js';
 import { requireControls, verifyProcess, type UwsgiInstance } from './instance-check.js';
@@ -66,6 +66,15 @@ export class UwsgiServer implements ServerDriver<UwsgiInstance> {
   reload(host: RemoteHost, instance: UwsgiInstance, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
     const { strategy, reloadTimeoutSeconds } = this.options;
     return strategy === 'chain' ? chainReload(host, instance, reloadTimeoutSeconds, log) : gracefulReload(host, instance, reloadTimeoutSeconds, log);
+  }
+
+  /**
+   * Not checked yet for uWSGI: which release a worker serves depends on lazy-apps, chdir and
+   * pythonpath (a chdir resolves the link once), so the worker-age rule gunicorn uses does
+   * not hold here. inspect() still refuses an instance it cannot verify.
+   */
+  settle(): Promise<Settled> {
+    return Promise.resolve({ found: 'not checked for leftovers of an interrupted run (uWSGI)', repaired: false });
   }
 
   /** The instance's options: its command line with its ini file (read relative to the master's cwd). */

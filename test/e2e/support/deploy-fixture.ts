@@ -11,6 +11,7 @@ import { runAction, sandboxInputs, type ActionResult } from '../../support/run-a
 import type { Sandbox } from '../../support/sandbox.js';
 import { startLoad, type LoadReport } from '../../support/load.js';
 import type { HostReport } from '../../../src/report/reporter.js';
+import { masterFacts, versionsByWorker } from './gunicorn-facts.js';
 
 export interface HostState {
   current: string;
@@ -41,6 +42,21 @@ export function releaseSources() {
       return dir;
     },
     removeAll: () => Promise.all(dirs.splice(0).map(removeSource)),
+  };
+}
+
+/** Release sources v2, v3, … with the same app options, for tests that deploy one after another; removeAll() at the end. */
+export function releaseSeries(app: Partial<AppOptions> = {}) {
+  const dirs: string[] = [];
+  let next = 2;
+  return {
+    next: async (): Promise<{ version: string; dir: string }> => {
+      const version = `v${next++}`;
+      const dir = await releaseSource({ ...app, version });
+      dirs.push(dir);
+      return { version, dir };
+    },
+    removeAll: () => Promise.all(dirs.map(removeSource)),
   };
 }
 
@@ -103,4 +119,23 @@ export async function underLoad<T>(sb: Sandbox, body: () => Promise<T>): Promise
     expect(load.failed, `failed requests: ${JSON.stringify(load.statuses)} errors ${load.errors} timeouts ${load.timeouts}`).toBe(0);
   }
   return { result, load };
+}
+
+/**
+ * One consistent gunicorn host: one settled master (no `.2`), every worker and the readiness
+ * URL on the release `current` names, no deploy lock. Returns that release.
+ */
+export async function expectOneRelease(sb: Sandbox, host: number): Promise<string> {
+  const state = await hostState(sb, host);
+  const release = state.current.replace('releases/', '');
+  expect(state, `h${host}`).toMatchObject({ revision: release, served: release, status: 200 });
+  const master = await masterFacts(sb, host);
+  // (A master that rolled or HUPed its workers still runs in the release it started in: its workers tell what it serves.)
+  expect(master, `h${host}: one settled master`).toMatchObject({ alive: true, upgradePid: null });
+  const masters = await sb.exec(host, `pgrep -c -f '^gunicorn: master' || true`);
+  expect(masters.stdout.trim(), `h${host}: gunicorn masters`).toBe('1');
+  const served = await versionsByWorker(sb, host, master.children);
+  for (const pid of master.children) expect(served[pid], `h${host} worker ${pid}`).toEqual([release]);
+  expect((await sb.exec(host, `test -e ${sb.appDir}/.deploy-lock && echo locked`)).stdout, `h${host}: no lock`).toBe('');
+  return release;
 }

@@ -1,0 +1,139 @@
+import * as core from '@actions/core';
+import { State } from './config/input-names.js';
+import { parseSettings } from './config/input-helper.js';
+import type { HostTarget, Settings } from './config/settings.js';
+import { errorMessage } from './errors.js';
+import { serverDriver } from './main.js';
+import { acquireLock, describeHolder, ownerText, parseLockHolder, startHeartbeat } from './release/deploy-lock.js';
+import { layoutOf, type Layout } from './release/layout.js';
+import { settleHost } from './release/leftover-release.js';
+import { readLockCommand, releaseLockCommand } from './release/release-commands.js';
+import { runIdentity } from './release/run-identity.js';
+import type { RemoteHost } from './remote/remote-host.js';
+import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
+import { actionReporter } from './report/action-reporter.js';
+import { writePostSummary, type PostHost } from './report/job-summary.js';
+
+/** The main step's record, as saved with core.saveState. */
+export interface MainRecord {
+  finished: boolean;
+  token?: string;
+  phases: Record<string, string>;
+}
+
+export function readMainRecord(get: (name: string) => string): MainRecord {
+  let phases: Record<string, string> = {};
+  try {
+    phases = JSON.parse(get(State.Phases) || '{}') as Record<string, string>;
+  } catch {
+    phases = {};
+  }
+  return { finished: get(State.Finished) === 'true', token: get(State.Token) || undefined, phases };
+}
+
+/**
+ * The hosts the post step must visit: those the main step locked, unless it finished on its own
+ * (then its own cleanup ran: nothing to do). Returns a reason instead when there is nothing.
+ */
+export function postTargets(record: MainRecord, hosts: HostTarget[]): HostTarget[] | string {
+  const idle = idleReason(record);
+  if (idle) return idle;
+  const touched = hosts.filter((host) => record.phases[host.label] !== undefined);
+  return touched.length ? touched : 'the main step locked no host; nothing to do.';
+}
+
+/** Why the post step has nothing to do whatever the hosts, if so. */
+function idleReason(record: MainRecord): string | undefined {
+  if (record.finished) return 'the main step finished on its own (its cleanup ran); nothing to do.';
+  if (!record.token) return 'the main step took no deploy lock; nothing to do.';
+  return undefined;
+}
+
+/**
+ * The post step (`runs.post`, run even when the job was cancelled or the main step was killed):
+ * when the main step did not finish on its own, reconnects to every host it locked, settles each
+ * one to a single consistent release (leftover-release.ts), releases the locks it owns, and
+ * reports in the job summary. A no-op after a clean run. Never throws.
+ */
+export async function runPost(): Promise<void> {
+  try {
+    const record = readMainRecord((name) => core.getState(name));
+    // Inputs are read only when there is work: after a clean run the post step touches nothing.
+    const idle = idleReason(record);
+    if (idle) {
+      core.info(`graceful-deploy post: ${idle}`);
+      return;
+    }
+    const settings = parseSettings((name) => core.getInput(name), process.env);
+    const targets = postTargets(record, settings.hosts);
+    if (typeof targets === 'string') {
+      core.info(`graceful-deploy post: ${targets}`);
+      return;
+    }
+    core.warning(`graceful-deploy post: the main step did not finish (killed or cancelled past its budget); putting ${targets.map((host) => host.label).join(', ')} in order.`);
+    const results = await core.group('Post: settle the hosts the main step left', () => postAll(settings, targets, record));
+    if (process.env.GITHUB_STEP_SUMMARY) await writePostSummary(results).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
+    const failed = results.filter((result) => result.failed);
+    if (failed.length) core.setFailed(`graceful-deploy post: ${failed.map((result) => `${result.host}: ${result.result}`).join('; ')}`);
+  } catch (error) {
+    core.setFailed(`graceful-deploy post step stopped on an error: ${errorMessage(error)}`);
+  }
+}
+
+async function postAll(settings: Settings, targets: HostTarget[], record: MainRecord): Promise<PostHost[]> {
+  const token = record.token ?? '';
+  const layout = layoutOf(settings.appDir);
+  const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
+  const server = serverDriver(settings);
+  const locked: RemoteHost[] = [];
+  const stopHeartbeat = startHeartbeat(() => locked, layout, token);
+  const results: PostHost[] = [];
+  try {
+    for (const target of targets) {
+      const phase = record.phases[target.label] ?? 'unknown';
+      const log = (line: string) => actionReporter.log(target.label, line);
+      let remote: RemoteHost | undefined;
+      try {
+        remote = await connect(target);
+        if (!(await holdLock(remote, layout, token, log))) {
+          results.push({ host: target.label, phase, result: 'another run holds the lock now: left to it', failed: false });
+          continue;
+        }
+        locked.push(remote);
+        const settled = await settleHost(remote, layout, token, server, log);
+        const result = settled.repaired ? `settled (was: ${settled.found}); serves ${settled.serves ?? 'one release'}` : `already consistent (${settled.found})`;
+        log(result);
+        results.push({ host: target.label, phase, result, failed: false });
+      } catch (error) {
+        const message = errorMessage(error).replace(`[${target.label}] `, '');
+        log(`could not be settled: ${message}`);
+        results.push({ host: target.label, phase, result: message, failed: true });
+      } finally {
+        if (remote) {
+          await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
+          await remote.close();
+        }
+      }
+    }
+  } finally {
+    stopHeartbeat();
+  }
+  return results;
+}
+
+/**
+ * Makes sure this run holds the host's lock: it still does when the main step was killed; when
+ * the lock is gone it is taken again (lock-wait 0), so no other run changes the host meanwhile.
+ * False when another run holds it.
+ */
+async function holdLock(remote: RemoteHost, layout: Layout, token: string, log: (line: string) => void): Promise<boolean> {
+  const read = (await remote.exec('read the deploy lock', readLockCommand(layout))).stdout;
+  if (read.includes('locked=yes')) {
+    const holder = parseLockHolder(read);
+    if (holder.token === token) return true;
+    log(`the deploy lock is held by ${describeHolder(holder)}, not by this run: not touching the host`);
+    return false;
+  }
+  await acquireLock(remote, layout, ownerText(token, runIdentity(process.env), new Date()), { waitSeconds: 0, log });
+  return true;
+}

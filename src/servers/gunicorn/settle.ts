@@ -1,0 +1,132 @@
+import { LeftoverStateError } from '../../errors.js';
+import type { RemoteHost } from '../../remote/remote-host.js';
+import { sh, type ShellFragment } from '../../remote/shell-quote.js';
+import type { Log, PointCurrent, ReloadHandle, Settled } from '../server-driver.js';
+import { describeProcesses, readProcess, type ProcessRef } from './generation.js';
+import { describeLeftover, parseSwitchLog, recogniseLeftover, type LeftoverFacts, type LeftoverState, type MasterGeneration } from './leftover-state.js';
+import { verifyMaster, type GunicornMaster } from './master-check.js';
+import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
+import { readyDirOf } from './ready-marks.js';
+import { commit, findNewMaster, stopNewMaster, type Usr2Options } from './usr2-strategy.js';
+
+export interface SettleOptions {
+  pidfile: string;
+  appDir: string;
+  switchLog: string;
+  timeoutSeconds: number;
+  /** Reloads the settled master into the release `current` names (the driver's own strategy). */
+  reload: (master: GunicornMaster, log: Log) => Promise<ReloadHandle<GunicornMaster>>;
+}
+
+/** What a generation stopped while settling may take: gunicorn's default graceful_timeout (30 s) + margin. */
+const STOP_SECONDS = 35;
+/** Each step removes one anomaly; more than this means the host changes under us. */
+const MAX_STEPS = 4;
+
+/**
+ * Settles a gunicorn host one step at a time (leftover-state.ts decides, this acts), reading
+ * the host again after each step, until every worker serves the release `current` names.
+ */
+export async function settleGunicorn(host: RemoteHost, options: SettleOptions, pointCurrent: PointCurrent, log: Log): Promise<Settled> {
+  let found: string | undefined;
+  for (let step = 0; step < MAX_STEPS; step += 1) {
+    const { facts, master, upgrade } = await readLeftover(host, options);
+    const state = recogniseLeftover(facts);
+    const line = describeLeftover(state, facts.current);
+    found ??= line;
+    if (state.kind === 'consistent') return { found, repaired: step > 0, serves: state.serves };
+    log(`left by an interrupted run: ${line}`);
+    await repair(host, options, state, { master, upgrade, current: facts.current }, pointCurrent, log);
+  }
+  throw new LeftoverStateError(`the host did not settle after ${MAX_STEPS} repairs (found: ${found}). Check gunicorn by hand, then deploy again.`, host.name);
+}
+
+interface Masters {
+  master: GunicornMaster;
+  upgrade?: ProcessRef;
+  current: string;
+}
+
+async function repair(host: RemoteHost, options: SettleOptions, state: LeftoverState, masters: Masters, pointCurrent: PointCurrent, log: Log): Promise<void> {
+  const { master, upgrade, current } = masters;
+  const usr2 = usr2Options(options);
+  const point = async (release: string) => {
+    if (release === current) return;
+    await pointCurrent(release);
+    log(`current → releases/${release} (what serves)`);
+  };
+  switch (state.kind) {
+    case 'current-ahead':
+      return point(state.serves);
+    case 'mixed-generations': {
+      await point(state.keep);
+      log(`reloading every worker into ${state.keep}`);
+      const handle = await options.reload(master, log);
+      await handle.commit();
+      return;
+    }
+    case 'two-masters':
+      await point(state.keep);
+      log(`stopping the new master ${state.stop}; the old master ${master.pid} keeps serving ${state.keep}`);
+      return stopNewMaster(host, usr2, master, log, upgrade);
+    case 'idle-old-master': {
+      if (!upgrade) return;
+      await point(state.keep);
+      log(`committing the new master ${state.serving}: it is the only one with workers`);
+      const fresh: GunicornMaster = { ...master, pid: upgrade.pid, startTime: upgrade.startTime };
+      await commit(host, master, fresh, usr2, log);
+      return;
+    }
+    case 'refuse':
+      throw new LeftoverStateError(
+        `a run that died left gunicorn as: ${state.why}. Nothing was signalled. Fix by hand: HUP the old master ${master.pid} (it forks workers of the release 'current' names, now ${current})${upgrade ? ` and TERM the new master ${upgrade.pid}` : ''}, then run the workflow again.`,
+        host.name,
+      );
+    case 'consistent':
+      return;
+  }
+}
+
+/** What the usr2 strategy's own stop, commit and search need. */
+function usr2Options(options: SettleOptions): Usr2Options {
+  return { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.timeoutSeconds, workers: 1, stopSeconds: STOP_SECONDS };
+}
+
+/**
+ * Reads what settling needs: the pidfile's master (verified as this app's, an unfinished
+ * upgrade aside), the master USR2 started if any (verified as its re-executed child), every
+ * worker's start time, `current` and the switch log.
+ */
+async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{ facts: LeftoverFacts; master: GunicornMaster; upgrade?: ProcessRef }> {
+  const pidfile = parsePidfileFacts((await host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+  // The `.2` master is looked at below, as the old master's verified child.
+  const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
+  const upgrade = await findNewMaster(host, usr2Options(options), master);
+  const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
+  const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
+  const newWorkers = upgradeFacts?.children ?? [];
+  const read = (await host.exec('read worker ages and the switch log', agesCommand(options.appDir, options.switchLog))).stdout;
+  const clock = parseClock(read);
+  const described = await describeProcesses(host, [...oldWorkers, ...newWorkers]);
+  const ageOf = (pids: number[]): MasterGeneration['workers'] =>
+    described.filter((facts) => pids.includes(facts.pid)).map((facts) => ({ pid: facts.pid, startedAt: clock.bootEpoch + Number(facts.startTime) / clock.ticks }));
+  const facts: LeftoverFacts = {
+    current: clock.current,
+    switches: parseSwitchLog(read.split('\n').filter((line) => line.startsWith('switch ')).map((line) => line.slice(7)).join('\n')),
+    master: { pid: master.pid, workers: ageOf(oldWorkers) },
+    upgrade: upgrade ? { pid: upgrade.pid, workers: ageOf(newWorkers) } : undefined,
+  };
+  return { facts, master: { ...master, workers: oldWorkers }, upgrade };
+}
+
+/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, and the switch log. */
+export function agesCommand(appDir: string, switchLog: string): ShellFragment {
+  return sh`printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+}
+
+/** Epoch of the boot in the host's clock, from `clock=<epoch> <uptime> <ticks>`. */
+export function parseClock(stdout: string): { bootEpoch: number; ticks: number; current: string } {
+  const [epoch = '0', uptime = '0', ticks = '100'] = /^clock=(.*)$/m.exec(stdout)?.[1]?.split(' ') ?? [];
+  const current = (/^current=(.*)$/m.exec(stdout)?.[1] ?? '').replace(/\/+$/, '').split('/').pop() ?? '';
+  return { bootEpoch: Number(epoch) - Number(uptime), ticks: Number(ticks) || 100, current };
+}

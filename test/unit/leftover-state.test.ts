@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { parseSwitchLog, recogniseLeftover, releaseAt, type LeftoverFacts } from '../../src/servers/gunicorn/leftover-state.js';
+import { parseClock } from '../../src/servers/gunicorn/settle.js';
+import { postTargets, readMainRecord } from '../../src/post-step.js';
+import { tempLinksOf } from '../../src/release/leftover-release.js';
+
+/** v1 deployed at t=100 (from v0), v2 switched in at t=200 by a run that then died. */
+const switches = parseSwitchLog('100.5 releases/v0 releases/v1\n200.25 releases/v1 releases/v2\n');
+const workers = (...startedAt: number[]) => startedAt.map((at, index) => ({ pid: 10 + index, startedAt: at }));
+const facts = (extra: Partial<LeftoverFacts>): LeftoverFacts => ({ current: 'v2', switches, master: { pid: 1, workers: workers(150, 160) }, ...extra });
+
+describe('which release a worker serves (the switch log and its start time)', () => {
+  it('is what current named when the worker started', () => {
+    expect(switches).toEqual([
+      { at: 100.5, from: 'v0', to: 'v1' },
+      { at: 200.25, from: 'v1', to: 'v2' },
+    ]);
+    expect(releaseAt(50, switches, 'v2')).toBe('v0');
+    expect(releaseAt(150, switches, 'v2')).toBe('v1');
+    expect(releaseAt(200.3, switches, 'v2')).toBe('v2');
+    expect(releaseAt(1, [], 'v2')).toBe('v2');
+    expect(parseSwitchLog('9 - releases/v1\ngarbage\n')).toEqual([{ at: 9, from: undefined, to: 'v1' }]);
+  });
+
+  it("reads the host's boot epoch from its clock and uptime", () => {
+    expect(parseClock('clock=1000.5 400.25 100\ncurrent=releases/v2\n')).toEqual({ bootEpoch: 600.25, ticks: 100, current: 'v2' });
+  });
+});
+
+describe('recognising what a dead run left on a gunicorn host', () => {
+  it('consistent: every worker started after the last switch', () => {
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: workers(210, 220) } }))).toEqual({ kind: 'consistent', serves: 'v2' });
+  });
+
+  it('current ahead: killed after the switch, before the reload', () => {
+    expect(recogniseLeftover(facts({}))).toEqual({ kind: 'current-ahead', serves: 'v1', current: 'v2' });
+  });
+
+  it('mixed generations after an interrupted roll: keeps the release that served before', () => {
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: workers(210, 150) } }))).toEqual({ kind: 'mixed-generations', serves: ['v1', 'v2'], keep: 'v1' });
+  });
+
+  it('two masters after USR2: keeps the old generation, stops the new master', () => {
+    const state = recogniseLeftover(facts({ upgrade: { pid: 2, workers: workers(210) } }));
+    expect(state).toEqual({ kind: 'two-masters', keep: 'v1', stop: 2, stopServes: ['v2'] });
+    // A new master still booting (no workers yet) goes too.
+    expect(recogniseLeftover(facts({ upgrade: { pid: 2, workers: [] } }))).toMatchObject({ kind: 'two-masters', keep: 'v1', stopServes: [] });
+  });
+
+  it('an idle old master after WINCH: the new one is the only one serving, so it is committed', () => {
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] }, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', idle: 1, serving: 2 });
+  });
+
+  it('refuses when nothing serves', () => {
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] }, upgrade: { pid: 2, workers: [] } }))).toMatchObject({ kind: 'refuse', why: expect.stringMatching(/neither the old master 1 nor the new master 2/) });
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] } }))).toMatchObject({ kind: 'refuse' });
+  });
+
+  it('a run that put the host back (switch back, old workers never stopped) reads as consistent', () => {
+    const back = parseSwitchLog('100 releases/v0 releases/v1\n200 releases/v1 releases/v2\n201 releases/v2 releases/v1\n');
+    expect(recogniseLeftover({ current: 'v1', switches: back, master: { pid: 1, workers: workers(150, 160) } })).toEqual({ kind: 'consistent', serves: 'v1' });
+  });
+});
+
+describe('the post step reads what the main step saved', () => {
+  const hosts = [{ label: 'deploy@a' }, { label: 'deploy@b' }] as Parameters<typeof postTargets>[1];
+  const saved = (state: Record<string, string>) => readMainRecord((name) => state[name] ?? '');
+
+  it('does nothing after a main step that finished on its own, or took no lock', () => {
+    expect(postTargets(saved({ token: 'abc', finished: 'true', phases: '{"deploy@a":"done"}' }), hosts)).toMatch(/finished on its own/);
+    expect(postTargets(saved({}), hosts)).toMatch(/took no deploy lock/);
+  });
+
+  it('visits the hosts the killed main step had locked', () => {
+    expect(postTargets(saved({ token: 'abc', phases: '{"deploy@b":"reloading"}' }), hosts)).toEqual([{ label: 'deploy@b' }]);
+  });
+});
+
+it("finds the temporary links a dead run left, never this run's", () => {
+  expect(tempLinksOf('current.ab12\nprevious.ff\ncurrent.me01\ncurrent.old\ncurrent\n', 'me01')).toEqual(['current.ab12', 'previous.ff']);
+});
