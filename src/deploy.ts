@@ -26,6 +26,7 @@ import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState
 import type { RemoteHostFactory } from './remote/ssh-remote-host.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
+import { Timeline, reloadSteps, type NextPhase, type Phase } from './report/timeline.js';
 import { ReloadFailure, type ReloadHandle, type ServerDriver, type ServerProcess } from './servers/server-driver.js';
 
 /** Everything the story needs from outside, so it can run against stubs. */
@@ -42,6 +43,13 @@ export interface DeployDependencies {
    * flight is finished to one consistent release (see rollOut), hosts already done stay done.
    */
   signal?: AbortSignal;
+  /** Where each host's phases are timed, for the `hosts` output and the summary's chart; deploy() starts one when unset. */
+  timeline?: Timeline;
+}
+
+/** Times `work` as `phase` of `host` on the run's timeline. */
+function timed<T>(deps: DeployDependencies, host: string, phase: Phase, work: (next: NextPhase) => Promise<T>): Promise<T> {
+  return deps.timeline ? deps.timeline.track(host, phase, work) : work(() => undefined);
 }
 
 /** One host during a deploy. */
@@ -70,7 +78,8 @@ export class DeployFailed extends DeployError {
  * then switch and reload host by host behind a readiness gate, putting every touched host
  * back when one fails.
  */
-export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
+export async function deploy(settings: Settings, dependencies: DeployDependencies): Promise<DeployOutcome> {
+  const deps = { ...dependencies, timeline: dependencies.timeline ?? new Timeline() };
   const token = randomBytes(6).toString('hex');
   const started = new Date();
   const identity = deps.identity ?? runIdentity(process.env);
@@ -90,7 +99,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
         const owner = ownerText(token, identity, started);
         // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
         for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
-          await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
+          await timed(deps, remote.name, 'lock', () => acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal }));
           locked.push(remote);
           reporter.log(remote.name, 'deploy lock taken');
         }
@@ -115,7 +124,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
       await reporter.group('Check the new release', async () => {
         for (const session of sessions) {
           checkpoint(`check the new release on ${session.remote.name}`);
-          await deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target));
+          await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, layout.releaseDir(session.target)));
           const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
           reporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
         }
@@ -139,6 +148,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     }
     throw new DeployFailed(outcome);
   } finally {
+    for (const host of outcome.hosts) host.timeline = deps.timeline.spans(host.host);
     stopHeartbeat();
     for (const remote of locked) {
       if (settings.mode !== 'plan') await audit(remote, layout, settings, { identity, started, outcome });
@@ -230,7 +240,7 @@ async function connectAll(settings: Settings, deps: DeployDependencies): Promise
   const remotes: RemoteHost[] = [];
   try {
     for (const target of settings.hosts) {
-      remotes.push(await deps.connect(target));
+      remotes.push(await timed(deps, target.label, 'connect', () => deps.connect(target)));
       deps.reporter.log(target.label, settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified');
     }
     return remotes;
@@ -243,33 +253,35 @@ async function connectAll(settings: Settings, deps: DeployDependencies): Promise
 /** Reads each host's releases and verifies its server, deciding what goes where. Changes nothing. */
 async function inspectAll(settings: Settings, deps: DeployDependencies, remotes: RemoteHost[], layout: Layout): Promise<HostSession[]> {
   const sessions: HostSession[] = [];
-  for (const remote of remotes) {
-    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
-    if (!state.current) {
-      throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
-    }
-    const server = await deps.server.inspect(remote);
-    const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
-    if (settings.mode === 'deploy' && target === state.current) {
-      throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
-    }
-    const reading = await probe(remote, server.python, settings.health);
-    const versioned = Boolean(reading.version);
-    deps.reporter.log(
-      remote.name,
-      `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd(),
-    );
-    sessions.push({
-      remote,
-      state,
-      server,
-      target,
-      leaving: state.current,
-      versioned,
-      report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
-    });
-  }
+  for (const remote of remotes) sessions.push(await timed(deps, remote.name, 'inspect', () => inspectOne(settings, deps, remote, layout)));
   return sessions;
+}
+
+async function inspectOne(settings: Settings, deps: DeployDependencies, remote: RemoteHost, layout: Layout): Promise<HostSession> {
+  const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+  if (!state.current) {
+    throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
+  }
+  const server = await deps.server.inspect(remote);
+  const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
+  if (settings.mode === 'deploy' && target === state.current) {
+    throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
+  }
+  const reading = await probe(remote, server.python, settings.health);
+  const versioned = Boolean(reading.version);
+  deps.reporter.log(
+    remote.name,
+    `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd(),
+  );
+  return {
+    remote,
+    state,
+    server,
+    target,
+    leaving: state.current,
+    versioned,
+    report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
+  };
 }
 
 function rollbackTarget(state: ReleaseState, host: string): string {
@@ -292,7 +304,7 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
   const { remote, server } = session;
   await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
     try {
-      const result = await migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line));
+      const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line)));
       outcome.migration = { host: remote.name, ...result };
     } catch (error) {
       if (error instanceof MigrationError && error.progress) {
@@ -315,7 +327,7 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
     for (const session of sessions) {
       const { remote } = session;
       throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
-      await reporter.group(`Stage ${settings.release} on ${remote.name}`, async () => {
+      await reporter.group(`Stage ${settings.release} on ${remote.name}`, () => timed(deps, remote.name, 'stage', async () => {
         await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
         if (packed) {
           const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
@@ -341,7 +353,7 @@ async function stageAll(settings: Settings, deps: DeployDependencies, sessions: 
           for (const line of result.stdout.trim().split('\n').slice(-20)) if (line) reporter.log(remote.name, line);
         }
         reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
-      });
+      }));
     }
   } finally {
     await packed?.dispose();
@@ -365,8 +377,9 @@ async function rollOut(settings: Settings, deps: DeployDependencies, sessions: H
       started = true;
       await deps.reporter.group(`Reload ${session.remote.name}: ${session.leaving} → ${session.target}`, async () => {
         handle = await switchAndReload(deps, session, layout, token, session.target, session.leaving);
-        const passed = await gate(settings, deps, session, handle.master, session.target, deps.signal);
-        const committed = await handle.commit();
+        const reloaded = handle;
+        const passed = await timed(deps, session.remote.name, 'gate', () => gate(settings, deps, session, reloaded.master, session.target, deps.signal));
+        const committed = await timed(deps, session.remote.name, 'commit', () => reloaded.commit());
         Object.assign(session.report, {
           status: 'deployed',
           newMasterPid: committed.pid,
@@ -417,10 +430,11 @@ async function switchAndReload(
   from: string,
 ): Promise<ReloadHandle> {
   const { remote } = session;
-  await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
+  await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
   deps.reporter.log(remote.name, `current → releases/${to}`);
-  const server = await deps.server.inspect(remote);
-  return deps.server.reload(remote, server, (line) => deps.reporter.log(remote.name, line), deps.signal);
+  return timed(deps, remote.name, 'reload', async (next) =>
+    deps.server.reload(remote, await deps.server.inspect(remote), (line) => deps.reporter.log(remote.name, line), deps.signal, reloadSteps(next)),
+  );
 }
 
 async function gate(settings: Settings, deps: DeployDependencies, session: HostSession, server: ServerProcess, version: string, signal?: AbortSignal) {
@@ -450,7 +464,7 @@ async function putBack(
   for (const session of order) {
     const { remote } = session;
     try {
-      await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, async () => {
+      await deps.reporter.group(`Roll back ${remote.name}: → ${session.leaving}`, () => timed(deps, remote.name, 'revert', async () => {
         const previous = session.state.previous ?? null;
         await remote.exec(`switch current back to ${session.leaving}`, switchCurrentCommand(layout, session.leaving, previous, token));
         deps.reporter.log(remote.name, `current → releases/${session.leaving}`);
@@ -469,7 +483,7 @@ async function putBack(
         await gate(settings, deps, session, serving, session.leaving);
         const server = handle ? await handle.commit() : serving;
         Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
-      });
+      }));
     } catch (error) {
       session.report.status = 'failed';
       session.report.error = `rollback failed: ${errorMessage(error)}`;

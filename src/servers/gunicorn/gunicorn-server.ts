@@ -1,7 +1,7 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle, ServerDriver } from '../server-driver.js';
+import type { Log, ReloadHandle, ReloadProgress, ServerDriver } from '../server-driver.js';
 import { preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
@@ -25,16 +25,30 @@ export interface GunicornOptions {
   python?: string;
 }
 
-type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, plan: Targets, log: Log, signal?: AbortSignal) => Promise<ReloadHandle<GunicornMaster>>;
+type Strategy = (
+  host: RemoteHost,
+  master: GunicornMaster,
+  options: GunicornOptions,
+  plan: Targets,
+  log: Log,
+  signal?: AbortSignal,
+  progress?: ReloadProgress,
+) => Promise<ReloadHandle<GunicornMaster>>;
 
 /** What every strategy takes from the reload plan. */
 type Targets = Pick<ReloadPlan, 'workers' | 'stopSeconds'>;
 
 const STRATEGIES: Record<GunicornStrategy, Strategy> = {
-  hup: (host, master, options, plan, log) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
+  hup: (host, master, options, plan, log, _signal, progress) =>
+    hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
   // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
-  usr2: (host, master, options, plan, log, signal) =>
-    usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
+  usr2: (host, master, options, plan, log, signal, progress) =>
+    usr2Reload(
+      host,
+      master,
+      { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal, progress },
+      log,
+    ),
   rolling: (host, master, options, plan, log, signal) =>
     rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
 };
@@ -75,13 +89,13 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   }
 
   /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
-  async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal): Promise<ReloadHandle<GunicornMaster>> {
+  async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<GunicornMaster>> {
     const next = await this.readConfig(host, master, `${this.options.appDir}/current`);
     // Without the master's arguments, its own release's file tells whether files are the whole story.
     const now = next?.source === 'default-file' ? await this.readConfig(host, master, master.cwd) : undefined;
     const plan = reloadPlan(next, now, master.workers.length);
     log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
-    return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal);
+    return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
   }
 
   /** The systemd service the master runs in, if any (usr2 cannot work there). */

@@ -2,7 +2,7 @@ import { ReloadError, errorMessage } from '../../errors.js';
 import { pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh } from '../../remote/shell-quote.js';
-import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
+import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from '../server-driver.js';
 import { describeProcesses, readProcess, sameProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
 import { isGunicorn, type GunicornMaster } from './master-check.js';
 import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
@@ -22,6 +22,8 @@ export interface Usr2Options {
   stopSeconds: number;
   /** The run's cancellation: stops the wait for the new generation (the new master is then stopped, the old one never stopped serving). */
   signal?: AbortSignal;
+  /** Hears USR2 go out and the new generation come up. */
+  progress?: ReloadProgress;
 }
 
 /** After TERM and QUIT, the last resort for a master that must not be left running. */
@@ -39,6 +41,7 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   const secondsLeft = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
   await signal(host, old, 'USR2', log);
+  options.progress?.('signalled');
   let child: ProcessRef | undefined;
   let fresh: ProcessFacts;
   try {
@@ -53,6 +56,7 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
       exitMessage: `the new master ${child.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
     });
     log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
+    options.progress?.('booted');
   } catch (error) {
     // The old master never stopped serving: removing whatever the new one left is all it takes.
     await stopNewMaster(host, options, old, log, child).catch((cleanup: unknown) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
