@@ -9,9 +9,11 @@
  * Per plan: the deploy's wall time, failed requests and max latency through HAProxy, the action's
  * own peak memory (VmHWM of its node process) and CPU seconds (user + sys), read by
  * usage-probe.cjs as the process exits, and the mean seconds per phase from the `hosts` output's
- * timelines. Options: --hosts N (1..50), --plans a,b (a subset), --boot S (default 2).
+ * timelines. Options: --hosts N (1..50), --plans a,b (a subset), --boot S (default 2),
+ * --setup-only (start the sandbox, report its set-up time and the machine's memory, stop).
  * Prints a markdown table and writes bench/results/fleet-<N>.{md,json}.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +71,7 @@ interface FleetRow {
 }
 
 export async function fleetBench(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { hosts: { type: 'string', default: '10' }, plans: { type: 'string' }, boot: { type: 'string', default: '2' } } });
+  const { values } = parseArgs({ args: argv, options: { hosts: { type: 'string', default: '10' }, plans: { type: 'string' }, boot: { type: 'string', default: '2' }, 'setup-only': { type: 'boolean', default: false } } });
   const hosts = Number(values.hosts);
   const bootSeconds = Number(values.boot);
   const plans = values.plans ? (values.plans.split(',') as PlanName[]) : PLAN_NAMES;
@@ -83,6 +85,11 @@ export async function fleetBench(argv: string[]): Promise<void> {
   console.log(`fleet: sandbox ${sb.id} serving v1 on ${hosts} hosts (set up in ${setupSeconds} s)`);
   const rows: FleetRow[] = [];
   const sources: string[] = [];
+  if (values['setup-only']) {
+    console.log(`fleet: memory in use with ${hosts} hosts serving: ${usedMemoryMiB()} MiB; every host serves: ${(await Promise.all(sb.hosts.map((host) => sb.probe(host.index)))).every((probe) => probe.status === 200)}`);
+    await sb.stop();
+    return;
+  }
   try {
     let counter = 1;
     for (const plan of plans) {
@@ -173,6 +180,13 @@ function renderMarkdown(rows: FleetRow[], setup: { hosts: number; bootSeconds: n
   const notes = rows.filter((row) => row.note);
   if (notes.length) lines.push('', ...notes.map((row) => `- ${row.plan}: ${row.note}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** MemTotal - MemAvailable of the machine, in MiB. */
+function usedMemoryMiB(): number {
+  const info = readFileSync('/proc/meminfo', 'utf8');
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  return Math.round((kib('MemTotal') - kib('MemAvailable')) / 1024);
 }
 
 function round(value: number): number {

@@ -72,9 +72,20 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   }
 
   async preflight(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
-    const config = await this.readConfig(host, master, releaseDir);
-    const problem = strategyProblem(this.options.strategy, config, master, await this.systemdUnit(host, master));
+    // The three reads change nothing and need nothing from each other: they run at once, so the
+    // import check (which pays the app's boot) hides the others. Its verdict waits for the fit's.
+    const imported: Promise<Error | undefined> = this.importCheck(host, master, releaseDir).then(
+      () => undefined,
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    );
+    const [config, unit] = await Promise.all([this.readConfig(host, master, releaseDir), this.systemdUnit(host, master)]).finally(() => imported);
+    const problem = strategyProblem(this.options.strategy, config, master, unit);
+    const importError = await imported;
     if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
+    if (importError) throw importError;
+  }
+
+  private async importCheck(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
     try {
       await host.exec('import check of the new release', preflightCommand(master, releaseDir, this.options.appSpec), {
         timeoutSeconds: this.options.reloadTimeoutSeconds,
@@ -90,10 +101,13 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
 
   /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
   async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<GunicornMaster>> {
-    const next = await this.readConfig(host, master, `${this.options.appDir}/current`);
-    // Without the master's arguments, its own release's file tells whether files are the whole story.
-    const now = next?.source === 'default-file' ? await this.readConfig(host, master, master.cwd) : undefined;
-    const plan = reloadPlan(next, now, master.workers.length);
+    // Without the master's arguments (a titled master: source 'default-file'), its own release's
+    // file tells whether files are the whole story; both reads run at once.
+    const [next, now] = await Promise.all([
+      this.readConfig(host, master, `${this.options.appDir}/current`),
+      master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
+    ]);
+    const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
     log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
     return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
   }
