@@ -43,6 +43,7 @@ import { sleep, waitFor } from '../test/support/proc.js';
 import { runAction, sandboxInputs } from '../test/support/run-action.js';
 import { TESTED_GUNICORN_VERSIONS } from '../src/servers/gunicorn/gunicorn-versions.js';
 import { GUNICORN_PGREP, startServingSandbox, type GunicornVersion, type Sandbox } from '../test/support/sandbox.js';
+import { fleetBench } from './fleet.js';
 import { startMeter, type MeterReport } from './load-meter.js';
 
 const HOSTS = 3;
@@ -417,4 +418,6 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
   return lines.join('\n');
 }
 
-await main();
+// `npm run bench -- fleet ...`: the fleet benchmark (bench/fleet.ts); otherwise the reload benchmark.
+if (process.argv[2] === 'fleet') await fleetBench(process.argv.slice(3));
+else await main();

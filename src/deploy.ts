@@ -26,7 +26,8 @@ import {
 import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
-import { cancelledMessage, DeployFailed, type DeployDependencies, type HostSession, type RunContext } from './rollout/deploy-context.js';
+import { cancelledMessage, DeployFailed, timed, type DeployDependencies, type HostSession, type RunContext } from './rollout/deploy-context.js';
+import { Timeline } from './report/timeline.js';
 import { forEachHost, throwFirstFailure } from './rollout/host-tasks.js';
 import { rollOut } from './rollout/roll-out.js';
 import { describePlan, planRollout } from './rollout/rollout-plan.js';
@@ -39,7 +40,8 @@ export { DeployFailed, type DeployDependencies } from './rollout/deploy-context.
  * once, then switch and reload batch by batch behind each host's readiness gate (see
  * rollout/roll-out.ts), putting every touched host back when one fails.
  */
-export async function deploy(settings: Settings, deps: DeployDependencies): Promise<DeployOutcome> {
+export async function deploy(settings: Settings, dependencies: DeployDependencies): Promise<DeployOutcome> {
+  const deps = { ...dependencies, timeline: dependencies.timeline ?? new Timeline() };
   const token = deps.token ?? randomBytes(6).toString('hex');
   const started = new Date();
   const identity = deps.identity ?? runIdentity(process.env);
@@ -79,7 +81,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
         const owner = ownerText(token, identity, started);
         // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
         for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
-          await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
+          await timed(deps, remote.name, 'lock', () => acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal }));
           locked.push(remote);
           deps.progress?.(remote.name, 'locked');
           reporter.log(remote.name, 'deploy lock taken');
@@ -134,6 +136,7 @@ export async function deploy(settings: Settings, deps: DeployDependencies): Prom
     }
     throw new DeployFailed(outcome);
   } finally {
+    for (const host of outcome.hosts) host.timeline = deps.timeline.spans(host.host);
     // Whatever happened, no server this run drained stays out of rotation.
     await balancerOf(deps).close(outcome.hosts);
     stopHeartbeat();
@@ -222,7 +225,7 @@ async function connectAll(settings: Settings, deps: DeployDependencies): Promise
     settings.hosts,
     { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (target) => `Connect to ${target.label}`, host: (target) => target.label, stopOnFailure: true },
     async (target, reporter) => {
-      remotes.set(target.label, await deps.connect(target));
+      remotes.set(target.label, await timed(deps, target.label, 'connect', () => deps.connect(target)));
       reporter.log(target.label, verified);
     },
   );
@@ -242,7 +245,7 @@ async function inspectAll(settings: Settings, deps: DeployDependencies, remotes:
     remotes,
     { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (remote) => `Inspect ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true },
     async (remote, reporter) => {
-      sessions.set(remote, await inspectHost(settings, deps.server, remote, layout, reporter));
+      sessions.set(remote, await timed(deps, remote.name, 'inspect', () => inspectHost(settings, deps.server, remote, layout, reporter)));
     },
   );
   throwFirstFailure(results);
@@ -295,7 +298,7 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
   const { remote, server } = session;
   await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
     try {
-      const result = await migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line));
+      const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line)));
       outcome.migration = { host: remote.name, ...result };
     } catch (error) {
       if (error instanceof MigrationError && error.progress) {
@@ -324,9 +327,9 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
       sessions,
       { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true },
       async (session, hostReporter) => {
-        await stageHost(run, session, packed, hostReporter);
+        await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
         throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
-        await deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target));
+        await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
         const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
         hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
       },

@@ -1,6 +1,13 @@
 /** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
 import { CancelledError } from './errors.js';
 
+/**
+ * How often a server's process state is read on a host while a reload waits for it. Each read
+ * is one light SSH round trip; every turn saved is time the host spends waiting, but 50 hosts
+ * polling at once also load the runner and the hosts, hence not shorter.
+ */
+export const PROCESS_POLL_MS = 150;
+
 export interface PollOptions {
   timeoutMs: number;
   intervalMs: number;

@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
 import { formatFindingsMarkdown } from '../migrate/index.js';
+import { ganttChart } from './gantt-chart.js';
 import type { DeployOutcome, HostReport, MigrationOutcome } from './reporter.js';
 
 const STATUS_ICON: Record<HostReport['status'], string> = {
@@ -39,6 +40,9 @@ export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
     ),
   ]);
   if (outcome.hosts.some((host) => host.balancer)) summary.addRaw(balancerSection(outcome.hosts), true);
+  const chart = ganttChart(outcome.hosts, `${outcome.status} ${outcome.release}`);
+  // Blank lines around the fence: after the table's HTML, markdown only starts again after one.
+  if (chart) summary.addRaw(`\n<p>Where the time went, per host (runner's clock):</p>\n\n${chart}\n`, true);
   if (outcome.migration) summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
   if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
   await summary.write();

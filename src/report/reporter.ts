@@ -1,4 +1,5 @@
 import type { MigrationResult } from '../migrate/index.js';
+import type { PhaseSpan } from './timeline.js';
 
 /** How the deploy story reports progress: core.group/core.info in the action, a list in tests. */
 export interface Reporter {
@@ -39,6 +40,8 @@ export interface HostReport {
     /** The traffic gate's verdict over its window. */
     traffic?: string;
   };
+  /** When each phase of this host started and how long it took (see timeline.ts). */
+  timeline?: PhaseSpan[];
 }
 
 export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked' | 'cancelled';

@@ -8,6 +8,7 @@ import type { RunIdentity } from '../release/run-identity.js';
 import type { RemoteHost } from '../remote/remote-host.js';
 import type { RemoteHostFactory } from '../remote/ssh-remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from '../report/reporter.js';
+import type { NextPhase, Phase, Timeline } from '../report/timeline.js';
 import type { ServerDriver, ServerProcess } from '../servers/server-driver.js';
 
 /** Everything the story needs from outside, so it can run against stubs. */
@@ -30,6 +31,13 @@ export interface DeployDependencies {
   token?: string;
   /** Told each host's phase as it changes (`locked`, `reloading`, `done`), for the post step. */
   progress?: (host: string, phase: 'locked' | 'reloading' | 'done') => void;
+  /** Where each host's phases are timed, for the `hosts` output and the summary's chart; deploy() starts one when unset. */
+  timeline?: Timeline;
+}
+
+/** Times `work` as `phase` of `host` on the run's timeline. */
+export function timed<T>(deps: DeployDependencies, host: string, phase: Phase, work: (next: NextPhase) => Promise<T>): Promise<T> {
+  return deps.timeline ? deps.timeline.track(host, phase, work) : work(() => undefined);
 }
 
 /** One host during a deploy. */

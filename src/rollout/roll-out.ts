@@ -5,7 +5,8 @@ import { sleep, throwIfCancelled } from '../poll.js';
 import { switchCurrentCommand } from '../release/release-commands.js';
 import type { HostReport, Reporter } from '../report/reporter.js';
 import { ReloadFailure, type ReloadHandle, type ServerProcess } from '../servers/server-driver.js';
-import { cancelledMessage, DeployFailed, round, type HostSession, type RunContext } from './deploy-context.js';
+import { reloadSteps } from '../report/timeline.js';
+import { cancelledMessage, DeployFailed, round, timed, type HostSession, type RunContext } from './deploy-context.js';
 import { forEachHost } from './host-tasks.js';
 import { describePlan, type Batch } from './rollout-plan.js';
 
@@ -46,7 +47,8 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
     const members = batch.hosts.map((name) => byName.get(name)).filter((session): session is HostSession => session !== undefined);
     if (batch.index > 0 && settings.rollout.batchWaitSeconds > 0 && !deps.signal?.aborted) {
       reporter.log('runner', `waiting ${settings.rollout.batchWaitSeconds}s (batch-wait) before the next batch`);
-      await sleep(settings.rollout.batchWaitSeconds * 1000, deps.signal);
+      const wait = sleep(settings.rollout.batchWaitSeconds * 1000, deps.signal);
+      await Promise.all(members.map((session) => timed(deps, session.remote.name, 'batch-wait', () => wait)));
     }
     if (deps.signal?.aborted) {
       outcome.status = 'cancelled';
@@ -119,13 +121,16 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
     deps.progress?.(session.remote.name, 'reloading');
     const balancer = balancerOf(deps);
     // Drained (when the strategy stalls requests) from before the switch until the gate passed.
-    const passed = await balancer.around(session.remote.name, async () => {
-      handle = await switchAndReload(run, session, reporter, session.target, session.leaving);
-      return gate(run, session, reporter, handle.master, session.target, deps.signal);
+    const name = session.remote.name;
+    const passed = await balancer.around(name, async () => {
+      const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
+      handle = reloaded;
+      return timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal));
     });
     // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
-    await balancer.trafficCheck([session.remote.name]);
-    const committed = await (handle as unknown as ReloadHandle).commit();
+    await balancer.trafficCheck([name]);
+    const reloaded = handle as unknown as ReloadHandle;
+    const committed = await timed(deps, name, 'commit', () => reloaded.commit());
     Object.assign(session.report, {
       status: 'deployed',
       newMasterPid: committed.pid,
@@ -151,6 +156,25 @@ async function holdCanary(run: RunContext, canaries: HostSession[]): Promise<Hos
   const seconds = settings.rollout.canaryWaitSeconds;
   const until = Date.now() + seconds * 1000;
   deps.reporter.log('runner', `holding the canary (${canaries.map((session) => session.remote.name).join(', ')}) for ${seconds}s of passing readiness probes (canary-wait)`);
+  const held = timedWait(run, canaries, 'canary-wait');
+  try {
+    return await probeCanaries(run, canaries, until);
+  } finally {
+    held.end();
+  }
+}
+
+/** Records a wait that spans several hosts on each host's timeline. */
+function timedWait(run: RunContext, sessions: HostSession[], phase: 'canary-wait'): { end(): void } {
+  let end: () => void = () => undefined;
+  const over = new Promise<void>((resolve) => (end = resolve));
+  for (const session of sessions) void timed(run.deps, session.remote.name, phase, () => over);
+  return { end };
+}
+
+async function probeCanaries(run: RunContext, canaries: HostSession[], until: number): Promise<HostFailure[]> {
+  const { settings, deps } = run;
+  const seconds = settings.rollout.canaryWaitSeconds;
   while (Date.now() < until && !deps.signal?.aborted) {
     await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
     if (deps.signal?.aborted) break;
@@ -176,10 +200,11 @@ async function holdCanary(run: RunContext, canaries: HostSession[]): Promise<Hos
 async function switchAndReload(run: RunContext, session: HostSession, reporter: Reporter, to: string, from: string): Promise<ReloadHandle> {
   const { remote } = session;
   const { deps, layout, token } = run;
-  await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
+  await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
   reporter.log(remote.name, `current → releases/${to}`);
-  const server = await deps.server.inspect(remote);
-  return deps.server.reload(remote, server, (line) => reporter.log(remote.name, line), deps.signal);
+  return timed(deps, remote.name, 'reload', async (next) =>
+    deps.server.reload(remote, await deps.server.inspect(remote), (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)),
+  );
 }
 
 function expectsVersion(run: RunContext, session: HostSession): boolean {
@@ -233,7 +258,7 @@ async function putBack(run: RunContext, failures: HostFailure[], committed: Host
 }
 
 async function putBackHost(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {
-  await balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure));
+  await timed(run.deps, session.remote.name, 'revert', () => balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure)));
 }
 
 async function putBackBehindBalancer(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {

@@ -26,6 +26,14 @@ export interface ReloadHandle<P extends ServerProcess = ServerProcess> {
 
 export type Log = (line: string) => void;
 
+/**
+ * How far a reload got, for the caller's timeline: `signalled` once the server was told to load
+ * the new code (USR2, HUP, the first TTIN), `booted` once the new generation is up (what follows
+ * is the old one leaving). A driver that cannot tell reports nothing.
+ */
+export type ReloadStep = 'signalled' | 'booted';
+export type ReloadProgress = (step: ReloadStep) => void;
+
 /** What every server (gunicorn, later uwsgi) offers the deploy story. */
 export interface ServerDriver<P extends ServerProcess = ServerProcess> {
   /** Finds the running server and verifies it is this app's, or throws MasterCheckError. */
@@ -36,9 +44,9 @@ export interface ServerDriver<P extends ServerProcess = ServerProcess> {
    * Reloads after `current` was switched; resolves when the new generation is up. `signal` is
    * the run's cancellation: the forward waits stop at their next turn and the strategy hands
    * back what it started (the failure's handle or `previousIntact`), so the caller can put the
-   * host in order. Reloads that put a host back take none.
+   * host in order. Reloads that put a host back take none. `progress` hears the reload's steps.
    */
-  reload(host: RemoteHost, server: P, log: Log, signal?: AbortSignal): Promise<ReloadHandle<P>>;
+  reload(host: RemoteHost, server: P, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<P>>;
   /**
    * Brings a host a dead run left half-changed (two masters, an idle old master, workers of two
    * releases, `current` ahead of what serves) to one consistent release, or throws

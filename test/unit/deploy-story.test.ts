@@ -219,6 +219,23 @@ describe('deploy story', () => {
     ]);
   });
 
+  it("times every host's phases in the hosts output, in the order they ran", async () => {
+    const outcome = await run();
+    for (const host of outcome.hosts) {
+      expect(host.timeline?.map((span) => span.phase)).toEqual(['connect', 'lock', 'inspect', 'stage', 'check', 'switch', 'reload', 'gate', 'commit']);
+      expect(host.timeline?.every((span) => span.ok && span.seconds >= 0 && !Number.isNaN(Date.parse(span.start)))).toBe(true);
+    }
+  });
+
+  it('marks the failed gate and times the way back on each host put back', async () => {
+    server.behaviour.set('deploy@web2/v2', 'never-ready');
+    const outcome = await failure();
+    const phases = (name: string) => outcome.hosts.find((host) => host.host === name)?.timeline?.map((span) => `${span.phase}${span.ok ? '' : ' (failed)'}`);
+    expect(phases('deploy@web2')?.slice(-3)).toEqual(['reload', 'gate (failed)', 'revert']);
+    expect(phases('deploy@web1')?.slice(-3)).toEqual(['gate', 'commit', 'revert']);
+    expect(phases('deploy@web3')).toEqual(['connect', 'lock', 'inspect', 'stage', 'check']);
+  });
+
   it('puts the failing host and every host before it back when the gate fails', async () => {
     server.behaviour.set('deploy@web2/v2', 'never-ready');
     const outcome = await failure();

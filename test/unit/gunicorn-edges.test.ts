@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { RemoteCommandError } from '../../src/errors.js';
+import { GunicornServer } from '../../src/servers/gunicorn/gunicorn-server.js';
 import type { GunicornConfig } from '../../src/servers/gunicorn/gunicorn-commands.js';
 import type { GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
 import { parseReexecChildren, reexecChildCommand } from '../../src/servers/gunicorn/reexec-child.js';
@@ -97,5 +99,50 @@ describe('the re-executed USR2 master', () => {
   it('parses pid and start time lines among other output', () => {
     expect(parseReexecChildren('pidfile=10\nmaster.children=11:1 12:\n12 4567\n\n')).toEqual([{ pid: 12, startTime: '4567' }]);
     expect(parseReexecChildren('')).toEqual([]);
+  });
+});
+
+describe('the preflight of a gunicorn release', () => {
+  /** A host whose commands answer by purpose, each after `ms`; it records how many had ended when each started. */
+  function scriptedHost(answers: Record<string, { stdout?: string; code?: number; ms: number }>) {
+    const started: [string, number][] = [];
+    let ended = 0;
+    const host = {
+      name: 'deploy@web1',
+      async exec(purpose: string) {
+        started.push([purpose, ended]);
+        const answer = answers[purpose] ?? { ms: 0 };
+        await new Promise((resolve) => setTimeout(resolve, answer.ms));
+        ended += 1;
+        if (answer.code) throw new RemoteCommandError(purpose, 'deploy@web1', answer.code, 'ModuleNotFoundError: No module named app');
+        return { stdout: answer.stdout ?? '', stderr: '', code: 0 };
+      },
+      upload: async () => undefined,
+      close: async () => undefined,
+    };
+    return { host, started };
+  }
+  const server = new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' });
+  const readConfig = { stdout: `${JSON.stringify({ ...config, daemon: true })}\n`, ms: 30 };
+
+  it('starts the import check, the config read and the cgroup read at once, before any of them ends', async () => {
+    const { host, started } = scriptedHost({ 'read the gunicorn config': readConfig, 'read the master cgroup': { stdout: '0::/\n', ms: 30 }, 'import check of the new release': { ms: 30 } });
+    await server.preflight(host, master, '/srv/app/releases/v2');
+    expect(started.sort()).toEqual([
+      ['import check of the new release', 0],
+      ['read the gunicorn config', 0],
+      ['read the master cgroup', 0],
+    ]);
+  });
+
+  it("says the strategy cannot work before what the import check found, and only after the check ended", async () => {
+    const { host } = scriptedHost({
+      'read the gunicorn config': readConfig,
+      'read the master cgroup': { stdout: '0::/system.slice/app.service\n', ms: 0 },
+      'import check of the new release': { code: 1, ms: 40 },
+    });
+    await expect(server.preflight(host, master, '/srv/app/releases/v2')).rejects.toThrow(/strategy 'usr2' cannot work here: .*app\.service/);
+    const fits = scriptedHost({ 'read the gunicorn config': readConfig, 'read the master cgroup': { stdout: '0::/\n', ms: 0 }, 'import check of the new release': { code: 1, ms: 40 } });
+    await expect(server.preflight(fits.host, master, '/srv/app/releases/v2')).rejects.toThrow(/cannot be loaded by the master's interpreter.*\n.*No module named app/);
   });
 });

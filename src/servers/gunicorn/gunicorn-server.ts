@@ -1,7 +1,7 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, PointCurrent, ReloadHandle, ServerDriver, Settled } from '../server-driver.js';
+import type { Log, PointCurrent, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
 import { preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
@@ -28,16 +28,30 @@ export interface GunicornOptions {
   python?: string;
 }
 
-type Strategy = (host: RemoteHost, master: GunicornMaster, options: GunicornOptions, plan: Targets, log: Log, signal?: AbortSignal) => Promise<ReloadHandle<GunicornMaster>>;
+type Strategy = (
+  host: RemoteHost,
+  master: GunicornMaster,
+  options: GunicornOptions,
+  plan: Targets,
+  log: Log,
+  signal?: AbortSignal,
+  progress?: ReloadProgress,
+) => Promise<ReloadHandle<GunicornMaster>>;
 
 /** What every strategy takes from the reload plan. */
 type Targets = Pick<ReloadPlan, 'workers' | 'stopSeconds'>;
 
 const STRATEGIES: Record<GunicornStrategy, Strategy> = {
-  hup: (host, master, options, plan, log) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
+  hup: (host, master, options, plan, log, _signal, progress) =>
+    hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
   // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
-  usr2: (host, master, options, plan, log, signal) =>
-    usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
+  usr2: (host, master, options, plan, log, signal, progress) =>
+    usr2Reload(
+      host,
+      master,
+      { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal, progress },
+      log,
+    ),
   rolling: (host, master, options, plan, log, signal) =>
     rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
 };
@@ -61,9 +75,20 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   }
 
   async preflight(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
-    const config = await this.readConfig(host, master, releaseDir);
-    const problem = strategyProblem(this.options.strategy, config, master, await this.systemdUnit(host, master));
+    // The three reads change nothing and need nothing from each other: they run at once, so the
+    // import check (which pays the app's boot) hides the others. Its verdict waits for the fit's.
+    const imported: Promise<Error | undefined> = this.importCheck(host, master, releaseDir).then(
+      () => undefined,
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    );
+    const [config, unit] = await Promise.all([this.readConfig(host, master, releaseDir), this.systemdUnit(host, master)]).finally(() => imported);
+    const problem = strategyProblem(this.options.strategy, config, master, unit);
+    const importError = await imported;
     if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
+    if (importError) throw importError;
+  }
+
+  private async importCheck(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
     try {
       await host.exec('import check of the new release', preflightCommand(master, releaseDir, this.options.appSpec), {
         timeoutSeconds: this.options.reloadTimeoutSeconds,
@@ -78,13 +103,16 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   }
 
   /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
-  async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal): Promise<ReloadHandle<GunicornMaster>> {
-    const next = await this.readConfig(host, master, `${this.options.appDir}/current`);
-    // Without the master's arguments, its own release's file tells whether files are the whole story.
-    const now = next?.source === 'default-file' ? await this.readConfig(host, master, master.cwd) : undefined;
-    const plan = reloadPlan(next, now, master.workers.length);
+  async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<GunicornMaster>> {
+    // Without the master's arguments (a titled master: source 'default-file'), its own release's
+    // file tells whether files are the whole story; both reads run at once.
+    const [next, now] = await Promise.all([
+      this.readConfig(host, master, `${this.options.appDir}/current`),
+      master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
+    ]);
+    const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
     log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
-    return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal);
+    return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
   }
 
   /** Repairs what a run that died mid-reload left (settle.ts), reloading with this run's strategy when workers of two releases remain. */

@@ -1,5 +1,5 @@
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle } from '../server-driver.js';
+import type { Log, ReloadHandle, ReloadProgress } from '../server-driver.js';
 import { signal, waitForGeneration } from './generation.js';
 import type { GunicornMaster } from './master-check.js';
 
@@ -9,6 +9,8 @@ export interface HupOptions {
   workers: number;
   /** How long an old worker may finish its request after HUP TERMs it (graceful_timeout + margin). */
   stopSeconds: number;
+  /** Hears the HUP go out and the new workers come up (the forward reload only). */
+  progress?: ReloadProgress;
 }
 
 /**
@@ -19,13 +21,15 @@ export interface HupOptions {
 export async function hupReload(host: RemoteHost, master: GunicornMaster, options: HupOptions, log: Log): Promise<ReloadHandle<GunicornMaster>> {
   // New workers boot while the old ones finish their requests: both must be done in time.
   const timeoutSeconds = Math.max(options.timeoutSeconds, options.stopSeconds);
-  const replaceWorkers = async (old: number[], count: number): Promise<GunicornMaster> => {
+  const replaceWorkers = async (old: number[], count: number, progress?: ReloadProgress): Promise<GunicornMaster> => {
     await signal(host, master, 'HUP', log);
+    progress?.('signalled');
     const facts = await waitForGeneration(host, master, { old, count, timeoutSeconds });
+    progress?.('booted');
     log(`master ${master.pid}: workers ${old.join(', ')} replaced by ${facts.children.join(', ')}`);
     return { ...master, workers: facts.children };
   };
-  const reloaded = await replaceWorkers(master.workers, options.workers);
+  const reloaded = await replaceWorkers(master.workers, options.workers, options.progress);
   return {
     master: reloaded,
     commit: async () => reloaded,

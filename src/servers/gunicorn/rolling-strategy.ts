@@ -1,5 +1,5 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { pollUntil, sleep, throwIfCancelled } from '../../poll.js';
+import { PROCESS_POLL_MS, pollUntil, sleep, throwIfCancelled } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import { describeProcesses, masterHalted, readProcess, sameProcess, signal, type ProcessRef } from './generation.js';
@@ -23,7 +23,6 @@ interface WorkerState {
   booted: number[];
 }
 
-const POLL_MS = 250;
 
 /**
  * Rolling (seed 000's "reload ++"): TTIN adds a worker that imports the code `current` points
@@ -110,7 +109,7 @@ async function steadyWorkers(host: RemoteHost, master: GunicornMaster): Promise<
   const seen: ProcessRef[] = [];
   let count = 0;
   for (let read = 0; read < 3; read += 1) {
-    if (read > 0) await sleep(POLL_MS);
+    if (read > 0) await sleep(PROCESS_POLL_MS);
     const state = await readWorkers(host, master);
     count = Math.max(count, state.workers.length);
     for (const worker of state.workers) if (!seen.some((known) => sameProcess(known, worker))) seen.push(worker);
@@ -151,7 +150,7 @@ async function settle(host: RemoteHost, master: GunicornMaster, wait: Settle): P
       }
       return state;
     },
-    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS },
+    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
   );
   if (settled) return settled;
   const workers = last?.workers.map((worker) => worker.pid).join(', ') || 'none';

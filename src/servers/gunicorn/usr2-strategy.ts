@@ -1,8 +1,8 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { pollUntil } from '../../poll.js';
+import { PROCESS_POLL_MS, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh } from '../../remote/shell-quote.js';
-import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
+import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from '../server-driver.js';
 import { describeProcesses, readProcess, sameProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
 import { isGunicorn, type GunicornMaster } from './master-check.js';
 import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
@@ -22,6 +22,8 @@ export interface Usr2Options {
   stopSeconds: number;
   /** The run's cancellation: stops the wait for the new generation (the new master is then stopped, the old one never stopped serving). */
   signal?: AbortSignal;
+  /** Hears USR2 go out and the new generation come up. */
+  progress?: ReloadProgress;
 }
 
 /** After TERM and QUIT, the last resort for a master that must not be left running. */
@@ -39,6 +41,7 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   const secondsLeft = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
   await signal(host, old, 'USR2', log);
+  options.progress?.('signalled');
   let child: ProcessRef | undefined;
   let fresh: ProcessFacts;
   try {
@@ -53,6 +56,7 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
       exitMessage: `the new master ${child.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
     });
     log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
+    options.progress?.('booted');
   } catch (error) {
     // The old master never stopped serving: removing whatever the new one left is all it takes.
     await stopNewMaster(host, options, old, log, child).catch((cleanup: unknown) => log(`cleanup of the new master failed: ${errorMessage(cleanup)}`));
@@ -88,7 +92,7 @@ async function waitForNewMaster(host: RemoteHost, old: GunicornMaster, options: 
       if (!facts.master || facts.master.pid !== old.pid) throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
       return parseReexecChildren(stdout)[0] ?? upgradeOf(facts.upgrade, old);
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250, signal: options.signal, what: 'wait for the new master' },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS, signal: options.signal, what: 'wait for the new master' },
   );
   if (!found) throw new ReloadError(`no new master appeared within ${timeoutSeconds}s after USR2 (it failed to start; see gunicorn's error log).`, host.name);
   return found;
@@ -107,12 +111,16 @@ function upgradeOf(upgrade: ProcessFacts | undefined, old: GunicornMaster): Proc
 export async function commit(host: RemoteHost, old: GunicornMaster, fresh: GunicornMaster, options: Usr2Options, log: Log): Promise<GunicornMaster> {
   await signal(host, old, 'TERM', log);
   if (!(await waitUntilGone(host, old, options.stopSeconds))) throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
+  // The new master promotes itself (renames <pidfile>.2) at the top of its loop, which otherwise
+  // sleeps up to 1 s: SIGCHLD wakes it, and in gunicorn 20.1 to 26.1 only makes it reap exited
+  // children (waitpid with WNOHANG; none here), so the promotion follows at once.
+  await signal(host, fresh, 'CHLD', log);
   const promoted = await pollUntil(
     async () => {
       const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
       return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
     },
-    { timeoutMs: 15_000, intervalMs: 250 },
+    { timeoutMs: 15_000, intervalMs: PROCESS_POLL_MS },
   );
   if (!promoted) throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
   log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
@@ -178,7 +186,7 @@ async function waitForOrphans(host: RemoteHost, workers: ProcessRef[], parent: n
       left = alive.filter((facts) => workers.some((worker) => sameProcess(worker, facts))).map((facts) => facts.pid);
       return left.length === 0 ? true : undefined;
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
   );
   if (!gone) throw new ReloadError(`workers of the stopped master ${parent} are still alive: ${left.join(', ')}.`, host.name);
 }

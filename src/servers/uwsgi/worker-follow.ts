@@ -1,5 +1,5 @@
 import { ReloadError } from '../../errors.js';
-import { pollUntil } from '../../poll.js';
+import { PROCESS_POLL_MS, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log } from '../server-driver.js';
 import type { UwsgiInstance } from './instance-check.js';
@@ -46,7 +46,6 @@ export interface FollowOptions {
   what: string;
 }
 
-const POLL_MS = 250;
 const NUDGE_AFTER_MS = 3000;
 
 /** Follows a reload through the stats server until every worker is a new one serving its app. */
@@ -86,7 +85,7 @@ export async function followWorkers(host: RemoteHost, instance: UwsgiInstance, o
       }
       return undefined;
     },
-    { timeoutMs: options.timeoutSeconds * 1000, intervalMs: POLL_MS },
+    { timeoutMs: options.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
   );
   if (!finished) {
     const waiting = last ? last.fresh.filter((worker) => !worker.accepting).map((worker) => `${worker.id} (pid ${worker.pid})`) : [];
