@@ -56357,6 +56357,12 @@ class HostKeyError extends DeployError {
  */
 class HostUnreachableError extends DeployError {
 }
+/**
+ * The jump host (bastion) cannot be reached, or would not forward to a host. Carries the
+ * bastion's label, or the host's when only that host's forward failed; the message names both.
+ */
+class JumpHostError extends HostUnreachableError {
+}
 /** The filesystem holding `path` on the host has no room for what had to be written there. */
 class DiskFullError extends DeployError {
     path;
@@ -56407,6 +56413,12 @@ function errorMessage(error) {
 /** The run was cancelled (SIGINT/SIGTERM from the runner): forward work stops here. */
 class CancelledError extends DeployError {
 }
+/**
+ * A host was left half-changed by a run that died (no cancel handler, no post step) in a
+ * state the action will not repair by itself; the message names the state and the fix.
+ */
+class LeftoverStateError extends DeployError {
+}
 
 ;// CONCATENATED MODULE: ./src/config/input-names.ts
 /** Names of the action's inputs and outputs, in one place (they match action.yml). */
@@ -56418,6 +56430,8 @@ const Inputs = {
     SshKeyPassphrase: 'ssh-key-passphrase',
     KnownHosts: 'known-hosts',
     InsecureSkipHostKeyCheck: 'insecure-skip-host-key-check',
+    JumpHost: 'jump-host',
+    JumpSshKey: 'jump-ssh-key',
     ConnectTimeout: 'connect-timeout',
     CommandTimeout: 'command-timeout',
     AppDir: 'app-dir',
@@ -56452,6 +56466,16 @@ const Inputs = {
     BatchSize: 'batch-size',
     BatchWait: 'batch-wait',
     MaxFailedHosts: 'max-failed-hosts',
+    Lb: 'lb',
+    LbHost: 'lb-host',
+    LbSocket: 'lb-socket',
+    LbBackend: 'lb-backend',
+    LbServers: 'lb-servers',
+    Drain: 'drain',
+    DrainTimeout: 'drain-timeout',
+    TrafficGateWindow: 'traffic-gate-window',
+    TrafficGateMax5xxRate: 'traffic-gate-max-5xx-rate',
+    TrafficGateLatencyFactor: 'traffic-gate-latency-factor',
 };
 const Outputs = {
     Status: 'status',
@@ -56461,6 +56485,20 @@ const Outputs = {
     MigrationRevisionBefore: 'migration-revision-before',
     MigrationRevisionAfter: 'migration-revision-after',
     MigrationFindings: 'migration-findings',
+};
+/**
+ * What the main step saves (core.saveState) for the post step: never a secret, since inputs are
+ * readable again in the post step.
+ */
+const State = {
+    /** Set by the main step at its start: the next run of dist/index.js is the post step. */
+    IsPost: 'isPost',
+    /** This run's deploy lock token: the post step releases only locks it owns. */
+    Token: 'token',
+    /** JSON `{host: 'locked' | 'reloading' | 'done'}`: the hosts this run locked and how far each got. */
+    Phases: 'phases',
+    /** 'true' once the main step ended on its own (its cleanup ran): the post step does nothing. */
+    Finished: 'finished',
 };
 
 ;// CONCATENATED MODULE: ./src/config/cli-arguments.ts
@@ -59408,9 +59446,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
     }
-    issueCommand('save-state', { name }, toCommandValue(value));
+    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -59630,6 +59668,8 @@ const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 // `_` is not valid in DNS host names, but in /etc/hosts, ssh_config aliases and container names it is common.
 const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
 const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
+/** HAProxy proxy and server names: letters, digits, '-', '_', '.' and ':'. */
+const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
 /**
  * Turns raw inputs into Settings, or throws an InputError naming the input and the value's
  * problem. Nothing here touches the network or a host.
@@ -59654,22 +59694,21 @@ function parseSettings(read, env) {
     if (!privateKey && !agent) {
         throw new InputError(Inputs.SshKey, 'a private key is required when no ssh-agent is running (SSH_AUTH_SOCK is unset).');
     }
-    if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-        throw new InputError(Inputs.SshKey, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
-    }
+    if (privateKey)
+        checkPrivateKey(Inputs.SshKey, privateKey);
     const mode = oneOf(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
     const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
     const strategies = SERVER_STRATEGIES[server];
     const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || (strategies[0] ?? ''), strategies, ` (for server: ${server})`);
     const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
     const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
+    const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
     return {
         hosts,
         ssh: {
-            privateKey,
-            passphrase: read(Inputs.SshKeyPassphrase) || undefined,
+            ...credentials,
             knownHosts: skipHostKeys ? undefined : knownHosts,
-            agent: privateKey ? undefined : agent,
+            jump: jumpHost(get(Inputs.JumpHost), normaliseKey(read(Inputs.JumpSshKey)), defaultUser, credentials),
             connectTimeoutSeconds: integer(Inputs.ConnectTimeout, get(Inputs.ConnectTimeout) || '20', 1, 600),
             commandTimeoutSeconds: integer(Inputs.CommandTimeout, get(Inputs.CommandTimeout) || '600', 1, 86400),
         },
@@ -59695,7 +59734,7 @@ function parseSettings(read, env) {
         health: {
             url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
             timeoutSeconds: healthTimeout,
-            intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '1', 0.1, 60),
+            intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.5', 0.1, 60),
             successes: integer(Inputs.HealthSuccesses, get(Inputs.HealthSuccesses) || '3', 1, 100),
             expectVersion: expectVersion(get(Inputs.ExpectVersion) || 'auto'),
         },
@@ -59704,6 +59743,7 @@ function parseSettings(read, env) {
         lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
         forceUnlock: input_helper_boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
         rollout: rolloutSettings(get, strategy),
+        balancer: balancerSettings(get, defaultUser, hosts),
     };
 }
 /**
@@ -59729,6 +59769,61 @@ function rolloutSettings(get, strategy) {
         maxFailedHosts: integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000),
     };
 }
+/** lb and its companions; undefined when lb is empty. Each missing piece is named before anything connects. */
+function balancerSettings(get, defaultUser, hosts) {
+    const kind = get(Inputs.Lb);
+    if (!kind)
+        return undefined;
+    if (kind !== 'haproxy')
+        throw new InputError(Inputs.Lb, `'${kind}' must be haproxy or empty.`);
+    const hostText = get(Inputs.LbHost);
+    if (!hostText)
+        throw new InputError(Inputs.LbHost, `the SSH host that runs HAProxy is required with ${Inputs.Lb}: haproxy.`);
+    if (/[,\n]/.test(hostText))
+        throw new InputError(Inputs.LbHost, `'${hostText}' must be one host, [user@]host[:port].`);
+    const host = parseHost(hostText, defaultUser, 22, Inputs.LbHost);
+    const backend = get(Inputs.LbBackend);
+    if (!backend)
+        throw new InputError(Inputs.LbBackend, `the HAProxy backend that holds the hosts is required with ${Inputs.Lb}: haproxy.`);
+    if (!HAPROXY_NAME.test(backend))
+        throw new InputError(Inputs.LbBackend, `'${backend}' is not an HAProxy backend name (letters, digits, '-', '_', '.', ':').`);
+    return {
+        kind,
+        host,
+        socket: absolutePath(Inputs.LbSocket, get(Inputs.LbSocket) || '/run/haproxy/admin.sock'),
+        backend,
+        servers: lbServers(get(Inputs.LbServers), hosts),
+        drain: oneOf(Inputs.Drain, get(Inputs.Drain) || 'auto', ['auto', 'always', 'never']),
+        drainTimeoutSeconds: integer(Inputs.DrainTimeout, get(Inputs.DrainTimeout) || '30', 0, 3600),
+        windowSeconds: number(Inputs.TrafficGateWindow, get(Inputs.TrafficGateWindow) || '10', 0, 3600),
+        max5xxRate: number(Inputs.TrafficGateMax5xxRate, get(Inputs.TrafficGateMax5xxRate) || '0.02', 0, 1),
+        latencyFactor: number(Inputs.TrafficGateLatencyFactor, get(Inputs.TrafficGateLatencyFactor) || '3', 1, 1000),
+    };
+}
+/** `host=server` pairs; each host must be one of `hosts` (label, address, address:port or user@address). */
+function lbServers(text, hosts) {
+    const pairs = text.split(/[,\n]/).map((item) => item.trim()).filter(Boolean);
+    if (pairs.length === 0)
+        return undefined;
+    const servers = new Map();
+    for (const pair of pairs) {
+        const match = /^([^=\s]+)=([^=\s]+)$/.exec(pair);
+        if (!match)
+            throw new InputError(Inputs.LbServers, `'${pair}' must be host=server.`);
+        const [, key = '', server = ''] = match;
+        if (!HAPROXY_NAME.test(server))
+            throw new InputError(Inputs.LbServers, `'${server}' in '${pair}' is not an HAProxy server name.`);
+        const host = hosts.find((candidate) => [candidate.label, candidate.host, `${candidate.host}:${candidate.port}`, `${candidate.user}@${candidate.host}`].includes(key));
+        if (!host)
+            throw new InputError(Inputs.LbServers, `'${key}' is not one of the hosts (${hosts.map((candidate) => candidate.label).join(', ')}).`);
+        servers.set(host.label, server);
+    }
+    for (const host of hosts) {
+        if (!servers.has(host.label))
+            throw new InputError(Inputs.LbServers, `${host.label} has no server; name every host or leave ${Inputs.LbServers} empty to match by address.`);
+    }
+    return servers;
+}
 /** Parses `[user@]host[:port]` items separated by commas or newlines. IPv6 literals go in brackets. */
 function parseHosts(text, defaultUser, defaultPort) {
     const items = text
@@ -59746,21 +59841,40 @@ function parseHosts(text, defaultUser, defaultPort) {
     }
     return hosts;
 }
-function parseHost(item, defaultUser, defaultPort) {
+function parseHost(item, defaultUser, defaultPort, input = Inputs.Hosts) {
     const match = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d+))?$/.exec(item);
     if (!match)
-        throw new InputError(Inputs.Hosts, `'${item}' is not of the form [user@]host[:port].`);
+        throw new InputError(input, `'${item}' is not of the form [user@]host[:port].`);
     const [, userPart, hostPart = '', portPart] = match;
     const user = userPart ?? defaultUser;
     if (!USER_NAME.test(user))
-        throw new InputError(Inputs.Hosts, `'${user}' in '${item}' is not a valid user name.`);
+        throw new InputError(input, `'${user}' in '${item}' is not a valid user name.`);
     const bracketed = hostPart.startsWith('[');
     const host = bracketed ? hostPart.slice(1, -1) : hostPart;
     if (!bracketed && !HOST_NAME.test(host))
-        throw new InputError(Inputs.Hosts, `'${host}' in '${item}' is not a valid host name or address.`);
-    const port = portPart ? integer(Inputs.Hosts, portPart, 1, 65535) : defaultPort;
+        throw new InputError(input, `'${host}' in '${item}' is not a valid host name or address.`);
+    const port = portPart ? integer(input, portPart, 1, 65535) : defaultPort;
     const shown = bracketed ? `[${host}]` : host;
     return { user, host, port, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+/**
+ * jump-host is one `[user@]host[:port]`, read like a host. Its port defaults to 22, not to
+ * `port`: that input is the hosts' port, and a bastion's sshd rarely shares a private one.
+ * Without jump-ssh-key the bastion gets the hosts' key (or agent), as `ssh -J` offers it.
+ */
+function jumpHost(value, key, defaultUser, hostCredentials) {
+    if (!value) {
+        if (key)
+            throw new InputError(Inputs.JumpSshKey, `is set but ${Inputs.JumpHost} is empty: name the bastion it is for, or remove the key.`);
+        return undefined;
+    }
+    if (/[,\n]/.test(value))
+        throw new InputError(Inputs.JumpHost, `'${value}' names more than one host; one bastion is supported.`);
+    const target = parseHost(value, defaultUser, 22, Inputs.JumpHost);
+    if (!key)
+        return { target, ...hostCredentials };
+    checkPrivateKey(Inputs.JumpSshKey, key);
+    return { target, privateKey: key };
 }
 /** migrate-host names one of `hosts` (as written there, or by host name alone); stored as its label. */
 function migrateHost(value, hosts) {
@@ -59873,15 +59987,44 @@ function number(input, value, min, max) {
     }
     return parsed;
 }
+function checkPrivateKey(input, key) {
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+        throw new InputError(input, 'expected the text of a private key (-----BEGIN ... PRIVATE KEY-----), not a path or a public key.');
+    }
+}
 /** Keys pasted into secrets often lose their final newline or carry Windows line ends; ssh2 needs neither quirk. */
 function normaliseKey(text) {
     const key = text.replace(/\r\n/g, '\n').trim();
     return key ? `${key}\n` : undefined;
 }
 
+;// CONCATENATED MODULE: ./src/balancer/drain-policy.ts
+/**
+ * Strategies during which the host stops answering for the whole boot (gunicorn HUP replaces
+ * every worker at once; uWSGI's graceful reload re-execs everything; a uWSGI chain has a
+ * capacity hole per worker): with drain: auto the balancer stops sending them traffic first.
+ */
+const STALLING = {
+    gunicorn: ['hup'],
+    uwsgi: ['reload', 'chain'],
+};
+function shouldDrain(mode, server, strategy) {
+    if (mode === 'always')
+        return true;
+    if (mode === 'never')
+        return false;
+    return STALLING[server].includes(strategy);
+}
+
 ;// CONCATENATED MODULE: ./src/poll.ts
 /** Waiting for a remote state, in one place: every wait is bounded and says what it waited for. */
 
+/**
+ * How often a server's process state is read on a host while a reload waits for it. Each read
+ * is one light SSH round trip; every turn saved is time the host spends waiting, but 50 hosts
+ * polling at once also load the runner and the hosts, hence not shorter.
+ */
+const PROCESS_POLL_MS = 150;
 /** Resolves after `ms`, or as soon as `signal` aborts (a cancelled run does not sit out a wait). */
 const sleep = (ms, signal) => new Promise((resolve) => {
     if (signal?.aborted)
@@ -59916,6 +60059,464 @@ async function pollUntil(check, options) {
 function throwIfCancelled(signal, what = 'go on', host) {
     if (signal?.aborted)
         throw new CancelledError(`cancelled: did not ${what}`, host);
+}
+
+;// CONCATENATED MODULE: ./src/balancer/server-map.ts
+/**
+ * `explicit` keys may be a host's label, its address or `address:port` (as migrate-host);
+ * a name given by hand must exist in the backend.
+ */
+function mapHostsToServers(hosts, backend, states, explicit) {
+    const servers = new Map();
+    const problems = [];
+    const inBackend = states.filter((state) => state.backend === backend);
+    const known = inBackend.map((state) => `${state.server} (${state.address})`).join(', ') || 'none';
+    for (const host of hosts) {
+        const keys = [host.label, host.host, `${host.host}:${host.port}`, `${host.user}@${host.host}`];
+        const named = explicit ? keys.map((key) => explicit.get(key)).find((value) => value !== undefined) : undefined;
+        if (explicit && explicit.size > 0) {
+            if (named === undefined)
+                problems.push(`${host.label} is not in lb-servers`);
+            else if (!inBackend.some((state) => state.server === named))
+                problems.push(`${host.label}: server '${named}' is not in backend '${backend}' (servers: ${known})`);
+            else
+                servers.set(host.label, named);
+            continue;
+        }
+        const matches = inBackend.filter((state) => state.address === host.host);
+        if (matches.length === 1 && matches[0])
+            servers.set(host.label, matches[0].server);
+        else if (matches.length === 0)
+            problems.push(`${host.label}: no server of backend '${backend}' has address ${host.host} (servers: ${known}); name them with lb-servers`);
+        else
+            problems.push(`${host.label}: several servers of backend '${backend}' have address ${host.host} (${matches.map((state) => state.server).join(', ')}); name one with lb-servers`);
+    }
+    return { servers, problems };
+}
+
+;// CONCATENATED MODULE: ./src/balancer/traffic-gate.ts
+/** Fewer answered requests than this in the window say nothing either way: the gate passes and says so. */
+const MIN_SAMPLE = 5;
+/** Response times under this (ms) never fail the gate: 3 × 2 ms is noise, not a regression. */
+const LATENCY_FLOOR_MS = 100;
+/** Errors as the balancer sees them: 5xx answers, broken answers and failed connections. */
+function side(before, after, servers) {
+    let requests = 0;
+    let errors = 0;
+    let rtime = 0;
+    for (const now of after) {
+        if (!servers.has(now.server))
+            continue;
+        const then = before.find((row) => row.server === now.server);
+        const delta = (pick) => Math.max(0, pick(now) - (then ? pick(then) : 0));
+        const answered = delta((row) => row.responses);
+        const failed = delta((row) => row.hrsp5xx) + delta((row) => row.eresp) + delta((row) => row.econ);
+        requests += answered + delta((row) => row.eresp) + delta((row) => row.econ);
+        errors += failed;
+        if (answered > 0)
+            rtime = Math.max(rtime, now.rtime);
+    }
+    return { requests, errors, rate: requests ? errors / requests : 0, rtime };
+}
+/**
+ * `fresh` = servers on the new release; the baseline is every other server of the backend
+ * that answered in the window. Without a baseline the old rate counts as 0.
+ */
+function judgeTraffic(before, after, fresh, thresholds) {
+    const freshSet = new Set(fresh);
+    const others = new Set(after.map((row) => row.server).filter((name) => !freshSet.has(name)));
+    const newSide = side(before, after, freshSet);
+    const oldSide = side(before, after, others);
+    const percent = (value) => `${(value * 100).toFixed(1)}%`;
+    const described = `new release ${newSide.errors}/${newSide.requests} errors (${percent(newSide.rate)}), ${newSide.rtime} ms; old release ${oldSide.errors}/${oldSide.requests} (${percent(oldSide.rate)}), ${oldSide.rtime} ms`;
+    if (newSide.requests < MIN_SAMPLE) {
+        return { ok: true, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
+    }
+    const failures = [];
+    if (newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate) {
+        failures.push(`error rate ${percent(newSide.rate)} is more than ${percent(thresholds.max5xxRate)} above the old release's ${percent(oldSide.rate)}`);
+    }
+    if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
+        failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);
+    }
+    return { ok: failures.length === 0, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
+}
+
+;// CONCATENATED MODULE: ./src/remote/shell-quote.ts
+/**
+ * The one place where values become shell text. Every remote command is built with `sh`
+ * (a tagged template that quotes each interpolated value) or `quote`; nothing else joins
+ * user-controlled strings into a command line.
+ */
+/** A fragment of shell text that is already safe (built by `sh` or `raw`), passed through unquoted. */
+class ShellFragment {
+    text;
+    constructor(text) {
+        this.text = text;
+    }
+    toString() {
+        return this.text;
+    }
+}
+/** Quotes one value for a POSIX shell: the result is always a single word, inert to expansion. */
+function quote(value) {
+    const text = String(value);
+    if (text.includes('\0'))
+        throw new Error('A NUL byte cannot be passed to a remote shell.');
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(text))
+        return text;
+    return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+/**
+ * Builds a command: literal parts are kept as written by the programmer, every `${value}` is
+ * quoted, fragments from `sh`/`raw` are inserted as they are, arrays become quoted words
+ * separated by spaces.
+ */
+function sh(strings, ...values) {
+    let text = strings[0] ?? '';
+    values.forEach((value, index) => {
+        text += render(value) + (strings[index + 1] ?? '');
+    });
+    return new ShellFragment(text);
+}
+/** Marks constant program text (never user input) as a fragment. */
+function raw(text) {
+    return new ShellFragment(text);
+}
+/** Joins fragments with a separator such as ' && ' or '\n'. */
+function joinFragments(parts, separator) {
+    return new ShellFragment(parts.map((part) => part.text).join(separator));
+}
+function render(value) {
+    if (value instanceof ShellFragment)
+        return value.text;
+    if (Array.isArray(value))
+        return value.map((item) => render(item)).join(' ');
+    return quote(value);
+}
+
+;// CONCATENATED MODULE: ./src/balancer/haproxy/admin-socket.ts
+
+
+const ANSWER_TIMEOUT_SECONDS = 10;
+/**
+ * Python on the LB host as a socat stand-in: connect to the unix socket, send argv[2], print
+ * everything until the socket closes. Constant program text; the path and the command arrive as
+ * quoted arguments.
+ */
+const PYTHON_CLIENT = [
+    'import socket,sys',
+    's=socket.socket(socket.AF_UNIX)',
+    's.settimeout(10)',
+    's.connect(sys.argv[1])',
+    's.sendall(sys.argv[2].encode())',
+    'b=b""',
+    'while True:',
+    '  c=s.recv(65536)',
+    '  if not c: break',
+    '  b+=c',
+    'sys.stdout.write(b.decode("utf-8","replace"))',
+].join('\n');
+/** The command that asks the admin socket through python3 on the LB host (the fallback). */
+function pythonSocketCommand(socketPath, command) {
+    return sh `python3 -c ${PYTHON_CLIENT} ${socketPath} ${`${command}\n`}`;
+}
+/** The load balancer could not be asked or refused a command; names the LB host. */
+class BalancerError extends DeployError {
+}
+/**
+ * HAProxy's runtime API on its admin socket, reached from the runner through the SSH
+ * connection to the LB host: a streamlocal channel when sshd allows it, else python3 there.
+ */
+class AdminSocket {
+    remote;
+    socketPath;
+    log;
+    useStreamLocal;
+    constructor(remote, socketPath, log = () => undefined) {
+        this.remote = remote;
+        this.socketPath = socketPath;
+        this.log = log;
+        this.useStreamLocal = typeof remote.socketRequest === 'function';
+    }
+    /** Sends one command; HAProxy answers and closes (non-interactive mode). */
+    async send(command) {
+        if (this.useStreamLocal && this.remote.socketRequest) {
+            try {
+                return await this.remote.socketRequest(`HAProxy: ${command}`, this.socketPath, `${command}\n`, ANSWER_TIMEOUT_SECONDS);
+            }
+            catch (error) {
+                // sshd refuses the channel with AllowStreamLocalForwarding no (or an old sshd): go on with python3.
+                if (!/open failed|administratively prohibited|not supported|refused/i.test(errorMessage(error)))
+                    throw error;
+                this.useStreamLocal = false;
+                this.log(`the SSH server refused a streamlocal channel to ${this.socketPath} (${errorMessage(error)}); asking HAProxy through python3 on the host instead`);
+            }
+        }
+        const result = await this.remote.exec(`HAProxy: ${command}`, pythonSocketCommand(this.socketPath, command), { timeoutSeconds: ANSWER_TIMEOUT_SECONDS * 2 });
+        return result.stdout;
+    }
+    /** A command that answers nothing on success (`set server ...`); any text back is HAProxy's refusal. */
+    async expectSilent(command) {
+        const answer = (await this.send(command)).trim();
+        if (answer)
+            throw new BalancerError(`HAProxy refused '${command}': ${answer}`, this.remote.name);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/balancer/haproxy/stat-csv.ts
+/**
+ * Parsers for HAProxy 2.6's runtime API answers: `show stat` (CSV, header line `# pxname,...`)
+ * and `show servers state <backend>` (space separated, header `# be_id be_name ...`). Pure
+ * functions over text, so every field we rely on is pinned by a unit test.
+ */
+/** Every server row of `show stat` (FRONTEND/BACKEND aggregate rows left out). */
+function parseShowStat(csv) {
+    const lines = csv.split('\n').filter((line) => line.trim() !== '');
+    const header = lines.shift();
+    if (!header?.startsWith('# pxname,'))
+        throw new Error(`not a 'show stat' answer: ${(header ?? '(empty)').slice(0, 120)}`);
+    const columns = header.slice(2).split(',');
+    const at = (name) => columns.indexOf(name);
+    const number = (fields, name) => Number(fields[at(name)] || 0) || 0;
+    const rows = [];
+    for (const line of lines) {
+        const fields = line.split(',');
+        const server = fields[at('svname')] ?? '';
+        if (server === 'FRONTEND' || server === 'BACKEND')
+            continue;
+        const responses = ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'].reduce((sum, name) => sum + number(fields, name), 0);
+        rows.push({
+            backend: fields[at('pxname')] ?? '',
+            server,
+            qcur: number(fields, 'qcur'),
+            scur: number(fields, 'scur'),
+            status: fields[at('status')] ?? '',
+            hrsp2xx: number(fields, 'hrsp_2xx'),
+            hrsp5xx: number(fields, 'hrsp_5xx'),
+            responses,
+            eresp: number(fields, 'eresp'),
+            econ: number(fields, 'econ'),
+            rtime: number(fields, 'rtime'),
+            addr: at('addr') >= 0 ? (fields[at('addr')] ?? '') : '',
+        });
+    }
+    return rows;
+}
+/** Parses `show servers state` (format version 1: a version line, then `# be_id ...` header). */
+function parseServersState(text) {
+    const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
+    const headerIndex = lines.findIndex((line) => line.startsWith('# be_id'));
+    if (headerIndex < 0)
+        throw new Error(`not a 'show servers state' answer: ${(lines[0] ?? '(empty)').slice(0, 120)}`);
+    const columns = (lines[headerIndex] ?? '').slice(2).split(/\s+/);
+    const at = (name) => columns.indexOf(name);
+    return lines.slice(headerIndex + 1).filter((line) => !line.startsWith('#')).map((line) => {
+        const fields = line.split(/\s+/);
+        return {
+            backend: fields[at('be_name')] ?? '',
+            server: fields[at('srv_name')] ?? '',
+            address: fields[at('srv_addr')] ?? '',
+            port: Number(fields[at('srv_port')] ?? 0) || 0,
+            opState: Number(fields[at('srv_op_state')] ?? 0) || 0,
+            adminState: Number(fields[at('srv_admin_state')] ?? 0) || 0,
+        };
+    });
+}
+/** Whether HAProxy sends this server new traffic: checked UP (or unchecked) and not drained or in maintenance. */
+function takesTraffic(stat) {
+    return stat.status === 'UP' || stat.status.startsWith('UP ') || stat.status === 'no check';
+}
+
+;// CONCATENATED MODULE: ./src/balancer/haproxy/haproxy-balancer.ts
+
+
+
+
+
+
+/** Real traffic on the new release failed more (or slower) than on the old one. */
+class TrafficGateError extends DeployError {
+}
+const POLL_MS = 250;
+/** The balancer behind `lb: haproxy`: HAProxy 2.6's runtime API on its admin socket, over SSH to the LB host. */
+class HaproxyBalancer {
+    options;
+    remote;
+    admin;
+    records = new Map();
+    /** Servers this run set to drain and has not set ready again: close() restores them whatever happened. */
+    drained = new Set();
+    constructor(options) {
+        this.options = options;
+    }
+    get backend() {
+        return this.options.settings.backend;
+    }
+    async open(hosts, _signal, batches = hosts.map((host) => [host.label])) {
+        const { settings, log } = this.options;
+        this.remote = await this.options.connect(settings.host);
+        this.admin = new AdminSocket(this.remote, settings.socket, log);
+        const answer = await this.admin.send(`show servers state ${this.backend}`);
+        if (/can't find backend|no such backend/i.test(answer))
+            throw new BalancerError(`HAProxy has no backend '${this.backend}' (lb-backend).`, this.remote.name);
+        const mapping = mapHostsToServers(hosts, this.backend, parseServersState(answer), settings.servers);
+        if (mapping.problems.length)
+            throw new BalancerError(`cannot tell which HAProxy server each host is: ${mapping.problems.join('; ')}. Nothing was changed.`, this.remote.name);
+        for (const [host, server] of mapping.servers)
+            this.records.set(host, { server });
+        log(`backend ${this.backend}: ${[...mapping.servers].map(([host, server]) => `${host} = ${server}`).join(', ')}${this.options.drain ? '; each is drained around its reload' : ''}`);
+        if (this.options.drain) {
+            const stats = await this.stats();
+            // Hosts of one batch are drained together: each batch must leave a server UP outside it.
+            for (const batch of batches) {
+                const servers = batch.map((host) => this.record(host).server);
+                this.refuseLastServer(stats, servers, batch.length > 1 ? 'the plan drains a batch of' : 'the plan drains');
+            }
+        }
+    }
+    async around(host, work) {
+        const record = this.record(host);
+        const before = this.row(await this.stats(), record.server);
+        if (this.options.drain)
+            await this.drain(record, before);
+        const result = await work();
+        if (this.options.drain)
+            await this.ready(record);
+        const after = this.row(await this.stats(), record.server);
+        record.errorsDuringReload = (record.errorsDuringReload ?? 0) + errorsBetween(before, after);
+        return result;
+    }
+    async trafficCheck(hosts) {
+        const { settings, log, signal } = this.options;
+        if (settings.windowSeconds === 0)
+            return;
+        const servers = hosts.map((host) => this.record(host).server);
+        log(`traffic gate: watching ${servers.join(', ')} on the new release for ${settings.windowSeconds}s against the rest of backend ${this.backend}`);
+        const before = await this.stats();
+        await sleep(settings.windowSeconds * 1000, signal);
+        throwIfCancelled(signal, 'finish the traffic gate', this.remote?.name);
+        const after = await this.stats();
+        const verdict = judgeTraffic(before, after, servers, { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor });
+        for (const host of hosts)
+            this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`;
+        log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`);
+        if (!verdict.ok)
+            throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
+    }
+    async restoreNow() {
+        await Promise.all([...this.drained].map(async (server) => {
+            try {
+                await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
+                this.drained.delete(server);
+                this.options.log(`${server} set back to ready (this run had drained it)`);
+            }
+            catch (error) {
+                this.options.log(`WARNING: could not set ${this.backend}/${server} back to ready: ${errorMessage(error)}. Run 'set server ${this.backend}/${server} state ready' on HAProxy's admin socket.`);
+            }
+        }));
+    }
+    async close(reports) {
+        await this.restoreNow();
+        for (const report of reports) {
+            const record = this.records.get(report.host);
+            if (!record)
+                continue;
+            report.balancer = {
+                server: record.server,
+                drainedSeconds: record.drainedSeconds === undefined ? undefined : Math.round(record.drainedSeconds * 10) / 10,
+                sessionsAtDrain: record.sessionsAtDrain,
+                errorsDuringReload: record.errorsDuringReload,
+                traffic: record.traffic,
+            };
+        }
+        await this.remote?.close().catch(() => undefined);
+    }
+    async drain(record, before) {
+        const { log, settings } = this.options;
+        const server = record.server;
+        // Still drained from a failed attempt (a rollback's around): already idle, and the wait must
+        // not stop on a cancelled run's signal while putting things back.
+        if (this.drained.has(server))
+            return;
+        // Checked and marked with no await in between: hosts of a batch drain concurrently, and
+        // each must see the others as already out of rotation.
+        this.refuseLastServer(await this.stats(), [server, ...this.drained], 'draining it now');
+        this.drained.add(server);
+        await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
+        record.drainedAt = Date.now();
+        record.sessionsAtDrain ??= before.scur + before.qcur;
+        log(`${server} drained (${before.scur} sessions, ${before.qcur} queued)`);
+        let last = before;
+        const idle = await pollUntil(async () => {
+            last = this.row(await this.stats(), server);
+            return last.scur === 0 && last.qcur === 0 ? true : undefined;
+        }, { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal: this.options.signal, what: `wait for ${server} to drain` });
+        if (idle)
+            log(`${server} has no session left`);
+        else
+            log(`WARNING: ${server} still has ${last.scur} sessions and ${last.qcur} queued after drain-timeout (${settings.drainTimeoutSeconds}s); reloading anyway`);
+    }
+    /** ready, then HAProxy's own check must say UP: only then does the next host go. Not cancellable: it puts things back. */
+    async ready(record) {
+        const server = record.server;
+        await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
+        this.drained.delete(server);
+        if (record.drainedAt !== undefined)
+            record.drainedSeconds = (record.drainedSeconds ?? 0) + (Date.now() - record.drainedAt) / 1000;
+        record.drainedAt = undefined;
+        let status = '';
+        const up = await pollUntil(async () => {
+            const row = this.row(await this.stats(), server);
+            status = row.status;
+            return takesTraffic(row) ? true : undefined;
+        }, { timeoutMs: this.options.upTimeoutSeconds * 1000, intervalMs: POLL_MS });
+        if (!up)
+            throw new BalancerError(`${this.backend}/${server} is ready but HAProxy's check did not report it UP within ${this.options.upTimeoutSeconds}s (status ${status})`, this.remote?.name);
+        this.options.log(`${server} ready and UP in HAProxy after ${Math.round((record.drainedSeconds ?? 0) * 10) / 10}s out of rotation`);
+    }
+    /** Refuses to take `servers` out when no other server of the backend takes traffic. */
+    refuseLastServer(stats, servers, why) {
+        const others = stats.filter((row) => row.backend === this.backend && !servers.includes(row.server) && takesTraffic(row));
+        if (others.length === 0) {
+            const named = servers.map((server) => `${this.backend}/${server}`).join(', ');
+            throw new BalancerError(`${why} ${named} would leave the backend with no server UP; add a server, lower batch-size, or set drain: never.`, this.remote?.name);
+        }
+    }
+    async stats() {
+        if (!this.admin)
+            throw new BalancerError('the balancer was not opened');
+        return parseShowStat(await this.admin.send('show stat')).filter((row) => row.backend === this.backend);
+    }
+    row(stats, server) {
+        const row = stats.find((candidate) => candidate.server === server);
+        if (!row)
+            throw new BalancerError(`server ${server} is gone from backend ${this.backend}`, this.remote?.name);
+        return row;
+    }
+    record(host) {
+        const record = this.records.get(host);
+        if (!record)
+            throw new BalancerError(`no HAProxy server is known for ${host}`, this.remote?.name);
+        return record;
+    }
+}
+function errorsBetween(before, after) {
+    return Math.max(0, after.hrsp5xx - before.hrsp5xx) + Math.max(0, after.eresp - before.eresp) + Math.max(0, after.econ - before.econ);
+}
+
+;// CONCATENATED MODULE: ./src/balancer/balancer.ts
+/** No balancer (lb empty): the work runs as it is and there is nothing to check. */
+const NO_BALANCER = {
+    open: async () => undefined,
+    around: (_host, work) => work(),
+    trafficCheck: async () => undefined,
+    close: async () => undefined,
+    restoreNow: async () => undefined,
+};
+/** The run's balancer, or NO_BALANCER. */
+function balancerOf(deps) {
+    return deps.balancer ?? NO_BALANCER;
 }
 
 ;// CONCATENATED MODULE: ./src/migrate/migration-errors.ts
@@ -62408,59 +63009,6 @@ function upgradeLine(source) {
 
 
 
-;// CONCATENATED MODULE: ./src/remote/shell-quote.ts
-/**
- * The one place where values become shell text. Every remote command is built with `sh`
- * (a tagged template that quotes each interpolated value) or `quote`; nothing else joins
- * user-controlled strings into a command line.
- */
-/** A fragment of shell text that is already safe (built by `sh` or `raw`), passed through unquoted. */
-class ShellFragment {
-    text;
-    constructor(text) {
-        this.text = text;
-    }
-    toString() {
-        return this.text;
-    }
-}
-/** Quotes one value for a POSIX shell: the result is always a single word, inert to expansion. */
-function quote(value) {
-    const text = String(value);
-    if (text.includes('\0'))
-        throw new Error('A NUL byte cannot be passed to a remote shell.');
-    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(text))
-        return text;
-    return `'${text.replace(/'/g, `'\\''`)}'`;
-}
-/**
- * Builds a command: literal parts are kept as written by the programmer, every `${value}` is
- * quoted, fragments from `sh`/`raw` are inserted as they are, arrays become quoted words
- * separated by spaces.
- */
-function sh(strings, ...values) {
-    let text = strings[0] ?? '';
-    values.forEach((value, index) => {
-        text += render(value) + (strings[index + 1] ?? '');
-    });
-    return new ShellFragment(text);
-}
-/** Marks constant program text (never user input) as a fragment. */
-function raw(text) {
-    return new ShellFragment(text);
-}
-/** Joins fragments with a separator such as ' && ' or '\n'. */
-function joinFragments(parts, separator) {
-    return new ShellFragment(parts.map((part) => part.text).join(separator));
-}
-function render(value) {
-    if (value instanceof ShellFragment)
-        return value.text;
-    if (Array.isArray(value))
-        return value.map((item) => render(item)).join(' ');
-    return quote(value);
-}
-
 ;// CONCATENATED MODULE: ./src/migrate/render-offline-script.ts
 /**
  * Python run on the host in place of `alembic` for `upgrade --sql`: the same command line
@@ -62985,6 +63533,7 @@ function layoutOf(appDir) {
         shared: `${appDir}/shared`,
         run: `${appDir}/run`,
         lock: `${appDir}/.deploy-lock`,
+        switchLog: `${appDir}/.switch-log`,
         releaseDir: (name) => `${appDir}/releases/${name}`,
     };
 }
@@ -63223,8 +63772,18 @@ function switchCurrentCommand(layout, release, previous, token) {
         steps.push(sh `rm -f ${layout.previous}`);
     else if (previous !== undefined && previous !== release)
         steps.push(pointLinkCommand(layout.previous, previous, token));
+    steps.push(sh `f=$(readlink ${layout.current} 2>/dev/null || true)`);
     steps.push(pointLinkCommand(layout.current, release, token));
+    steps.push(recordSwitchCommand(layout, release));
     return joinFragments(steps, ' && ');
+}
+/**
+ * Appends `<epoch> <from> <to>` to the switch log (from = `$f`, read before the switch) and
+ * keeps its last 20 lines. Written after the switch, so its time is never before the link's.
+ */
+function recordSwitchCommand(layout, release) {
+    const log = layout.switchLog;
+    return sh `{ printf '%s %s %s\n' "$(date +%s.%N)" "\${f:--}" ${`releases/${release}`} >> ${log} && tail -n 20 ${log} > ${`${log}.tmp`} && mv -f ${`${log}.tmp`} ${log}; }`;
 }
 /** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */
 function pruneCommand(layout, releases) {
@@ -63297,10 +63856,11 @@ async function acquireLock(remote, layout, owner, options) {
         }
         if (now() + RETRY_SECONDS * 1000 > deadline) {
             const waited = options.waitSeconds > 0 ? ` after waiting ${options.waitSeconds}s (lock-wait)` : ' (lock-wait is 0)';
-            throw new LockHeldError(`another deploy holds ${layout.lock}: ${describeHolder(holder)}${waited}. Let it finish, or raise lock-wait.`, remote.name);
+            throw new LockHeldError(`another deploy holds ${layout.lock}: ${describeHolder(holder)}${waited}. Let it finish, or raise lock-wait. If that run was killed, its lock counts as abandoned once the heartbeat is ${STALE_AFTER_SECONDS}s old: a run then says so, and 'mode: unlock' removes it.`, remote.name);
         }
+        // A run killed with its runner still looks alive until its heartbeat is STALE_AFTER_SECONDS old; the wait ends then, not at lock-wait.
         if (!announced)
-            options.log(`waiting up to ${options.waitSeconds}s for the deploy lock, held by ${describeHolder(holder)}`);
+            options.log(`waiting up to ${options.waitSeconds}s for the deploy lock, held by ${describeHolder(holder)}; a run that was killed shows as gone once its heartbeat is ${STALE_AFTER_SECONDS}s old`);
         announced = true;
         await wait(RETRY_SECONDS * 1000);
     }
@@ -63407,8 +63967,64 @@ function leftoversToPrune(state, token) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/release/leftover-release.ts
+
+
+
+/**
+ * Brings a host a dead run left half-changed back to one consistent release before anything
+ * else happens there: removes what its staging left (.upload-*, .incoming-*, .replaced-* in
+ * releases/, `current.<token>` links), then lets the server driver settle the processes,
+ * pointing `current` where the driver says. Called with this run's lock held (`token`), so
+ * every other run's staging leftovers are dead.
+ */
+async function settleHost(remote, layout, token, server, log) {
+    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    const links = tempLinksOf((await remote.exec('look for temporary links', tempLinksCommand(layout))).stdout, token);
+    const stale = leftoversToPrune(state, token);
+    if (stale.length)
+        await remote.exec('remove what interrupted runs left in releases/', pruneCommand(layout, stale));
+    if (links.length)
+        await remote.exec('remove temporary links of interrupted runs', sh `cd ${layout.appDir} && rm -f -- ${links}`);
+    const removed = [...stale, ...links];
+    if (removed.length)
+        log(`removed what interrupted runs left: ${removed.join(', ')}`);
+    // No release yet: nothing serves from here, and inspect says what to do.
+    if (!state.current)
+        return { host: remote.name, found: 'no current release', repaired: removed.length > 0, removed };
+    const pointCurrent = async (release) => {
+        await remote.exec(`point current at ${release}`, switchCurrentCommand(layout, release, undefined, token));
+    };
+    const settled = await server.settle(remote, pointCurrent, log);
+    if (settled.repaired)
+        log(`settled: was ${settled.found}; now serves ${settled.serves ?? 'one release'}`);
+    return { host: remote.name, ...settled, repaired: settled.repaired || removed.length > 0, removed };
+}
+/** settleHost on each host in turn; stops at the first host that cannot be settled. */
+async function settleAll(remotes, layout, token, server, log) {
+    const results = [];
+    for (const remote of remotes)
+        results.push(await settleHost(remote, layout, token, server, (line) => log(remote.name, line)));
+    return results;
+}
+/** Lists app-dir's `current.*` and `previous.*` symlinks (pointLinkCommand's temporary names). */
+function tempLinksCommand(layout) {
+    return sh `cd ${layout.appDir} 2>/dev/null && for l in current.* previous.*; do [ -L "$l" ] && printf '%s\n' "$l"; done; true`;
+}
+/** The temporary links a dead run left: `current.<hex token>` / `previous.<hex token>`, never this run's. */
+function tempLinksOf(stdout, token) {
+    return stdout
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((name) => /^(?:current|previous)\.[0-9a-f]+$/.test(name) && !name.endsWith(`.${token}`));
+}
+
 ;// CONCATENATED MODULE: ./src/rollout/deploy-context.ts
 
+/** Times `work` as `phase` of `host` on the run's timeline. */
+function timed(deps, host, phase, work) {
+    return deps.timeline ? deps.timeline.track(host, phase, work) : work(() => undefined);
+}
 /** A failed deploy, carrying the outcome for the outputs. */
 class DeployFailed extends DeployError {
     outcome;
@@ -63431,6 +64047,77 @@ function cancelledMessage(outcome) {
 }
 function round(seconds) {
     return Math.round(seconds * 10) / 10;
+}
+
+;// CONCATENATED MODULE: ./src/report/timeline.ts
+/**
+ * The phases a host goes through, in the order a deploy meets them. `reload` is the driver's
+ * work up to its signal, `boot` the new generation coming up, `retire` the old workers leaving
+ * (what the driver reports through its progress callback).
+ */
+const PHASES = (/* unused pure expression or super */ null && ([
+    'connect',
+    'lock',
+    'inspect',
+    'stage',
+    'check',
+    'migrate',
+    'switch',
+    'reload',
+    'boot',
+    'retire',
+    'gate',
+    'commit',
+    'revert',
+    'canary-wait',
+    'batch-wait',
+]));
+/** The phase that starts when a server driver reports a reload step. */
+const STEP_PHASE = { signalled: 'boot', booted: 'retire' };
+/** A driver's reload progress callback that moves a `track('reload')` call along its phases. */
+function reloadSteps(next) {
+    return (step) => next(STEP_PHASE[step]);
+}
+/**
+ * Records where a deploy's time went, per host and phase. Only the story's calls are timed, so
+ * the spans never overlap within a host unless the story runs two phases of one host at once.
+ */
+class Timeline {
+    now;
+    byHost = new Map();
+    constructor(now = Date.now) {
+        this.now = now;
+    }
+    /**
+     * Times `work` as `phase` of `host`; `work` may call `next` to end that span and start the
+     * next phase. The span that is running when `work` throws is recorded as not ok.
+     */
+    async track(host, phase, work) {
+        let current = { phase, started: this.now() };
+        const next = (following) => {
+            const at = this.now();
+            this.record(host, current.phase, current.started, at, true);
+            current = { phase: following, started: at };
+        };
+        try {
+            const result = await work(next);
+            this.record(host, current.phase, current.started, this.now(), true);
+            return result;
+        }
+        catch (error) {
+            this.record(host, current.phase, current.started, this.now(), false);
+            throw error;
+        }
+    }
+    /** The spans of `host`, in the order they started. */
+    spans(host) {
+        return [...(this.byHost.get(host) ?? [])].sort((a, b) => a.start.localeCompare(b.start));
+    }
+    record(host, phase, started, ended, ok) {
+        const spans = this.byHost.get(host) ?? [];
+        spans.push({ phase, start: new Date(started).toISOString(), seconds: Math.round(ended - started) / 1000, ok });
+        this.byHost.set(host, spans);
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/yocto-queue/index.js
@@ -63767,6 +64454,8 @@ class ReloadFailure extends ReloadError {
 
 
 
+
+
 /**
  * What went wrong on one host during its reload, with what the put-back needs: the reload in
  * flight (its own revert), or whether the old generation never stopped serving.
@@ -63807,7 +64496,8 @@ async function rollOut(run, sessions, batches) {
         const members = batch.hosts.map((name) => byName.get(name)).filter((session) => session !== undefined);
         if (batch.index > 0 && settings.rollout.batchWaitSeconds > 0 && !deps.signal?.aborted) {
             reporter.log('runner', `waiting ${settings.rollout.batchWaitSeconds}s (batch-wait) before the next batch`);
-            await sleep(settings.rollout.batchWaitSeconds * 1000, deps.signal);
+            const wait = sleep(settings.rollout.batchWaitSeconds * 1000, deps.signal);
+            await Promise.all(members.map((session) => timed(deps, session.remote.name, 'batch-wait', () => wait)));
         }
         if (deps.signal?.aborted) {
             outcome.status = 'cancelled';
@@ -63875,9 +64565,19 @@ async function reloadHost(run, session, reporter) {
     try {
         throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
         started = true;
-        handle = await switchAndReload(run, session, reporter, session.target, session.leaving);
-        const passed = await gate(run, session, reporter, handle.master, session.target, deps.signal);
-        const committed = await handle.commit();
+        deps.progress?.(session.remote.name, 'reloading');
+        const balancer = balancerOf(deps);
+        // Drained (when the strategy stalls requests) from before the switch until the gate passed.
+        const name = session.remote.name;
+        const passed = await balancer.around(name, async () => {
+            const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
+            handle = reloaded;
+            return timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal));
+        });
+        // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
+        await balancer.trafficCheck([name]);
+        const reloaded = handle;
+        const committed = await timed(deps, name, 'commit', () => reloaded.commit());
         Object.assign(session.report, {
             status: 'deployed',
             newMasterPid: committed.pid,
@@ -63885,6 +64585,7 @@ async function reloadHost(run, session, reporter) {
             secondsToReady: round(passed.seconds),
             health: `${passed.reading.status} ${passed.reading.version ?? ''}`.trim(),
         });
+        deps.progress?.(session.remote.name, 'done');
     }
     catch (error) {
         const failure = error instanceof ReloadFailure ? error : undefined;
@@ -63902,6 +64603,25 @@ async function holdCanary(run, canaries) {
     const seconds = settings.rollout.canaryWaitSeconds;
     const until = Date.now() + seconds * 1000;
     deps.reporter.log('runner', `holding the canary (${canaries.map((session) => session.remote.name).join(', ')}) for ${seconds}s of passing readiness probes (canary-wait)`);
+    const held = timedWait(run, canaries, 'canary-wait');
+    try {
+        return await probeCanaries(run, canaries, until);
+    }
+    finally {
+        held.end();
+    }
+}
+/** Records a wait that spans several hosts on each host's timeline. */
+function timedWait(run, sessions, phase) {
+    let end = () => undefined;
+    const over = new Promise((resolve) => (end = resolve));
+    for (const session of sessions)
+        void timed(run.deps, session.remote.name, phase, () => over);
+    return { end };
+}
+async function probeCanaries(run, canaries, until) {
+    const { settings, deps } = run;
+    const seconds = settings.rollout.canaryWaitSeconds;
     while (Date.now() < until && !deps.signal?.aborted) {
         await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
         if (deps.signal?.aborted)
@@ -63929,10 +64649,9 @@ async function holdCanary(run, canaries) {
 async function switchAndReload(run, session, reporter, to, from) {
     const { remote } = session;
     const { deps, layout, token } = run;
-    await remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token));
+    await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
     reporter.log(remote.name, `current → releases/${to}`);
-    const server = await deps.server.inspect(remote);
-    return deps.server.reload(remote, server, (line) => reporter.log(remote.name, line), deps.signal);
+    return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await deps.server.inspect(remote), (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
 }
 function expectsVersion(run, session) {
     const expect = run.settings.health.expectVersion;
@@ -63979,6 +64698,9 @@ async function putBack(run, failures, committed, limit) {
     return stranded;
 }
 async function putBackHost(run, session, reporter, failure) {
+    await timed(run.deps, session.remote.name, 'revert', () => balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure)));
+}
+async function putBackBehindBalancer(run, session, reporter, failure) {
     const { deps, layout, token } = run;
     const { remote } = session;
     const previous = session.state.previous ?? null;
@@ -63999,10 +64721,14 @@ async function putBackHost(run, session, reporter, failure) {
     }
     await gate(run, session, reporter, serving, session.leaving);
     const server = handle ? await handle.commit() : serving;
+    deps.progress?.(remote.name, 'done');
     Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
+
+
+
 
 
 
@@ -64026,8 +64752,9 @@ async function putBackHost(run, session, reporter, failure) {
  * once, then switch and reload batch by batch behind each host's readiness gate (see
  * rollout/roll-out.ts), putting every touched host back when one fails.
  */
-async function deploy(settings, deps) {
-    const token = (0,external_node_crypto_.randomBytes)(6).toString('hex');
+async function deploy(settings, dependencies) {
+    const deps = { ...dependencies, timeline: dependencies.timeline ?? new Timeline() };
+    const token = deps.token ?? (0,external_node_crypto_.randomBytes)(6).toString('hex');
     const started = new Date();
     const identity = deps.identity ?? runIdentity(process.env);
     const layout = layoutOf(settings.appDir);
@@ -64035,6 +64762,17 @@ async function deploy(settings, deps) {
     const outcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [] };
     const run = { settings, deps, layout, token, outcome };
     const remotes = await connectAll(settings, deps);
+    // The plan is a function of the hosts input alone: the balancer checks it before any change.
+    const batches = planRollout(settings.hosts.map((target) => target.label), settings.rollout);
+    try {
+        if (settings.mode !== 'unlock') {
+            await reporter.group('Load balancer', () => balancerOf(deps).open(settings.hosts, deps.signal, batches.map((batch) => batch.hosts)));
+        }
+    }
+    catch (error) {
+        await Promise.all([...remotes.map((remote) => remote.close()), balancerOf(deps).close([])]);
+        throw error;
+    }
     const checkpoint = (what) => throwIfCancelled(deps.signal, what);
     if (settings.mode === 'unlock')
         return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
@@ -64047,18 +64785,23 @@ async function deploy(settings, deps) {
                 const owner = ownerText(token, identity, started);
                 // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
                 for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
-                    await acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal });
+                    await timed(deps, remote.name, 'lock', () => acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal }));
                     locked.push(remote);
+                    deps.progress?.(remote.name, 'locked');
                     reporter.log(remote.name, 'deploy lock taken');
                 }
             });
+        }
+        // What a run killed with its runner left (two masters, current ahead of the workers, staging leftovers).
+        if (settings.mode !== 'plan') {
+            const settled = await forEachHost(remotes, { limit: settings.rollout.maxParallel, reporter, title: (remote) => `Settle what interrupted runs left on ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true }, async (remote, hostReporter) => void (await settleHost(remote, layout, token, deps.server, (line) => hostReporter.log(remote.name, line))));
+            throwFirstFailure(settled);
         }
         checkpoint('inspect the hosts');
         const sessions = await inspectAll(settings, deps, remotes, layout);
         outcome.hosts = sessions.map((session) => session.report);
         outcome.release = sessions[0]?.target ?? settings.release;
         outcome.previousRelease = sessions[0]?.leaving;
-        const batches = planRollout(sessions.map((session) => session.remote.name), settings.rollout);
         for (const batch of batches)
             for (const session of sessions)
                 if (batch.hosts.includes(session.remote.name))
@@ -64098,6 +64841,10 @@ async function deploy(settings, deps) {
         throw new DeployFailed(outcome);
     }
     finally {
+        for (const host of outcome.hosts)
+            host.timeline = deps.timeline.spans(host.host);
+        // Whatever happened, no server this run drained stays out of rotation.
+        await balancerOf(deps).close(outcome.hosts);
         stopHeartbeat();
         await Promise.all(locked.map(async (remote) => {
             if (settings.mode !== 'plan')
@@ -64174,7 +64921,7 @@ async function connectAll(settings, deps) {
     const remotes = new Map();
     const verified = settings.ssh.knownHosts === undefined ? 'connected (host key NOT verified)' : 'connected, host key verified';
     const results = await forEachHost(settings.hosts, { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (target) => `Connect to ${target.label}`, host: (target) => target.label, stopOnFailure: true }, async (target, reporter) => {
-        remotes.set(target.label, await deps.connect(target));
+        remotes.set(target.label, await timed(deps, target.label, 'connect', () => deps.connect(target)));
         reporter.log(target.label, verified);
     });
     try {
@@ -64190,7 +64937,7 @@ async function connectAll(settings, deps) {
 async function inspectAll(settings, deps, remotes, layout) {
     const sessions = new Map();
     const results = await forEachHost(remotes, { limit: settings.rollout.maxParallel, reporter: deps.reporter, title: (remote) => `Inspect ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true }, async (remote, reporter) => {
-        sessions.set(remote, await inspectHost(settings, deps.server, remote, layout, reporter));
+        sessions.set(remote, await timed(deps, remote.name, 'inspect', () => inspectHost(settings, deps.server, remote, layout, reporter)));
     });
     throwFirstFailure(results);
     return remotes.map((remote) => sessions.get(remote)).filter((session) => session !== undefined);
@@ -64237,7 +64984,7 @@ async function migrateOnce(settings, deps, sessions, layout, outcome) {
     const { remote, server } = session;
     await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
         try {
-            const result = await migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line));
+            const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line)));
             outcome.migration = { host: remote.name, ...result };
         }
         catch (error) {
@@ -64263,9 +65010,9 @@ async function prepareAll(run, sessions) {
     }
     try {
         const results = await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true }, async (session, hostReporter) => {
-            await stageHost(run, session, packed, hostReporter);
+            await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
             throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
-            await deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target));
+            await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
             const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
             hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
         });
@@ -64330,70 +65077,6 @@ async function prune(settings, session, layout, token, reporter) {
     catch (error) {
         reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
     }
-}
-
-;// CONCATENATED MODULE: ./src/remote/disk-space.ts
-
-/**
- * `df -P -k` of the nearest existing directory at or above `path` (a failed upload may leave
- * nothing at the path itself). POSIX output: one header line, then one line per filesystem.
- */
-function diskSpaceCommand(path) {
-    return sh `d=${path}; while [ ! -d "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done; df -P -k "$d"`;
-}
-/** Reads the output of diskSpaceCommand; undefined when it is not df's. */
-function parseDiskSpace(output) {
-    const line = output.trim().split('\n')[1];
-    if (!line)
-        return undefined;
-    // Filesystem 1024-blocks Used Available Capacity Mounted-on; the mount point may hold spaces.
-    const match = /^\S+\s+\d+\s+\d+\s+(\d+)\s+\d+%\s+(.+)$/.exec(line.trim());
-    if (!match)
-        return undefined;
-    return { availableBytes: Number(match[1]) * 1024, mountedOn: match[2] ?? '' };
-}
-
-;// CONCATENATED MODULE: ./src/remote/remote-command.ts
-
-
-/** Seconds between the host's TERM and KILL of a command that outlived its deadline. */
-const KILL_AFTER_SECONDS = 5;
-/** `timeout`'s exit status when the deadline passed (124), or when TERM was not enough (128 + KILL). */
-const TIMED_OUT_EXITS = new Set([124, 137]);
-/**
- * The text sent over SSH for one command: the command under the host's own `timeout -k`, so
- * it cannot outlive its deadline even when the connection is gone (closing a channel without
- * a pty stops nothing), and under `sh` whatever the user's login shell is.
- *
- * sshd hands this text to the login shell, which may be fish or csh: their quoting differs
- * from sh (fish reads `\\` inside single quotes, csh refuses a newline in them). So the
- * command travels as base64, the one alphabet every shell reads literally between single
- * quotes, and sh decodes and runs it. `timeout` makes itself a process group leader and
- * signals the whole group, so children (alembic, psql) go too.
- */
-function remoteCommandLine(command, deadlineSeconds) {
-    const payload = Buffer.from(command.text, 'utf8').toString('base64');
-    const script = `eval "$(printf %s ${payload} | base64 -d)"`;
-    return `timeout -k ${KILL_AFTER_SECONDS} ${remote_command_seconds(deadlineSeconds)} sh -c ${quote(script)}`;
-}
-/** Whether an exit status means the host's `timeout` stopped the command (and not the command itself). */
-function stoppedByDeadline(code, elapsedSeconds, deadlineSeconds) {
-    return TIMED_OUT_EXITS.has(code) && elapsedSeconds >= deadlineSeconds;
-}
-/**
- * The exit status a shell would show: sshd reports a command killed by a signal (as `timeout`
- * kills itself with KILL after the grace period) by the signal's name, without a code.
- */
-function exitStatusOf(code, signal) {
-    if (typeof code === 'number')
-        return code;
-    const number = signal ? external_node_os_namespaceObject.constants.signals[`SIG${signal.replace(/^SIG/, '')}`] : undefined;
-    return number === undefined ? -1 : 128 + number;
-}
-/** `timeout` takes a decimal number of seconds; keep it short and never zero (0 disables it). */
-function remote_command_seconds(value) {
-    const rounded = Math.max(0.1, Math.round(value * 10) / 10);
-    return String(rounded);
 }
 
 // EXTERNAL MODULE: ./node_modules/is-stream/index.js
@@ -65305,6 +65988,7 @@ class SshLink {
     ssh;
     /** Why the connection ended (`Keepalive timeout`, `read ECONNRESET`); undefined while open. */
     lost;
+    closeListeners = [];
     constructor(ssh) {
         this.ssh = ssh;
     }
@@ -65336,6 +66020,11 @@ class SshLink {
     close() {
         this.lost ??= 'closed by this run';
         this.ssh.dispose();
+        this.closeListeners.splice(0).forEach((listener) => listener());
+    }
+    /** Calls `listener` once, when this run closes the link (not when the connection is lost). */
+    onClose(listener) {
+        this.closeListeners.push(listener);
     }
 }
 /** Three attempts, 1 s, 3 s and 9 s after the loss: a restarting sshd or a short network blip is ridden out. */
@@ -65362,6 +66051,240 @@ async function reconnect(host, why, open, policy = RECONNECT_POLICY) {
     return Promise.reject(new HostUnreachableError(`the SSH connection was lost (${why}) and ${policy.delaysMs.length} attempts to reconnect failed (last: ${last})`, host));
 }
 
+;// CONCATENATED MODULE: ./src/remote/ssh-config.ts
+
+
+
+/**
+ * The node-ssh config of one hop, and the host key refusal its verifier recorded, if any. The
+ * same verification applies to every hop: a host reached through a bastion is looked up in
+ * known-hosts under its own name and port, as `ssh -J` does.
+ */
+function hopConfig(spec) {
+    const { target, credentials, knownHosts } = spec;
+    let refusal;
+    const config = {
+        username: target.user,
+        readyTimeout: spec.connectTimeoutSeconds * 1000,
+        ...keepaliveOf(spec.connectTimeoutSeconds),
+    };
+    if (spec.sock)
+        config.sock = spec.sock;
+    else
+        Object.assign(config, { host: target.host, port: target.port });
+    if (credentials.privateKey)
+        config.privateKey = credentials.privateKey;
+    if (credentials.passphrase)
+        config.passphrase = credentials.passphrase;
+    if (credentials.agent)
+        config.agent = credentials.agent;
+    if (knownHosts) {
+        const algorithms = pinnedKeyAlgorithms(knownHosts, target.host, target.port);
+        if (algorithms.length > 0)
+            config.algorithms = { serverHostKey: algorithms };
+        config.hostVerifier = (key) => {
+            const verdict = verifyHostKey(knownHosts, target.host, target.port, key);
+            if (verdict.ok)
+                return true;
+            refusal = hostKeyRefusal(target, spec.role, key, verdict.reason);
+            return false;
+        };
+    }
+    return { config, refusal: () => refusal };
+}
+function hostKeyRefusal(target, role, key, reason) {
+    const offered = `${keyTypeOf(key)} ${fingerprint(key)}`;
+    const why = {
+        unknown: 'is not in known-hosts',
+        mismatch: 'does not match the key pinned in known-hosts (the host was reinstalled, or someone is in the middle)',
+        revoked: 'is marked @revoked in known-hosts',
+    }[reason];
+    const whom = role === 'host' ? '' : ` to the ${role}`;
+    return new HostKeyError(`refusing to connect${whom}: the host key offered (${offered}) ${why}. Nothing was changed.`, target.label);
+}
+
+;// CONCATENATED MODULE: ./src/remote/ssh-connector.ts
+
+
+
+
+function sshConnector(settings) {
+    const knownHosts = settings.knownHosts === undefined ? undefined : parseKnownHosts(settings.knownHosts);
+    const hop = (target, credentials, role, sock) => openHop({ target, credentials, role, sock, knownHosts, connectTimeoutSeconds: settings.connectTimeoutSeconds });
+    const hostCredentials = { privateKey: settings.privateKey, passphrase: settings.passphrase, agent: settings.agent };
+    const jump = settings.jump;
+    if (!jump)
+        return (target) => hop(target, hostCredentials, 'host');
+    const route = new JumpRoute(jump, () => hop(jump.target, jump, 'jump host'), settings.connectTimeoutSeconds);
+    return (target) => route.open(target, (sock) => hop(target, hostCredentials, 'host', sock));
+}
+/** Connects one hop; a refused host key wins over the connection error it causes. */
+async function openHop(spec) {
+    const { config, refusal } = hopConfig(spec);
+    try {
+        return await SshLink.open(config);
+    }
+    catch (error) {
+        const refused = refusal();
+        if (refused)
+            throw refused;
+        if (spec.role === 'jump host')
+            throw new JumpHostError(`cannot connect to the jump host over SSH: ${errorMessage(error)}`, spec.target.label);
+        throw new HostUnreachableError(`cannot connect over SSH${spec.sock ? ' through the jump host' : ''}: ${errorMessage(error)}`, spec.target.label);
+    }
+}
+/**
+ * The bastion connection, shared by every connection through it: opened on first use, opened
+ * again (host key verified again) when it was lost, so a host's reconnect goes through a fresh
+ * bastion; closed once no connection through it is left, so node can exit.
+ */
+class JumpRoute {
+    jump;
+    openBastion;
+    timeoutSeconds;
+    link;
+    opening;
+    users = new Set();
+    pending = 0;
+    constructor(jump, openBastion, timeoutSeconds) {
+        this.jump = jump;
+        this.openBastion = openBastion;
+        this.timeoutSeconds = timeoutSeconds;
+    }
+    async open(target, openHost) {
+        this.pending += 1;
+        let channel;
+        try {
+            channel = await this.forward(await this.connected(), target);
+            const link = await openHost(channel);
+            this.users.add(link);
+            link.onClose(() => {
+                this.users.delete(link);
+                this.closeIfIdle();
+            });
+            return link;
+        }
+        catch (error) {
+            channel?.destroy();
+            throw error;
+        }
+        finally {
+            this.pending -= 1;
+            this.closeIfIdle();
+        }
+    }
+    async connected() {
+        if (this.link && this.link.lost === undefined)
+            return this.link;
+        // Hosts reconnecting together after the bastion dropped wait for one new bastion connection.
+        this.opening ??= this.reopen().finally(() => (this.opening = undefined));
+        return this.opening;
+    }
+    async reopen() {
+        this.link?.close();
+        this.link = undefined;
+        this.link = await this.openBastion();
+        return this.link;
+    }
+    /**
+     * A direct-tcpip channel from the bastion to the host's sshd. OpenSSH confirms it only once its
+     * TCP connection is up, so a host that drops packets would keep us waiting for the kernel's
+     * connect timeout (minutes): connect-timeout bounds it.
+     */
+    forward(bastion, target) {
+        const where = `${target.host}:${target.port}`;
+        const via = `the jump host ${this.jump.target.label}`;
+        return new Promise((resolve, reject) => {
+            let expired = false;
+            const timer = setTimeout(() => {
+                expired = true;
+                reject(new JumpHostError(`${via} could not reach ${where} within ${this.timeoutSeconds}s (connect-timeout)`, target.label));
+            }, this.timeoutSeconds * 1000);
+            bastion.ssh.forwardOut('127.0.0.1', 0, target.host, target.port).then((channel) => {
+                clearTimeout(timer);
+                if (expired)
+                    channel.destroy();
+                else
+                    resolve(channel);
+            }, (error) => {
+                clearTimeout(timer);
+                const why = bastion.lost ? `the connection to it was lost (${bastion.lost})` : errorMessage(error);
+                reject(new JumpHostError(`${via} could not open a connection to ${where}: ${why}`, target.label));
+            });
+        });
+    }
+    closeIfIdle() {
+        if (this.users.size > 0 || this.pending > 0 || this.opening)
+            return;
+        this.link?.close();
+        this.link = undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/remote/disk-space.ts
+
+/**
+ * `df -P -k` of the nearest existing directory at or above `path` (a failed upload may leave
+ * nothing at the path itself). POSIX output: one header line, then one line per filesystem.
+ */
+function diskSpaceCommand(path) {
+    return sh `d=${path}; while [ ! -d "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done; df -P -k "$d"`;
+}
+/** Reads the output of diskSpaceCommand; undefined when it is not df's. */
+function parseDiskSpace(output) {
+    const line = output.trim().split('\n')[1];
+    if (!line)
+        return undefined;
+    // Filesystem 1024-blocks Used Available Capacity Mounted-on; the mount point may hold spaces.
+    const match = /^\S+\s+\d+\s+\d+\s+(\d+)\s+\d+%\s+(.+)$/.exec(line.trim());
+    if (!match)
+        return undefined;
+    return { availableBytes: Number(match[1]) * 1024, mountedOn: match[2] ?? '' };
+}
+
+;// CONCATENATED MODULE: ./src/remote/remote-command.ts
+
+
+/** Seconds between the host's TERM and KILL of a command that outlived its deadline. */
+const KILL_AFTER_SECONDS = 5;
+/** `timeout`'s exit status when the deadline passed (124), or when TERM was not enough (128 + KILL). */
+const TIMED_OUT_EXITS = new Set([124, 137]);
+/**
+ * The text sent over SSH for one command: the command under the host's own `timeout -k`, so
+ * it cannot outlive its deadline even when the connection is gone (closing a channel without
+ * a pty stops nothing), and under `sh` whatever the user's login shell is.
+ *
+ * sshd hands this text to the login shell, which may be fish or csh: their quoting differs
+ * from sh (fish reads `\\` inside single quotes, csh refuses a newline in them). So the
+ * command travels as base64, the one alphabet every shell reads literally between single
+ * quotes, and sh decodes and runs it. `timeout` makes itself a process group leader and
+ * signals the whole group, so children (alembic, psql) go too.
+ */
+function remoteCommandLine(command, deadlineSeconds) {
+    const payload = Buffer.from(command.text, 'utf8').toString('base64');
+    const script = `eval "$(printf %s ${payload} | base64 -d)"`;
+    return `timeout -k ${KILL_AFTER_SECONDS} ${remote_command_seconds(deadlineSeconds)} sh -c ${quote(script)}`;
+}
+/** Whether an exit status means the host's `timeout` stopped the command (and not the command itself). */
+function stoppedByDeadline(code, elapsedSeconds, deadlineSeconds) {
+    return TIMED_OUT_EXITS.has(code) && elapsedSeconds >= deadlineSeconds;
+}
+/**
+ * The exit status a shell would show: sshd reports a command killed by a signal (as `timeout`
+ * kills itself with KILL after the grace period) by the signal's name, without a code.
+ */
+function exitStatusOf(code, signal) {
+    if (typeof code === 'number')
+        return code;
+    const number = signal ? external_node_os_namespaceObject.constants.signals[`SIG${signal.replace(/^SIG/, '')}`] : undefined;
+    return number === undefined ? -1 : 128 + number;
+}
+/** `timeout` takes a decimal number of seconds; keep it short and never zero (0 disables it). */
+function remote_command_seconds(value) {
+    const rounded = Math.max(0.1, Math.round(value * 10) / 10);
+    return String(rounded);
+}
+
 ;// CONCATENATED MODULE: ./src/remote/ssh-remote-host.ts
 
 
@@ -65373,59 +66296,19 @@ async function reconnect(host, why, open, policy = RECONNECT_POLICY) {
 const STDERR_TAIL_LINES = 12;
 /** Extra seconds the runner waits past the host's own kill before it stops waiting for an answer. */
 const ANSWER_GRACE_SECONDS = 5;
-/** `log` hears about lost and re-opened connections, prefixed with the host by the caller. */
-function sshRemoteHostFactory(settings, log = () => undefined) {
-    const knownHosts = settings.knownHosts === undefined ? undefined : parseKnownHosts(settings.knownHosts);
+/**
+ * `log` hears about lost and re-opened connections, prefixed with the host by the caller.
+ * `connect` opens each connection (through the jump host, if any) on the first command and on
+ * every reconnect; pass the run's one connector when others connect too.
+ */
+function sshRemoteHostFactory(settings, log = () => undefined, connect = sshConnector(settings)) {
     return async (target) => {
-        const open = () => openLink(target, settings, knownHosts);
-        return new SshRemoteHost(target.label, await open(), open, settings, (line) => log(target.label, line));
+        const open = () => connect(target);
+        const host = new SshRemoteHost(target.label, await open(), open, settings, (line) => log(target.label, line));
+        if (settings.jump)
+            log(target.label, `connected through the jump host ${settings.jump.target.label}`);
+        return host;
     };
-}
-/** Connects and verifies the host key, on the first connection and on every reconnect. */
-async function openLink(target, settings, knownHosts) {
-    let refusal;
-    const config = {
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        readyTimeout: settings.connectTimeoutSeconds * 1000,
-        ...keepaliveOf(settings.connectTimeoutSeconds),
-    };
-    if (settings.privateKey)
-        config.privateKey = settings.privateKey;
-    if (settings.passphrase)
-        config.passphrase = settings.passphrase;
-    if (settings.agent)
-        config.agent = settings.agent;
-    if (knownHosts) {
-        const algorithms = pinnedKeyAlgorithms(knownHosts, target.host, target.port);
-        if (algorithms.length > 0)
-            config.algorithms = { serverHostKey: algorithms };
-        config.hostVerifier = (key) => {
-            const verdict = verifyHostKey(knownHosts, target.host, target.port, key);
-            if (verdict.ok)
-                return true;
-            refusal = hostKeyRefusal(target, key, verdict.reason);
-            return false;
-        };
-    }
-    try {
-        return await SshLink.open(config);
-    }
-    catch (error) {
-        if (refusal)
-            throw refusal;
-        throw new HostUnreachableError(`cannot connect over SSH: ${errorMessage(error)}`, target.label);
-    }
-}
-function hostKeyRefusal(target, key, reason) {
-    const offered = `${keyTypeOf(key)} ${fingerprint(key)}`;
-    const why = {
-        unknown: 'is not in known-hosts',
-        mismatch: 'does not match the key pinned in known-hosts (the host was reinstalled, or someone is in the middle)',
-        revoked: 'is marked @revoked in known-hosts',
-    }[reason];
-    return new HostKeyError(`refusing to connect: the host key offered (${offered}) ${why}. Nothing was changed.`, target.label);
 }
 class SshRemoteHost {
     name;
@@ -65506,6 +66389,38 @@ class SshRemoteHost {
             sftp?.end();
         }
     }
+    async socketRequest(purpose, socketPath, request, timeoutSeconds) {
+        const link = await this.connected();
+        let channel;
+        try {
+            return await withTimeout((async () => {
+                const opened = await link.ssh.forwardOutStreamLocal(socketPath);
+                channel = opened;
+                return new Promise((resolve, reject) => {
+                    const chunks = [];
+                    opened.on('data', (chunk) => chunks.push(chunk));
+                    opened.on('error', reject);
+                    // The answer ends when the socket closes its side (HAProxy's CLI does after one
+                    // command): sshd passes that on as EOF. No EOF is sent first: a half-closed CLI
+                    // connection may be dropped unanswered; the channel is closed once answered.
+                    const done = () => {
+                        resolve(Buffer.concat(chunks).toString('utf8'));
+                        opened.close();
+                    };
+                    opened.on('end', done);
+                    opened.on('close', done);
+                    opened.write(request);
+                });
+            })(), timeoutSeconds, () => channel?.close(), () => new RemoteCommandError(purpose, this.name, -1, `no answer from ${socketPath} within ${timeoutSeconds}s`));
+        }
+        catch (error) {
+            if (error instanceof DeployError)
+                throw error;
+            if (link.lost)
+                throw this.lostDuring(purpose, link);
+            throw new RemoteCommandError(purpose, this.name, -1, `${socketPath}: ${errorMessage(error)}`);
+        }
+    }
     async close() {
         this.link.close();
     }
@@ -65522,6 +66437,8 @@ class SshRemoteHost {
     }
     async reopen(why) {
         this.log(`SSH connection lost (${why}); reconnecting`);
+        // Disposed, so a jump host counts it among the connections it no longer carries.
+        this.link.close();
         try {
             this.link = await reconnect(this.name, why, this.open);
         }
@@ -65577,7 +66494,50 @@ const actionReporter = {
     warn: (line) => warning(line),
 };
 
+;// CONCATENATED MODULE: ./src/report/gantt-chart.ts
+/**
+ * The hosts' timelines as a Mermaid gantt chart (GitHub renders ```mermaid blocks in a job
+ * summary): one section per host, its phases side by side on one row (compact mode), so 50
+ * hosts make 50 rows. Times are the runner's clock in ms since the epoch (`dateFormat x`), and
+ * the axis shows the viewer's clock time. Undefined when no host has a timeline.
+ */
+function ganttChart(hosts, title) {
+    const timed = hosts.filter((host) => host.timeline?.length);
+    if (timed.length === 0)
+        return undefined;
+    const lines = [
+        '```mermaid',
+        "%%{init: {'gantt': {'displayMode': 'compact', 'barHeight': 16, 'barGap': 3, 'topPadding': 40, 'fontSize': 11}}}%%",
+        'gantt',
+        `title ${gantt_chart_text(title)}`,
+        'dateFormat x',
+        'axisFormat %H:%M:%S',
+    ];
+    for (const host of timed) {
+        lines.push(`section ${gantt_chart_text(host.host)}`);
+        for (const span of host.timeline ?? [])
+            lines.push(task(span));
+    }
+    lines.push('```');
+    return lines.join('\n');
+}
+/** One bar: a failed phase is `crit` (red); a bar shorter than Mermaid can draw gets 10 ms. */
+function task(span) {
+    const start = Date.parse(span.start);
+    const end = start + Math.max(10, Math.round(span.seconds * 1000));
+    const label = `${span.phase} ${span.seconds < 10 ? span.seconds.toFixed(1) : Math.round(span.seconds)}s`;
+    return `${gantt_chart_text(label)} :${span.ok ? '' : 'crit, '}${start}, ${end}`;
+}
+/**
+ * A name as Mermaid gantt text: its syntax ends a task name at `:` and a line at `#` or `;`,
+ * and a backtick could end the code block, so anything beyond plain name characters becomes `_`.
+ */
+function gantt_chart_text(value) {
+    return value.replace(/[^\p{L}\p{N} ._@/()[\]+=-]/gu, '_').slice(0, 80);
+}
+
 ;// CONCATENATED MODULE: ./src/report/job-summary.ts
+
 
 
 const STATUS_ICON = {
@@ -65613,6 +66573,12 @@ async function writeJobSummary(outcome) {
             host.health ?? '—',
         ].map(job_summary_cell)),
     ]);
+    if (outcome.hosts.some((host) => host.balancer))
+        summary.addRaw(balancerSection(outcome.hosts), true);
+    const chart = ganttChart(outcome.hosts, `${outcome.status} ${outcome.release}`);
+    // Blank lines around the fence: after the table's HTML, markdown only starts again after one.
+    if (chart)
+        summary.addRaw(`\n<p>Where the time went, per host (runner's clock):</p>\n\n${chart}\n`, true);
     if (outcome.migration)
         summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
     if (outcome.error)
@@ -65636,15 +66602,51 @@ function migrationSection(migration, status) {
         lines.push('', formatFindingsMarkdown(migration.findings, { dialect: migration.dialect ?? undefined }));
     return lines.join('\n');
 }
+/** Per server: how long it was out of rotation, what it held when drained, the errors HAProxy saw, the traffic gate. */
+function balancerSection(hosts) {
+    const lines = ['\n### Load balancer\n', '| Host | Server | Drained for | Sessions at drain | Errors during reload | Traffic gate |', '|---|---|---|---|---|---|'];
+    for (const host of hosts) {
+        const seen = host.balancer;
+        if (!seen)
+            continue;
+        lines.push(`| ${[
+            host.host,
+            seen.server,
+            seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
+            seen.sessionsAtDrain === undefined ? '—' : String(seen.sessionsAtDrain),
+            seen.errorsDuringReload === undefined ? '—' : String(seen.errorsDuringReload),
+            seen.traffic ?? '—',
+        ]
+            .map(job_summary_cell)
+            .join(' | ')} |`);
+    }
+    return lines.join('\n');
+}
 function escapeHtml(text) {
     return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+/** The post step's section of the job summary: one row per host it visited. */
+async function writePostSummary(results) {
+    await summary_summary
+        .addHeading('graceful-deploy post step', 3)
+        .addRaw('The main step did not finish; the post step put the hosts it had locked in order and released its locks.', true)
+        .addTable([
+        [
+            { data: 'Host', header: true },
+            { data: 'Main step reached', header: true },
+            { data: 'Post step', header: true },
+        ],
+        ...results.map((result) => [job_summary_cell(result.host), job_summary_cell(result.phase), `${result.failed ? '❌ ' : ''}${job_summary_cell(result.result)}`]),
+    ])
+        .write();
 }
 /**
  * One line of text that stays text in HTML and in markdown: escaped, on one line (a blank line
  * would end the HTML block and let markdown start), with markdown's inline markers as entities.
  */
 function job_summary_cell(text) {
-    return escapeHtml(text.replace(/\s+/g, ' ')).replace(/[\\`*_[\]|~!#]/g, (char) => `&#${char.charCodeAt(0)};`);
+    // One pass: escaping HTML first would let the '#' of '&#39;' be escaped again.
+    return text.replace(/\s+/g, ' ').replace(/[&<>"'\\`*_[\]|~!#]/g, (char) => escapeHtml(char) === char ? `&#${char.charCodeAt(0)};` : escapeHtml(char));
 }
 /** A value as a markdown code span, which shows markup literally; a backtick or line break inside could end it. */
 function job_summary_code(text) {
@@ -65900,7 +66902,6 @@ function parseChildren(stdout) {
 
 
 
-const POLL_MS = 250;
 /** The live process (same start time) with its children, or undefined if it is gone. */
 async function readProcess(host, process) {
     const result = await host.exec(`read gunicorn pid ${process.pid}`, childrenCommand(process.pid, process.startTime));
@@ -65942,7 +66943,7 @@ async function waitForGeneration(host, master, wait) {
             return undefined;
         const ready = wait.isReady ? await wait.isReady(booted) : booted;
         return ready.length >= fresh.length ? last : undefined;
-    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: POLL_MS, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` });
+    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` });
     if (!settled) {
         const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
         throw new ReloadError(`gunicorn master ${master.pid} did not reach ${wait.count} booted new workers within ${wait.timeoutSeconds}s ` +
@@ -65960,7 +66961,7 @@ async function waitForNoWorkers(host, master, notWorkers, timeoutSeconds) {
             throw new ReloadError(`gunicorn master ${master.pid} exited while its workers were retired.`, host.name);
         left = workersOnly(facts, skip).children;
         return left.length === 0 ? true : undefined;
-    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: POLL_MS });
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS });
     if (!done) {
         throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
     }
@@ -65969,7 +66970,7 @@ async function waitForNoWorkers(host, master, notWorkers, timeoutSeconds) {
 async function waitUntilGone(host, process, timeoutSeconds) {
     const gone = await pollUntil(async () => ((await readProcess(host, process)) ? undefined : true), {
         timeoutMs: timeoutSeconds * 1000,
-        intervalMs: POLL_MS,
+        intervalMs: PROCESS_POLL_MS,
     });
     return gone === true;
 }
@@ -65992,13 +66993,15 @@ function masterHalted(pid) {
 async function hupReload(host, master, options, log) {
     // New workers boot while the old ones finish their requests: both must be done in time.
     const timeoutSeconds = Math.max(options.timeoutSeconds, options.stopSeconds);
-    const replaceWorkers = async (old, count) => {
+    const replaceWorkers = async (old, count, progress) => {
         await signal(host, master, 'HUP', log);
+        progress?.('signalled');
         const facts = await waitForGeneration(host, master, { old, count, timeoutSeconds });
+        progress?.('booted');
         log(`master ${master.pid}: workers ${old.join(', ')} replaced by ${facts.children.join(', ')}`);
         return { ...master, workers: facts.children };
     };
-    const reloaded = await replaceWorkers(master.workers, options.workers);
+    const reloaded = await replaceWorkers(master.workers, options.workers, options.progress);
     return {
         master: reloaded,
         commit: async () => reloaded,
@@ -66164,7 +67167,6 @@ function reloadPlan(next, now, running) {
 
 
 
-const rolling_strategy_POLL_MS = 250;
 /**
  * Rolling (seed 000's "reload ++"): TTIN adds a worker that imports the code `current` points
  * to; once every new worker is ready, TTOU retires the oldest, which is one of the previous
@@ -66252,7 +67254,7 @@ async function steadyWorkers(host, master) {
     let count = 0;
     for (let read = 0; read < 3; read += 1) {
         if (read > 0)
-            await sleep(rolling_strategy_POLL_MS);
+            await sleep(PROCESS_POLL_MS);
         const state = await readWorkers(host, master);
         count = Math.max(count, state.workers.length);
         for (const worker of state.workers)
@@ -66284,7 +67286,7 @@ async function settle(host, master, wait) {
             return undefined;
         }
         return state;
-    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: rolling_strategy_POLL_MS });
+    }, { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS });
     if (settled)
         return settled;
     const workers = last?.workers.map((worker) => worker.pid).join(', ') || 'none';
@@ -66293,57 +67295,90 @@ async function settle(host, master, wait) {
         : `the oldest worker did not exit within ${wait.timeoutSeconds}s of TTOU (${waiting}; workers ${workers}).`, host.name);
 }
 
-;// CONCATENATED MODULE: ./src/servers/gunicorn/service-cgroup.ts
-
-/** Prints /proc/<pid>/cgroup (empty when unreadable: no cgroups, or another user's process). */
-function cgroupCommand(pid) {
-    return sh `cat /proc/${pid}/cgroup 2>/dev/null; true`;
+;// CONCATENATED MODULE: ./src/servers/gunicorn/leftover-state.ts
+/**
+ * What a run that died mid-reload (SIGKILL with its runner: no cancel handler, no post step)
+ * left on a gunicorn host, and the one step that brings it closer to one consistent release.
+ * Pure: the facts are read by settle.ts.
+ *
+ * Which release a worker serves: the one `current` named when the worker started, since a
+ * worker imports the app from `current` when it boots (not with preload_app, see README). The
+ * switch log (release-commands.ts) says when `current` changed and from what to what; a
+ * worker older than every logged switch serves the first switch's `from`.
+ */
+/** The release a worker started at `startedAt` serves, by the switch log (sorted by time). */
+function releaseAt(startedAt, switches, current) {
+    if (switches.length === 0)
+        return current;
+    let serves = switches[0]?.from ?? switches[0]?.to ?? current;
+    for (const entry of switches)
+        if (entry.at <= startedAt)
+            serves = entry.to;
+    return serves;
+}
+/** The distinct releases a generation's workers serve, oldest worker's first. */
+function releasesOf(generation, switches, current) {
+    const byAge = [...generation.workers].sort((a, b) => a.startedAt - b.startedAt);
+    return [...new Set(byAge.map((worker) => releaseAt(worker.startedAt, switches, current)))];
 }
 /**
- * The systemd service unit a process runs in, read from /proc/<pid>/cgroup, or undefined.
- * systemd puts every unit in a cgroup of its own name (`/system.slice/app.service`, or a
- * user's `/user.slice/user-1000.slice/user@1000.service/app.slice/app.service`), on the v2
- * line (`0::`) or the v1 `name=systemd` line. `user@<uid>.service` is the user's manager: a
- * process below it counts only when a deeper `.service` holds it (a login shell's scope does not).
+ * Recognises the state. The rule for choosing: keep the generation that served before the
+ * dead run (its release is known good), unless the new one is the only one with workers left
+ * (then stopping it would leave the host serving nothing).
  */
-function systemdServiceOf(cgroupText) {
-    for (const line of cgroupText.split('\n')) {
-        const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
-        if (path === undefined || !(controllers === '' || controllers === 'name=systemd'))
+function recogniseLeftover(facts) {
+    const switches = [...facts.switches].sort((a, b) => a.at - b.at);
+    const old = releasesOf(facts.master, switches, facts.current);
+    if (facts.upgrade) {
+        const fresh = releasesOf(facts.upgrade, switches, facts.current);
+        // The generation that served before the dead run: the old master's oldest worker's release.
+        if (old[0] !== undefined)
+            return { kind: 'two-masters', keep: old[0], stop: facts.upgrade.pid, stopServes: fresh };
+        if (fresh.length === 1 && fresh[0] !== undefined)
+            return { kind: 'idle-old-master', keep: fresh[0], idle: facts.master.pid, serving: facts.upgrade.pid };
+        if (fresh.length > 1)
+            return { kind: 'refuse', why: `the new master ${facts.upgrade.pid} serves ${fresh.join(' and ')} and the old master ${facts.master.pid} has no workers` };
+        return { kind: 'refuse', why: `neither the old master ${facts.master.pid} nor the new master ${facts.upgrade.pid} of an unfinished USR2 has workers` };
+    }
+    if (old.length === 0)
+        return { kind: 'refuse', why: `master ${facts.master.pid} has no workers` };
+    if (old.length > 1) {
+        const before = switches.at(-1)?.from;
+        return { kind: 'mixed-generations', serves: old, keep: before && old.includes(before) ? before : (old[0] ?? facts.current) };
+    }
+    const serves = old[0] ?? facts.current;
+    return serves === facts.current ? { kind: 'consistent', serves } : { kind: 'current-ahead', serves, current: facts.current };
+}
+/** One line for the log and errors: what the host was found in. */
+function describeLeftover(state, current) {
+    switch (state.kind) {
+        case 'consistent':
+            return `consistent: every worker serves ${state.serves}`;
+        case 'current-ahead':
+            return `current names ${state.current}, but every worker serves ${state.serves} (a run died after switching, before reloading)`;
+        case 'mixed-generations':
+            return `workers of ${state.serves.join(' and ')} side by side under one master (an interrupted rolling reload); current names ${current}`;
+        case 'two-masters':
+            return `two masters: the old one serves ${state.keep}, the new master ${state.stop} of an unfinished USR2 ${state.stopServes.length ? `serves ${state.stopServes.join(' and ')}` : 'has no workers yet'}`;
+        case 'idle-old-master':
+            return `an idle old master ${state.idle} (its workers retired by WINCH) beside the new master ${state.serving}, which serves ${state.keep} (a USR2 never committed)`;
+        case 'refuse':
+            return state.why;
+    }
+}
+/** Parses the switch log: `<epoch> <from|-> <to>` lines, where from and to are `releases/<name>`. */
+function parseSwitchLog(text) {
+    const switches = [];
+    for (const line of text.split('\n')) {
+        const [at = '', from = '', to = ''] = line.trim().split(/\s+/);
+        if (!to || !Number.isFinite(Number(at)))
             continue;
-        const services = path.split('/').filter((segment) => segment.endsWith('.service') && !/^user@\d+\.service$/.test(segment));
-        const unit = services.pop();
-        if (unit)
-            return unit;
+        switches.push({ at: Number(at), from: from === '-' ? undefined : nameOf(from), to: nameOf(to) });
     }
-    return undefined;
+    return switches;
 }
-
-;// CONCATENATED MODULE: ./src/servers/gunicorn/strategy-fit.ts
-/**
- * Why a strategy cannot do its job with this gunicorn, or undefined when it can. Checked
- * before anything is switched, because each of these fails in a way that hurts:
- * - HUP and TTIN fork workers from the master, so with preload_app they keep serving the
- *   code the master imported at start: the deploy would "succeed" with old code.
- * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
- *   workers (and a supervisor restarts a foreground master that exits).
- * - Under a systemd service (`systemdUnit`, see service-cgroup.ts), the USR2 commit loses
- *   systemd the main pid, and its cgroup kill takes the new master down after the gate passed
- *   (gunicorn #2856): the host would go dark after a "successful" deploy.
- */
-function strategyProblem(strategy, config, master, systemdUnit) {
-    if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
-        return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
-    }
-    if (strategy === 'usr2' && systemdUnit) {
-        return `gunicorn runs in the systemd service ${systemdUnit}: when the old master exits at the USR2 commit, systemd loses its main pid and stops the whole service, new master included (gunicorn #2856). Use strategy: rolling (or hup), which keeps the master systemd knows.`;
-    }
-    // --daemon is often on the command line; without the master's arguments the process tree tells.
-    const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
-    if (strategy === 'usr2' && !daemonized) {
-        return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
-    }
-    return undefined;
+function nameOf(target) {
+    return target.replace(/\/+$/, '').split('/').pop() ?? target;
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/reexec-child.ts
@@ -66394,6 +67429,7 @@ async function usr2Reload(host, old, options, log) {
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     const secondsLeft = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
     await signal(host, old, 'USR2', log);
+    options.progress?.('signalled');
     let child;
     let fresh;
     try {
@@ -66408,6 +67444,7 @@ async function usr2Reload(host, old, options, log) {
             exitMessage: `the new master ${child.pid} exited while booting (its workers could not boot; see gunicorn's error log). The old master ${old.pid} never stopped serving.`,
         });
         log(`new master ${fresh.pid} booted workers ${fresh.children.join(', ')}`);
+        options.progress?.('booted');
     }
     catch (error) {
         // The old master never stopped serving: removing whatever the new one left is all it takes.
@@ -66442,7 +67479,7 @@ async function waitForNewMaster(host, old, options, timeoutSeconds) {
         if (!facts.master || facts.master.pid !== old.pid)
             throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
         return parseReexecChildren(stdout)[0] ?? upgradeOf(facts.upgrade, old);
-    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250, signal: options.signal, what: 'wait for the new master' });
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS, signal: options.signal, what: 'wait for the new master' });
     if (!found)
         throw new ReloadError(`no new master appeared within ${timeoutSeconds}s after USR2 (it failed to start; see gunicorn's error log).`, host.name);
     return found;
@@ -66459,10 +67496,14 @@ async function commit(host, old, fresh, options, log) {
     await signal(host, old, 'TERM', log);
     if (!(await waitUntilGone(host, old, options.stopSeconds)))
         throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
+    // The new master promotes itself (renames <pidfile>.2) at the top of its loop, which otherwise
+    // sleeps up to 1 s: SIGCHLD wakes it, and in gunicorn 20.1 to 26.1 only makes it reap exited
+    // children (waitpid with WNOHANG; none here), so the promotion follows at once.
+    await signal(host, fresh, 'CHLD', log);
     const promoted = await pollUntil(async () => {
         const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
         return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
-    }, { timeoutMs: 15_000, intervalMs: 250 });
+    }, { timeoutMs: 15_000, intervalMs: PROCESS_POLL_MS });
     if (!promoted)
         throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
     log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
@@ -66528,9 +67569,171 @@ async function waitForOrphans(host, workers, parent, timeoutSeconds) {
         const alive = await describeProcesses(host, workers.map((worker) => worker.pid));
         left = alive.filter((facts) => workers.some((worker) => sameProcess(worker, facts))).map((facts) => facts.pid);
         return left.length === 0 ? true : undefined;
-    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250 });
+    }, { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS });
     if (!gone)
         throw new ReloadError(`workers of the stopped master ${parent} are still alive: ${left.join(', ')}.`, host.name);
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/settle.ts
+
+
+
+
+
+
+
+
+/** What a generation stopped while settling may take: gunicorn's default graceful_timeout (30 s) + margin. */
+const STOP_SECONDS = 35;
+/** Each step removes one anomaly; more than this means the host changes under us. */
+const MAX_STEPS = 4;
+/**
+ * Settles a gunicorn host one step at a time (leftover-state.ts decides, this acts), reading
+ * the host again after each step, until every worker serves the release `current` names.
+ */
+async function settleGunicorn(host, options, pointCurrent, log) {
+    let found;
+    for (let step = 0; step < MAX_STEPS; step += 1) {
+        const { facts, master, upgrade } = await readLeftover(host, options);
+        const state = recogniseLeftover(facts);
+        const line = describeLeftover(state, facts.current);
+        found ??= line;
+        if (state.kind === 'consistent')
+            return { found, repaired: step > 0, serves: state.serves };
+        log(`left by an interrupted run: ${line}`);
+        await repair(host, options, state, { master, upgrade, current: facts.current }, pointCurrent, log);
+    }
+    throw new LeftoverStateError(`the host did not settle after ${MAX_STEPS} repairs (found: ${found}). Check gunicorn by hand, then deploy again.`, host.name);
+}
+async function repair(host, options, state, masters, pointCurrent, log) {
+    const { master, upgrade, current } = masters;
+    const usr2 = usr2Options(options);
+    const point = async (release) => {
+        if (release === current)
+            return;
+        await pointCurrent(release);
+        log(`current → releases/${release} (what serves)`);
+    };
+    switch (state.kind) {
+        case 'current-ahead':
+            return point(state.serves);
+        case 'mixed-generations': {
+            await point(state.keep);
+            log(`reloading every worker into ${state.keep}`);
+            const handle = await options.reload(master, log);
+            await handle.commit();
+            return;
+        }
+        case 'two-masters':
+            await point(state.keep);
+            log(`stopping the new master ${state.stop}; the old master ${master.pid} keeps serving ${state.keep}`);
+            return stopNewMaster(host, usr2, master, log, upgrade);
+        case 'idle-old-master': {
+            if (!upgrade)
+                return;
+            await point(state.keep);
+            log(`committing the new master ${state.serving}: it is the only one with workers`);
+            const fresh = { ...master, pid: upgrade.pid, startTime: upgrade.startTime };
+            await commit(host, master, fresh, usr2, log);
+            return;
+        }
+        case 'refuse':
+            throw new LeftoverStateError(`a run that died left gunicorn as: ${state.why}. Nothing was signalled. Fix by hand: HUP the old master ${master.pid} (it forks workers of the release 'current' names, now ${current})${upgrade ? ` and TERM the new master ${upgrade.pid}` : ''}, then run the workflow again.`, host.name);
+        case 'consistent':
+            return;
+    }
+}
+/** What the usr2 strategy's own stop, commit and search need. */
+function usr2Options(options) {
+    return { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.timeoutSeconds, workers: 1, stopSeconds: STOP_SECONDS };
+}
+/**
+ * Reads what settling needs: the pidfile's master (verified as this app's, an unfinished
+ * upgrade aside), the master USR2 started if any (verified as its re-executed child), every
+ * worker's start time, `current` and the switch log.
+ */
+async function readLeftover(host, options) {
+    const pidfile = parsePidfileFacts((await host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+    // The `.2` master is looked at below, as the old master's verified child.
+    const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
+    const upgrade = await findNewMaster(host, usr2Options(options), master);
+    const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
+    const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
+    const newWorkers = upgradeFacts?.children ?? [];
+    const read = (await host.exec('read worker ages and the switch log', agesCommand(options.appDir, options.switchLog))).stdout;
+    const clock = parseClock(read);
+    const described = await describeProcesses(host, [...oldWorkers, ...newWorkers]);
+    const ageOf = (pids) => described.filter((facts) => pids.includes(facts.pid)).map((facts) => ({ pid: facts.pid, startedAt: clock.bootEpoch + Number(facts.startTime) / clock.ticks }));
+    const facts = {
+        current: clock.current,
+        switches: parseSwitchLog(read.split('\n').filter((line) => line.startsWith('switch ')).map((line) => line.slice(7)).join('\n')),
+        master: { pid: master.pid, workers: ageOf(oldWorkers) },
+        upgrade: upgrade ? { pid: upgrade.pid, workers: ageOf(newWorkers) } : undefined,
+    };
+    return { facts, master: { ...master, workers: oldWorkers }, upgrade };
+}
+/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, and the switch log. */
+function agesCommand(appDir, switchLog) {
+    return sh `printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+}
+/** Epoch of the boot in the host's clock, from `clock=<epoch> <uptime> <ticks>`. */
+function parseClock(stdout) {
+    const [epoch = '0', uptime = '0', ticks = '100'] = /^clock=(.*)$/m.exec(stdout)?.[1]?.split(' ') ?? [];
+    const current = (/^current=(.*)$/m.exec(stdout)?.[1] ?? '').replace(/\/+$/, '').split('/').pop() ?? '';
+    return { bootEpoch: Number(epoch) - Number(uptime), ticks: Number(ticks) || 100, current };
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/service-cgroup.ts
+
+/** Prints /proc/<pid>/cgroup (empty when unreadable: no cgroups, or another user's process). */
+function cgroupCommand(pid) {
+    return sh `cat /proc/${pid}/cgroup 2>/dev/null; true`;
+}
+/**
+ * The systemd service unit a process runs in, read from /proc/<pid>/cgroup, or undefined.
+ * systemd puts every unit in a cgroup of its own name (`/system.slice/app.service`, or a
+ * user's `/user.slice/user-1000.slice/user@1000.service/app.slice/app.service`), on the v2
+ * line (`0::`) or the v1 `name=systemd` line. `user@<uid>.service` is the user's manager: a
+ * process below it counts only when a deeper `.service` holds it (a login shell's scope does not).
+ */
+function systemdServiceOf(cgroupText) {
+    for (const line of cgroupText.split('\n')) {
+        const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
+        if (path === undefined || !(controllers === '' || controllers === 'name=systemd'))
+            continue;
+        const services = path.split('/').filter((segment) => segment.endsWith('.service') && !/^user@\d+\.service$/.test(segment));
+        const unit = services.pop();
+        if (unit)
+            return unit;
+    }
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/servers/gunicorn/strategy-fit.ts
+/**
+ * Why a strategy cannot do its job with this gunicorn, or undefined when it can. Checked
+ * before anything is switched, because each of these fails in a way that hurts:
+ * - HUP and TTIN fork workers from the master, so with preload_app they keep serving the
+ *   code the master imported at start: the deploy would "succeed" with old code.
+ * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
+ *   workers (and a supervisor restarts a foreground master that exits).
+ * - Under a systemd service (`systemdUnit`, see service-cgroup.ts), the USR2 commit loses
+ *   systemd the main pid, and its cgroup kill takes the new master down after the gate passed
+ *   (gunicorn #2856): the host would go dark after a "successful" deploy.
+ */
+function strategyProblem(strategy, config, master, systemdUnit) {
+    if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
+        return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
+    }
+    if (strategy === 'usr2' && systemdUnit) {
+        return `gunicorn runs in the systemd service ${systemdUnit}: when the old master exits at the USR2 commit, systemd loses its main pid and stops the whole service, new master included (gunicorn #2856). Use strategy: rolling (or hup), which keeps the master systemd knows.`;
+    }
+    // --daemon is often on the command line; without the master's arguments the process tree tells.
+    const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
+    if (strategy === 'usr2' && !daemonized) {
+        return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
+    }
+    return undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-server.ts
@@ -66546,10 +67749,11 @@ async function waitForOrphans(host, workers, parent, timeoutSeconds) {
 
 
 
+
 const gunicorn_server_STRATEGIES = {
-    hup: (host, master, options, plan, log) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds }, log),
+    hup: (host, master, options, plan, log, _signal, progress) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
     // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
-    usr2: (host, master, options, plan, log, signal) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
+    usr2: (host, master, options, plan, log, signal, progress) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal, progress }, log),
     rolling: (host, master, options, plan, log, signal) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
 };
 /** Gunicorn, driven through its master's signals. */
@@ -66572,10 +67776,18 @@ class GunicornServer {
         return { ...master, python: found.python, pythonFrom: found.foundBy };
     }
     async preflight(host, master, releaseDir) {
-        const config = await this.readConfig(host, master, releaseDir);
-        const problem = strategyProblem(this.options.strategy, config, master, await this.systemdUnit(host, master));
+        // The three reads change nothing and need nothing from each other: they run at once, so the
+        // import check (which pays the app's boot) hides the others. Its verdict waits for the fit's.
+        const imported = this.importCheck(host, master, releaseDir).then(() => undefined, (error) => (error instanceof Error ? error : new Error(String(error))));
+        const [config, unit] = await Promise.all([this.readConfig(host, master, releaseDir), this.systemdUnit(host, master)]).finally(() => imported);
+        const problem = strategyProblem(this.options.strategy, config, master, unit);
+        const importError = await imported;
         if (problem)
             throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
+        if (importError)
+            throw importError;
+    }
+    async importCheck(host, master, releaseDir) {
         try {
             await host.exec('import check of the new release', preflightCommand(master, releaseDir, this.options.appSpec), {
                 timeoutSeconds: this.options.reloadTimeoutSeconds,
@@ -66588,13 +67800,22 @@ class GunicornServer {
         }
     }
     /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
-    async reload(host, master, log, signal) {
-        const next = await this.readConfig(host, master, `${this.options.appDir}/current`);
-        // Without the master's arguments, its own release's file tells whether files are the whole story.
-        const now = next?.source === 'default-file' ? await this.readConfig(host, master, master.cwd) : undefined;
-        const plan = reloadPlan(next, now, master.workers.length);
+    async reload(host, master, log, signal, progress) {
+        // Without the master's arguments (a titled master: source 'default-file'), its own release's
+        // file tells whether files are the whole story; both reads run at once.
+        const [next, now] = await Promise.all([
+            this.readConfig(host, master, `${this.options.appDir}/current`),
+            master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
+        ]);
+        const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
         log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
-        return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal);
+        return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
+    }
+    /** Repairs what a run that died mid-reload left (settle.ts), reloading with this run's strategy when workers of two releases remain. */
+    async settle(host, pointCurrent, log) {
+        const { pidfile, appDir, switchLog, reloadTimeoutSeconds } = this.options;
+        const reload = async (_stale, reloadLog) => this.reload(host, await this.inspect(host), reloadLog);
+        return settleGunicorn(host, { pidfile, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
     }
     /** The systemd service the master runs in, if any (usr2 cannot work there). */
     async systemdUnit(host, master) {
@@ -66778,7 +67999,6 @@ function judge(stats, replaced, count) {
     const done = stats.workers.length >= count && serving.length === stats.workers.length;
     return { verdict: done ? 'done' : 'waiting', fresh, serving };
 }
-const worker_follow_POLL_MS = 250;
 const NUDGE_AFTER_MS = 3000;
 /** Follows a reload through the stats server until every worker is a new one serving its app. */
 async function followWorkers(host, instance, options, log) {
@@ -66819,7 +68039,7 @@ async function followWorkers(host, instance, options, log) {
             await options.nudge();
         }
         return undefined;
-    }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: worker_follow_POLL_MS });
+    }, { timeoutMs: options.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS });
     if (!finished) {
         const waiting = last ? last.fresh.filter((worker) => !worker.accepting).map((worker) => `${worker.id} (pid ${worker.pid})`) : [];
         throw new ReloadError(`the ${options.what} did not finish within ${options.timeoutSeconds}s: ${announced.size}/${count} new workers serve their app` +
@@ -67135,6 +68355,14 @@ class UwsgiServer {
         const { strategy, reloadTimeoutSeconds } = this.options;
         return strategy === 'chain' ? chainReload(host, instance, reloadTimeoutSeconds, log) : gracefulReload(host, instance, reloadTimeoutSeconds, log);
     }
+    /**
+     * Not checked yet for uWSGI: which release a worker serves depends on lazy-apps, chdir and
+     * pythonpath (a chdir resolves the link once), so the worker-age rule gunicorn uses does
+     * not hold here. inspect() still refuses an instance it cannot verify.
+     */
+    settle() {
+        return Promise.resolve({ found: 'not checked for leftovers of an interrupted run (uWSGI)', repaired: false });
+    }
     /** The instance's options: its command line with its ini file (read relative to the master's cwd). */
     async readSettings(host, argv, cwd) {
         const files = new Map();
@@ -67154,6 +68382,11 @@ function throughCurrent(path, appDir, releaseDir) {
 }
 
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
+
+
+
 
 
 
@@ -67190,12 +68423,21 @@ async function deployFromInputs() {
     info(`graceful-deploy: ${settings.mode} ${settings.release || '(previous release)'} to ${settings.hosts.map((host) => host.label).join(', ')} with ${settings.server}/${settings.strategy}`);
     if (!settings.ssh.knownHosts)
         warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
-    const cancellation = onRunnerCancel();
+    const lb = {};
+    const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
+    // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
+    const connector = sshConnector(settings.ssh);
+    const record = mainRecord();
     let outcome;
+    const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line), connector);
+    lb.balancer = balancer(settings, connect, cancellation.signal);
     try {
         outcome = await deploy(settings, {
             signal: cancellation.signal,
-            connect: sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
+            token: record.token,
+            progress: record.progress,
+            connect,
+            balancer: lb.balancer,
             server: serverDriver(settings),
             reporter: actionReporter,
             migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
@@ -67204,6 +68446,8 @@ async function deployFromInputs() {
     catch (error) {
         outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
     }
+    // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
+    main_saveState(State.Finished, 'true');
     await report(outcome);
     if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
         const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
@@ -67216,7 +68460,7 @@ async function deployFromInputs() {
  * that. A listener replaces node's default exit: the deploy stops starting new work, finishes
  * the host in flight, releases its locks and writes its outputs in that time.
  */
-function onRunnerCancel() {
+function onRunnerCancel(lastChance) {
     const controller = new AbortController();
     const cancel = (name) => {
         if (!controller.signal.aborted)
@@ -67224,7 +68468,11 @@ function onRunnerCancel() {
         controller.abort();
     };
     const onInt = () => cancel('SIGINT');
-    const onTerm = () => cancel('SIGTERM');
+    // SIGTERM: 2.5 s before the kill; what must not be left behind (a drained server) goes now.
+    const onTerm = () => {
+        cancel('SIGTERM');
+        lastChance();
+    };
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
     return {
@@ -67235,12 +68483,47 @@ function onRunnerCancel() {
         },
     };
 }
+/** The load balancer named by lb, undefined when there is none. */
+function balancer(settings, connect, signal) {
+    const lb = settings.balancer;
+    if (!lb)
+        return undefined;
+    return new HaproxyBalancer({
+        settings: lb,
+        drain: shouldDrain(lb.drain, settings.server, settings.strategy),
+        connect,
+        upTimeoutSeconds: settings.health.timeoutSeconds,
+        log: (line) => actionReporter.log(lb.host.label, line),
+        signal,
+    });
+}
+/**
+ * What the post step needs if this step dies (SIGKILL, the runner gone): the lock token and each
+ * host's phase, saved as they change. Never a secret: the post step reads its inputs again.
+ */
+function mainRecord() {
+    const token = (0,external_node_crypto_.randomBytes)(6).toString('hex');
+    const phases = {};
+    main_saveState(State.Token, token);
+    return {
+        token,
+        progress: (host, phase) => {
+            phases[host] = phase;
+            main_saveState(State.Phases, JSON.stringify(phases));
+        },
+    };
+}
+/** core.saveState on the runner (GITHUB_STATE is set); nothing in the terminal form, which has no post step. */
+function main_saveState(name, value) {
+    if (process.env.GITHUB_STATE)
+        saveState(name, value);
+}
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
 function serverDriver(settings) {
     const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
     if (settings.server === 'uwsgi')
         return new UwsgiServer({ ...common, strategy: settings.strategy });
-    return new GunicornServer({ ...common, strategy: settings.strategy, python: settings.python });
+    return new GunicornServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy, python: settings.python });
 }
 /**
  * Registers secrets with the runner before anything could print them: key material (each line
@@ -67248,7 +68531,7 @@ function serverDriver(settings) {
  * `https://user:token@host/ready`, which a failing probe may echo.
  */
 function maskSecrets() {
-    for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase]) {
+    for (const name of [Inputs.SshKey, Inputs.SshKeyPassphrase, Inputs.JumpSshKey]) {
         const value = getInput(name);
         if (!value)
             continue;
@@ -67300,22 +68583,169 @@ function sourcePrefix() {
     return external_node_path_namespaceObject.isAbsolute(source) ? external_node_path_namespaceObject.relative(process.env.GITHUB_WORKSPACE ?? process.cwd(), source) : source;
 }
 
+;// CONCATENATED MODULE: ./src/post-step.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+function readMainRecord(get) {
+    let phases = {};
+    try {
+        phases = JSON.parse(get(State.Phases) || '{}');
+    }
+    catch {
+        phases = {};
+    }
+    return { finished: get(State.Finished) === 'true', token: get(State.Token) || undefined, phases };
+}
+/**
+ * The hosts the post step must visit: those the main step locked, unless it finished on its own
+ * (then its own cleanup ran: nothing to do). Returns a reason instead when there is nothing.
+ */
+function postTargets(record, hosts) {
+    const idle = idleReason(record);
+    if (idle)
+        return idle;
+    const touched = hosts.filter((host) => record.phases[host.label] !== undefined);
+    return touched.length ? touched : 'the main step locked no host; nothing to do.';
+}
+/** Why the post step has nothing to do whatever the hosts, if so. */
+function idleReason(record) {
+    if (record.finished)
+        return 'the main step finished on its own (its cleanup ran); nothing to do.';
+    if (!record.token)
+        return 'the main step took no deploy lock; nothing to do.';
+    return undefined;
+}
+/**
+ * The post step (`runs.post`, run even when the job was cancelled or the main step was killed):
+ * when the main step did not finish on its own, reconnects to every host it locked, settles each
+ * one to a single consistent release (leftover-release.ts), releases the locks it owns, and
+ * reports in the job summary. A no-op after a clean run. Never throws.
+ */
+async function runPost() {
+    try {
+        const record = readMainRecord((name) => getState(name));
+        // Inputs are read only when there is work: after a clean run the post step touches nothing.
+        const idle = idleReason(record);
+        if (idle) {
+            info(`graceful-deploy post: ${idle}`);
+            return;
+        }
+        const settings = parseSettings((name) => getInput(name), process.env);
+        const targets = postTargets(record, settings.hosts);
+        if (typeof targets === 'string') {
+            info(`graceful-deploy post: ${targets}`);
+            return;
+        }
+        warning(`graceful-deploy post: the main step did not finish (killed or cancelled past its budget); putting ${targets.map((host) => host.label).join(', ')} in order.`);
+        const results = await group('Post: settle the hosts the main step left', () => postAll(settings, targets, record));
+        if (process.env.GITHUB_STEP_SUMMARY)
+            await writePostSummary(results).catch((error) => warning(`could not write the job summary: ${errorMessage(error)}`));
+        const failed = results.filter((result) => result.failed);
+        if (failed.length)
+            setFailed(`graceful-deploy post: ${failed.map((result) => `${result.host}: ${result.result}`).join('; ')}`);
+    }
+    catch (error) {
+        setFailed(`graceful-deploy post step stopped on an error: ${errorMessage(error)}`);
+    }
+}
+async function postAll(settings, targets, record) {
+    const token = record.token ?? '';
+    const layout = layoutOf(settings.appDir);
+    const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
+    const server = serverDriver(settings);
+    const locked = [];
+    const stopHeartbeat = startHeartbeat(() => locked, layout, token);
+    const results = [];
+    try {
+        for (const target of targets) {
+            const phase = record.phases[target.label] ?? 'unknown';
+            const log = (line) => actionReporter.log(target.label, line);
+            let remote;
+            try {
+                remote = await connect(target);
+                if (!(await holdLock(remote, layout, token, log))) {
+                    results.push({ host: target.label, phase, result: 'another run holds the lock now: left to it', failed: false });
+                    continue;
+                }
+                locked.push(remote);
+                const settled = await settleHost(remote, layout, token, server, log);
+                const result = settled.repaired ? `settled (was: ${settled.found}); serves ${settled.serves ?? 'one release'}` : `already consistent (${settled.found})`;
+                log(result);
+                results.push({ host: target.label, phase, result, failed: false });
+            }
+            catch (error) {
+                const message = errorMessage(error).replace(`[${target.label}] `, '');
+                log(`could not be settled: ${message}`);
+                results.push({ host: target.label, phase, result: message, failed: true });
+            }
+            finally {
+                if (remote) {
+                    await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
+                    await remote.close();
+                }
+            }
+        }
+    }
+    finally {
+        stopHeartbeat();
+    }
+    return results;
+}
+/**
+ * Makes sure this run holds the host's lock: it still does when the main step was killed; when
+ * the lock is gone it is taken again (lock-wait 0), so no other run changes the host meanwhile.
+ * False when another run holds it.
+ */
+async function holdLock(remote, layout, token, log) {
+    const read = (await remote.exec('read the deploy lock', readLockCommand(layout))).stdout;
+    if (read.includes('locked=yes')) {
+        const holder = parseLockHolder(read);
+        if (holder.token === token)
+            return true;
+        log(`the deploy lock is held by ${describeHolder(holder)}, not by this run: not touching the host`);
+        return false;
+    }
+    await acquireLock(remote, layout, ownerText(token, runIdentity(process.env), new Date()), { waitSeconds: 0, log });
+    return true;
+}
+
 ;// CONCATENATED MODULE: ./src/index.ts
 /**
  * Entry point of the bundled action: everything lives in run(), so tests import it without
  * starting it. With arguments it is the terminal form: `node dist/index.js --hosts ... --mode plan`.
+ * The runner runs it a second time as the post step (action.yml `runs.post`); the state the
+ * main step saved tells the two apart.
  */
 
 
 
 
+
+
+
 const argv = process.argv.slice(2);
-if (argv.includes('--help') || argv.includes('-h')) {
+if (getState(State.IsPost) === 'true') {
+    // The second run of this bundle in a job, as action.yml's `runs.post`.
+    void runPost();
+}
+else if (argv.includes('--help') || argv.includes('-h')) {
     console.log(CLI_USAGE);
 }
 else {
     try {
         Object.assign(process.env, cliInputs(argv));
+        main_saveState(State.IsPost, 'true');
         void run();
     }
     catch (error) {
