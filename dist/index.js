@@ -59602,6 +59602,24 @@ function pinnedKeyAlgorithms(entries, host, port) {
     return algorithms;
 }
 
+;// CONCATENATED MODULE: ./src/balancer/drain-policy.ts
+/**
+ * Strategies during which the host stops answering for the whole boot (gunicorn HUP replaces
+ * every worker at once; uWSGI's graceful reload re-execs everything; a uWSGI chain has a
+ * capacity hole per worker): with drain: auto the balancer stops sending them traffic first.
+ */
+const STALLING = {
+    gunicorn: ['hup'],
+    uwsgi: ['reload', 'chain'],
+};
+function shouldDrain(mode, server, strategy) {
+    if (mode === 'always')
+        return true;
+    if (mode === 'never')
+        return false;
+    return STALLING[server].includes(strategy);
+}
+
 ;// CONCATENATED MODULE: ./src/rollout/rollout-plan.ts
 /**
  * The rollout plan as data: which hosts reload together, in which order. Pure, so every
@@ -59657,6 +59675,7 @@ function parseBatchSize(text) {
 
 
 
+
 const STRATEGIES = ['usr2', 'rolling', 'hup'];
 /** Each server's strategies; the first is its default. */
 const SERVER_STRATEGIES = {
@@ -59702,6 +59721,7 @@ function parseSettings(read, env) {
     const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || (strategies[0] ?? ''), strategies, ` (for server: ${server})`);
     const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
     const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
+    const balancer = balancerSettings(get, defaultUser, hosts);
     const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
     return {
         hosts,
@@ -59742,19 +59762,20 @@ function parseSettings(read, env) {
         mode,
         lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
         forceUnlock: input_helper_boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
-        rollout: rolloutSettings(get, strategy),
-        balancer: balancerSettings(get, defaultUser, hosts),
+        rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy)),
+        balancer,
     };
 }
 /**
  * Strategies that keep a host at full capacity through its reload (the old generation serves
  * until the new one passed its boot) move together after the canary by default; those that
- * stall the host's requests while it boots go one host at a time.
+ * stall the host's requests while it boots, and hosts the balancer drains around their reload
+ * (out of rotation: capacity the rest of the fleet must carry), go one host at a time.
  */
 const STALLING_STRATEGIES = ['hup', 'reload'];
-function rolloutSettings(get, strategy) {
+function rolloutSettings(get, strategy, drained) {
     const text = get(Inputs.BatchSize);
-    let batchSize = STALLING_STRATEGIES.includes(strategy) ? { count: 1 } : { percent: 100 };
+    let batchSize = STALLING_STRATEGIES.includes(strategy) || drained ? { count: 1 } : { percent: 100 };
     if (text) {
         batchSize = parseBatchSize(text);
         if (!batchSize)
@@ -59996,24 +60017,6 @@ function checkPrivateKey(input, key) {
 function normaliseKey(text) {
     const key = text.replace(/\r\n/g, '\n').trim();
     return key ? `${key}\n` : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/balancer/drain-policy.ts
-/**
- * Strategies during which the host stops answering for the whole boot (gunicorn HUP replaces
- * every worker at once; uWSGI's graceful reload re-execs everything; a uWSGI chain has a
- * capacity hole per worker): with drain: auto the balancer stops sending them traffic first.
- */
-const STALLING = {
-    gunicorn: ['hup'],
-    uwsgi: ['reload', 'chain'],
-};
-function shouldDrain(mode, server, strategy) {
-    if (mode === 'always')
-        return true;
-    if (mode === 'never')
-        return false;
-    return STALLING[server].includes(strategy);
 }
 
 ;// CONCATENATED MODULE: ./src/poll.ts

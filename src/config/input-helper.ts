@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
+import { shouldDrain } from '../balancer/drain-policy.js';
 import { parseBatchSize, type BatchSize } from '../rollout/rollout-plan.js';
 import type { BalancerSettings, ExpectVersion, GunicornStrategy, HostTarget, JumpHostSettings, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
@@ -60,6 +61,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
 
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
+  const balancer = balancerSettings(get, defaultUser, hosts);
   const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
   return {
     hosts,
@@ -100,21 +102,22 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     mode,
     lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
     forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
-    rollout: rolloutSettings(get, strategy),
-    balancer: balancerSettings(get, defaultUser, hosts),
+    rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy)),
+    balancer,
   };
 }
 
 /**
  * Strategies that keep a host at full capacity through its reload (the old generation serves
  * until the new one passed its boot) move together after the canary by default; those that
- * stall the host's requests while it boots go one host at a time.
+ * stall the host's requests while it boots, and hosts the balancer drains around their reload
+ * (out of rotation: capacity the rest of the fleet must carry), go one host at a time.
  */
 const STALLING_STRATEGIES: readonly string[] = ['hup', 'reload'];
 
-function rolloutSettings(get: (name: string) => string, strategy: string): RolloutSettings {
+function rolloutSettings(get: (name: string) => string, strategy: string, drained: boolean): RolloutSettings {
   const text = get(Inputs.BatchSize);
-  let batchSize: BatchSize | undefined = STALLING_STRATEGIES.includes(strategy) ? { count: 1 } : { percent: 100 };
+  let batchSize: BatchSize | undefined = STALLING_STRATEGIES.includes(strategy) || drained ? { count: 1 } : { percent: 100 };
   if (text) {
     batchSize = parseBatchSize(text);
     if (!batchSize) throw new InputError(Inputs.BatchSize, `'${text}' must be a number of hosts (1 or more) or a percentage of the fleet such as 25%.`);

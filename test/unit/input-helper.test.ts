@@ -122,6 +122,12 @@ describe('parseSettings', () => {
     expect(settingsFrom({ strategy: 'hup' }).rollout.batchSize).toEqual({ count: 1 });
     expect(settingsFrom({ server: 'uwsgi', strategy: 'reload' }).rollout.batchSize).toEqual({ count: 1 });
     expect(settingsFrom({ server: 'uwsgi' }).rollout.batchSize).toEqual({ percent: 100 });
+    // Hosts drained around their reload are capacity out of rotation: one at a time unless asked.
+    const lb = { lb: 'haproxy', 'lb-host': 'lb1', 'lb-backend': 'app' };
+    expect(settingsFrom({ ...lb, server: 'uwsgi' }).rollout.batchSize).toEqual({ count: 1 });
+    expect(settingsFrom({ ...lb, drain: 'always' }).rollout.batchSize).toEqual({ count: 1 });
+    expect(settingsFrom({ ...lb }).rollout.batchSize).toEqual({ percent: 100 });
+    expect(settingsFrom({ ...lb, drain: 'always', 'batch-size': '3' }).rollout.batchSize).toEqual({ count: 3 });
     expect(settingsFrom({ 'batch-size': '25%', canary: '0', 'canary-wait': '30', 'batch-wait': '5', 'max-failed-hosts': '2', 'max-parallel': '4' }).rollout).toEqual({
       maxParallel: 4,
       canary: 0,
