@@ -64003,13 +64003,6 @@ async function settleHost(remote, layout, token, server, log) {
         log(`settled: was ${settled.found}; now serves ${settled.serves ?? 'one release'}`);
     return { host: remote.name, ...settled, repaired: settled.repaired || removed.length > 0, removed };
 }
-/** settleHost on each host in turn; stops at the first host that cannot be settled. */
-async function settleAll(remotes, layout, token, server, log) {
-    const results = [];
-    for (const remote of remotes)
-        results.push(await settleHost(remote, layout, token, server, (line) => log(remote.name, line)));
-    return results;
-}
 /** Lists app-dir's `current.*` and `previous.*` symlinks (pointLinkCommand's temporary names). */
 function tempLinksCommand(layout) {
     return sh `cd ${layout.appDir} 2>/dev/null && for l in current.* previous.*; do [ -L "$l" ] && printf '%s\n' "$l"; done; true`;
@@ -64572,14 +64565,13 @@ async function reloadHost(run, session, reporter) {
         const balancer = balancerOf(deps);
         // Drained (when the strategy stalls requests) from before the switch until the gate passed.
         const name = session.remote.name;
-        const passed = await balancer.around(name, async () => {
+        const { reloaded, passed } = await balancer.around(name, async () => {
             const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
             handle = reloaded;
-            return timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal));
+            return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
         });
         // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
         await balancer.trafficCheck([name]);
-        const reloaded = handle;
         const committed = await timed(deps, name, 'commit', () => reloaded.commit());
         Object.assign(session.report, {
             status: 'deployed',
@@ -64608,7 +64600,7 @@ async function holdCanary(run, canaries) {
     deps.reporter.log('runner', `holding the canary (${canaries.map((session) => session.remote.name).join(', ')}) for ${seconds}s of passing readiness probes (canary-wait)`);
     const held = timedWait(run, canaries, 'canary-wait');
     try {
-        return await probeCanaries(run, canaries, until);
+        return await probeCanaries(run, canaries, until, seconds);
     }
     finally {
         held.end();
@@ -64622,9 +64614,8 @@ function timedWait(run, sessions, phase) {
         void timed(run.deps, session.remote.name, phase, () => over);
     return { end };
 }
-async function probeCanaries(run, canaries, until) {
+async function probeCanaries(run, canaries, until, seconds) {
     const { settings, deps } = run;
-    const seconds = settings.rollout.canaryWaitSeconds;
     while (Date.now() < until && !deps.signal?.aborted) {
         await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
         if (deps.signal?.aborted)
@@ -64794,9 +64785,7 @@ async function deploy(settings, dependencies) {
                     reporter.log(remote.name, 'deploy lock taken');
                 }
             });
-        }
-        // What a run killed with its runner left (two masters, current ahead of the workers, staging leftovers).
-        if (settings.mode !== 'plan') {
+            // What a run killed with its runner left (two masters, current ahead of the workers, staging leftovers).
             const settled = await forEachHost(remotes, { limit: settings.rollout.maxParallel, reporter, title: (remote) => `Settle what interrupted runs left on ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true }, async (remote, hostReporter) => void (await settleHost(remote, layout, token, deps.server, (line) => hostReporter.log(remote.name, line))));
             throwFirstFailure(settled);
         }
@@ -64805,10 +64794,9 @@ async function deploy(settings, dependencies) {
         outcome.hosts = sessions.map((session) => session.report);
         outcome.release = sessions[0]?.target ?? settings.release;
         outcome.previousRelease = sessions[0]?.leaving;
-        for (const batch of batches)
-            for (const session of sessions)
-                if (batch.hosts.includes(session.remote.name))
-                    session.report.batch = batch.index;
+        const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch.index])));
+        for (const session of sessions)
+            session.report.batch = batchOf.get(session.remote.name);
         if (settings.mode === 'plan') {
             for (const session of sessions) {
                 session.report.status = 'planned';

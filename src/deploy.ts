@@ -87,9 +87,7 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
           reporter.log(remote.name, 'deploy lock taken');
         }
       });
-    }
-    // What a run killed with its runner left (two masters, current ahead of the workers, staging leftovers).
-    if (settings.mode !== 'plan') {
+      // What a run killed with its runner left (two masters, current ahead of the workers, staging leftovers).
       const settled = await forEachHost(
         remotes,
         { limit: settings.rollout.maxParallel, reporter, title: (remote) => `Settle what interrupted runs left on ${remote.name}`, host: (remote) => remote.name, stopOnFailure: true },
@@ -102,7 +100,8 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
     outcome.previousRelease = sessions[0]?.leaving;
-    for (const batch of batches) for (const session of sessions) if (batch.hosts.includes(session.remote.name)) session.report.batch = batch.index;
+    const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch.index] as const)));
+    for (const session of sessions) session.report.batch = batchOf.get(session.remote.name);
 
     if (settings.mode === 'plan') {
       for (const session of sessions) {

@@ -37,13 +37,6 @@ export async function settleHost(remote: RemoteHost, layout: Layout, token: stri
   return { host: remote.name, ...settled, repaired: settled.repaired || removed.length > 0, removed };
 }
 
-/** settleHost on each host in turn; stops at the first host that cannot be settled. */
-export async function settleAll(remotes: RemoteHost[], layout: Layout, token: string, server: ServerDriver, log: (host: string, line: string) => void): Promise<HostSettled[]> {
-  const results: HostSettled[] = [];
-  for (const remote of remotes) results.push(await settleHost(remote, layout, token, server, (line) => log(remote.name, line)));
-  return results;
-}
-
 /** Lists app-dir's `current.*` and `previous.*` symlinks (pointLinkCommand's temporary names). */
 export function tempLinksCommand(layout: Layout): ShellFragment {
   return sh`cd ${layout.appDir} 2>/dev/null && for l in current.* previous.*; do [ -L "$l" ] && printf '%s\n' "$l"; done; true`;

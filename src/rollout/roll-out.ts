@@ -122,14 +122,13 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
     const balancer = balancerOf(deps);
     // Drained (when the strategy stalls requests) from before the switch until the gate passed.
     const name = session.remote.name;
-    const passed = await balancer.around(name, async () => {
+    const { reloaded, passed } = await balancer.around(name, async () => {
       const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
       handle = reloaded;
-      return timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal));
+      return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
     });
     // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
     await balancer.trafficCheck([name]);
-    const reloaded = handle as unknown as ReloadHandle;
     const committed = await timed(deps, name, 'commit', () => reloaded.commit());
     Object.assign(session.report, {
       status: 'deployed',
@@ -158,7 +157,7 @@ async function holdCanary(run: RunContext, canaries: HostSession[]): Promise<Hos
   deps.reporter.log('runner', `holding the canary (${canaries.map((session) => session.remote.name).join(', ')}) for ${seconds}s of passing readiness probes (canary-wait)`);
   const held = timedWait(run, canaries, 'canary-wait');
   try {
-    return await probeCanaries(run, canaries, until);
+    return await probeCanaries(run, canaries, until, seconds);
   } finally {
     held.end();
   }
@@ -172,9 +171,8 @@ function timedWait(run: RunContext, sessions: HostSession[], phase: 'canary-wait
   return { end };
 }
 
-async function probeCanaries(run: RunContext, canaries: HostSession[], until: number): Promise<HostFailure[]> {
+async function probeCanaries(run: RunContext, canaries: HostSession[], until: number, seconds: number): Promise<HostFailure[]> {
   const { settings, deps } = run;
-  const seconds = settings.rollout.canaryWaitSeconds;
   while (Date.now() < until && !deps.signal?.aborted) {
     await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
     if (deps.signal?.aborted) break;
