@@ -13,7 +13,7 @@
  * --setup-only (start the sandbox, report its set-up time and the machine's memory, stop).
  * Prints a markdown table and writes bench/results/fleet-<N>.{md,json}.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,8 @@ interface FleetRow {
   p99LatencyMs: number;
   peakMemoryMiB: number;
   cpuSeconds: number;
+  /** CPU seconds the hosts spent during the deploy (their whole process trees, reaped children included), per host. */
+  hostCpuSeconds: number;
   /** Mean seconds per phase over the hosts that went through it. */
   phases: Partial<Record<Phase, number>>;
   /** The slowest host's phases, for the per-host picture. */
@@ -120,12 +122,14 @@ async function deployUnderLoad(sb: Sandbox, plan: PlanName, version: string, sou
   await writeFile(join(usageDir, 'probe.cjs'), USAGE_PROBE);
   const load = startMeter({ url: sb.lbUrl, ...LOAD });
   await sleep(1000);
+  const cpuBefore = treesCpuSeconds(sb.hosts.map((host) => host.initPid));
   const t0 = performance.now();
   const result = await runAction(
     { ...sandboxInputs(sb), source, release: version, strategy: 'usr2', 'health-timeout': '60', ...planInputs(plan, hosts) },
     { timeoutMs: 1_800_000, env: { NODE_OPTIONS: `--require ${join(usageDir, 'probe.cjs')}`, GD_USAGE_FILE: usageFile } },
   );
   const seconds = (performance.now() - t0) / 1000;
+  const hostCpu = treesCpuSeconds(sb.hosts.map((host) => host.initPid)) - cpuBefore;
   if (process.env.GD_TRACE_EXEC) console.log(result.stderr.split('\n').filter((line) => line.startsWith('TRACE')).join('\n'));
   await sleep(1000);
   const report = await load.stop();
@@ -142,6 +146,7 @@ async function deployUnderLoad(sb: Sandbox, plan: PlanName, version: string, sou
     p99LatencyMs: report.latencyMs.p99,
     peakMemoryMiB: round((usage.vmHwmKiB ?? 0) / 1024),
     cpuSeconds: round((usage.userSeconds ?? 0) + (usage.systemSeconds ?? 0)),
+    hostCpuSeconds: round(hostCpu / hosts),
     phases: meanPhases(reports),
     hostsDeployed: reports.filter((host) => host.status === 'deployed').length,
     note: result.code === 0 ? '' : (/^::error::(.*)$/m.exec(result.stdout)?.[1] ?? '').split('%0A')[0]?.slice(0, 200) ?? '',
@@ -165,11 +170,11 @@ function renderMarkdown(rows: FleetRow[], setup: { hosts: number; bootSeconds: n
     '',
     `Run ${setup.date.toISOString()}. ${setup.hosts} sandbox hosts (gunicorn 20.1, ${WORKERS} sync workers, an app that sleeps ${setup.bootSeconds} s at import; sandbox set up in ${setup.setupSeconds} s), ` +
       `strategy usr2, default gate, ${LOAD.rate} req/s over ${LOAD.connections} connections through HAProxy from 1 s before each deploy to 1 s after it. ` +
-      'Memory: VmHWM of the action\'s node process; CPU: its user + system seconds.',
+      'Memory: VmHWM of the action\'s node process; CPU: its user + system seconds; host CPU: the seconds each host\'s processes spent during the deploy (sshd and all it ran, the gunicorn masters and workers), mean per host.',
     '',
-    '| plan | result | deploy s | failed / requests | p99 ms | max ms | peak MiB | CPU s |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((row) => `| ${row.plan} | ${row.status} (${row.hostsDeployed}/${setup.hosts} deployed) | ${row.seconds} | ${row.failed} / ${row.requests} | ${row.p99LatencyMs} | ${row.maxLatencyMs} | ${row.peakMemoryMiB} | ${row.cpuSeconds} |`),
+    '| plan | result | deploy s | failed / requests | p99 ms | max ms | peak MiB | CPU s | host CPU s |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((row) => `| ${row.plan} | ${row.status} (${row.hostsDeployed}/${setup.hosts} deployed) | ${row.seconds} | ${row.failed} / ${row.requests} | ${row.p99LatencyMs} | ${row.maxLatencyMs} | ${row.peakMemoryMiB} | ${row.cpuSeconds} | ${row.hostCpuSeconds ?? '—'} |`),
     '',
     'Mean seconds per phase and host (from the `hosts` output\'s timelines):',
     '',
@@ -180,6 +185,36 @@ function renderMarkdown(rows: FleetRow[], setup: { hosts: number; bootSeconds: n
   const notes = rows.filter((row) => row.note);
   if (notes.length) lines.push('', ...notes.map((row) => `- ${row.plan}: ${row.note}`));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * CPU seconds spent so far by the process trees under `roots` (each sandbox host's init): the
+ * live processes' own time plus what each has collected from the children it reaped, so a
+ * process that came and went during the deploy is counted once, in its reaper.
+ */
+function treesCpuSeconds(roots: number[]): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+      // After "pid (comm) ": state ppid ... utime(12) stime(13) cutime(14) cstime(15), 1-based from state.
+      const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+      stats.set(Number(entry), { ppid: Number(fields[1]), ticks });
+    } catch {
+      // Gone while reading.
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let at = pid, hops = 0; at > 1 && hops < 64; hops += 1) {
+      if (roots.includes(at)) return true;
+      at = stats.get(at)?.ppid ?? 0;
+    }
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, stat] of stats) if (inTree(pid)) ticks += stat.ticks;
+  return ticks / 100; // USER_HZ is 100 on Linux
 }
 
 /** MemTotal - MemAvailable of the machine, in MiB. */

@@ -8,9 +8,19 @@ import { CancelledError } from './errors.js';
  */
 export const PROCESS_POLL_MS = 150;
 
+/**
+ * The process polls' pace: every PROCESS_POLL_MS at first, then a tenth of the time waited so
+ * far. A reload that is found up 10 % late at worst costs a 2 s boot 0.2 s, while a host slowed
+ * by a busy fleet (50 hosts booting on a few cores) is not read fifty times more, each read
+ * taking CPU from the very boots it waits for.
+ */
+export const PROCESS_POLL = { intervalMs: PROCESS_POLL_MS, stretch: 0.1 } as const;
+
 export interface PollOptions {
   timeoutMs: number;
   intervalMs: number;
+  /** When set, the interval grows to this fraction of the time waited so far (never below intervalMs). */
+  stretch?: number;
   /** Injected in unit tests so they don't sleep. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -43,13 +53,16 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 export async function pollUntil<T>(check: () => Promise<T | undefined>, options: PollOptions): Promise<T | undefined> {
   const now = options.now ?? Date.now;
   const wait = options.sleep ?? ((ms: number) => sleep(ms, options.signal));
-  const deadline = now() + options.timeoutMs;
+  const started = now();
+  const deadline = started + options.timeoutMs;
   for (;;) {
     throwIfCancelled(options.signal, options.what);
     const result = await check();
     if (result !== undefined) return result;
     if (now() + options.intervalMs > deadline) return undefined;
-    await wait(options.intervalMs);
+    const interval = Math.max(options.intervalMs, Math.round((now() - started) * (options.stretch ?? 0)));
+    // A stretched interval that would pass the deadline is cut to it: the last turn still comes.
+    await wait(Math.min(interval, deadline - now()));
   }
 }
 

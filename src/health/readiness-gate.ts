@@ -49,9 +49,21 @@ export function urlSecrets(url: string): string[] {
   return [...new Set(parts.filter((part) => part.length > 0))];
 }
 
-/** Parses healthProbeCommand's output. */
+/** Parses healthProbeCommand's output: its last reading. */
 export function parseReading(stdout: string): HealthReading {
-  const raw = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { status?: number; version?: string | null; body?: string };
+  return readingOf(stdout.trim().split('\n').pop() ?? '{}');
+}
+
+/** Parses each reading of a burst (healthProbeCommand with a count), in order. */
+export function parseReadings(stdout: string): HealthReading[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map(readingOf);
+}
+
+function readingOf(line: string): HealthReading {
+  const raw = JSON.parse(line) as { status?: number; version?: string | null; body?: string };
   const body = raw.body ?? '';
   let version = raw.version ?? undefined;
   if (!version) {
@@ -83,9 +95,22 @@ export async function probe(host: RemoteHost, python: string, settings: HealthSe
   return parseReading(result.stdout);
 }
 
+/** Reads the readiness URL `count` times, `pauseSeconds` apart, in one Python start on the host. */
+async function probeBurst(host: RemoteHost, python: string, settings: HealthSettings, count: number): Promise<HealthReading[]> {
+  const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
+  const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
+    timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15,
+  });
+  const readings = parseReadings(result.stdout);
+  if (!readings.length) throw new HealthGateError(`the readiness probe printed no reading: ${(result.stderr || result.stdout).trim().slice(0, 300)}`, host.name);
+  return readings;
+}
+
 /**
- * Passes after `successes` consecutive good readings within the timeout; otherwise throws a
- * HealthGateError with the last status and body.
+ * Passes after `successes` consecutive good readings, health-interval apart, within the
+ * timeout; otherwise throws a HealthGateError with the last status and body. The readings a
+ * streak still needs are taken in one burst (one Python start on the host, not one each); a
+ * failing reading ends the burst, and the next starts health-interval later.
  */
 export async function waitUntilReady(
   host: RemoteHost,
@@ -100,15 +125,18 @@ export async function waitUntilReady(
   let lastFailure = 'no reading yet';
   const passed = await pollUntil(
     async () => {
-      last = await probe(host, python, settings);
-      const failure = failureOf(last, expectedVersion);
-      if (failure) {
-        streak = 0;
-        lastFailure = failure;
-        return undefined;
+      for (const reading of await probeBurst(host, python, settings, settings.successes - streak)) {
+        last = reading;
+        const failure = failureOf(reading, expectedVersion);
+        if (failure) {
+          streak = 0;
+          lastFailure = failure;
+          continue;
+        }
+        streak += 1;
+        if (streak >= settings.successes) return reading;
       }
-      streak += 1;
-      return streak >= settings.successes ? last : undefined;
+      return undefined;
     },
     { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, signal, what: `pass the readiness gate on ${host.name}` },
   );

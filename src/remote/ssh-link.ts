@@ -45,6 +45,10 @@ export class SshLink {
     client.on('close', () => {
       link.lost ??= 'the connection was closed';
     });
+    // TCP_NODELAY, as OpenSSH sets it: with Nagle on, every command waits for the delayed ACK of
+    // its request (measured on the sandbox: 88 ms per `true` with it, 3 ms without). A link
+    // carried inside a bastion's channel has no socket of its own; ssh2 skips it there.
+    client.setNoDelay(true);
     try {
       await connecting;
     } catch (error) {

@@ -93,6 +93,8 @@ export interface SandboxHost {
   sshPort: number;
   /** The host's app dir as seen from the root namespace. */
   appDirBacking: string;
+  /** Root-namespace pid of the host's PID 1 (its processes are all below it). */
+  initPid: number;
 }
 
 export interface HostLogs {
@@ -315,8 +317,6 @@ function processStartTime(pid: number): string {
 
 interface HostState extends SandboxHost {
   dir: string;
-  /** Root-namespace pid of the host's PID 1; exec() enters its namespaces. */
-  initPid: number;
 }
 
 class SandboxImpl implements Sandbox {

@@ -1,5 +1,5 @@
 import { ReloadError } from '../../errors.js';
-import { PROCESS_POLL_MS, pollUntil } from '../../poll.js';
+import { PROCESS_POLL, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log } from '../server-driver.js';
 import { childrenCommand, describePidsCommand, parseChildren, parseDescribedPids, type ProcessFacts } from './process-facts.js';
@@ -71,7 +71,7 @@ export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wa
       const ready = wait.isReady ? await wait.isReady(booted) : booted;
       return ready.length >= fresh.length ? last : undefined;
     },
-    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` },
+    { timeoutMs: wait.timeoutSeconds * 1000, ...PROCESS_POLL, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` },
   );
   if (!settled) {
     const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
@@ -95,7 +95,7 @@ export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, not
       left = workersOnly(facts, skip).children;
       return left.length === 0 ? true : undefined;
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
+    { timeoutMs: timeoutSeconds * 1000, ...PROCESS_POLL },
   );
   if (!done) {
     throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
@@ -106,7 +106,7 @@ export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, not
 export async function waitUntilGone(host: RemoteHost, process: ProcessRef, timeoutSeconds: number): Promise<boolean> {
   const gone = await pollUntil(async () => ((await readProcess(host, process)) ? undefined : true), {
     timeoutMs: timeoutSeconds * 1000,
-    intervalMs: PROCESS_POLL_MS,
+    ...PROCESS_POLL,
   });
   return gone === true;
 }

@@ -1,6 +1,7 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
+import { sh } from '../../remote/shell-quote.js';
 import type { Log, PointCurrent, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
 import { preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
@@ -58,6 +59,13 @@ const STRATEGIES: Record<GunicornStrategy, Strategy> = {
 
 /** Gunicorn, driven through its master's signals. */
 export class GunicornServer implements ServerDriver<GunicornMaster> {
+  /**
+   * Config reads by host, master and release directory (its real path). A staged release does
+   * not change, so the read the preflight made (hidden under the import check) serves the
+   * reload: one Python start importing gunicorn less per host, after the switch.
+   */
+  private readonly configs = new Map<string, Promise<GunicornConfig | undefined>>();
+
   constructor(private readonly options: GunicornOptions) {}
 
   async inspect(host: RemoteHost): Promise<GunicornMaster> {
@@ -81,7 +89,12 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
       () => undefined,
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
-    const [config, unit] = await Promise.all([this.readConfig(host, master, releaseDir), this.systemdUnit(host, master)]).finally(() => imported);
+    // A titled master's own release is read too, ready for the reload plan (reload()).
+    const [config, unit] = await Promise.all([
+      this.readConfig(host, master, releaseDir),
+      this.systemdUnit(host, master),
+      master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
+    ]).finally(() => imported);
     const problem = strategyProblem(this.options.strategy, config, master, unit);
     const importError = await imported;
     if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
@@ -106,8 +119,11 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<GunicornMaster>> {
     // Without the master's arguments (a titled master: source 'default-file'), its own release's
     // file tells whether files are the whole story; both reads run at once.
+    // The release `current` names, spelled as the preflight spelled it (`<app-dir>/releases/<name>`), so its config read is reused.
+    const link = (await host.exec('read current', sh`readlink ${`${this.options.appDir}/current`}`)).stdout.trim();
+    const current = link.startsWith('/') ? link : `${this.options.appDir}/${link}`;
     const [next, now] = await Promise.all([
-      this.readConfig(host, master, `${this.options.appDir}/current`),
+      this.readConfig(host, master, current),
       master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
     ]);
     const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
@@ -130,6 +146,20 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
 
   /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */
   private async readConfig(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<GunicornConfig | undefined> {
+    const key = [host.name, master.pid, master.startTime, master.python, releaseDir].join('\0');
+    const cached = this.configs.get(key);
+    if (cached) return cached;
+    const reading = this.readConfigAfresh(host, master, releaseDir);
+    this.configs.set(key, reading);
+    // Only a read that worked is kept: a failed one (the connection, say) is tried again next time.
+    reading.then(
+      (config) => config === undefined && this.configs.delete(key),
+      () => this.configs.delete(key),
+    );
+    return reading;
+  }
+
+  private async readConfigAfresh(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<GunicornConfig | undefined> {
     const command = readConfigCommand(master, releaseDir);
     if (!command) return undefined;
     const result = await host.exec('read the gunicorn config', command, { allowFailure: true });

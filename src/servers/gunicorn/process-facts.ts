@@ -34,27 +34,36 @@ export interface PidfileFacts {
   appDirReal: string;
 }
 
-/** The shell function that prints a process's facts as `<prefix>.<key>=<value>` lines. */
+/**
+ * The shell functions that read a process's facts. `d <pid> <prefix> [nochildren]` prints them
+ * as `<prefix>.<key>=<value>` lines; `st <pid>` sets `$t` to its start time. They run at every
+ * boot poll of every host, so they fork little: /proc/<pid>/stat and /proc/uptime are read with
+ * the shell's own `read`, the children come from the kernel's `children` lists (`ps` where a
+ * kernel has none), and each child's heartbeat file is found by one `find`.
+ */
 const DESCRIBE = raw(
-  `d() { p=$1; [ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 0; ` +
-    `printf '%s.stat=%s\\n' "$2" "$(sed 's/.*) //' /proc/$p/stat)"; ` +
+  `st() { t=; read -r s < "/proc/$1/stat" 2>/dev/null || return 0; set -- \${s##*) }; t=\${20}; }; ` +
+    `d() { p=$1; [ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 0; read -r s < "/proc/$p/stat" 2>/dev/null || return 0; ` +
+    `printf '%s.stat=%s\\n' "$2" "\${s##*) }"; ` +
     `printf '%s.exe=%s\\n' "$2" "$(readlink /proc/$p/exe)"; ` +
     `printf '%s.cwd=%s\\n' "$2" "$(readlink /proc/$p/cwd)"; ` +
     `printf '%s.argv=%s\\n' "$2" "$(tr '\\000\\n' '\\037 ' < /proc/$p/cmdline)"; ` +
-    `printf '%s.uptime=%s\\n' "$2" "$(cut -d' ' -f1 /proc/uptime)"; ` +
+    `read -r u _ < /proc/uptime; printf '%s.uptime=%s\\n' "$2" "$u"; ` +
     // Each child as pid:mode:mtime of its heartbeat file (empty for a child without one).
-    `printf '%s.children=' "$2"; for c in $(ps -o pid= --ppid "$p"); do m=:; for f in /proc/$c/fd/*; do case "$(readlink "$f" 2>/dev/null)" in *wgunicorn-*) m=$(stat -L -c %a:%Y "$f" 2>/dev/null);; esac; done; printf '%s:%s ' "$c" "$m"; done; echo; ` +
+    `if [ "$3" != nochildren ]; then printf '%s.children=' "$2"; ` +
+    `if [ -r "/proc/$p/task/$p/children" ]; then k=$(cat /proc/$p/task/*/children 2>/dev/null); else k=$(ps -o pid= --ppid "$p"); fi; ` +
+    `for c in $k; do m=$(find /proc/$c/fd -lname '*wgunicorn-*' -exec stat -L -c %a:%Y {} \\; -quit 2>/dev/null); printf '%s:%s ' "$c" "\${m:-:}"; done; echo; fi; ` +
     `printf '%s.pid=%s\\n' "$2" "$p"; }`,
 );
 
 /** Reads a pidfile's pid and describes it, its parent and any `.2` upgrade master. */
 export function inspectPidfileCommand(pidfile: string, appDir: string): ShellFragment {
-  return sh`${DESCRIBE}; pid=$(tr -dc 0-9 < ${pidfile} 2>/dev/null); printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent; up=$(tr -dc 0-9 < ${`${pidfile}.2`} 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
+  return sh`${DESCRIBE}; pid=$(tr -dc 0-9 < ${pidfile} 2>/dev/null); printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent nochildren; up=$(tr -dc 0-9 < ${`${pidfile}.2`} 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
 }
 
 /** Lists the children of a pid, only while that pid is still the process started at `startTime`. */
 export function childrenCommand(pid: number, startTime: string): ShellFragment {
-  return sh`${DESCRIBE}; [ "$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20)" = ${startTime} ] && d ${pid} master; true`;
+  return sh`${DESCRIBE}; st ${pid}; [ "$t" = ${startTime} ] && d ${pid} master; true`;
 }
 
 function valuesOf(stdout: string): Map<string, string> {

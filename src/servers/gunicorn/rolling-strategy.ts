@@ -1,5 +1,5 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { PROCESS_POLL_MS, pollUntil, sleep, throwIfCancelled } from '../../poll.js';
+import { PROCESS_POLL, PROCESS_POLL_MS, pollUntil, sleep, throwIfCancelled } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
 import { describeProcesses, masterHalted, readProcess, sameProcess, signal, type ProcessRef } from './generation.js';
@@ -150,7 +150,7 @@ async function settle(host: RemoteHost, master: GunicornMaster, wait: Settle): P
       }
       return state;
     },
-    { timeoutMs: wait.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
+    { timeoutMs: wait.timeoutSeconds * 1000, ...PROCESS_POLL },
   );
   if (settled) return settled;
   const workers = last?.workers.map((worker) => worker.pid).join(', ') || 'none';

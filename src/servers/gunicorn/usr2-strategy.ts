@@ -1,5 +1,5 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { PROCESS_POLL_MS, pollUntil } from '../../poll.js';
+import { PROCESS_POLL, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh } from '../../remote/shell-quote.js';
 import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from '../server-driver.js';
@@ -92,7 +92,7 @@ async function waitForNewMaster(host: RemoteHost, old: GunicornMaster, options: 
       if (!facts.master || facts.master.pid !== old.pid) throw new ReloadError(`the old master ${old.pid} is gone from ${options.pidfile} during the upgrade.`, host.name);
       return parseReexecChildren(stdout)[0] ?? upgradeOf(facts.upgrade, old);
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS, signal: options.signal, what: 'wait for the new master' },
+    { timeoutMs: timeoutSeconds * 1000, ...PROCESS_POLL, signal: options.signal, what: 'wait for the new master' },
   );
   if (!found) throw new ReloadError(`no new master appeared within ${timeoutSeconds}s after USR2 (it failed to start; see gunicorn's error log).`, host.name);
   return found;
@@ -120,7 +120,7 @@ export async function commit(host: RemoteHost, old: GunicornMaster, fresh: Gunic
       const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
       return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
     },
-    { timeoutMs: 15_000, intervalMs: PROCESS_POLL_MS },
+    { timeoutMs: 15_000, ...PROCESS_POLL },
   );
   if (!promoted) throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
   log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
@@ -186,7 +186,7 @@ async function waitForOrphans(host: RemoteHost, workers: ProcessRef[], parent: n
       left = alive.filter((facts) => workers.some((worker) => sameProcess(worker, facts))).map((facts) => facts.pid);
       return left.length === 0 ? true : undefined;
     },
-    { timeoutMs: timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
+    { timeoutMs: timeoutSeconds * 1000, ...PROCESS_POLL },
   );
   if (!gone) throw new ReloadError(`workers of the stopped master ${parent} are still alive: ${left.join(', ')}.`, host.name);
 }

@@ -1,5 +1,5 @@
 import { ReloadError } from '../../errors.js';
-import { PROCESS_POLL_MS, pollUntil } from '../../poll.js';
+import { PROCESS_POLL, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log } from '../server-driver.js';
 import type { UwsgiInstance } from './instance-check.js';
@@ -85,7 +85,7 @@ export async function followWorkers(host: RemoteHost, instance: UwsgiInstance, o
       }
       return undefined;
     },
-    { timeoutMs: options.timeoutSeconds * 1000, intervalMs: PROCESS_POLL_MS },
+    { timeoutMs: options.timeoutSeconds * 1000, ...PROCESS_POLL },
   );
   if (!finished) {
     const waiting = last ? last.fresh.filter((worker) => !worker.accepting).map((worker) => `${worker.id} (pid ${worker.pid})`) : [];
