@@ -136,36 +136,33 @@ describe('the preflight of a gunicorn release', () => {
     ]);
   });
 
-  it("plans the reload from the preflight's config reads: after the switch, no config is read again", async () => {
+  /** Runs a preflight of releases/v2, then a reload into what `current` names; the purposes each started. */
+  async function preflightThenReload(current: string) {
     const fresh = new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' });
     const { host, started } = scriptedHost({
       'read the gunicorn config': readConfig,
       'read the master cgroup': { stdout: '0::/\n', ms: 0 },
       'import check of the new release': { ms: 0 },
-      'read current': { stdout: 'releases/v2\n', ms: 0 },
+      'read current': { stdout: `${current}\n`, ms: 0 },
       // The strategy's first step fails: only what the reload read before it matters here.
       'look for ready marks': { code: 1, ms: 0 },
     });
     await fresh.preflight(host, master, '/srv/app/releases/v2');
     const lines: string[] = [];
     await fresh.reload(host, master, (line) => lines.push(line)).catch(() => undefined);
-    expect(started.map(([purpose]) => purpose).filter((purpose) => purpose === 'read the gunicorn config')).toHaveLength(2);
-    expect(started.map(([purpose]) => purpose)).toContain('read current');
+    const purposes = started.map(([purpose]) => purpose);
+    return { purposes, configReads: purposes.filter((purpose) => purpose === 'read the gunicorn config').length, lines };
+  }
+
+  it("plans the reload from the preflight's config reads: after the switch, no config is read again", async () => {
+    const { purposes, configReads, lines } = await preflightThenReload('releases/v2');
+    expect(configReads).toBe(2);
+    expect(purposes).toContain('read current');
     expect(lines.join('\n')).toMatch(/stop wait \d+s/);
   });
 
   it('reads the config of a release the preflight did not read (current moved elsewhere since)', async () => {
-    const fresh = new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' });
-    const { host, started } = scriptedHost({
-      'read the gunicorn config': readConfig,
-      'read the master cgroup': { stdout: '0::/\n', ms: 0 },
-      'import check of the new release': { ms: 0 },
-      'read current': { stdout: 'releases/v0\n', ms: 0 },
-      'look for ready marks': { code: 1, ms: 0 },
-    });
-    await fresh.preflight(host, master, '/srv/app/releases/v2');
-    await fresh.reload(host, master, () => undefined).catch(() => undefined);
-    expect(started.map(([purpose]) => purpose).filter((purpose) => purpose === 'read the gunicorn config')).toHaveLength(3);
+    expect((await preflightThenReload('releases/v0')).configReads).toBe(3);
   });
 
   it("says the strategy cannot work before what the import check found, and only after the check ended", async () => {
