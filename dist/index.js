@@ -63533,7 +63533,11 @@ async function probe(host, python, settings) {
     });
     return parseReading(result.stdout);
 }
-/** Reads the readiness URL `count` times, `pauseSeconds` apart, in one Python start on the host. */
+/**
+ * Reads the readiness URL up to `count` times, health-interval apart, in one Python start on the
+ * host (a probe process per reading would cost the host a Python start every interval); the
+ * burst ends early at an answer that is not 2xx.
+ */
 async function probeBurst(host, python, settings, count) {
     const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
     const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
@@ -64665,16 +64669,25 @@ function timedWait(run, sessions, phase) {
         void timed(run.deps, session.remote.name, phase, () => over);
     return { end };
 }
+/**
+ * Readings per probe process during canary-wait: a failing answer is seen at most this many
+ * health-intervals late (2 s at the default 0.25 s), while a long wait costs the canary one
+ * Python start per burst, not one per reading.
+ */
+const CANARY_BURST = 8;
 async function probeCanaries(run, canaries, until, seconds) {
     const { settings, deps } = run;
     while (Date.now() < until && !deps.signal?.aborted) {
         await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
         if (deps.signal?.aborted)
             break;
+        // The readings up to the wait's end, in bursts of at most CANARY_BURST (one Python start each).
+        const count = Math.max(1, Math.min(CANARY_BURST, Math.floor((until - Date.now()) / (settings.health.intervalSeconds * 1000)) + 1));
         const failures = await Promise.all(canaries.map(async (session) => {
             const expected = expectsVersion(run, session) ? session.target : undefined;
             try {
-                const why = failureOf(await probe(session.remote, session.server.python, settings.health), expected);
+                const readings = await probeBurst(session.remote, session.server.python, settings.health, count);
+                const why = readings.map((reading) => failureOf(reading, expected)).find((failure) => failure !== undefined);
                 if (!why)
                     return undefined;
                 return new HostFailure(session, new HealthGateError(`canary stopped passing its readiness probe during canary-wait: ${why}`, session.remote.name), true);

@@ -95,8 +95,12 @@ export async function probe(host: RemoteHost, python: string, settings: HealthSe
   return parseReading(result.stdout);
 }
 
-/** Reads the readiness URL `count` times, `pauseSeconds` apart, in one Python start on the host. */
-async function probeBurst(host: RemoteHost, python: string, settings: HealthSettings, count: number): Promise<HealthReading[]> {
+/**
+ * Reads the readiness URL up to `count` times, health-interval apart, in one Python start on the
+ * host (a probe process per reading would cost the host a Python start every interval); the
+ * burst ends early at an answer that is not 2xx.
+ */
+export async function probeBurst(host: RemoteHost, python: string, settings: HealthSettings, count: number): Promise<HealthReading[]> {
   const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
   const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
     timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15,

@@ -1,6 +1,6 @@
 import { balancerOf } from '../balancer/balancer.js';
 import { HealthGateError, HostUnreachableError, errorMessage } from '../errors.js';
-import { failureOf, probe, redactedUrl, waitUntilReady } from '../health/readiness-gate.js';
+import { failureOf, probeBurst, redactedUrl, waitUntilReady } from '../health/readiness-gate.js';
 import { sleep, throwIfCancelled } from '../poll.js';
 import { switchCurrentCommand } from '../release/release-commands.js';
 import type { HostReport, Reporter } from '../report/reporter.js';
@@ -171,16 +171,26 @@ function timedWait(run: RunContext, sessions: HostSession[], phase: 'canary-wait
   return { end };
 }
 
+/**
+ * Readings per probe process during canary-wait: a failing answer is seen at most this many
+ * health-intervals late (2 s at the default 0.25 s), while a long wait costs the canary one
+ * Python start per burst, not one per reading.
+ */
+const CANARY_BURST = 8;
+
 async function probeCanaries(run: RunContext, canaries: HostSession[], until: number, seconds: number): Promise<HostFailure[]> {
   const { settings, deps } = run;
   while (Date.now() < until && !deps.signal?.aborted) {
     await sleep(Math.min(settings.health.intervalSeconds * 1000, Math.max(0, until - Date.now())), deps.signal);
     if (deps.signal?.aborted) break;
+    // The readings up to the wait's end, in bursts of at most CANARY_BURST (one Python start each).
+    const count = Math.max(1, Math.min(CANARY_BURST, Math.floor((until - Date.now()) / (settings.health.intervalSeconds * 1000)) + 1));
     const failures = await Promise.all(
       canaries.map(async (session): Promise<HostFailure | undefined> => {
         const expected = expectsVersion(run, session) ? session.target : undefined;
         try {
-          const why = failureOf(await probe(session.remote, session.server.python, settings.health), expected);
+          const readings = await probeBurst(session.remote, session.server.python, settings.health, count);
+          const why = readings.map((reading) => failureOf(reading, expected)).find((failure) => failure !== undefined);
           if (!why) return undefined;
           return new HostFailure(session, new HealthGateError(`canary stopped passing its readiness probe during canary-wait: ${why}`, session.remote.name), true);
         } catch (error) {

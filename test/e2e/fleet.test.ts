@@ -6,6 +6,7 @@
  * comparison with one host at a time are the benchmark's job (npm run bench -- fleet).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/proc.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
 import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
 
@@ -52,6 +53,41 @@ describe(`fleet rollout on ${HOSTS} hosts (usr2, 2 s boot)`, () => {
       await expectAllOn(sb, 'v2');
     } finally {
       await sb.exec(7, `rm -f ${faultFile()}`);
+    }
+  }, 300_000);
+
+  it('canary-wait: a canary that stops answering ready while it is held is rolled back; nothing beyond it is touched', async () => {
+    // Only v5 looks at this file: the release the canary goes back to stays ready.
+    const fault = `${sb.appDir}/shared/not-ready-v5`;
+    const before = await Promise.all(sb.hosts.map((host) => hostState(sb, host.index)));
+    try {
+      const { result } = await underLoad(sb, async () => {
+        const deploying = deployTo(sb, { source: await source('v5', fault), release: 'v5', 'canary-wait': '30' });
+        try {
+          // Committed (current → v5, serving v5, no `.2` master left) means held: its readiness now fails.
+          await waitFor(
+            'the canary committed on v5',
+            async () => {
+              const files = await sb.exec(1, `[ "$(readlink ${sb.appDir}/current)" = releases/v5 ] && [ ! -e ${sb.appDir}/run/gunicorn.pid.2 ] && echo committed`);
+              return files.stdout.includes('committed') && (await sb.probe(1)).version === 'v5';
+            },
+            { timeoutMs: 60_000, intervalMs: 100 },
+          );
+          await sb.exec(1, `touch ${fault}`);
+        } finally {
+          await deploying;
+        }
+        return deploying;
+      });
+      expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+      expect(result.stdout).toMatch(/canary stopped passing its readiness probe during canary-wait: status 503/);
+      expect(hostsOutput(result).map((host) => host.status)).toEqual(['rolled-back', ...Array(HOSTS - 1).fill('pending')]);
+      for (const host of sb.hosts) {
+        const state = await hostState(sb, host.index);
+        expect(state, `host ${host.name}`).toMatchObject({ current: before[host.index - 1]?.current, served: before[host.index - 1]?.served, status: 200 });
+      }
+    } finally {
+      await sb.exec(1, `rm -f ${fault}`);
     }
   }, 300_000);
 
