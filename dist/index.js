@@ -68691,6 +68691,7 @@ function sourcePrefix() {
 
 
 
+
 function readMainRecord(get) {
     let phases = {};
     try {
@@ -68761,6 +68762,7 @@ async function postAll(settings, targets, record) {
     const locked = [];
     const stopHeartbeat = startHeartbeat(() => locked, layout, token);
     const results = [];
+    const started = new Date();
     try {
         for (const target of targets) {
             const phase = record.phases[target.label] ?? 'unknown';
@@ -68777,11 +68779,14 @@ async function postAll(settings, targets, record) {
                 const result = settled.repaired ? `settled (was: ${settled.found}); serves ${settled.serves ?? 'one release'}` : `already consistent (${settled.found})`;
                 log(result);
                 results.push({ host: target.label, phase, result, failed: false });
+                await post_step_audit(remote, settings, layout, started, settled.repaired ? `interrupted:settled${settled.serves ? `:serves-${settled.serves}` : ''}` : 'interrupted:consistent');
             }
             catch (error) {
                 const message = errorMessage(error).replace(`[${target.label}] `, '');
                 log(`could not be settled: ${message}`);
                 results.push({ host: target.label, phase, result: message, failed: true });
+                if (remote && locked.includes(remote))
+                    await post_step_audit(remote, settings, layout, started, 'interrupted:not-settled');
             }
             finally {
                 if (remote) {
@@ -68795,6 +68800,23 @@ async function postAll(settings, targets, record) {
         stopHeartbeat();
     }
     return results;
+}
+/**
+ * The run's line in the host's deploy.log, which the killed main step never wrote: the release
+ * it was deploying, and what the post step found and left (`interrupted:settled:serves-v1`,
+ * `interrupted:consistent`, `interrupted:not-settled`); `seconds` is the post step's own work.
+ */
+async function post_step_audit(remote, settings, layout, started, result) {
+    const line = auditLine({
+        time: new Date(),
+        identity: runIdentity(process.env),
+        mode: settings.mode,
+        to: settings.release || undefined,
+        strategy: settings.strategy,
+        result,
+        seconds: (Date.now() - started.getTime()) / 1000,
+    });
+    await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
 }
 /**
  * Makes sure this run holds the host's lock: it still does when the main step was killed; when

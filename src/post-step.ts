@@ -7,7 +7,8 @@ import { serverDriver } from './main.js';
 import { acquireLock, describeHolder, ownerText, parseLockHolder, startHeartbeat } from './release/deploy-lock.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { settleHost } from './release/leftover-release.js';
-import { readLockCommand, releaseLockCommand } from './release/release-commands.js';
+import { auditLine } from './release/audit-log.js';
+import { appendAuditCommand, readLockCommand, releaseLockCommand } from './release/release-commands.js';
 import { runIdentity } from './release/run-identity.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
@@ -88,6 +89,7 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
   const locked: RemoteHost[] = [];
   const stopHeartbeat = startHeartbeat(() => locked, layout, token);
   const results: PostHost[] = [];
+  const started = new Date();
   try {
     for (const target of targets) {
       const phase = record.phases[target.label] ?? 'unknown';
@@ -104,10 +106,12 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
         const result = settled.repaired ? `settled (was: ${settled.found}); serves ${settled.serves ?? 'one release'}` : `already consistent (${settled.found})`;
         log(result);
         results.push({ host: target.label, phase, result, failed: false });
+        await audit(remote, settings, layout, started, settled.repaired ? `interrupted:settled${settled.serves ? `:serves-${settled.serves}` : ''}` : 'interrupted:consistent');
       } catch (error) {
         const message = errorMessage(error).replace(`[${target.label}] `, '');
         log(`could not be settled: ${message}`);
         results.push({ host: target.label, phase, result: message, failed: true });
+        if (remote && locked.includes(remote)) await audit(remote, settings, layout, started, 'interrupted:not-settled');
       } finally {
         if (remote) {
           await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
@@ -119,6 +123,24 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
     stopHeartbeat();
   }
   return results;
+}
+
+/**
+ * The run's line in the host's deploy.log, which the killed main step never wrote: the release
+ * it was deploying, and what the post step found and left (`interrupted:settled:serves-v1`,
+ * `interrupted:consistent`, `interrupted:not-settled`); `seconds` is the post step's own work.
+ */
+async function audit(remote: RemoteHost, settings: Settings, layout: Layout, started: Date, result: string): Promise<void> {
+  const line = auditLine({
+    time: new Date(),
+    identity: runIdentity(process.env),
+    mode: settings.mode,
+    to: settings.release || undefined,
+    strategy: settings.strategy,
+    result,
+    seconds: (Date.now() - started.getTime()) / 1000,
+  });
+  await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
 }
 
 /**

@@ -122,6 +122,8 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
   });
 
   it('the post step settles a host its main step left mid-reload and releases the lock; after a clean run it does nothing', async () => {
+    const auditLines = async (host: number) => (await sb.exec(host, `cat ${sb.appDir}/deploy.log 2>/dev/null || true`)).stdout.trim().split('\n').filter(Boolean);
+    const before = await auditLines(1);
     await underLoad(sb, async () => {
       const { killed, inputs } = await killDeploy(/USR2 → \d+/);
       await expectTwoMasters();
@@ -132,6 +134,10 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
       expect(post.stdout).toMatch(/settled \(was: two masters/);
       expect(post.summary).toMatch(/graceful-deploy post step/);
       await expectOneRelease(sb, 1);
+      // The killed main step wrote no deploy.log line; the post step writes the run's line.
+      const after = await auditLines(1);
+      expect(after).toHaveLength(before.length + 1);
+      expect(after.at(-1)).toMatch(/ deploy - -> v\d+ strategy=usr2 result=interrupted:settled:serves-v\d+ seconds=/);
 
       const clean = await deployNew();
       expect(clean.state.finished).toBe('true');
