@@ -66744,15 +66744,39 @@ function preflightCommand(master, releaseDir, appSpec) {
         return sh `cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
     return sh `cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
-const READ_CONFIG = [
-    'import json, os, sys',
-    'd = sys.argv[1]',
-    'os.chdir(d)',
-    'os.environ["PWD"] = d',
-    'sys.argv = ["gunicorn"] + sys.argv[2:]',
+// argv: how many release dirs, the dirs, then gunicorn's arguments. gunicorn is imported once;
+// each dir is read in a forked child (its own cwd, config file and imports, nothing shared with
+// the next), which prints one JSON line tagged with the dir's index.
+const READ_CONFIGS = [
+    'import json, os, sys, traceback',
+    'n = int(sys.argv[1])',
+    'dirs, args = sys.argv[2:2 + n], sys.argv[2 + n:]',
+    'import gunicorn.config',
     'from gunicorn.app.wsgiapp import WSGIApplication',
-    'c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
-    'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+    'for i, d in enumerate(dirs):',
+    '    sys.stdout.flush()',
+    '    sys.stderr.flush()',
+    '    pid = os.fork()',
+    '    if pid == 0:',
+    '        code = 1',
+    '        try:',
+    '            os.chdir(d)',
+    '            os.environ["PWD"] = d',
+    // chdir's default is the cwd gunicorn.config was imported in (the first dir): this one's, as a lone read would have it.
+    '            for setting in gunicorn.config.KNOWN_SETTINGS:',
+    '                if setting.name == "chdir":',
+    '                    setting.default = d',
+    '            sys.argv = ["gunicorn"] + args',
+    '            c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
+    '            print(json.dumps({"dir": i, "daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+    '            code = 0',
+    '        except BaseException:',
+    '            traceback.print_exc()',
+    '        finally:',
+    '            sys.stdout.flush()',
+    '            sys.stderr.flush()',
+    '            os._exit(code)',
+    '    os.waitpid(pid, 0)',
 ].join('\n');
 /** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */
 function gunicornArgs(argv) {
@@ -66760,16 +66784,33 @@ function gunicornArgs(argv) {
     return at < 0 ? undefined : argv.slice(at + 1);
 }
 /**
- * Reads the config gunicorn would use for `releaseDir` with the master's arguments, with
- * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS). When setproctitle
- * hides the arguments, it reads what gunicorn reads without any: the release's
- * ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
+ * Reads the config gunicorn would use for each of `releaseDirs` with the master's arguments,
+ * with gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS), in one Python
+ * start. When setproctitle hides the arguments, it reads what gunicorn reads without any: the
+ * release's ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
  */
-function readConfigCommand(master, releaseDir) {
+function readConfigsCommand(master, releaseDirs) {
     const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
-    if (!args)
+    const first = releaseDirs[0];
+    if (!args || first === undefined)
         return undefined;
-    return sh `cd ${releaseDir} && ${master.python} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+    return sh `cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${args}`;
+}
+/** readConfigsCommand's answers, by the dirs' order: undefined for a dir whose read failed. */
+function parseConfigs(stdout, count) {
+    const found = new Map();
+    for (const line of stdout.split('\n')) {
+        if (!line.startsWith('{"dir"'))
+            continue;
+        try {
+            const { dir, ...config } = JSON.parse(line);
+            found.set(dir, config);
+        }
+        catch {
+            // A line the app's config printed that only looks like ours.
+        }
+    }
+    return Array.from({ length: count }, (_, index) => found.get(index));
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/interpreter.ts
@@ -67854,11 +67895,10 @@ class GunicornServer {
         // The three reads change nothing and need nothing from each other: they run at once, so the
         // import check (which pays the app's boot) hides the others. Its verdict waits for the fit's.
         const imported = this.importCheck(host, master, releaseDir).then(() => undefined, (error) => (error instanceof Error ? error : new Error(String(error))));
-        // A titled master's own release is read too, ready for the reload plan (reload()).
-        const [config, unit] = await Promise.all([
-            this.readConfig(host, master, releaseDir),
+        // A titled master's own release is read too (in the same Python start), ready for the reload plan.
+        const [[config], unit] = await Promise.all([
+            this.readConfigs(host, master, master.titledApp === undefined ? [releaseDir] : [releaseDir, master.cwd]),
             this.systemdUnit(host, master),
-            master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
         ]).finally(() => imported);
         const problem = strategyProblem(this.options.strategy, config, master, unit);
         const importError = await imported;
@@ -67881,15 +67921,12 @@ class GunicornServer {
     }
     /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
     async reload(host, master, log, signal, progress) {
-        // Without the master's arguments (a titled master: source 'default-file'), its own release's
-        // file tells whether files are the whole story; both reads run at once.
-        // The release `current` names, spelled as the preflight spelled it (`<app-dir>/releases/<name>`), so its config read is reused.
+        // The release `current` names, spelled as the preflight spelled it (`<app-dir>/releases/<name>`),
+        // so the preflight's reads serve. Without the master's arguments (a titled master: source
+        // 'default-file'), its own release's file tells whether files are the whole story.
         const link = (await host.exec('read current', sh `readlink ${`${this.options.appDir}/current`}`)).stdout.trim();
         const current = link.startsWith('/') ? link : `${this.options.appDir}/${link}`;
-        const [next, now] = await Promise.all([
-            this.readConfig(host, master, current),
-            master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
-        ]);
+        const [next, now] = await this.readConfigs(host, master, master.titledApp === undefined ? [current] : [current, master.cwd]);
         const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
         log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
         return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
@@ -67906,32 +67943,33 @@ class GunicornServer {
             return undefined;
         return systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
     }
-    /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */
-    async readConfig(host, master, releaseDir) {
-        const key = [host.name, master.pid, master.startTime, master.python, releaseDir].join('\0');
-        const cached = this.configs.get(key);
-        if (cached)
-            return cached;
-        const reading = this.readConfigAfresh(host, master, releaseDir);
-        this.configs.set(key, reading);
-        // Only a read that worked is kept: a failed one (the connection, say) is tried again next time.
-        reading.then((config) => config === undefined && this.configs.delete(key), () => this.configs.delete(key));
-        return reading;
+    /**
+     * Gunicorn's view of its settings for each release dir, by the dirs' order; undefined where it
+     * cannot be read (hidden argv, a config that fails). Dirs read before come from the cache; the
+     * others are read together, in one Python start.
+     */
+    async readConfigs(host, master, releaseDirs) {
+        const keyOf = (dir) => [host.name, master.pid, master.startTime, master.python, dir].join('\0');
+        const missing = [...new Set(releaseDirs.filter((dir) => !this.configs.has(keyOf(dir))))];
+        if (missing.length) {
+            const reading = this.readConfigsAfresh(host, master, missing);
+            missing.forEach((dir, index) => {
+                const key = keyOf(dir);
+                const one = reading.then((configs) => configs[index]);
+                this.configs.set(key, one);
+                // Only a read that worked is kept: a failed one (the connection, say) is tried again next time.
+                one.then((config) => config === undefined && this.configs.delete(key), () => this.configs.delete(key));
+            });
+        }
+        return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir))));
     }
-    async readConfigAfresh(host, master, releaseDir) {
-        const command = readConfigCommand(master, releaseDir);
+    async readConfigsAfresh(host, master, releaseDirs) {
+        const command = readConfigsCommand(master, releaseDirs);
         if (!command)
-            return undefined;
+            return releaseDirs.map(() => undefined);
         const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
-        if (result.code !== 0)
-            return undefined;
-        try {
-            const read = JSON.parse(result.stdout.trim().split('\n').pop() ?? '');
-            return { ...read, source: master.titledApp === undefined ? 'argv' : 'default-file' };
-        }
-        catch {
-            return undefined;
-        }
+        const source = master.titledApp === undefined ? 'argv' : 'default-file';
+        return parseConfigs(result.stdout, releaseDirs.length).map((config) => (config ? { ...config, source } : undefined));
     }
 }
 
@@ -68044,7 +68082,7 @@ function fifoHeldCommand(pid, fifo) {
     return sh `if [ ! -p ${fifo} ]; then echo missing; exit 0; fi; f=$(readlink -f ${fifo}); for d in /proc/${pid}/fd/*; do if [ "$(readlink "$d" 2>/dev/null)" = "$f" ]; then echo held; exit 0; fi; done; echo not-held`;
 }
 /** Prints the ini file the master was started with, resolved against its working directory. */
-function uwsgi_commands_readConfigCommand(cwd, configFile) {
+function readConfigCommand(cwd, configFile) {
     return sh `cd ${cwd} && cat -- ${configFile}`;
 }
 const uwsgi_commands_IMPORT_APP = [
@@ -68462,7 +68500,7 @@ class UwsgiServer {
         const files = new Map();
         const first = optionsOf(argv, () => undefined);
         if (first.configFile) {
-            const result = await host.exec('read the uWSGI ini file', uwsgi_commands_readConfigCommand(cwd, first.configFile));
+            const result = await host.exec('read the uWSGI ini file', readConfigCommand(cwd, first.configFile));
             files.set(first.configFile, parseIni(result.stdout));
         }
         const { options, configFile } = optionsOf(argv, (path) => files.get(path));

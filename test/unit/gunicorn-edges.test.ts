@@ -123,14 +123,14 @@ describe('the preflight of a gunicorn release', () => {
     return { host, started };
   }
   const server = new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' });
-  const readConfig = { stdout: `${JSON.stringify({ ...config, daemon: true })}\n`, ms: 30 };
+  // readConfigsCommand's answer for up to two release dirs (tagged by their index).
+  const readConfig = { stdout: [0, 1].map((dir) => `${JSON.stringify({ dir, ...config, daemon: true })}\n`).join(''), ms: 30 };
 
-  it('starts the import check, the config reads (the new release and, for a titled master, its own) and the cgroup read at once, before any of them ends', async () => {
+  it('starts the import check, the config read (the new release and, for a titled master, its own, in one Python start) and the cgroup read at once, before any of them ends', async () => {
     const { host, started } = scriptedHost({ 'read the gunicorn config': readConfig, 'read the master cgroup': { stdout: '0::/\n', ms: 30 }, 'import check of the new release': { ms: 30 } });
     await new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' }).preflight(host, master, '/srv/app/releases/v2');
     expect(started.sort()).toEqual([
       ['import check of the new release', 0],
-      ['read the gunicorn config', 0],
       ['read the gunicorn config', 0],
       ['read the master cgroup', 0],
     ]);
@@ -156,13 +156,13 @@ describe('the preflight of a gunicorn release', () => {
 
   it("plans the reload from the preflight's config reads: after the switch, no config is read again", async () => {
     const { purposes, configReads, lines } = await preflightThenReload('releases/v2');
-    expect(configReads).toBe(2);
+    expect(configReads).toBe(1);
     expect(purposes).toContain('read current');
     expect(lines.join('\n')).toMatch(/stop wait \d+s/);
   });
 
   it('reads the config of a release the preflight did not read (current moved elsewhere since)', async () => {
-    expect((await preflightThenReload('releases/v0')).configReads).toBe(3);
+    expect((await preflightThenReload('releases/v0')).configReads).toBe(2);
   });
 
   it("says the strategy cannot work before what the import check found, and only after the check ended", async () => {

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { gunicornArgs, preflightCommand, readConfigCommand } from '../../src/servers/gunicorn/gunicorn-commands.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunicornArgs, parseConfigs, preflightCommand, readConfigsCommand } from '../../src/servers/gunicorn/gunicorn-commands.js';
+import { run } from '../support/proc.js';
 import { isGunicorn, type GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
 import { parseMarks, pruneMarksCommand, readMarksCommand, readyDirOf } from '../../src/servers/gunicorn/ready-marks.js';
 import { strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
@@ -31,8 +35,44 @@ describe('gunicorn command builders', () => {
   it('imports the app spec when the argv is hidden by setproctitle', () => {
     const titled = { ...master, python: '/usr/bin/python3.11', argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
     expect(preflightCommand(titled, '/r').text).toMatch(/^cd \/r && \/usr\/bin\/python3\.11 -c '.*import_app.*' \/r app:application$/s);
-    expect(readConfigCommand(titled, '/r')?.text).toMatch(/ \/r app:application$/);
-    expect(readConfigCommand(master, '/r')?.text).toMatch(/ \/r -c gunicorn\.conf\.py app:application$/);
+    expect(readConfigsCommand(titled, ['/r'])?.text).toMatch(/ 1 \/r app:application$/);
+    expect(readConfigsCommand(master, ['/r', '/s'])?.text).toMatch(/^cd \/r && .* 2 \/r \/s -c gunicorn\.conf\.py app:application$/s);
+    expect(readConfigsCommand({ ...master, argv: ['/usr/bin/python3', '/srv/run.py'] }, ['/r'])).toBeUndefined();
+  });
+});
+
+describe("reading gunicorn's config of several releases in one Python start", () => {
+  it('parses one tagged line per release, in the order asked, and nothing for a release that failed', () => {
+    const line = (dir: number, workers: number) => JSON.stringify({ dir, daemon: true, preload_app: false, workers, pidfile: '/p', graceful_timeout: 30, max_requests: 0 });
+    const configs = parseConfigs(`noise\n${line(1, 4)}\nTraceback...\n{"dir": oops\n`, 3);
+    expect(configs.map((config) => config?.workers)).toEqual([undefined, 4, undefined]);
+  });
+
+  // Debian's gunicorn (python3-gunicorn, installed by the sandbox script) under /usr/bin/python3.
+  it.runIf(process.getuid?.() === 0)("runs with gunicorn's own parser: each release's gunicorn.conf.py, its own imports, a broken one failing alone", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'gd-configs-'));
+    try {
+      const release = async (name: string, conf: string, settings?: string) => {
+        const dir = join(root, name);
+        await mkdir(dir);
+        await writeFile(join(dir, 'gunicorn.conf.py'), conf);
+        if (settings) await writeFile(join(dir, 'release_settings.py'), settings);
+        return dir;
+      };
+      // Both import a module of the same name from their own release: each must see its own.
+      const v1 = await release('v1', 'from release_settings import WORKERS as workers\ngraceful_timeout = 10\n', 'WORKERS = 2\n');
+      const v2 = await release('v2', 'from release_settings import WORKERS as workers\ndaemon = True\n', 'WORKERS = 5\n');
+      const broken = await release('broken', 'raise RuntimeError("no config")\n');
+      const titled: GunicornMaster = { ...master, python: '/usr/bin/python3', argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
+      const command = readConfigsCommand(titled, [v2, broken, v1]);
+      const result = await run('/bin/sh', ['-c', command?.text ?? 'false']);
+      const [two, none, one] = parseConfigs(result.stdout, 3);
+      expect(two, result.stderr).toMatchObject({ workers: 5, daemon: true });
+      expect(none).toBeUndefined();
+      expect(one).toMatchObject({ workers: 2, daemon: false, graceful_timeout: 10 });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 

@@ -34,15 +34,39 @@ export function preflightCommand(master: GunicornMaster, releaseDir: string, app
   return sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
 
-const READ_CONFIG = [
-  'import json, os, sys',
-  'd = sys.argv[1]',
-  'os.chdir(d)',
-  'os.environ["PWD"] = d',
-  'sys.argv = ["gunicorn"] + sys.argv[2:]',
+// argv: how many release dirs, the dirs, then gunicorn's arguments. gunicorn is imported once;
+// each dir is read in a forked child (its own cwd, config file and imports, nothing shared with
+// the next), which prints one JSON line tagged with the dir's index.
+const READ_CONFIGS = [
+  'import json, os, sys, traceback',
+  'n = int(sys.argv[1])',
+  'dirs, args = sys.argv[2:2 + n], sys.argv[2 + n:]',
+  'import gunicorn.config',
   'from gunicorn.app.wsgiapp import WSGIApplication',
-  'c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
-  'print(json.dumps({"daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+  'for i, d in enumerate(dirs):',
+  '    sys.stdout.flush()',
+  '    sys.stderr.flush()',
+  '    pid = os.fork()',
+  '    if pid == 0:',
+  '        code = 1',
+  '        try:',
+  '            os.chdir(d)',
+  '            os.environ["PWD"] = d',
+  // chdir's default is the cwd gunicorn.config was imported in (the first dir): this one's, as a lone read would have it.
+  '            for setting in gunicorn.config.KNOWN_SETTINGS:',
+  '                if setting.name == "chdir":',
+  '                    setting.default = d',
+  '            sys.argv = ["gunicorn"] + args',
+  '            c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
+  '            print(json.dumps({"dir": i, "daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+  '            code = 0',
+  '        except BaseException:',
+  '            traceback.print_exc()',
+  '        finally:',
+  '            sys.stdout.flush()',
+  '            sys.stderr.flush()',
+  '            os._exit(code)',
+  '    os.waitpid(pid, 0)',
 ].join('\n');
 
 /** Gunicorn settings that decide which strategies can work. */
@@ -66,13 +90,29 @@ export function gunicornArgs(argv: string[]): string[] | undefined {
 }
 
 /**
- * Reads the config gunicorn would use for `releaseDir` with the master's arguments, with
- * gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS). When setproctitle
- * hides the arguments, it reads what gunicorn reads without any: the release's
- * ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
+ * Reads the config gunicorn would use for each of `releaseDirs` with the master's arguments,
+ * with gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS), in one Python
+ * start. When setproctitle hides the arguments, it reads what gunicorn reads without any: the
+ * release's ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
  */
-export function readConfigCommand(master: GunicornMaster, releaseDir: string): ShellFragment | undefined {
+export function readConfigsCommand(master: GunicornMaster, releaseDirs: string[]): ShellFragment | undefined {
   const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
-  if (!args) return undefined;
-  return sh`cd ${releaseDir} && ${master.python} -c ${READ_CONFIG} ${releaseDir} ${args}`;
+  const first = releaseDirs[0];
+  if (!args || first === undefined) return undefined;
+  return sh`cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${args}`;
+}
+
+/** readConfigsCommand's answers, by the dirs' order: undefined for a dir whose read failed. */
+export function parseConfigs(stdout: string, count: number): (Omit<GunicornConfig, 'source'> | undefined)[] {
+  const found = new Map<number, Omit<GunicornConfig, 'source'>>();
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{"dir"')) continue;
+    try {
+      const { dir, ...config } = JSON.parse(line) as { dir: number } & Omit<GunicornConfig, 'source'>;
+      found.set(dir, config);
+    } catch {
+      // A line the app's config printed that only looks like ours.
+    }
+  }
+  return Array.from({ length: count }, (_, index) => found.get(index));
 }

@@ -3,7 +3,7 @@ import { PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh } from '../../remote/shell-quote.js';
 import type { Log, PointCurrent, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
-import { preflightCommand, readConfigCommand, type GunicornConfig } from './gunicorn-commands.js';
+import { parseConfigs, preflightCommand, readConfigsCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
@@ -89,11 +89,10 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
       () => undefined,
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
-    // A titled master's own release is read too, ready for the reload plan (reload()).
-    const [config, unit] = await Promise.all([
-      this.readConfig(host, master, releaseDir),
+    // A titled master's own release is read too (in the same Python start), ready for the reload plan.
+    const [[config], unit] = await Promise.all([
+      this.readConfigs(host, master, master.titledApp === undefined ? [releaseDir] : [releaseDir, master.cwd]),
       this.systemdUnit(host, master),
-      master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
     ]).finally(() => imported);
     const problem = strategyProblem(this.options.strategy, config, master, unit);
     const importError = await imported;
@@ -117,15 +116,12 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
 
   /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
   async reload(host: RemoteHost, master: GunicornMaster, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<GunicornMaster>> {
-    // Without the master's arguments (a titled master: source 'default-file'), its own release's
-    // file tells whether files are the whole story; both reads run at once.
-    // The release `current` names, spelled as the preflight spelled it (`<app-dir>/releases/<name>`), so its config read is reused.
+    // The release `current` names, spelled as the preflight spelled it (`<app-dir>/releases/<name>`),
+    // so the preflight's reads serve. Without the master's arguments (a titled master: source
+    // 'default-file'), its own release's file tells whether files are the whole story.
     const link = (await host.exec('read current', sh`readlink ${`${this.options.appDir}/current`}`)).stdout.trim();
     const current = link.startsWith('/') ? link : `${this.options.appDir}/${link}`;
-    const [next, now] = await Promise.all([
-      this.readConfig(host, master, current),
-      master.titledApp === undefined ? undefined : this.readConfig(host, master, master.cwd),
-    ]);
+    const [next, now] = await this.readConfigs(host, master, master.titledApp === undefined ? [current] : [current, master.cwd]);
     const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
     log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
     return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
@@ -144,31 +140,35 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     return systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
   }
 
-  /** Gunicorn's view of its settings for the new release; undefined when it cannot be read (hidden argv). */
-  private async readConfig(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<GunicornConfig | undefined> {
-    const key = [host.name, master.pid, master.startTime, master.python, releaseDir].join('\0');
-    const cached = this.configs.get(key);
-    if (cached) return cached;
-    const reading = this.readConfigAfresh(host, master, releaseDir);
-    this.configs.set(key, reading);
-    // Only a read that worked is kept: a failed one (the connection, say) is tried again next time.
-    reading.then(
-      (config) => config === undefined && this.configs.delete(key),
-      () => this.configs.delete(key),
-    );
-    return reading;
+  /**
+   * Gunicorn's view of its settings for each release dir, by the dirs' order; undefined where it
+   * cannot be read (hidden argv, a config that fails). Dirs read before come from the cache; the
+   * others are read together, in one Python start.
+   */
+  private async readConfigs(host: RemoteHost, master: GunicornMaster, releaseDirs: string[]): Promise<(GunicornConfig | undefined)[]> {
+    const keyOf = (dir: string) => [host.name, master.pid, master.startTime, master.python, dir].join('\0');
+    const missing = [...new Set(releaseDirs.filter((dir) => !this.configs.has(keyOf(dir))))];
+    if (missing.length) {
+      const reading = this.readConfigsAfresh(host, master, missing);
+      missing.forEach((dir, index) => {
+        const key = keyOf(dir);
+        const one = reading.then((configs) => configs[index]);
+        this.configs.set(key, one);
+        // Only a read that worked is kept: a failed one (the connection, say) is tried again next time.
+        one.then(
+          (config) => config === undefined && this.configs.delete(key),
+          () => this.configs.delete(key),
+        );
+      });
+    }
+    return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir))));
   }
 
-  private async readConfigAfresh(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<GunicornConfig | undefined> {
-    const command = readConfigCommand(master, releaseDir);
-    if (!command) return undefined;
+  private async readConfigsAfresh(host: RemoteHost, master: GunicornMaster, releaseDirs: string[]): Promise<(GunicornConfig | undefined)[]> {
+    const command = readConfigsCommand(master, releaseDirs);
+    if (!command) return releaseDirs.map(() => undefined);
     const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
-    if (result.code !== 0) return undefined;
-    try {
-      const read = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as Omit<GunicornConfig, 'source'>;
-      return { ...read, source: master.titledApp === undefined ? 'argv' : 'default-file' };
-    } catch {
-      return undefined;
-    }
+    const source = master.titledApp === undefined ? 'argv' : 'default-file';
+    return parseConfigs(result.stdout, releaseDirs.length).map((config) => (config ? { ...config, source } : undefined));
   }
 }
