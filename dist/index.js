@@ -67961,7 +67961,7 @@ class GunicornServer {
                 one.then((config) => config === undefined && this.configs.delete(key), () => this.configs.delete(key));
             });
         }
-        return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir))));
+        return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir)) ?? Promise.resolve(undefined)));
     }
     async readConfigsAfresh(host, master, releaseDirs) {
         const command = readConfigsCommand(master, releaseDirs);

@@ -161,7 +161,7 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
         );
       });
     }
-    return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir))));
+    return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir)) ?? Promise.resolve(undefined)));
   }
 
   private async readConfigsAfresh(host: RemoteHost, master: GunicornMaster, releaseDirs: string[]): Promise<(GunicornConfig | undefined)[]> {
