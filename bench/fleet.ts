@@ -130,7 +130,6 @@ async function deployUnderLoad(sb: Sandbox, plan: PlanName, version: string, sou
   );
   const seconds = (performance.now() - t0) / 1000;
   const hostCpu = treesCpuSeconds(sb.hosts.map((host) => host.initPid)) - cpuBefore;
-  if (process.env.GD_TRACE_EXEC) console.log(result.stderr.split('\n').filter((line) => line.startsWith('TRACE')).join('\n'));
   await sleep(1000);
   const report = await load.stop();
   const usage = JSON.parse(await readFile(usageFile, 'utf8').catch(() => '{}')) as { vmHwmKiB?: number; userSeconds?: number; systemSeconds?: number };

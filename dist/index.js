@@ -63426,7 +63426,7 @@ const PROBE = [
     'if u.username is not None:',
     '    pair = urllib.parse.unquote(u.username) + ":" + urllib.parse.unquote(u.password or "")',
     '    req.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())',
-    'count, pause = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (1, 0.0)',
+    'count, pause = int(sys.argv[3]), float(sys.argv[4])',
     'for i in range(count):',
     '    if i:',
     '        time.sleep(pause)',
@@ -63447,8 +63447,6 @@ const PROBE = [
  * once, or `count` times `pauseSeconds` apart (stopping after an answer that is not 2xx).
  */
 function healthProbeCommand(python, url, timeoutSeconds, count = 1, pauseSeconds = 0) {
-    if (count === 1)
-        return sh `${python} -c ${PROBE} ${url} ${timeoutSeconds}`;
     return sh `${python} -c ${PROBE} ${url} ${timeoutSeconds} ${count} ${pauseSeconds}`;
 }
 
@@ -63525,9 +63523,13 @@ function failureOf(reading, expectedVersion) {
     }
     return undefined;
 }
+/** Seconds one reading may take: health-timeout, kept between 1 and 10. */
+function readingTimeout(settings) {
+    return Math.max(1, Math.min(10, settings.timeoutSeconds));
+}
 /** Reads the readiness URL once. */
 async function probe(host, python, settings) {
-    const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
+    const timeout = readingTimeout(settings);
     const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout), {
         timeoutSeconds: timeout + 15,
     });
@@ -63539,7 +63541,7 @@ async function probe(host, python, settings) {
  * burst ends early at an answer that is not 2xx.
  */
 async function probeBurst(host, python, settings, count) {
-    const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
+    const timeout = readingTimeout(settings);
     const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
         timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15,
     });
@@ -67870,9 +67872,10 @@ const gunicorn_server_STRATEGIES = {
 class GunicornServer {
     options;
     /**
-     * Config reads by host, master and release directory (its real path). A staged release does
-     * not change, so the read the preflight made (hidden under the import check) serves the
-     * reload: one Python start importing gunicorn less per host, after the switch.
+     * Config reads by host, master and release directory (as `<app-dir>/releases/<name>`, or the
+     * master's cwd). A staged release does not change, so the read the preflight made (hidden
+     * under the import check) serves the reload: one Python start importing gunicorn less per
+     * host, after the switch.
      */
     configs = new Map();
     constructor(options) {

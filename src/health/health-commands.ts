@@ -11,7 +11,7 @@ const PROBE = [
   'if u.username is not None:',
   '    pair = urllib.parse.unquote(u.username) + ":" + urllib.parse.unquote(u.password or "")',
   '    req.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())',
-  'count, pause = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (1, 0.0)',
+  'count, pause = int(sys.argv[3]), float(sys.argv[4])',
   'for i in range(count):',
   '    if i:',
   '        time.sleep(pause)',
@@ -33,6 +33,5 @@ const PROBE = [
  * once, or `count` times `pauseSeconds` apart (stopping after an answer that is not 2xx).
  */
 export function healthProbeCommand(python: string, url: string, timeoutSeconds: number, count = 1, pauseSeconds = 0): ShellFragment {
-  if (count === 1) return sh`${python} -c ${PROBE} ${url} ${timeoutSeconds}`;
   return sh`${python} -c ${PROBE} ${url} ${timeoutSeconds} ${count} ${pauseSeconds}`;
 }

@@ -86,9 +86,14 @@ export function failureOf(reading: HealthReading, expectedVersion?: string): str
   return undefined;
 }
 
+/** Seconds one reading may take: health-timeout, kept between 1 and 10. */
+function readingTimeout(settings: HealthSettings): number {
+  return Math.max(1, Math.min(10, settings.timeoutSeconds));
+}
+
 /** Reads the readiness URL once. */
 export async function probe(host: RemoteHost, python: string, settings: HealthSettings): Promise<HealthReading> {
-  const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
+  const timeout = readingTimeout(settings);
   const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout), {
     timeoutSeconds: timeout + 15,
   });
@@ -101,7 +106,7 @@ export async function probe(host: RemoteHost, python: string, settings: HealthSe
  * burst ends early at an answer that is not 2xx.
  */
 export async function probeBurst(host: RemoteHost, python: string, settings: HealthSettings, count: number): Promise<HealthReading[]> {
-  const timeout = Math.max(1, Math.min(10, settings.timeoutSeconds));
+  const timeout = readingTimeout(settings);
   const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
     timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15,
   });

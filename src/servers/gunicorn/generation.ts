@@ -11,7 +11,6 @@ export interface ProcessRef {
   startTime: string;
 }
 
-
 /** The live process (same start time) with its children, or undefined if it is gone. */
 export async function readProcess(host: RemoteHost, process: ProcessRef): Promise<ProcessFacts | undefined> {
   const result = await host.exec(`read gunicorn pid ${process.pid}`, childrenCommand(process.pid, process.startTime));

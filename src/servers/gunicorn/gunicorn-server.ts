@@ -60,9 +60,10 @@ const STRATEGIES: Record<GunicornStrategy, Strategy> = {
 /** Gunicorn, driven through its master's signals. */
 export class GunicornServer implements ServerDriver<GunicornMaster> {
   /**
-   * Config reads by host, master and release directory (its real path). A staged release does
-   * not change, so the read the preflight made (hidden under the import check) serves the
-   * reload: one Python start importing gunicorn less per host, after the switch.
+   * Config reads by host, master and release directory (as `<app-dir>/releases/<name>`, or the
+   * master's cwd). A staged release does not change, so the read the preflight made (hidden
+   * under the import check) serves the reload: one Python start importing gunicorn less per
+   * host, after the switch.
    */
   private readonly configs = new Map<string, Promise<GunicornConfig | undefined>>();
 

@@ -23,7 +23,6 @@ interface WorkerState {
   booted: number[];
 }
 
-
 /**
  * Rolling (seed 000's "reload ++"): TTIN adds a worker that imports the code `current` points
  * to; once every new worker is ready, TTOU retires the oldest, which is one of the previous
