@@ -15,11 +15,25 @@ export interface TrafficThresholds {
 export const MIN_SAMPLE = 5;
 /** Response times under this (ms) never fail the gate: 3 × 2 ms is noise, not a regression. */
 export const LATENCY_FLOOR_MS = 100;
+/**
+ * How much more often (0..1, over the old release's rate) HAProxy may have to retry an attempt
+ * on the new release. Clients do not see a retried attempt, and a healthy server
+ * causes some (measured here: uWSGI's `http-socket` closes every connection without saying so,
+ * HAProxy reuses one now and then; 0.4-0.8 % of attempts, up to 4 % in a 3 s window). A release
+ * that breaks connections on real requests is retried far more, and at the next batch no
+ * server may be left to retry on: 10 points above the old release fails the gate.
+ */
+export const RETRIED_MARGIN = 0.1;
 
 export interface TrafficSide {
+  /** Attempts on the side's servers: answers, plus broken answers and failed connections. */
   requests: number;
+  /** Failures the clients saw: 5xx answers, and broken answers or failed connections HAProxy did not retry. */
   errors: number;
   rate: number;
+  /** Broken answers and failed connections HAProxy retried on another attempt (the client got an answer). */
+  retried: number;
+  retriedRate: number;
   /** HAProxy's rtime (ms), the highest among the side's servers; 0 when none answered. */
   rtime: number;
 }
@@ -32,41 +46,44 @@ export interface TrafficVerdict {
   baseline: TrafficSide;
 }
 
-/** Errors as the balancer sees them: 5xx answers, broken answers and failed connections. */
 function side(before: ServerStat[], after: ServerStat[], servers: ReadonlySet<string>): TrafficSide {
   let requests = 0;
   let errors = 0;
+  let retried = 0;
   let rtime = 0;
   for (const now of after) {
     if (!servers.has(now.server)) continue;
     const then = before.find((row) => row.server === now.server);
     const delta = (pick: (row: ServerStat) => number) => Math.max(0, pick(now) - (then ? pick(then) : 0));
     const answered = delta((row) => row.responses);
-    const failed = delta((row) => row.hrsp5xx) + delta((row) => row.eresp) + delta((row) => row.econ);
-    requests += answered + delta((row) => row.eresp) + delta((row) => row.econ);
-    errors += failed;
+    const broken = delta((row) => row.eresp) + delta((row) => row.econ);
+    const retriedHere = Math.min(broken, delta((row) => row.wretr));
+    requests += answered + broken;
+    errors += delta((row) => row.hrsp5xx) + broken - retriedHere;
+    retried += retriedHere;
     if (answered > 0) rtime = Math.max(rtime, now.rtime);
   }
-  return { requests, errors, rate: requests ? errors / requests : 0, rtime };
+  const share = (count: number) => (requests ? count / requests : 0);
+  return { requests, errors, rate: share(errors), retried, retriedRate: share(retried), rtime };
 }
 
-/**
- * `fresh` = servers on the new release; the baseline is every other server of the backend
- * that answered in the window. Without a baseline the old rate counts as 0.
- */
 export function judgeTraffic(before: ServerStat[], after: ServerStat[], fresh: readonly string[], thresholds: TrafficThresholds): TrafficVerdict {
   const freshSet = new Set(fresh);
   const others = new Set(after.map((row) => row.server).filter((name) => !freshSet.has(name)));
   const newSide = side(before, after, freshSet);
   const oldSide = side(before, after, others);
   const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
-  const described = `new release ${newSide.errors}/${newSide.requests} errors (${percent(newSide.rate)}), ${newSide.rtime} ms; old release ${oldSide.errors}/${oldSide.requests} (${percent(oldSide.rate)}), ${oldSide.rtime} ms`;
+  const retried = (value: TrafficSide) => (value.retried ? `, ${value.retried} retried by HAProxy` : '');
+  const described = `new release ${newSide.errors}/${newSide.requests} errors (${percent(newSide.rate)})${retried(newSide)}, ${newSide.rtime} ms; old release ${oldSide.errors}/${oldSide.requests} (${percent(oldSide.rate)})${retried(oldSide)}, ${oldSide.rtime} ms`;
   if (newSide.requests < MIN_SAMPLE) {
     return { ok: true, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
   }
   const failures: string[] = [];
   if (newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate) {
     failures.push(`error rate ${percent(newSide.rate)} is more than ${percent(thresholds.max5xxRate)} above the old release's ${percent(oldSide.rate)}`);
+  }
+  if (newSide.retriedRate > oldSide.retriedRate + RETRIED_MARGIN) {
+    failures.push(`HAProxy had to retry ${percent(newSide.retriedRate)} of the attempts on it, more than ${percent(RETRIED_MARGIN)} above the old release's ${percent(oldSide.retriedRate)}`);
   }
   if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
     failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);

@@ -21,6 +21,11 @@ export interface ServerStat {
   /** Response errors (the server closed or answered garbage) and connection errors. */
   eresp: number;
   econ: number;
+  /**
+   * Attempts on this server that failed and that HAProxy retried (column wretr: `retries` with
+   * `retry-on`, or a redispatch): counted in eresp/econ, but the client got its answer elsewhere.
+   */
+  wretr: number;
   /** Average response time in ms over the last 1024 requests (HAProxy's moving window). */
   rtime: number;
   /** `addr` column (ip:port), empty in older versions. */
@@ -52,6 +57,7 @@ export function parseShowStat(csv: string): ServerStat[] {
       responses,
       eresp: number(fields, 'eresp'),
       econ: number(fields, 'econ'),
+      wretr: number(fields, 'wretr'),
       rtime: number(fields, 'rtime'),
       addr: at('addr') >= 0 ? (fields[at('addr')] ?? '') : '',
     });
