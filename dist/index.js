@@ -59754,7 +59754,7 @@ function parseSettings(read, env) {
         health: {
             url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
             timeoutSeconds: healthTimeout,
-            intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.25', 0.1, 60),
+            intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.1', 0.1, 60),
             successes: integer(Inputs.HealthSuccesses, get(Inputs.HealthSuccesses) || '3', 1, 100),
             expectVersion: expectVersion(get(Inputs.ExpectVersion) || 'auto'),
         },
@@ -60035,6 +60035,13 @@ const PROCESS_POLL_MS = 150;
  * taking CPU from the very boots it waits for.
  */
 const PROCESS_POLL = { intervalMs: PROCESS_POLL_MS, stretch: 0.1 };
+/**
+ * The pace of waits that usually end in moments: a master with no workers left exiting after
+ * TERM, workers leaving after WINCH, a promotion after SIGCHLD. Every 30 ms at first, then a
+ * quarter of the time waited so far: a wait that takes 50 ms is seen after 60 ms, not 150,
+ * and one that drags on (graceful_timeout) is read a few dozen times at most.
+ */
+const QUICK_POLL = { intervalMs: 30, stretch: 0.25 };
 /** Resolves after `ms`, or as soon as `signal` aborts (a cancelled run does not sit out a wait). */
 const sleep = (ms, signal) => new Promise((resolve) => {
     if (signal?.aborted)
@@ -63563,6 +63570,8 @@ async function probeBurst(host, python, settings, count) {
         throw new HealthGateError(`the readiness probe printed no reading: ${(result.stderr || result.stdout).trim().slice(0, 300)}`, host.name);
     return readings;
 }
+/** Between failing bursts the gate waits health-interval, or a twentieth of the time waited so far if longer. */
+const GATE_STRETCH = 0.05;
 /**
  * Passes after `successes` consecutive good readings, health-interval apart, within the
  * timeout; otherwise throws a HealthGateError with the last status and body. The readings a
@@ -63588,7 +63597,10 @@ async function waitUntilReady(host, python, settings, expectedVersion, signal) {
                 return reading;
         }
         return undefined;
-    }, { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, signal, what: `pass the readiness gate on ${host.name}` });
+    }, 
+    // A host still booting (hup, a slow app) is probed less often the longer it takes: a probe
+    // is a Python start on the host, which would otherwise compete with the boot it waits for.
+    { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, stretch: GATE_STRETCH, signal, what: `pass the readiness gate on ${host.name}` });
     if (!passed) {
         const body = (last?.body ?? '').trim().slice(0, 300);
         throw new HealthGateError(`${redactedUrl(settings.url)} did not pass ${settings.successes} checks in a row within ${settings.timeoutSeconds}s: last ${lastFailure}${body ? `, body: ${body}` : ''}`, host.name);
@@ -64686,7 +64698,7 @@ function timedWait(run, sessions, phase) {
 }
 /**
  * Readings per probe process during canary-wait: a failing answer is seen at most this many
- * health-intervals late (2 s at the default 0.25 s), while a long wait costs the canary one
+ * health-intervals late (0.8 s at the default 0.1 s), while a long wait costs the canary one
  * Python start per burst, not one per reading.
  */
 const CANARY_BURST = 8;
@@ -67085,7 +67097,7 @@ async function waitForNoWorkers(host, master, notWorkers, timeoutSeconds) {
             throw new ReloadError(`gunicorn master ${master.pid} exited while its workers were retired.`, host.name);
         left = workersOnly(facts, skip).children;
         return left.length === 0 ? true : undefined;
-    }, { timeoutMs: timeoutSeconds * 1000, ...PROCESS_POLL });
+    }, { timeoutMs: timeoutSeconds * 1000, ...QUICK_POLL });
     if (!done) {
         throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
     }
@@ -67094,7 +67106,7 @@ async function waitForNoWorkers(host, master, notWorkers, timeoutSeconds) {
 async function waitUntilGone(host, process, timeoutSeconds) {
     const gone = await pollUntil(async () => ((await readProcess(host, process)) ? undefined : true), {
         timeoutMs: timeoutSeconds * 1000,
-        ...PROCESS_POLL,
+        ...QUICK_POLL,
     });
     return gone === true;
 }
@@ -67627,7 +67639,7 @@ async function commit(host, old, fresh, options, log) {
     const promoted = await pollUntil(async () => {
         const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
         return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
-    }, { timeoutMs: 15_000, ...PROCESS_POLL });
+    }, { timeoutMs: 15_000, ...QUICK_POLL });
     if (!promoted)
         throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
     log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);

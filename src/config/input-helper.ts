@@ -94,7 +94,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     health: {
       url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
       timeoutSeconds: healthTimeout,
-      intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.25', 0.1, 60),
+      intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.1', 0.1, 60),
       successes: integer(Inputs.HealthSuccesses, get(Inputs.HealthSuccesses) || '3', 1, 100),
       expectVersion: expectVersion(get(Inputs.ExpectVersion) || 'auto'),
     },

@@ -115,6 +115,9 @@ export async function probeBurst(host: RemoteHost, python: string, settings: Hea
   return readings;
 }
 
+/** Between failing bursts the gate waits health-interval, or a twentieth of the time waited so far if longer. */
+const GATE_STRETCH = 0.05;
+
 /**
  * Passes after `successes` consecutive good readings, health-interval apart, within the
  * timeout; otherwise throws a HealthGateError with the last status and body. The readings a
@@ -147,7 +150,9 @@ export async function waitUntilReady(
       }
       return undefined;
     },
-    { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, signal, what: `pass the readiness gate on ${host.name}` },
+    // A host still booting (hup, a slow app) is probed less often the longer it takes: a probe
+    // is a Python start on the host, which would otherwise compete with the boot it waits for.
+    { timeoutMs: settings.timeoutSeconds * 1000, intervalMs: settings.intervalSeconds * 1000, stretch: GATE_STRETCH, signal, what: `pass the readiness gate on ${host.name}` },
   );
   if (!passed) {
     const body = (last?.body ?? '').trim().slice(0, 300);

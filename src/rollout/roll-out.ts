@@ -173,7 +173,7 @@ function timedWait(run: RunContext, sessions: HostSession[], phase: 'canary-wait
 
 /**
  * Readings per probe process during canary-wait: a failing answer is seen at most this many
- * health-intervals late (2 s at the default 0.25 s), while a long wait costs the canary one
+ * health-intervals late (0.8 s at the default 0.1 s), while a long wait costs the canary one
  * Python start per burst, not one per reading.
  */
 const CANARY_BURST = 8;

@@ -24,7 +24,7 @@ describe('parseSettings', () => {
       mode: 'deploy',
       lockWaitSeconds: 300,
       forceUnlock: false,
-      health: { url: 'http://127.0.0.1:8000/health/ready', timeoutSeconds: 120, intervalSeconds: 0.25, successes: 3, expectVersion: 'auto' },
+      health: { url: 'http://127.0.0.1:8000/health/ready', timeoutSeconds: 120, intervalSeconds: 0.1, successes: 3, expectVersion: 'auto' },
     });
     expect(settings.hosts).toEqual([{ user: 'deploy', host: 'web1', port: 22, label: 'deploy@web1' }]);
     expect(settings.ssh.privateKey).toBe(`${KEY}\n`);

@@ -1,5 +1,5 @@
 import { ReloadError } from '../../errors.js';
-import { PROCESS_POLL, pollUntil } from '../../poll.js';
+import { PROCESS_POLL, QUICK_POLL, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { Log } from '../server-driver.js';
 import { childrenCommand, describePidsCommand, parseChildren, parseDescribedPids, type ProcessFacts } from './process-facts.js';
@@ -94,7 +94,7 @@ export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, not
       left = workersOnly(facts, skip).children;
       return left.length === 0 ? true : undefined;
     },
-    { timeoutMs: timeoutSeconds * 1000, ...PROCESS_POLL },
+    { timeoutMs: timeoutSeconds * 1000, ...QUICK_POLL },
   );
   if (!done) {
     throw new ReloadError(`old workers ${left.join(', ')} of master ${master.pid} were still alive ${timeoutSeconds}s after WINCH, beyond graceful_timeout (a request longer than that, or is gunicorn not daemonized? WINCH is ignored then).`, host.name);
@@ -105,7 +105,7 @@ export async function waitForNoWorkers(host: RemoteHost, master: ProcessRef, not
 export async function waitUntilGone(host: RemoteHost, process: ProcessRef, timeoutSeconds: number): Promise<boolean> {
   const gone = await pollUntil(async () => ((await readProcess(host, process)) ? undefined : true), {
     timeoutMs: timeoutSeconds * 1000,
-    ...PROCESS_POLL,
+    ...QUICK_POLL,
   });
   return gone === true;
 }

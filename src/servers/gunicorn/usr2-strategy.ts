@@ -1,5 +1,5 @@
 import { ReloadError, errorMessage } from '../../errors.js';
-import { PROCESS_POLL, pollUntil } from '../../poll.js';
+import { PROCESS_POLL, QUICK_POLL, pollUntil } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh } from '../../remote/shell-quote.js';
 import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from '../server-driver.js';
@@ -120,7 +120,7 @@ export async function commit(host: RemoteHost, old: GunicornMaster, fresh: Gunic
       const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
       return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
     },
-    { timeoutMs: 15_000, ...PROCESS_POLL },
+    { timeoutMs: 15_000, ...QUICK_POLL },
   );
   if (!promoted) throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
   log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
