@@ -66370,6 +66370,11 @@ function remote_command_seconds(value) {
     const rounded = Math.max(0.1, Math.round(value * 10) / 10);
     return String(rounded);
 }
+/** The last lines of a command's output, as errors quote it. */
+function tail(text) {
+    return text.trim().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
+}
+const STDERR_TAIL_LINES = 12;
 
 ;// CONCATENATED MODULE: ./src/remote/ssh-remote-host.ts
 
@@ -66379,7 +66384,6 @@ function remote_command_seconds(value) {
 
 
 
-const STDERR_TAIL_LINES = 12;
 /** Extra seconds the runner waits past the host's own kill before it stops waiting for an answer. */
 const ANSWER_GRACE_SECONDS = 5;
 /**
@@ -66563,9 +66567,6 @@ async function withTimeout(work, seconds, stop, error) {
     finally {
         clearTimeout(timer);
     }
-}
-function tail(text) {
-    return text.trim().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/report/action-reporter.ts
@@ -66771,16 +66772,20 @@ function preflightCommand(master, releaseDir, appSpec) {
         return sh `cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
     return sh `cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
-// argv: how many release dirs, the dirs, then gunicorn's arguments. gunicorn is imported once;
-// each dir is read in a forked child (its own cwd, config file and imports, nothing shared with
-// the next), which prints one JSON line tagged with the dir's index.
+// argv: how many release dirs, the dirs, the check (`none`, `config` or `import`, its dir, the
+// app spec to import), then gunicorn's arguments. gunicorn is imported once; each dir is read,
+// then the check made, in a forked child (its own cwd, config file and imports, nothing shared
+// with the next): a config read prints one JSON line tagged with the dir's index, the check
+// gunicorn's own --check-config (or an import of the app spec), then {"check": <passed>}.
 const READ_CONFIGS = [
     'import json, os, sys, traceback',
     'n = int(sys.argv[1])',
-    'dirs, args = sys.argv[2:2 + n], sys.argv[2 + n:]',
+    'dirs = sys.argv[2:2 + n]',
+    'kind, check_dir, spec = sys.argv[2 + n:5 + n]',
+    'args = sys.argv[5 + n:]',
     'import gunicorn.config',
     'from gunicorn.app.wsgiapp import WSGIApplication',
-    'for i, d in enumerate(dirs):',
+    'def forked(d, body):',
     '    sys.stdout.flush()',
     '    sys.stderr.flush()',
     '    pid = os.fork()',
@@ -66789,21 +66794,39 @@ const READ_CONFIGS = [
     '        try:',
     '            os.chdir(d)',
     '            os.environ["PWD"] = d',
-    // chdir's default is the cwd gunicorn.config was imported in (the first dir): this one's, as a lone read would have it.
+    // chdir's default is the cwd gunicorn.config was imported in (the first dir): this one's, as a lone run would have it.
     '            for setting in gunicorn.config.KNOWN_SETTINGS:',
     '                if setting.name == "chdir":',
     '                    setting.default = d',
-    '            sys.argv = ["gunicorn"] + args',
-    '            c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
-    '            print(json.dumps({"dir": i, "daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+    '            body(d)',
     '            code = 0',
+    '        except SystemExit as e:',
+    '            code = e.code if isinstance(e.code, int) else int(e.code is not None)',
     '        except BaseException:',
     '            traceback.print_exc()',
     '        finally:',
     '            sys.stdout.flush()',
     '            sys.stderr.flush()',
     '            os._exit(code)',
-    '    os.waitpid(pid, 0)',
+    '    return os.waitpid(pid, 0)[1] == 0',
+    'def reader(i):',
+    '    def read(d):',
+    '        sys.argv = ["gunicorn"] + args',
+    '        c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
+    '        print(json.dumps({"dir": i, "daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+    '    return read',
+    'def check_config(d):',
+    '    sys.argv = ["gunicorn"] + args + ["--chdir", d, "--check-config"]',
+    '    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()',
+    'def import_spec(d):',
+    '    sys.path.insert(0, d)',
+    '    from gunicorn.util import import_app',
+    '    import_app(spec)',
+    '    print("import ok")',
+    'for i, d in enumerate(dirs):',
+    '    forked(d, reader(i))',
+    'if kind != "none":',
+    '    print(json.dumps({"check": forked(check_dir, check_config if kind == "config" else import_spec)}))',
 ].join('\n');
 /** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */
 function gunicornArgs(argv) {
@@ -66815,13 +66838,22 @@ function gunicornArgs(argv) {
  * with gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS), in one Python
  * start. When setproctitle hides the arguments, it reads what gunicorn reads without any: the
  * release's ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
+ * With `check`, the same Python start then checks that release as preflightCommand does
+ * (parseCheck reads the verdict): the import check pays no second start of Python and gunicorn.
  */
-function readConfigsCommand(master, releaseDirs) {
+function readConfigsCommand(master, releaseDirs, check) {
     const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
     const first = releaseDirs[0];
     if (!args || first === undefined)
         return undefined;
-    return sh `cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${args}`;
+    const spec = check?.appSpec ?? master.titledApp;
+    const checking = check ? [spec ? 'import' : 'config', check.releaseDir, spec ?? '-'] : ['none', '-', '-'];
+    return sh `cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${checking} ${args}`;
+}
+/** Whether readConfigsCommand's check passed: undefined when it printed no verdict (it died first). */
+function parseCheck(stdout) {
+    const verdict = /^\{"check": (true|false)\}$/m.exec(stdout)?.[1];
+    return verdict === undefined ? undefined : verdict === 'true';
 }
 /** readConfigsCommand's answers, by the dirs' order: undefined for a dir whose read failed. */
 function parseConfigs(stdout, count) {
@@ -67887,6 +67919,7 @@ function strategyProblem(strategy, config, master, systemdUnit) {
 
 
 
+
 const gunicorn_server_STRATEGIES = {
     hup: (host, master, options, plan, log, _signal, progress) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
     // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
@@ -67920,20 +67953,36 @@ class GunicornServer {
         return { ...master, python: found.python, pythonFrom: found.foundBy };
     }
     async preflight(host, master, releaseDir) {
-        // The three reads change nothing and need nothing from each other: they run at once, so the
-        // import check (which pays the app's boot) hides the others. Its verdict waits for the fit's.
-        const imported = this.importCheck(host, master, releaseDir).then(() => undefined, (error) => (error instanceof Error ? error : new Error(String(error))));
-        // A titled master's own release is read too (in the same Python start), ready for the reload plan.
-        const [[config], unit] = await Promise.all([
-            this.readConfigs(host, master, master.titledApp === undefined ? [releaseDir] : [releaseDir, master.cwd]),
-            this.systemdUnit(host, master),
-        ]).finally(() => imported);
+        // One Python start checks the new release (paying the app's boot) and reads gunicorn's config
+        // of it and, for a titled master, of the master's own release; the cgroup read runs beside
+        // it. Without the master's arguments there is no config to read: the import check runs alone.
+        const dirs = master.titledApp === undefined ? [releaseDir] : [releaseDir, master.cwd];
+        const together = readConfigsCommand(master, dirs, { releaseDir, appSpec: this.options.appSpec });
+        const checked = (together ? this.checkAndRead(host, master, dirs, releaseDir, together) : this.importCheck(host, master, releaseDir)).then(() => undefined, (error) => (error instanceof Error ? error : new Error(String(error))));
+        const [[config], unit] = await Promise.all([checked.then(() => this.readConfigs(host, master, dirs)), this.systemdUnit(host, master)]).finally(() => checked);
         const problem = strategyProblem(this.options.strategy, config, master, unit);
-        const importError = await imported;
+        const importError = await checked;
         if (problem)
             throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
         if (importError)
             throw importError;
+    }
+    /** The import check and the config reads in one Python start; the reads go to the cache. */
+    async checkAndRead(host, master, dirs, releaseDir, command) {
+        const result = await host
+            .exec('import check of the new release', command, { timeoutSeconds: this.options.reloadTimeoutSeconds, allowFailure: true })
+            .catch((error) => {
+            throw error instanceof RemoteCommandError ? this.notLoadable(host, master, releaseDir, error.stderrTail) : error;
+        });
+        const source = master.titledApp === undefined ? 'argv' : 'default-file';
+        const configs = parseConfigs(result.stdout, dirs.length);
+        dirs.forEach((dir, index) => {
+            const config = configs[index];
+            if (config)
+                this.configs.set(this.keyOf(host, master, dir), Promise.resolve({ ...config, source }));
+        });
+        if (result.code !== 0 || parseCheck(result.stdout) !== true)
+            throw this.notLoadable(host, master, releaseDir, tail(result.stderr || result.stdout));
     }
     async importCheck(host, master, releaseDir) {
         try {
@@ -67944,8 +67993,11 @@ class GunicornServer {
         catch (error) {
             if (!(error instanceof RemoteCommandError))
                 throw error;
-            throw new PreflightError(`the new release in ${releaseDir} cannot be loaded by the master's interpreter (${master.python}); nothing was switched or reloaded:\n${error.stderrTail}`, host.name);
+            throw this.notLoadable(host, master, releaseDir, error.stderrTail);
         }
+    }
+    notLoadable(host, master, releaseDir, output) {
+        return new PreflightError(`the new release in ${releaseDir} cannot be loaded by the master's interpreter (${master.python}); nothing was switched or reloaded:\n${output}`, host.name);
     }
     /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
     async reload(host, master, log, signal, progress) {
@@ -67977,7 +68029,7 @@ class GunicornServer {
      * others are read together, in one Python start.
      */
     async readConfigs(host, master, releaseDirs) {
-        const keyOf = (dir) => [host.name, master.pid, master.startTime, master.python, dir].join('\0');
+        const keyOf = (dir) => this.keyOf(host, master, dir);
         const missing = [...new Set(releaseDirs.filter((dir) => !this.configs.has(keyOf(dir))))];
         if (missing.length) {
             const reading = this.readConfigsAfresh(host, master, missing);
@@ -67990,6 +68042,9 @@ class GunicornServer {
             });
         }
         return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir)) ?? Promise.resolve(undefined)));
+    }
+    keyOf(host, master, dir) {
+        return [host.name, master.pid, master.startTime, master.python, dir].join('\0');
     }
     async readConfigsAfresh(host, master, releaseDirs) {
         const command = readConfigsCommand(master, releaseDirs);

@@ -44,3 +44,10 @@ function seconds(value: number): string {
   const rounded = Math.max(0.1, Math.round(value * 10) / 10);
   return String(rounded);
 }
+
+/** The last lines of a command's output, as errors quote it. */
+export function tail(text: string): string {
+  return text.trim().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
+}
+
+const STDERR_TAIL_LINES = 12;

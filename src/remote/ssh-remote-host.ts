@@ -4,13 +4,12 @@ import type { Channel, ClientChannel, SFTPWrapper } from 'ssh2';
 import type { HostTarget, SshSettings } from '../config/settings.js';
 import { DeployError, DiskFullError, HostUnreachableError, RemoteCommandError, errorMessage } from '../errors.js';
 import { diskSpaceCommand, parseDiskSpace } from './disk-space.js';
-import { KILL_AFTER_SECONDS, exitStatusOf, remoteCommandLine, stoppedByDeadline } from './remote-command.js';
+import { KILL_AFTER_SECONDS, exitStatusOf, remoteCommandLine, stoppedByDeadline, tail } from './remote-command.js';
 import type { ExecOptions, ExecResult, RemoteHost } from './remote-host.js';
 import type { ShellFragment } from './shell-quote.js';
 import { sshConnector, type SshConnector } from './ssh-connector.js';
 import { reconnect, type SshLink } from './ssh-link.js';
 
-const STDERR_TAIL_LINES = 12;
 /** Extra seconds the runner waits past the host's own kill before it stops waiting for an answer. */
 const ANSWER_GRACE_SECONDS = 5;
 
@@ -207,6 +206,3 @@ async function withTimeout<T>(work: Promise<T>, seconds: number, stop: () => voi
   }
 }
 
-function tail(text: string): string {
-  return text.trim().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
-}

@@ -104,18 +104,18 @@ describe('the re-executed USR2 master', () => {
 
 describe('the preflight of a gunicorn release', () => {
   /** A host whose commands answer by purpose, each after `ms`; it records how many had ended when each started. */
-  function scriptedHost(answers: Record<string, { stdout?: string; code?: number; ms: number }>) {
+  function scriptedHost(answers: Record<string, { stdout?: string; stderr?: string; code?: number; ms: number }>) {
     const started: [string, number][] = [];
     let ended = 0;
     const host = {
       name: 'deploy@web1',
-      async exec(purpose: string) {
+      async exec(purpose: string, _command: unknown, options: { allowFailure?: boolean } = {}) {
         started.push([purpose, ended]);
         const answer = answers[purpose] ?? { ms: 0 };
         await new Promise((resolve) => setTimeout(resolve, answer.ms));
         ended += 1;
-        if (answer.code) throw new RemoteCommandError(purpose, 'deploy@web1', answer.code, 'ModuleNotFoundError: No module named app');
-        return { stdout: answer.stdout ?? '', stderr: '', code: 0 };
+        if (answer.code && !options.allowFailure) throw new RemoteCommandError(purpose, 'deploy@web1', answer.code, answer.stderr ?? '');
+        return { stdout: answer.stdout ?? '', stderr: answer.stderr ?? '', code: answer.code ?? 0 };
       },
       upload: async () => undefined,
       close: async () => undefined,
@@ -124,16 +124,23 @@ describe('the preflight of a gunicorn release', () => {
   }
   const server = new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' });
   // readConfigsCommand's answer for up to two release dirs (tagged by their index).
-  const readConfig = { stdout: [0, 1].map((dir) => `${JSON.stringify({ dir, ...config, daemon: true })}\n`).join(''), ms: 30 };
+  const configLines = [0, 1].map((dir) => `${JSON.stringify({ dir, ...config, daemon: true })}\n`).join('');
+  const readConfig = { stdout: configLines, ms: 30 };
+  // The same, with the import check's verdict: the preflight's one Python start.
+  const checked = (passed: boolean, ms = 30) => ({ stdout: `${configLines}{"check": ${passed}}\n`, stderr: passed ? '' : 'ModuleNotFoundError: No module named app', ms });
 
-  it('starts the import check, the config read (the new release and, for a titled master, its own, in one Python start) and the cgroup read at once, before any of them ends', async () => {
-    const { host, started } = scriptedHost({ 'read the gunicorn config': readConfig, 'read the master cgroup': { stdout: '0::/\n', ms: 30 }, 'import check of the new release': { ms: 30 } });
+  it('starts the import check (the config reads in the same Python start: the new release and, for a titled master, its own) and the cgroup read at once', async () => {
+    const { host, started } = scriptedHost({ 'read the master cgroup': { stdout: '0::/\n', ms: 30 }, 'import check of the new release': checked(true) });
     await new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' }).preflight(host, master, '/srv/app/releases/v2');
     expect(started.sort()).toEqual([
       ['import check of the new release', 0],
-      ['read the gunicorn config', 0],
       ['read the master cgroup', 0],
     ]);
+  });
+
+  it('fails the preflight when the check printed no verdict, as when Python died', async () => {
+    const { host } = scriptedHost({ 'read the master cgroup': { stdout: '0::/\n', ms: 0 }, 'import check of the new release': { stdout: configLines, stderr: 'Killed', code: 137, ms: 0 } });
+    await expect(server.preflight(host, master, '/srv/app/releases/v2')).rejects.toThrow(/cannot be loaded by the master's interpreter.*\n.*Killed/);
   });
 
   /** Runs a preflight of releases/v2, then a reload into what `current` names; the purposes each started. */
@@ -142,7 +149,7 @@ describe('the preflight of a gunicorn release', () => {
     const { host, started } = scriptedHost({
       'read the gunicorn config': readConfig,
       'read the master cgroup': { stdout: '0::/\n', ms: 0 },
-      'import check of the new release': { ms: 0 },
+      'import check of the new release': checked(true, 0),
       'read current': { stdout: `${current}\n`, ms: 0 },
       // The strategy's first step fails: only what the reload read before it matters here.
       'look for ready marks': { code: 1, ms: 0 },
@@ -156,23 +163,22 @@ describe('the preflight of a gunicorn release', () => {
 
   it("plans the reload from the preflight's config reads: after the switch, no config is read again", async () => {
     const { purposes, configReads, lines } = await preflightThenReload('releases/v2');
-    expect(configReads).toBe(1);
+    expect(configReads).toBe(0);
     expect(purposes).toContain('read current');
     expect(lines.join('\n')).toMatch(/stop wait \d+s/);
   });
 
   it('reads the config of a release the preflight did not read (current moved elsewhere since)', async () => {
-    expect((await preflightThenReload('releases/v0')).configReads).toBe(2);
+    expect((await preflightThenReload('releases/v0')).configReads).toBe(1);
   });
 
   it("says the strategy cannot work before what the import check found, and only after the check ended", async () => {
     const { host } = scriptedHost({
-      'read the gunicorn config': readConfig,
       'read the master cgroup': { stdout: '0::/system.slice/app.service\n', ms: 0 },
-      'import check of the new release': { code: 1, ms: 40 },
+      'import check of the new release': checked(false, 40),
     });
     await expect(server.preflight(host, master, '/srv/app/releases/v2')).rejects.toThrow(/strategy 'usr2' cannot work here: .*app\.service/);
-    const fits = scriptedHost({ 'read the gunicorn config': readConfig, 'read the master cgroup': { stdout: '0::/\n', ms: 0 }, 'import check of the new release': { code: 1, ms: 40 } });
+    const fits = scriptedHost({ 'read the master cgroup': { stdout: '0::/\n', ms: 0 }, 'import check of the new release': checked(false, 40) });
     await expect(server.preflight(fits.host, master, '/srv/app/releases/v2')).rejects.toThrow(/cannot be loaded by the master's interpreter.*\n.*No module named app/);
   });
 });

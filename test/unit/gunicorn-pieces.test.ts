@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunicornArgs, parseConfigs, preflightCommand, readConfigsCommand } from '../../src/servers/gunicorn/gunicorn-commands.js';
+import { gunicornArgs, parseCheck, parseConfigs, preflightCommand, readConfigsCommand } from '../../src/servers/gunicorn/gunicorn-commands.js';
 import { run } from '../support/proc.js';
 import { isGunicorn, type GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
 import { parseMarks, pruneMarksCommand, readMarksCommand, readyDirOf } from '../../src/servers/gunicorn/ready-marks.js';
@@ -35,8 +35,12 @@ describe('gunicorn command builders', () => {
   it('imports the app spec when the argv is hidden by setproctitle', () => {
     const titled = { ...master, python: '/usr/bin/python3.11', argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
     expect(preflightCommand(titled, '/r').text).toMatch(/^cd \/r && \/usr\/bin\/python3\.11 -c '.*import_app.*' \/r app:application$/s);
-    expect(readConfigsCommand(titled, ['/r'])?.text).toMatch(/ 1 \/r app:application$/);
-    expect(readConfigsCommand(master, ['/r', '/s'])?.text).toMatch(/^cd \/r && .* 2 \/r \/s -c gunicorn\.conf\.py app:application$/s);
+    expect(readConfigsCommand(titled, ['/r'])?.text).toMatch(/ 1 \/r none - - app:application$/);
+    expect(readConfigsCommand(master, ['/r', '/s'])?.text).toMatch(/^cd \/r && .* 2 \/r \/s none - - -c gunicorn\.conf\.py app:application$/s);
+    // With the check: --check-config with the master's arguments, or an import of the app spec.
+    expect(readConfigsCommand(master, ['/r'], { releaseDir: '/r' })?.text).toMatch(/ 1 \/r config \/r - -c gunicorn\.conf\.py app:application$/);
+    expect(readConfigsCommand(master, ['/r'], { releaseDir: '/r', appSpec: 'wsgi:app' })?.text).toMatch(/ 1 \/r import \/r wsgi:app -c gunicorn\.conf\.py app:application$/);
+    expect(readConfigsCommand(titled, ['/r', '/s'], { releaseDir: '/r' })?.text).toMatch(/ 2 \/r \/s import \/r app:application app:application$/);
     expect(readConfigsCommand({ ...master, argv: ['/usr/bin/python3', '/srv/run.py'] }, ['/r'])).toBeUndefined();
   });
 });
@@ -46,6 +50,39 @@ describe("reading gunicorn's config of several releases in one Python start", ()
     const line = (dir: number, workers: number) => JSON.stringify({ dir, daemon: true, preload_app: false, workers, pidfile: '/p', graceful_timeout: 30, max_requests: 0 });
     const configs = parseConfigs(`noise\n${line(1, 4)}\nTraceback...\n{"dir": oops\n`, 3);
     expect(configs.map((config) => config?.workers)).toEqual([undefined, 4, undefined]);
+    expect(parseCheck(`${line(0, 2)}\n{"check": true}\n`)).toBe(true);
+    expect(parseCheck('{"check": false}\n')).toBe(false);
+    expect(parseCheck('Traceback ...\n')).toBeUndefined();
+  });
+
+  // Debian's gunicorn under /usr/bin/python3, as below: the check runs after the reads, in its own child.
+  it.runIf(process.getuid?.() === 0)("checks a release in the same Python start: gunicorn's --check-config, or an import of the app spec", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'gd-check-'));
+    try {
+      const release = async (name: string, app: string) => {
+        const dir = join(root, name);
+        await mkdir(dir);
+        await writeFile(join(dir, 'gunicorn.conf.py'), 'workers = 3\n');
+        await writeFile(join(dir, 'app.py'), app);
+        return dir;
+      };
+      const good = await release('good', 'def application(environ, start_response):\n    pass\n');
+      const broken = await release('broken', 'import no_such_module_here\n');
+      const visible: GunicornMaster = { ...master, python: '/usr/bin/python3', argv: ['/usr/bin/python3', '/usr/bin/gunicorn', '-c', 'gunicorn.conf.py', 'app:application'] };
+      const titled: GunicornMaster = { ...master, python: '/usr/bin/python3', argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
+      for (const who of [visible, titled]) {
+        const passed = await run('/bin/sh', ['-c', readConfigsCommand(who, [good], { releaseDir: good })?.text ?? 'false']);
+        expect(parseCheck(passed.stdout), passed.stderr).toBe(true);
+        expect(parseConfigs(passed.stdout, 1)[0]).toMatchObject({ workers: 3 });
+        const failed = await run('/bin/sh', ['-c', readConfigsCommand(who, [broken], { releaseDir: broken })?.text ?? 'false']);
+        expect(parseCheck(failed.stdout)).toBe(false);
+        expect(failed.stderr).toMatch(/ModuleNotFoundError: No module named 'no_such_module_here'/);
+        // The config still reads: the app is not imported to read it.
+        expect(parseConfigs(failed.stdout, 1)[0]).toMatchObject({ workers: 3 });
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   // Debian's gunicorn (python3-gunicorn, installed by the sandbox script) under /usr/bin/python3.

@@ -34,16 +34,20 @@ export function preflightCommand(master: GunicornMaster, releaseDir: string, app
   return sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
 
-// argv: how many release dirs, the dirs, then gunicorn's arguments. gunicorn is imported once;
-// each dir is read in a forked child (its own cwd, config file and imports, nothing shared with
-// the next), which prints one JSON line tagged with the dir's index.
+// argv: how many release dirs, the dirs, the check (`none`, `config` or `import`, its dir, the
+// app spec to import), then gunicorn's arguments. gunicorn is imported once; each dir is read,
+// then the check made, in a forked child (its own cwd, config file and imports, nothing shared
+// with the next): a config read prints one JSON line tagged with the dir's index, the check
+// gunicorn's own --check-config (or an import of the app spec), then {"check": <passed>}.
 const READ_CONFIGS = [
   'import json, os, sys, traceback',
   'n = int(sys.argv[1])',
-  'dirs, args = sys.argv[2:2 + n], sys.argv[2 + n:]',
+  'dirs = sys.argv[2:2 + n]',
+  'kind, check_dir, spec = sys.argv[2 + n:5 + n]',
+  'args = sys.argv[5 + n:]',
   'import gunicorn.config',
   'from gunicorn.app.wsgiapp import WSGIApplication',
-  'for i, d in enumerate(dirs):',
+  'def forked(d, body):',
   '    sys.stdout.flush()',
   '    sys.stderr.flush()',
   '    pid = os.fork()',
@@ -52,21 +56,39 @@ const READ_CONFIGS = [
   '        try:',
   '            os.chdir(d)',
   '            os.environ["PWD"] = d',
-  // chdir's default is the cwd gunicorn.config was imported in (the first dir): this one's, as a lone read would have it.
+  // chdir's default is the cwd gunicorn.config was imported in (the first dir): this one's, as a lone run would have it.
   '            for setting in gunicorn.config.KNOWN_SETTINGS:',
   '                if setting.name == "chdir":',
   '                    setting.default = d',
-  '            sys.argv = ["gunicorn"] + args',
-  '            c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
-  '            print(json.dumps({"dir": i, "daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+  '            body(d)',
   '            code = 0',
+  '        except SystemExit as e:',
+  '            code = e.code if isinstance(e.code, int) else int(e.code is not None)',
   '        except BaseException:',
   '            traceback.print_exc()',
   '        finally:',
   '            sys.stdout.flush()',
   '            sys.stderr.flush()',
   '            os._exit(code)',
-  '    os.waitpid(pid, 0)',
+  '    return os.waitpid(pid, 0)[1] == 0',
+  'def reader(i):',
+  '    def read(d):',
+  '        sys.argv = ["gunicorn"] + args',
+  '        c = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg',
+  '        print(json.dumps({"dir": i, "daemon": bool(c.daemon), "preload_app": bool(c.preload_app), "workers": c.workers, "pidfile": c.pidfile, "graceful_timeout": c.graceful_timeout, "max_requests": c.max_requests}))',
+  '    return read',
+  'def check_config(d):',
+  '    sys.argv = ["gunicorn"] + args + ["--chdir", d, "--check-config"]',
+  '    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()',
+  'def import_spec(d):',
+  '    sys.path.insert(0, d)',
+  '    from gunicorn.util import import_app',
+  '    import_app(spec)',
+  '    print("import ok")',
+  'for i, d in enumerate(dirs):',
+  '    forked(d, reader(i))',
+  'if kind != "none":',
+  '    print(json.dumps({"check": forked(check_dir, check_config if kind == "config" else import_spec)}))',
 ].join('\n');
 
 /** Gunicorn settings that decide which strategies can work. */
@@ -94,12 +116,22 @@ export function gunicornArgs(argv: string[]): string[] | undefined {
  * with gunicorn's own parser (config file, command line, GUNICORN_CMD_ARGS), in one Python
  * start. When setproctitle hides the arguments, it reads what gunicorn reads without any: the
  * release's ./gunicorn.conf.py (gunicorn's default config file), with the app named in the title.
+ * With `check`, the same Python start then checks that release as preflightCommand does
+ * (parseCheck reads the verdict): the import check pays no second start of Python and gunicorn.
  */
-export function readConfigsCommand(master: GunicornMaster, releaseDirs: string[]): ShellFragment | undefined {
+export function readConfigsCommand(master: GunicornMaster, releaseDirs: string[], check?: { releaseDir: string; appSpec?: string }): ShellFragment | undefined {
   const args = master.titledApp !== undefined ? [master.titledApp] : gunicornArgs(master.argv);
   const first = releaseDirs[0];
   if (!args || first === undefined) return undefined;
-  return sh`cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${args}`;
+  const spec = check?.appSpec ?? master.titledApp;
+  const checking = check ? [spec ? 'import' : 'config', check.releaseDir, spec ?? '-'] : ['none', '-', '-'];
+  return sh`cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${checking} ${args}`;
+}
+
+/** Whether readConfigsCommand's check passed: undefined when it printed no verdict (it died first). */
+export function parseCheck(stdout: string): boolean | undefined {
+  const verdict = /^\{"check": (true|false)\}$/m.exec(stdout)?.[1];
+  return verdict === undefined ? undefined : verdict === 'true';
 }
 
 /** readConfigsCommand's answers, by the dirs' order: undefined for a dir whose read failed. */

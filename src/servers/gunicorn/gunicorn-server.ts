@@ -1,9 +1,10 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import { PreflightError, RemoteCommandError } from '../../errors.js';
+import { tail } from '../../remote/remote-command.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import { sh } from '../../remote/shell-quote.js';
+import { sh, type ShellFragment } from '../../remote/shell-quote.js';
 import type { Log, PointCurrent, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
-import { parseConfigs, preflightCommand, readConfigsCommand, type GunicornConfig } from './gunicorn-commands.js';
+import { parseCheck, parseConfigs, preflightCommand, readConfigsCommand, type GunicornConfig } from './gunicorn-commands.js';
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
@@ -84,21 +85,36 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   }
 
   async preflight(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
-    // The three reads change nothing and need nothing from each other: they run at once, so the
-    // import check (which pays the app's boot) hides the others. Its verdict waits for the fit's.
-    const imported: Promise<Error | undefined> = this.importCheck(host, master, releaseDir).then(
+    // One Python start checks the new release (paying the app's boot) and reads gunicorn's config
+    // of it and, for a titled master, of the master's own release; the cgroup read runs beside
+    // it. Without the master's arguments there is no config to read: the import check runs alone.
+    const dirs = master.titledApp === undefined ? [releaseDir] : [releaseDir, master.cwd];
+    const together = readConfigsCommand(master, dirs, { releaseDir, appSpec: this.options.appSpec });
+    const checked: Promise<Error | undefined> = (together ? this.checkAndRead(host, master, dirs, releaseDir, together) : this.importCheck(host, master, releaseDir)).then(
       () => undefined,
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
-    // A titled master's own release is read too (in the same Python start), ready for the reload plan.
-    const [[config], unit] = await Promise.all([
-      this.readConfigs(host, master, master.titledApp === undefined ? [releaseDir] : [releaseDir, master.cwd]),
-      this.systemdUnit(host, master),
-    ]).finally(() => imported);
+    const [[config], unit] = await Promise.all([checked.then(() => this.readConfigs(host, master, dirs)), this.systemdUnit(host, master)]).finally(() => checked);
     const problem = strategyProblem(this.options.strategy, config, master, unit);
-    const importError = await imported;
+    const importError = await checked;
     if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
     if (importError) throw importError;
+  }
+
+  /** The import check and the config reads in one Python start; the reads go to the cache. */
+  private async checkAndRead(host: RemoteHost, master: GunicornMaster, dirs: string[], releaseDir: string, command: ShellFragment): Promise<void> {
+    const result = await host
+      .exec('import check of the new release', command, { timeoutSeconds: this.options.reloadTimeoutSeconds, allowFailure: true })
+      .catch((error: unknown) => {
+        throw error instanceof RemoteCommandError ? this.notLoadable(host, master, releaseDir, error.stderrTail) : error;
+      });
+    const source = master.titledApp === undefined ? 'argv' : 'default-file';
+    const configs = parseConfigs(result.stdout, dirs.length);
+    dirs.forEach((dir, index) => {
+      const config = configs[index];
+      if (config) this.configs.set(this.keyOf(host, master, dir), Promise.resolve({ ...config, source }));
+    });
+    if (result.code !== 0 || parseCheck(result.stdout) !== true) throw this.notLoadable(host, master, releaseDir, tail(result.stderr || result.stdout));
   }
 
   private async importCheck(host: RemoteHost, master: GunicornMaster, releaseDir: string): Promise<void> {
@@ -108,11 +124,12 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
       });
     } catch (error) {
       if (!(error instanceof RemoteCommandError)) throw error;
-      throw new PreflightError(
-        `the new release in ${releaseDir} cannot be loaded by the master's interpreter (${master.python}); nothing was switched or reloaded:\n${error.stderrTail}`,
-        host.name,
-      );
+      throw this.notLoadable(host, master, releaseDir, error.stderrTail);
     }
+  }
+
+  private notLoadable(host: RemoteHost, master: GunicornMaster, releaseDir: string, output: string): PreflightError {
+    return new PreflightError(`the new release in ${releaseDir} cannot be loaded by the master's interpreter (${master.python}); nothing was switched or reloaded:\n${output}`, host.name);
   }
 
   /** Reloads into the release `current` points to (the new one, or the previous one on a rollback), with its worker count and graceful_timeout. */
@@ -147,7 +164,7 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
    * others are read together, in one Python start.
    */
   private async readConfigs(host: RemoteHost, master: GunicornMaster, releaseDirs: string[]): Promise<(GunicornConfig | undefined)[]> {
-    const keyOf = (dir: string) => [host.name, master.pid, master.startTime, master.python, dir].join('\0');
+    const keyOf = (dir: string) => this.keyOf(host, master, dir);
     const missing = [...new Set(releaseDirs.filter((dir) => !this.configs.has(keyOf(dir))))];
     if (missing.length) {
       const reading = this.readConfigsAfresh(host, master, missing);
@@ -163,6 +180,10 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
       });
     }
     return Promise.all(releaseDirs.map((dir) => this.configs.get(keyOf(dir)) ?? Promise.resolve(undefined)));
+  }
+
+  private keyOf(host: RemoteHost, master: GunicornMaster, dir: string): string {
+    return [host.name, master.pid, master.startTime, master.python, dir].join('\0');
   }
 
   private async readConfigsAfresh(host: RemoteHost, master: GunicornMaster, releaseDirs: string[]): Promise<(GunicornConfig | undefined)[]> {
