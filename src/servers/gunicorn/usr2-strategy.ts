@@ -157,7 +157,7 @@ export async function stopNewMaster(host: RemoteHost, options: Usr2Options, old:
   const target = known ?? (await findNewMaster(host, options, old));
   if (!target) return;
   const facts = await readProcess(host, target);
-  if (!facts) return;
+  if (!facts) return removeStalePidfile(host, options, target, log);
   const workers = await describeProcesses(host, facts.children);
   let stopped = false;
   for (const [name, seconds] of [['TERM', options.stopSeconds], ['QUIT', KILL_WAIT_SECONDS], ['KILL', KILL_WAIT_SECONDS]] as const) {
@@ -168,6 +168,18 @@ export async function stopNewMaster(host: RemoteHost, options: Usr2Options, old:
   if (!stopped) throw new ReloadError(`new master ${target.pid} did not exit after TERM, QUIT and KILL.`, host.name);
   await waitForOrphans(host, workers, target.pid, options.stopSeconds);
   log(`new master ${target.pid} and its workers are gone`);
+  await removeStalePidfile(host, options, target, log);
+}
+
+/**
+ * Removes `<pidfile>.2` when it still names the new master, now gone. Gunicorn unlinks it when
+ * it halts, except when a second worker's boot error interrupts its stop (20.1: the HaltServer
+ * escapes, the unlink is skipped): a stale file would say an upgrade is under way.
+ */
+async function removeStalePidfile(host: RemoteHost, options: Usr2Options, gone: ProcessRef, log: Log): Promise<void> {
+  const stale = `${options.pidfile}.2`;
+  const removed = await host.exec(`remove a stale ${stale}`, sh`[ "$(tr -dc 0-9 < ${stale} 2>/dev/null)" = ${String(gone.pid)} ] && rm -f ${stale} && echo removed; true`);
+  if (removed.stdout.includes('removed')) log(`${stale} still named the stopped master ${gone.pid}: removed`);
 }
 
 /** The new master when we lost track of it, if there is one. */
