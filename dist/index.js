@@ -60128,6 +60128,7 @@ const LATENCY_FLOOR_MS = 100;
  * server may be left to retry on: 10 points above the old release fails the gate.
  */
 const RETRIED_MARGIN = 0.1;
+/** One side's attempts, the errors its clients saw and the attempts HAProxy retried, over the window. */
 function side(before, after, servers) {
     let requests = 0;
     let errors = 0;
@@ -60150,6 +60151,11 @@ function side(before, after, servers) {
     const share = (count) => (requests ? count / requests : 0);
     return { requests, errors, rate: share(errors), retried, retriedRate: share(retried), rtime };
 }
+/**
+ * `fresh` = servers on the new release; the baseline is every other server of the backend
+ * that answered in the window. Without a baseline the old rate counts as 0. Errors the clients
+ * saw are held to `max5xxRate`; attempts HAProxy retried, to RETRIED_MARGIN.
+ */
 function judgeTraffic(before, after, fresh, thresholds) {
     const freshSet = new Set(fresh);
     const others = new Set(after.map((row) => row.server).filter((name) => !freshSet.has(name)));

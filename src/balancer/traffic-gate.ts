@@ -46,6 +46,7 @@ export interface TrafficVerdict {
   baseline: TrafficSide;
 }
 
+/** One side's attempts, the errors its clients saw and the attempts HAProxy retried, over the window. */
 function side(before: ServerStat[], after: ServerStat[], servers: ReadonlySet<string>): TrafficSide {
   let requests = 0;
   let errors = 0;
@@ -67,6 +68,11 @@ function side(before: ServerStat[], after: ServerStat[], servers: ReadonlySet<st
   return { requests, errors, rate: share(errors), retried, retriedRate: share(retried), rtime };
 }
 
+/**
+ * `fresh` = servers on the new release; the baseline is every other server of the backend
+ * that answered in the window. Without a baseline the old rate counts as 0. Errors the clients
+ * saw are held to `max5xxRate`; attempts HAProxy retried, to RETRIED_MARGIN.
+ */
 export function judgeTraffic(before: ServerStat[], after: ServerStat[], fresh: readonly string[], thresholds: TrafficThresholds): TrafficVerdict {
   const freshSet = new Set(fresh);
   const others = new Set(after.map((row) => row.server).filter((name) => !freshSet.has(name)));
