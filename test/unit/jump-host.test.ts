@@ -4,7 +4,6 @@
  * accept only the hosts' key. One bastion connection carries every host, is verified like a
  * host, is closed when no host needs it, and is opened again when it drops.
  */
-import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HostTarget, SshSettings } from '../../src/config/settings.js';
 import { HostKeyError, JumpHostError } from '../../src/errors.js';
@@ -12,7 +11,7 @@ import type { RemoteHost } from '../../src/remote/remote-host.js';
 import { raw } from '../../src/remote/shell-quote.js';
 import { sshConnector } from '../../src/remote/ssh-connector.js';
 import { sshRemoteHostFactory } from '../../src/remote/ssh-remote-host.js';
-import { execServer, jumpServer, type TestSshServer } from './support/ssh-servers.js';
+import { execServer, jumpServer, testKeyPair, type TestSshServer } from './support/ssh-servers.js';
 
 const target = (port: number, user = 'deploy'): HostTarget => ({ user, host: '127.0.0.1', port, label: `${user}@127.0.0.1:${port}` });
 const until = async (condition: () => boolean) => {
@@ -23,8 +22,8 @@ const until = async (condition: () => boolean) => {
 };
 
 describe('hosts behind a jump host', () => {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
-  const jumpKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const hostKey = testKeyPair();
+  const jumpKey = testKeyPair();
   const refuse = { forwards: false };
   let bastion: TestSshServer;
   let hosts: TestSshServer[];
@@ -74,7 +73,7 @@ describe('hosts behind a jump host', () => {
 
   it('refuses a bastion whose key is not the pinned one, before reaching any host', async () => {
     const forwards = bastion.stats.forwards;
-    const impostor = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ');
+    const impostor = testKeyPair().public.split(' ');
     const knownHosts = [`[127.0.0.1]:${bastion.port} ${impostor[0]} ${impostor[1]}`, ...hosts.map((server) => server.knownHostsLine)].join('\n');
     const error = await connect(settings({ knownHosts }), hosts[0].port).catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(HostKeyError);

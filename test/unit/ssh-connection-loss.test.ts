@@ -5,13 +5,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostUnreachableError } from '../../src/errors.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import { raw } from '../../src/remote/shell-quote.js';
 import { sshRemoteHostFactory } from '../../src/remote/ssh-remote-host.js';
-import { execServer, type TestSshServer } from './support/ssh-servers.js';
+import { execServer, testKeyPair, type TestSshServer } from './support/ssh-servers.js';
 
 const MARKER = `sleep 29.${process.pid}`;
 
@@ -32,7 +31,7 @@ function relay(port: number) {
 }
 
 describe('an SSH connection that goes silent', () => {
-  const clientKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const clientKey = testKeyPair();
   let sshd: TestSshServer;
   let link: ReturnType<typeof relay>;
   let host: RemoteHost;
