@@ -64070,8 +64070,9 @@ function leftoversToPrune(state, token) {
  * every other run's staging leftovers are dead.
  */
 async function settleHost(remote, layout, token, server, log) {
-    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
-    const links = tempLinksOf((await remote.exec('look for temporary links', tempLinksCommand(layout))).stdout, token);
+    const [read, linked] = await Promise.all([remote.exec('read releases', readStateCommand(layout)), remote.exec('look for temporary links', tempLinksCommand(layout))]);
+    const state = parseReleaseState(read.stdout);
+    const links = tempLinksOf(linked.stdout, token);
     const stale = leftoversToPrune(state, token);
     if (stale.length)
         await remote.exec('remove what interrupted runs left in releases/', pruneCommand(layout, stale));
@@ -64837,6 +64838,7 @@ async function putBackBehindBalancer(run, session, reporter, failure) {
 
 
 
+
 /**
  * The life of one deploy (or rollback): connect and verify every host, lock, inspect, stage
  * and check the new release on every host (in parallel, up to max-parallel at once), migrate
@@ -64935,15 +64937,20 @@ async function deploy(settings, dependencies) {
         await balancerOf(deps).close(outcome.hosts);
         stopHeartbeat();
         await Promise.all(locked.map(async (remote) => {
-            if (settings.mode !== 'plan')
-                await audit(remote, layout, settings, { identity, started, outcome });
-            await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
+            // One round trip: the run's line, written while the lock is still held, then the lock.
+            const audited = settings.mode === 'plan' ? [] : [auditCommand(remote, layout, settings, { identity, started, outcome })];
+            const what = settings.mode === 'plan' ? 'release the deploy lock' : 'append to the audit log and release the deploy lock';
+            await remote.exec(what, joinFragments([...audited, releaseLockCommand(layout, token)], '; '), { allowFailure: true }).catch(() => undefined);
         }));
         await Promise.all(remotes.map((remote) => remote.close()));
     }
 }
 /** Appends this run's line to the host's deploy.log; a failure to write it is only a warning. */
 async function audit(remote, layout, settings, run, result) {
+    await remote.exec('append to the audit log', auditCommand(remote, layout, settings, run, result), { allowFailure: true }).catch(() => undefined);
+}
+/** The command appending this run's line for `remote` to the host's deploy.log. */
+function auditCommand(remote, layout, settings, run, result) {
     const report = run.outcome.hosts.find((host) => host.host === remote.name);
     const line = auditLine({
         time: new Date(),
@@ -64955,7 +64962,7 @@ async function audit(remote, layout, settings, run, result) {
         result: result ?? (report && report.status !== 'pending' ? report.status : run.outcome.status),
         seconds: (Date.now() - run.started.getTime()) / 1000,
     });
-    await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
+    return appendAuditCommand(layout, line);
 }
 /**
  * mode: unlock — removes each host's deploy lock and says whose it was. A lock whose holder is
@@ -65031,11 +65038,17 @@ async function inspectAll(settings, deps, remotes, layout) {
     return remotes.map((remote) => sessions.get(remote)).filter((session) => session !== undefined);
 }
 async function inspectHost(settings, driver, remote, layout, reporter) {
-    const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+    // Both only read; the master is inspected even where `current` is missing, and that error wins.
+    const [read, inspected] = await Promise.allSettled([remote.exec('read releases', readStateCommand(layout)), driver.inspect(remote)]);
+    if (read.status === 'rejected')
+        throw read.reason;
+    const state = parseReleaseState(read.value.stdout);
     if (!state.current) {
         throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
     }
-    const server = await driver.inspect(remote);
+    if (inspected.status === 'rejected')
+        throw inspected.reason;
+    const server = inspected.value;
     const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
     if (settings.mode === 'deploy' && target === state.current) {
         throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
@@ -66779,10 +66792,11 @@ function preflightCommand(master, releaseDir, appSpec) {
     return sh `cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
 }
 // argv: how many release dirs, the dirs, the check (`none`, `config` or `import`, its dir, the
-// app spec to import), then gunicorn's arguments. gunicorn is imported once; each dir is read,
-// then the check made, in a forked child (its own cwd, config file and imports, nothing shared
-// with the next): a config read prints one JSON line tagged with the dir's index, the check
-// gunicorn's own --check-config (or an import of the app spec), then {"check": <passed>}.
+// app spec to import), then gunicorn's arguments. gunicorn is imported once; the check and each
+// dir's read run in forked children (each its own cwd, config file and imports, nothing shared):
+// the check starts first and the reads run while it loads the app. A config read prints one JSON
+// line tagged with the dir's index; the check is gunicorn's own --check-config (or an import of
+// the app spec), then the parent prints {"check": <passed>}.
 const READ_CONFIGS = [
     'import json, os, sys, traceback',
     'n = int(sys.argv[1])',
@@ -66791,7 +66805,7 @@ const READ_CONFIGS = [
     'args = sys.argv[5 + n:]',
     'import gunicorn.config',
     'from gunicorn.app.wsgiapp import WSGIApplication',
-    'def forked(d, body):',
+    'def spawn(d, body):',
     '    sys.stdout.flush()',
     '    sys.stderr.flush()',
     '    pid = os.fork()',
@@ -66814,6 +66828,8 @@ const READ_CONFIGS = [
     '            sys.stdout.flush()',
     '            sys.stderr.flush()',
     '            os._exit(code)',
+    '    return pid',
+    'def passed(pid):',
     '    return os.waitpid(pid, 0)[1] == 0',
     'def reader(i):',
     '    def read(d):',
@@ -66829,10 +66845,11 @@ const READ_CONFIGS = [
     '    from gunicorn.util import import_app',
     '    import_app(spec)',
     '    print("import ok")',
+    'checking = kind != "none" and spawn(check_dir, check_config if kind == "config" else import_spec)',
     'for i, d in enumerate(dirs):',
-    '    forked(d, reader(i))',
-    'if kind != "none":',
-    '    print(json.dumps({"check": forked(check_dir, check_config if kind == "config" else import_spec)}))',
+    '    passed(spawn(d, reader(i)))',
+    'if checking:',
+    '    print(json.dumps({"check": passed(checking)}), flush=True)',
 ].join('\n');
 /** gunicorn's arguments in the master's argv: what follows the gunicorn script (or `-m gunicorn`). */
 function gunicornArgs(argv) {
@@ -67839,14 +67856,18 @@ function usr2Options(options) {
  * worker's start time, `current` and the switch log.
  */
 async function readLeftover(host, options) {
-    const pidfile = parsePidfileFacts((await host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+    const [inspected, aged] = await Promise.all([
+        host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir)),
+        host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog)),
+    ]);
+    const pidfile = parsePidfileFacts(inspected.stdout);
     // The `.2` master is looked at below, as the old master's verified child.
     const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
     const upgrade = await findNewMaster(host, usr2Options(options), master);
     const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
     const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
     const newWorkers = upgradeFacts?.children ?? [];
-    const read = (await host.exec('read worker ages and the switch log', agesCommand(options.appDir, options.switchLog))).stdout;
+    const read = aged.stdout;
     const clock = parseClock(read);
     const described = await describeProcesses(host, [...oldWorkers, ...newWorkers]);
     const ageOf = (pids) => described.filter((facts) => pids.includes(facts.pid)).map((facts) => ({ pid: facts.pid, startedAt: clock.bootEpoch + Number(facts.startTime) / clock.ticks }));

@@ -25,6 +25,7 @@ import {
 } from './release/release-commands.js';
 import { leftoversToPrune, parseReleaseState, releasesToPrune, type ReleaseState } from './release/release-state.js';
 import type { RemoteHost } from './remote/remote-host.js';
+import { joinFragments, type ShellFragment } from './remote/shell-quote.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
 import { cancelledMessage, DeployFailed, timed, type DeployDependencies, type HostSession, type RunContext } from './rollout/deploy-context.js';
 import { Timeline } from './report/timeline.js';
@@ -141,8 +142,10 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
     stopHeartbeat();
     await Promise.all(
       locked.map(async (remote) => {
-        if (settings.mode !== 'plan') await audit(remote, layout, settings, { identity, started, outcome });
-        await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
+        // One round trip: the run's line, written while the lock is still held, then the lock.
+        const audited = settings.mode === 'plan' ? [] : [auditCommand(remote, layout, settings, { identity, started, outcome })];
+        const what = settings.mode === 'plan' ? 'release the deploy lock' : 'append to the audit log and release the deploy lock';
+        await remote.exec(what, joinFragments([...audited, releaseLockCommand(layout, token)], '; '), { allowFailure: true }).catch(() => undefined);
       }),
     );
     await Promise.all(remotes.map((remote) => remote.close()));
@@ -157,6 +160,11 @@ interface RunRecord {
 
 /** Appends this run's line to the host's deploy.log; a failure to write it is only a warning. */
 async function audit(remote: RemoteHost, layout: Layout, settings: Settings, run: RunRecord, result?: string): Promise<void> {
+  await remote.exec('append to the audit log', auditCommand(remote, layout, settings, run, result), { allowFailure: true }).catch(() => undefined);
+}
+
+/** The command appending this run's line for `remote` to the host's deploy.log. */
+function auditCommand(remote: RemoteHost, layout: Layout, settings: Settings, run: RunRecord, result?: string): ShellFragment {
   const report = run.outcome.hosts.find((host) => host.host === remote.name);
   const line = auditLine({
     time: new Date(),
@@ -168,7 +176,7 @@ async function audit(remote: RemoteHost, layout: Layout, settings: Settings, run
     result: result ?? (report && report.status !== 'pending' ? report.status : run.outcome.status),
     seconds: (Date.now() - run.started.getTime()) / 1000,
   });
-  await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
+  return appendAuditCommand(layout, line);
 }
 
 /**
@@ -252,11 +260,15 @@ async function inspectAll(settings: Settings, deps: DeployDependencies, remotes:
 }
 
 async function inspectHost(settings: Settings, driver: DeployDependencies['server'], remote: RemoteHost, layout: Layout, reporter: Reporter): Promise<HostSession> {
-  const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
+  // Both only read; the master is inspected even where `current` is missing, and that error wins.
+  const [read, inspected] = await Promise.allSettled([remote.exec('read releases', readStateCommand(layout)), driver.inspect(remote)]);
+  if (read.status === 'rejected') throw read.reason;
+  const state = parseReleaseState(read.value.stdout);
   if (!state.current) {
     throw new DeployError(`${layout.current} does not exist: deploy the first release and start the server by hand; the action upgrades a running app.`, remote.name);
   }
-  const server = await driver.inspect(remote);
+  if (inspected.status === 'rejected') throw inspected.reason;
+  const server = inspected.value;
   const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
   if (settings.mode === 'deploy' && target === state.current) {
     throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);

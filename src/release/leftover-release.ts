@@ -20,8 +20,9 @@ export interface HostSettled extends Settled {
  * every other run's staging leftovers are dead.
  */
 export async function settleHost(remote: RemoteHost, layout: Layout, token: string, server: ServerDriver, log: (line: string) => void): Promise<HostSettled> {
-  const state = parseReleaseState((await remote.exec('read releases', readStateCommand(layout))).stdout);
-  const links = tempLinksOf((await remote.exec('look for temporary links', tempLinksCommand(layout))).stdout, token);
+  const [read, linked] = await Promise.all([remote.exec('read releases', readStateCommand(layout)), remote.exec('look for temporary links', tempLinksCommand(layout))]);
+  const state = parseReleaseState(read.stdout);
+  const links = tempLinksOf(linked.stdout, token);
   const stale = leftoversToPrune(state, token);
   if (stale.length) await remote.exec('remove what interrupted runs left in releases/', pruneCommand(layout, stale));
   if (links.length) await remote.exec('remove temporary links of interrupted runs', sh`cd ${layout.appDir} && rm -f -- ${links}`);

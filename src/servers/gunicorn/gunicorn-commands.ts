@@ -35,10 +35,11 @@ export function preflightCommand(master: GunicornMaster, releaseDir: string, app
 }
 
 // argv: how many release dirs, the dirs, the check (`none`, `config` or `import`, its dir, the
-// app spec to import), then gunicorn's arguments. gunicorn is imported once; each dir is read,
-// then the check made, in a forked child (its own cwd, config file and imports, nothing shared
-// with the next): a config read prints one JSON line tagged with the dir's index, the check
-// gunicorn's own --check-config (or an import of the app spec), then {"check": <passed>}.
+// app spec to import), then gunicorn's arguments. gunicorn is imported once; the check and each
+// dir's read run in forked children (each its own cwd, config file and imports, nothing shared):
+// the check starts first and the reads run while it loads the app. A config read prints one JSON
+// line tagged with the dir's index; the check is gunicorn's own --check-config (or an import of
+// the app spec), then the parent prints {"check": <passed>}.
 const READ_CONFIGS = [
   'import json, os, sys, traceback',
   'n = int(sys.argv[1])',
@@ -47,7 +48,7 @@ const READ_CONFIGS = [
   'args = sys.argv[5 + n:]',
   'import gunicorn.config',
   'from gunicorn.app.wsgiapp import WSGIApplication',
-  'def forked(d, body):',
+  'def spawn(d, body):',
   '    sys.stdout.flush()',
   '    sys.stderr.flush()',
   '    pid = os.fork()',
@@ -70,6 +71,8 @@ const READ_CONFIGS = [
   '            sys.stdout.flush()',
   '            sys.stderr.flush()',
   '            os._exit(code)',
+  '    return pid',
+  'def passed(pid):',
   '    return os.waitpid(pid, 0)[1] == 0',
   'def reader(i):',
   '    def read(d):',
@@ -85,10 +88,11 @@ const READ_CONFIGS = [
   '    from gunicorn.util import import_app',
   '    import_app(spec)',
   '    print("import ok")',
+  'checking = kind != "none" and spawn(check_dir, check_config if kind == "config" else import_spec)',
   'for i, d in enumerate(dirs):',
-  '    forked(d, reader(i))',
-  'if kind != "none":',
-  '    print(json.dumps({"check": forked(check_dir, check_config if kind == "config" else import_spec)}))',
+  '    passed(spawn(d, reader(i)))',
+  'if checking:',
+  '    print(json.dumps({"check": passed(checking)}), flush=True)',
 ].join('\n');
 
 /** Gunicorn settings that decide which strategies can work. */

@@ -98,14 +98,18 @@ function usr2Options(options: SettleOptions): Usr2Options {
  * worker's start time, `current` and the switch log.
  */
 async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{ facts: LeftoverFacts; master: GunicornMaster; upgrade?: ProcessRef }> {
-  const pidfile = parsePidfileFacts((await host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+  const [inspected, aged] = await Promise.all([
+    host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir)),
+    host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog)),
+  ]);
+  const pidfile = parsePidfileFacts(inspected.stdout);
   // The `.2` master is looked at below, as the old master's verified child.
   const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
   const upgrade = await findNewMaster(host, usr2Options(options), master);
   const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
   const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
   const newWorkers = upgradeFacts?.children ?? [];
-  const read = (await host.exec('read worker ages and the switch log', agesCommand(options.appDir, options.switchLog))).stdout;
+  const read = aged.stdout;
   const clock = parseClock(read);
   const described = await describeProcesses(host, [...oldWorkers, ...newWorkers]);
   const ageOf = (pids: number[]): MasterGeneration['workers'] =>
