@@ -64741,9 +64741,12 @@ async function probeCanaries(run, canaries, until, seconds) {
 async function switchAndReload(run, session, reporter, to, from) {
     const { remote } = session;
     const { deps, layout, token } = run;
+    // The master is verified again while `current` moves (the signal re-checks its start time anyway).
+    const inspected = deps.server.inspect(remote);
+    inspected.catch(() => undefined); // awaited below, unless the switch fails first
     await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
     reporter.log(remote.name, `current → releases/${to}`);
-    return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await deps.server.inspect(remote), (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
+    return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await inspected, (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
 }
 function expectsVersion(run, session) {
     const expect = run.settings.health.expectVersion;
@@ -65053,17 +65056,21 @@ async function inspectHost(settings, driver, remote, layout, reporter) {
     if (settings.mode === 'deploy' && target === state.current) {
         throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
     }
-    const reading = await probe(remote, server.python, settings.health);
-    reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd());
+    // A deploy reads the readiness URL while it stages and checks (prepareAll); the other modes read it here.
+    const reading = settings.mode === 'deploy' ? undefined : await probe(remote, server.python, settings.health);
+    reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}${reading ? `; ${readinessNow(reading)}` : ''}`);
     return {
         remote,
         state,
         server,
         target,
         leaving: state.current,
-        versioned: Boolean(reading.version),
+        versioned: Boolean(reading?.version),
         report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
     };
+}
+function readinessNow(reading) {
+    return `readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd();
 }
 function rollbackTarget(state, host) {
     const previous = state.previous;
@@ -65111,9 +65118,17 @@ async function prepareAll(run, sessions) {
     }
     try {
         const results = await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true }, async (session, hostReporter) => {
-            await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
-            throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
-            await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
+            // Whether the running release names its version (expect-version: auto) is read beside the staging and the check.
+            const [reading] = await Promise.all([
+                probe(session.remote, session.server.python, settings.health),
+                (async () => {
+                    await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
+                    throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
+                    await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
+                })(),
+            ]);
+            session.versioned = Boolean(reading.version);
+            hostReporter.log(session.remote.name, readinessNow(reading));
             const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
             hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
         });
@@ -67863,13 +67878,14 @@ async function readLeftover(host, options) {
     const pidfile = parsePidfileFacts(inspected.stdout);
     // The `.2` master is looked at below, as the old master's verified child.
     const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
-    const upgrade = await findNewMaster(host, usr2Options(options), master);
+    // The master's children are described while the `.2` master is looked for (usually there is none).
+    const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options), master), describeProcesses(host, master.workers)]);
     const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
     const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
     const newWorkers = upgradeFacts?.children ?? [];
     const read = aged.stdout;
     const clock = parseClock(read);
-    const described = await describeProcesses(host, [...oldWorkers, ...newWorkers]);
+    const described = [...children, ...(await describeProcesses(host, newWorkers))];
     const ageOf = (pids) => described.filter((facts) => pids.includes(facts.pid)).map((facts) => ({ pid: facts.pid, startedAt: clock.bootEpoch + Number(facts.startTime) / clock.ticks }));
     const facts = {
         current: clock.current,
@@ -67975,6 +67991,12 @@ class GunicornServer {
      * host, after the switch.
      */
     configs = new Map();
+    /**
+     * What /proc says about a master's interpreter, by host and master (pid and start time): a
+     * process's executable and mapped site-packages do not change, so the reload's inspection
+     * right before the signal does not read them again.
+     */
+    interpreters = new Map();
     constructor(options) {
         this.options = options;
     }
@@ -67984,10 +68006,8 @@ class GunicornServer {
         const titled = master.titledApp !== undefined || (master.argv[0] ?? '').startsWith('gunicorn:');
         let facts;
         // One more round trip only when the command line does not name the interpreter.
-        if (!this.options.python && (titled || !(master.argv[0] ?? '').startsWith('/'))) {
-            const read = await host.exec("find the master's interpreter", interpreterFactsCommand(master.pid), { allowFailure: true });
-            facts = parseInterpreterFacts(read.stdout);
-        }
+        if (!this.options.python && (titled || !(master.argv[0] ?? '').startsWith('/')))
+            facts = await this.interpreterFacts(host, master);
         const found = chooseInterpreter({ pid: master.pid, argv: master.argv, titled, exe: master.python }, facts, this.options.python);
         return { ...master, python: found.python, pythonFrom: found.foundBy };
     }
@@ -68055,6 +68075,18 @@ class GunicornServer {
         const { pidfile, appDir, switchLog, reloadTimeoutSeconds } = this.options;
         const reload = async (_stale, reloadLog) => this.reload(host, await this.inspect(host), reloadLog);
         return settleGunicorn(host, { pidfile, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
+    }
+    async interpreterFacts(host, master) {
+        const key = [host.name, master.pid, master.startTime].join('\0');
+        const known = this.interpreters.get(key);
+        if (known)
+            return known;
+        const read = await host.exec("find the master's interpreter", interpreterFactsCommand(master.pid), { allowFailure: true });
+        const facts = parseInterpreterFacts(read.stdout);
+        // Only a read that found the executable is kept: a failed one is tried again next time.
+        if (facts.execfn)
+            this.interpreters.set(key, facts);
+        return facts;
     }
     /** The systemd service the master runs in, if any (usr2 cannot work there). */
     async systemdUnit(host, master) {

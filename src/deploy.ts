@@ -4,7 +4,7 @@ import type { Settings } from './config/settings.js';
 import { DeployError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
 import { MigrationError, MigrationLintError } from './migrate/index.js';
-import { probe } from './health/readiness-gate.js';
+import { probe, type HealthReading } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
@@ -273,20 +273,22 @@ async function inspectHost(settings: Settings, driver: DeployDependencies['serve
   if (settings.mode === 'deploy' && target === state.current) {
     throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
   }
-  const reading = await probe(remote, server.python, settings.health);
-  reporter.log(
-    remote.name,
-    `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}; readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd(),
-  );
+  // A deploy reads the readiness URL while it stages and checks (prepareAll); the other modes read it here.
+  const reading = settings.mode === 'deploy' ? undefined : await probe(remote, server.python, settings.health);
+  reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}${reading ? `; ${readinessNow(reading)}` : ''}`);
   return {
     remote,
     state,
     server,
     target,
     leaving: state.current,
-    versioned: Boolean(reading.version),
+    versioned: Boolean(reading?.version),
     report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
   };
+}
+
+function readinessNow(reading: HealthReading): string {
+  return `readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd();
 }
 
 function rollbackTarget(state: ReleaseState, host: string): string {
@@ -338,9 +340,17 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
       sessions,
       { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true },
       async (session, hostReporter) => {
-        await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
-        throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
-        await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
+        // Whether the running release names its version (expect-version: auto) is read beside the staging and the check.
+        const [reading] = await Promise.all([
+          probe(session.remote, session.server.python, settings.health),
+          (async () => {
+            await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
+            throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
+            await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
+          })(),
+        ]);
+        session.versioned = Boolean(reading.version);
+        hostReporter.log(session.remote.name, readinessNow(reading));
         const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
         hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
       },

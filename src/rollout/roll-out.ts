@@ -208,11 +208,12 @@ async function probeCanaries(run: RunContext, canaries: HostSession[], until: nu
 async function switchAndReload(run: RunContext, session: HostSession, reporter: Reporter, to: string, from: string): Promise<ReloadHandle> {
   const { remote } = session;
   const { deps, layout, token } = run;
+  // The master is verified again while `current` moves (the signal re-checks its start time anyway).
+  const inspected = deps.server.inspect(remote);
+  inspected.catch(() => undefined); // awaited below, unless the switch fails first
   await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
   reporter.log(remote.name, `current → releases/${to}`);
-  return timed(deps, remote.name, 'reload', async (next) =>
-    deps.server.reload(remote, await deps.server.inspect(remote), (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)),
-  );
+  return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await inspected, (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
 }
 
 function expectsVersion(run: RunContext, session: HostSession): boolean {

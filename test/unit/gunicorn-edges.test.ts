@@ -181,4 +181,31 @@ describe('the preflight of a gunicorn release', () => {
     const fits = scriptedHost({ 'read the master cgroup': { stdout: '0::/\n', ms: 0 }, 'import check of the new release': checked(false, 40) });
     await expect(server.preflight(fits.host, master, '/srv/app/releases/v2')).rejects.toThrow(/cannot be loaded by the master's interpreter.*\n.*No module named app/);
   });
+  it("reads a master's interpreter once: the inspection before the signal finds it known (same pid and start time)", async () => {
+    // inspectPidfileCommand's answer for a titled (setproctitle) master in releases/v1 with two workers.
+    const inspected = (startTime: string) =>
+      [
+        'pidfile=6310',
+        `master.stat=S 1 6308 6308 0 -1 4194368 2375 0 1 0 4 1 0 0 20 0 1 0 ${startTime} 32583680`,
+        'master.exe=/usr/bin/python3.11',
+        'master.cwd=/srv/app/releases/v1',
+        'master.argv=gunicorn: master [app:application]',
+        'master.uptime=258.67',
+        'master.children=6311:1:1795306735 6312:1:1795306735 ',
+        'master.pid=6310',
+        'pidfile2=',
+        'appdir=/srv/app',
+      ].join('\n');
+    const interpreter = { stdout: 'execfn=/srv/venv/bin/gunicorn\nshebang=#!/srv/venv/bin/python3\n', ms: 0 };
+    const fresh = new GunicornServer({ pidfile: '/srv/app/run/gunicorn.pid', appDir: '/srv/app', strategy: 'usr2', reloadTimeoutSeconds: 60, switchLog: '/srv/app/.switch-log' });
+    const first = scriptedHost({ 'inspect the gunicorn master': { stdout: inspected('19498'), ms: 0 }, "find the master's interpreter": interpreter });
+    const found = await fresh.inspect(first.host);
+    expect(found.python).toBe('/srv/venv/bin/python3');
+    expect((await fresh.inspect(first.host)).python).toBe('/srv/venv/bin/python3');
+    expect(first.started.filter(([purpose]) => purpose === "find the master's interpreter")).toHaveLength(1);
+    // A master started anew (another start time) is read afresh.
+    const restarted = scriptedHost({ 'inspect the gunicorn master': { stdout: inspected('20000'), ms: 0 }, "find the master's interpreter": interpreter });
+    await fresh.inspect(restarted.host);
+    expect(restarted.started.filter(([purpose]) => purpose === "find the master's interpreter")).toHaveLength(1);
+  });
 });

@@ -68,6 +68,13 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
    */
   private readonly configs = new Map<string, Promise<GunicornConfig | undefined>>();
 
+  /**
+   * What /proc says about a master's interpreter, by host and master (pid and start time): a
+   * process's executable and mapped site-packages do not change, so the reload's inspection
+   * right before the signal does not read them again.
+   */
+  private readonly interpreters = new Map<string, InterpreterFacts>();
+
   constructor(private readonly options: GunicornOptions) {}
 
   async inspect(host: RemoteHost): Promise<GunicornMaster> {
@@ -76,10 +83,7 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const titled = master.titledApp !== undefined || (master.argv[0] ?? '').startsWith('gunicorn:');
     let facts: InterpreterFacts | undefined;
     // One more round trip only when the command line does not name the interpreter.
-    if (!this.options.python && (titled || !(master.argv[0] ?? '').startsWith('/'))) {
-      const read = await host.exec("find the master's interpreter", interpreterFactsCommand(master.pid), { allowFailure: true });
-      facts = parseInterpreterFacts(read.stdout);
-    }
+    if (!this.options.python && (titled || !(master.argv[0] ?? '').startsWith('/'))) facts = await this.interpreterFacts(host, master);
     const found = chooseInterpreter({ pid: master.pid, argv: master.argv, titled, exe: master.python }, facts, this.options.python);
     return { ...master, python: found.python, pythonFrom: found.foundBy };
   }
@@ -150,6 +154,17 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const { pidfile, appDir, switchLog, reloadTimeoutSeconds } = this.options;
     const reload = async (_stale: GunicornMaster, reloadLog: Log) => this.reload(host, await this.inspect(host), reloadLog);
     return settleGunicorn(host, { pidfile, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
+  }
+
+  private async interpreterFacts(host: RemoteHost, master: { pid: number; startTime: string }): Promise<InterpreterFacts> {
+    const key = [host.name, master.pid, master.startTime].join('\0');
+    const known = this.interpreters.get(key);
+    if (known) return known;
+    const read = await host.exec("find the master's interpreter", interpreterFactsCommand(master.pid), { allowFailure: true });
+    const facts = parseInterpreterFacts(read.stdout);
+    // Only a read that found the executable is kept: a failed one is tried again next time.
+    if (facts.execfn) this.interpreters.set(key, facts);
+    return facts;
   }
 
   /** The systemd service the master runs in, if any (usr2 cannot work there). */

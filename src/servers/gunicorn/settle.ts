@@ -105,13 +105,14 @@ async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{
   const pidfile = parsePidfileFacts(inspected.stdout);
   // The `.2` master is looked at below, as the old master's verified child.
   const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
-  const upgrade = await findNewMaster(host, usr2Options(options), master);
+  // The master's children are described while the `.2` master is looked for (usually there is none).
+  const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options), master), describeProcesses(host, master.workers)]);
   const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
   const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
   const newWorkers = upgradeFacts?.children ?? [];
   const read = aged.stdout;
   const clock = parseClock(read);
-  const described = await describeProcesses(host, [...oldWorkers, ...newWorkers]);
+  const described = [...children, ...(await describeProcesses(host, newWorkers))];
   const ageOf = (pids: number[]): MasterGeneration['workers'] =>
     described.filter((facts) => pids.includes(facts.pid)).map((facts) => ({ pid: facts.pid, startedAt: clock.bootEpoch + Number(facts.startTime) / clock.ticks }));
   const facts: LeftoverFacts = {
