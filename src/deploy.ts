@@ -340,8 +340,10 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
       sessions,
       { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true },
       async (session, hostReporter) => {
-        // Whether the running release names its version (expect-version: auto) is read beside the staging and the check.
-        const [reading] = await Promise.all([
+        // Whether the running release names its version (expect-version: auto) is read beside the
+        // staging and the check. Both end before the host's task does (nothing left running on a
+        // connection the run closes), and the check's error is the one reported: it says more.
+        const [reading, checked] = await Promise.allSettled([
           probe(session.remote, session.server.python, settings.health),
           (async () => {
             await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
@@ -349,8 +351,10 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
             await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
           })(),
         ]);
-        session.versioned = Boolean(reading.version);
-        hostReporter.log(session.remote.name, readinessNow(reading));
+        if (checked.status === 'rejected') throw checked.reason;
+        if (reading.status === 'rejected') throw reading.reason;
+        session.versioned = Boolean(reading.value.version);
+        hostReporter.log(session.remote.name, readinessNow(reading.value));
         const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
         hostReporter.log(session.remote.name, `release ${session.target} loads with ${session.server.python}${from}`);
       },

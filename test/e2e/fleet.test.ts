@@ -45,7 +45,7 @@ describe(`fleet rollout on ${HOSTS} hosts (usr2, 2 s boot)`, () => {
   it('a release failing on one host of the later batch: every touched host back on the previous release, reported per host', async () => {
     await sb.exec(7, `touch ${faultFile()}`);
     try {
-      const { result } = await underLoad(sb, async () => deployTo(sb, { source: await source('v3', faultFile()), release: 'v3', 'health-timeout': '8' }));
+      const { result } = await underLoad(sb, async () => deployTo(sb, { source: await source('v3', faultFile()), release: 'v3', 'health-timeout': '8', 'reload-timeout': '60' }));
       expect(result.outputs.status, logOf(result)).toBe('rolled-back');
       const hosts = hostsOutput(result);
       expect(hosts.map((host) => host.status)).toEqual(Array(HOSTS).fill('rolled-back'));
@@ -95,7 +95,7 @@ describe(`fleet rollout on ${HOSTS} hosts (usr2, 2 s boot)`, () => {
     await sb.exec(4, `touch ${faultFile()}`);
     try {
       const { result } = await underLoad(sb, async () =>
-        deployTo(sb, { source: await source('v4', faultFile()), release: 'v4', 'health-timeout': '8', 'max-failed-hosts': '1' }),
+        deployTo(sb, { source: await source('v4', faultFile()), release: 'v4', 'health-timeout': '8', 'reload-timeout': '60', 'max-failed-hosts': '1' }),
       );
       expect(result.outputs.status, logOf(result)).toBe('deployed');
       const hosts = hostsOutput(result);

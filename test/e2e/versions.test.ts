@@ -114,8 +114,10 @@ describe.each(VERSIONS)('gunicorn %s on 2 hosts under load', (version: GunicornV
   it.runIf(version === '26.1')('the python input is the interpreter of the checks: a wrong one stops the deploy before any change, the right one deploys', async () => {
     const wrong = await deploy({ source: await source('py-wrong'), release: 'py-wrong', python: '/nonexistent/venv/bin/python3' });
     expect(wrong.outputs.status, logOf(wrong)).toBe('failed');
-    // The first check to run it is the readiness probe of the running release, before any change.
-    expect(wrong.stdout).toMatch(/readiness probe failed \(exit 127\): .*\/nonexistent\/venv\/bin\/python3: (No such file or directory|not found)/);
+    // The import check and the readiness probe of the running release both run it, before any
+    // switch; the check's error is the one reported.
+    expect(wrong.stdout).toMatch(/cannot be loaded by the master's interpreter \(\/nonexistent\/venv\/bin\/python3\); nothing was switched or reloaded/);
+    expect(wrong.stdout).toMatch(/\/nonexistent\/venv\/bin\/python3: (No such file or directory|not found)/);
     await expectAllOn(sb, serving);
     const right = await deploy({ source: await source('py-input'), release: 'py-input', python: python() });
     expect(right.outputs.status, logOf(right)).toBe('deployed');
