@@ -210,8 +210,13 @@ async function switchAndReload(run: RunContext, session: HostSession, reporter: 
   const { deps, layout, token } = run;
   // The master is verified again while `current` moves (the signal re-checks its start time anyway).
   const inspected = deps.server.inspect(remote);
-  inspected.catch(() => undefined); // awaited below, unless the switch fails first
-  await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
+  try {
+    await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
+  } catch (error) {
+    // Nothing is left running on the host's connection when the switch fails.
+    await inspected.catch(() => undefined);
+    throw error;
+  }
   reporter.log(remote.name, `current → releases/${to}`);
   return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await inspected, (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
 }

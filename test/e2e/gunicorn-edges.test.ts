@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/proc.js';
 import type { ActionResult } from '../support/run-action.js';
 import { startServingSandbox, type AppOptions, type Sandbox } from '../support/sandbox.js';
 import { deployTo, expectAllOn, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
@@ -69,19 +70,20 @@ describe('gunicorn edge cases on 2 hosts', () => {
   };
 
   /** Deployed everywhere, each master with `workers` workers, all serving `release`. */
-  async function expectDeployed(result: ActionResult, release: string, workers: number): Promise<MasterFacts[]> {
+  async function expectDeployed(result: ActionResult, release: string, workers: number, recycling = false): Promise<MasterFacts[]> {
     expect(result.outputs.status, logOf(result)).toBe('deployed');
     await expectAllOn(sb, release);
     const masters: MasterFacts[] = [];
     for (const host of sb.hosts) {
-      // A worker max_requests just recycled leaves the master one short until its arbiter loop
-      // forks the replacement (within about a second): the count is read until it settles.
-      let master = await masterFacts(sb, host.index);
-      const deadline = Date.now() + 5_000;
-      while (master.children.length !== workers && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        master = await masterFacts(sb, host.index);
-      }
+      // Under max_requests, a worker recycled at this moment leaves the master one short until its
+      // arbiter loop forks the replacement (within about a second): there the count may settle first.
+      const settled = recycling
+        ? await waitFor(`${host.name}: ${workers} workers`, async () => {
+            const facts = await masterFacts(sb, host.index);
+            return facts.children.length === workers ? facts : undefined;
+          }, { timeoutMs: 5_000, intervalMs: 200 }).catch(() => undefined)
+        : undefined;
+      const master = settled ?? (await masterFacts(sb, host.index));
       expect(master.children, `${host.name} workers`).toHaveLength(workers);
       const served = await versionsByWorker(sb, host.index, master.children);
       // Every worker that answered serves the release; a listed worker that never answered must
@@ -140,9 +142,9 @@ describe('gunicorn edge cases on 2 hosts', () => {
     // HUP makes the master read max_requests: from here on each worker recycles after 20-30 requests.
     const workers = (await masterFacts(sb, 1)).children.length;
     const recycling = { workers, maxRequests: 20, maxRequestsJitter: 10 };
-    await expectDeployed(await deploy('mr1', 'hup', recycling), 'mr1', workers);
+    await expectDeployed(await deploy('mr1', 'hup', recycling), 'mr1', workers, true);
     const { result, load } = await underLoad(sb, () => deploy('mr2', 'rolling', recycling));
-    await expectDeployed(result, 'mr2', workers);
+    await expectDeployed(result, 'mr2', workers, true);
     expect(load.versions.mr2, 'the new release served under load').toBeGreaterThan(0);
   });
 
