@@ -25,6 +25,7 @@ export const Inputs = {
   Server: 'server',
   Strategy: 'strategy',
   Pidfile: 'pidfile',
+  Service: 'service',
   WsgiApp: 'wsgi-app',
   Python: 'python',
   ReloadTimeout: 'reload-timeout',
