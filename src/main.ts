@@ -13,6 +13,7 @@ import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import { sshConnector } from './remote/ssh-connector.js';
+import { becomeFactory } from './remote/become-remote-host.js';
 import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
 import { layoutOf } from './release/layout.js';
 import { actionReporter } from './report/action-reporter.js';
@@ -57,7 +58,7 @@ async function deployFromInputs(): Promise<void> {
       signal: cancellation.signal,
       token: record.token,
       progress: record.progress,
-      connect,
+      connect: becomeFactory(connect, settings.become),
       balancer: lb.balancer,
       server: serverDriver(settings),
       reporter: actionReporter,

@@ -63,8 +63,11 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
   const balancer = balancerSettings(get, defaultUser, hosts);
   const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
+  const become = get(Inputs.Become) || undefined;
+  if (become !== undefined && !USER_NAME.test(become)) throw new InputError(Inputs.Become, `'${become}' is not a valid user name.`);
   return {
     hosts,
+    become,
     ssh: {
       ...credentials,
       knownHosts: skipHostKeys ? undefined : knownHosts,

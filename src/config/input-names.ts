@@ -2,6 +2,7 @@
 export const Inputs = {
   Hosts: 'hosts',
   User: 'user',
+  Become: 'become',
   Port: 'port',
   SshKey: 'ssh-key',
   SshKeyPassphrase: 'ssh-key-passphrase',

@@ -85,6 +85,8 @@ export interface BalancerSettings {
 
 export interface Settings {
   hosts: HostTarget[];
+  /** The app's user: every command on the app hosts runs as it through `sudo -n -u` (undefined: as the SSH user). */
+  become?: string;
   ssh: SshSettings;
   appDir: string;
   /** Absolute local directory to upload, or undefined for "no upload" (the release is already on the hosts). */
