@@ -11,7 +11,6 @@ import { auditLine } from './release/audit-log.js';
 import { appendAuditCommand, readLockCommand, releaseLockCommand } from './release/release-commands.js';
 import { runIdentity } from './release/run-identity.js';
 import type { RemoteHost } from './remote/remote-host.js';
-import { becomeFactory } from './remote/become-remote-host.js';
 import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writePostSummary, type PostHost } from './report/job-summary.js';
@@ -85,10 +84,7 @@ export async function runPost(): Promise<void> {
 async function postAll(settings: Settings, targets: HostTarget[], record: MainRecord): Promise<PostHost[]> {
   const token = record.token ?? '';
   const layout = layoutOf(settings.appDir);
-  const connect = becomeFactory(
-    sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)),
-    settings.become,
-  );
+  const connect = sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line));
   const server = serverDriver(settings);
   const locked: RemoteHost[] = [];
   const stopHeartbeat = startHeartbeat(() => locked, layout, token);

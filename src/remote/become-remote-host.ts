@@ -1,6 +1,6 @@
-import { DeployError, RemoteCommandError } from '../errors.js';
+import { DeployError } from '../errors.js';
 import type { ExecOptions, ExecResult, RemoteHost } from './remote-host.js';
-import type { RemoteHostFactory } from './ssh-remote-host.js';
+import type { ServerDriver, ServerProcess } from '../servers/server-driver.js';
 import { sh, type ShellFragment } from './shell-quote.js';
 
 /** The sudoers line a deploy user needs for `become: <user>`. */
@@ -15,50 +15,52 @@ export function becomeCommand(user: string, command: ShellFragment): ShellFragme
 
 /**
  * A host whose commands run as the app's user (`become`, as in Ansible): the SSH user logs in,
- * every command goes through `sudo -n -u <user>`, so process reads, signals, app commands and
- * the files of releases belong to that user. Uploads land in a private temporary directory of
- * the SSH user first and are copied into place as the app's user.
+ * every command goes through `sudo -n -u <user>`, so process reads, signals and the app's own
+ * Python run as the user gunicorn runs as. Only the server driver gets it (asUser below): the
+ * release files, the install and migrate commands stay the SSH user's.
  */
 export class BecomeRemoteHost implements RemoteHost {
+  private verified?: Promise<void>;
+
   constructor(
     private readonly host: RemoteHost,
     private readonly user: string,
-    /** The SSH user, for the sudoers line in errors. */
-    private readonly sshUser: string,
   ) {}
 
   get name(): string {
     return this.host.name;
   }
 
-  /** Checks once, before anything changes, that sudo lets the SSH user act as `user` without a password. */
-  async verify(): Promise<void> {
-    const probe = await this.host.exec(`sudo to ${this.user}`, sh`${becomeCommand(this.user, sh`id -un`)} 2>&1`, { allowFailure: true });
-    if (probe.code === 0 && probe.stdout.trim() === this.user) return;
-    const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
-    throw new DeployError(
-      `become: ${this.user}: '${this.sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
-        `Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(this.sshUser, this.user)}`,
-      this.host.name,
-    );
+  /** Checks, once and before any command, that sudo lets the SSH user act as `user` without a password. */
+  private verify(): Promise<void> {
+    this.verified ??= (async () => {
+      const probe = await this.host.exec(`sudo to ${this.user}`, sh`${becomeCommand(this.user, sh`id -un`)} 2>&1`, { allowFailure: true });
+      if (probe.code === 0 && probe.stdout.trim() === this.user) return;
+      const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
+      const sshUser = this.host.name.split('@')[0] ?? '<ssh user>';
+      throw new DeployError(
+        `become: ${this.user}: '${sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
+          `Nothing was changed. Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, this.user)}`,
+        this.host.name,
+      );
+    })();
+    // A failed check (the connection, say) is tried again at the next command.
+    this.verified.catch(() => (this.verified = undefined));
+    return this.verified;
   }
 
-  exec(purpose: string, command: ShellFragment, options?: ExecOptions): Promise<ExecResult> {
+  async exec(purpose: string, command: ShellFragment, options?: ExecOptions): Promise<ExecResult> {
+    await this.verify();
     return this.host.exec(purpose, becomeCommand(this.user, command), options);
   }
 
-  async upload(purpose: string, localPath: string, remotePath: string): Promise<void> {
-    const made = await this.host.exec(`${purpose}: temporary directory`, sh`d=$(mktemp -d) && chmod 711 "$d" && echo "$d"`);
-    const directory = made.stdout.trim();
-    if (!directory.startsWith('/')) throw new RemoteCommandError(`${purpose}: temporary directory`, this.host.name, -1, `mktemp printed '${directory}'`);
-    const staged = `${directory}/upload`;
-    try {
-      await this.host.upload(purpose, localPath, staged);
-      await this.host.exec(`${purpose}: let ${this.user} read it`, sh`chmod 644 ${staged}`);
-      await this.exec(`${purpose}: copy into place as ${this.user}`, sh`cat ${staged} > ${remotePath}`);
-    } finally {
-      await this.host.exec(`${purpose}: remove the temporary copy`, sh`rm -rf ${directory}`, { allowFailure: true }).catch(() => undefined);
-    }
+  upload(purpose: string, localPath: string, remotePath: string): Promise<void> {
+    return this.host.upload(purpose, localPath, remotePath);
+  }
+
+  /** A unix socket reached through sshd is opened by sshd as the SSH user (sudo plays no part). */
+  get socketRequest(): RemoteHost['socketRequest'] {
+    return this.host.socketRequest?.bind(this.host);
   }
 
   close(): Promise<void> {
@@ -67,21 +69,22 @@ export class BecomeRemoteHost implements RemoteHost {
 }
 
 /**
- * Connects as the factory does, then, with `become`, wraps each app host so that its commands
- * run as that user (verified before anything changes). A host reached as that very user needs no sudo.
+ * The driver, with every host it is handed wrapped so that its commands run as `user` (each
+ * host's wrapper kept, so sudo is checked once per connection). No user: the driver itself.
  */
-export function becomeFactory(connect: RemoteHostFactory, user: string | undefined): RemoteHostFactory {
-  if (!user) return connect;
-  return async (target) => {
-    const host = await connect(target);
-    if (target.user === user) return host;
-    const become = new BecomeRemoteHost(host, user, target.user);
-    try {
-      await become.verify();
-    } catch (error) {
-      await host.close();
-      throw error;
-    }
+export function asUser<P extends ServerProcess>(driver: ServerDriver<P>, user: string | undefined): ServerDriver<P> {
+  if (!user) return driver;
+  const wrapped = new WeakMap<RemoteHost, RemoteHost>();
+  const as = (host: RemoteHost): RemoteHost => {
+    if (host.name.startsWith(`${user}@`)) return host;
+    let become = wrapped.get(host);
+    if (!become) wrapped.set(host, (become = new BecomeRemoteHost(host, user)));
     return become;
+  };
+  return {
+    inspect: (host) => driver.inspect(as(host)),
+    preflight: (host, server, releaseDir) => driver.preflight(as(host), server, releaseDir),
+    reload: (host, server, log, signal, progress) => driver.reload(as(host), server, log, signal, progress),
+    settle: (host, pointCurrent, log) => driver.settle(as(host), pointCurrent, log),
   };
 }

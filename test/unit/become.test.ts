@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BecomeRemoteHost, becomeCommand, becomeFactory } from '../../src/remote/become-remote-host.js';
+import { BecomeRemoteHost, asUser, becomeCommand } from '../../src/remote/become-remote-host.js';
+import type { ServerDriver } from '../../src/servers/server-driver.js';
 import type { ExecOptions, ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import { sh, type ShellFragment } from '../../src/remote/shell-quote.js';
 
@@ -31,38 +32,53 @@ describe('become: commands as the app user through sudo', () => {
     expect(becomeCommand('www-data', sh`kill -HUP ${"12'3"}`).text).toBe(`sudo -n -u www-data -- /bin/sh -c 'kill -HUP '\\''12'\\''\\'\\'''\\''3'\\'''`);
   });
 
-  it('wraps every exec of the host', async () => {
-    const host = new ScriptedHost(() => ok());
-    await new BecomeRemoteHost(host, 'www-data', 'deploy').exec('read', sh`cat /srv/app/current/REVISION`);
-    expect(host.commands).toEqual([`sudo -n -u www-data -- /bin/sh -c 'cat /srv/app/current/REVISION'`]);
-  });
-
-  it('stops before any change when sudo asks for a password, printing the sudoers line to add', async () => {
-    const host = new ScriptedHost(() => ({ stdout: 'sudo: a password is required\n', stderr: '', code: 1 }));
-    const connect = becomeFactory(async () => host, 'www-data');
-    await expect(connect({ user: 'deploy', host: 'web1', port: 22, label: 'deploy@web1:22' })).rejects.toThrow(
-      /become: www-data: 'deploy' cannot run commands as www-data through sudo without a password \(sudo: a password is required\)\. Add this line .*: deploy ALL=\(www-data\) NOPASSWD: ALL/,
-    );
-    expect(host.closed).toBe(true);
-  });
-
-  it('accepts sudo that answers as the user, and skips sudo for a host reached as that user', async () => {
-    const host = new ScriptedHost(() => ok('www-data\n'));
-    await expect(becomeFactory(async () => host, 'www-data')({ user: 'deploy', host: 'web1', port: 22, label: 'x' })).resolves.toBeInstanceOf(BecomeRemoteHost);
-    const direct = new ScriptedHost(() => ok());
-    await expect(becomeFactory(async () => direct, 'www-data')({ user: 'www-data', host: 'web1', port: 22, label: 'y' })).resolves.toBe(direct);
-    expect(direct.commands).toEqual([]);
-  });
-
-  it('uploads into a private temporary directory, copies into place as the user, then removes the copy', async () => {
-    const host = new ScriptedHost((command) => ok(command.startsWith('d=$(mktemp') ? '/tmp/tmp.Ab12\n' : ''));
-    await new BecomeRemoteHost(host, 'www-data', 'deploy').upload('upload', '/local/r.tar.gz', '/srv/app/releases/.upload-v2.tar.gz');
-    expect(host.uploads).toEqual(['/local/r.tar.gz -> /tmp/tmp.Ab12/upload']);
+  it('checks sudo once, then wraps every exec of the host', async () => {
+    const host = new ScriptedHost((command) => ok(command.includes('id -un') ? 'www-data\n' : ''));
+    const become = new BecomeRemoteHost(host, 'www-data');
+    await become.exec('read', sh`cat /srv/app/current/REVISION`);
+    await become.exec('signal', sh`kill -HUP 42`);
     expect(host.commands).toEqual([
-      'd=$(mktemp -d) && chmod 711 "$d" && echo "$d"',
-      'chmod 644 /tmp/tmp.Ab12/upload',
-      `sudo -n -u www-data -- /bin/sh -c 'cat /tmp/tmp.Ab12/upload > /srv/app/releases/.upload-v2.tar.gz'`,
-      'rm -rf /tmp/tmp.Ab12',
+      `sudo -n -u www-data -- /bin/sh -c 'id -un' 2>&1`,
+      `sudo -n -u www-data -- /bin/sh -c 'cat /srv/app/current/REVISION'`,
+      `sudo -n -u www-data -- /bin/sh -c 'kill -HUP 42'`,
     ]);
   });
+
+  it('stops at the first command when sudo asks for a password, running nothing else and printing the sudoers line to add', async () => {
+    const host = new ScriptedHost(() => ({ stdout: 'sudo: a password is required\n', stderr: '', code: 1 }));
+    const driver = asUser(recordingDriver(), 'www-data');
+    await expect(driver.inspect(host)).rejects.toThrow(
+      /become: www-data: 'deploy' cannot run commands as www-data through sudo without a password \(sudo: a password is required\)\. Nothing was changed\. Add this line .*: deploy ALL=\(www-data\) NOPASSWD: ALL/,
+    );
+    expect(host.commands).toHaveLength(1);
+  });
+
+  it('hands the driver the same wrapper for a host each time, and the host itself when it is reached as that user', async () => {
+    const seen: RemoteHost[] = [];
+    const driver = asUser(recordingDriver(seen), 'www-data');
+    const host = new ScriptedHost(() => ok('www-data\n'));
+    await driver.inspect(host);
+    await driver.inspect(host);
+    expect(seen[0]).toBeInstanceOf(BecomeRemoteHost);
+    expect(seen[1]).toBe(seen[0]);
+    const direct = Object.assign(new ScriptedHost(() => ok()), { name: 'www-data@web1:22' });
+    await driver.inspect(direct);
+    expect(seen[2]).toBe(direct);
+    expect(asUser(driver, undefined)).toBe(driver);
+  });
 });
+
+/** A driver whose inspect runs one command on the host it is given and records that host. */
+function recordingDriver(seen: RemoteHost[] = []): ServerDriver {
+  const unused = () => Promise.reject(new Error('not used'));
+  return {
+    inspect: async (host) => {
+      seen.push(host);
+      await host.exec('inspect', sh`true`);
+      return { pid: 1, workers: [], python: '/usr/bin/python3' };
+    },
+    preflight: unused,
+    reload: unused,
+    settle: unused,
+  };
+}
