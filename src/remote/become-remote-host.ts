@@ -8,9 +8,13 @@ export function sudoersLine(sshUser: string, become: string): string {
   return `${sshUser} ALL=(${become}) NOPASSWD: ALL`;
 }
 
-/** A command run as `user` through `sudo -n` (never a password prompt: a missing rule fails at once). */
+/**
+ * A command run as `user` through `sudo -n` (never a password prompt: a missing rule fails at
+ * once), from `/`: the SSH user's home is no place for the app's user (find, for one, fails
+ * when it cannot return to a working directory it may not read).
+ */
 export function becomeCommand(user: string, command: ShellFragment): ShellFragment {
-  return sh`sudo -n -u ${user} -- /bin/sh -c ${command.text}`;
+  return sh`cd / && sudo -n -u ${user} -- /bin/sh -c ${command.text}`;
 }
 
 /**

@@ -97,8 +97,6 @@ export const DEFAULT_SUDOERS = `# graceful-deploy sandbox (test/support/sandbox.
 # Anything as the app's user: read its processes, signal its gunicorn (kill -HUP/-USR2/-TTIN as
 # the owner), write its run/ and logs, run install and migrate commands.
 ${DEPLOY_USER} ALL=(www-data) NOPASSWD: ALL
-# Read a unit's MainPID and state: systemctl needs root (or D-Bus, which these hosts do not run).
-${DEPLOY_USER} ALL=(root) NOPASSWD: /usr/bin/systemctl show *
 `;
 
 /** startGunicornService options. */

@@ -36,7 +36,8 @@ export function hostTarget(): string {
   return `# Booted by the sandbox host's systemd (--unit=${HOST_TARGET}): test/support/sandbox.ts
 [Unit]
 Description=graceful-deploy sandbox host
-Wants=ssh.service
+# D-Bus as on a real server: systemctl as a user other than root (become: www-data) asks systemd through it.
+Wants=ssh.service dbus.socket
 `;
 }
 

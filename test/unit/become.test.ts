@@ -29,7 +29,7 @@ const ok = (stdout = ''): ExecResult => ({ stdout, stderr: '', code: 0 });
 
 describe('become: commands as the app user through sudo', () => {
   it('runs the whole command, quoted once, under sudo -n (never a password prompt)', () => {
-    expect(becomeCommand('www-data', sh`kill -HUP ${"12'3"}`).text).toBe(`sudo -n -u www-data -- /bin/sh -c 'kill -HUP '\\''12'\\''\\'\\'''\\''3'\\'''`);
+    expect(becomeCommand('www-data', sh`kill -HUP ${"12'3"}`).text).toBe(`cd / && sudo -n -u www-data -- /bin/sh -c 'kill -HUP '\\''12'\\''\\'\\'''\\''3'\\'''`);
   });
 
   it('checks sudo once, then wraps every exec of the host', async () => {
@@ -38,9 +38,9 @@ describe('become: commands as the app user through sudo', () => {
     await become.exec('read', sh`cat /srv/app/current/REVISION`);
     await become.exec('signal', sh`kill -HUP 42`);
     expect(host.commands).toEqual([
-      `sudo -n -u www-data -- /bin/sh -c 'id -un' 2>&1`,
-      `sudo -n -u www-data -- /bin/sh -c 'cat /srv/app/current/REVISION'`,
-      `sudo -n -u www-data -- /bin/sh -c 'kill -HUP 42'`,
+      `cd / && sudo -n -u www-data -- /bin/sh -c 'id -un' 2>&1`,
+      `cd / && sudo -n -u www-data -- /bin/sh -c 'cat /srv/app/current/REVISION'`,
+      `cd / && sudo -n -u www-data -- /bin/sh -c 'kill -HUP 42'`,
     ]);
   });
 

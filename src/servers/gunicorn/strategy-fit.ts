@@ -25,7 +25,8 @@ export function strategyProblem(strategy: ReloadStrategy, config: GunicornConfig
   if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
     return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
   }
-  const unitProblem = strategy === 'usr2' && unit ? usr2UnitProblem(unit, config?.pidfile) : undefined;
+  // Only a config read with the master's own arguments knows its pidfile (a --pid on the command line wins over the file).
+  const unitProblem = strategy === 'usr2' && unit ? usr2UnitProblem(unit, config?.source === 'argv' ? config.pidfile : undefined) : undefined;
   if (unitProblem) return `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem}`;
   // --daemon is often on the command line; without the master's arguments the process tree tells.
   const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
