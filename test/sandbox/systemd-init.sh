@@ -8,10 +8,10 @@
 #     /etc/passwd) and the other machine-wide boot services from running; an empty dir over the
 #     system generators; <hostdir>/hostname on /etc/hostname (systemd sets the hostname from it), <hostdir>/hosts on
 #     /etc/hosts (the machine's plus `127.0.1.1 <hostname>`, as Debian writes it: sudo resolves it);
-#   - <hostdir>/console.log on /dev/console: systemd in container mode writes its log and unit
-#     status there instead of the machine's console;
-#   - journald keeps its journal in the host's /run (Storage=volatile), never in the machine's
-#     /var/log/journal, and does not read the machine's kernel log;
+#   - systemd logs to the host's journald (journalctl in the host: unit starts, stops, failures);
+#     journald keeps it in the host's /run (Storage=volatile), never in the machine's
+#     /var/log/journal, and does not read the machine's kernel log; /dev/null on /dev/console, so
+#     that nothing (early boot lines, unit status) reaches the machine's console;
 #   - like host-init.sh: <hostdir>/app on <appdir>, <hostdir>/home on /root;
 #   - with --deploy-home <dir>: <hostdir>/deploy-home on <dir> (the deploy user's home, private to
 #     this host) and <hostdir>/sudoers.d on /etc/sudoers.d (sudo rules of this host only).
@@ -40,7 +40,7 @@ mount --bind "$hostdir/units" /etc/systemd/system
 mount --bind "$hostdir/generators" "$(realpath /lib/systemd/system-generators)"
 mount --bind "$hostdir/hostname" /etc/hostname
 mount --bind "$hostdir/hosts" /etc/hosts
-mount --bind "$hostdir/console.log" /dev/console
+mount --bind /dev/null /dev/console
 mount --bind "$hostdir/app" "$appdir"
 mount --bind "$hostdir/home" /root
 if [ -n "$deploy_home" ]; then
@@ -52,4 +52,4 @@ echo "systemd-init: mounts done, starting systemd"
 # container=: systemd's container mode (no kernel setup, no console takeover); a clean
 # environment, as a booting machine gives its PID 1.
 exec /usr/bin/env -i container=graceful-deploy-sandbox PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  /lib/systemd/systemd --system --unit=gd-host.target --log-target=console --log-level=info
+  /lib/systemd/systemd --system --unit=gd-host.target --log-target=journal --log-level=info

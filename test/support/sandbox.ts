@@ -18,7 +18,6 @@
  * SandboxOptions.systemd), and the app dir is /srv/gd-<id>/app (Sandbox.appDir):
  *   /srv/gd-<id>/app              mount point of every host's app dir; venvs of upstream gunicorn
  *   h<N>/units/                   the host's /etc/systemd/system (gd-host.target, ssh.service, masks, gunicorn.*)
- *   h<N>/console.log              the host's /dev/console: systemd's log and unit status lines
  *   h<N>/{deploy-home,sudoers.d}  with sudoUser: the deploy user's home and /etc/sudoers.d of host N
  *   cgroup2 dir gd-<id>-h<N> (/sys/fs/cgroup/unified or /sys/fs/cgroup): the host's cgroup root.
  *
@@ -184,8 +183,6 @@ export interface HostLogs {
   init: string;
   /** uWSGI's log (daemonize = <app-dir>/shared/log/uwsgi.log in the fixture's uwsgi.ini). */
   uwsgi: string;
-  /** systemd hosts: the host's /dev/console, where systemd logs unit starts, stops and failures. */
-  console: string;
 }
 
 export interface Sandbox {
@@ -657,8 +654,7 @@ class SandboxImpl implements Sandbox {
     child.on('exit', (code, signal) => (exited = `exited with ${signal ?? code}`));
     child.on('error', (error) => (exited = `could not start: ${error.message}`));
 
-    const explain = async () =>
-      `${await tailFile(initLog, 20)}\n${systemd ? `${await tailFile(join(dir, 'console.log'), 30)}\n` : ''}${await tailFile(join(dir, 'sshd.log'), 20)}`;
+    const explain = async () => `${await tailFile(initLog, 20)}\n${await tailFile(join(dir, 'sshd.log'), 20)}`;
     // A host behind the bastion resets every other connection: ask its socket table instead.
     const listening = this.withBastion && name !== 'jb'
       ? async () => (await run('nsenter', [`--net=/run/netns/${netns}`, '--', 'ss', '-Hltn', `src ${ip}:22`], { timeoutMs: 5000 })).stdout.trim() !== ''
@@ -678,8 +674,11 @@ class SandboxImpl implements Sandbox {
     await writeFile(join(dir, 'init.pid'), `${initPid}\n`);
     if (systemd) {
       // `running`: every unit of the boot started; `degraded` names a failed one.
-      const state = await this.nsExec(initPid, 'systemctl is-system-running --wait; systemctl --failed --no-legend --plain', 30_000, `systemd of ${name} to finish booting`, true);
-      if (!state.stdout.startsWith('running\n')) throw new Error(`host ${name} of sandbox ${this.id}: systemd is '${state.stdout.trim()}' after boot\n${await explain()}`);
+      const state = await this.nsExec(initPid, 'systemctl is-system-running --wait', 30_000, `systemd of ${name} to finish booting`, true);
+      if (state.stdout !== 'running\n') {
+        const journal = await this.nsExec(initPid, 'systemctl --failed --no-pager; journalctl -b --no-pager -n 40', 30_000, `the journal of ${name}`, true);
+        throw new Error(`host ${name} of sandbox ${this.id}: systemd is '${state.stdout.trim()}' after boot\n${journal.stdout}\n${await explain()}`);
+      }
     }
     const [type, key] = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/);
     return { dir, initPid, knownHostsLine: `${ip} ${type} ${key}
@@ -688,7 +687,7 @@ class SandboxImpl implements Sandbox {
 
   /**
    * The files of a systemd host: units/ (its /etc/systemd/system: the boot target, ssh.service and
-   * the masks), console.log (its /dev/console), hostname and hosts (its /etc/hostname and
+   * the masks), hostname and hosts (its /etc/hostname and
  * /etc/hosts, naming it), generators/ (an
  * empty dir over the system generators) and, with a deploy user, that user's home and the
    * host's /etc/sudoers.d; the deploy user owns the app dir.
@@ -699,7 +698,6 @@ class SandboxImpl implements Sandbox {
     await writeFile(join(units, HOST_TARGET), hostTarget());
     await writeFile(join(units, 'ssh.service'), sshService({ sshdConfig: join(dir, 'sshd_config'), sshdLog: join(dir, 'sshd.log') }));
     for (const unit of maskedUnits()) await symlink('/dev/null', join(units, unit));
-    await writeFile(join(dir, 'console.log'), '');
     await writeFile(join(dir, 'hostname'), `${basename(dir)}\n`);
     const hosts = await readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n');
     await writeFile(join(dir, 'hosts'), `${hosts.trimEnd()}\n127.0.1.1\t${basename(dir)}\n`);
@@ -828,7 +826,6 @@ class SandboxImpl implements Sandbox {
       sshd: join(host.dir, 'sshd.log'),
       init: join(host.dir, 'init.log'),
       uwsgi: join(host.appDirBacking, 'shared/log/uwsgi.log'),
-      console: join(host.dir, 'console.log'),
     };
   }
 
@@ -852,11 +849,14 @@ class SandboxImpl implements Sandbox {
     return this.nsExec(host.initPid, command, opts.timeoutMs ?? 60_000, `exec on ${host.name} of sandbox ${this.id} (${command.slice(0, 80)})`, this.systemd);
   }
 
-  /** bash -c in the namespaces of the machine whose PID 1 is `initPid` (and its uts namespace: systemd hosts have their own hostname). */
-  private nsExec(initPid: number, command: string, timeoutMs: number, what: string, uts = false): Promise<RunResult> {
+  /**
+   * bash -c in the namespaces of the machine whose PID 1 is `initPid`; with `systemdHost` also its
+   * uts and cgroup namespaces (its hostname, and cgroup paths as its processes see them).
+   */
+  private nsExec(initPid: number, command: string, timeoutMs: number, what: string, systemdHost = false): Promise<RunResult> {
     return run(
       'nsenter',
-      ['-t', String(initPid), '-n', '-m', '-p', ...(uts ? ['-u'] : []), '--',
+      ['-t', String(initPid), '-n', '-m', '-p', ...(systemdHost ? ['-u', '-C'] : []), '--',
         '/usr/bin/env', '-i', '-C', '/root', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/bash', `PATH=${HOST_PATH}`, 'LANG=C.UTF-8',
         '/bin/bash', '-c', command],
       { timeoutMs, what },
@@ -972,11 +972,13 @@ cd ${shq(this.appDir)} && mkdir -p run shared/log && chown -R ${shq(`${user}:${g
     else await rm(join(host.unitsDir, 'gunicorn.socket'), { force: true });
     const logs = this.logs(index);
     const logStart = await fileSize(logs.gunicorn);
-    const consoleStart = await fileSize(logs.console);
+    const since = (await this.exec(index, 'date +%s.%N')).stdout.trim();
     let lastProbe = 'none yet';
     let lastState: ServiceState | undefined;
-    const explain = async () =>
-      `last probe: ${lastProbe}; gunicorn.service: ${JSON.stringify(lastState)}\n${await logSince(logs.gunicorn, logStart)}\n${await logSince(logs.console, consoleStart)}`;
+    const explain = async () => {
+      const journal = await this.exec(index, `journalctl --no-pager -o short-precise --since @${since} -u gunicorn.service -u gunicorn.socket | tail -n 30`);
+      return `last probe: ${lastProbe}; gunicorn.service: ${JSON.stringify(lastState)}\n${await logSince(logs.gunicorn, logStart)}\n--- journal of the gunicorn units ---\n${journal.stdout}${journal.stderr}`;
+    };
     // Socket activation: systemd listens; the first probe starts the service.
     const reloaded = await this.systemctl(index, 'daemon-reload');
     const started = reloaded.code === 0 ? await this.systemctl(index, 'start', socket ? 'gunicorn.socket' : 'gunicorn.service') : reloaded;
@@ -1007,7 +1009,7 @@ cd ${shq(this.appDir)} && mkdir -p run shared/log && chown -R ${shq(`${user}:${g
     const shown = await this.systemctl(index, 'show', unit, '--property=MainPID,ActiveState,SubState');
     if (shown.code !== 0) throw new Error(`systemctl show ${unit} failed on ${host.name} (exit ${shown.code}): ${shown.stderr.trim()}`);
     const values = new Map(shown.stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const));
-    const mainPid = Number(values.get('MainPID'));
+    const mainPid = Number(values.get('MainPID') ?? 0); // units without processes (sockets, targets) have none
     const activeState = values.get('ActiveState');
     const subState = values.get('SubState');
     if (!Number.isInteger(mainPid) || !activeState || !subState) throw new Error(`systemctl show ${unit} on ${host.name}: unexpected output '${shown.stdout.trim()}'`);
