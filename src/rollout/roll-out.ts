@@ -210,6 +210,9 @@ async function switchAndReload(run: RunContext, session: HostSession, reporter: 
   const { deps, layout, token } = run;
   // The master is verified again while `current` moves (the signal re-checks its start time anyway).
   const inspected = deps.server.inspect(remote);
+  // Handled from the start: it may fail before the switch ends, and Node exits on a rejection
+  // left without a handler meanwhile. It is awaited below, where its error counts.
+  inspected.catch(() => undefined);
   try {
     await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
   } catch (error) {

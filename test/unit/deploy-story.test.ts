@@ -301,6 +301,26 @@ describe('deploy story', () => {
     for (const name of ['web1', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock'))).toBe(false);
   });
 
+  it('a master check that fails while current moves is a host failure put back, not a crash (no unhandled rejection)', async () => {
+    const inspect = server.inspect.bind(server);
+    let calls = 0;
+    // The second inspect of web1 is the one that runs beside the switch; it fails at once, long before the switch's shell ends.
+    server.inspect = async (host) => {
+      if (host.name === 'deploy@web1' && ++calls === 2) throw new MasterCheckError('pidfile names pid 1, which was replaced meanwhile', host.name);
+      return inspect(host);
+    };
+    const escaped: unknown[] = [];
+    const hear = (reason: unknown) => escaped.push(reason);
+    process.on('unhandledRejection', hear);
+    const outcome = await failure().finally(() => process.off('unhandledRejection', hear));
+    expect(escaped, 'rejections no one handled (Node 24 exits on them)').toEqual([]);
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/replaced meanwhile/);
+    expect(currentOf('web1')).toBe('releases/v1');
+    expect(server.events.slice(3)).toEqual(['reload deploy@web1 v1', 'commit deploy@web1 v1']);
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
+  });
+
   it('leaves hosts as they are with rollback: never', async () => {
     server.behaviour.set('deploy@web2/v2', 'never-ready');
     const outcome = await failure({ rollback: 'never' });
