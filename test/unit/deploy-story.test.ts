@@ -7,6 +7,7 @@ import type { HostTarget } from '../../src/config/settings.js';
 import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
 import { HostUnreachableError, LeftoverStateError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
+import { faultedOutcome, guardRejections } from '../../src/rejection-guard.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from '../../src/report/reporter.js';
 import type { Balancer } from '../../src/balancer/balancer.js';
@@ -483,6 +484,30 @@ describe('cancellation (SIGINT/SIGTERM from the runner)', () => {
     expect(server.events).toContain('revert deploy@web2 → v1');
     expect(server.events.some((event) => event.includes('web3') && !event.startsWith('preflight'))).toBe(false);
     expect(locks()).toEqual([]);
+  });
+
+  it('a rejection no one handled mid-reload stops the run as a cancel does: the host in flight is put back, the locks go, status failed naming it', async () => {
+    // vitest's listener would report the stray rejection this story makes on purpose.
+    const vitestListeners = process.listeners('unhandledRejection');
+    for (const listener of vitestListeners) process.off('unhandledRejection', listener);
+    const controller = new AbortController();
+    const guard = guardRejections(() => controller.abort());
+    const push = server.events.push.bind(server.events);
+    server.events.push = (...items: string[]) => {
+      if (items.includes('reload deploy@web2 v2')) void Promise.reject(new Error('a stray bug'));
+      return push(...items);
+    };
+    try {
+      const outcome = faultedOutcome(await failure({}, { signal: controller.signal }), guard.fault!);
+      expect(outcome.status).toBe('failed');
+      expect(outcome.error).toMatch(/^an error no code path handled stopped the run \(a stray bug\); .*deploy@web1 serves v2 \(deployed\), deploy@web2 serves v1 \(put back\), deploy@web3 serves v1 \(not reached\)/);
+      expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v1', 'releases/v1']);
+      expect(server.events).toContain('revert deploy@web2 → v1');
+      expect(locks()).toEqual([]);
+    } finally {
+      guard.dispose();
+      for (const listener of vitestListeners) process.on('unhandledRejection', listener);
+    }
   });
 
   it('once a host passed its gate, it is committed, and the next host is not started', async () => {
