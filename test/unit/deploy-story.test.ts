@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
-import type { HostTarget } from '../../src/config/settings.js';
+import type { HostTarget, Settings } from '../../src/config/settings.js';
 import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
 import { HostUnreachableError, LeftoverStateError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
@@ -134,7 +134,7 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
 /** Each host's app-dir is its own scratch dir, so the story's single app-dir is rewritten per host. */
-async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}): Promise<DeployOutcome> {
+async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}, adjust?: (settings: Settings) => void): Promise<DeployOutcome> {
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
@@ -151,6 +151,8 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
     ...inputs,
   };
   const settings = parseSettings((name) => all[name] ?? '', {});
+  // Settings the inputs refuse, to test the story's own guard behind that validation.
+  adjust?.(settings);
   const connect = async (target: HostTarget) => {
     const appDir = dirs.get(target.label)!;
     const host = new LocalHost(target.label, (purpose) =>
@@ -173,8 +175,8 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
   return deploy(settings, { connect, server, reporter: silent, ...extra });
 }
 
-async function failure(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}): Promise<DeployOutcome> {
-  const error = await run(inputs, extra).catch((caught: unknown) => caught);
+async function failure(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}, adjust?: (settings: Settings) => void): Promise<DeployOutcome> {
+  const error = await run(inputs, extra, adjust).catch((caught: unknown) => caught);
   expect(error).toBeInstanceOf(DeployFailed);
   return (error as DeployFailed).outcome;
 }
@@ -631,6 +633,21 @@ describe('fleet rollout: parallel preparation, canary, batches', () => {
     const outcome = await failure({ ...fleet, 'batch-size': '1', 'max-failed-hosts': '1' });
     expect(outcome.status).toBe('rolled-back');
     expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'rolled-back']);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+  });
+
+  it('max-failed-hosts as large as the fleet is refused before anything connects', async () => {
+    const error = await run({ ...fleet, canary: '0', 'max-failed-hosts': '3' }).catch((caught: unknown) => caught);
+    expect(String(error)).toMatch(/Invalid input 'max-failed-hosts': '3' must be less than the number of hosts \(3\)/);
+    expect(hosts.size).toBe(0);
+  });
+
+  it('a run where no host reached the new release is never deployed, even where max-failed-hosts would let every host go back alone', async () => {
+    for (const name of ['web1', 'web2', 'web3']) server.behaviour.set(`deploy@${name}/v2`, 'never-ready');
+    const outcome = await failure({ ...fleet, canary: '0', 'batch-size': '1' }, {}, (settings) => (settings.rollout.maxFailedHosts = 3));
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'rolled-back']);
+    expect(outcome.error).toMatch(/no host reached v2: every host failed and went back/);
     for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
   });
 
