@@ -106,6 +106,8 @@ let warnings: string[] = [];
 const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: (line) => warnings.push(line) };
 /** Answers a host's command by purpose instead of running it (e.g. a prune that fails); undefined runs it. */
 let scripted: (host: string, purpose: string) => ExecResult | undefined = () => undefined;
+/** Commands whose answer is lost on the way back: they run on the host, then the connection fails. */
+let answerLost: (host: string, purpose: string) => boolean = () => false;
 
 let base: string;
 let dirs: Map<string, string>;
@@ -116,6 +118,7 @@ let source: string;
 beforeEach(() => {
   warnings = [];
   scripted = () => undefined;
+  answerLost = () => false;
   base = mkdtempSync(path.join(tmpdir(), 'gd-story-'));
   dirs = new Map();
   hosts = new Map();
@@ -165,7 +168,9 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
         server.events.push(`unreachable ${target.label}: ${purpose}`);
         return Promise.reject(new HostUnreachableError('the SSH connection was lost and 3 attempts to reconnect failed', target.label));
       }
-      return exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+      const done = exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+      if (!answerLost(target.label, purpose)) return done;
+      return done.then(() => Promise.reject(new HostUnreachableError(`lost the SSH connection during ${purpose} (read ECONNRESET)`, target.label)));
     };
     const upload = host.upload.bind(host);
     host.upload = (purpose, local, remote) => upload(purpose, local, remote.replaceAll('/APPDIR', appDir));
@@ -379,7 +384,7 @@ describe('deploy story', () => {
     expect(server.settled).toEqual(['deploy@web1', 'deploy@web2', 'deploy@web3']);
     expect(existsSync(path.join(web2, 'releases/.incoming-v9-0badc0de'))).toBe(false);
     expect(existsSync(path.join(web2, 'current.0badc0de'))).toBe(false);
-    expect(progress.slice(0, 4)).toEqual(['deploy@web1 locked', 'deploy@web2 locked', 'deploy@web3 locked', 'deploy@web1 reloading']);
+    expect(progress.slice(0, 7)).toEqual(['deploy@web1 locking', 'deploy@web1 locked', 'deploy@web2 locking', 'deploy@web2 locked', 'deploy@web3 locking', 'deploy@web3 locked', 'deploy@web1 reloading']);
     expect(progress.at(-1)).toBe('deploy@web3 done');
 
     progress = [];
@@ -409,6 +414,23 @@ describe('deploy locks and the audit log', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(outcome.error).toMatch(/held by run acme\/shop#41 by alice .*no longer running.*mode: unlock/);
     expect(existsSync(lock)).toBe(true);
+  });
+
+  it('a lock taken on the host whose answer was lost is still released, and was recorded for the post step before the command', async () => {
+    answerLost = (host, purpose) => host === 'deploy@web2' && purpose === 'take the deploy lock';
+    const order: string[] = [];
+    const outcome = await failure({}, { progress: (host, phase) => order.push(`${host} ${phase}`) });
+    expect(outcome.error).toMatch(/\[deploy@web2\] lost the SSH connection during take the deploy lock/);
+    expect(order).toEqual(['deploy@web1 locking', 'deploy@web1 locked', 'deploy@web2 locking']);
+    for (const name of ['web1', 'web2', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock')), name).toBe(false);
+    // Not this run's line in the log of a host it may never have locked.
+    expect(existsSync(path.join(dirs.get('deploy@web2')!, 'deploy.log'))).toBe(false);
+  });
+
+  it('a lock held by another run stays, whatever this run recorded before asking for it', async () => {
+    const lock = holdLock('web2', 0);
+    await failure({ 'lock-wait': '0' });
+    expect(readFileSync(path.join(lock, 'owner'), 'utf8')).toMatch(/token=other/);
   });
 
   it('waits for a live holder within lock-wait, then deploys', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { winchCommand, winchRecordOf } from '../../src/servers/gunicorn/gunicorn-commands.js';
 import { agesCommand, parseClock, winchedAt } from '../../src/servers/gunicorn/settle.js';
-import { postTargets, readMainRecord } from '../../src/post-step.js';
+import { postLockDecision, postTargets, readMainRecord } from '../../src/post-step.js';
 import { tempLinksOf } from '../../src/release/leftover-release.js';
 
 /** v1 deployed at t=100 (from v0), v2 switched in at t=200 by a run that then died. */
@@ -125,6 +125,14 @@ describe('the post step reads what the main step saved', () => {
 
   it('visits the hosts the killed main step had locked', () => {
     expect(postTargets(saved({ token: 'abc', phases: '{"deploy@b":"reloading"}' }), hosts)).toEqual([{ label: 'deploy@b' }]);
+  });
+
+  it('visits a host whose lock was asked for (recorded before the command): releases it if the lock was taken, leaves it otherwise', () => {
+    expect(postTargets(saved({ token: 'abc', phases: '{"deploy@a":"locking"}' }), hosts)).toEqual([{ label: 'deploy@a' }]);
+    expect(postLockDecision('locked=yes\ntoken=abc\nheartbeat-age=70\n', 'abc', 'locking')).toBe('ours');
+    expect(postLockDecision('locked=yes\ntoken=other\nheartbeat-age=1\n', 'abc', 'locking')).toBe('other');
+    expect(postLockDecision('locked=no\n', 'abc', 'locking')).toBe('never-taken');
+    expect(postLockDecision('locked=no\n', 'abc', 'reloading')).toBe('take');
   });
 });
 
