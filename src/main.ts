@@ -152,7 +152,7 @@ export function saveState(name: string, value: string): void {
 /** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
 export function serverDriver(settings: Settings): ServerDriver {
   const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
-  if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, strategy: settings.strategy as UwsgiStrategy });
+  if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as UwsgiStrategy });
   return new GunicornServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
 }
 
