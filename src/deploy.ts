@@ -74,6 +74,9 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
   const checkpoint = (what: string) => throwIfCancelled(deps.signal, what);
   if (settings.mode === 'unlock') return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
   const locked: RemoteHost[] = [];
+  // Hosts asked for their lock, recorded before the command: a lock whose mkdir took effect but
+  // whose answer was lost is still released (the release checks the token) and known to the post step.
+  const asked: RemoteHost[] = [];
   const stopHeartbeat = startHeartbeat(() => locked, layout, token);
   try {
     // plan reads only: no lock (it would create app-dir and the lock directory on each host).
@@ -82,6 +85,8 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
         const owner = ownerText(token, identity, started);
         // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
         for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
+          asked.push(remote);
+          deps.progress?.(remote.name, 'locking');
           await timed(deps, remote.name, 'lock', () => acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal }));
           locked.push(remote);
           deps.progress?.(remote.name, 'locked');
@@ -140,14 +145,16 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
     // Whatever happened, no server this run drained stays out of rotation.
     await balancerOf(deps).close(outcome.hosts);
     stopHeartbeat();
-    await Promise.all(
-      locked.map(async (remote) => {
+    await Promise.all([
+      ...locked.map(async (remote) => {
         // One round trip: the run's line, written while the lock is still held, then the lock.
         const audited = settings.mode === 'plan' ? [] : [auditCommand(remote, layout, settings, { identity, started, outcome })];
         const what = settings.mode === 'plan' ? 'release the deploy lock' : 'append to the audit log and release the deploy lock';
         await remote.exec(what, joinFragments([...audited, releaseLockCommand(layout, token)], '; '), { allowFailure: true }).catch(() => undefined);
       }),
-    );
+      // No audit line where the lock was never confirmed: the host may be another run's.
+      ...asked.filter((remote) => !locked.includes(remote)).map((remote) => remote.exec('release a deploy lock whose answer was lost', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined)),
+    ]);
     await Promise.all(remotes.map((remote) => remote.close()));
   }
 }

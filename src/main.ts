@@ -9,6 +9,7 @@ import { shouldDrain } from './balancer/drain-policy.js';
 import { HaproxyBalancer } from './balancer/haproxy/haproxy-balancer.js';
 import { deploy, DeployFailed } from './deploy.js';
 import { errorMessage } from './errors.js';
+import { faultedOutcome, guardRejections } from './rejection-guard.js';
 import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
@@ -47,6 +48,11 @@ async function deployFromInputs(): Promise<void> {
 
   const lb: { balancer?: Balancer } = {};
   const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
+  // A rejection no code handled would exit node mid-reload (hosts half-changed, locks held): it stops the run as a cancel does instead.
+  const guard = guardRejections((fault) => {
+    core.error(`graceful-deploy: an error no code path handled: ${errorMessage(fault)}. Stopping the run: nothing new starts, the hosts in flight are put back and the locks released.`);
+    cancellation.abort();
+  });
   // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
   const connector = sshConnector(settings.ssh);
   const record = mainRecord();
@@ -67,6 +73,7 @@ async function deployFromInputs(): Promise<void> {
   } catch (error) {
     outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
   }
+  if (guard.fault) outcome = faultedOutcome(outcome, guard.fault);
   // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
   saveState(State.Finished, 'true');
   await report(outcome);
@@ -75,6 +82,7 @@ async function deployFromInputs(): Promise<void> {
     core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
   }
   cancellation.dispose();
+  guard.dispose();
 }
 
 /**
@@ -82,7 +90,7 @@ async function deployFromInputs(): Promise<void> {
  * that. A listener replaces node's default exit: the deploy stops starting new work, finishes
  * the host in flight, releases its locks and writes its outputs in that time.
  */
-function onRunnerCancel(lastChance: () => void): { signal: AbortSignal; dispose(): void } {
+function onRunnerCancel(lastChance: () => void): { signal: AbortSignal; abort(): void; dispose(): void } {
   const controller = new AbortController();
   const cancel = (name: NodeJS.Signals) => {
     if (!controller.signal.aborted) core.warning(`${name} received: the run is being cancelled. Nothing new starts; the host in flight is put in order and the locks released.`);
@@ -98,6 +106,7 @@ function onRunnerCancel(lastChance: () => void): { signal: AbortSignal; dispose(
   process.on('SIGTERM', onTerm);
   return {
     signal: controller.signal,
+    abort: () => controller.abort(),
     dispose: () => {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
@@ -148,7 +157,7 @@ export function serverDriver(settings: Settings): ServerDriver {
 
 function driverOf(settings: Settings): ServerDriver {
   const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
-  if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, strategy: settings.strategy as UwsgiStrategy });
+  if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as UwsgiStrategy });
   return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
 }
 

@@ -97,8 +97,10 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
       let remote: RemoteHost | undefined;
       try {
         remote = await connect(target);
-        if (!(await holdLock(remote, layout, token, log))) {
-          results.push({ host: target.label, phase, result: 'another run holds the lock now: left to it', failed: false });
+        const held = await holdLock(remote, layout, token, phase, log);
+        if (held !== 'held') {
+          const result = held === 'other' ? 'another run holds the lock now: left to it' : 'the main step asked for the lock here and never got it: nothing to do';
+          results.push({ host: target.label, phase, result, failed: false });
           continue;
         }
         locked.push(remote);
@@ -144,18 +146,25 @@ async function audit(remote: RemoteHost, settings: Settings, layout: Layout, sta
 }
 
 /**
+ * What the post step does about a host's lock, from `readLockCommand`'s answer and the phase the
+ * main step recorded: `ours` (it still holds it), `other` (another run's: hands off), `take`
+ * (gone: take it again), or `never-taken` (the main step asked for it, recorded before the
+ * command, and no lock is there: it changed nothing on this host).
+ */
+export function postLockDecision(read: string, token: string, phase: string): 'ours' | 'other' | 'take' | 'never-taken' {
+  if (read.includes('locked=yes')) return parseLockHolder(read).token === token ? 'ours' : 'other';
+  return phase === 'locking' ? 'never-taken' : 'take';
+}
+
+/**
  * Makes sure this run holds the host's lock: it still does when the main step was killed; when
  * the lock is gone it is taken again (lock-wait 0), so no other run changes the host meanwhile.
- * False when another run holds it.
  */
-async function holdLock(remote: RemoteHost, layout: Layout, token: string, log: (line: string) => void): Promise<boolean> {
+async function holdLock(remote: RemoteHost, layout: Layout, token: string, phase: string, log: (line: string) => void): Promise<'held' | 'other' | 'never-taken'> {
   const read = (await remote.exec('read the deploy lock', readLockCommand(layout))).stdout;
-  if (read.includes('locked=yes')) {
-    const holder = parseLockHolder(read);
-    if (holder.token === token) return true;
-    log(`the deploy lock is held by ${describeHolder(holder)}, not by this run: not touching the host`);
-    return false;
-  }
-  await acquireLock(remote, layout, ownerText(token, runIdentity(process.env), new Date()), { waitSeconds: 0, log });
-  return true;
+  const decision = postLockDecision(read, token, phase);
+  if (decision === 'other') log(`the deploy lock is held by ${describeHolder(parseLockHolder(read))}, not by this run: not touching the host`);
+  if (decision === 'other' || decision === 'never-taken') return decision;
+  if (decision === 'take') await acquireLock(remote, layout, ownerText(token, runIdentity(process.env), new Date()), { waitSeconds: 0, log });
+  return 'held';
 }

@@ -106,7 +106,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     mode,
     lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
     forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
-    rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy)),
+    rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length),
     balancer,
   };
 }
@@ -119,12 +119,16 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
  */
 const STALLING_STRATEGIES: readonly string[] = ['hup', 'reload'];
 
-function rolloutSettings(get: (name: string) => string, strategy: string, drained: boolean): RolloutSettings {
+function rolloutSettings(get: (name: string) => string, strategy: string, drained: boolean, hostCount: number): RolloutSettings {
   const text = get(Inputs.BatchSize);
   let batchSize: BatchSize | undefined = STALLING_STRATEGIES.includes(strategy) || drained ? { count: 1 } : { percent: 100 };
   if (text) {
     batchSize = parseBatchSize(text);
     if (!batchSize) throw new InputError(Inputs.BatchSize, `'${text}' must be a number of hosts (1 or more) or a percentage of the fleet such as 25%.`);
+  }
+  const maxFailedHosts = integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000);
+  if (maxFailedHosts > 0 && maxFailedHosts >= hostCount) {
+    throw new InputError(Inputs.MaxFailedHosts, `'${maxFailedHosts}' must be less than the number of hosts (${hostCount}): with every host allowed to fail, a release that fails everywhere would go on as if deployed.`);
   }
   return {
     maxParallel: integer(Inputs.MaxParallel, get(Inputs.MaxParallel) || '10', 1, 1000),
@@ -132,7 +136,7 @@ function rolloutSettings(get: (name: string) => string, strategy: string, draine
     canaryWaitSeconds: integer(Inputs.CanaryWait, get(Inputs.CanaryWait) || '0', 0, 86400),
     batchSize,
     batchWaitSeconds: integer(Inputs.BatchWait, get(Inputs.BatchWait) || '0', 0, 86400),
-    maxFailedHosts: integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000),
+    maxFailedHosts,
   };
 }
 

@@ -2,7 +2,7 @@ import type { HealthSettings } from '../config/settings.js';
 import { HealthGateError } from '../errors.js';
 import { pollUntil } from '../poll.js';
 import type { RemoteHost } from '../remote/remote-host.js';
-import { healthProbeCommand } from './health-commands.js';
+import { healthProbe } from './health-commands.js';
 
 /** One answer of the readiness URL, as seen from the host. */
 export interface HealthReading {
@@ -49,12 +49,12 @@ export function urlSecrets(url: string): string[] {
   return [...new Set(parts.filter((part) => part.length > 0))];
 }
 
-/** Parses healthProbeCommand's output: its last reading. */
+/** Parses healthProbe's output: its last reading. */
 export function parseReading(stdout: string): HealthReading {
   return readingOf(stdout.trim().split('\n').pop() ?? '{}');
 }
 
-/** Parses each reading of a burst (healthProbeCommand with a count), in order. */
+/** Parses each reading of a burst (healthProbe with a count), in order. */
 export function parseReadings(stdout: string): HealthReading[] {
   return stdout
     .split('\n')
@@ -94,9 +94,8 @@ function readingTimeout(settings: HealthSettings): number {
 /** Reads the readiness URL once. */
 export async function probe(host: RemoteHost, python: string, settings: HealthSettings): Promise<HealthReading> {
   const timeout = readingTimeout(settings);
-  const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout), {
-    timeoutSeconds: timeout + 15,
-  });
+  const { command, stdin } = healthProbe(python, settings.url, timeout);
+  const result = await host.exec('readiness probe', command, { stdin, timeoutSeconds: timeout + 15 });
   return parseReading(result.stdout);
 }
 
@@ -107,9 +106,8 @@ export async function probe(host: RemoteHost, python: string, settings: HealthSe
  */
 export async function probeBurst(host: RemoteHost, python: string, settings: HealthSettings, count: number): Promise<HealthReading[]> {
   const timeout = readingTimeout(settings);
-  const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
-    timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15,
-  });
+  const { command, stdin } = healthProbe(python, settings.url, timeout, count, settings.intervalSeconds);
+  const result = await host.exec('readiness probe', command, { stdin, timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15 });
   const readings = parseReadings(result.stdout);
   if (!readings.length) throw new HealthGateError(`the readiness probe printed no reading: ${(result.stderr || result.stdout).trim().slice(0, 300)}`, host.name);
   return readings;

@@ -29,8 +29,11 @@ export interface DeployDependencies {
   signal?: AbortSignal;
   /** This run's lock token (main.ts saves it for the post step); default: a random one. */
   token?: string;
-  /** Told each host's phase as it changes (`locked`, `reloading`, `done`), for the post step. */
-  progress?: (host: string, phase: 'locked' | 'reloading' | 'done') => void;
+  /**
+   * Told each host's phase as it changes (`locking` before the lock is asked for, `locked`,
+   * `reloading`, `done`), for the post step.
+   */
+  progress?: (host: string, phase: 'locking' | 'locked' | 'reloading' | 'done') => void;
   /** Where each host's phases are timed, for the `hosts` output and the summary's chart; deploy() starts one when unset. */
   timeline?: Timeline;
 }

@@ -104,6 +104,12 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
     throw new DeployFailed(outcome);
   }
   if (setAside.length) outcome.error = `${setAside.map((session) => `${session.remote.name}: ${session.report.error ?? ''}`).join('\n')}`;
+  // Every host went back alone (max-failed-hosts): the release reached none, whatever the allowance.
+  if (done.length === 0 && setAside.length > 0) {
+    outcome.status = 'rolled-back';
+    outcome.error = `no host reached ${sessions[0]?.target ?? 'the new release'}: every host failed and went back to the previous release (max-failed-hosts: ${settings.rollout.maxFailedHosts}).\n${outcome.error ?? ''}`;
+    throw new DeployFailed(outcome);
+  }
 }
 
 function strandedText(stranded: HostReport[]): string {
@@ -210,6 +216,9 @@ async function switchAndReload(run: RunContext, session: HostSession, reporter: 
   const { deps, layout, token } = run;
   // The master is verified again while `current` moves (the signal re-checks its start time anyway).
   const inspected = deps.server.inspect(remote);
+  // Handled from the start: it may fail before the switch ends, and Node exits on a rejection
+  // left without a handler meanwhile. It is awaited below, where its error counts.
+  inspected.catch(() => undefined);
   try {
     await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
   } catch (error) {

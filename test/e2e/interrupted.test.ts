@@ -100,6 +100,24 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
     });
   });
 
+  it('usr2 killed right after WINCH with a long request in flight: the post step commits the new master once the request ends; the host serves, with workers', async () => {
+    await underLoad(sb, async () => {
+      // A 20 s request on an old worker: after WINCH that worker only finishes it (gunicorn's worker count is 0 until a HUP).
+      let slowEnded = false;
+      const slow = sb.exec(1, `curl -s -o /dev/null -w '%{http_code}' 'http://127.0.0.1:8000/sleep?ms=20000'`, { timeoutMs: 120_000 }).finally(() => (slowEnded = true));
+      await new Promise((done) => setTimeout(done, 500));
+      const { killed, target, inputs } = await killDeploy(/WINCH → \d+/);
+      expect(slowEnded, 'the long request was still in flight at the kill').toBe(false);
+      const post = await action(inputs, { env: postStepEnv(killed.state) });
+      expect(post.code, logOf(post)).toBe(0);
+      expect(post.stdout).toMatch(new RegExp(`an idle old master \\d+ \\(its workers retired by WINCH\\) beside the new master \\d+, which serves ${target}`));
+      expect(post.stdout).toMatch(/committing the new master \d+: it is the only one with workers/);
+      expect((await slow).stdout, 'the long request was answered').toBe('200');
+      expect(await expectOneRelease(sb, 1)).toBe(target);
+      expect((await masterFacts(sb, 1)).children.length, 'workers serve').toBeGreaterThan(0);
+    });
+  });
+
   it('rolling killed mid-roll: workers of two releases go back to the one that served before, then a deploy succeeds', async () => {
     await underLoad(sb, async () => {
       await killDeploy(/TTOU → \d+/, { strategy: 'rolling' });

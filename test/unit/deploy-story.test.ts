@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
-import type { HostTarget } from '../../src/config/settings.js';
+import type { HostTarget, Settings } from '../../src/config/settings.js';
 import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
 import { HostUnreachableError, LeftoverStateError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
+import { faultedOutcome, guardRejections } from '../../src/rejection-guard.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from '../../src/report/reporter.js';
 import type { Balancer } from '../../src/balancer/balancer.js';
@@ -105,6 +106,8 @@ let warnings: string[] = [];
 const silent: Reporter = { group: (_title, body) => body(), log: () => undefined, warn: (line) => warnings.push(line) };
 /** Answers a host's command by purpose instead of running it (e.g. a prune that fails); undefined runs it. */
 let scripted: (host: string, purpose: string) => ExecResult | undefined = () => undefined;
+/** Commands whose answer is lost on the way back: they run on the host, then the connection fails. */
+let answerLost: (host: string, purpose: string) => boolean = () => false;
 
 let base: string;
 let dirs: Map<string, string>;
@@ -115,6 +118,7 @@ let source: string;
 beforeEach(() => {
   warnings = [];
   scripted = () => undefined;
+  answerLost = () => false;
   base = mkdtempSync(path.join(tmpdir(), 'gd-story-'));
   dirs = new Map();
   hosts = new Map();
@@ -133,7 +137,7 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
 /** Each host's app-dir is its own scratch dir, so the story's single app-dir is rewritten per host. */
-async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}): Promise<DeployOutcome> {
+async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}, adjust?: (settings: Settings) => void): Promise<DeployOutcome> {
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
@@ -150,6 +154,8 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
     ...inputs,
   };
   const settings = parseSettings((name) => all[name] ?? '', {});
+  // Settings the inputs refuse, to test the story's own guard behind that validation.
+  adjust?.(settings);
   const connect = async (target: HostTarget) => {
     const appDir = dirs.get(target.label)!;
     const host = new LocalHost(target.label, (purpose) =>
@@ -162,7 +168,9 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
         server.events.push(`unreachable ${target.label}: ${purpose}`);
         return Promise.reject(new HostUnreachableError('the SSH connection was lost and 3 attempts to reconnect failed', target.label));
       }
-      return exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+      const done = exec(purpose, { ...command, text: command.text.replaceAll('/APPDIR', appDir) }, options);
+      if (!answerLost(target.label, purpose)) return done;
+      return done.then(() => Promise.reject(new HostUnreachableError(`lost the SSH connection during ${purpose} (read ECONNRESET)`, target.label)));
     };
     const upload = host.upload.bind(host);
     host.upload = (purpose, local, remote) => upload(purpose, local, remote.replaceAll('/APPDIR', appDir));
@@ -172,8 +180,8 @@ async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDep
   return deploy(settings, { connect, server, reporter: silent, ...extra });
 }
 
-async function failure(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}): Promise<DeployOutcome> {
-  const error = await run(inputs, extra).catch((caught: unknown) => caught);
+async function failure(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}, adjust?: (settings: Settings) => void): Promise<DeployOutcome> {
+  const error = await run(inputs, extra, adjust).catch((caught: unknown) => caught);
   expect(error).toBeInstanceOf(DeployFailed);
   return (error as DeployFailed).outcome;
 }
@@ -301,6 +309,26 @@ describe('deploy story', () => {
     for (const name of ['web1', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock'))).toBe(false);
   });
 
+  it('a master check that fails while current moves is a host failure put back, not a crash (no unhandled rejection)', async () => {
+    const inspect = server.inspect.bind(server);
+    let calls = 0;
+    // The second inspect of web1 is the one that runs beside the switch; it fails at once, long before the switch's shell ends.
+    server.inspect = async (host) => {
+      if (host.name === 'deploy@web1' && ++calls === 2) throw new MasterCheckError('pidfile names pid 1, which was replaced meanwhile', host.name);
+      return inspect(host);
+    };
+    const escaped: unknown[] = [];
+    const hear = (reason: unknown) => escaped.push(reason);
+    process.on('unhandledRejection', hear);
+    const outcome = await failure().finally(() => process.off('unhandledRejection', hear));
+    expect(escaped, 'rejections no one handled (Node 24 exits on them)').toEqual([]);
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/replaced meanwhile/);
+    expect(currentOf('web1')).toBe('releases/v1');
+    expect(server.events.slice(3)).toEqual(['reload deploy@web1 v1', 'commit deploy@web1 v1']);
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
+  });
+
   it('leaves hosts as they are with rollback: never', async () => {
     server.behaviour.set('deploy@web2/v2', 'never-ready');
     const outcome = await failure({ rollback: 'never' });
@@ -356,7 +384,7 @@ describe('deploy story', () => {
     expect(server.settled).toEqual(['deploy@web1', 'deploy@web2', 'deploy@web3']);
     expect(existsSync(path.join(web2, 'releases/.incoming-v9-0badc0de'))).toBe(false);
     expect(existsSync(path.join(web2, 'current.0badc0de'))).toBe(false);
-    expect(progress.slice(0, 4)).toEqual(['deploy@web1 locked', 'deploy@web2 locked', 'deploy@web3 locked', 'deploy@web1 reloading']);
+    expect(progress.slice(0, 7)).toEqual(['deploy@web1 locking', 'deploy@web1 locked', 'deploy@web2 locking', 'deploy@web2 locked', 'deploy@web3 locking', 'deploy@web3 locked', 'deploy@web1 reloading']);
     expect(progress.at(-1)).toBe('deploy@web3 done');
 
     progress = [];
@@ -386,6 +414,23 @@ describe('deploy locks and the audit log', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(outcome.error).toMatch(/held by run acme\/shop#41 by alice .*no longer running.*mode: unlock/);
     expect(existsSync(lock)).toBe(true);
+  });
+
+  it('a lock taken on the host whose answer was lost is still released, and was recorded for the post step before the command', async () => {
+    answerLost = (host, purpose) => host === 'deploy@web2' && purpose === 'take the deploy lock';
+    const order: string[] = [];
+    const outcome = await failure({}, { progress: (host, phase) => order.push(`${host} ${phase}`) });
+    expect(outcome.error).toMatch(/\[deploy@web2\] lost the SSH connection during take the deploy lock/);
+    expect(order).toEqual(['deploy@web1 locking', 'deploy@web1 locked', 'deploy@web2 locking']);
+    for (const name of ['web1', 'web2', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, '.deploy-lock')), name).toBe(false);
+    // Not this run's line in the log of a host it may never have locked.
+    expect(existsSync(path.join(dirs.get('deploy@web2')!, 'deploy.log'))).toBe(false);
+  });
+
+  it('a lock held by another run stays, whatever this run recorded before asking for it', async () => {
+    const lock = holdLock('web2', 0);
+    await failure({ 'lock-wait': '0' });
+    expect(readFileSync(path.join(lock, 'owner'), 'utf8')).toMatch(/token=other/);
   });
 
   it('waits for a live holder within lock-wait, then deploys', async () => {
@@ -463,6 +508,30 @@ describe('cancellation (SIGINT/SIGTERM from the runner)', () => {
     expect(server.events).toContain('revert deploy@web2 → v1');
     expect(server.events.some((event) => event.includes('web3') && !event.startsWith('preflight'))).toBe(false);
     expect(locks()).toEqual([]);
+  });
+
+  it('a rejection no one handled mid-reload stops the run as a cancel does: the host in flight is put back, the locks go, status failed naming it', async () => {
+    // vitest's listener would report the stray rejection this story makes on purpose.
+    const vitestListeners = process.listeners('unhandledRejection');
+    for (const listener of vitestListeners) process.off('unhandledRejection', listener);
+    const controller = new AbortController();
+    const guard = guardRejections(() => controller.abort());
+    const push = server.events.push.bind(server.events);
+    server.events.push = (...items: string[]) => {
+      if (items.includes('reload deploy@web2 v2')) void Promise.reject(new Error('a stray bug'));
+      return push(...items);
+    };
+    try {
+      const outcome = faultedOutcome(await failure({}, { signal: controller.signal }), guard.fault!);
+      expect(outcome.status).toBe('failed');
+      expect(outcome.error).toMatch(/^an error no code path handled stopped the run \(a stray bug\); .*deploy@web1 serves v2 \(deployed\), deploy@web2 serves v1 \(put back\), deploy@web3 serves v1 \(not reached\)/);
+      expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v1', 'releases/v1']);
+      expect(server.events).toContain('revert deploy@web2 → v1');
+      expect(locks()).toEqual([]);
+    } finally {
+      guard.dispose();
+      for (const listener of vitestListeners) process.on('unhandledRejection', listener);
+    }
   });
 
   it('once a host passed its gate, it is committed, and the next host is not started', async () => {
@@ -586,6 +655,21 @@ describe('fleet rollout: parallel preparation, canary, batches', () => {
     const outcome = await failure({ ...fleet, 'batch-size': '1', 'max-failed-hosts': '1' });
     expect(outcome.status).toBe('rolled-back');
     expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'rolled-back']);
+    for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+  });
+
+  it('max-failed-hosts as large as the fleet is refused before anything connects', async () => {
+    const error = await run({ ...fleet, canary: '0', 'max-failed-hosts': '3' }).catch((caught: unknown) => caught);
+    expect(String(error)).toMatch(/Invalid input 'max-failed-hosts': '3' must be less than the number of hosts \(3\)/);
+    expect(hosts.size).toBe(0);
+  });
+
+  it('a run where no host reached the new release is never deployed, even where max-failed-hosts would let every host go back alone', async () => {
+    for (const name of ['web1', 'web2', 'web3']) server.behaviour.set(`deploy@${name}/v2`, 'never-ready');
+    const outcome = await failure({ ...fleet, canary: '0', 'batch-size': '1' }, {}, (settings) => (settings.rollout.maxFailedHosts = 3));
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'rolled-back', 'rolled-back']);
+    expect(outcome.error).toMatch(/no host reached v2: every host failed and went back/);
     for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
   });
 

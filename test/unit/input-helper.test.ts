@@ -139,7 +139,7 @@ describe('parseSettings', () => {
     expect(settingsFrom({ ...lb, drain: 'always' }).rollout.batchSize).toEqual({ count: 1 });
     expect(settingsFrom({ ...lb }).rollout.batchSize).toEqual({ percent: 100 });
     expect(settingsFrom({ ...lb, drain: 'always', 'batch-size': '3' }).rollout.batchSize).toEqual({ count: 3 });
-    expect(settingsFrom({ 'batch-size': '25%', canary: '0', 'canary-wait': '30', 'batch-wait': '5', 'max-failed-hosts': '2', 'max-parallel': '4' }).rollout).toEqual({
+    expect(settingsFrom({ hosts: 'web1,web2,web3', 'batch-size': '25%', canary: '0', 'canary-wait': '30', 'batch-wait': '5', 'max-failed-hosts': '2', 'max-parallel': '4' }).rollout).toEqual({
       maxParallel: 4,
       canary: 0,
       canaryWaitSeconds: 30,
@@ -151,6 +151,9 @@ describe('parseSettings', () => {
     expect(() => settingsFrom({ 'batch-size': '150%' })).toThrow(/batch-size/);
     expect(() => settingsFrom({ 'max-parallel': '0' })).toThrow(/max-parallel/);
     expect(() => settingsFrom({ canary: 'one' })).toThrow(/canary/);
+    // Every host allowed to fail: a release that fails everywhere would end as deployed.
+    expect(() => settingsFrom({ hosts: 'web1,web2', 'max-failed-hosts': '2' })).toThrow(/Invalid input 'max-failed-hosts': '2' must be less than the number of hosts \(2\)/);
+    expect(settingsFrom({ hosts: 'web1,web2', 'max-failed-hosts': '1' }).rollout.maxFailedHosts).toBe(1);
   });
 
   it('reads lock-wait and force-unlock; unlock mode needs no release or source', () => {

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseSwitchLog, recogniseLeftover, releaseAt, type LeftoverFacts } from '../../src/servers/gunicorn/leftover-state.js';
-import { parseClock } from '../../src/servers/gunicorn/settle.js';
-import { postTargets, readMainRecord } from '../../src/post-step.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { winchCommand, winchRecordOf } from '../../src/servers/gunicorn/gunicorn-commands.js';
+import { agesCommand, parseClock, winchedAt } from '../../src/servers/gunicorn/settle.js';
+import { postLockDecision, postTargets, readMainRecord } from '../../src/post-step.js';
 import { tempLinksOf } from '../../src/release/leftover-release.js';
 
 /** v1 deployed at t=100 (from v0), v2 switched in at t=200 by a run that then died. */
@@ -51,6 +56,53 @@ describe('recognising what a dead run left on a gunicorn host', () => {
     expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] }, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', idle: 1, serving: 2 });
   });
 
+  // WINCH leaves gunicorn's num_workers at 0: the old master's workers only finish their requests and none is forked again until a HUP.
+  it('a WINCHed old master still finishing a long request is not serving: the new master is committed', () => {
+    const winched = { pid: 1, workers: workers(150), winchedAt: 230 };
+    expect(recogniseLeftover(facts({ master: winched, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', idle: 1, serving: 2 });
+  });
+
+  it('a WINCHed master HUPed back (workers younger than the WINCH) serves again: it is kept', () => {
+    const back = { pid: 1, workers: workers(240, 241), winchedAt: 230 };
+    expect(recogniseLeftover(facts({ master: back, upgrade: { pid: 2, workers: workers(210) } }))).toMatchObject({ kind: 'two-masters', keep: 'v2', stop: 2 });
+    expect(recogniseLeftover({ ...facts({ master: back }), current: 'v2' })).toEqual({ kind: 'consistent', serves: 'v2' });
+  });
+
+  it('a WINCHed master that nothing else serves beside is revived with HUP, never reported consistent', () => {
+    // The unfinished new master has no workers: HUP the old one back, then stop the new one.
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: workers(150), winchedAt: 230 }, upgrade: { pid: 2, workers: [] } }))).toEqual({ kind: 'retired-master', keep: 'v1', master: 1, stop: 2 });
+    // Alone, one worker finishing its request: it would serve nothing once that request ends.
+    expect(recogniseLeftover(facts({ current: 'v1', master: { pid: 1, workers: workers(150), winchedAt: 230 } }))).toEqual({ kind: 'retired-master', keep: 'v1', master: 1 });
+    // Alone, no worker left: the release that served before the last switch.
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: [], winchedAt: 230 } }))).toEqual({ kind: 'retired-master', keep: 'v1', master: 1 });
+  });
+
+  it('records the WINCH before sending it, in the shell that checks the start time; settling reads it back', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gd-winch-'));
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const startTime = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/.*\) /, '').split(' ')[19] ?? '';
+      const record = winchRecordOf(path.join(dir, 'gunicorn.pid'));
+      expect(record).toBe(path.join(dir, 'gunicorn.pid.winch'));
+      const before = Date.now() / 1000;
+      expect(spawnSync('/bin/sh', ['-c', winchCommand(child.pid!, startTime, record).text]).status).toBe(0);
+      const read = spawnSync('/bin/sh', ['-c', agesCommand(dir, path.join(dir, 'switch.log'), record).text], { encoding: 'utf8' }).stdout;
+      expect(winchedAt(read, { pid: child.pid!, startTime })).toBeGreaterThanOrEqual(Math.floor(before));
+      // A pid reused since: another start time, no record for it.
+      expect(winchedAt(read, { pid: child.pid!, startTime: '1' })).toBeUndefined();
+    } finally {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the WINCH record only for the master it names (pid and start time)', () => {
+    expect(winchedAt('winch=41 5000 1700000000.25\n', { pid: 41, startTime: '5000' })).toBe(1700000000.25);
+    expect(winchedAt('winch=41 5000 1700000000.25\n', { pid: 41, startTime: '5001' })).toBeUndefined();
+    expect(winchedAt('winch=\n', { pid: 41, startTime: '5000' })).toBeUndefined();
+  });
+
   it('refuses when nothing serves', () => {
     expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] }, upgrade: { pid: 2, workers: [] } }))).toMatchObject({ kind: 'refuse', why: expect.stringMatching(/neither the old master 1 nor the new master 2/) });
     expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] } }))).toMatchObject({ kind: 'refuse' });
@@ -73,6 +125,14 @@ describe('the post step reads what the main step saved', () => {
 
   it('visits the hosts the killed main step had locked', () => {
     expect(postTargets(saved({ token: 'abc', phases: '{"deploy@b":"reloading"}' }), hosts)).toEqual([{ label: 'deploy@b' }]);
+  });
+
+  it('visits a host whose lock was asked for (recorded before the command): releases it if the lock was taken, leaves it otherwise', () => {
+    expect(postTargets(saved({ token: 'abc', phases: '{"deploy@a":"locking"}' }), hosts)).toEqual([{ label: 'deploy@a' }]);
+    expect(postLockDecision('locked=yes\ntoken=abc\nheartbeat-age=70\n', 'abc', 'locking')).toBe('ours');
+    expect(postLockDecision('locked=yes\ntoken=other\nheartbeat-age=1\n', 'abc', 'locking')).toBe('other');
+    expect(postLockDecision('locked=no\n', 'abc', 'locking')).toBe('never-taken');
+    expect(postLockDecision('locked=no\n', 'abc', 'reloading')).toBe('take');
   });
 });
 

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HealthSettings } from '../../src/config/settings.js';
-import { healthProbeCommand } from '../../src/health/health-commands.js';
+import { healthProbe } from '../../src/health/health-commands.js';
 import { parseReadings, waitUntilReady } from '../../src/health/readiness-gate.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import { run } from '../support/proc.js';
@@ -14,9 +14,9 @@ import { run } from '../support/proc.js';
 function localHost(purposes: string[]): RemoteHost {
   return {
     name: 'local',
-    async exec(purpose, command) {
+    async exec(purpose, command, options) {
       purposes.push(purpose);
-      const result = await run('/bin/sh', ['-c', command.text]);
+      const result = await run('/bin/sh', ['-c', command.text], { input: options?.stdin });
       return { stdout: result.stdout, stderr: result.stderr, code: result.code ?? -1 };
     },
     upload: async () => undefined,
@@ -45,7 +45,8 @@ describe('a burst of readiness probes', () => {
   it('takes `count` readings in one python start, a pause apart', async () => {
     const { url, requests } = await serve([[200, 'v2']]);
     const started = Date.now();
-    const result = await run('/bin/sh', ['-c', healthProbeCommand('python3', url, 5, 3, 0.2).text]);
+    const probe = healthProbe('python3', url, 5, 3, 0.2);
+    const result = await run('/bin/sh', ['-c', probe.command.text], { input: probe.stdin });
     expect(parseReadings(result.stdout).map((reading) => [reading.status, reading.version])).toEqual([
       [200, 'v2'],
       [200, 'v2'],
@@ -57,7 +58,8 @@ describe('a burst of readiness probes', () => {
 
   it('stops after the first answer that is not 2xx', async () => {
     const { url, requests } = await serve([[200, 'v2'], [503, 'v2'], [200, 'v2']]);
-    const result = await run('/bin/sh', ['-c', healthProbeCommand('python3', url, 5, 3, 0).text]);
+    const probe = healthProbe('python3', url, 5, 3, 0);
+    const result = await run('/bin/sh', ['-c', probe.command.text], { input: probe.stdin });
     expect(parseReadings(result.stdout).map((reading) => reading.status)).toEqual([200, 503]);
     expect(requests()).toBe(2);
   });

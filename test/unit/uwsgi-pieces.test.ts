@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MasterCheckError } from '../../src/errors.js';
+import type { RemoteHost } from '../../src/remote/remote-host.js';
+import { ReloadFailure } from '../../src/servers/server-driver.js';
+import type { UwsgiInstance } from '../../src/servers/uwsgi/instance-check.js';
 import type { PidfileFacts, ProcessFacts } from '../../src/servers/gunicorn/process-facts.js';
 import { retireEmptyWorkers } from '../../src/servers/uwsgi/empty-workers.js';
 import { requireControls, verifyProcess } from '../../src/servers/uwsgi/instance-check.js';
@@ -129,6 +132,35 @@ describe('following workers through the stats server', () => {
   });
 });
 
+describe('a uWSGI reload takes the run\'s cancellation', () => {
+  /** A host whose stats server always shows the workers of before: the reload never moves. `onFifo` hears each FIFO write. */
+  const stuckHost = (onFifo: () => void): RemoteHost => ({
+    name: 'web1',
+    async exec(purpose) {
+      if (purpose === 'read the uWSGI stats server') {
+        return { stdout: JSON.stringify({ pid: 100, workers: [11, 12].map((pid, index) => ({ id: index + 1, pid, accepting: 1, apps: 1 })) }), stderr: '', code: 0 };
+      }
+      if (purpose.startsWith('write ')) onFifo();
+      return { stdout: '', stderr: '', code: 0 };
+    },
+    upload: async () => undefined,
+    close: async () => undefined,
+  });
+  const settings = settingsOf(parseIni(INI));
+  const instance: UwsgiInstance = { pid: 100, startTime: '5', python: 'python3', argv: ['uwsgi'], cwd: '/srv/app', workers: [11, 12], settings, fifo: '/srv/app/run/uwsgi.fifo', stats: '/srv/app/run/stats.sock' };
+
+  it.each(['chain', 'reload'] as const)('%s: a cancel once the FIFO command went out stops the wait at its next turn, handing back the revert', async (strategy) => {
+    const controller = new AbortController();
+    const server = new UwsgiServer({ pidfile: '/srv/app/run/uwsgi.pid', appDir: '/srv/app', switchLog: '/srv/app/switch.log', strategy, reloadTimeoutSeconds: 30 });
+    const steps: string[] = [];
+    const error = await server.reload(stuckHost(() => controller.abort()), instance, () => undefined, controller.signal, (step) => steps.push(step)).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ReloadFailure);
+    expect(String(error)).toMatch(/cancelled/);
+    expect((error as ReloadFailure).handle).toBeDefined();
+    expect(steps).toEqual(['signalled']);
+  });
+});
+
 describe('uWSGI commands', () => {
   it('quotes every value of the import check', () => {
     const command = preflightCommand({ python: '/srv/app/releases/v2/venv/bin/python', releaseDir: '/srv/app/releases/v2', app: { kind: 'module', target: 'app:application' }, pythonpath: ['/srv/app/releases/v2', "/a b'"] }).text;
@@ -224,7 +256,7 @@ describe('the uWSGI preflight, for real', () => {
     fifo: '',
     stats: '',
   });
-  const server = (strategy: 'chain' | 'reload') => new UwsgiServer({ pidfile: `${dir}/run/uwsgi.pid`, appDir: dir, strategy, reloadTimeoutSeconds: 30 });
+  const server = (strategy: 'chain' | 'reload') => new UwsgiServer({ pidfile: `${dir}/run/uwsgi.pid`, appDir: dir, switchLog: `${dir}/switch.log`, strategy, reloadTimeoutSeconds: 30 });
 
   it('refuses chain without lazy-apps before running anything, naming the fix', async () => {
     const host = new LocalHost('web1');

@@ -12,6 +12,20 @@ export function signalCommand(pid: number, startTime: string, signal: string): S
   return sh`s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20); if [ "$s" != ${startTime} ]; then echo ${`pid ${pid} is no longer the verified gunicorn process`} >&2; exit ${NOT_THE_VERIFIED_PROCESS_EXIT}; fi; kill -s ${signal} ${pid}`;
 }
 
+/** Where a run records the WINCH it sends to a master, `<pid> <start time> <epoch>` (settle.ts reads it). */
+export function winchRecordOf(pidfile: string): string {
+  return `${pidfile}.winch`;
+}
+
+/**
+ * WINCH to a verified master, recorded first in the same remote shell: a run killed right
+ * after still leaves the record, so settling knows this master's workers only finish their
+ * requests (gunicorn forks none again until a HUP) and never keeps it as the serving one.
+ */
+export function winchCommand(pid: number, startTime: string, record: string): ShellFragment {
+  return sh`printf '%s %s %s\n' ${pid} ${startTime} "$(date +%s.%N)" > ${record} && ${signalCommand(pid, startTime, 'WINCH')}`;
+}
+
 const IMPORT_APP = [
   'import os, sys',
   'd = sys.argv[1]',

@@ -27,6 +27,12 @@ export interface WorkerAge {
 export interface MasterGeneration {
   pid: number;
   workers: WorkerAge[];
+  /**
+   * Epoch second a run recorded sending WINCH to this master (gunicorn-commands.ts
+   * winchCommand), if one did. WINCH sets gunicorn's worker count to 0: the workers left only
+   * finish their requests and none is forked again until a HUP.
+   */
+  winchedAt?: number;
 }
 
 export interface LeftoverFacts {
@@ -50,6 +56,8 @@ export type LeftoverState =
   | { kind: 'two-masters'; keep: string; stop: number; stopServes: string[] }
   /** The old master retired its workers (WINCH); only the new one serves: commit it (TERM the old). */
   | { kind: 'idle-old-master'; keep: string; idle: number; serving: number }
+  /** A master whose workers WINCH retired, and no other generation serving: current → keep, HUP it, stop the new master `stop`. */
+  | { kind: 'retired-master'; keep: string; master: number; stop?: number }
   /** Nothing here can be repaired without a person. */
   | { kind: 'refuse'; why: string };
 
@@ -75,14 +83,20 @@ export function releasesOf(generation: MasterGeneration, switches: Switch[], cur
 export function recogniseLeftover(facts: LeftoverFacts): LeftoverState {
   const switches = [...facts.switches].sort((a, b) => a.at - b.at);
   const old = releasesOf(facts.master, switches, facts.current);
+  const retired = isRetired(facts.master);
+  // What served before the dead run: the old workers' release, else what the last switch replaced.
+  const before = old[0] ?? switches.at(-1)?.from ?? facts.current;
   if (facts.upgrade) {
     const fresh = releasesOf(facts.upgrade, switches, facts.current);
-    // The generation that served before the dead run: the old master's oldest worker's release.
-    if (old[0] !== undefined) return { kind: 'two-masters', keep: old[0], stop: facts.upgrade.pid, stopServes: fresh };
+    if (retired && fresh.length === 0) return { kind: 'retired-master', keep: before, master: facts.master.pid, stop: facts.upgrade.pid };
+    // The generation that served before the dead run: the old master's oldest worker's release
+    // (unless WINCH retired it: its workers only finish their requests).
+    if (old[0] !== undefined && !retired) return { kind: 'two-masters', keep: old[0], stop: facts.upgrade.pid, stopServes: fresh };
     if (fresh.length === 1 && fresh[0] !== undefined) return { kind: 'idle-old-master', keep: fresh[0], idle: facts.master.pid, serving: facts.upgrade.pid };
     if (fresh.length > 1) return { kind: 'refuse', why: `the new master ${facts.upgrade.pid} serves ${fresh.join(' and ')} and the old master ${facts.master.pid} has no workers` };
     return { kind: 'refuse', why: `neither the old master ${facts.master.pid} nor the new master ${facts.upgrade.pid} of an unfinished USR2 has workers` };
   }
+  if (retired) return { kind: 'retired-master', keep: before, master: facts.master.pid };
   if (old.length === 0) return { kind: 'refuse', why: `master ${facts.master.pid} has no workers` };
   if (old.length > 1) {
     const before = switches.at(-1)?.from;
@@ -90,6 +104,18 @@ export function recogniseLeftover(facts: LeftoverFacts): LeftoverState {
   }
   const serves = old[0] ?? facts.current;
   return serves === facts.current ? { kind: 'consistent', serves } : { kind: 'current-ahead', serves, current: facts.current };
+}
+
+/** Seconds a worker must start after the WINCH record to count as forked by a later HUP (the ages are read to 1/100 s). */
+const AGE_MARGIN = 0.05;
+
+/**
+ * A master WINCH retired: a run recorded the WINCH and none of its workers started since (a
+ * WINCHed master forks none until a HUP, which restores its worker count).
+ */
+function isRetired(master: MasterGeneration): boolean {
+  const at = master.winchedAt;
+  return at !== undefined && master.workers.every((worker) => worker.startedAt <= at + AGE_MARGIN);
 }
 
 /** One line for the log and errors: what the host was found in. */
@@ -105,6 +131,8 @@ export function describeLeftover(state: LeftoverState, current: string): string 
       return `two masters: the old one serves ${state.keep}, the new master ${state.stop} of an unfinished USR2 ${state.stopServes.length ? `serves ${state.stopServes.join(' and ')}` : 'has no workers yet'}`;
     case 'idle-old-master':
       return `an idle old master ${state.idle} (its workers retired by WINCH) beside the new master ${state.serving}, which serves ${state.keep} (a USR2 never committed)`;
+    case 'retired-master':
+      return `master ${state.master} had its workers retired by WINCH (those left only finish their requests)${state.stop ? ` and the new master ${state.stop} of an unfinished USR2 has no workers` : ''}: nothing would serve`;
     case 'refuse':
       return state.why;
   }

@@ -1,8 +1,9 @@
-import { LeftoverStateError } from '../../errors.js';
+import { LeftoverStateError, errorMessage } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh, type ShellFragment } from '../../remote/shell-quote.js';
 import type { Log, PointCurrent, ReloadHandle, Settled } from '../server-driver.js';
-import { describeProcesses, readProcess, type ProcessRef } from './generation.js';
+import { describeProcesses, readProcess, signal, waitForGeneration, waitForNoWorkers, type ProcessRef } from './generation.js';
+import { winchRecordOf } from './gunicorn-commands.js';
 import { describeLeftover, parseSwitchLog, recogniseLeftover, type LeftoverFacts, type LeftoverState, type MasterGeneration } from './leftover-state.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
 import { inspectMasterCommand, parsePidfileFacts } from './process-facts.js';
@@ -71,10 +72,19 @@ async function repair(host: RemoteHost, options: SettleOptions, state: LeftoverS
       await point(state.keep);
       log(`stopping the new master ${state.stop}; the old master ${master.pid} keeps serving ${state.keep}`);
       return stopNewMaster(host, usr2, master, log, upgrade);
+    case 'retired-master':
+      await point(state.keep);
+      log(`HUP brings back the workers of master ${master.pid} (${state.keep})${upgrade ? `, then the new master ${upgrade.pid} is stopped` : ''}`);
+      return revive(host, options, master, upgrade, log);
     case 'idle-old-master': {
       if (!upgrade) return;
       await point(state.keep);
       log(`committing the new master ${state.serving}: it is the only one with workers`);
+      // Retired workers still finishing long requests end them first: TERM would cut them at graceful_timeout.
+      if (master.workers.length) {
+        log(`waiting for the retired workers ${master.workers.join(', ')} of master ${master.pid} to finish their requests`);
+        await waitForNoWorkers(host, master, [upgrade.pid], STOP_SECONDS).catch((error: unknown) => log(`${errorMessage(error)} Stopping it anyway.`));
+      }
       const fresh: GunicornMaster = { ...master, pid: upgrade.pid, startTime: upgrade.startTime };
       await commit(host, master, fresh, usr2, log);
       return;
@@ -87,6 +97,23 @@ async function repair(host: RemoteHost, options: SettleOptions, state: LeftoverS
     case 'consistent':
       return;
   }
+}
+
+/**
+ * Gunicorn's way back for a WINCHed master: HUP restores its worker count and forks workers of
+ * the release `current` names; once one has booted and the retired ones are gone, the
+ * unfinished new master, if any, is stopped.
+ */
+async function revive(host: RemoteHost, options: SettleOptions, master: GunicornMaster, upgrade: ProcessRef | undefined, log: Log): Promise<void> {
+  await signal(host, master, 'HUP', log);
+  const back = await waitForGeneration(host, master, {
+    old: master.workers,
+    count: 1,
+    notWorkers: upgrade ? [upgrade.pid] : [],
+    timeoutSeconds: Math.max(options.timeoutSeconds, STOP_SECONDS),
+  });
+  log(`master ${master.pid} serves again with workers ${back.children.filter((pid) => pid !== upgrade?.pid).join(', ')}`);
+  if (upgrade) await stopNewMaster(host, usr2Options(options, master), master, log, upgrade);
 }
 
 /** What the usr2 strategy's own stop, commit and search need. */
@@ -102,9 +129,12 @@ function usr2Options(options: SettleOptions, master: GunicornMaster): Usr2Option
  * worker's start time, `current` and the switch log.
  */
 async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{ facts: LeftoverFacts; master: GunicornMaster; upgrade?: ProcessRef }> {
+  const inspecting = host.exec('inspect the gunicorn master', inspectMasterCommand(options, options.appDir));
+  // The WINCH record lies beside the pidfile usr2 used: under a service, its PIDFile= (known once inspected).
+  const recordOf = async () => winchRecordOf(options.service ? parsePidfileFacts((await inspecting).stdout).unit?.pidFile || options.pidfile : options.pidfile);
   const [inspected, aged] = await Promise.all([
-    host.exec('inspect the gunicorn master', inspectMasterCommand(options, options.appDir)),
-    host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog)),
+    inspecting,
+    recordOf().then((record) => host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog, record))),
   ]);
   const pidfile = parsePidfileFacts(inspected.stdout);
   // The `.2` master is looked at below, as the old master's verified child.
@@ -122,15 +152,23 @@ async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{
   const facts: LeftoverFacts = {
     current: clock.current,
     switches: parseSwitchLog(read.split('\n').filter((line) => line.startsWith('switch ')).map((line) => line.slice(7)).join('\n')),
-    master: { pid: master.pid, workers: ageOf(oldWorkers) },
+    master: { pid: master.pid, workers: ageOf(oldWorkers), winchedAt: winchedAt(read, master) },
     upgrade: upgrade ? { pid: upgrade.pid, workers: ageOf(newWorkers) } : undefined,
   };
   return { facts, master: { ...master, workers: oldWorkers }, upgrade };
 }
 
-/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, and the switch log. */
-export function agesCommand(appDir: string, switchLog: string): ShellFragment {
-  return sh`printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, the WINCH record and the switch log. */
+export function agesCommand(appDir: string, switchLog: string, winchRecord: string): ShellFragment {
+  return sh`printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; printf 'winch=%s\n' "$(head -n1 ${winchRecord} 2>/dev/null)"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+}
+
+/** When a run sent WINCH to `master`, from the `winch=<pid> <start time> <epoch>` line: only a record naming this very process counts. */
+export function winchedAt(stdout: string, master: ProcessRef): number | undefined {
+  const [pid, startTime, epoch] = /^winch=(.*)$/m.exec(stdout)?.[1]?.trim().split(/\s+/) ?? [];
+  if (Number(pid) !== master.pid || startTime !== master.startTime || !epoch) return undefined;
+  const at = Number(epoch);
+  return Number.isFinite(at) ? at : undefined;
 }
 
 /** Epoch of the boot in the host's clock, from `clock=<epoch> <uptime> <ticks>`. */

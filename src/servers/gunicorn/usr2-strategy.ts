@@ -4,6 +4,7 @@ import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh } from '../../remote/shell-quote.js';
 import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from '../server-driver.js';
 import { describeProcesses, readProcess, sameProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
+import { winchCommand, winchRecordOf } from './gunicorn-commands.js';
 import { isGunicorn, type GunicornMaster } from './master-check.js';
 import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
 import { inspectMasterCommand, parsePidfileFacts, type ProcessFacts } from './process-facts.js';
@@ -79,7 +80,8 @@ export async function usr2Reload(host: RemoteHost, old: GunicornMaster, options:
     revert: () => revert(host, old, newMaster, options, log),
   };
   try {
-    await signal(host, old, 'WINCH', log);
+    await host.exec(`send WINCH to gunicorn pid ${old.pid}`, winchCommand(old.pid, old.startTime, winchRecordOf(options.pidfile)));
+    log(`WINCH → ${old.pid}`);
     await waitForNoWorkers(host, old, [fresh.pid], options.stopSeconds);
     log(`old master ${old.pid} retired workers ${old.workers.join(', ')}; it stays until commit, for a quick revert`);
   } catch (error) {

@@ -1,5 +1,5 @@
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle } from '../server-driver.js';
+import type { Log, ReloadHandle, ReloadProgress } from '../server-driver.js';
 import { fifoReload } from './fifo-reload.js';
 import type { UwsgiInstance } from './instance-check.js';
 
@@ -9,9 +9,9 @@ import type { UwsgiInstance } from './instance-check.js';
  * itself would move on from a worker that accepts with no app loaded; the driver does not: the
  * first such worker stops the deploy, and the revert chains every worker back.
  */
-export function chainReload(host: RemoteHost, instance: UwsgiInstance, timeoutSeconds: number, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
+export function chainReload(host: RemoteHost, instance: UwsgiInstance, timeoutSeconds: number, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<UwsgiInstance>> {
   if (instance.workers.length === 1) {
     log('warning: one worker (processes = 1): while it is replaced nothing on this host serves, requests wait for its boot. Run at least two for a chain reload.');
   }
-  return fifoReload(host, instance, { command: 'c', what: 'chain reload', repeat: true, timeoutSeconds }, log);
+  return fifoReload(host, instance, { command: 'c', what: 'chain reload', repeat: true, timeoutSeconds, signal, progress }, log);
 }

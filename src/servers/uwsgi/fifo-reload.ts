@@ -1,6 +1,7 @@
 import { ReloadError, errorMessage } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import { ReloadFailure, type Log, type ReloadHandle } from '../server-driver.js';
+import { PROCESS_POLL, pollUntil } from '../../poll.js';
+import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from '../server-driver.js';
 import type { UwsgiInstance } from './instance-check.js';
 import { retireEmptyWorkers } from './empty-workers.js';
 import { readStats } from './stats-reader.js';
@@ -20,6 +21,10 @@ export interface FifoReload {
   /** Repeat the command when nothing moves (a chain request is ignored while another chain runs). */
   repeat: boolean;
   timeoutSeconds: number;
+  /** The run's cancellation: stops the forward wait (the revert in the failure's handle takes none). */
+  signal?: AbortSignal;
+  /** Hears the command go out and the new workers serve. */
+  progress?: ReloadProgress;
 }
 
 /**
@@ -29,14 +34,17 @@ export interface FifoReload {
  */
 export async function fifoReload(host: RemoteHost, instance: UwsgiInstance, reload: FifoReload, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
   const replaceAll = async (what: string, reverting = false): Promise<UwsgiInstance> => {
-    const before = await readStats(host, instance.python, instance.stats);
+    // A revert may come while a cancelled graceful reload re-executes the master: its stats server answers again after.
+    const before = reverting ? await pollUntil(() => readStats(host, instance.python, instance.stats), { timeoutMs: reload.timeoutSeconds * 1000, ...PROCESS_POLL }) : await readStats(host, instance.python, instance.stats);
     if (!before) throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
     // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
     if (reverting) await retireEmptyWorkers(host, instance, before, log);
     const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
     await sendFifo(host, instance, reload.command, log);
+    if (!reverting) reload.progress?.('signalled');
     const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
-    const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what }, log);
+    const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what, signal: reverting ? undefined : reload.signal }, log);
+    if (!reverting) reload.progress?.('booted');
     log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
     return { ...instance, workers: workers.map((worker) => worker.pid) };
   };

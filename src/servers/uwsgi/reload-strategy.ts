@@ -1,5 +1,5 @@
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle } from '../server-driver.js';
+import type { Log, ReloadHandle, ReloadProgress } from '../server-driver.js';
 import { fifoReload } from './fifo-reload.js';
 import type { UwsgiInstance } from './instance-check.js';
 
@@ -9,6 +9,6 @@ import type { UwsgiInstance } from './instance-check.js';
  * wait in the listen backlog for the whole boot, so it suits fast-booting apps. Gated like
  * chain: every new worker must accept with its app loaded.
  */
-export function gracefulReload(host: RemoteHost, instance: UwsgiInstance, timeoutSeconds: number, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
-  return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds }, log);
+export function gracefulReload(host: RemoteHost, instance: UwsgiInstance, timeoutSeconds: number, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<UwsgiInstance>> {
+  return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds, signal, progress }, log);
 }

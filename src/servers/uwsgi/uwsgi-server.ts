@@ -1,7 +1,7 @@
 import type { UwsgiStrategy } from '../../config/settings.js';
 import { MasterCheckError, PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle, ServerDriver, Settled } from '../server-driver.js';
+import type { Log, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
 import { inspectPidfileCommand, parsePidfileFacts } from '../gunicorn/process-facts.js';
 import { chainReload } from './chain-strategy.js';
 import { requireControls, verifyProcess, type UwsgiInstance } from './instance-check.js';
@@ -15,6 +15,8 @@ export interface UwsgiOptions {
   appDir: string;
   strategy: UwsgiStrategy;
   reloadTimeoutSeconds: number;
+  /** The switch log (release-commands.ts): when `current` changed, to tell which release a worker serves. */
+  switchLog: string;
   /** App spec (`module:callable`) for the import check when the options name none. */
   appSpec?: string;
 }
@@ -63,9 +65,10 @@ export class UwsgiServer implements ServerDriver<UwsgiInstance> {
     }
   }
 
-  reload(host: RemoteHost, instance: UwsgiInstance, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
+  reload(host: RemoteHost, instance: UwsgiInstance, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<UwsgiInstance>> {
     const { strategy, reloadTimeoutSeconds } = this.options;
-    return strategy === 'chain' ? chainReload(host, instance, reloadTimeoutSeconds, log) : gracefulReload(host, instance, reloadTimeoutSeconds, log);
+    const reload = strategy === 'chain' ? chainReload : gracefulReload;
+    return reload(host, instance, reloadTimeoutSeconds, log, signal, progress);
   }
 
   /**

@@ -44,6 +44,8 @@ export interface FollowOptions {
   /** Called when nothing moved for a while (a chain request uWSGI ignored while another chain ran). */
   nudge?: () => Promise<void>;
   what: string;
+  /** The run's cancellation, for forward reloads only: the wait stops at its next turn. */
+  signal?: AbortSignal;
 }
 
 const NUDGE_AFTER_MS = 3000;
@@ -85,7 +87,7 @@ export async function followWorkers(host: RemoteHost, instance: UwsgiInstance, o
       }
       return undefined;
     },
-    { timeoutMs: options.timeoutSeconds * 1000, ...PROCESS_POLL },
+    { timeoutMs: options.timeoutSeconds * 1000, ...PROCESS_POLL, signal: options.signal, what: `wait for the ${options.what}` },
   );
   if (!finished) {
     const waiting = last ? last.fresh.filter((worker) => !worker.accepting).map((worker) => `${worker.id} (pid ${worker.pid})`) : [];

@@ -1,0 +1,44 @@
+import { errorMessage } from './errors.js';
+import type { DeployOutcome } from './report/reporter.js';
+
+/** What guardRejections() caught. */
+export interface RejectionGuard {
+  /** The first rejection no one handled, if any. */
+  readonly fault: Error | undefined;
+  /** Removes the guard. */
+  dispose(): void;
+}
+
+/**
+ * Node 24 exits on a promise rejection that no code handled: mid-reload, that would leave a host
+ * with two masters and its deploy lock held. While the guard is on, the first such rejection is
+ * kept as the run's fault and `stop` is called (main.ts aborts the run's signal: as on a cancel,
+ * nothing new starts, the host in flight is put back and the locks are released); later ones
+ * only add to the log that `stop` wrote.
+ */
+export function guardRejections(stop: (fault: Error) => void): RejectionGuard {
+  let fault: Error | undefined;
+  const listener = (reason: unknown) => {
+    if (fault) return;
+    fault = reason instanceof Error ? reason : new Error(errorMessage(reason));
+    stop(fault);
+  };
+  process.on('unhandledRejection', listener);
+  return {
+    get fault() {
+      return fault;
+    },
+    dispose: () => {
+      process.off('unhandledRejection', listener);
+    },
+  };
+}
+
+/**
+ * The outcome of a run the guard stopped: failed, naming the fault, keeping what the stop did on
+ * each host (the cancel's account, without its "cancelled by the runner").
+ */
+export function faultedOutcome(outcome: DeployOutcome, fault: Error): DeployOutcome {
+  const account = (outcome.error ?? '').replace(/^cancelled by the runner; /, '');
+  return { ...outcome, status: 'failed', error: `an error no code path handled stopped the run (${errorMessage(fault)})${account ? `; ${account}` : ''}` };
+}
