@@ -115,6 +115,23 @@ describe('gunicorn behind HAProxy on its own host: drain and traffic gate under 
     await expectAllOn(t.sb, previous);
   });
 
+  it('a run cancelled during a rollback behind drain: every host back on the previous release, none drained', async () => {
+    const previous = (await hostState(t.sb, 1)).current.replace('releases/', '');
+    const load = startLoad({ url: t.sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
+    let result: ActionResult;
+    try {
+      // The traffic gate fails h1; the runner's SIGINT comes as the rollback drains h1 again.
+      result = await t.run({ source: await t.source('v5c', { failRequests: true }), release: 'v5c', strategy: 'hup' }, { cancelWhen: /traffic gate FAILED/ });
+    } finally {
+      await load.stop();
+    }
+    expect(result.stdout, logOf(result)).toMatch(/SIGINT received/);
+    expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+    expect(hostsOutput(result).map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    await expectAllOn(t.sb, previous);
+    await expectNoneDrained(t.sb);
+  });
+
   it('bad balancer inputs and impossible plans are refused before any change', async () => {
     const source = await t.source('v6');
     const noHost = await t.run({ source, release: 'v6', 'lb-host': '' });

@@ -140,6 +140,8 @@ class FakeHaproxy implements RemoteHost {
   /** Per server: admin state and check status. */
   readonly servers = new Map<string, { admin: 'ready' | 'drain' | 'maint'; up: boolean; scur: number; responses: number; errors: number }>();
   streamLocal = true;
+  /** Runs at every `show stat` (the drained server's sessions ending). */
+  onShowStat?: () => void;
 
   constructor(names: string[]) {
     names.forEach((name) => this.servers.set(name, { admin: 'ready', up: true, scur: 0, responses: 0, errors: 0 }));
@@ -166,6 +168,7 @@ class FakeHaproxy implements RemoteHost {
       return `1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n${lines.join('\n')}\n\n`;
     }
     if (command === 'show stat') {
+      this.onShowStat?.();
       const rows = [...this.servers].map(([name, s]) => {
         const status = !s.up ? 'DOWN' : s.admin === 'drain' ? 'DRAIN' : s.admin === 'maint' ? 'MAINT' : 'UP';
         return `app,${name},0,${s.scur},${status},${s.responses - s.errors},${s.errors},5`;
@@ -176,7 +179,8 @@ class FakeHaproxy implements RemoteHost {
     const server = set && this.servers.get(set[1] ?? '');
     if (!set || !server) return 'No such server.\n';
     server.admin = set[2] as 'ready' | 'drain' | 'maint';
-    if (server.admin === 'drain') server.scur = 0;
+    // Sessions open at the drain end one per `show stat` (a request in flight finishing).
+    if (server.admin === 'drain') this.onShowStat = () => (server.scur = Math.max(0, server.scur - 1));
     return '\n';
   }
 }
@@ -207,6 +211,37 @@ describe('HaproxyBalancer', () => {
     const balancer = make(fake);
     await balancer.open(hosts);
     await expect(balancer.around('deploy@10.0.0.1', async () => Promise.reject(new Error('reload failed')))).rejects.toThrow('reload failed');
+    expect(fake.servers.get('h1')?.admin).toBe('drain');
+    await balancer.close([]);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it("a rollback's around takes no cancellation: on a cancelled run it still drains, waits until idle, works and sets ready", async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.servers.get('h1')!.scur = 3;
+    const cancelled = new AbortController();
+    cancelled.abort();
+    const balancer = new HaproxyBalancer({ settings, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, signal: cancelled.signal });
+    await balancer.open(hosts);
+    const sessionsDuringWork = await balancer.around('deploy@10.0.0.1', async () => fake.servers.get('h1')?.scur, { putBack: true });
+    expect(sessionsDuringWork).toBe(0);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('forward work: a cancel during the drain wait stops before the work; the server stays drained until close()', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.servers.get('h1')!.scur = 50;
+    const controller = new AbortController();
+    const balancer = new HaproxyBalancer({ settings, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, signal: controller.signal });
+    await balancer.open(hosts);
+    let worked = false;
+    const drainOnce = fake.answer.bind(fake);
+    fake.answer = (command) => {
+      if (command === 'set server app/h1 state drain') controller.abort();
+      return drainOnce(command);
+    };
+    await expect(balancer.around('deploy@10.0.0.1', async () => (worked = true))).rejects.toThrow(/cancelled: did not wait for h1 to drain/);
+    expect(worked).toBe(false);
     expect(fake.servers.get('h1')?.admin).toBe('drain');
     await balancer.close([]);
     expect(fake.servers.get('h1')?.admin).toBe('ready');

@@ -4,7 +4,7 @@ import { pollUntil, sleep, throwIfCancelled } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { RemoteHostFactory } from '../../remote/ssh-remote-host.js';
 import type { HostReport } from '../../report/reporter.js';
-import type { Balancer } from '../balancer.js';
+import type { AroundOptions, Balancer } from '../balancer.js';
 import { mapHostsToServers } from '../server-map.js';
 import { judgeTraffic } from '../traffic-gate.js';
 import { AdminSocket, BalancerError } from './admin-socket.js';
@@ -69,10 +69,12 @@ export class HaproxyBalancer implements Balancer {
     }
   }
 
-  async around<T>(host: string, work: () => Promise<T>): Promise<T> {
+  async around<T>(host: string, work: () => Promise<T>, how: AroundOptions = {}): Promise<T> {
     const record = this.record(host);
     const before = this.row(await this.stats(), record.server);
-    if (this.options.drain) await this.drain(record, before);
+    // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet);
+    // putting a host back takes none, so a cancel cannot leave it on the failed release.
+    if (this.options.drain) await this.drain(record, before, how.putBack ? undefined : this.options.signal);
     const result = await work();
     if (this.options.drain) await this.ready(record);
     const after = this.row(await this.stats(), record.server);
@@ -125,11 +127,10 @@ export class HaproxyBalancer implements Balancer {
     await this.remote?.close().catch(() => undefined);
   }
 
-  private async drain(record: ServerRecord, before: ServerStat): Promise<void> {
+  private async drain(record: ServerRecord, before: ServerStat, signal: AbortSignal | undefined): Promise<void> {
     const { log, settings } = this.options;
     const server = record.server;
-    // Still drained from a failed attempt (a rollback's around): already idle, and the wait must
-    // not stop on a cancelled run's signal while putting things back.
+    // Still drained from a failed attempt (a rollback's around): already idle.
     if (this.drained.has(server)) return;
     // Checked and marked with no await in between: hosts of a batch drain concurrently, and
     // each must see the others as already out of rotation.
@@ -145,7 +146,7 @@ export class HaproxyBalancer implements Balancer {
         last = this.row(await this.stats(), server);
         return last.scur === 0 && last.qcur === 0 ? true : undefined;
       },
-      { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal: this.options.signal, what: `wait for ${server} to drain` },
+      { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal, what: `wait for ${server} to drain` },
     );
     if (idle) log(`${server} has no session left`);
     else log(`WARNING: ${server} still has ${last.scur} sessions and ${last.qcur} queued after drain-timeout (${settings.drainTimeoutSeconds}s); reloading anyway`);
