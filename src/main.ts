@@ -124,7 +124,10 @@ function balancer(settings: Settings, connect: RemoteHostFactory, signal: AbortS
     connect,
     upTimeoutSeconds: settings.health.timeoutSeconds,
     log: (line) => actionReporter.log(lb.host.label, line),
+    warn: (line) => actionReporter.warn(`[${lb.host.label}] ${line}`),
     signal,
+    // What is drained stays known to the post step until it is ready again (a kill, a balancer out of reach).
+    remember: (held) => saveState(State.LbHeld, JSON.stringify(held)),
   });
 }
 

@@ -1,7 +1,9 @@
 import * as core from '@actions/core';
-import { State } from './config/input-names.js';
+import { AdminSocket } from './balancer/haproxy/admin-socket.js';
+import { holdsAnything, parseHeld, restoreHeld, type HeldServers } from './balancer/haproxy/held-servers.js';
+import { Inputs, State } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
-import type { HostTarget, Settings } from './config/settings.js';
+import type { BalancerSettings, HostTarget, Settings } from './config/settings.js';
 import { errorMessage } from './errors.js';
 import { serverDriver } from './main.js';
 import { acquireLock, describeHolder, ownerText, parseLockHolder, startHeartbeat } from './release/deploy-lock.js';
@@ -11,7 +13,7 @@ import { auditLine } from './release/audit-log.js';
 import { appendAuditCommand, readLockCommand, releaseLockCommand } from './release/release-commands.js';
 import { runIdentity } from './release/run-identity.js';
 import type { RemoteHost } from './remote/remote-host.js';
-import { sshRemoteHostFactory } from './remote/ssh-remote-host.js';
+import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writePostSummary, type PostHost } from './report/job-summary.js';
 
@@ -59,23 +61,33 @@ function idleReason(record: MainRecord): string | undefined {
 export async function runPost(): Promise<void> {
   try {
     const record = readMainRecord((name) => core.getState(name));
+    const held = parseHeld(core.getState(State.LbHeld));
     // Inputs are read only when there is work: after a clean run the post step touches nothing.
     const idle = idleReason(record);
-    if (idle) {
+    if (idle && !holdsAnything(held)) {
       core.info(`graceful-deploy post: ${idle}`);
       return;
     }
     const settings = parseSettings((name) => core.getInput(name), process.env);
-    const targets = postTargets(record, settings.hosts);
+    const problems: string[] = [];
+    const targets = idle ?? postTargets(record, settings.hosts);
     if (typeof targets === 'string') {
       core.info(`graceful-deploy post: ${targets}`);
-      return;
+    } else {
+      core.warning(`graceful-deploy post: the main step did not finish (killed or cancelled past its budget); putting ${targets.map((host) => host.label).join(', ')} in order.`);
+      const results = await core.group('Post: settle the hosts the main step left', () => postAll(settings, targets, record));
+      if (process.env.GITHUB_STEP_SUMMARY) await writePostSummary(results).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
+      problems.push(...results.filter((result) => result.failed).map((result) => `${result.host}: ${result.result}`));
     }
-    core.warning(`graceful-deploy post: the main step did not finish (killed or cancelled past its budget); putting ${targets.map((host) => host.label).join(', ')} in order.`);
-    const results = await core.group('Post: settle the hosts the main step left', () => postAll(settings, targets, record));
-    if (process.env.GITHUB_STEP_SUMMARY) await writePostSummary(results).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
-    const failed = results.filter((result) => result.failed);
-    if (failed.length) core.setFailed(`graceful-deploy post: ${failed.map((result) => `${result.host}: ${result.result}`).join('; ')}`);
+    // After the hosts: HAProxy's own check keeps traffic off a host that does not answer.
+    if (holdsAnything(held)) {
+      const log = (line: string) => actionReporter.log(settings.balancer?.host.label ?? 'lb', line);
+      const left = await core.group('Post: set back what the main step left drained in HAProxy', () =>
+        restoreBalancer(settings.balancer, held, sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)), log),
+      );
+      problems.push(...left);
+    }
+    if (problems.length) core.setFailed(`graceful-deploy post: ${problems.join('; ')}`);
   } catch (error) {
     core.setFailed(`graceful-deploy post step stopped on an error: ${errorMessage(error)}`);
   }
@@ -116,6 +128,8 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
         if (remote && locked.includes(remote)) await audit(remote, settings, layout, started, 'interrupted:not-settled');
       } finally {
         if (remote) {
+          // Out of the heartbeat's list first: a heartbeat on a closed connection reconnects it, and node never exits.
+          if (locked.includes(remote)) locked.splice(locked.indexOf(remote), 1);
           await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
           await remote.close();
         }
@@ -125,6 +139,27 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
     stopHeartbeat();
   }
   return results;
+}
+
+/**
+ * Sets back to ready the servers the main step drained and did not set ready (it was killed, or
+ * HAProxy was out of its reach). Returns what could not be done, each with the command to run by
+ * hand. Never throws.
+ */
+export async function restoreBalancer(lb: BalancerSettings | undefined, held: HeldServers, connect: RemoteHostFactory, log: (line: string) => void): Promise<string[]> {
+  const servers = held.drained.map((server) => `${held.backend}/${server}`).join(', ');
+  if (!lb) return [`the main step left ${servers} drained in HAProxy, but ${Inputs.Lb} is empty now: run 'set server <backend>/<server> state ready' for each on HAProxy's admin socket.`];
+  let remote: RemoteHost | undefined;
+  try {
+    remote = await connect(lb.host);
+    const { restored, warnings } = await restoreHeld(new AdminSocket(remote, lb.socket, log), held);
+    for (const { line } of restored) log(line);
+    return warnings.map(({ line }) => line);
+  } catch (error) {
+    return [`could not reach HAProxy on ${lb.host.label} to set ${servers} back to ready (${errorMessage(error)}): they may stay drained.`];
+  } finally {
+    await remote?.close().catch(() => undefined);
+  }
 }
 
 /**

@@ -5,6 +5,17 @@
 import type { HostTarget } from '../config/settings.js';
 import type { HostReport } from '../report/reporter.js';
 
+/** How a host's work goes through the balancer. */
+export interface AroundOptions {
+  /**
+   * Putting a host back (a rollback): nothing the balancer does stops the work. The run's
+   * cancellation is not taken (a cancel must not leave the host on the failed release), and
+   * when HAProxy cannot be reached the host is put back all the same, undrained, and the run
+   * names the servers that may stay drained.
+   */
+  putBack?: boolean;
+}
+
 export interface Balancer {
   /**
    * Connects to the balancer, maps every host to its server and refuses a plan it cannot
@@ -16,9 +27,10 @@ export interface Balancer {
   /**
    * drain (when this strategy needs it) → wait until the server has no session → work → ready →
    * wait until HAProxy's check says UP. When work fails the server stays drained (it may serve
-   * a broken release) until a later around() of the same host or close() makes it ready.
+   * a broken release) until a later around() of the same host or close() makes it ready. Forward
+   * work stops on the run's cancellation before it starts (the drain wait), never once it runs.
    */
-  around<T>(host: string, work: () => Promise<T>): Promise<T>;
+  around<T>(host: string, work: () => Promise<T>, options?: AroundOptions): Promise<T>;
   /**
    * Watches real traffic on `hosts` (now on the new release) for the gate's window and
    * throws a TrafficGateError when their errors or response time exceed the others' by the

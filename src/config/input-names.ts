@@ -78,6 +78,8 @@ export const State = {
   Token: 'token',
   /** JSON `{host: 'locked' | 'reloading' | 'done'}`: the hosts this run locked and how far each got. */
   Phases: 'phases',
-  /** 'true' once the main step ended on its own (its cleanup ran): the post step does nothing. */
+  /** 'true' once the main step ended on its own (its cleanup ran): the post step does nothing on the hosts. */
   Finished: 'finished',
+  /** JSON HeldServers: what this run drained on HAProxy and has not set ready again; the post step does. */
+  LbHeld: 'lbHeld',
 } as const;

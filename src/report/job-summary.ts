@@ -71,7 +71,7 @@ function balancerSection(hosts: HostReport[]): string {
       `| ${[
         host.host,
         seen.server,
-        seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
+        seen.leftDrained ? `MAY STILL BE DRAINED: ${seen.leftDrained}` : seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
         seen.sessionsAtDrain === undefined ? '—' : String(seen.sessionsAtDrain),
         seen.errorsDuringReload === undefined ? '—' : String(seen.errorsDuringReload),
         seen.traffic ?? '—',

@@ -39,6 +39,8 @@ export interface HostReport {
     errorsDuringReload?: number;
     /** The traffic gate's verdict over its window. */
     traffic?: string;
+    /** Set when this run drained the server and could not set it ready again: why (it may still be drained). */
+    leftDrained?: string;
   };
   /** When each phase of this host started and how long it took (see timeline.ts). */
   timeline?: PhaseSpan[];

@@ -69,8 +69,11 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
 
     const cancelled = deps.signal?.aborted === true;
     const toPutBack = failures.filter((failure) => failure.started);
-    for (const failure of toPutBack) Object.assign(failure.session.report, { status: 'failed', error: failure.message });
-    outcome.error = toPutBack.map((failure) => (failures.length > 1 ? `${failure.session.remote.name}: ${failure.message}` : failure.message)).join('\n') || outcome.error;
+    // A host that failed before its switch (its drain refused, the balancer out of reach) changed
+    // nothing but did not deploy: it failed, unless a cancel stopped it (then it was not reached).
+    const failedHosts = cancelled ? toPutBack : failures;
+    for (const failure of failedHosts) Object.assign(failure.session.report, { status: 'failed', error: failure.message });
+    outcome.error = failedHosts.map((failure) => (failures.length > 1 ? `${failure.session.remote.name}: ${failure.message}` : failure.message)).join('\n') || outcome.error;
     if (settings.rollback === 'never') {
       reporter.warn(`rollback: never — ${failures.map((failure) => failure.session.remote.name).join(', ')} and ${done.length} host(s) deployed before are left as they are.`);
       if (cancelled) outcome.status = 'cancelled';
@@ -83,11 +86,11 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
       throw new DeployFailed(outcome);
     }
     const allowed = settings.rollout.maxFailedHosts;
-    if (!batch.canary && setAside.length + toPutBack.length <= allowed) {
+    if (!batch.canary && setAside.length + failedHosts.length <= allowed) {
       const stranded = await putBack(run, toPutBack, [], widest);
-      setAside.push(...toPutBack.map((failure) => failure.session));
+      setAside.push(...failedHosts.map((failure) => failure.session));
       reporter.warn(
-        `${toPutBack.map((failure) => failure.session.remote.name).join(', ')} failed and went back to the previous release alone; the rollout goes on (max-failed-hosts: ${allowed}, ${setAside.length} used).`,
+        `${failedHosts.map((failure) => failure.session.remote.name).join(', ')} failed and went back to the previous release alone; the rollout goes on (max-failed-hosts: ${allowed}, ${setAside.length} used).`,
       );
       if (stranded.length) {
         outcome.status = 'failed';
@@ -123,12 +126,15 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
   let started = false;
   try {
     throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
-    started = true;
     deps.progress?.(session.remote.name, 'reloading');
     const balancer = balancerOf(deps);
     // Drained (when the strategy stalls requests) from before the switch until the gate passed.
+    // A drain wait that ends on a cancel (or a balancer that fails) before the work leaves the
+    // host as it was: not started, nothing to put back.
     const name = session.remote.name;
     const { reloaded, passed } = await balancer.around(name, async () => {
+      throwIfCancelled(deps.signal, `switch ${name}`);
+      started = true;
       const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
       handle = reloaded;
       return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
@@ -281,7 +287,7 @@ async function putBack(run: RunContext, failures: HostFailure[], committed: Host
 }
 
 async function putBackHost(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {
-  await timed(run.deps, session.remote.name, 'revert', () => balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure)));
+  await timed(run.deps, session.remote.name, 'revert', () => balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure), { putBack: true }));
 }
 
 async function putBackBehindBalancer(run: RunContext, session: HostSession, reporter: Reporter, failure?: HostFailure): Promise<void> {

@@ -6,7 +6,7 @@
  * no server drained, and uWSGI reload (good and no-app releases) loses no request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ActionResult } from '../support/run-action.js';
+import { postStepEnv, type ActionResult } from '../support/run-action.js';
 import { startLoad, type LoadReport } from '../support/load.js';
 import { startServingSandbox, type AppOptions, type Sandbox } from '../support/sandbox.js';
 import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad } from './support/deploy-fixture.js';
@@ -33,11 +33,12 @@ function harness(server: 'gunicorn' | 'uwsgi') {
       ctx.sources.push(dir);
       return dir;
     },
-    run(inputs: Record<string, string>, opts: { cancelWhen?: RegExp } = {}): Promise<ActionResult> {
+    run(inputs: Record<string, string>, opts: { cancelWhen?: RegExp; signal?: 'SIGKILL'; env?: Record<string, string> } = {}): Promise<ActionResult> {
       const all = { server, 'health-timeout': '20', ...lbInputs(ctx.sb), ...inputs };
-      if (!opts.cancelWhen) return deployTo(ctx.sb, all);
+      if (!opts.cancelWhen && !opts.env) return deployTo(ctx.sb, all);
+      const cancelWhen = opts.cancelWhen && { output: opts.cancelWhen, signal: opts.signal };
       return import('../support/run-action.js').then(({ runAction, sandboxInputs }) =>
-        runAction({ ...sandboxInputs(ctx.sb), 'health-interval': '0.5', ...all }, { timeoutMs: 300_000, cancelWhen: { output: opts.cancelWhen as RegExp } }),
+        runAction({ ...sandboxInputs(ctx.sb), 'health-interval': '0.5', ...all }, { timeoutMs: 300_000, cancelWhen, env: opts.env }),
       );
     },
     async stop(): Promise<void> {
@@ -111,6 +112,37 @@ describe('gunicorn behind HAProxy on its own host: drain and traffic gate under 
     expect(result.outputs.status ?? '(killed)', logOf(result)).toBe('cancelled');
     expect(result.stdout).toMatch(/h1 drained/);
     expect(result.stdout).toMatch(/h1 set back to ready|h1 ready and UP/);
+    await expectNoneDrained(t.sb);
+    await expectAllOn(t.sb, previous);
+  });
+
+  it('a run cancelled during a rollback behind drain: every host back on the previous release, none drained', async () => {
+    const previous = (await hostState(t.sb, 1)).current.replace('releases/', '');
+    const load = startLoad({ url: t.sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
+    let result: ActionResult;
+    try {
+      // The traffic gate fails h1; the runner's SIGINT comes as the rollback drains h1 again.
+      result = await t.run({ source: await t.source('v5c', { failRequests: true }), release: 'v5c', strategy: 'hup' }, { cancelWhen: /traffic gate FAILED/ });
+    } finally {
+      await load.stop();
+    }
+    expect(result.stdout, logOf(result)).toMatch(/SIGINT received/);
+    expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+    expect(hostsOutput(result).map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    await expectAllOn(t.sb, previous);
+    await expectNoneDrained(t.sb);
+  });
+
+  it('a run killed outright (SIGKILL) while a host is drained: the post step sets the server ready', async () => {
+    const previous = (await hostState(t.sb, 1)).current.replace('releases/', '');
+    const inputs = { source: await t.source('v5d', { bootSeconds: 2 }), release: 'v5d', strategy: 'hup' };
+    const killed = await t.run(inputs, { cancelWhen: /h1 drained/, signal: 'SIGKILL' });
+    expect(killed.code, logOf(killed)).toBe(137);
+    expect(JSON.parse(killed.state.lbHeld ?? '{}')).toEqual({ backend: 'app', drained: ['h1'] });
+    expect((await t.sb.lbStatus()).h1).toMatch(/DRAIN/);
+    const post = await t.run(inputs, { env: postStepEnv(killed.state) });
+    expect(post.code, logOf(post)).toBe(0);
+    expect(post.stdout).toMatch(/h1 set back to ready \(this run had drained it\)/);
     await expectNoneDrained(t.sb);
     await expectAllOn(t.sb, previous);
   });

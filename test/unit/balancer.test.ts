@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { shouldDrain } from '../../src/balancer/drain-policy.js';
 import { AdminSocket, BalancerError, pythonSocketCommand } from '../../src/balancer/haproxy/admin-socket.js';
 import { HaproxyBalancer } from '../../src/balancer/haproxy/haproxy-balancer.js';
+import { parseHeld } from '../../src/balancer/haproxy/held-servers.js';
+import { restoreBalancer } from '../../src/post-step.js';
 import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from '../../src/balancer/haproxy/stat-csv.js';
 import { mapHostsToServers } from '../../src/balancer/server-map.js';
 import { judgeTraffic } from '../../src/balancer/traffic-gate.js';
@@ -140,18 +142,25 @@ class FakeHaproxy implements RemoteHost {
   /** Per server: admin state and check status. */
   readonly servers = new Map<string, { admin: 'ready' | 'drain' | 'maint'; up: boolean; scur: number; responses: number; errors: number }>();
   streamLocal = true;
+  /** Runs at every `show stat` (the drained server's sessions ending). */
+  onShowStat?: () => void;
 
   constructor(names: string[]) {
     names.forEach((name) => this.servers.set(name, { admin: 'ready', up: true, scur: 0, responses: 0, errors: 0 }));
   }
 
+  /** The LB host out of reach: every command fails. */
+  down = false;
+
   async socketRequest(_purpose: string, socketPath: string, request: string): Promise<string> {
+    if (this.down) throw new Error('[root@lb] lost the SSH connection (Keepalive timeout)');
     if (!this.streamLocal) throw new Error('(SSH) Channel open failure: open failed');
     expect(socketPath).toBe('/run/haproxy/admin.sock');
     return this.answer(request.trim());
   }
 
   async exec(_purpose: string, command: ShellFragment): Promise<ExecResult> {
+    if (this.down) throw new Error('[root@lb] lost the SSH connection (Keepalive timeout)');
     const match = /'([^']*)\n'$/.exec(command.text);
     return { stdout: this.answer(match?.[1] ?? ''), stderr: '', code: 0 };
   }
@@ -166,6 +175,7 @@ class FakeHaproxy implements RemoteHost {
       return `1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n${lines.join('\n')}\n\n`;
     }
     if (command === 'show stat') {
+      this.onShowStat?.();
       const rows = [...this.servers].map(([name, s]) => {
         const status = !s.up ? 'DOWN' : s.admin === 'drain' ? 'DRAIN' : s.admin === 'maint' ? 'MAINT' : 'UP';
         return `app,${name},0,${s.scur},${status},${s.responses - s.errors},${s.errors},5`;
@@ -176,7 +186,8 @@ class FakeHaproxy implements RemoteHost {
     const server = set && this.servers.get(set[1] ?? '');
     if (!set || !server) return 'No such server.\n';
     server.admin = set[2] as 'ready' | 'drain' | 'maint';
-    if (server.admin === 'drain') server.scur = 0;
+    // Sessions open at the drain end one per `show stat` (a request in flight finishing).
+    if (server.admin === 'drain') this.onShowStat = () => (server.scur = Math.max(0, server.scur - 1));
     return '\n';
   }
 }
@@ -210,6 +221,69 @@ describe('HaproxyBalancer', () => {
     expect(fake.servers.get('h1')?.admin).toBe('drain');
     await balancer.close([]);
     expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it("a rollback's around takes no cancellation: on a cancelled run it still drains, waits until idle, works and sets ready", async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.servers.get('h1')!.scur = 3;
+    const cancelled = new AbortController();
+    cancelled.abort();
+    const balancer = new HaproxyBalancer({ settings, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, signal: cancelled.signal });
+    await balancer.open(hosts);
+    const sessionsDuringWork = await balancer.around('deploy@10.0.0.1', async () => fake.servers.get('h1')?.scur, { putBack: true });
+    expect(sessionsDuringWork).toBe(0);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('forward work: a cancel during the drain wait stops before the work; the server stays drained until close()', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.servers.get('h1')!.scur = 50;
+    const controller = new AbortController();
+    const balancer = new HaproxyBalancer({ settings, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, signal: controller.signal });
+    await balancer.open(hosts);
+    let worked = false;
+    const drainOnce = fake.answer.bind(fake);
+    fake.answer = (command) => {
+      if (command === 'set server app/h1 state drain') controller.abort();
+      return drainOnce(command);
+    };
+    await expect(balancer.around('deploy@10.0.0.1', async () => (worked = true))).rejects.toThrow(/cancelled: did not wait for h1 to drain/);
+    expect(worked).toBe(false);
+    expect(fake.servers.get('h1')?.admin).toBe('drain');
+    await balancer.close([]);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('HAProxy out of reach during a rollback: the host is put back all the same, and the run names the server that may stay drained', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    const warnings: string[] = [];
+    const held: string[] = [];
+    const balancer = new HaproxyBalancer({ settings, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, warn: (line) => warnings.push(line), remember: (state) => held.push(state.drained.join(',')) });
+    await balancer.open(hosts);
+    await expect(balancer.around('deploy@10.0.0.1', async () => Promise.reject(new Error('gate failed')))).rejects.toThrow('gate failed');
+    fake.down = true;
+    let putBack = false;
+    await balancer.around('deploy@10.0.0.1', async () => (putBack = true), { putBack: true });
+    expect(putBack).toBe(true);
+    expect(warnings.join('\n')).toMatch(/deploy@10\.0\.0\.1 is back on its previous release, but app\/h1 may stay drained/);
+    const reports: HostReport[] = [{ host: 'deploy@10.0.0.1', status: 'rolled-back' }];
+    await balancer.close(reports);
+    expect(reports[0]?.balancer?.leftDrained).toMatch(/may stay drained\. Run 'set server app\/h1 state ready'/);
+    // Saved for the post step at the drain, and still held after close: the post step sets it ready.
+    expect(held).toEqual(['h1', 'h1']);
+    fake.down = false;
+    expect(await restoreBalancer(settings, { backend: 'app', drained: ['h1'] }, async () => fake, () => undefined)).toEqual([]);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('the post step names what it could not set back when HAProxy is out of reach', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.down = true;
+    const left = await restoreBalancer(settings, { backend: 'app', drained: ['h1', 'h2'] }, async () => fake, () => undefined);
+    expect(left.join('\n')).toMatch(/could not set app\/h1 back to ready .*Run 'set server app\/h1 state ready'/);
+    expect(left).toHaveLength(2);
+    expect(parseHeld(JSON.stringify({ backend: 'app', drained: ['h1'] }))).toEqual({ backend: 'app', drained: ['h1'] });
+    expect(parseHeld('')).toBeUndefined();
   });
 
   it('refuses a plan that drains the last server taking traffic, before any command changes anything', async () => {

@@ -5,12 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/input-helper.js';
 import type { HostTarget, Settings } from '../../src/config/settings.js';
 import { deploy, DeployFailed, type DeployDependencies } from '../../src/deploy.js';
-import { HostUnreachableError, LeftoverStateError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
+import { CancelledError, HostUnreachableError, LeftoverStateError, MasterCheckError, PreflightError, ReloadError } from '../../src/errors.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
 import { faultedOutcome, guardRejections } from '../../src/rejection-guard.js';
 import type { ExecResult, RemoteHost } from '../../src/remote/remote-host.js';
 import type { DeployOutcome, HostReport, Reporter } from '../../src/report/reporter.js';
-import type { Balancer } from '../../src/balancer/balancer.js';
+import type { AroundOptions, Balancer } from '../../src/balancer/balancer.js';
 import type { Log, ReloadHandle, ServerDriver, ServerProcess, Settled } from '../../src/servers/server-driver.js';
 import { LocalHost } from './support/local-host.js';
 
@@ -715,7 +715,10 @@ class RecordingBalancer implements Balancer {
   async open(targets: readonly HostTarget[]): Promise<void> {
     this.calls.push(`open ${targets.map((target) => target.label).join(',')}`);
   }
-  async around<T>(host: string, work: () => Promise<T>): Promise<T> {
+  /** Each around() as `host` or `host put-back`. */
+  readonly arounds: string[] = [];
+  async around<T>(host: string, work: () => Promise<T>, options?: AroundOptions): Promise<T> {
+    this.arounds.push(`${host}${options?.putBack ? ' put-back' : ''}`);
     this.events.push(`drain ${host}`);
     const result = await work();
     this.events.push(`ready ${host}`);
@@ -749,6 +752,53 @@ describe('deploy story with a load balancer', () => {
     expect(server.events.slice(3)).toEqual(['drain deploy@web1', 'reload deploy@web1 v2', 'ready deploy@web1', 'traffic deploy@web1', 'drain deploy@web1', 'revert deploy@web1 → v1', 'ready deploy@web1']);
     expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
     expect(balancer.calls.at(-1)).toBe('close 3');
+  });
+
+  it('a cancel during a rollback: the put-back goes through the balancer as one (no cancellation taken) and runs to its end', async () => {
+    const controller = new AbortController();
+    const balancer = new RecordingBalancer(server.events, ['deploy@web1']);
+    const check = balancer.trafficCheck.bind(balancer);
+    // The runner's SIGINT arrives as the traffic gate fails: the rollback runs on a cancelled run.
+    balancer.trafficCheck = (targets) => check(targets).catch((error: unknown) => {
+      controller.abort();
+      throw error;
+    });
+    const outcome = await failure({}, { balancer, signal: controller.signal });
+    expect(balancer.arounds).toEqual(['deploy@web1', 'deploy@web1 put-back']);
+    expect(outcome.status).toBe('cancelled');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
+    expect(server.events).toContain('revert deploy@web1 → v1');
+    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
+  });
+
+  it('a drain wait cancelled before the work: the host was never switched, so nothing reloads it', async () => {
+    const controller = new AbortController();
+    const balancer = new RecordingBalancer(server.events);
+    const around = balancer.around.bind(balancer);
+    balancer.around = async <T>(host: string, work: () => Promise<T>, options?: AroundOptions): Promise<T> => {
+      if (host !== 'deploy@web2' || options?.putBack) return around(host, work, options);
+      // As HaproxyBalancer's drain wait does when the runner cancels: stop before the work.
+      controller.abort();
+      throw new CancelledError('cancelled: did not wait for web2 to drain', host);
+    };
+    const outcome = await failure({}, { balancer, signal: controller.signal });
+    expect(outcome.status).toBe('cancelled');
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['deployed', 'pending', 'pending']);
+    expect(server.events.filter((event) => event.includes('web2') && !event.startsWith('preflight'))).toEqual([]);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v1', 'releases/v1']);
+  });
+
+  it('a balancer failing before a host\'s switch fails the run: that host is not reloaded, the hosts before it go back', async () => {
+    const balancer = new RecordingBalancer(server.events);
+    const around = balancer.around.bind(balancer);
+    balancer.around = async <T>(host: string, work: () => Promise<T>, options?: AroundOptions): Promise<T> =>
+      host === 'deploy@web2' && !options?.putBack ? Promise.reject(new Error('HAProxy: connection refused')) : around(host, work, options);
+    const outcome = await failure({}, { balancer });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/HAProxy: connection refused/);
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'failed', 'pending']);
+    expect(server.events.filter((event) => event.includes('web2') && !event.startsWith('preflight'))).toEqual([]);
+    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
   });
 
   it('a balancer that refuses the plan stops the run before any lock or change', async () => {

@@ -4,10 +4,11 @@ import { pollUntil, sleep, throwIfCancelled } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { RemoteHostFactory } from '../../remote/ssh-remote-host.js';
 import type { HostReport } from '../../report/reporter.js';
-import type { Balancer } from '../balancer.js';
+import type { AroundOptions, Balancer } from '../balancer.js';
 import { mapHostsToServers } from '../server-map.js';
 import { judgeTraffic } from '../traffic-gate.js';
 import { AdminSocket, BalancerError } from './admin-socket.js';
+import { restoreHeld, type HeldServers } from './held-servers.js';
 import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from './stat-csv.js';
 
 /** Real traffic on the new release failed more (or slower) than on the old one. */
@@ -23,7 +24,11 @@ export interface HaproxyBalancerOptions {
   /** Bound on the wait for HAProxy's own check to say UP after ready (seconds). */
   upTimeoutSeconds: number;
   log: (line: string) => void;
+  /** What the run must see (a server that may stay drained); default: log. */
+  warn?: (line: string) => void;
   signal?: AbortSignal;
+  /** Hears every change of what this run holds on HAProxy (saved for the post step). */
+  remember?: (held: HeldServers) => void;
 }
 
 interface ServerRecord {
@@ -33,6 +38,8 @@ interface ServerRecord {
   sessionsAtDrain?: number;
   errorsDuringReload?: number;
   traffic?: string;
+  /** Why the server may still be out of rotation after this run. */
+  leftDrained?: string;
 }
 
 /** The balancer behind `lb: haproxy`: HAProxy 2.6's runtime API on its admin socket, over SSH to the LB host. */
@@ -69,15 +76,67 @@ export class HaproxyBalancer implements Balancer {
     }
   }
 
-  async around<T>(host: string, work: () => Promise<T>): Promise<T> {
+  async around<T>(host: string, work: () => Promise<T>, how: AroundOptions = {}): Promise<T> {
     const record = this.record(host);
+    if (how.putBack) return this.aroundPutBack(host, record, work);
     const before = this.row(await this.stats(), record.server);
-    if (this.options.drain) await this.drain(record, before);
+    // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
+    if (this.options.drain) await this.drain(record, before, this.options.signal);
     const result = await work();
     if (this.options.drain) await this.ready(record);
-    const after = this.row(await this.stats(), record.server);
-    record.errorsDuringReload = (record.errorsDuringReload ?? 0) + errorsBetween(before, after);
+    await this.countErrors(record, before);
     return result;
+  }
+
+  /**
+   * A host going back to its previous release: nothing here stops the work. No cancellation is
+   * taken, and when HAProxy cannot be reached (or refuses the drain) the host goes back undrained;
+   * a server that cannot be set ready afterwards is named, and close() and the post step try again.
+   */
+  private async aroundPutBack<T>(host: string, record: ServerRecord, work: () => Promise<T>): Promise<T> {
+    let before: ServerStat | undefined;
+    try {
+      before = this.row(await this.stats(), record.server);
+      if (this.options.drain) await this.drain(record, before, undefined);
+    } catch (error) {
+      const undrained = this.options.drain && !this.drained.has(record.server) ? ', undrained' : '';
+      this.warn(`could not reach HAProxy about ${this.backend}/${record.server} before putting ${host} back (${errorMessage(error)}); putting it back all the same${undrained}`);
+    }
+    const result = await work();
+    if (this.options.drain || this.drained.has(record.server)) {
+      try {
+        await this.ready(record);
+      } catch (error) {
+        const drained = this.drained.has(record.server);
+        if (drained) record.leftDrained = errorMessage(error);
+        this.warn(`${host} is back on its previous release, but ${drained ? `${this.backend}/${record.server} may stay drained` : 'HAProxy did not confirm it'}: ${errorMessage(error)}`);
+      }
+    }
+    if (before) await this.countErrors(record, before);
+    return result;
+  }
+
+  /** The server's errors from before the work to now, for the report: a counter, so a balancer out of reach only leaves it unknown. */
+  private async countErrors(record: ServerRecord, before: ServerStat): Promise<void> {
+    try {
+      const after = this.row(await this.stats(), record.server);
+      record.errorsDuringReload = (record.errorsDuringReload ?? 0) + errorsBetween(before, after);
+    } catch (error) {
+      this.options.log(`could not read ${record.server}'s counters after its reload: ${errorMessage(error)}`);
+    }
+  }
+
+  private warn(line: string): void {
+    (this.options.warn ?? ((text: string) => this.options.log(`WARNING: ${text}`)))(line);
+  }
+
+  /** What this run holds on HAProxy now; the post step gets it too. */
+  private held(): HeldServers {
+    return { backend: this.backend, drained: [...this.drained] };
+  }
+
+  private remember(): void {
+    this.options.remember?.(this.held());
   }
 
   async trafficCheck(hosts: readonly string[]): Promise<void> {
@@ -96,17 +155,17 @@ export class HaproxyBalancer implements Balancer {
   }
 
   async restoreNow(): Promise<void> {
-    await Promise.all(
-      [...this.drained].map(async (server) => {
-        try {
-          await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
-          this.drained.delete(server);
-          this.options.log(`${server} set back to ready (this run had drained it)`);
-        } catch (error) {
-          this.options.log(`WARNING: could not set ${this.backend}/${server} back to ready: ${errorMessage(error)}. Run 'set server ${this.backend}/${server} state ready' on HAProxy's admin socket.`);
-        }
-      }),
-    );
+    if (!this.admin || this.drained.size === 0) return;
+    const { restored, warnings } = await restoreHeld(this.admin, this.held());
+    for (const { server, line } of restored) {
+      this.drained.delete(server);
+      this.options.log(line);
+    }
+    for (const { server, line } of warnings) {
+      for (const record of this.records.values()) if (record.server === server) record.leftDrained = line;
+      this.warn(line);
+    }
+    this.remember();
   }
 
   async close(reports: HostReport[]): Promise<void> {
@@ -120,21 +179,23 @@ export class HaproxyBalancer implements Balancer {
         sessionsAtDrain: record.sessionsAtDrain,
         errorsDuringReload: record.errorsDuringReload,
         traffic: record.traffic,
+        leftDrained: this.drained.has(record.server) ? (record.leftDrained ?? 'not set back to ready') : undefined,
       };
     }
     await this.remote?.close().catch(() => undefined);
   }
 
-  private async drain(record: ServerRecord, before: ServerStat): Promise<void> {
+  private async drain(record: ServerRecord, before: ServerStat, signal: AbortSignal | undefined): Promise<void> {
     const { log, settings } = this.options;
     const server = record.server;
-    // Still drained from a failed attempt (a rollback's around): already idle, and the wait must
-    // not stop on a cancelled run's signal while putting things back.
+    // Still drained from a failed attempt (a rollback's around): already idle.
     if (this.drained.has(server)) return;
     // Checked and marked with no await in between: hosts of a batch drain concurrently, and
     // each must see the others as already out of rotation.
     this.refuseLastServer(await this.stats(), [server, ...this.drained], 'draining it now');
     this.drained.add(server);
+    // Saved before the command: a run killed right after it still has the post step set it ready.
+    this.remember();
     await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
     record.drainedAt = Date.now();
     record.sessionsAtDrain ??= before.scur + before.qcur;
@@ -145,7 +206,7 @@ export class HaproxyBalancer implements Balancer {
         last = this.row(await this.stats(), server);
         return last.scur === 0 && last.qcur === 0 ? true : undefined;
       },
-      { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal: this.options.signal, what: `wait for ${server} to drain` },
+      { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal, what: `wait for ${server} to drain` },
     );
     if (idle) log(`${server} has no session left`);
     else log(`WARNING: ${server} still has ${last.scur} sessions and ${last.qcur} queued after drain-timeout (${settings.drainTimeoutSeconds}s); reloading anyway`);
@@ -156,6 +217,7 @@ export class HaproxyBalancer implements Balancer {
     const server = record.server;
     await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
     this.drained.delete(server);
+    this.remember();
     if (record.drainedAt !== undefined) record.drainedSeconds = (record.drainedSeconds ?? 0) + (Date.now() - record.drainedAt) / 1000;
     record.drainedAt = undefined;
     let status = '';
