@@ -29,6 +29,7 @@ export const Inputs = {
   Python: 'python',
   ReloadTimeout: 'reload-timeout',
   HealthUrl: 'health-url',
+  HealthHost: 'health-host',
   HealthTimeout: 'health-timeout',
   HealthInterval: 'health-interval',
   HealthSuccesses: 'health-successes',

@@ -31,7 +31,7 @@ describe('the readiness probe', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const probe = healthProbeCommand('python3', `http://probe:s3cr%40t@127.0.0.1:${port}/health/ready?x=1`, 5);
+      const probe = healthProbeCommand('python3', { url: `http://probe:s3cr%40t@127.0.0.1:${port}/health/ready?x=1` }, 5);
       const reading = parseReading((await runProcess('/bin/sh', ['-c', probe.text])).stdout);
       expect(reading).toEqual({ status: 200, version: 'v2', body: '/health/ready?x=1' });
       expect(seen).toEqual([`Basic ${Buffer.from('probe:s3cr@t').toString('base64')}`]);
