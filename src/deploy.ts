@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { balancerOf } from './balancer/balancer.js';
 import type { Settings } from './config/settings.js';
-import { DeployError, errorMessage } from './errors.js';
+import { DeployError, PreflightError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
 import { MigrationError, MigrationLintError } from './migrate/index.js';
-import { probe, type HealthReading } from './health/readiness-gate.js';
+import { isRedirect, probe, redirectMessage, type HealthReading } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
@@ -360,6 +360,8 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
         ]);
         if (checked.status === 'rejected') throw checked.reason;
         if (reading.status === 'rejected') throw reading.reason;
+        // The gate would fail on it, and so would the check of a rollback to the running release: a wrong health-url or health-host, said before anything changes.
+        if (isRedirect(reading.value)) throw new PreflightError(`the running release: ${redirectMessage(settings.health.url, reading.value)} Nothing was changed.`, session.remote.name);
         session.versioned = Boolean(reading.value.version);
         hostReporter.log(session.remote.name, readinessNow(reading.value));
         const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';

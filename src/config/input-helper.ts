@@ -96,7 +96,8 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
     reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
     health: {
-      url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
+      ...healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
+      host: healthHost(get(Inputs.HealthHost)),
       timeoutSeconds: healthTimeout,
       intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.1', 0.1, 60),
       successes: integer(Inputs.HealthSuccesses, get(Inputs.HealthSuccesses) || '3', 1, 100),
@@ -307,17 +308,43 @@ function wsgiApp(value: string): string | undefined {
   return value;
 }
 
-function healthUrl(value: string): string {
+const UNIX_URL_EXAMPLE = 'http+unix://%2Frun%2Fgunicorn.sock/health/ready';
+
+/**
+ * health-url: http or https, or http+unix with the socket's path percent-encoded where the host
+ * goes (the requests-unixsocket convention), e.g. UNIX_URL_EXAMPLE for gunicorn bound to
+ * `unix:/run/gunicorn.sock`.
+ */
+function healthUrl(value: string): { url: string; socket?: string } {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw new InputError(Inputs.HealthUrl, `'${value}' is not a URL.`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InputError(Inputs.HealthUrl, `'${value}' must use http or https.`);
+  if (url.protocol === 'http:' || url.protocol === 'https:') return { url: url.toString() };
+  if (url.protocol !== 'http+unix:') {
+    throw new InputError(Inputs.HealthUrl, `'${value}' must use http, https, or http+unix for a unix socket (${UNIX_URL_EXAMPLE}).`);
   }
-  return url.toString();
+  let socket: string;
+  try {
+    socket = decodeURIComponent(url.hostname);
+  } catch {
+    socket = '';
+  }
+  if (!socket.startsWith('/') || url.port) {
+    throw new InputError(Inputs.HealthUrl, `'${value}': with http+unix the socket's absolute path goes percent-encoded where the host would be, e.g. ${UNIX_URL_EXAMPLE}.`);
+  }
+  return { url: url.toString(), socket };
+}
+
+/** health-host: the Host header of the probe, a name with an optional port (no scheme, no path). */
+function healthHost(value: string): string | undefined {
+  if (!value) return undefined;
+  if (!/^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/.test(value)) {
+    throw new InputError(Inputs.HealthHost, `'${value}' must be a host name the app serves, optionally with :port (the Host header of the readiness probe), e.g. www.example.com.`);
+  }
+  return value;
 }
 
 function expectVersion(value: string): ExpectVersion {

@@ -31,6 +31,7 @@ export const Inputs = {
   Python: 'python',
   ReloadTimeout: 'reload-timeout',
   HealthUrl: 'health-url',
+  HealthHost: 'health-host',
   HealthTimeout: 'health-timeout',
   HealthInterval: 'health-interval',
   HealthSuccesses: 'health-successes',

@@ -43,7 +43,12 @@ export interface JumpHostSettings {
 }
 
 export interface HealthSettings {
+  /** health-url: http://, https:// or http+unix://<socket path, percent-encoded>/<path>. */
   url: string;
+  /** The unix socket of an http+unix health-url, decoded (`/run/gunicorn.sock`). */
+  socket?: string;
+  /** health-host: the Host header the probe sends (an app that checks it, as Django's ALLOWED_HOSTS does). */
+  host?: string;
   timeoutSeconds: number;
   intervalSeconds: number;
   successes: number;

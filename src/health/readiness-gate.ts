@@ -9,6 +9,8 @@ export interface HealthReading {
   status: number;
   /** Version named by the X-App-Version header or the JSON body's `version`. */
   version?: string;
+  /** Where a redirect (3xx) points: its Location header. */
+  location?: string;
   body: string;
 }
 
@@ -63,7 +65,7 @@ export function parseReadings(stdout: string): HealthReading[] {
 }
 
 function readingOf(line: string): HealthReading {
-  const raw = JSON.parse(line) as { status?: number; version?: string | null; body?: string };
+  const raw = JSON.parse(line) as { status?: number; version?: string | null; location?: string | null; body?: string };
   const body = raw.body ?? '';
   let version = raw.version ?? undefined;
   if (!version) {
@@ -74,11 +76,31 @@ function readingOf(line: string): HealthReading {
       // Not JSON: the header is the only place a version can be.
     }
   }
-  return { status: raw.status ?? 0, version, body };
+  return { status: raw.status ?? 0, version, body, ...(raw.location ? { location: raw.location } : {}) };
+}
+
+/** Whether the answer is a redirect, which the probe never follows: no later reading will pass. */
+export function isRedirect(reading: HealthReading): boolean {
+  return reading.status >= 300 && reading.status < 400;
+}
+
+/**
+ * What to tell a person whose readiness URL redirects (Django's SECURE_SSL_REDIRECT, a
+ * Host-based redirect): where it went, and the inputs that fix it.
+ */
+export function redirectMessage(url: string, reading: HealthReading): string {
+  const where = reading.location ? `to ${reading.location.slice(0, 200)}` : 'without a Location';
+  return (
+    `${redactedUrl(url)} answered ${reading.status}, a redirect ${where}; the readiness probe does not follow redirects, so it cannot pass. ` +
+    `Set health-url to the URL the app answers itself on the host (https only if gunicorn serves TLS), or, when the app redirects because of the Host it sees, set health-host to the name it serves.`
+  );
 }
 
 /** Why a reading does not pass, or undefined when it does. */
 export function failureOf(reading: HealthReading, expectedVersion?: string): string | undefined {
+  if (isRedirect(reading)) return `status ${reading.status}, redirected ${reading.location ? `to ${reading.location.slice(0, 200)}` : 'without a Location'} (redirects are not followed)`;
+  // Django answers 400 to a Host header that is not in ALLOWED_HOSTS (here 127.0.0.1 or localhost).
+  if (reading.status === 400) return 'status 400 (if the app checks the Host header, as Django\'s ALLOWED_HOSTS does, set health-host)';
   if (reading.status < 200 || reading.status >= 300) return `status ${reading.status || 'no answer'}`;
   if (expectedVersion && reading.version !== expectedVersion) {
     return `serves version ${reading.version ?? '(none named)'}, expected ${expectedVersion}`;
@@ -94,7 +116,7 @@ function readingTimeout(settings: HealthSettings): number {
 /** Reads the readiness URL once. */
 export async function probe(host: RemoteHost, python: string, settings: HealthSettings): Promise<HealthReading> {
   const timeout = readingTimeout(settings);
-  const { command, stdin } = healthProbe(python, settings.url, timeout);
+  const { command, stdin } = healthProbe(python, settings, timeout);
   const result = await host.exec('readiness probe', command, { stdin, timeoutSeconds: timeout + 15 });
   return parseReading(result.stdout);
 }
@@ -106,7 +128,7 @@ export async function probe(host: RemoteHost, python: string, settings: HealthSe
  */
 export async function probeBurst(host: RemoteHost, python: string, settings: HealthSettings, count: number): Promise<HealthReading[]> {
   const timeout = readingTimeout(settings);
-  const { command, stdin } = healthProbe(python, settings.url, timeout, count, settings.intervalSeconds);
+  const { command, stdin } = healthProbe(python, settings, timeout, count, settings.intervalSeconds);
   const result = await host.exec('readiness probe', command, { stdin, timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15 });
   const readings = parseReadings(result.stdout);
   if (!readings.length) throw new HealthGateError(`the readiness probe printed no reading: ${(result.stderr || result.stdout).trim().slice(0, 300)}`, host.name);
@@ -137,6 +159,8 @@ export async function waitUntilReady(
     async () => {
       for (const reading of await probeBurst(host, python, settings, settings.successes - streak)) {
         last = reading;
+        // A redirect will not go away by waiting: fail now, saying where it went.
+        if (isRedirect(reading)) throw new HealthGateError(redirectMessage(settings.url, reading), host.name);
         const failure = failureOf(reading, expectedVersion);
         if (failure) {
           streak = 0;

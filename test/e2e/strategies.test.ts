@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionResult } from '../support/run-action.js';
 import { waitFor } from '../support/proc.js';
 import { startSandbox, startServingSandbox, type AppOptions, type Sandbox } from '../support/sandbox.js';
-import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad as underLoadOf } from './support/deploy-fixture.js';
-import { alivePids, masterFacts, versionsByWorker, type MasterFacts } from './support/gunicorn-facts.js';
+import { deployTo, expectAllOn, expectWorkersServe, hostState, hostsOutput, logOf, releaseSource, removeSource, underLoad as underLoadOf } from './support/deploy-fixture.js';
+import { alivePids, masterFacts, type MasterFacts } from './support/gunicorn-facts.js';
 
 /** One sandbox per describe block, with load and release sources bound to it. */
 function harness() {
@@ -47,12 +47,6 @@ function harness() {
     },
   };
   return ctx;
-}
-
-/** Every worker of `host`'s master answers with `version`. */
-async function expectWorkersServe(sb: Sandbox, host: number, workers: number[], version: string): Promise<void> {
-  const served = await versionsByWorker(sb, host, workers);
-  for (const pid of workers) expect(served[pid], `worker ${pid} on h${host} (saw ${JSON.stringify(served)})`).toEqual([version]);
 }
 
 /** Nothing changed on the host: same master, same workers, no upgrade in progress. */

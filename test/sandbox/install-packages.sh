@@ -12,6 +12,7 @@ packages=(
   iproute2 procps util-linux curl        # ip netns/veth, ps/pgrep, unshare/nsenter/flock, probes
   alembic python3-alembic python3-sqlalchemy python3-psycopg2 postgresql   # migration tests
   uwsgi uwsgi-plugin-python3             # the other supported server
+  python3-gevent python3-uvicorn         # worker classes gevent and uvicorn.workers.UvicornWorker
   nftables                               # connection-loss tests drop a host's SSH packets
   systemd dbus                           # systemd sandbox hosts (real systemd as each host's PID 1, D-Bus for systemctl as a user)
   sudo                                   # the deploy user of sudoUser sandboxes (sudo -n -u www-data)

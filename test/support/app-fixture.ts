@@ -1,6 +1,8 @@
 /**
- * The sample WSGI app of the end-to-end tests: writeRelease() turns the templates in
+ * The sample app of the end-to-end tests: writeRelease() turns the templates in
  * test/fixtures/app/ into a release source directory with its version and behaviour baked in.
+ * A WSGI app (app.py) for gunicorn's own worker classes and uWSGI; its ASGI twin (asgi_app.py,
+ * written as app.py) for an ASGI worker class such as uvicorn's.
  */
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -57,7 +59,18 @@ export interface AppOptions {
   gracefulTimeout?: number;
   /** Gunicorn worker `timeout` in seconds (a request longer than this is killed); default 30. */
   timeoutSeconds?: number;
+  /**
+   * Gunicorn `worker_class`, default `sync` (`gthread` gets 4 threads). An ASGI worker class
+   * (ASGI_WORKER_CLASSES) gets the ASGI twin of the app, served as the same `app:application`.
+   */
+  workerClass?: WorkerClass;
 }
+
+/** The gunicorn worker classes the end-to-end tests run (Debian's python3-gevent and python3-uvicorn). */
+export const WORKER_CLASSES = ['sync', 'gthread', 'gevent', 'uvicorn.workers.UvicornWorker'] as const;
+export type WorkerClass = (typeof WORKER_CLASSES)[number];
+/** Worker classes that serve an ASGI app. */
+export const ASGI_WORKER_CLASSES: readonly WorkerClass[] = ['uvicorn.workers.UvicornWorker'];
 
 const TEMPLATE_DIR = fileURLToPath(new URL('../fixtures/app/', import.meta.url));
 /** The ready hook users install (the repository's own copy). */
@@ -80,7 +93,11 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     throw new Error(`writeRelease: appDir must be absolute, got '${opts.appDir}'`);
   }
 
-  const app = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'app.py'), 'utf8'), {
+  const workerClass = opts.workerClass ?? 'sync';
+  if (!WORKER_CLASSES.includes(workerClass)) throw new Error(`writeRelease: workerClass must be one of ${WORKER_CLASSES.join(', ')}, got '${workerClass}'`);
+  const asgi = ASGI_WORKER_CLASSES.includes(workerClass);
+  if (asgi && opts.failOnlyUnderUwsgi) throw new Error('writeRelease: failOnlyUnderUwsgi needs the WSGI app (uWSGI does not serve the ASGI twin)');
+  const settings: Record<string, string> = {
     VERSION: pyString(opts.version),
     BOOT_SECONDS: String(bootSeconds.toFixed(3)),
     BOOT_ONLY_UNDER_GUNICORN: pyBool(opts.bootOnlyUnderGunicorn),
@@ -88,9 +105,10 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     NEVER_READY: pyBool(opts.neverReady),
     NOT_READY_FILE: pyString(opts.notReadyFile ?? ''),
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
-    FAIL_ONLY_UNDER_UWSGI: pyBool(opts.failOnlyUnderUwsgi),
     FAIL_REQUESTS: pyBool(opts.failRequests),
-  });
+  };
+  if (!asgi) settings.FAIL_ONLY_UNDER_UWSGI = pyBool(opts.failOnlyUnderUwsgi);
+  const app = setPythonConstants(await readFile(join(TEMPLATE_DIR, asgi ? 'asgi_app.py' : 'app.py'), 'utf8'), settings);
   const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
     WORKERS: String(workers),
     PRELOAD: pyBool(opts.preload),
@@ -100,6 +118,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     MAX_REQUESTS_JITTER: count('maxRequestsJitter', opts.maxRequestsJitter ?? 0),
     GRACEFUL_TIMEOUT: count('gracefulTimeout', opts.gracefulTimeout ?? 10),
     TIMEOUT: count('timeoutSeconds', opts.timeoutSeconds ?? 30),
+    WORKER_CLASS: pyString(workerClass),
   });
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'app.py'), app);

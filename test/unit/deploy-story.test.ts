@@ -18,7 +18,7 @@ import { LocalHost } from './support/local-host.js';
  * The deploy story against hosts that are scratch directories (commands run in a real
  * shell) and a scripted server: checks order, rollback and what ends up on disk.
  */
-type Behaviour = 'ok' | 'never-ready' | 'degrades' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
+type Behaviour = 'ok' | 'never-ready' | 'redirects' | 'degrades' | 'reload-fails' | 'new-master-dies' | 'master-halts' | 'import-fails' | 'connection-lost' | 'connection-lost-in-strategy';
 
 class ScriptedServer implements ServerDriver {
   readonly serving = new Map<string, string>();
@@ -96,6 +96,8 @@ class ScriptedServer implements ServerDriver {
     // 'degrades': passes the gate (a few answers), then stops answering ready.
     const count = (this.probes.get(`${host}/${release}`) ?? 0) + 1;
     this.probes.set(`${host}/${release}`, count);
+    // 'redirects': the app sends the probe to https (Django's SECURE_SSL_REDIRECT).
+    if (behaviour === 'redirects') return JSON.stringify({ status: 301, version: null, location: 'https://www.example.com/health/ready', body: '' });
     const ready = behaviour !== 'never-ready' && !(behaviour === 'degrades' && count > 4);
     return JSON.stringify({ status: ready ? 200 : 503, version: release, body: ready ? 'ok' : 'warming up' });
   }
@@ -343,6 +345,25 @@ describe('deploy story', () => {
     expect(outcome.error).toMatch(/ImportError/);
     expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
     expect(server.events.filter((event) => event.startsWith('reload'))).toEqual([]);
+  });
+
+  it('stops before any switch when the running release already redirects the readiness probe, saying where to', async () => {
+    server.behaviour.set('deploy@web2/v1', 'redirects');
+    const outcome = await failure({ 'health-timeout': '60' });
+    expect(outcome.status).toBe('failed');
+    expect(outcome.error).toMatch(/deploy@web2.*answered 301, a redirect to https:\/\/www\.example\.com\/health\/ready[\s\S]*health-host/);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect(server.events.filter((event) => event.startsWith('reload'))).toEqual([]);
+  });
+
+  it('rolls a host back at its first redirected gate reading, not at health-timeout', async () => {
+    server.behaviour.set('deploy@web1/v2', 'redirects');
+    const started = Date.now();
+    const outcome = await failure({ 'health-timeout': '60' });
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/answered 301, a redirect to https:\/\/www\.example\.com\/health\/ready/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(currentOf('web1')).toBe('releases/v1');
   });
 
   it('refuses when another live run holds a lock (lock-wait 0), naming it, and leaves that lock alone', async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { hasHeartbeat } from '../../src/servers/gunicorn/gunicorn-versions.js';
 import { parseChildren } from '../../src/servers/gunicorn/process-facts.js';
+import { waitForGeneration } from '../../src/servers/gunicorn/generation.js';
+import { LocalHost } from './support/local-host.js';
 
 /** childrenCommand's output for a master with two workers, as sampled on this machine. */
 function sample(children: string, uptime = '258.67'): string {
@@ -46,5 +48,22 @@ describe('worker "booted" detection from the heartbeat file', () => {
     expect(hasHeartbeat({ mode: '600', mtime: 259 }, 258.67)).toBe(true);
     expect(hasHeartbeat({ mode: '600', mtime: 261 }, 258.67)).toBe(false);
     expect(hasHeartbeat({ mode: '644', mtime: 1_795_306_680 }, 258.67)).toBe(false);
+  });
+});
+
+describe('waiting for a new generation', () => {
+  // Two workers that have booted (fchmod heartbeat), of master 6310 started at tick 19498.
+  const host = new LocalHost('h1', (purpose) => (purpose.startsWith('read gunicorn pid') ? { stdout: sample('346:1:1795306735 351:0:1795306735'), stderr: '', code: 0 } : undefined));
+  const master = { pid: 6310, startTime: '19498' };
+
+  it('passes once the workers have booted and the ready check takes them', async () => {
+    const facts = await waitForGeneration(host, master, { old: [], count: 2, timeoutSeconds: 1, isReady: async (workers) => workers });
+    expect(facts.booted).toEqual([346, 351]);
+  });
+
+  it('when booted workers left no ready mark, the timeout says so (not that they did not boot)', async () => {
+    const waiting = waitForGeneration(host, master, { old: [], count: 2, timeoutSeconds: 0.3, isReady: async () => [] });
+    await expect(waiting).rejects.toThrow(/booted 346, 351.*no ready mark from 346, 351/);
+    await expect(waiting).rejects.not.toThrow(/did not reach 2 booted/);
   });
 });

@@ -113,6 +113,31 @@ describe('parseSettings', () => {
     expect(() => settingsFrom({ [input]: value })).toThrow(new RegExp(`Invalid input '${input}'`));
   });
 
+  it('takes a unix-socket health-url (http+unix, the socket path percent-encoded as the host) and health-host', () => {
+    expect(settingsFrom({ 'health-url': 'http+unix://%2Frun%2Fgunicorn.sock/health/ready' }).health).toMatchObject({
+      url: 'http+unix://%2Frun%2Fgunicorn.sock/health/ready',
+      socket: '/run/gunicorn.sock',
+    });
+    expect(settingsFrom({ 'health-url': 'http+unix://%2Fsrv%2Fapp%2Frun%2Fg%20x.sock' }).health.socket).toBe('/srv/app/run/g x.sock');
+    expect([settingsFrom({}).health.socket, settingsFrom({}).health.host]).toEqual([undefined, undefined]);
+    for (const host of ['www.example.com', 'api.example.com:8443', 'localhost', '[::1]:8000', 'example.com.']) {
+      expect(settingsFrom({ 'health-host': host }).health.host).toBe(host);
+    }
+  });
+
+  it.each([
+    ['health-url', 'http+unix:///run/gunicorn.sock/health/ready', /percent-encoded where the host would be, e\.g\. http\+unix:\/\/%2Frun%2Fgunicorn\.sock\/health\/ready/],
+    ['health-url', 'http+unix://run%2Fgunicorn.sock/health/ready', /socket's absolute path/],
+    ['health-url', 'unix:/run/gunicorn.sock', /must use http, https, or http\+unix/],
+    ['health-host', 'https://www.example.com', /must be a host name the app serves/],
+    ['health-host', 'www.example.com/health', /must be a host name/],
+    ['health-host', 'a b', /must be a host name/],
+    ['health-host', 'x.com:port', /must be a host name/],
+  ])('rejects %s = %j saying what is expected', (input, value, message) => {
+    expect(() => settingsFrom({ [input]: value })).toThrow(new RegExp(`Invalid input '${input}'`));
+    expect(() => settingsFrom({ [input]: value })).toThrow(message);
+  });
+
   it('requires known-hosts unless host key checking is turned off by name', () => {
     expect(() => settingsFrom({ 'known-hosts': '' })).toThrow(/insecure-skip-host-key-check/);
     expect(settingsFrom({ 'known-hosts': '', 'insecure-skip-host-key-check': 'true' }).ssh.knownHosts).toBeUndefined();

@@ -31,7 +31,7 @@ describe('the readiness probe', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const probe = healthProbe('python3', `http://probe:s3cr%40t@127.0.0.1:${port}/health/ready?x=1`, 5);
+      const probe = healthProbe('python3', { url: `http://probe:s3cr%40t@127.0.0.1:${port}/health/ready?x=1` }, 5);
       const reading = parseReading((await runProcess('/bin/sh', ['-c', probe.command.text], { input: probe.stdin })).stdout);
       expect(reading).toEqual({ status: 200, version: 'v2', body: '/health/ready?x=1' });
       expect(seen).toEqual([`Basic ${Buffer.from('probe:s3cr@t').toString('base64')}`]);
@@ -42,7 +42,7 @@ describe('the readiness probe', () => {
 
   it('keeps health-url out of its command line, which every user of the host sees in ps: it goes through stdin', async () => {
     const url = (port: number) => `http://probe:s3cr%40t-ps@127.0.0.1:${port}/health/ready`;
-    expect(healthProbe('python3', url(1), 5).command.text).not.toMatch(/s3cr|probe:/);
+    expect(healthProbe('python3', { url: url(1) }, 5).command.text).not.toMatch(/s3cr|probe:/);
     // For real: while the probe waits for its answer, no process on this machine shows the secret.
     let listed = '';
     const server = createServer((_request, response) => {
@@ -53,7 +53,7 @@ describe('the readiness probe', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const probe = healthProbe('python3', url((server.address() as AddressInfo).port), 5);
+      const probe = healthProbe('python3', { url: url((server.address() as AddressInfo).port) }, 5);
       const reading = parseReading((await runProcess('/bin/sh', ['-c', probe.command.text], { input: probe.stdin })).stdout);
       expect(reading.status).toBe(200);
       expect(listed).toMatch(/python3 -c/);

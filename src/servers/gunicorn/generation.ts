@@ -58,6 +58,7 @@ export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wa
   const old = new Set(wait.old);
   const skip = new Set(wait.notWorkers ?? []);
   let last: ProcessFacts | undefined;
+  let unmarked: number[] = [];
   const settled = await pollUntil(
     async () => {
       const facts = await readProcess(host, master);
@@ -68,15 +69,21 @@ export async function waitForGeneration(host: RemoteHost, master: ProcessRef, wa
       const booted = last.booted.filter((worker) => !old.has(worker));
       if (booted.length < fresh.length) return undefined;
       const ready = wait.isReady ? await wait.isReady(booted) : booted;
+      unmarked = booted.filter((worker) => !ready.includes(worker));
       return ready.length >= fresh.length ? last : undefined;
     },
     { timeoutMs: wait.timeoutSeconds * 1000, ...PROCESS_POLL, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` },
   );
   if (!settled) {
     const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
+    // Booted workers the ready check did not take left no mark: the hook, not the boot, is what is missing.
+    const marks = unmarked.length
+      ? `; no ready mark from ${unmarked.join(', ')}: the workers before had marks of the ready hook, so new ones must leave one too ` +
+        "(is graceful_deploy_hook's post_worker_init still in the new release's gunicorn.conf.py?)"
+      : '';
     throw new ReloadError(
-      `gunicorn master ${master.pid} did not reach ${wait.count} booted new workers within ${wait.timeoutSeconds}s ` +
-        `(workers ${last?.children.join(', ') || 'none'}, booted ${last?.booted.join(', ') || 'none'}, old still alive: ${stale.join(', ') || 'none'}).`,
+      `gunicorn master ${master.pid} did not reach ${wait.count} ${wait.isReady ? 'ready' : 'booted'} new workers within ${wait.timeoutSeconds}s ` +
+        `(workers ${last?.children.join(', ') || 'none'}, booted ${last?.booted.join(', ') || 'none'}, old still alive: ${stale.join(', ') || 'none'}${marks}).`,
       host.name,
     );
   }

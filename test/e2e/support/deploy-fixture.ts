@@ -91,6 +91,12 @@ export async function expectAllOn(sb: Sandbox, release: string): Promise<void> {
   }
 }
 
+/** Every one of `workers` on `host` answers with `version`. */
+export async function expectWorkersServe(sb: Sandbox, host: number, workers: number[], version: string): Promise<void> {
+  const served = await versionsByWorker(sb, host, workers);
+  for (const pid of workers) expect(served[pid], `worker ${pid} on h${host} (saw ${JSON.stringify(served)})`).toEqual([version]);
+}
+
 /** One host of the action's `hosts` output. */
 export type HostOutput = HostReport;
 
