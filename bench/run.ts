@@ -44,6 +44,7 @@ import { runAction, sandboxInputs } from '../test/support/run-action.js';
 import { TESTED_GUNICORN_VERSIONS } from '../src/servers/gunicorn/gunicorn-versions.js';
 import { GUNICORN_PGREP, startServingSandbox, type GunicornVersion, type Sandbox } from '../test/support/sandbox.js';
 import { fleetBench } from './fleet.js';
+import { systemdBench } from './systemd.js';
 import { startMeter, type MeterReport } from './load-meter.js';
 
 const HOSTS = 3;
@@ -418,6 +419,8 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
   return lines.join('\n');
 }
 
-// `npm run bench -- fleet ...`: the fleet benchmark (bench/fleet.ts); otherwise the reload benchmark.
+// `npm run bench -- fleet ...`: the fleet benchmark (bench/fleet.ts); `-- systemd`: under real
+// systemd (bench/systemd.ts); otherwise the reload benchmark.
 if (process.argv[2] === 'fleet') await fleetBench(process.argv.slice(3));
+else if (process.argv[2] === 'systemd') await systemdBench();
 else await main();

@@ -56425,6 +56425,7 @@ class LeftoverStateError extends DeployError {
 const Inputs = {
     Hosts: 'hosts',
     User: 'user',
+    Become: 'become',
     Port: 'port',
     SshKey: 'ssh-key',
     SshKeyPassphrase: 'ssh-key-passphrase',
@@ -56448,6 +56449,7 @@ const Inputs = {
     Server: 'server',
     Strategy: 'strategy',
     Pidfile: 'pidfile',
+    Service: 'service',
     WsgiApp: 'wsgi-app',
     Python: 'python',
     ReloadTimeout: 'reload-timeout',
@@ -59676,7 +59678,7 @@ function parseBatchSize(text) {
 
 
 
-const STRATEGIES = ['usr2', 'rolling', 'hup'];
+const STRATEGIES = ['auto', 'usr2', 'rolling', 'hup'];
 /** Each server's strategies; the first is its default. */
 const SERVER_STRATEGIES = {
     gunicorn: STRATEGIES,
@@ -59723,8 +59725,12 @@ function parseSettings(read, env) {
     const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
     const balancer = balancerSettings(get, defaultUser, hosts);
     const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
+    const become = get(Inputs.Become) || undefined;
+    if (become !== undefined && !USER_NAME.test(become))
+        throw new InputError(Inputs.Become, `'${become}' is not a valid user name.`);
     return {
         hosts,
+        become,
         ssh: {
             ...credentials,
             knownHosts: skipHostKeys ? undefined : knownHosts,
@@ -59748,6 +59754,7 @@ function parseSettings(read, env) {
         server,
         strategy,
         pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/${server}.pid`),
+        service: serviceName(get(Inputs.Service), server),
         wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
         python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
         reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
@@ -59951,6 +59958,23 @@ function absolutePath(input, value) {
         throw new InputError(input, `'${value}' must be an absolute path other than '/', without '..', of letters, digits and ._/@+-.`);
     }
     return clean;
+}
+/** systemd unit names: letters, digits and `:_.@-` (an instance's `@` included). */
+const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
+/** The service input as a full unit name (`gunicorn` → `gunicorn.service`), or undefined. */
+function serviceName(value, server) {
+    if (!value)
+        return undefined;
+    if (server !== 'gunicorn')
+        throw new InputError(Inputs.Service, 'only a gunicorn master is found by its service (uWSGI is found by its pidfile).');
+    if (!UNIT_NAME.test(value) || value.startsWith('-'))
+        throw new InputError(Inputs.Service, `'${value}' is not a systemd unit name (letters, digits and :_.@-).`);
+    const suffix = /\.([a-z]+)$/.exec(value)?.[1];
+    if (suffix === 'socket')
+        throw new InputError(Inputs.Service, `'${value}' is a socket unit: name the service it starts (e.g. '${value.replace(/\.socket$/, '.service')}').`);
+    if (suffix && suffix !== 'service')
+        throw new InputError(Inputs.Service, `'${value}' is a .${suffix} unit: name gunicorn's .service unit.`);
+    return suffix ? value : `${value}.service`;
 }
 function wsgiApp(value) {
     if (!value)
@@ -66353,6 +66377,92 @@ class JumpRoute {
     }
 }
 
+;// CONCATENATED MODULE: ./src/remote/become-remote-host.ts
+
+
+/** The sudoers line a deploy user needs for `become: <user>`. */
+function sudoersLine(sshUser, become) {
+    return `${sshUser} ALL=(${become}) NOPASSWD: ALL`;
+}
+/**
+ * A command run as `user` through `sudo -n` (never a password prompt: a missing rule fails at
+ * once), from `/`: the SSH user's home is no place for the app's user (find, for one, fails
+ * when it cannot return to a working directory it may not read).
+ */
+function becomeCommand(user, command) {
+    return sh `cd / && sudo -n -u ${user} -- /bin/sh -c ${command.text}`;
+}
+/**
+ * A host whose commands run as the app's user (`become`, as in Ansible): the SSH user logs in,
+ * every command goes through `sudo -n -u <user>`, so process reads, signals and the app's own
+ * Python run as the user gunicorn runs as. Only the server driver gets it (asUser below): the
+ * release files, the install and migrate commands stay the SSH user's.
+ */
+class BecomeRemoteHost {
+    host;
+    user;
+    verified;
+    constructor(host, user) {
+        this.host = host;
+        this.user = user;
+    }
+    get name() {
+        return this.host.name;
+    }
+    /** Checks, once and before any command, that sudo lets the SSH user act as `user` without a password. */
+    verify() {
+        this.verified ??= (async () => {
+            const probe = await this.host.exec(`sudo to ${this.user}`, sh `${becomeCommand(this.user, sh `id -un`)} 2>&1`, { allowFailure: true });
+            if (probe.code === 0 && probe.stdout.trim() === this.user)
+                return;
+            const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
+            const sshUser = this.host.name.split('@')[0] ?? '<ssh user>';
+            throw new DeployError(`become: ${this.user}: '${sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
+                `Nothing was changed. Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, this.user)}`, this.host.name);
+        })();
+        // A failed check (the connection, say) is tried again at the next command.
+        this.verified.catch(() => (this.verified = undefined));
+        return this.verified;
+    }
+    async exec(purpose, command, options) {
+        await this.verify();
+        return this.host.exec(purpose, becomeCommand(this.user, command), options);
+    }
+    upload(purpose, localPath, remotePath) {
+        return this.host.upload(purpose, localPath, remotePath);
+    }
+    /** A unix socket reached through sshd is opened by sshd as the SSH user (sudo plays no part). */
+    get socketRequest() {
+        return this.host.socketRequest?.bind(this.host);
+    }
+    close() {
+        return this.host.close();
+    }
+}
+/**
+ * The driver, with every host it is handed wrapped so that its commands run as `user` (each
+ * host's wrapper kept, so sudo is checked once per connection). No user: the driver itself.
+ */
+function asUser(driver, user) {
+    if (!user)
+        return driver;
+    const wrapped = new WeakMap();
+    const as = (host) => {
+        if (host.name.startsWith(`${user}@`))
+            return host;
+        let become = wrapped.get(host);
+        if (!become)
+            wrapped.set(host, (become = new BecomeRemoteHost(host, user)));
+        return become;
+    };
+    return {
+        inspect: (host) => driver.inspect(as(host)),
+        preflight: (host, server, releaseDir) => driver.preflight(as(host), server, releaseDir),
+        reload: (host, server, log, signal, progress) => driver.reload(as(host), server, log, signal, progress),
+        settle: (host, pointCurrent, log) => driver.settle(as(host), pointCurrent, log),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/remote/disk-space.ts
 
 /**
@@ -66815,8 +66925,17 @@ function preflightCommand(master, releaseDir, appSpec) {
     const python = master.python;
     const spec = appSpec ?? master.titledApp;
     if (spec)
-        return sh `cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
-    return sh `cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
+        return asMasterUser(master, sh `cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`);
+    return asMasterUser(master, sh `cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`);
+}
+/**
+ * Runs a check as the user the master runs as, when the SSH user is root and the master is not:
+ * a release root can read but the app's user cannot (a 0700 directory, a root-only file) would
+ * pass a check run as root, then make every new worker fail to boot, and gunicorn halts.
+ * (With `become`, commands already run as that user.)
+ */
+function asMasterUser(master, command) {
+    return sh `if [ "$(id -u)" = 0 ] && o=$(stat -c %U /proc/${master.pid}) && [ "$o" != root ]; then exec runuser -u "$o" -- /bin/sh -c ${command.text}; fi; ${command}`;
 }
 // argv: how many release dirs, the dirs, the check (`none`, `config` or `import`, its dir, the
 // app spec to import), then gunicorn's arguments. gunicorn is imported once; the check and each
@@ -66898,7 +67017,7 @@ function readConfigsCommand(master, releaseDirs, check) {
         return undefined;
     const spec = check?.appSpec ?? master.titledApp;
     const checking = check ? [spec ? 'import' : 'config', check.releaseDir, spec ?? '-'] : ['none', '-', '-'];
-    return sh `cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${checking} ${args}`;
+    return asMasterUser(master, sh `cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${checking} ${args}`);
 }
 /** Whether readConfigsCommand's check passed: undefined when it printed no verdict (it died first). */
 function parseCheck(stdout) {
@@ -67018,7 +67137,72 @@ function hasHeartbeat(file, uptimeSeconds) {
     return HEARTBEATS.some((heartbeat) => heartbeat.beaten(file, uptimeSeconds));
 }
 
+;// CONCATENATED MODULE: ./src/servers/gunicorn/systemd-unit.ts
+
+/** The properties read, in the order printed. */
+const PROPERTIES = ['Type', 'PIDFile', 'TriggeredBy', 'ActiveState', 'MainPID'];
+/**
+ * Prints the unit's facts as `<prefix>.<Property>=<value>` lines (nothing when systemctl is
+ * missing or the unit unknown). `systemctl show` works for any user: no sudo rule is needed.
+ */
+function unitFactsCommand(service, prefix = 'unit') {
+    return sh `systemctl show ${PROPERTIES.map((name) => `--property=${name}`)} -- ${service} 2>/dev/null | sed ${`s/^/${prefix}./`}; printf '%s.Name=%s\\n' ${prefix} ${service}`;
+}
+/** Parses what unitFactsCommand printed, or undefined when systemd did not answer for the unit. */
+function parseUnitFacts(values, prefix = 'unit') {
+    const name = values.get(`${prefix}.Name`);
+    const type = values.get(`${prefix}.Type`);
+    if (!name || type === undefined)
+        return undefined;
+    return {
+        name,
+        type,
+        pidFile: values.get(`${prefix}.PIDFile`) ?? '',
+        triggeredBy: (values.get(`${prefix}.TriggeredBy`) ?? '').split(/\s+/).filter(Boolean),
+        activeState: values.get(`${prefix}.ActiveState`) ?? '',
+        mainPid: Number(values.get(`${prefix}.MainPID`) ?? 0) || 0,
+    };
+}
+/** The unit lines that let systemd follow a USR2 upgrade, for the messages below. */
+function usr2UnitChange(unit) {
+    return (`For usr2, run gunicorn daemonized under a forking unit that names its pidfile: in ${unit.name} set Type=forking, ` +
+        'PIDFile=/run/gunicorn/gunicorn.pid and ExecStart=... --daemon --pid /run/gunicorn/gunicorn.pid --bind unix:/run/gunicorn/gunicorn.sock ' +
+        '(gunicorn binds its own socket: no .socket unit), keep RuntimeDirectory=gunicorn, then daemon-reload and restart once. ' +
+        'The action then hands the pidfile to the new master before the old one exits, and systemd follows it.');
+}
+/**
+ * Why systemd cannot follow a USR2 upgrade of gunicorn in this unit, or undefined when it can.
+ * Checked against systemd 252 and gunicorn 20.1-26.1 (see docs/systemd.md):
+ * - Socket activation: gunicorn moves systemd's socket off fd 3 when it starts (sock.py dups the
+ *   fd and closes 3), yet tells the USR2 child LISTEN_FDS starting at fd 3: the new master
+ *   fails with "Socket operation on non-socket" (or takes a wrong fd).
+ * - Any type but forking: systemd follows only its main pid. At the commit the old master (the
+ *   main pid) exits, systemd stops the service and kills its cgroup, new master included
+ *   (gunicorn #2856). NotifyAccess=all does not help: gunicorn never sends MAINPID=.
+ * - forking: when the main pid exits, systemd reads PIDFile= for the new one (service.c: "forking
+ *   services may occasionally move to a new PID"). It must be gunicorn's pidfile, because the
+ *   action writes the new master's pid there before TERMing the old one.
+ */
+function usr2UnitProblem(unit, gunicornPidfile) {
+    const sockets = unit.triggeredBy.filter((name) => name.endsWith('.socket'));
+    if (sockets.length) {
+        return (`gunicorn gets its listening socket from ${sockets.join(', ')} (socket activation): gunicorn hands a USR2 master the wrong file descriptors ` +
+            `(it moves systemd's socket off fd 3 at start), so the new master cannot start. Use strategy: rolling or hup, which keep the master. ${usr2UnitChange(unit)}`);
+    }
+    if (unit.type !== 'forking') {
+        return (`${unit.name} is Type=${unit.type || 'simple'}: systemd follows only its main pid, so when the old master exits at the USR2 commit it stops the service ` +
+            `and kills the new master with it. Use strategy: rolling or hup, which keep the master. ${usr2UnitChange(unit)}`);
+    }
+    if (!unit.pidFile)
+        return `${unit.name} is Type=forking without PIDFile=: systemd cannot learn the new master's pid. ${usr2UnitChange(unit)}`;
+    if (gunicornPidfile && gunicornPidfile !== unit.pidFile) {
+        return `${unit.name} has PIDFile=${unit.pidFile} but gunicorn writes ${gunicornPidfile}: they must be the same file for systemd to follow the new master. ${usr2UnitChange(unit)}`;
+    }
+    return undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/process-facts.ts
+
 
 
 /**
@@ -67042,12 +67226,27 @@ const DESCRIBE = raw(`st() { t=; read -r s < "/proc/$1/stat" 2>/dev/null || retu
     `printf '%s.pid=%s\\n' "$2" "$p"; }`);
 /** Reads a pidfile's pid and describes it, its parent and any `.2` upgrade master. */
 function inspectPidfileCommand(pidfile, appDir) {
-    return sh `${DESCRIBE}; pid=$(tr -dc 0-9 < ${pidfile} 2>/dev/null); printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent nochildren; up=$(tr -dc 0-9 < ${`${pidfile}.2`} 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
+    return describeMaster(sh `pf=${pidfile}; pid=$(tr -dc 0-9 < "$pf" 2>/dev/null)`, appDir);
+}
+/**
+ * Like inspectPidfileCommand, with the pid from where the locator says: a service's MainPID (0,
+ * no main process, prints as empty), its facts as `unit.*` lines, and `.2` beside its PIDFile=.
+ */
+function inspectMasterCommand(locator, appDir) {
+    if (!locator.service)
+        return inspectPidfileCommand(locator.pidfile, appDir);
+    const find = sh `u=$(${unitFactsCommand(locator.service)}); printf '%s\n' "$u"; pid=$(printf '%s\n' "$u" | sed -n 's/^unit.MainPID=//p'); [ "$pid" = 0 ] && pid=; pf=$(printf '%s\n' "$u" | sed -n 's/^unit.PIDFile=//p'); [ -n "$pf" ] || pf=${locator.pidfile}`;
+    return describeMaster(find, appDir);
+}
+/** The inspection once `find` has set `$pid` (the master's) and `$pf` (the pidfile whose `.2` marks an upgrade). */
+function describeMaster(find, appDir) {
+    return sh `${DESCRIBE}; ${find}; printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent nochildren; up=$(tr -dc 0-9 < "$pf.2" 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
 }
 /** Lists the children of a pid, only while that pid is still the process started at `startTime`. */
 function childrenCommand(pid, startTime) {
     return sh `${DESCRIBE}; st ${pid}; [ "$t" = ${startTime} ] && d ${pid} master; true`;
 }
+/** The `key=value` lines of a command's output (the first `=` splits). */
 function valuesOf(stdout) {
     const values = new Map();
     for (const line of stdout.split('\n')) {
@@ -67070,6 +67269,7 @@ function parsePidfileFacts(stdout) {
         upgrade: processFrom(values, 'upgrade'),
         upgradePid: numberOf('pidfile2'),
         appDirReal: values.get('appdir') ?? '',
+        unit: parseUnitFacts(values),
     };
 }
 function processFrom(values, prefix) {
@@ -67260,34 +67460,40 @@ function title(process) {
     return first.startsWith('gunicorn: ') ? first : undefined;
 }
 /**
- * Decides whether the pidfile names a live gunicorn master of the app in `appDir`. Every
- * refusal says what was found and what to do, because a wrong guess here would signal a
- * stranger's process.
+ * Decides whether the pidfile (or the service's MainPID) names a live gunicorn master of the
+ * app in `appDir`. Every refusal says what was found and what to do, because a wrong guess here
+ * would signal a stranger's process.
  */
-function verifyMaster(facts, pidfile, host) {
+function verifyMaster(facts, locator, host) {
     const fail = (message) => {
         throw new MasterCheckError(message, host);
     };
+    const { pidfile, service } = locator;
+    const from = service ? `${service}'s MainPID` : pidfile;
     if (!facts.pid) {
+        if (service) {
+            const state = facts.unit ? `ActiveState=${facts.unit.activeState || 'unknown'}` : 'systemctl did not answer for it';
+            fail(`service ${service} has no main process (${state}). Start it (systemctl start ${service}; a socket-activated service starts on its first request), then deploy: the action reloads a running server; it never starts one.`);
+        }
         fail(`pidfile ${pidfile} is missing or empty. Is gunicorn running with 'pidfile = "${pidfile}"'? The action reloads a running server; it never starts one.`);
     }
     const master = facts.master;
     if (!master)
-        return fail(`pidfile ${pidfile} names pid ${facts.pid}, which is not running (a stale pidfile). Start gunicorn, then deploy.`);
+        return fail(`${from} names pid ${facts.pid}, which is not running${service ? '' : ' (a stale pidfile)'}. Start gunicorn, then deploy.`);
     if (!master.exe || !master.cwd) {
-        fail(`cannot read /proc/${master.pid} as the SSH user: deploy as the user that runs gunicorn, or as root.`);
+        fail(`cannot read /proc/${master.pid} as the SSH user: deploy as the user that runs gunicorn, or as root${service ? ', or set become: to the service\'s User=' : ''}.`);
     }
     if (!isGunicorn(master)) {
-        fail(`pid ${master.pid} from ${pidfile} is not gunicorn (it runs '${master.argv.join(' ').slice(0, 120)}'): the pidfile is stale and the pid was reused. Nothing was signalled.`);
+        fail(`pid ${master.pid} from ${from} is not gunicorn (it runs '${master.argv.join(' ').slice(0, 120)}')${service ? '' : ': the pidfile is stale and the pid was reused'}. Nothing was signalled.`);
     }
     const masterTitle = title(master);
     if (masterTitle?.startsWith('gunicorn: worker'))
-        fail(`pid ${master.pid} from ${pidfile} is a gunicorn worker, not the master.`);
+        fail(`pid ${master.pid} from ${from} is a gunicorn worker, not the master.`);
     if (facts.parent && isGunicorn(facts.parent)) {
-        fail(`pid ${master.pid} from ${pidfile} is the child of gunicorn pid ${facts.parent.pid}: it is a worker or the new master of an unfinished USR2 upgrade, not a settled master.`);
+        fail(`pid ${master.pid} from ${from} is the child of gunicorn pid ${facts.parent.pid}: it is a worker or the new master of an unfinished USR2 upgrade, not a settled master.`);
     }
     if (facts.upgrade && isGunicorn(facts.upgrade)) {
-        fail(`an upgrade is in progress: ${pidfile}.2 names live gunicorn pid ${facts.upgrade.pid}. Let it finish or revert it (HUP the old master, then TERM pid ${facts.upgrade.pid}) before deploying.`);
+        fail(`an upgrade is in progress: ${facts.unit?.pidFile || pidfile}.2 names live gunicorn pid ${facts.upgrade.pid}. Let it finish or revert it (HUP the old master, then TERM pid ${facts.upgrade.pid}) before deploying.`);
     }
     const releasesDir = `${facts.appDirReal}/releases/`;
     if (!facts.appDirReal || !(`${master.cwd}/`.startsWith(releasesDir))) {
@@ -67304,6 +67510,7 @@ function verifyMaster(facts, pidfile, host) {
         workers: master.children,
         daemonized: master.ppid === 1 && master.sid !== master.pid && master.pgid !== master.pid,
         titledApp: masterTitle ? /\[(.*)\]/.exec(masterTitle)?.[1] : undefined,
+        unit: facts.unit,
     };
 }
 
@@ -67703,7 +67910,7 @@ async function waitForNewMaster(host, old, options, timeoutSeconds) {
     return found;
 }
 function newMasterCommand(options, old) {
-    return sh `${inspectPidfileCommand(options.pidfile, options.appDir)}; ${reexecChildCommand(old)}`;
+    return sh `${inspectMasterCommand(options, options.appDir)}; ${reexecChildCommand(old)}`;
 }
 /** The process `<pidfile>.2` names, when it is a gunicorn child of the old master. */
 function upgradeOf(upgrade, old) {
@@ -67711,6 +67918,8 @@ function upgradeOf(upgrade, old) {
 }
 /** Makes the new master the only one: TERM the old, wait for the new one to promote itself. */
 async function commit(host, old, fresh, options, log) {
+    if (options.handover)
+        await handOverPidfile(host, old, fresh, options, log);
     await signal(host, old, 'TERM', log);
     if (!(await waitUntilGone(host, old, options.stopSeconds)))
         throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
@@ -67719,13 +67928,29 @@ async function commit(host, old, fresh, options, log) {
     // children (waitpid with WNOHANG; none here), so the promotion follows at once.
     await signal(host, fresh, 'CHLD', log);
     const promoted = await pollUntil(async () => {
-        const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+        const facts = parsePidfileFacts((await host.exec('check the promotion', inspectMasterCommand(options, options.appDir))).stdout);
+        // Under a service the master is systemd's MainPID: this also proves systemd followed the new master.
         return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
     }, { timeoutMs: 15_000, ...QUICK_POLL });
-    if (!promoted)
-        throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
-    log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
+    if (!promoted) {
+        const what = options.service ? `${options.service}'s MainPID (did systemd stop the service?)` : options.pidfile;
+        throw new ReloadError(`new master ${fresh.pid} did not take over ${what} after the old master exited.`, host.name);
+    }
+    log(`old master ${old.pid} stopped; ${options.service ? `${options.service}'s MainPID is` : `${options.pidfile} names`} master ${fresh.pid}`);
     return { ...fresh, workers: promoted.children };
+}
+/**
+ * Writes the new master's pid into the pidfile (atomically, only while it still names the old
+ * master), so that systemd, reading PIDFile= when the old master exits, follows the new one.
+ * Gunicorn's own halt unlinks the pidfile only when it names the exiting master itself.
+ */
+async function handOverPidfile(host, old, fresh, options, log) {
+    const { pidfile } = options;
+    const temporary = `${pidfile}.graceful-deploy`;
+    const handed = await host.exec('hand the pidfile to the new master', sh `[ "$(tr -dc 0-9 < ${pidfile} 2>/dev/null)" = ${String(old.pid)} ] && printf '%s\n' ${String(fresh.pid)} > ${temporary} && mv -f ${temporary} ${pidfile} && echo handed; true`);
+    if (!handed.stdout.includes('handed'))
+        throw new ReloadError(`${pidfile} does not name the old master ${old.pid}: cannot hand it to the new master ${fresh.pid}, so systemd could not follow it. The old master was not stopped.`, host.name);
+    log(`${pidfile} now names the new master ${fresh.pid}, for systemd to follow when the old master exits`);
 }
 /**
  * Gunicorn's documented way back (after `current` points to the previous release again):
@@ -67837,7 +68062,7 @@ async function settleGunicorn(host, options, pointCurrent, log) {
 }
 async function repair(host, options, state, masters, pointCurrent, log) {
     const { master, upgrade, current } = masters;
-    const usr2 = usr2Options(options);
+    const usr2 = usr2Options(options, master);
     const point = async (release) => {
         if (release === current)
             return;
@@ -67874,8 +68099,10 @@ async function repair(host, options, state, masters, pointCurrent, log) {
     }
 }
 /** What the usr2 strategy's own stop, commit and search need. */
-function usr2Options(options) {
-    return { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.timeoutSeconds, workers: 1, stopSeconds: STOP_SECONDS };
+function usr2Options(options, master) {
+    // Under a forking unit, gunicorn's pidfile is its PIDFile=, handed over at a commit (as in a deploy).
+    const { unit } = master;
+    return { pidfile: unit?.pidFile || options.pidfile, service: options.service, handover: unit !== undefined, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.timeoutSeconds, workers: 1, stopSeconds: STOP_SECONDS };
 }
 /**
  * Reads what settling needs: the pidfile's master (verified as this app's, an unfinished
@@ -67884,14 +68111,14 @@ function usr2Options(options) {
  */
 async function readLeftover(host, options) {
     const [inspected, aged] = await Promise.all([
-        host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir)),
+        host.exec('inspect the gunicorn master', inspectMasterCommand(options, options.appDir)),
         host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog)),
     ]);
     const pidfile = parsePidfileFacts(inspected.stdout);
     // The `.2` master is looked at below, as the old master's verified child.
-    const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
+    const master = verifyMaster({ ...pidfile, upgrade: undefined }, options, host.name);
     // The master's children are described while the `.2` master is looked for (usually there is none).
-    const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options), master), describeProcesses(host, master.workers)]);
+    const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options, master), master), describeProcesses(host, master.workers)]);
     const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
     const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
     const newWorkers = upgradeFacts?.children ?? [];
@@ -67945,6 +68172,7 @@ function systemdServiceOf(cgroupText) {
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/strategy-fit.ts
+
 /**
  * Why a strategy cannot do its job with this gunicorn, or undefined when it can. Checked
  * before anything is switched, because each of these fails in a way that hurts:
@@ -67952,23 +68180,48 @@ function systemdServiceOf(cgroupText) {
  *   code the master imported at start: the deploy would "succeed" with old code.
  * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
  *   workers (and a supervisor restarts a foreground master that exits).
- * - Under a systemd service (`systemdUnit`, see service-cgroup.ts), the USR2 commit loses
- *   systemd the main pid, and its cgroup kill takes the new master down after the gate passed
- *   (gunicorn #2856): the host would go dark after a "successful" deploy.
+ * - Under a systemd service (`unit`), USR2 works only where systemd can follow the new master
+ *   (systemd-unit.ts): elsewhere the commit loses systemd its main pid, and its cgroup kill
+ *   takes the new master down after the gate passed: the host would go dark after a
+ *   "successful" deploy.
  */
-function strategyProblem(strategy, config, master, systemdUnit) {
+function strategyProblem(strategy, config, master, unit) {
     if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
         return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
     }
-    if (strategy === 'usr2' && systemdUnit) {
-        return `gunicorn runs in the systemd service ${systemdUnit}: when the old master exits at the USR2 commit, systemd loses its main pid and stops the whole service, new master included (gunicorn #2856). Use strategy: rolling (or hup), which keeps the master systemd knows.`;
-    }
+    // Only a config read with the master's own arguments knows its pidfile (a --pid on the command line wins over the file).
+    const unitProblem = strategy === 'usr2' && unit ? usr2UnitProblem(unit, config?.source === 'argv' ? config.pidfile : undefined) : undefined;
+    if (unitProblem)
+        return `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem}`;
     // --daemon is often on the command line; without the master's arguments the process tree tells.
     const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
     if (strategy === 'usr2' && !daemonized) {
         return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
     }
     return undefined;
+}
+/**
+ * The strategy for this host: the one asked for when it can work here, or, for `auto`, usr2
+ * where it is safe (a daemonized master that systemd, if any, can follow), otherwise rolling.
+ * With preload_app on and usr2 impossible, no strategy would serve the new code: one error
+ * naming both ways out.
+ */
+function chooseStrategy(asked, config, master, unit) {
+    if (asked !== 'auto') {
+        const problem = strategyProblem(asked, config, master, unit);
+        return problem ? { problem: `strategy '${asked}' cannot work here: ${problem}` } : { strategy: asked, why: 'as configured' };
+    }
+    const usr2Problem = strategyProblem('usr2', config, master, unit);
+    if (!usr2Problem) {
+        const followed = unit ? `, and systemd follows it through ${unit.name}'s PIDFile=` : '';
+        return { strategy: 'usr2', why: `the master is daemonized (WINCH retires its workers)${followed}` };
+    }
+    if (!strategyProblem('rolling', config, master, unit))
+        return { strategy: 'rolling', why: `usr2 cannot work here: ${usr2Problem}` };
+    return {
+        problem: 'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
+            `and usr2 cannot work: ${usr2Problem} The ways out: turn preload_app off (then rolling works), or make usr2 possible as said.`,
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-server.ts
@@ -67987,11 +68240,24 @@ function strategyProblem(strategy, config, master, systemdUnit) {
 
 
 
+
 const gunicorn_server_STRATEGIES = {
-    hup: (host, master, options, plan, log, _signal, progress) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
+    hup: (host, master, _unit, options, plan, log, _signal, progress) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
     // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
-    usr2: (host, master, options, plan, log, signal, progress) => usr2Reload(host, master, { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal, progress }, log),
-    rolling: (host, master, options, plan, log, signal) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
+    // Under a systemd unit (forking, strategy-fit.ts checked) its PIDFile= is gunicorn's pidfile, handed over at the commit.
+    usr2: (host, master, unit, options, plan, log, signal, progress) => usr2Reload(host, master, {
+        pidfile: unit?.pidFile || options.pidfile,
+        service: options.service,
+        handover: unit !== undefined,
+        readyDir: readyDirOf(options.pidfile),
+        appDir: options.appDir,
+        timeoutSeconds: options.reloadTimeoutSeconds,
+        workers: plan.workers,
+        stopSeconds: plan.stopSeconds,
+        signal,
+        progress,
+    }, log),
+    rolling: (host, master, _unit, options, plan, log, signal) => rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
 };
 /** Gunicorn, driven through its master's signals. */
 class GunicornServer {
@@ -68009,12 +68275,17 @@ class GunicornServer {
      * right before the signal does not read them again.
      */
     interpreters = new Map();
+    /** The strategy decided for each master (by host, pid and start time) by the preflight, or at its first reload. */
+    decisions = new Map();
     constructor(options) {
         this.options = options;
     }
+    get locator() {
+        return { pidfile: this.options.pidfile, service: this.options.service };
+    }
     async inspect(host) {
-        const result = await host.exec('inspect the gunicorn master', inspectPidfileCommand(this.options.pidfile, this.options.appDir));
-        const master = verifyMaster(parsePidfileFacts(result.stdout), this.options.pidfile, host.name);
+        const result = await host.exec('inspect the gunicorn master', inspectMasterCommand(this.locator, this.options.appDir));
+        const master = verifyMaster(parsePidfileFacts(result.stdout), this.locator, host.name);
         const titled = master.titledApp !== undefined || (master.argv[0] ?? '').startsWith('gunicorn:');
         let facts;
         // One more round trip only when the command line does not name the interpreter.
@@ -68031,12 +68302,33 @@ class GunicornServer {
         const together = readConfigsCommand(master, dirs, { releaseDir, appSpec: this.options.appSpec });
         const checked = (together ? this.checkAndRead(host, master, dirs, releaseDir, together) : this.importCheck(host, master, releaseDir)).then(() => undefined, (error) => (error instanceof Error ? error : new Error(String(error))));
         const [[config], unit] = await Promise.all([checked.then(() => this.readConfigs(host, master, dirs)), this.systemdUnit(host, master)]).finally(() => checked);
-        const problem = strategyProblem(this.options.strategy, config, master, unit);
+        const problem = this.decide(host, master, config, unit);
         const importError = await checked;
         if (problem)
-            throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
+            throw new PreflightError(`${problem} Nothing was switched or reloaded.`, host.name);
         if (importError)
             throw importError;
+    }
+    /** Decides (and keeps) the strategy for this master; returns why none can work, if so. */
+    decide(host, master, config, unit) {
+        const choice = chooseStrategy(this.options.strategy, config, master, unit);
+        if ('problem' in choice)
+            return choice.problem;
+        this.decisions.set(this.masterKey(host, master), { ...choice, unit });
+        return undefined;
+    }
+    /** The decision the preflight made for this master, or one made now (a settle, a rollback: no preflight ran). */
+    async decisionFor(host, master, config) {
+        const known = this.decisions.get(this.masterKey(host, master));
+        if (known)
+            return known;
+        const problem = this.decide(host, master, config, await this.systemdUnit(host, master));
+        if (problem)
+            throw new PreflightError(problem, host.name);
+        return this.decisions.get(this.masterKey(host, master));
+    }
+    masterKey(host, master) {
+        return [host.name, master.pid, master.startTime].join('\0');
     }
     /** The import check and the config reads in one Python start; the reads go to the cache. */
     async checkAndRead(host, master, dirs, releaseDir, command) {
@@ -68079,14 +68371,17 @@ class GunicornServer {
         const current = link.startsWith('/') ? link : `${this.options.appDir}/${link}`;
         const [next, now] = await this.readConfigs(host, master, master.titledApp === undefined ? [current] : [current, master.cwd]);
         const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
+        const decision = await this.decisionFor(host, master, now ?? next);
+        if (this.options.strategy === 'auto')
+            log(`strategy auto chose ${decision.strategy}: ${decision.why}`);
         log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
-        return gunicorn_server_STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
+        return gunicorn_server_STRATEGIES[decision.strategy](host, master, decision.unit, this.options, plan, log, signal, progress);
     }
     /** Repairs what a run that died mid-reload left (settle.ts), reloading with this run's strategy when workers of two releases remain. */
     async settle(host, pointCurrent, log) {
-        const { pidfile, appDir, switchLog, reloadTimeoutSeconds } = this.options;
+        const { pidfile, service, appDir, switchLog, reloadTimeoutSeconds } = this.options;
         const reload = async (_stale, reloadLog) => this.reload(host, await this.inspect(host), reloadLog);
-        return settleGunicorn(host, { pidfile, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
+        return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
     }
     async interpreterFacts(host, master) {
         const key = [host.name, master.pid, master.startTime].join('\0');
@@ -68100,11 +68395,21 @@ class GunicornServer {
             this.interpreters.set(key, facts);
         return facts;
     }
-    /** The systemd service the master runs in, if any (usr2 cannot work there). */
+    /**
+     * The systemd service the master runs in, if any, as systemd describes it: the service input's
+     * (read with the master), or the one its cgroup names. Only usr2 depends on it.
+     */
     async systemdUnit(host, master) {
-        if (this.options.strategy !== 'usr2')
+        if (master.unit)
+            return master.unit;
+        if (this.options.strategy !== 'usr2' && this.options.strategy !== 'auto')
             return undefined;
-        return systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
+        const name = systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
+        if (!name)
+            return undefined;
+        const shown = await host.exec(`describe ${name}`, unitFactsCommand(name), { allowFailure: true });
+        // systemctl missing or silent: a unit systemd would not describe is no unit systemd can follow.
+        return parseUnitFacts(valuesOf(shown.stdout)) ?? { name, type: 'unknown', pidFile: '', triggeredBy: [], activeState: '', mainPid: 0 };
     }
     /**
      * Gunicorn's view of its settings for each release dir, by the dirs' order; undefined where it
@@ -68698,6 +69003,7 @@ function throughCurrent(path, appDir, releaseDir) {
 
 
 
+
 /** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. Never throws. */
 async function run() {
     try {
@@ -68816,12 +69122,15 @@ function main_saveState(name, value) {
     if (process.env.GITHUB_STATE)
         saveState(name, value);
 }
-/** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
+/** The driver of the configured server, acting as the become user when there is one. */
 function serverDriver(settings) {
+    return asUser(driverOf(settings), settings.become);
+}
+function driverOf(settings) {
     const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
     if (settings.server === 'uwsgi')
         return new UwsgiServer({ ...common, strategy: settings.strategy });
-    return new GunicornServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy, python: settings.python });
+    return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy, python: settings.python });
 }
 /**
  * Registers secrets with the runner before anything could print them: key material (each line

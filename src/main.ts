@@ -13,6 +13,7 @@ import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
 import type { RemoteHost } from './remote/remote-host.js';
 import { sshConnector } from './remote/ssh-connector.js';
+import { asUser } from './remote/become-remote-host.js';
 import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remote-host.js';
 import { layoutOf } from './release/layout.js';
 import { actionReporter } from './report/action-reporter.js';
@@ -150,11 +151,15 @@ export function saveState(name: string, value: string): void {
   if (process.env.GITHUB_STATE) core.saveState(name, value);
 }
 
-/** The driver of the configured server; parseSettings already checked the strategy belongs to it. */
+/** The driver of the configured server, acting as the become user when there is one. */
 export function serverDriver(settings: Settings): ServerDriver {
+  return asUser(driverOf(settings), settings.become);
+}
+
+function driverOf(settings: Settings): ServerDriver {
   const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
   if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, strategy: settings.strategy as UwsgiStrategy });
-  return new GunicornServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
+  return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
 }
 
 /**

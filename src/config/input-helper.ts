@@ -12,7 +12,7 @@ export type InputReader = (name: string) => string;
 /** The run's environment facts used for defaults (GITHUB_REF, GITHUB_SHA, SSH_AUTH_SOCK, GITHUB_WORKSPACE). */
 export type RunEnvironment = Readonly<Record<string, string | undefined>>;
 
-export const STRATEGIES: readonly GunicornStrategy[] = ['usr2', 'rolling', 'hup'];
+export const STRATEGIES: readonly GunicornStrategy[] = ['auto', 'usr2', 'rolling', 'hup'];
 /** Each server's strategies; the first is its default. */
 export const SERVER_STRATEGIES: Readonly<Record<ServerKind, readonly (GunicornStrategy | UwsgiStrategy)[]>> = {
   gunicorn: STRATEGIES,
@@ -63,8 +63,11 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
   const balancer = balancerSettings(get, defaultUser, hosts);
   const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
+  const become = get(Inputs.Become) || undefined;
+  if (become !== undefined && !USER_NAME.test(become)) throw new InputError(Inputs.Become, `'${become}' is not a valid user name.`);
   return {
     hosts,
+    become,
     ssh: {
       ...credentials,
       knownHosts: skipHostKeys ? undefined : knownHosts,
@@ -88,6 +91,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     server,
     strategy,
     pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/${server}.pid`),
+    service: serviceName(get(Inputs.Service), server),
     wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
     python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
     reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
@@ -277,6 +281,20 @@ function absolutePath(input: string, value: string): string {
     throw new InputError(input, `'${value}' must be an absolute path other than '/', without '..', of letters, digits and ._/@+-.`);
   }
   return clean;
+}
+
+/** systemd unit names: letters, digits and `:_.@-` (an instance's `@` included). */
+const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
+
+/** The service input as a full unit name (`gunicorn` → `gunicorn.service`), or undefined. */
+function serviceName(value: string, server: ServerKind): string | undefined {
+  if (!value) return undefined;
+  if (server !== 'gunicorn') throw new InputError(Inputs.Service, 'only a gunicorn master is found by its service (uWSGI is found by its pidfile).');
+  if (!UNIT_NAME.test(value) || value.startsWith('-')) throw new InputError(Inputs.Service, `'${value}' is not a systemd unit name (letters, digits and :_.@-).`);
+  const suffix = /\.([a-z]+)$/.exec(value)?.[1];
+  if (suffix === 'socket') throw new InputError(Inputs.Service, `'${value}' is a socket unit: name the service it starts (e.g. '${value.replace(/\.socket$/, '.service')}').`);
+  if (suffix && suffix !== 'service') throw new InputError(Inputs.Service, `'${value}' is a .${suffix} unit: name gunicorn's .service unit.`);
+  return suffix ? value : `${value}.service`;
 }
 
 function wsgiApp(value: string): string | undefined {

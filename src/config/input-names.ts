@@ -2,6 +2,7 @@
 export const Inputs = {
   Hosts: 'hosts',
   User: 'user',
+  Become: 'become',
   Port: 'port',
   SshKey: 'ssh-key',
   SshKeyPassphrase: 'ssh-key-passphrase',
@@ -25,6 +26,7 @@ export const Inputs = {
   Server: 'server',
   Strategy: 'strategy',
   Pidfile: 'pidfile',
+  Service: 'service',
   WsgiApp: 'wsgi-app',
   Python: 'python',
   ReloadTimeout: 'reload-timeout',

@@ -4,7 +4,8 @@ import type { BatchSize } from '../rollout/rollout-plan.js';
 /** The typed, validated form of every input. Built once by parseSettings before anything connects. */
 
 export type ServerKind = 'gunicorn' | 'uwsgi';
-export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
+/** `auto`: usr2 where it is safe, else rolling, decided per host (servers/gunicorn/strategy-fit.ts). */
+export type GunicornStrategy = 'auto' | 'usr2' | 'rolling' | 'hup';
 export type UwsgiStrategy = 'chain' | 'reload';
 export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
 export type ExpectVersion = 'auto' | 'always' | 'never';
@@ -84,6 +85,8 @@ export interface BalancerSettings {
 
 export interface Settings {
   hosts: HostTarget[];
+  /** The app's user: every command on the app hosts runs as it through `sudo -n -u` (undefined: as the SSH user). */
+  become?: string;
   ssh: SshSettings;
   appDir: string;
   /** Absolute local directory to upload, or undefined for "no upload" (the release is already on the hosts). */
@@ -97,6 +100,8 @@ export interface Settings {
   /** One of the server's strategies (checked per server by parseSettings). */
   strategy: GunicornStrategy | UwsgiStrategy;
   pidfile: string;
+  /** The systemd service gunicorn runs in (`gunicorn.service`): its MainPID is the master; no pidfile needed. */
+  service?: string;
   /** WSGI app spec (`module:callable`) for the import check when the master's argv is hidden. */
   wsgiApp?: string;
   /** Interpreter for the checks (import, config read, readiness probe, Alembic); found from the master when unset. */

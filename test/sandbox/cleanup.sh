@@ -1,6 +1,7 @@
 #!/bin/bash
-# Removes leftover sandboxes: every run dir /tmp/gd-<id>, network namespace gd<id>h<N> / gd<id>jb
-# and link gd<id>br / gd<id>h<N> / gd<id>jb whose owning test process is gone. Sandboxes of a live test run (another
+# Removes leftover sandboxes: every run dir /tmp/gd-<id>, network namespace gd<id>h<N> / gd<id>jb,
+# link gd<id>br / gd<id>h<N> / gd<id>jb, systemd host cgroup gd-<id>-h<N> and dir /srv/gd-<id>
+# whose owning test process is gone. Sandboxes of a live test run (another
 # engineer's, a parallel job's) are left alone unless --force is given. For CI before tests.
 # Usage: cleanup.sh [--force]
 set -u
@@ -22,6 +23,8 @@ ids=$(
     for dir in /tmp/gd-*; do [ -d "$dir" ] && basename "$dir" | sed -n 's/^gd-\([a-z0-9]\{6\}\)$/\1/p'; done
     ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^gd\([a-z0-9]\{6\}\)\(h[0-9]\+\|lb\|jb\)$/\1/p'
     ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | sed -n 's/^gd\([a-z0-9]\{6\}\)\(br\|h[0-9]\+\|lb\|jb\)$/\1/p'
+    # systemd sandboxes: /srv/gd-<id> and the hosts' cgroups gd-<id>-h<N>
+    for dir in /srv/gd-* /sys/fs/cgroup/unified/gd-* /sys/fs/cgroup/gd-*; do [ -d "$dir" ] && basename "$dir" | sed -n 's/^gd-\([a-z0-9]\{6\}\)\(-h[0-9]\+\)\?$/\1/p'; done
   } | sort -u
 )
 

@@ -13,6 +13,8 @@ packages=(
   alembic python3-alembic python3-sqlalchemy python3-psycopg2 postgresql   # migration tests
   uwsgi uwsgi-plugin-python3             # the other supported server
   nftables                               # connection-loss tests drop a host's SSH packets
+  systemd dbus                           # systemd sandbox hosts (real systemd as each host's PID 1, D-Bus for systemctl as a user)
+  sudo                                   # the deploy user of sudoUser sandboxes (sudo -n -u www-data)
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Removes everything of one sandbox: its processes, network namespaces, veths, bridge, HAProxy,
-# watchdog and run directory. Idempotent and best effort: safe to run twice, on a half-created
+# watchdog, run directory and, for systemd hosts, their cgroups and /srv/gd-<id>. Idempotent and best effort: safe to run twice, on a half-created
 # sandbox, or concurrently with another teardown of the same id; it always exits 0 for a valid id.
 # Usage: teardown.sh <id>
 set -u
@@ -41,6 +41,21 @@ for attempt in $(seq 1 50); do
 done
 [ -z "${pids:-}" ] || echo "teardown.sh: processes still in sandbox $id after 5 s: $pids" >&2
 
+# systemd hosts (SandboxOptions.systemd): each host's processes are also in its cgroup
+# gd-<id>-<name>, including any a unit moved into another network namespace. cgroup.kill takes
+# them all; the dirs (systemd's tree inside, deepest first) go once they are empty.
+host_cgroups() { ls -d /sys/fs/cgroup/unified/gd-"$id"-* /sys/fs/cgroup/gd-"$id"-* 2>/dev/null; }
+for cg in $(host_cgroups); do
+  for attempt in $(seq 1 50); do
+    procs=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null)
+    [ -z "$procs" ] && break
+    if [ -e "$cg/cgroup.kill" ]; then echo 1 >"$cg/cgroup.kill" 2>/dev/null; else kill -KILL $procs 2>/dev/null; fi
+    sleep 0.1
+  done
+  find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+  [ ! -e "$cg" ] || echo "teardown.sh: could not remove cgroup $cg (processes: $procs)" >&2
+done
+
 for ns in $(host_namespaces); do ip netns delete "$ns" 2>/dev/null; done
 # Deleting a namespace deletes the veth inside it and so its root-side peer; the bridge and any
 # veth left from an interrupted create-net.sh go explicitly.
@@ -49,6 +64,10 @@ for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f
 done
 
 # --one-file-system: never follow a mount into something that isn't the sandbox's own.
-rm -rf --one-file-system "$root" 2>/dev/null
-[ ! -e "$root" ] || echo "teardown.sh: could not remove $root" >&2
+# /srv/gd-<id>: a systemd sandbox's app dir mount point and venvs, outside /tmp because the
+# tutorial units' PrivateTmp=true hides /tmp from the service.
+for dir in "$root" "/srv/gd-$id"; do
+  rm -rf --one-file-system "$dir" 2>/dev/null
+  [ ! -e "$dir" ] || echo "teardown.sh: could not remove $dir" >&2
+done
 exit 0

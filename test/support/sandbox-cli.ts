@@ -1,6 +1,6 @@
 /**
  * A sandbox from the terminal, to poke at by hand or to test crash cleanup:
- *   npx tsx test/support/sandbox-cli.ts [--hosts N] [--serve] [--gunicorn 20.1|21.2|23.0|26.1]
+ *   npx tsx test/support/sandbox-cli.ts [--hosts N] [--serve] [--gunicorn 20.1|21.2|23.0|26.1] [--systemd [--sudo-user]]
  * Prints the sandbox as one JSON line, then keeps it until Ctrl-C / SIGTERM (torn down by the
  * exit hooks) or until this process dies any other way (torn down by the watchdog).
  */
@@ -11,7 +11,8 @@ const hostsFlag = args.indexOf('--hosts');
 const hosts = hostsFlag >= 0 ? Number(args[hostsFlag + 1]) : 1;
 const gunicornFlag = args.indexOf('--gunicorn');
 const gunicorn = gunicornFlag >= 0 ? (args[gunicornFlag + 1] as GunicornVersion) : undefined;
-const sandbox: Sandbox = args.includes('--serve') ? await startServingSandbox({ hosts, gunicorn }) : await startSandbox({ hosts, gunicorn });
+const options = { hosts, gunicorn, systemd: args.includes('--systemd'), sudoUser: args.includes('--sudo-user') };
+const sandbox: Sandbox = args.includes('--serve') ? await startServingSandbox(options) : await startSandbox(options);
 
 console.log(
   JSON.stringify({

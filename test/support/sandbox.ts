@@ -14,21 +14,30 @@
  *   With `bastion: true`: jb/ (like h<N>, its own sshd), id_ed25519_jump (the key only the bastion
  *   takes), netns gd<id>jb at <prefix>.253, and each host's sshd reachable from there alone.
  *
+ * With `systemd: true` each app host boots the machine's systemd as its PID 1 instead (see
+ * SandboxOptions.systemd), and the app dir is /srv/gd-<id>/app (Sandbox.appDir):
+ *   /srv/gd-<id>/app              mount point of every host's app dir; venvs of upstream gunicorn
+ *   h<N>/units/                   the host's /etc/systemd/system (gd-host.target, ssh.service, masks, gunicorn.*)
+ *   h<N>/{deploy-home,sudoers.d}  with sudoUser: the deploy user's home and /etc/sudoers.d of host N
+ *   cgroup2 dir gd-<id>-h<N> (/sys/fs/cgroup/unified or /sys/fs/cgroup): the host's cgroup root.
+ *
  * The bash side lives in test/sandbox/: create-net.sh, host-init.sh (PID 1 of a host),
- * reaper.py, teardown.sh (the one teardown, used by stop(), exit handlers, the watchdog and
- * cleanup.sh), watchdog.sh (tears down when the owning process dies, even by SIGKILL).
+ * reaper.py, systemd-host.sh + systemd-init.sh (a systemd host), teardown.sh (the one teardown,
+ * used by stop(), exit handlers, the watchdog and cleanup.sh), watchdog.sh (tears down when the
+ * owning process dies, even by SIGKILL).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, lchown, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { TESTED_GUNICORN_VERSIONS } from '../../src/servers/gunicorn/gunicorn-versions.js';
 import { writeRelease, type AppOptions } from './app-fixture.js';
 import { run, runChecked, tailFile, waitFor, type RunResult } from './proc.js';
+import { gunicornUnits, HOST_TARGET, hostTarget, maskedUnits, sshService, type GunicornUnitType } from './systemd-units.js';
 
 export type { AppOptions } from './app-fixture.js';
 
@@ -58,6 +67,71 @@ export interface SandboxOptions {
    * the root namespace reaches the hosts over SSH only through it. HAProxy still reaches the apps.
    */
   bastion?: boolean;
+  /**
+   * Boot real systemd (the machine's, 252 on Debian 12) as PID 1 of every app host, in its own
+   * mount, pid, uts and cgroup namespaces (test/sandbox/systemd-host.sh, systemd-init.sh); sshd
+   * runs as its ssh.service with the same sshd_config, keys and known_hosts as a normal host.
+   * The app dir is /srv/gd-<id>/app (outside /tmp: the tutorial unit's PrivateTmp=true hides
+   * /tmp from the service). Start the app with startGunicornService; drive systemd with
+   * systemctl() / serviceState(). The LB host and the bastion stay plain hosts.
+   */
+  systemd?: boolean;
+  /**
+   * Needs `systemd: true`. The hosts also accept SSH as the non-root user `gddeploy`
+   * (Sandbox.deployUser; created on the machine once, with useradd, if missing; the sandbox's key
+   * is authorized for it), whose home is private to each host, and each host has its own
+   * /etc/sudoers.d with DEFAULT_SUDOERS (replace it per host with setSudoers). The app dir
+   * belongs to gddeploy, as when a deploy user owns the releases and the app runs as www-data.
+   */
+  sudoUser?: boolean;
+}
+
+/** The deploy user of a sandbox started with `sudoUser: true`. */
+export const DEPLOY_USER = 'gddeploy';
+/**
+ * The sudo rules each host of a `sudoUser` sandbox starts with (/etc/sudoers.d/gddeploy in the
+ * host): the least a deploy user needs to deploy an app that runs as www-data under systemd.
+ */
+export const DEFAULT_SUDOERS = `# graceful-deploy sandbox (test/support/sandbox.ts): the deploy user's rules.
+# Anything as the app's user: read its processes, signal its gunicorn (kill -HUP/-USR2/-TTIN as
+# the owner), write its run/ and logs, run install and migrate commands.
+${DEPLOY_USER} ALL=(www-data) NOPASSWD: ALL
+`;
+
+/** startGunicornService options. */
+export interface GunicornServiceOptions {
+  /** The unit's Type=, default 'notify' (gunicorn's docs). 'forking' adds --daemon --pid /run/gunicorn/gunicorn.pid and PIDFile=. */
+  type?: GunicornUnitType;
+  /** Socket activation through gunicorn.socket (ListenStream= the bind addresses, SocketUser=www-data). Default false. */
+  socket?: boolean;
+  /** User= and Group= (the user's login group). Default 'www-data'; run/ and shared/log/ of the app dir become its. */
+  user?: string;
+  /**
+   * gunicorn bind addresses (`unix:/path`, `host:port`). Default: `unix:/run/gunicorn.sock` with
+   * `socket`, else `0.0.0.0:8000` (what HAProxy, probe() and the load generator reach). With
+   * `socket` they are the socket's ListenStream= lines; list `0.0.0.0:8000` too for HAProxy.
+   */
+  bind?: string[];
+  /** Which gunicorn, default the sandbox's (SandboxOptions.gunicorn); another upstream version gets its venv on first use. */
+  gunicorn?: GunicornVersion;
+  /** How long to wait for /health/ready, default 60 s. */
+  timeoutMs?: number;
+}
+
+/** What `systemctl show` says about a unit. */
+export interface ServiceState {
+  /** 0 when the unit has no main process. */
+  mainPid: number;
+  /** active, activating, deactivating, inactive, failed, reloading. */
+  activeState: string;
+  /** running, listening, start, stop-sigterm, dead, failed, ... */
+  subState: string;
+}
+
+/** Where probe() asks for /health/ready: a URL on the host (default http://127.0.0.1:8000/health/ready), optionally through a unix socket. */
+export interface ProbeTarget {
+  url?: string;
+  unixSocket?: string;
 }
 
 /** The load balancer's host of a sandbox started with lbHost: true. */
@@ -93,8 +167,10 @@ export interface SandboxHost {
   sshPort: number;
   /** The host's app dir as seen from the root namespace. */
   appDirBacking: string;
-  /** Root-namespace pid of the host's PID 1 (its processes are all below it). */
+  /** Root-namespace pid of the host's PID 1 (its processes are all below it): systemd in a systemd sandbox. */
   initPid: number;
+  /** systemd sandboxes: the host's /etc/systemd/system as seen from the root namespace (run daemon-reload after writing). */
+  unitsDir?: string;
 }
 
 export interface HostLogs {
@@ -126,6 +202,10 @@ export interface Sandbox {
   gunicornBin: string;
   /** The virtualenv of an upstream gunicorn (its bin/python3), undefined for Debian's. */
   venv?: string;
+  /** Started with `systemd: true`: every app host runs systemd as PID 1. */
+  systemd: boolean;
+  /** Started with `sudoUser: true`: the non-root SSH user with sudo (DEPLOY_USER). */
+  deployUser?: string;
 
   // ---- additions beyond the brief, for tests and debugging ----
   /** The hosts' /24, e.g. '10.231.17.0/24'. */
@@ -142,8 +222,8 @@ export interface Sandbox {
   /** bash -c on the LB host (lbHost: true), like exec() on an app host. */
   execLb(command: string, opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string; code: number }>;
   logs(host: number): HostLogs;
-  /** Arguments for the system ssh client reaching `host` with strict host key checking. */
-  sshArgs(host: number): string[];
+  /** Arguments for the system ssh client reaching `host` with strict host key checking, as root or `opts.user`. */
+  sshArgs(host: number, opts?: { user?: string }): string[];
   /** HAProxy's view of the backend servers: { h1: 'UP', h2: 'DOWN 1/2', ... }. */
   lbStatus(): Promise<Record<string, string>>;
   /** Resolves when HAProxy reports every server UP. */
@@ -169,8 +249,22 @@ export interface Sandbox {
    * when /health/ready answers 200.
    */
   startUwsgi(host: number, opts?: { timeoutMs?: number }): Promise<void>;
-  /** GET http://127.0.0.1:8000/health/ready on the host itself; status 0 when nothing answers. */
-  probe(host: number): Promise<{ status: number; version: string | null }>;
+  /**
+   * systemd sandboxes: writes gunicorn.service (and gunicorn.socket with `socket`) into the host's
+   * units dir as gunicorn's docs write them (see systemd-units.ts), gives run/ and shared/log/ of
+   * the app dir to the service's user, runs daemon-reload and starts the socket (the first probe
+   * activates the service) or the service, and resolves with the service's MainPID once
+   * /health/ready answers 200 on the bound address. The release must be seeded first.
+   */
+  startGunicornService(host: number, opts?: GunicornServiceOptions): Promise<number>;
+  /** systemd sandboxes: `systemctl <args>` in the host, as root (each argument one shell word). */
+  systemctl(host: number, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }>;
+  /** systemd sandboxes: MainPID, ActiveState and SubState of `unit` (`systemctl show`). */
+  serviceState(host: number, unit: string): Promise<ServiceState>;
+  /** sudoUser sandboxes: replaces the host's /etc/sudoers.d/gddeploy (checked with visudo first). */
+  setSudoers(host: number, rules: string): Promise<void>;
+  /** GET /health/ready on the host itself (default http://127.0.0.1:8000/health/ready); status 0 when nothing answers. */
+  probe(host: number, target?: ProbeTarget): Promise<{ status: number; version: string | null }>;
   /**
    * Kills the bastion's SSH sessions, as a bastion reboot or an idle-timeout firewall would
    * drop them; its sshd keeps listening. Resolves with the number of processes killed.
@@ -198,9 +292,13 @@ const DEBIAN_GUNICORN = '/usr/bin/gunicorn';
  */
 export const GUNICORN_PGREP = `'^gunicorn: |/gunicorn( |$)'`;
 const RUN_BASE = '/tmp';
+/** systemd sandboxes keep what their services must see outside /tmp (PrivateTmp=true): /srv/gd-<id>. */
+const SRV_BASE = '/srv';
 /** What an ssh session on a Debian server gets; exec() uses the same. */
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const HEALTH_URL = 'http://127.0.0.1:8000/health/ready';
+/** The URL curl requests through a unix socket (the host part only fills the Host header). */
+const UNIX_HEALTH_URL = 'http://localhost/health/ready';
 const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
 
 // ---------------------------------------------------------------------------------------------
@@ -232,10 +330,12 @@ function installExitHooks(): void {
 // ---------------------------------------------------------------------------------------------
 
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
-  checkPrerequisites();
+  checkPrerequisites(opts);
   if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 50) {
     throw new Error(`startSandbox: hosts must be an integer 1..50, got ${opts.hosts}`);
   }
+  if (opts.sudoUser && !opts.systemd) throw new Error('startSandbox: sudoUser needs systemd: true (the app runs as www-data only under startGunicornService)');
+  if (opts.sudoUser) await ensureDeployUser();
   const workers = opts.workers ?? 2;
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`startSandbox: workers must be >= 1, got ${workers}`);
 
@@ -244,7 +344,15 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   live.add(id);
   const version = opts.gunicorn ?? '20.1';
   if (!TESTED_GUNICORN_VERSIONS.includes(version)) throw new Error(`startSandbox: gunicorn must be one of ${TESTED_GUNICORN_VERSIONS.join(', ')}, got ${version}`);
-  const sandbox = new SandboxImpl(id, opts.hosts, workers, version, opts.lbHost === true, opts.bastion ?? false);
+  const sandbox = new SandboxImpl(id, {
+    hostCount: opts.hosts,
+    workers,
+    gunicornVersion: version,
+    lbHost: opts.lbHost === true,
+    bastion: opts.bastion === true,
+    systemd: opts.systemd === true,
+    sudoUser: opts.sudoUser === true,
+  });
   try {
     await sandbox.setUp();
   } catch (error) {
@@ -254,9 +362,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   return sandbox;
 }
 
-/** startSandbox + release `version` (default 'v1') seeded and gunicorn serving on every host + HAProxy seeing them all UP. */
+/**
+ * startSandbox + release `version` (default 'v1') seeded and gunicorn serving on every host + HAProxy
+ * seeing them all UP. In a systemd sandbox gunicorn runs as gunicorn.service (startGunicornService
+ * with `service`; with `socket: true` and no `bind`, the socket listens on /run/gunicorn.sock and
+ * on 0.0.0.0:8000 so HAProxy reaches it).
+ */
 export async function startServingSandbox(
-  opts: SandboxOptions & { version?: string; app?: Partial<AppOptions>; server?: 'gunicorn' | 'uwsgi' },
+  opts: SandboxOptions & { version?: string; app?: Partial<AppOptions>; server?: 'gunicorn' | 'uwsgi'; service?: GunicornServiceOptions },
 ): Promise<Sandbox> {
   const sandbox = await startSandbox(opts);
   try {
@@ -264,7 +377,12 @@ export async function startServingSandbox(
     await Promise.all(
       sandbox.hosts.map(async (host) => {
         await sandbox.seedRelease(host.index, version, { ...opts.app, version: opts.app?.version ?? version });
-        await (opts.server === 'uwsgi' ? sandbox.startUwsgi(host.index) : sandbox.startGunicorn(host.index));
+        if (opts.server === 'uwsgi') await sandbox.startUwsgi(host.index);
+        else if (sandbox.systemd) {
+          const service = opts.service ?? {};
+          const bind = service.bind ?? (service.socket ? ['unix:/run/gunicorn.sock', '0.0.0.0:8000'] : undefined);
+          await sandbox.startGunicornService(host.index, { ...service, bind });
+        } else await sandbox.startGunicorn(host.index);
       }),
     );
     await sandbox.waitForLb();
@@ -275,7 +393,7 @@ export async function startServingSandbox(
   return sandbox;
 }
 
-function checkPrerequisites(): void {
+function checkPrerequisites(opts: SandboxOptions): void {
   if (process.getuid?.() !== 0) {
     throw new Error(
       'The e2e sandbox must run as root (it creates network namespaces, bind mounts and runs sshd). ' +
@@ -283,6 +401,8 @@ function checkPrerequisites(): void {
     );
   }
   const needed = ['ip', 'nsenter', 'unshare', 'flock', 'setsid', 'ssh-keygen', 'curl', '/usr/sbin/sshd', '/usr/sbin/haproxy', '/usr/bin/gunicorn', '/usr/bin/python3'];
+  if (opts.systemd) needed.push('/lib/systemd/systemd', '/usr/bin/systemctl');
+  if (opts.sudoUser) needed.push('/usr/bin/sudo', '/usr/sbin/visudo', 'useradd');
   const probe = spawnSync('/bin/bash', ['-c', 'for c in "$@"; do command -v "$c" >/dev/null || echo "$c"; done', 'check', ...needed], { encoding: 'utf8' });
   const missing = probe.stdout.trim();
   if (missing) {
@@ -309,6 +429,31 @@ async function claimRunDir(): Promise<string> {
   throw new Error('could not find an unused sandbox id in 20 attempts');
 }
 
+/** The deploy user's passwd entry. */
+interface DeployUser {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/**
+ * Creates the deploy user of sudoUser sandboxes on the machine if it is missing (users are
+ * machine-wide; the hosts share /etc/passwd): login group of its own, /bin/bash, password field
+ * '*' (no password login; sshd without PAM refuses an account locked with '!'), home
+ * /home/gddeploy left as an empty mount point on which each host mounts its own home.
+ * Idempotent, and serialised with other sandboxes starting at the same time.
+ */
+export async function ensureDeployUser(): Promise<DeployUser> {
+  const lock = existsSync('/run/lock') ? '/run/lock/graceful-deploy-user.lock' : '/tmp/graceful-deploy-user.lock';
+  const script = `getent passwd "$1" >/dev/null || useradd --no-create-home --home-dir "/home/$1" --shell /bin/bash --user-group --password '*' --comment 'graceful-deploy sandbox deploy user' "$1"`;
+  await runChecked('flock', ['-w', '30', lock, '/bin/bash', '-c', script, 'ensure-user', DEPLOY_USER], { what: `creating the user ${DEPLOY_USER}` });
+  const entry = (await runChecked('getent', ['passwd', DEPLOY_USER])).stdout.trim().split(':');
+  const [uid, gid, home] = [Number(entry[2]), Number(entry[3]), entry[5] ?? ''];
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || !home.startsWith('/')) throw new Error(`${DEPLOY_USER}: unexpected passwd entry '${entry.join(':')}'`);
+  await mkdir(home, { recursive: true });
+  return { uid, gid, home };
+}
+
 /** Field 22 of /proc/<pid>/stat: with the pid it identifies a process even if the pid is reused. */
 function processStartTime(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -319,10 +464,27 @@ interface HostState extends SandboxHost {
   dir: string;
 }
 
+interface SandboxConfig {
+  hostCount: number;
+  workers: number;
+  gunicornVersion: GunicornVersion;
+  lbHost: boolean;
+  bastion: boolean;
+  systemd: boolean;
+  sudoUser: boolean;
+}
+
 class SandboxImpl implements Sandbox {
   readonly root: string;
   readonly appDir: string;
   readonly user = 'root';
+  readonly systemd: boolean;
+  readonly deployUser: string | undefined;
+  /** systemd sandboxes: /srv/gd-<id> (app dir mount point, venvs), outside /tmp for PrivateTmp=true units. */
+  private readonly srvRoot: string | undefined;
+  private deployUserEntry: DeployUser | undefined;
+  /** Upstream gunicorn venvs by version, built once on first use. */
+  private readonly venvs = new Map<GunicornVersion, Promise<string>>();
   hosts: HostState[] = [];
   privateKey = '';
   knownHosts = '';
@@ -340,16 +502,26 @@ class SandboxImpl implements Sandbox {
   private lbInitPid = 0;
   private stopping: Promise<void> | undefined;
 
+  private readonly hostCount: number;
+  private readonly workers: number;
+  private readonly gunicornVersion: GunicornVersion;
+  private readonly withLbHost: boolean;
+  private readonly withBastion: boolean;
+
   constructor(
     readonly id: string,
-    private readonly hostCount: number,
-    private readonly workers: number,
-    private readonly gunicornVersion: GunicornVersion,
-    private readonly withLbHost: boolean,
-    private readonly withBastion: boolean,
+    config: SandboxConfig,
   ) {
+    this.hostCount = config.hostCount;
+    this.workers = config.workers;
+    this.gunicornVersion = config.gunicornVersion;
+    this.withLbHost = config.lbHost;
+    this.withBastion = config.bastion;
+    this.systemd = config.systemd;
+    this.deployUser = config.sudoUser ? DEPLOY_USER : undefined;
     this.root = join(RUN_BASE, `gd-${id}`);
-    this.appDir = join(this.root, 'app');
+    this.srvRoot = this.systemd ? join(SRV_BASE, `gd-${id}`) : undefined;
+    this.appDir = join(this.srvRoot ?? this.root, 'app');
     this.privateKeyPath = join(this.root, 'id_ed25519');
     this.knownHostsPath = join(this.root, 'known_hosts');
     this.haproxyLog = join(this.root, 'haproxy.log');
@@ -364,7 +536,8 @@ class SandboxImpl implements Sandbox {
     this.subnet = `${prefix}.0/24`;
     this.rootIp = `${prefix}.254`;
 
-    await mkdir(this.appDir);
+    await mkdir(this.appDir, { recursive: true });
+    if (this.deployUser) this.deployUserEntry = await ensureDeployUser();
     await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-client`, '-f', this.privateKeyPath]);
     this.privateKey = await readFile(this.privateKeyPath, 'utf8');
     await copyFile(`${this.privateKeyPath}.pub`, join(this.root, 'authorized_keys'));
@@ -378,19 +551,35 @@ class SandboxImpl implements Sandbox {
     await writeFile(this.knownHostsPath, this.knownHosts);
     if (this.withLbHost) await this.startLbHaproxy();
     else await this.startHaproxy();
-    if (this.gunicornVersion !== '20.1') await this.makeVenv(this.gunicornVersion);
+    if (this.gunicornVersion !== '20.1') {
+      this.gunicornBin = await this.gunicornOf(this.gunicornVersion);
+      this.venv = dirname(dirname(this.gunicornBin));
+    }
   }
 
-  /** The virtualenv with upstream gunicorn `version` (from ../shared/vendor/), in the run dir. */
-  private async makeVenv(version: GunicornVersion): Promise<void> {
-    const venv = join(this.root, `venv-gunicorn-${version}`);
+  /** The gunicorn entry point of `version`: Debian's for 20.1, else a venv's (built on first use). */
+  private gunicornOf(version: GunicornVersion): Promise<string> {
+    if (version === '20.1') return Promise.resolve(DEBIAN_GUNICORN);
+    let made = this.venvs.get(version);
+    if (!made) {
+      made = this.makeVenv(version);
+      this.venvs.set(version, made);
+    }
+    return made;
+  }
+
+  /**
+   * The virtualenv with upstream gunicorn `version` (from ../shared/vendor/), in the run dir (in
+   * /srv/gd-<id> for systemd sandboxes, where a PrivateTmp=true unit sees it); returns its bin/gunicorn.
+   */
+  private async makeVenv(version: GunicornVersion): Promise<string> {
+    const venv = join(this.srvRoot ?? this.root, `venv-gunicorn-${version}`);
     if (!gunicornAvailable(version)) {
       throw new Error(`gunicorn ${version}: no upstream release in ${join(GUNICORN_VENDOR, `gunicorn-${version}.0`)} (shared/vendor/ beside the repository holds them; GD_GUNICORN_VENDOR names another folder)`);
     }
     const made = await runChecked(join(SCRIPTS, 'make-venv.sh'), [venv, join(GUNICORN_VENDOR, `gunicorn-${version}.0`)], { timeoutMs: 60_000, what: 'make-venv.sh' });
     if (!made.stdout.trim().startsWith(`${version}.`)) throw new Error(`make-venv.sh: expected gunicorn ${version}, the venv imports ${made.stdout.trim()}`);
-    this.venv = venv;
-    this.gunicornBin = join(venv, 'bin', 'gunicorn');
+    return join(venv, 'bin', 'gunicorn');
   }
 
   private startWatchdog(): void {
@@ -407,8 +596,11 @@ class SandboxImpl implements Sandbox {
   /** Creates host N's files, starts its PID 1 (mounts + sshd), waits for sshd; returns its known_hosts line. */
   private async startHost(index: number, ip: string): Promise<string> {
     const name = `h${index}`;
-    const booted = await this.startMachine(name, ip, join(this.root, 'authorized_keys'));
-    this.hosts[index - 1] = { index, name, ip, sshPort: 22, appDirBacking: join(booted.dir, 'app'), dir: booted.dir, initPid: booted.initPid };
+    const booted = await this.startMachine(name, ip, join(this.root, 'authorized_keys'), [], this.systemd);
+    this.hosts[index - 1] = {
+      index, name, ip, sshPort: 22, appDirBacking: join(booted.dir, 'app'), dir: booted.dir, initPid: booted.initPid,
+      ...(this.systemd ? { unitsDir: join(booted.dir, 'units') } : {}),
+    };
     return booted.knownHostsLine;
   }
 
@@ -433,8 +625,12 @@ class SandboxImpl implements Sandbox {
     return knownHostsLine;
   }
 
-  /** Starts the PID 1 (host-init.sh: mounts + sshd) of machine `name` in netns gd<id><name> and waits for its sshd. */
-  private async startMachine(name: string, ip: string, authorizedKeys: string, initArgs: string[] = []): Promise<{ dir: string; initPid: number; knownHostsLine: string }> {
+  /**
+   * Starts the PID 1 of machine `name` in netns gd<id><name> and waits for its sshd: host-init.sh
+   * (mounts + sshd), or with `systemd` systemd-host.sh (systemd, sshd as its ssh.service), which
+   * must also reach state `running`.
+   */
+  private async startMachine(name: string, ip: string, authorizedKeys: string, initArgs: string[] = [], systemd = false): Promise<{ dir: string; initPid: number; knownHostsLine: string }> {
     const dir = join(this.root, name);
     const netns = `gd${this.id}${name}`;
     await mkdir(join(dir, 'app'), { recursive: true });
@@ -442,15 +638,16 @@ class SandboxImpl implements Sandbox {
     const hostKey = join(dir, 'ssh_host_ed25519_key');
     await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `gd-${this.id}-${name}`, '-f', hostKey]);
     await writeFile(join(dir, 'sshd_config'), sshdConfig({ ip, dir, hostKey, authorizedKeys }));
+    if (systemd) await this.prepareSystemdHost(dir);
 
     const initLog = join(dir, 'init.log');
     const log = openSync(initLog, 'a');
-    const child = spawn(
-      'nsenter',
-      [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--kill-child', '--',
-        '/bin/bash', join(SCRIPTS, 'host-init.sh'), dir, this.appDir, join(SCRIPTS, 'reaper.py'), ...initArgs],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
+    const argv = systemd
+      ? ['/bin/bash', join(SCRIPTS, 'systemd-host.sh'), this.id, name, dir, this.appDir,
+        ...(this.deployUserEntry ? ['--deploy-home', this.deployUserEntry.home] : [])]
+      : ['nsenter', `--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--kill-child', '--',
+        '/bin/bash', join(SCRIPTS, 'host-init.sh'), dir, this.appDir, join(SCRIPTS, 'reaper.py'), ...initArgs];
+    const child = spawn(argv[0] ?? '', argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
     let exited: string | undefined;
@@ -470,33 +667,69 @@ class SandboxImpl implements Sandbox {
       },
       { timeoutMs: 20_000, intervalMs: 100, explain },
     );
-    // nsenter exec'd unshare, whose only child is the host's PID 1.
+    // nsenter exec'd unshare (systemd-host.sh exec'd nsenter), whose only child is the host's PID 1.
     const children = (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).trim().split(/\s+/);
     const initPid = Number(children[0]);
     if (!Number.isInteger(initPid) || initPid <= 0) throw new Error(`host ${name}: could not find its init process (children of ${child.pid}: '${children.join(' ')}')`);
     await writeFile(join(dir, 'init.pid'), `${initPid}\n`);
+    if (systemd) {
+      // `running`: every unit of the boot started; `degraded` names a failed one.
+      const state = await this.nsExec(initPid, 'systemctl is-system-running --wait', 30_000, `systemd of ${name} to finish booting`, true);
+      if (state.stdout !== 'running\n') {
+        const journal = await this.nsExec(initPid, 'systemctl --failed --no-pager; journalctl -b --no-pager -n 40', 30_000, `the journal of ${name}`, true);
+        throw new Error(`host ${name} of sandbox ${this.id}: systemd is '${state.stdout.trim()}' after boot\n${journal.stdout}\n${await explain()}`);
+      }
+    }
     const [type, key] = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/);
     return { dir, initPid, knownHostsLine: `${ip} ${type} ${key}
 ` };
   }
 
-  /** A fresh server's root home: Debian's default dotfiles, nothing of this machine's /root. */
-  private async makeHome(home: string): Promise<void> {
+  /**
+   * The files of a systemd host: units/ (its /etc/systemd/system: the boot target, ssh.service and
+   * the masks), hostname and hosts (its /etc/hostname and
+ * /etc/hosts, naming it), generators/ (an
+ * empty dir over the system generators) and, with a deploy user, that user's home and the
+   * host's /etc/sudoers.d; the deploy user owns the app dir.
+   */
+  private async prepareSystemdHost(dir: string): Promise<void> {
+    const units = join(dir, 'units');
+    await mkdir(units);
+    await writeFile(join(units, HOST_TARGET), hostTarget());
+    await writeFile(join(units, 'ssh.service'), sshService({ sshdConfig: join(dir, 'sshd_config'), sshdLog: join(dir, 'sshd.log') }));
+    for (const unit of maskedUnits()) await symlink('/dev/null', join(units, unit));
+    await writeFile(join(dir, 'hostname'), `${basename(dir)}\n`);
+    const hosts = await readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n');
+    await writeFile(join(dir, 'hosts'), `${hosts.trimEnd()}\n127.0.1.1\t${basename(dir)}\n`);
+    await mkdir(join(dir, 'generators'));
+    const user = this.deployUserEntry;
+    if (!user) return;
+    await this.makeHome(join(dir, 'deploy-home'), user);
+    await mkdir(join(dir, 'sudoers.d'), { mode: 0o755 });
+    await writeFile(join(dir, 'sudoers.d', DEPLOY_USER), DEFAULT_SUDOERS, { mode: 0o440 });
+    await chown(join(dir, 'app'), user.uid, user.gid);
+  }
+
+  /** A fresh server's home (root's, or `owner`'s): Debian's default dotfiles, nothing of this machine's /root. */
+  private async makeHome(home: string, owner?: DeployUser): Promise<void> {
     await mkdir(home, { recursive: true, mode: 0o700 });
     await chmod(home, 0o700);
     for (const [name, candidates] of [
       ['.bashrc', ['/usr/share/base-files/dot.bashrc', '/etc/skel/.bashrc']],
       ['.profile', ['/usr/share/base-files/dot.profile', '/etc/skel/.profile']],
     ] as const) {
-      for (const source of candidates) {
+      // root's dotfiles come from base-files, a user's from /etc/skel (as useradd -m copies them).
+      for (const source of owner ? [...candidates].reverse() : candidates) {
         try {
           await copyFile(source, join(home, name));
+          if (owner) await chown(join(home, name), owner.uid, owner.gid);
           break;
         } catch {
           /* try the next one */
         }
       }
     }
+    if (owner) await chown(home, owner.uid, owner.gid);
   }
 
   private async startHaproxy(): Promise<void> {
@@ -596,7 +829,7 @@ class SandboxImpl implements Sandbox {
     };
   }
 
-  sshArgs(index: number): string[] {
+  sshArgs(index: number, opts: { user?: string } = {}): string[] {
     const host = this.host(index);
     return [
       '-F', '/dev/null', // ignore the machine's ssh config
@@ -607,19 +840,23 @@ class SandboxImpl implements Sandbox {
       '-o', `UserKnownHostsFile=${this.knownHostsPath}`,
       '-o', 'ConnectTimeout=10',
       '-p', String(host.sshPort),
-      `${this.user}@${host.ip}`,
+      `${opts.user ?? this.user}@${host.ip}`,
     ];
   }
 
   async exec(index: number, command: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
     const host = this.host(index);
-    return this.nsExec(host.initPid, command, opts.timeoutMs ?? 60_000, `exec on ${host.name} of sandbox ${this.id} (${command.slice(0, 80)})`);
+    return this.nsExec(host.initPid, command, opts.timeoutMs ?? 60_000, `exec on ${host.name} of sandbox ${this.id} (${command.slice(0, 80)})`, this.systemd);
   }
 
-  private nsExec(initPid: number, command: string, timeoutMs: number, what: string): Promise<RunResult> {
+  /**
+   * bash -c in the namespaces of the machine whose PID 1 is `initPid`; with `systemdHost` also its
+   * uts and cgroup namespaces (its hostname, and cgroup paths as its processes see them).
+   */
+  private nsExec(initPid: number, command: string, timeoutMs: number, what: string, systemdHost = false): Promise<RunResult> {
     return run(
       'nsenter',
-      ['-t', String(initPid), '-n', '-m', '-p', '--',
+      ['-t', String(initPid), '-n', '-m', '-p', ...(systemdHost ? ['-u', '-C'] : []), '--',
         '/usr/bin/env', '-i', '-C', '/root', 'HOME=/root', 'USER=root', 'LOGNAME=root', 'SHELL=/bin/bash', `PATH=${HOST_PATH}`, 'LANG=C.UTF-8',
         '/bin/bash', '-c', command],
       { timeoutMs, what },
@@ -639,6 +876,13 @@ class SandboxImpl implements Sandbox {
     // Atomic switch, as a deploy does it: a new link renamed over the old one.
     const temp = join(base, `.current-${process.pid}-${Date.now()}`);
     await symlink(join('releases', version), temp);
+    const user = this.deployUserEntry;
+    if (user) {
+      // The deploy user owns what a deploy writes; run/ and shared/log/ go to the app's user in startGunicornService.
+      await runChecked('chown', ['-R', `${user.uid}:${user.gid}`, join(base, 'releases')]);
+      await chown(join(base, 'shared'), user.uid, user.gid);
+      await lchown(temp, user.uid, user.gid);
+    }
     await rename(temp, join(base, 'current'));
   }
 
@@ -699,9 +943,106 @@ class SandboxImpl implements Sandbox {
     });
   }
 
-  async probe(index: number): Promise<{ status: number; version: string | null }> {
+  async startGunicornService(index: number, opts: GunicornServiceOptions = {}): Promise<number> {
+    const host = this.systemdHost(index, 'startGunicornService');
+    const type = opts.type ?? 'notify';
+    if (!['notify', 'simple', 'forking'].includes(type)) throw new Error(`startGunicornService: type must be notify, simple or forking, got '${type}'`);
+    const socket = opts.socket ?? false;
+    const user = opts.user ?? 'www-data';
+    const bind = opts.bind ?? [socket ? 'unix:/run/gunicorn.sock' : '0.0.0.0:8000'];
+    if (bind.length === 0) throw new Error('startGunicornService: bind must name at least one address');
+    const target = probeTargetOf(bind);
+    const gunicorn = opts.gunicorn ? await this.gunicornOf(opts.gunicorn) : this.gunicornBin;
+    const current = `${this.appDir}/current`;
+
+    const group = await this.exec(index, `id -gn ${shq(user)}`);
+    if (group.code !== 0) throw new Error(`startGunicornService: no user '${user}' on ${host.name}: ${group.stderr.trim()}`);
+    const running = await this.serviceState(index, 'gunicorn.service');
+    if (running.activeState !== 'inactive' && running.activeState !== 'failed') {
+      throw new Error(`startGunicornService: gunicorn.service is ${running.activeState} on ${host.name}; stop it first (systemctl stop gunicorn.socket gunicorn.service)`);
+    }
+    // What the fixture's gunicorn.conf.py writes: its pidfile and ready marks in run/, logs in shared/log/.
+    const owned = await this.exec(index, `test -f ${shq(`${current}/gunicorn.conf.py`)} || { echo "no release at ${current}: seedRelease first" >&2; exit 1; }
+cd ${shq(this.appDir)} && mkdir -p run shared/log && chown -R ${shq(`${user}:${group.stdout.trim()}`)} run shared/log`);
+    if (owned.code !== 0) throw new Error(`startGunicornService on ${host.name}: ${owned.stderr.trim()}`);
+
+    const units = gunicornUnits({ type, socket, user, group: group.stdout.trim(), bind, gunicorn, current });
+    await writeFile(join(host.unitsDir, 'gunicorn.service'), units.service);
+    if (units.socket) await writeFile(join(host.unitsDir, 'gunicorn.socket'), units.socket);
+    else await rm(join(host.unitsDir, 'gunicorn.socket'), { force: true });
+    const logs = this.logs(index);
+    const logStart = await fileSize(logs.gunicorn);
+    const since = (await this.exec(index, 'date +%s.%N')).stdout.trim();
+    let lastProbe = 'none yet';
+    let lastState: ServiceState | undefined;
+    const explain = async () => {
+      const journal = await this.exec(index, `journalctl --no-pager -o short-precise --since @${since} -u gunicorn.service -u gunicorn.socket | tail -n 30`);
+      return `last probe: ${lastProbe}; gunicorn.service: ${JSON.stringify(lastState)}\n${await logSince(logs.gunicorn, logStart)}\n--- journal of the gunicorn units ---\n${journal.stdout}${journal.stderr}`;
+    };
+    // Socket activation: systemd listens; the first probe starts the service.
+    const reloaded = await this.systemctl(index, 'daemon-reload');
+    const started = reloaded.code === 0 ? await this.systemctl(index, 'start', socket ? 'gunicorn.socket' : 'gunicorn.service') : reloaded;
+    if (started.code !== 0) throw new Error(`startGunicornService: systemctl start failed on ${host.name} (exit ${started.code}): ${started.stderr.trim()}\n${await explain()}`);
+
+    await waitFor(
+      `gunicorn.service on ${host.name} to answer 200 on ${target.unixSocket ? `${target.unixSocket} ` : ''}${target.url}`,
+      async () => {
+        const probe = await this.probe(index, target);
+        lastState = await this.serviceState(index, 'gunicorn.service');
+        if (probe.status === 200 && lastState.activeState === 'active' && lastState.mainPid > 0) return true;
+        lastProbe = probe.status ? `HTTP ${probe.status} (version ${probe.version})` : 'no answer';
+        if (lastState.activeState === 'failed') throw new Error(`gunicorn.service failed on ${host.name}\n${await explain()}`);
+        return false;
+      },
+      { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 200, explain },
+    );
+    return lastState?.mainPid ?? 0;
+  }
+
+  async systemctl(index: number, ...args: string[]): Promise<RunResult> {
+    this.systemdHost(index, 'systemctl');
+    return this.exec(index, `systemctl ${args.map(shq).join(' ')}`);
+  }
+
+  async serviceState(index: number, unit: string): Promise<ServiceState> {
+    const host = this.systemdHost(index, 'serviceState');
+    const shown = await this.systemctl(index, 'show', unit, '--property=MainPID,ActiveState,SubState');
+    if (shown.code !== 0) throw new Error(`systemctl show ${unit} failed on ${host.name} (exit ${shown.code}): ${shown.stderr.trim()}`);
+    const values = new Map(shown.stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const));
+    const mainPid = Number(values.get('MainPID') ?? 0); // units without processes (sockets, targets) have none
+    const activeState = values.get('ActiveState');
+    const subState = values.get('SubState');
+    if (!Number.isInteger(mainPid) || !activeState || !subState) throw new Error(`systemctl show ${unit} on ${host.name}: unexpected output '${shown.stdout.trim()}'`);
+    return { mainPid, activeState, subState };
+  }
+
+  async setSudoers(index: number, rules: string): Promise<void> {
+    const host = this.host(index);
+    if (!this.deployUser) throw new Error(`sandbox ${this.id} has no deploy user (start it with sudoUser: true)`);
+    // A file sudo rejects would lock the deploy user out: check it before it replaces the old one.
+    const file = join(host.dir, 'sudoers.d', DEPLOY_USER);
+    const temp = join(host.dir, `sudoers.${process.pid}.tmp`);
+    await writeFile(temp, rules.endsWith('\n') ? rules : `${rules}\n`, { mode: 0o440 });
+    const check = await run('visudo', ['-c', '-q', '-f', temp]);
+    if (check.code !== 0) {
+      await rm(temp, { force: true });
+      throw new Error(`setSudoers: visudo rejects the rules for ${host.name}: ${(check.stderr + check.stdout).trim()}`);
+    }
+    await rename(temp, file);
+  }
+
+  /** Host `index`, which must be a systemd host. */
+  private systemdHost(index: number, what: string): HostState & { unitsDir: string } {
+    const host = this.host(index);
+    if (!host.unitsDir) throw new Error(`${what}: sandbox ${this.id} runs no systemd (start it with systemd: true)`);
+    return { ...host, unitsDir: host.unitsDir };
+  }
+
+  async probe(index: number, target: ProbeTarget = {}): Promise<{ status: number; version: string | null }> {
+    const url = target.url ?? (target.unixSocket ? UNIX_HEALTH_URL : HEALTH_URL);
+    const via = target.unixSocket ? `--unix-socket ${shq(target.unixSocket)} ` : '';
     // Last line: "<status> <X-App-Version header>"; the body (JSON) before it.
-    const result = await this.exec(index, `curl -s -m 5 -w '\\n%{http_code} %header{x-app-version}' ${HEALTH_URL}`, { timeoutMs: 15_000 });
+    const result = await this.exec(index, `curl -s -m 5 ${via}-w '\\n%{http_code} %header{x-app-version}' ${shq(url)}`, { timeoutMs: 15_000 });
     const lines = result.stdout.split('\n');
     const [statusText = '0', header = ''] = (lines.pop() ?? '').split(' ');
     let version: string | null = header.trim() || null;
@@ -895,6 +1236,20 @@ function adminCommand(socketPath: string, command: string): Promise<string> {
     socket.on('end', () => resolve(answer));
     socket.on('error', reject);
   });
+}
+
+/**
+ * Where the app's /health/ready answers for gunicorn bind addresses: the first TCP one (0.0.0.0
+ * and :: through the loopback), else the first unix socket.
+ */
+function probeTargetOf(bind: string[]): ProbeTarget {
+  const tcp = bind.find((address) => !address.startsWith('unix:'));
+  if (!tcp) return { unixSocket: (bind[0] ?? '').slice('unix:'.length) };
+  const colon = tcp.lastIndexOf(':');
+  const address = colon > 0 ? tcp.slice(0, colon) : '';
+  const port = colon >= 0 ? tcp.slice(colon + 1) : tcp;
+  const hostPart = ['', '0.0.0.0', '[::]'].includes(address) ? '127.0.0.1' : address;
+  return { url: `http://${hostPart}:${port}/health/ready` };
 }
 
 /** Quotes a value as one shell word. */

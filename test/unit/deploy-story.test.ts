@@ -406,7 +406,7 @@ describe('deploy locks and the audit log', () => {
     expect(refused.hosts[0]?.removedLock).toMatch(/run acme\/shop#41 by alice/);
     expect(refused.hosts[1]?.removedLock).toBeUndefined();
     expect(refused.error).toMatch(/web3: the lock is held by run acme\/shop#41.*still running.*force-unlock/);
-    expect(auditOf('web1')).toEqual([expect.stringMatching(/ unlock - -> - strategy=usr2 result=unlocked /)]);
+    expect(auditOf('web1')).toEqual([expect.stringMatching(/ unlock - -> - strategy=auto result=unlocked /)]);
 
     const forced = await run({ mode: 'unlock', release: '', source: '', 'force-unlock': 'true' });
     expect(forced.status).toBe('unlocked');
@@ -421,8 +421,8 @@ describe('deploy locks and the audit log', () => {
     for (const name of ['web1', 'web2', 'web3']) {
       const lines = auditOf(name);
       expect(lines).toHaveLength(2);
-      expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ run=local:\S+ actor=\S+ deploy v1 -> v2 strategy=usr2 result=deployed seconds=[\d.]+$/);
-      expect(lines[1]).toMatch(/ deploy v2 -> v3 strategy=usr2 result=rolled-back /);
+      expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ run=local:\S+ actor=\S+ deploy v1 -> v2 strategy=auto result=deployed seconds=[\d.]+$/);
+      expect(lines[1]).toMatch(/ deploy v2 -> v3 strategy=auto result=rolled-back /);
     }
     expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
   });

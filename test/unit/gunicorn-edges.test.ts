@@ -7,7 +7,9 @@ import { parseReexecChildren, reexecChildCommand } from '../../src/servers/gunic
 import { reloadPlan } from '../../src/servers/gunicorn/reload-plan.js';
 import { nextRollingStep } from '../../src/servers/gunicorn/rolling-strategy.js';
 import { cgroupCommand, systemdServiceOf } from '../../src/servers/gunicorn/service-cgroup.js';
-import { strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
+import { chooseStrategy, strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
+import { parseUnitFacts, unitFactsCommand, usr2UnitProblem, type UnitFacts } from '../../src/servers/gunicorn/systemd-unit.js';
+import { inspectMasterCommand, parsePidfileFacts, valuesOf } from '../../src/servers/gunicorn/process-facts.js';
 
 const master: GunicornMaster = {
   pid: 10,
@@ -20,6 +22,62 @@ const master: GunicornMaster = {
   titledApp: 'app:application',
 };
 const config: GunicornConfig = { source: 'argv', daemon: true, preload_app: false, workers: 3, pidfile: '/p', graceful_timeout: 50, max_requests: 0 };
+const notifyUnit: UnitFacts = { name: 'gunicorn.service', type: 'notify', pidFile: '', triggeredBy: [], activeState: 'active', mainPid: 10 };
+const forkingUnit: UnitFacts = { ...notifyUnit, type: 'forking', pidFile: '/p' };
+
+describe('what systemd can follow through a USR2 upgrade (systemd 252, gunicorn 20.1-26.1)', () => {
+  it('refuses socket activation, whatever the type: gunicorn hands the new master the wrong fds', () => {
+    expect(usr2UnitProblem({ ...forkingUnit, triggeredBy: ['gunicorn.socket'] }, '/p')).toMatch(/gunicorn\.socket \(socket activation\).*wrong file descriptors/);
+  });
+  it('refuses every type but forking: systemd follows only its main pid', () => {
+    for (const type of ['notify', 'simple', 'exec']) expect(usr2UnitProblem({ ...notifyUnit, type }, '/p')).toMatch(new RegExp(`Type=${type}: systemd follows only its main pid`));
+  });
+  it('names the exact unit change in each refusal', () => {
+    expect(usr2UnitProblem(notifyUnit, null)).toContain('Type=forking, PIDFile=/run/gunicorn/gunicorn.pid and ExecStart=... --daemon --pid /run/gunicorn/gunicorn.pid');
+  });
+  it('needs PIDFile= to be the pidfile gunicorn writes', () => {
+    expect(usr2UnitProblem({ ...forkingUnit, pidFile: '' }, '/p')).toMatch(/without PIDFile=/);
+    expect(usr2UnitProblem(forkingUnit, '/other.pid')).toMatch(/PIDFile=\/p but gunicorn writes \/other\.pid/);
+    expect(usr2UnitProblem(forkingUnit, '/p')).toBeUndefined();
+    // Without gunicorn's arguments the config cannot tell: the handover itself checks the file names the old master.
+    expect(usr2UnitProblem(forkingUnit, undefined)).toBeUndefined();
+  });
+  it('reads the facts systemctl show printed, and none when systemd did not answer', () => {
+    const values = valuesOf('unit.Type=forking\nunit.PIDFile=/run/gunicorn/gunicorn.pid\nunit.TriggeredBy=gunicorn.socket x.path\nunit.ActiveState=active\nunit.MainPID=42\nunit.Name=g.service\n');
+    expect(parseUnitFacts(values)).toEqual({ name: 'g.service', type: 'forking', pidFile: '/run/gunicorn/gunicorn.pid', triggeredBy: ['gunicorn.socket', 'x.path'], activeState: 'active', mainPid: 42 });
+    expect(parseUnitFacts(valuesOf('unit.Name=g.service\n'))).toBeUndefined();
+  });
+  it('quotes the service name in the systemctl command', () => {
+    expect(unitFactsCommand("a b'.service").text).toContain(`-- 'a b'\\''.service'`);
+  });
+  it('locates the master by MainPID (0 = none) and looks for .2 beside PIDFile=, else beside the pidfile', () => {
+    const text = inspectMasterCommand({ pidfile: '/srv/app/run/gunicorn.pid', service: 'gunicorn.service' }, '/srv/app').text;
+    expect(text).toContain('--property=MainPID');
+    expect(text).toContain('[ "$pid" = 0 ] && pid=');
+    expect(text).toContain('[ -n "$pf" ] || pf=/srv/app/run/gunicorn.pid');
+    expect(parsePidfileFacts('unit.Type=notify\nunit.MainPID=0\nunit.Name=gunicorn.service\npidfile=\nappdir=/srv/app\n')).toMatchObject({ pid: undefined, unit: { type: 'notify', mainPid: 0 } });
+  });
+});
+
+describe('strategy auto', () => {
+  const foreground = { ...master, daemonized: false };
+  it('picks usr2 for a daemonized master outside systemd, and under a forking unit systemd can follow', () => {
+    expect(chooseStrategy('auto', config, master)).toMatchObject({ strategy: 'usr2', why: expect.stringMatching(/daemonized/) });
+    expect(chooseStrategy('auto', config, master, forkingUnit)).toMatchObject({ strategy: 'usr2', why: expect.stringMatching(/systemd follows it through gunicorn\.service's PIDFile=/) });
+  });
+  it('picks rolling for a foreground master and for a unit systemd cannot follow, saying why', () => {
+    expect(chooseStrategy('auto', { ...config, daemon: false }, foreground)).toMatchObject({ strategy: 'rolling', why: expect.stringMatching(/usr2 cannot work here: gunicorn runs in the foreground/) });
+    expect(chooseStrategy('auto', { ...config, daemon: false }, foreground, notifyUnit)).toMatchObject({ strategy: 'rolling', why: expect.stringMatching(/Type=notify/) });
+  });
+  it('gives one error naming both ways out when preload_app rules out rolling and systemd rules out usr2', () => {
+    const choice = chooseStrategy('auto', { ...config, daemon: false, preload_app: true }, foreground, notifyUnit);
+    expect(choice).toEqual({ problem: expect.stringMatching(/preload_app is on.*usr2 cannot work.*Type=notify.*turn preload_app off.*make usr2 possible/) });
+  });
+  it('keeps an explicit strategy, or says why it cannot work here', () => {
+    expect(chooseStrategy('rolling', config, master)).toEqual({ strategy: 'rolling', why: 'as configured' });
+    expect(chooseStrategy('usr2', config, master, notifyUnit)).toEqual({ problem: expect.stringMatching(/^strategy 'usr2' cannot work here: .*Type=notify/) });
+  });
+});
 
 describe('systemd service of a process, from /proc/<pid>/cgroup', () => {
   it('finds the unit on the v2 line and on the v1 name=systemd line', () => {
@@ -39,10 +97,10 @@ describe('systemd service of a process, from /proc/<pid>/cgroup', () => {
   it('reads the cgroup of a pid without failing when it is unreadable', () => {
     expect(cgroupCommand(42).text).toBe('cat /proc/42/cgroup 2>/dev/null; true');
   });
-  it('makes usr2 (only usr2) refuse such a master, naming rolling', () => {
-    expect(strategyProblem('usr2', config, master, 'gunicorn.service')).toMatch(/systemd service gunicorn\.service.*Use strategy: rolling/);
-    expect(strategyProblem('rolling', config, master, 'gunicorn.service')).toBeUndefined();
-    expect(strategyProblem('hup', config, master, 'gunicorn.service')).toBeUndefined();
+  it('makes usr2 (only usr2) refuse such a master when systemd cannot follow it, naming rolling and the unit change', () => {
+    expect(strategyProblem('usr2', config, master, notifyUnit)).toMatch(/systemd service gunicorn\.service.*Type=notify.*Use strategy: rolling.*Type=forking/);
+    expect(strategyProblem('rolling', config, master, notifyUnit)).toBeUndefined();
+    expect(strategyProblem('hup', config, master, notifyUnit)).toBeUndefined();
   });
 });
 

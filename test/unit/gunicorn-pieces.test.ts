@@ -18,6 +18,9 @@ const master: GunicornMaster = {
   daemonized: true,
 };
 
+/** The command as it runs when no user change is needed: what follows the runuser guard. */
+const asRun = (text: string) => text.slice(text.indexOf('; fi; ') + 6);
+
 describe('gunicorn command builders', () => {
   it('finds gunicorn arguments after the script or -m gunicorn', () => {
     expect(gunicornArgs(master.argv)).toEqual(['-c', 'gunicorn.conf.py', 'app:application']);
@@ -25,8 +28,14 @@ describe('gunicorn command builders', () => {
     expect(gunicornArgs(['gunicorn: master [app]'])).toBeUndefined();
   });
 
+  it("runs checks as the master's user when the SSH user is root and the master is not (a release only root can read fails there)", () => {
+    const text = preflightCommand(master, '/r').text;
+    expect(text.startsWith(`if [ "$(id -u)" = 0 ] && o=$(stat -c %U /proc/${master.pid}) && [ "$o" != root ]; then exec runuser -u "$o" -- /bin/sh -c 'cd /r && `)).toBe(true);
+    expect(readConfigsCommand(master, ['/r'])?.text).toContain('then exec runuser -u "$o" -- /bin/sh -c');
+  });
+
   it('checks the new release with gunicorn --check-config and the master argv, quoted', () => {
-    const command = preflightCommand({ ...master, argv: [...master.argv.slice(0, 4), "app:create_app('x y')"] }, '/srv/app/releases/v2').text;
+    const command = asRun(preflightCommand({ ...master, argv: [...master.argv.slice(0, 4), "app:create_app('x y')"] }, '/srv/app/releases/v2').text);
     expect(command).toBe(
       `cd /srv/app/releases/v2 && PWD=/srv/app/releases/v2 /srv/venv/bin/python /srv/venv/bin/gunicorn -c gunicorn.conf.py 'app:create_app('\\''x y'\\'')' --chdir /srv/app/releases/v2 --check-config`,
     );
@@ -34,9 +43,9 @@ describe('gunicorn command builders', () => {
 
   it('imports the app spec when the argv is hidden by setproctitle', () => {
     const titled = { ...master, python: '/usr/bin/python3.11', argv: ['gunicorn: master [app:application]'], titledApp: 'app:application' };
-    expect(preflightCommand(titled, '/r').text).toMatch(/^cd \/r && \/usr\/bin\/python3\.11 -c '.*import_app.*' \/r app:application$/s);
+    expect(asRun(preflightCommand(titled, '/r').text)).toMatch(/^cd \/r && \/usr\/bin\/python3\.11 -c '.*import_app.*' \/r app:application$/s);
     expect(readConfigsCommand(titled, ['/r'])?.text).toMatch(/ 1 \/r none - - app:application$/);
-    expect(readConfigsCommand(master, ['/r', '/s'])?.text).toMatch(/^cd \/r && .* 2 \/r \/s none - - -c gunicorn\.conf\.py app:application$/s);
+    expect(asRun(readConfigsCommand(master, ['/r', '/s'])?.text ?? '')).toMatch(/^cd \/r && .* 2 \/r \/s none - - -c gunicorn\.conf\.py app:application$/s);
     // With the check: --check-config with the master's arguments, or an import of the app spec.
     expect(readConfigsCommand(master, ['/r'], { releaseDir: '/r' })?.text).toMatch(/ 1 \/r config \/r - -c gunicorn\.conf\.py app:application$/);
     expect(readConfigsCommand(master, ['/r'], { releaseDir: '/r', appSpec: 'wsgi:app' })?.text).toMatch(/ 1 \/r import \/r wsgi:app -c gunicorn\.conf\.py app:application$/);

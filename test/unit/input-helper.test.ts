@@ -18,8 +18,9 @@ describe('parseSettings', () => {
       release: 'v1.2.3',
       keepReleases: 5,
       server: 'gunicorn',
-      strategy: 'usr2',
+      strategy: 'auto',
       pidfile: '/srv/app/run/gunicorn.pid',
+      service: undefined,
       rollback: 'auto',
       mode: 'deploy',
       lockWaitSeconds: 300,
@@ -39,7 +40,17 @@ describe('parseSettings', () => {
     expect(settingsFrom({ server: 'uwsgi' })).toMatchObject({ server: 'uwsgi', strategy: 'chain', pidfile: '/srv/app/run/uwsgi.pid' });
     expect(settingsFrom({ server: 'uwsgi', strategy: 'reload', pidfile: '/run/u.pid' })).toMatchObject({ strategy: 'reload', pidfile: '/run/u.pid' });
     expect(() => settingsFrom({ server: 'uwsgi', strategy: 'usr2' })).toThrow(/Invalid input 'strategy': 'usr2' must be one of: chain, reload \(for server: uwsgi\)/);
-    expect(() => settingsFrom({ strategy: 'chain' })).toThrow(/must be one of: usr2, rolling, hup \(for server: gunicorn\)/);
+    expect(() => settingsFrom({ strategy: 'chain' })).toThrow(/must be one of: auto, usr2, rolling, hup \(for server: gunicorn\)/);
+  });
+
+  it('takes a systemd service as a full unit name, refusing sockets, other units and shell text', () => {
+    expect(settingsFrom({ service: 'gunicorn' }).service).toBe('gunicorn.service');
+    expect(settingsFrom({ service: 'app@blue.service' }).service).toBe('app@blue.service');
+    expect(() => settingsFrom({ service: 'gunicorn.socket' })).toThrow(/Invalid input 'service': 'gunicorn\.socket' is a socket unit: name the service it starts \(e\.g\. 'gunicorn\.service'\)/);
+    expect(() => settingsFrom({ service: 'gunicorn.timer' })).toThrow(/is a \.timer unit/);
+    expect(() => settingsFrom({ service: 'a;reboot' })).toThrow(/is not a systemd unit name/);
+    expect(() => settingsFrom({ service: '--now' })).toThrow(/is not a systemd unit name/);
+    expect(() => settingsFrom({ service: 'uwsgi', server: 'uwsgi' })).toThrow(/only a gunicorn master is found by its service/);
   });
 
   it('derives the release from a tag, else the short commit', () => {

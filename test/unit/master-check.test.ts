@@ -25,7 +25,7 @@ function proc(overrides: Partial<ProcessFacts>): ProcessFacts {
 }
 
 const facts = (overrides: Partial<PidfileFacts>): PidfileFacts => ({ pid: 100, master: proc({}), parent: proc({ pid: 1, argv: ['/sbin/init'] }), appDirReal: '/srv/app', ...overrides });
-const verify = (value: PidfileFacts) => verifyMaster(value, '/srv/app/run/gunicorn.pid', 'web1');
+const verify = (value: PidfileFacts) => verifyMaster(value, { pidfile: '/srv/app/run/gunicorn.pid' }, 'web1');
 
 describe('verifyMaster', () => {
   it('accepts a daemonized master of this app', () => {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { STRATEGIES } from '../../src/config/input-helper.js';
 
 /** The README and docs/ are the users' manual: they must keep up with action.yml and the lint rules. */
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
@@ -46,7 +47,6 @@ describe('README', () => {
 
   it('names only files that exist', () => {
     for (const [, target] of readme.matchAll(/\]\(((?:examples|docs|hooks|src)\/[^)#]+|[A-Z]+\.md|LICENSE|action\.yml)(?:#[^)]*)?\)/g)) {
-      if (target === 'docs/systemd.md') continue; // written separately
       expect(existsSync(new URL(`../../${target}`, import.meta.url)), target).toBe(true);
     }
   });
@@ -57,10 +57,11 @@ describe('README', () => {
     expect(readme).toContain('## Running under systemd');
   });
 
-  it('starts gunicorn the way the default strategy (usr2) accepts: daemonized', () => {
-    // A foreground master is refused by usr2 (strategy-fit.ts): the checklist's command must not be one.
+  it('names the default strategy the code uses (auto), and starts gunicorn as usr2 needs: daemonized', () => {
+    expect(STRATEGIES[0]).toBe('auto');
+    expect(readme).toContain('| `strategy` | `auto` / `chain` |');
+    expect(readme).toContain('| gunicorn | `auto` (default) |');
     for (const [command] of readme.matchAll(/gunicorn -c \S+[^`\n]*/g)) expect(command).toContain('--daemon');
-    expect(readme).toMatch(/strategy: rolling/);
   });
 
   it('says the rollout is a canary then batches, not one host at a time', () => {
@@ -84,7 +85,14 @@ describe('user-facing text', () => {
       'CONTRIBUTING.md': read('CONTRIBUTING.md'),
       'hooks/graceful_deploy_hook.py': read('hooks/graceful_deploy_hook.py'),
       ...Object.fromEntries(docs.map((name) => [`docs/${name}`, read(`docs/${name}`)])),
-      ...Object.fromEntries(readdirSync(new URL('../../examples/', import.meta.url)).map((name) => [`examples/${name}`, read(`examples/${name}`)])),
+      ...Object.fromEntries(
+        readdirSync(new URL('../../examples/', import.meta.url), { recursive: true, withFileTypes: true })
+          .filter((entry) => entry.isFile())
+          .map((entry) => {
+            const name = `${entry.parentPath.replace(/^.*?\/examples\/?/, 'examples/')}/${entry.name}`.replace(/\/+/g, '/');
+            return [name, read(name)];
+          }),
+      ),
     };
     for (const [name, text] of Object.entries(texts)) {
       expect(text, name).not.toMatch(/\b(issue|article|seed)s? #?\d+/i);

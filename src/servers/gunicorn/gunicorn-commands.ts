@@ -30,8 +30,18 @@ const IMPORT_APP = [
 export function preflightCommand(master: GunicornMaster, releaseDir: string, appSpec?: string): ShellFragment {
   const python = master.python;
   const spec = appSpec ?? master.titledApp;
-  if (spec) return sh`cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`;
-  return sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`;
+  if (spec) return asMasterUser(master, sh`cd ${releaseDir} && ${python} -c ${IMPORT_APP} ${releaseDir} ${spec}`);
+  return asMasterUser(master, sh`cd ${releaseDir} && PWD=${releaseDir} ${python} ${master.argv.slice(1)} --chdir ${releaseDir} --check-config`);
+}
+
+/**
+ * Runs a check as the user the master runs as, when the SSH user is root and the master is not:
+ * a release root can read but the app's user cannot (a 0700 directory, a root-only file) would
+ * pass a check run as root, then make every new worker fail to boot, and gunicorn halts.
+ * (With `become`, commands already run as that user.)
+ */
+export function asMasterUser(master: Pick<GunicornMaster, 'pid'>, command: ShellFragment): ShellFragment {
+  return sh`if [ "$(id -u)" = 0 ] && o=$(stat -c %U /proc/${master.pid}) && [ "$o" != root ]; then exec runuser -u "$o" -- /bin/sh -c ${command.text}; fi; ${command}`;
 }
 
 // argv: how many release dirs, the dirs, the check (`none`, `config` or `import`, its dir, the
@@ -129,7 +139,7 @@ export function readConfigsCommand(master: GunicornMaster, releaseDirs: string[]
   if (!args || first === undefined) return undefined;
   const spec = check?.appSpec ?? master.titledApp;
   const checking = check ? [spec ? 'import' : 'config', check.releaseDir, spec ?? '-'] : ['none', '-', '-'];
-  return sh`cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${checking} ${args}`;
+  return asMasterUser(master, sh`cd ${first} && ${master.python} -c ${READ_CONFIGS} ${String(releaseDirs.length)} ${releaseDirs} ${checking} ${args}`);
 }
 
 /** Whether readConfigsCommand's check passed: undefined when it printed no verdict (it died first). */

@@ -8,17 +8,20 @@ import { parseCheck, parseConfigs, preflightCommand, readConfigsCommand, type Gu
 import { chooseInterpreter, interpreterFactsCommand, parseInterpreterFacts, type InterpreterFacts } from './interpreter.js';
 import { hupReload } from './hup-strategy.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
-import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
+import { inspectMasterCommand, parsePidfileFacts, valuesOf, type MasterLocator } from './process-facts.js';
 import { readyDirOf } from './ready-marks.js';
 import { reloadPlan, type ReloadPlan } from './reload-plan.js';
 import { rollingReload } from './rolling-strategy.js';
 import { settleGunicorn } from './settle.js';
 import { cgroupCommand, systemdServiceOf } from './service-cgroup.js';
-import { strategyProblem } from './strategy-fit.js';
+import { chooseStrategy, type ReloadStrategy } from './strategy-fit.js';
+import { parseUnitFacts, unitFactsCommand, type UnitFacts } from './systemd-unit.js';
 import { usr2Reload } from './usr2-strategy.js';
 
 export interface GunicornOptions {
   pidfile: string;
+  /** The systemd service whose MainPID is the master (no pidfile needed). */
+  service?: string;
   appDir: string;
   /** The switch log (layout.switchLog): when `current` changed, to tell worker generations apart. */
   switchLog: string;
@@ -30,9 +33,17 @@ export interface GunicornOptions {
   python?: string;
 }
 
+/** What was decided for one master: the strategy, why, and the systemd unit it runs in (if any). */
+interface Decision {
+  strategy: ReloadStrategy;
+  why: string;
+  unit?: UnitFacts;
+}
+
 type Strategy = (
   host: RemoteHost,
   master: GunicornMaster,
+  unit: UnitFacts | undefined,
   options: GunicornOptions,
   plan: Targets,
   log: Log,
@@ -43,18 +54,30 @@ type Strategy = (
 /** What every strategy takes from the reload plan. */
 type Targets = Pick<ReloadPlan, 'workers' | 'stopSeconds'>;
 
-const STRATEGIES: Record<GunicornStrategy, Strategy> = {
-  hup: (host, master, options, plan, log, _signal, progress) =>
+const STRATEGIES: Record<ReloadStrategy, Strategy> = {
+  hup: (host, master, _unit, options, plan, log, _signal, progress) =>
     hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
   // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
-  usr2: (host, master, options, plan, log, signal, progress) =>
+  // Under a systemd unit (forking, strategy-fit.ts checked) its PIDFile= is gunicorn's pidfile, handed over at the commit.
+  usr2: (host, master, unit, options, plan, log, signal, progress) =>
     usr2Reload(
       host,
       master,
-      { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal, progress },
+      {
+        pidfile: unit?.pidFile || options.pidfile,
+        service: options.service,
+        handover: unit !== undefined,
+        readyDir: readyDirOf(options.pidfile),
+        appDir: options.appDir,
+        timeoutSeconds: options.reloadTimeoutSeconds,
+        workers: plan.workers,
+        stopSeconds: plan.stopSeconds,
+        signal,
+        progress,
+      },
       log,
     ),
-  rolling: (host, master, options, plan, log, signal) =>
+  rolling: (host, master, _unit, options, plan, log, signal) =>
     rollingReload(host, master, { readyDir: readyDirOf(options.pidfile), timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, signal }, log),
 };
 
@@ -75,11 +98,18 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
    */
   private readonly interpreters = new Map<string, InterpreterFacts>();
 
+  /** The strategy decided for each master (by host, pid and start time) by the preflight, or at its first reload. */
+  private readonly decisions = new Map<string, Decision>();
+
   constructor(private readonly options: GunicornOptions) {}
 
+  private get locator(): MasterLocator {
+    return { pidfile: this.options.pidfile, service: this.options.service };
+  }
+
   async inspect(host: RemoteHost): Promise<GunicornMaster> {
-    const result = await host.exec('inspect the gunicorn master', inspectPidfileCommand(this.options.pidfile, this.options.appDir));
-    const master = verifyMaster(parsePidfileFacts(result.stdout), this.options.pidfile, host.name);
+    const result = await host.exec('inspect the gunicorn master', inspectMasterCommand(this.locator, this.options.appDir));
+    const master = verifyMaster(parsePidfileFacts(result.stdout), this.locator, host.name);
     const titled = master.titledApp !== undefined || (master.argv[0] ?? '').startsWith('gunicorn:');
     let facts: InterpreterFacts | undefined;
     // One more round trip only when the command line does not name the interpreter.
@@ -99,10 +129,31 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
     const [[config], unit] = await Promise.all([checked.then(() => this.readConfigs(host, master, dirs)), this.systemdUnit(host, master)]).finally(() => checked);
-    const problem = strategyProblem(this.options.strategy, config, master, unit);
+    const problem = this.decide(host, master, config, unit);
     const importError = await checked;
-    if (problem) throw new PreflightError(`strategy '${this.options.strategy}' cannot work here: ${problem} Nothing was switched or reloaded.`, host.name);
+    if (problem) throw new PreflightError(`${problem} Nothing was switched or reloaded.`, host.name);
     if (importError) throw importError;
+  }
+
+  /** Decides (and keeps) the strategy for this master; returns why none can work, if so. */
+  private decide(host: RemoteHost, master: GunicornMaster, config: GunicornConfig | undefined, unit: UnitFacts | undefined): string | undefined {
+    const choice = chooseStrategy(this.options.strategy, config, master, unit);
+    if ('problem' in choice) return choice.problem;
+    this.decisions.set(this.masterKey(host, master), { ...choice, unit });
+    return undefined;
+  }
+
+  /** The decision the preflight made for this master, or one made now (a settle, a rollback: no preflight ran). */
+  private async decisionFor(host: RemoteHost, master: GunicornMaster, config: GunicornConfig | undefined): Promise<Decision> {
+    const known = this.decisions.get(this.masterKey(host, master));
+    if (known) return known;
+    const problem = this.decide(host, master, config, await this.systemdUnit(host, master));
+    if (problem) throw new PreflightError(problem, host.name);
+    return this.decisions.get(this.masterKey(host, master)) as Decision;
+  }
+
+  private masterKey(host: RemoteHost, master: GunicornMaster): string {
+    return [host.name, master.pid, master.startTime].join('\0');
   }
 
   /** The import check and the config reads in one Python start; the reads go to the cache. */
@@ -145,15 +196,17 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const current = link.startsWith('/') ? link : `${this.options.appDir}/${link}`;
     const [next, now] = await this.readConfigs(host, master, master.titledApp === undefined ? [current] : [current, master.cwd]);
     const plan = reloadPlan(next, next?.source === 'default-file' ? now : undefined, master.workers.length);
+    const decision = await this.decisionFor(host, master, now ?? next);
+    if (this.options.strategy === 'auto') log(`strategy auto chose ${decision.strategy}: ${decision.why}`);
     log(`${plan.why}; stop wait ${plan.stopSeconds}s (graceful_timeout + margin)`);
-    return STRATEGIES[this.options.strategy](host, master, this.options, plan, log, signal, progress);
+    return STRATEGIES[decision.strategy](host, master, decision.unit, this.options, plan, log, signal, progress);
   }
 
   /** Repairs what a run that died mid-reload left (settle.ts), reloading with this run's strategy when workers of two releases remain. */
   async settle(host: RemoteHost, pointCurrent: PointCurrent, log: Log): Promise<Settled> {
-    const { pidfile, appDir, switchLog, reloadTimeoutSeconds } = this.options;
+    const { pidfile, service, appDir, switchLog, reloadTimeoutSeconds } = this.options;
     const reload = async (_stale: GunicornMaster, reloadLog: Log) => this.reload(host, await this.inspect(host), reloadLog);
-    return settleGunicorn(host, { pidfile, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
+    return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
   }
 
   private async interpreterFacts(host: RemoteHost, master: { pid: number; startTime: string }): Promise<InterpreterFacts> {
@@ -167,10 +220,18 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     return facts;
   }
 
-  /** The systemd service the master runs in, if any (usr2 cannot work there). */
-  private async systemdUnit(host: RemoteHost, master: GunicornMaster): Promise<string | undefined> {
-    if (this.options.strategy !== 'usr2') return undefined;
-    return systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
+  /**
+   * The systemd service the master runs in, if any, as systemd describes it: the service input's
+   * (read with the master), or the one its cgroup names. Only usr2 depends on it.
+   */
+  private async systemdUnit(host: RemoteHost, master: GunicornMaster): Promise<UnitFacts | undefined> {
+    if (master.unit) return master.unit;
+    if (this.options.strategy !== 'usr2' && this.options.strategy !== 'auto') return undefined;
+    const name = systemdServiceOf((await host.exec('read the master cgroup', cgroupCommand(master.pid))).stdout);
+    if (!name) return undefined;
+    const shown = await host.exec(`describe ${name}`, unitFactsCommand(name), { allowFailure: true });
+    // systemctl missing or silent: a unit systemd would not describe is no unit systemd can follow.
+    return parseUnitFacts(valuesOf(shown.stdout)) ?? { name, type: 'unknown', pidFile: '', triggeredBy: [], activeState: '', mainPid: 0 };
   }
 
   /**

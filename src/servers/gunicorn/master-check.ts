@@ -1,5 +1,6 @@
 import { MasterCheckError } from '../../errors.js';
-import type { PidfileFacts, ProcessFacts } from './process-facts.js';
+import type { MasterLocator, PidfileFacts, ProcessFacts } from './process-facts.js';
+import type { UnitFacts } from './systemd-unit.js';
 
 /** A gunicorn master verified to belong to this app, with what we need to signal and follow it. */
 export interface GunicornMaster {
@@ -17,6 +18,8 @@ export interface GunicornMaster {
   daemonized: boolean;
   /** The app spec from a setproctitle title (`gunicorn: master [app:application]`), if titled. */
   titledApp?: string;
+  /** The systemd service that located the master (the service input), as systemd described it. */
+  unit?: UnitFacts;
 }
 
 /**
@@ -47,32 +50,38 @@ function title(process: ProcessFacts): string | undefined {
 }
 
 /**
- * Decides whether the pidfile names a live gunicorn master of the app in `appDir`. Every
- * refusal says what was found and what to do, because a wrong guess here would signal a
- * stranger's process.
+ * Decides whether the pidfile (or the service's MainPID) names a live gunicorn master of the
+ * app in `appDir`. Every refusal says what was found and what to do, because a wrong guess here
+ * would signal a stranger's process.
  */
-export function verifyMaster(facts: PidfileFacts, pidfile: string, host: string): GunicornMaster {
+export function verifyMaster(facts: PidfileFacts, locator: MasterLocator, host: string): GunicornMaster {
   const fail = (message: string): never => {
     throw new MasterCheckError(message, host);
   };
+  const { pidfile, service } = locator;
+  const from = service ? `${service}'s MainPID` : pidfile;
   if (!facts.pid) {
+    if (service) {
+      const state = facts.unit ? `ActiveState=${facts.unit.activeState || 'unknown'}` : 'systemctl did not answer for it';
+      fail(`service ${service} has no main process (${state}). Start it (systemctl start ${service}; a socket-activated service starts on its first request), then deploy: the action reloads a running server; it never starts one.`);
+    }
     fail(`pidfile ${pidfile} is missing or empty. Is gunicorn running with 'pidfile = "${pidfile}"'? The action reloads a running server; it never starts one.`);
   }
   const master = facts.master;
-  if (!master) return fail(`pidfile ${pidfile} names pid ${facts.pid}, which is not running (a stale pidfile). Start gunicorn, then deploy.`);
+  if (!master) return fail(`${from} names pid ${facts.pid}, which is not running${service ? '' : ' (a stale pidfile)'}. Start gunicorn, then deploy.`);
   if (!master.exe || !master.cwd) {
-    fail(`cannot read /proc/${master.pid} as the SSH user: deploy as the user that runs gunicorn, or as root.`);
+    fail(`cannot read /proc/${master.pid} as the SSH user: deploy as the user that runs gunicorn, or as root${service ? ', or set become: to the service\'s User=' : ''}.`);
   }
   if (!isGunicorn(master)) {
-    fail(`pid ${master.pid} from ${pidfile} is not gunicorn (it runs '${master.argv.join(' ').slice(0, 120)}'): the pidfile is stale and the pid was reused. Nothing was signalled.`);
+    fail(`pid ${master.pid} from ${from} is not gunicorn (it runs '${master.argv.join(' ').slice(0, 120)}')${service ? '' : ': the pidfile is stale and the pid was reused'}. Nothing was signalled.`);
   }
   const masterTitle = title(master);
-  if (masterTitle?.startsWith('gunicorn: worker')) fail(`pid ${master.pid} from ${pidfile} is a gunicorn worker, not the master.`);
+  if (masterTitle?.startsWith('gunicorn: worker')) fail(`pid ${master.pid} from ${from} is a gunicorn worker, not the master.`);
   if (facts.parent && isGunicorn(facts.parent)) {
-    fail(`pid ${master.pid} from ${pidfile} is the child of gunicorn pid ${facts.parent.pid}: it is a worker or the new master of an unfinished USR2 upgrade, not a settled master.`);
+    fail(`pid ${master.pid} from ${from} is the child of gunicorn pid ${facts.parent.pid}: it is a worker or the new master of an unfinished USR2 upgrade, not a settled master.`);
   }
   if (facts.upgrade && isGunicorn(facts.upgrade)) {
-    fail(`an upgrade is in progress: ${pidfile}.2 names live gunicorn pid ${facts.upgrade.pid}. Let it finish or revert it (HUP the old master, then TERM pid ${facts.upgrade.pid}) before deploying.`);
+    fail(`an upgrade is in progress: ${facts.unit?.pidFile || pidfile}.2 names live gunicorn pid ${facts.upgrade.pid}. Let it finish or revert it (HUP the old master, then TERM pid ${facts.upgrade.pid}) before deploying.`);
   }
   const releasesDir = `${facts.appDirReal}/releases/`;
   if (!facts.appDirReal || !(`${master.cwd}/`.startsWith(releasesDir))) {
@@ -88,5 +97,6 @@ export function verifyMaster(facts: PidfileFacts, pidfile: string, host: string)
     workers: master.children,
     daemonized: master.ppid === 1 && master.sid !== master.pid && master.pgid !== master.pid,
     titledApp: masterTitle ? /\[(.*)\]/.exec(masterTitle)?.[1] : undefined,
+    unit: facts.unit,
   };
 }

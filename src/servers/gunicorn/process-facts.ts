@@ -1,5 +1,6 @@
 import { raw, sh, type ShellFragment } from '../../remote/shell-quote.js';
 import { hasHeartbeat } from './gunicorn-versions.js';
+import { parseUnitFacts, unitFactsCommand, type UnitFacts } from './systemd-unit.js';
 
 /** What /proc says about one process. */
 export interface ProcessFacts {
@@ -32,6 +33,8 @@ export interface PidfileFacts {
   upgradePid?: number;
   /** `readlink -f` of the app dir, to compare with the master's cwd. */
   appDirReal: string;
+  /** The systemd service's facts, when the master was located by its service. */
+  unit?: UnitFacts;
 }
 
 /**
@@ -56,9 +59,32 @@ const DESCRIBE = raw(
     `printf '%s.pid=%s\\n' "$2" "$p"; }`,
 );
 
+/** Where a master's pid is read: its pidfile, or the MainPID of the systemd service it runs in. */
+export interface MasterLocator {
+  /** The pidfile; with a service, where a `.2` upgrade master is looked for when the unit names no PIDFile=. */
+  pidfile: string;
+  /** A systemd service (`gunicorn.service`): its MainPID is the master, its facts come along (`unit.*`). */
+  service?: string;
+}
+
 /** Reads a pidfile's pid and describes it, its parent and any `.2` upgrade master. */
 export function inspectPidfileCommand(pidfile: string, appDir: string): ShellFragment {
-  return sh`${DESCRIBE}; pid=$(tr -dc 0-9 < ${pidfile} 2>/dev/null); printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent nochildren; up=$(tr -dc 0-9 < ${`${pidfile}.2`} 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
+  return describeMaster(sh`pf=${pidfile}; pid=$(tr -dc 0-9 < "$pf" 2>/dev/null)`, appDir);
+}
+
+/**
+ * Like inspectPidfileCommand, with the pid from where the locator says: a service's MainPID (0,
+ * no main process, prints as empty), its facts as `unit.*` lines, and `.2` beside its PIDFile=.
+ */
+export function inspectMasterCommand(locator: MasterLocator, appDir: string): ShellFragment {
+  if (!locator.service) return inspectPidfileCommand(locator.pidfile, appDir);
+  const find = sh`u=$(${unitFactsCommand(locator.service)}); printf '%s\n' "$u"; pid=$(printf '%s\n' "$u" | sed -n 's/^unit.MainPID=//p'); [ "$pid" = 0 ] && pid=; pf=$(printf '%s\n' "$u" | sed -n 's/^unit.PIDFile=//p'); [ -n "$pf" ] || pf=${locator.pidfile}`;
+  return describeMaster(find, appDir);
+}
+
+/** The inspection once `find` has set `$pid` (the master's) and `$pf` (the pidfile whose `.2` marks an upgrade). */
+function describeMaster(find: ShellFragment, appDir: string): ShellFragment {
+  return sh`${DESCRIBE}; ${find}; printf 'pidfile=%s\n' "$pid"; d "$pid" master; [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && d "$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)" parent nochildren; up=$(tr -dc 0-9 < "$pf.2" 2>/dev/null); printf 'pidfile2=%s\n' "$up"; d "$up" upgrade; printf 'appdir=%s\n' "$(readlink -f ${appDir})"`;
 }
 
 /** Lists the children of a pid, only while that pid is still the process started at `startTime`. */
@@ -66,7 +92,8 @@ export function childrenCommand(pid: number, startTime: string): ShellFragment {
   return sh`${DESCRIBE}; st ${pid}; [ "$t" = ${startTime} ] && d ${pid} master; true`;
 }
 
-function valuesOf(stdout: string): Map<string, string> {
+/** The `key=value` lines of a command's output (the first `=` splits). */
+export function valuesOf(stdout: string): Map<string, string> {
   const values = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const at = line.indexOf('=');
@@ -88,6 +115,7 @@ export function parsePidfileFacts(stdout: string): PidfileFacts {
     upgrade: processFrom(values, 'upgrade'),
     upgradePid: numberOf('pidfile2'),
     appDirReal: values.get('appdir') ?? '',
+    unit: parseUnitFacts(values),
   };
 }
 

@@ -5,12 +5,14 @@ import type { Log, PointCurrent, ReloadHandle, Settled } from '../server-driver.
 import { describeProcesses, readProcess, type ProcessRef } from './generation.js';
 import { describeLeftover, parseSwitchLog, recogniseLeftover, type LeftoverFacts, type LeftoverState, type MasterGeneration } from './leftover-state.js';
 import { verifyMaster, type GunicornMaster } from './master-check.js';
-import { inspectPidfileCommand, parsePidfileFacts } from './process-facts.js';
+import { inspectMasterCommand, parsePidfileFacts } from './process-facts.js';
 import { readyDirOf } from './ready-marks.js';
 import { commit, findNewMaster, stopNewMaster, type Usr2Options } from './usr2-strategy.js';
 
 export interface SettleOptions {
   pidfile: string;
+  /** The systemd service whose MainPID is the master (the service input). */
+  service?: string;
   appDir: string;
   switchLog: string;
   timeoutSeconds: number;
@@ -49,7 +51,7 @@ interface Masters {
 
 async function repair(host: RemoteHost, options: SettleOptions, state: LeftoverState, masters: Masters, pointCurrent: PointCurrent, log: Log): Promise<void> {
   const { master, upgrade, current } = masters;
-  const usr2 = usr2Options(options);
+  const usr2 = usr2Options(options, master);
   const point = async (release: string) => {
     if (release === current) return;
     await pointCurrent(release);
@@ -88,8 +90,10 @@ async function repair(host: RemoteHost, options: SettleOptions, state: LeftoverS
 }
 
 /** What the usr2 strategy's own stop, commit and search need. */
-function usr2Options(options: SettleOptions): Usr2Options {
-  return { pidfile: options.pidfile, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.timeoutSeconds, workers: 1, stopSeconds: STOP_SECONDS };
+function usr2Options(options: SettleOptions, master: GunicornMaster): Usr2Options {
+  // Under a forking unit, gunicorn's pidfile is its PIDFile=, handed over at a commit (as in a deploy).
+  const { unit } = master;
+  return { pidfile: unit?.pidFile || options.pidfile, service: options.service, handover: unit !== undefined, readyDir: readyDirOf(options.pidfile), appDir: options.appDir, timeoutSeconds: options.timeoutSeconds, workers: 1, stopSeconds: STOP_SECONDS };
 }
 
 /**
@@ -99,14 +103,14 @@ function usr2Options(options: SettleOptions): Usr2Options {
  */
 async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{ facts: LeftoverFacts; master: GunicornMaster; upgrade?: ProcessRef }> {
   const [inspected, aged] = await Promise.all([
-    host.exec('inspect the gunicorn master', inspectPidfileCommand(options.pidfile, options.appDir)),
+    host.exec('inspect the gunicorn master', inspectMasterCommand(options, options.appDir)),
     host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog)),
   ]);
   const pidfile = parsePidfileFacts(inspected.stdout);
   // The `.2` master is looked at below, as the old master's verified child.
-  const master = verifyMaster({ ...pidfile, upgrade: undefined }, options.pidfile, host.name);
+  const master = verifyMaster({ ...pidfile, upgrade: undefined }, options, host.name);
   // The master's children are described while the `.2` master is looked for (usually there is none).
-  const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options), master), describeProcesses(host, master.workers)]);
+  const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options, master), master), describeProcesses(host, master.workers)]);
   const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
   const oldWorkers = master.workers.filter((pid) => pid !== upgrade?.pid);
   const newWorkers = upgradeFacts?.children ?? [];

@@ -1,6 +1,13 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import type { GunicornConfig } from './gunicorn-commands.js';
 import type { GunicornMaster } from './master-check.js';
+import { usr2UnitProblem, type UnitFacts } from './systemd-unit.js';
+
+/** The strategies that reload (auto picks one of them per host). */
+export type ReloadStrategy = Exclude<GunicornStrategy, 'auto'>;
+
+/** The strategy a host gets, and why (for the log), or why none can work there. */
+export type StrategyChoice = { strategy: ReloadStrategy; why: string } | { problem: string };
 
 /**
  * Why a strategy cannot do its job with this gunicorn, or undefined when it can. Checked
@@ -9,21 +16,46 @@ import type { GunicornMaster } from './master-check.js';
  *   code the master imported at start: the deploy would "succeed" with old code.
  * - WINCH is ignored unless gunicorn daemonized itself, so USR2 could never retire the old
  *   workers (and a supervisor restarts a foreground master that exits).
- * - Under a systemd service (`systemdUnit`, see service-cgroup.ts), the USR2 commit loses
- *   systemd the main pid, and its cgroup kill takes the new master down after the gate passed
- *   (gunicorn #2856): the host would go dark after a "successful" deploy.
+ * - Under a systemd service (`unit`), USR2 works only where systemd can follow the new master
+ *   (systemd-unit.ts): elsewhere the commit loses systemd its main pid, and its cgroup kill
+ *   takes the new master down after the gate passed: the host would go dark after a
+ *   "successful" deploy.
  */
-export function strategyProblem(strategy: GunicornStrategy, config: GunicornConfig | undefined, master: GunicornMaster, systemdUnit?: string): string | undefined {
+export function strategyProblem(strategy: ReloadStrategy, config: GunicornConfig | undefined, master: GunicornMaster, unit?: UnitFacts): string | undefined {
   if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
     return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
   }
-  if (strategy === 'usr2' && systemdUnit) {
-    return `gunicorn runs in the systemd service ${systemdUnit}: when the old master exits at the USR2 commit, systemd loses its main pid and stops the whole service, new master included (gunicorn #2856). Use strategy: rolling (or hup), which keeps the master systemd knows.`;
-  }
+  // Only a config read with the master's own arguments knows its pidfile (a --pid on the command line wins over the file).
+  const unitProblem = strategy === 'usr2' && unit ? usr2UnitProblem(unit, config?.source === 'argv' ? config.pidfile : undefined) : undefined;
+  if (unitProblem) return `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem}`;
   // --daemon is often on the command line; without the master's arguments the process tree tells.
   const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
   if (strategy === 'usr2' && !daemonized) {
     return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
   }
   return undefined;
+}
+
+/**
+ * The strategy for this host: the one asked for when it can work here, or, for `auto`, usr2
+ * where it is safe (a daemonized master that systemd, if any, can follow), otherwise rolling.
+ * With preload_app on and usr2 impossible, no strategy would serve the new code: one error
+ * naming both ways out.
+ */
+export function chooseStrategy(asked: GunicornStrategy, config: GunicornConfig | undefined, master: GunicornMaster, unit?: UnitFacts): StrategyChoice {
+  if (asked !== 'auto') {
+    const problem = strategyProblem(asked, config, master, unit);
+    return problem ? { problem: `strategy '${asked}' cannot work here: ${problem}` } : { strategy: asked, why: 'as configured' };
+  }
+  const usr2Problem = strategyProblem('usr2', config, master, unit);
+  if (!usr2Problem) {
+    const followed = unit ? `, and systemd follows it through ${unit.name}'s PIDFile=` : '';
+    return { strategy: 'usr2', why: `the master is daemonized (WINCH retires its workers)${followed}` };
+  }
+  if (!strategyProblem('rolling', config, master, unit)) return { strategy: 'rolling', why: `usr2 cannot work here: ${usr2Problem}` };
+  return {
+    problem:
+      'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
+      `and usr2 cannot work: ${usr2Problem} The ways out: turn preload_app off (then rolling works), or make usr2 possible as said.`,
+  };
 }

@@ -6,11 +6,20 @@ import { ReloadFailure, type Log, type ReloadHandle, type ReloadProgress } from 
 import { describeProcesses, readProcess, sameProcess, signal, waitForGeneration, waitForNoWorkers, waitUntilGone, type ProcessRef } from './generation.js';
 import { isGunicorn, type GunicornMaster } from './master-check.js';
 import { pruneMarksCommand, readyHookCheck } from './ready-marks.js';
-import { inspectPidfileCommand, parsePidfileFacts, type ProcessFacts } from './process-facts.js';
+import { inspectMasterCommand, parsePidfileFacts, type ProcessFacts } from './process-facts.js';
 import { parseReexecChildren, reexecChildCommand } from './reexec-child.js';
 
 export interface Usr2Options {
+  /** gunicorn's pidfile (under a forking systemd unit, its PIDFile=); `<pidfile>.2` marks the new master. */
   pidfile: string;
+  /** The systemd service whose MainPID is the master, when the service input locates it. */
+  service?: string;
+  /**
+   * systemd follows the master through the pidfile (a forking unit with PIDFile=): at the commit
+   * the new master's pid is written there before the old master is told to exit, so that systemd
+   * reads it when its main pid goes (and the old master, seeing another pid, leaves the file).
+   */
+  handover?: boolean;
   /** Where the ready hook leaves its marks (see ready-marks.ts). */
   readyDir: string;
   appDir: string;
@@ -99,7 +108,7 @@ async function waitForNewMaster(host: RemoteHost, old: GunicornMaster, options: 
 }
 
 function newMasterCommand(options: Usr2Options, old: GunicornMaster) {
-  return sh`${inspectPidfileCommand(options.pidfile, options.appDir)}; ${reexecChildCommand(old)}`;
+  return sh`${inspectMasterCommand(options, options.appDir)}; ${reexecChildCommand(old)}`;
 }
 
 /** The process `<pidfile>.2` names, when it is a gunicorn child of the old master. */
@@ -109,6 +118,7 @@ function upgradeOf(upgrade: ProcessFacts | undefined, old: GunicornMaster): Proc
 
 /** Makes the new master the only one: TERM the old, wait for the new one to promote itself. */
 export async function commit(host: RemoteHost, old: GunicornMaster, fresh: GunicornMaster, options: Usr2Options, log: Log): Promise<GunicornMaster> {
+  if (options.handover) await handOverPidfile(host, old, fresh, options, log);
   await signal(host, old, 'TERM', log);
   if (!(await waitUntilGone(host, old, options.stopSeconds))) throw new ReloadError(`old master ${old.pid} did not exit after TERM.`, host.name);
   // The new master promotes itself (renames <pidfile>.2) at the top of its loop, which otherwise
@@ -117,14 +127,34 @@ export async function commit(host: RemoteHost, old: GunicornMaster, fresh: Gunic
   await signal(host, fresh, 'CHLD', log);
   const promoted = await pollUntil(
     async () => {
-      const facts = parsePidfileFacts((await host.exec('check the promotion', inspectPidfileCommand(options.pidfile, options.appDir))).stdout);
+      const facts = parsePidfileFacts((await host.exec('check the promotion', inspectMasterCommand(options, options.appDir))).stdout);
+      // Under a service the master is systemd's MainPID: this also proves systemd followed the new master.
       return facts.master?.pid === fresh.pid && !facts.upgradePid ? facts.master : undefined;
     },
     { timeoutMs: 15_000, ...QUICK_POLL },
   );
-  if (!promoted) throw new ReloadError(`new master ${fresh.pid} did not take over ${options.pidfile} after the old master exited.`, host.name);
-  log(`old master ${old.pid} stopped; ${options.pidfile} names master ${fresh.pid}`);
+  if (!promoted) {
+    const what = options.service ? `${options.service}'s MainPID (did systemd stop the service?)` : options.pidfile;
+    throw new ReloadError(`new master ${fresh.pid} did not take over ${what} after the old master exited.`, host.name);
+  }
+  log(`old master ${old.pid} stopped; ${options.service ? `${options.service}'s MainPID is` : `${options.pidfile} names`} master ${fresh.pid}`);
   return { ...fresh, workers: promoted.children };
+}
+
+/**
+ * Writes the new master's pid into the pidfile (atomically, only while it still names the old
+ * master), so that systemd, reading PIDFile= when the old master exits, follows the new one.
+ * Gunicorn's own halt unlinks the pidfile only when it names the exiting master itself.
+ */
+async function handOverPidfile(host: RemoteHost, old: GunicornMaster, fresh: GunicornMaster, options: Usr2Options, log: Log): Promise<void> {
+  const { pidfile } = options;
+  const temporary = `${pidfile}.graceful-deploy`;
+  const handed = await host.exec(
+    'hand the pidfile to the new master',
+    sh`[ "$(tr -dc 0-9 < ${pidfile} 2>/dev/null)" = ${String(old.pid)} ] && printf '%s\n' ${String(fresh.pid)} > ${temporary} && mv -f ${temporary} ${pidfile} && echo handed; true`,
+  );
+  if (!handed.stdout.includes('handed')) throw new ReloadError(`${pidfile} does not name the old master ${old.pid}: cannot hand it to the new master ${fresh.pid}, so systemd could not follow it. The old master was not stopped.`, host.name);
+  log(`${pidfile} now names the new master ${fresh.pid}, for systemd to follow when the old master exits`);
 }
 
 /**
