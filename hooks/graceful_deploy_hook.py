@@ -12,8 +12,8 @@ If you already have a post_worker_init, call this one from yours:
         graceful_deploy_hook.post_worker_init(worker)
 
 Right after a worker has imported the app, the hook sends one request to the readiness path
-*inside the worker* (no socket: it calls the WSGI app directly, as seed article 000 does with
-`worker.wsgi`) and writes what the app answered to `<ready dir>/<worker pid>`:
+*inside the worker* (no socket: it calls the WSGI app directly through `worker.wsgi`) and
+writes what the app answered to `<ready dir>/<worker pid>`:
 
     200<TAB>v2<TAB>200 OK
 

@@ -28,6 +28,7 @@ import type { RemoteHost } from './remote/remote-host.js';
 import { joinFragments, type ShellFragment } from './remote/shell-quote.js';
 import type { DeployOutcome, HostReport, Reporter } from './report/reporter.js';
 import { cancelledMessage, DeployFailed, timed, type DeployDependencies, type HostSession, type RunContext } from './rollout/deploy-context.js';
+import { blameHost } from './report/outcome-text.js';
 import { Timeline } from './report/timeline.js';
 import { forEachHost, throwFirstFailure } from './rollout/host-tasks.js';
 import { rollOut } from './rollout/roll-out.js';
@@ -106,16 +107,21 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
     outcome.hosts = sessions.map((session) => session.report);
     outcome.release = sessions[0]?.target ?? settings.release;
     outcome.previousRelease = sessions[0]?.leaving;
-    const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch.index] as const)));
-    for (const session of sessions) session.report.batch = batchOf.get(session.remote.name);
+    const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch] as const)));
+    for (const session of sessions) {
+      const batch = batchOf.get(session.remote.name);
+      session.report.batch = batch?.index;
+      if (batch?.canary) session.report.canary = true;
+    }
 
     if (settings.mode === 'plan') {
       for (const session of sessions) {
         session.report.status = 'planned';
         if (session.state.lockOwner) reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
       }
+      outcome.plan = describePlan(batches);
       await reporter.group('Rollout plan', async () => {
-        for (const line of describePlan(batches)) reporter.log('plan', line);
+        for (const line of outcome.plan ?? []) reporter.log('plan', line);
       });
       outcome.status = 'planned';
       return outcome;
@@ -135,6 +141,7 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
   } catch (error) {
     if (error instanceof DeployFailed) throw error;
     outcome.error = errorMessage(error);
+    if (error instanceof DeployError && error.host) blameHost(outcome, error.host, outcome.error);
     if (deps.signal?.aborted) {
       outcome.status = 'cancelled';
       outcome.error = `${cancelledMessage(outcome)} (at: ${outcome.error})`;

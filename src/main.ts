@@ -3,12 +3,12 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Inputs, Outputs, State } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
-import type { GunicornStrategy, Settings, UwsgiStrategy } from './config/settings.js';
+import type { GunicornStrategy, Mode, Settings, UwsgiStrategy } from './config/settings.js';
 import type { Balancer } from './balancer/balancer.js';
 import { shouldDrain } from './balancer/drain-policy.js';
 import { HaproxyBalancer } from './balancer/haproxy/haproxy-balancer.js';
 import { deploy, DeployFailed } from './deploy.js';
-import { errorMessage } from './errors.js';
+import { DeployError, errorMessage } from './errors.js';
 import { faultedOutcome, guardRejections } from './rejection-guard.js';
 import { urlSecrets } from './health/readiness-gate.js';
 import { findingAnnotations, isLintEnabled, runMigrationStep } from './migrate/index.js';
@@ -19,6 +19,8 @@ import { sshRemoteHostFactory, type RemoteHostFactory } from './remote/ssh-remot
 import { layoutOf } from './release/layout.js';
 import { actionReporter } from './report/action-reporter.js';
 import { writeJobSummary } from './report/job-summary.js';
+import { blameHost, failedHosts, message } from './report/outcome-text.js';
+import { runFacts } from './report/run-links.js';
 import type { DeployOutcome } from './report/reporter.js';
 import { GunicornServer } from './servers/gunicorn/gunicorn-server.js';
 import type { ServerDriver } from './servers/server-driver.js';
@@ -34,12 +36,15 @@ export async function run(): Promise<void> {
 }
 
 async function deployFromInputs(): Promise<void> {
+  const started = Date.now();
   maskSecrets();
   let settings: Settings;
   try {
     settings = parseSettings((name) => core.getInput(name), process.env);
   } catch (error) {
-    core.setOutput(Outputs.Status, 'failed');
+    // Nothing connected: the outputs and the summary say which input, like any other failure.
+    const mode = core.getInput(Inputs.Mode) === 'rollback' ? 'rollback' : 'deploy';
+    await report({ status: 'failed', release: '', strategy: '', hosts: [], error: errorMessage(error) }, mode, started);
     core.setFailed(errorMessage(error));
     return;
   }
@@ -71,12 +76,17 @@ async function deployFromInputs(): Promise<void> {
       migrate: settings.migration.command ? migrationStep(settings, settings.migration.command) : undefined,
     });
   } catch (error) {
-    outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
+    if (error instanceof DeployFailed) outcome = error.outcome;
+    else {
+      // Failed before any host was inspected (a refused host key, an unreachable host).
+      outcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
+      if (error instanceof DeployError && error.host) blameHost(outcome, error.host, outcome.error ?? '');
+    }
   }
   if (guard.fault) outcome = faultedOutcome(outcome, guard.fault);
   // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
   saveState(State.Finished, 'true');
-  await report(outcome);
+  await report(outcome, settings.mode, started);
   if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
     const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
     core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
@@ -179,11 +189,16 @@ function maskSecrets(): void {
   for (const secret of urlSecrets(core.getInput(Inputs.HealthUrl))) core.setSecret(secret);
 }
 
-async function report(outcome: DeployOutcome): Promise<void> {
+/** Outputs, annotations and the job summary of a run that started at `started` (ms). */
+async function report(outcome: DeployOutcome, mode: Mode, started: number): Promise<void> {
+  const facts = runFacts(process.env, outcome, mode, (Date.now() - started) / 1000);
   core.setOutput(Outputs.Status, outcome.status);
   core.setOutput(Outputs.Release, outcome.release);
   core.setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
   core.setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
+  core.setOutput(Outputs.Duration, String(Math.round(facts.seconds * 10) / 10));
+  core.setOutput(Outputs.FailedHosts, failedHosts(outcome).join(', '));
+  core.setOutput(Outputs.Message, message(outcome, mode));
   const migration = outcome.migration;
   core.setOutput(Outputs.MigrationRevisionBefore, migration?.revisionBefore ?? '');
   core.setOutput(Outputs.MigrationRevisionAfter, migration?.revisionAfter ?? '');
@@ -195,7 +210,7 @@ async function report(outcome: DeployOutcome): Promise<void> {
     else core.notice(annotation.message, properties);
   }
   if (process.env.GITHUB_STEP_SUMMARY) {
-    await writeJobSummary(outcome).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
+    await writeJobSummary(outcome, facts).catch((error: unknown) => core.warning(`could not write the job summary: ${errorMessage(error)}`));
   }
 }
 

@@ -1,7 +1,9 @@
 import * as core from '@actions/core';
 import { formatFindingsMarkdown } from '../migrate/index.js';
 import { ganttChart } from './gantt-chart.js';
+import { cause, causeDetails, durationText, headline, servesNow } from './outcome-text.js';
 import type { DeployOutcome, HostReport, MigrationOutcome } from './reporter.js';
+import type { RunFacts } from './run-links.js';
 
 const STATUS_ICON: Record<HostReport['status'], string> = {
   pending: '⏸️ not reached',
@@ -12,40 +14,98 @@ const STATUS_ICON: Record<HostReport['status'], string> = {
   unlocked: '🔓 unlocked',
 };
 
-/** The job summary: headline, one row per host, and the error if any. */
-export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
+const RUN_ICON: Record<DeployOutcome['status'], string> = {
+  deployed: '✅',
+  'rolled-back': '↩️',
+  failed: '❌',
+  planned: '📝',
+  unlocked: '🔓',
+  cancelled: '⏹️',
+};
+
+/**
+ * The job summary, in the order a person asks: what happened (on a failure, the cause first),
+ * who ran it, how long it took and what it shipped, what to do next after a cancel, then one
+ * row per host, the plan, the balancer, where the time went and the migrations.
+ */
+export async function writeJobSummary(outcome: DeployOutcome, facts?: RunFacts): Promise<void> {
   // Names, versions and bodies come from the hosts and the app: every one is escaped, so none can add markup.
-  const summary = core.summary.addHeading(`graceful-deploy: ${outcome.status} ${cell(outcome.release)}`, 2);
-  summary.addRaw(`Strategy <code>${cell(outcome.strategy)}</code>; previous release <code>${cell(outcome.previousRelease ?? '—')}</code>.`, true);
-  summary.addTable([
-    [
-      { data: 'Host', header: true },
-      { data: 'Result', header: true },
-      { data: 'Release', header: true },
-      { data: 'Master pid (old → new)', header: true },
-      { data: 'Workers (old → new)', header: true },
-      { data: 'Time to ready', header: true },
-      { data: 'Health', header: true },
-    ],
-    ...outcome.hosts.map((host) =>
-      [
-        host.host,
-        host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
-        host.release ?? '',
-        `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
-        `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
-        host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
-        host.health ?? '—',
-      ].map(cell),
-    ),
-  ]);
+  const summary = core.summary.addHeading(`${RUN_ICON[outcome.status]} graceful-deploy: ${outcome.status} ${cell(outcome.release)}`, 2);
+  const why = cause(outcome);
+  if (why) {
+    // The output tail a failure carries (an import check's traceback) follows its first line.
+    summary.addRaw(`<p><b>Cause:</b> ${cell(why)}</p>`, true);
+    const details = causeDetails(outcome);
+    if (details) summary.addCodeBlock(escapeHtml(details));
+  }
+  summary.addRaw(`<p>${cell(headline(outcome, facts?.mode))}</p>`, true);
+  summary.addRaw(`<p>${runLine(outcome, facts)}</p>`, true);
+  if (outcome.status === 'cancelled') summary.addRaw(nextStepsAfterCancel(outcome, facts?.mode ?? 'deploy'), true);
+  if (outcome.plan?.length) summary.addRaw(`\n### Rollout plan\n\n${outcome.plan.map((line) => `- ${cell(line)}`).join('\n')}\n`, true);
+  if (outcome.hosts.length) {
+    summary.addTable([
+      ['Host', 'Batch', 'Result', 'Serves', 'Master pid (old → new)', 'Workers (old → new)', 'Time to ready', 'Health', 'Error'].map((data) => ({ data, header: true })),
+      ...outcome.hosts.map((host) =>
+        [
+          host.host,
+          batchName(host, outcome.hosts),
+          host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
+          servesNow(host) ?? (host.status === 'failed' ? '?' : '—'),
+          `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
+          `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
+          host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
+          host.health ?? '—',
+          host.error ? shorten(stripHost(host.error.split('\n')[0] ?? '')) : '—',
+        ].map(cell),
+      ),
+    ]);
+  }
   if (outcome.hosts.some((host) => host.balancer)) summary.addRaw(balancerSection(outcome.hosts), true);
   const chart = ganttChart(outcome.hosts, `${outcome.status} ${outcome.release}`);
   // Blank lines around the fence: after the table's HTML, markdown only starts again after one.
   if (chart) summary.addRaw(`\n<p>Where the time went, per host (runner's clock):</p>\n\n${chart}\n`, true);
   if (outcome.migration) summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
-  if (outcome.error) summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
   await summary.write();
+}
+
+/** "Started by octocat · took 1 min 12 s · strategy usr2 · commit abc1234 · changes v1…v2", each part when known. */
+function runLine(outcome: DeployOutcome, facts?: RunFacts): string {
+  const parts: string[] = [];
+  if (facts?.actor) parts.push(`Started by <b>${cell(facts.actor)}</b>`);
+  if (facts) parts.push(`took ${durationText(facts.seconds)}`);
+  if (outcome.strategy) parts.push(`strategy <code>${cell(outcome.strategy)}</code>`);
+  if (outcome.previousRelease) parts.push(`previous release <code>${cell(outcome.previousRelease)}</code>`);
+  if (facts?.commit) parts.push(`commit <a href="${escapeHtml(facts.commit.url)}"><code>${cell(facts.commit.sha.slice(0, 7))}</code></a>`);
+  if (facts?.compare) parts.push(`changes <a href="${escapeHtml(facts.compare.url)}">${cell(facts.compare.from)}…${cell(facts.compare.to)}</a>`);
+  return parts.join(' · ');
+}
+
+/** After a cancel every host serves one release: which, and the two ways on from there. */
+function nextStepsAfterCancel(outcome: DeployOutcome, mode: RunFacts['mode']): string {
+  const moved = outcome.hosts.filter((host) => host.status === 'deployed').map((host) => host.host);
+  const stayed = outcome.hosts.filter((host) => host.status !== 'deployed').map((host) => host.host);
+  const steps = ['The locks are released and every host serves one release: nothing is left half-done.'];
+  const again = mode === 'rollback' ? 'run the rollback again' : `deploy ${code(outcome.release)} again`;
+  if (stayed.length) steps.push(`To finish: ${again} with ${code(`hosts: ${stayed.join(', ')}`)} (the hosts still on ${code(outcome.previousRelease ?? 'the previous release')}).`);
+  if (moved.length && mode !== 'rollback') steps.push(`To undo: run ${code('mode: rollback')} with ${code(`hosts: ${moved.join(', ')}`)} (the hosts already on ${code(outcome.release)}).`);
+  if (!moved.length) steps.push('No host reached the new release.');
+  return `\n### Next steps\n\n${steps.map((step) => `- ${step}`).join('\n')}\n`;
+}
+
+/** The batch as `mode: plan` names it: "canary", then "1", "2", ... */
+function batchName(host: HostReport, hosts: readonly HostReport[]): string {
+  if (host.batch === undefined) return '—';
+  if (host.canary) return 'canary';
+  return String(host.batch + (hosts.some((other) => other.canary) ? 0 : 1));
+}
+
+/** Errors start with the host they concern ("[web1] ..."); the row already names it. */
+function stripHost(text: string): string {
+  return text.replace(/^\[[^\]]+\] /, '');
+}
+
+function shorten(text: string, limit = 300): string {
+  return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
 }
 
 function migrationSection(migration: MigrationOutcome, status: DeployOutcome['status']): string {

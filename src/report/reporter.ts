@@ -26,6 +26,8 @@ export interface HostReport {
   error?: string;
   /** Position of the host's batch in the rollout plan (0 is the canary when there is one). */
   batch?: number;
+  /** The host is in the canary batch. */
+  canary?: boolean;
   /** mode: unlock — whose lock was removed from this host. */
   removedLock?: string;
   /** What the load balancer (lb) saw of this host's server. */
@@ -58,6 +60,10 @@ export interface DeployOutcome {
   migration?: MigrationOutcome;
   /** Set when status is not deployed/planned, and for hosts put back alone within max-failed-hosts. */
   error?: string;
+  /** The host the error is about, when it names one (a refused host key, a release that cannot load there). */
+  errorHost?: string;
+  /** mode: plan — the rollout plan, one line per batch (see describePlan). */
+  plan?: string[];
 }
 
 export interface MigrationOutcome extends MigrationResult {

@@ -41,6 +41,9 @@ describe('cancelled at each phase, on 2 hosts under load', () => {
     expect(cancelled.outputs.status, logOf(cancelled)).toBe('cancelled');
     expect(cancelled.stdout, 'the cancel happened where intended').toMatch(phase);
     expect(cancelled.stdout + cancelled.stderr).toMatch(/cancelled by the runner; nothing new was started: .*serves/);
+    // What a person reads first: which release each host serves, and the ways on.
+    expect(cancelled.outputs.message).toMatch(new RegExp(`^graceful-deploy: deploy of ${target.version} was cancelled; \\S+ on root@`));
+    expect(cancelled.summary).toContain('### Next steps');
     const served = [await expectConsistent(1), await expectConsistent(2)];
 
     const again = await newRelease();

@@ -26,10 +26,18 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     await Promise.all(sources.map(removeSource));
   });
 
+  /** What the runner sets for a run of a repository: the summary links the commit and the compare view from it. */
+  const runner = { GITHUB_SERVER_URL: 'https://github.com', GITHUB_REPOSITORY: 'acme/shop', GITHUB_SHA: '3f2c1e9d8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e', GITHUB_ACTOR: 'octocat' };
+  const first = () => `root@${sb.hosts[0].ip}`;
+
   it('v1 → v2: deployed, every host serves v2 from releases/v2, zero failed requests', async () => {
-    const result = await underLoad(async () => deployTo(sb, { source: await source('v2'), release: 'v2', strategy: 'hup' }));
+    const result = await underLoad(async () => deployTo(sb, { source: await source('v2'), release: 'v2', strategy: 'hup' }, runner));
     expect(result.code, logOf(result)).toBe(0);
-    expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v1' });
+    expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v1', 'failed-hosts': '', message: 'graceful-deploy: deployed v2 to 3 hosts (was v1).' });
+    expect(Number(result.outputs.duration)).toBeGreaterThan(0);
+    expect(result.summary).toContain('Started by <b>octocat</b> · took ');
+    expect(result.summary).toContain('<a href="https://github.com/acme/shop/compare/v1...v2">v1…v2</a>');
+    expect(result.summary).toContain(`<td>${first()}</td><td>canary</td><td>✅ deployed</td><td>v2</td>`);
     expect(hostsOutput(result).map((host) => host.status)).toEqual(['deployed', 'deployed', 'deployed']);
     await expectAllOn(sb, 'v2');
     expect((await hostState(sb, 1)).previous).toBe('releases/v1');
@@ -42,6 +50,10 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     expect(result.code).not.toBe(0);
     expect(result.outputs.status).toBe('failed');
     expect(result.stdout, logOf(result)).toMatch(/cannot be loaded by the master's interpreter[\s\S]*RuntimeError: fixture release v3: import error/);
+    // The summary leads with the cause and the check's own output; the outputs name the host.
+    expect(result.summary).toMatch(/<p><b>Cause:<\/b> &#91;root@[\d.]+&#93; the new release in \S+ cannot be loaded[^\n]*<\/p>\n<pre><code>[\s\S]*RuntimeError: fixture release v3: import error/);
+    expect(result.outputs['failed-hosts']).toMatch(/^root@[\d.]+$/);
+    expect(result.outputs.message).toMatch(/^graceful-deploy: deploy of v3 failed on root@[\d.]+\. \[root@[\d.]+\] the new release in \S+ cannot be loaded/);
     expect(result.stdout).not.toMatch(/HUP →/);
     await expectAllOn(sb, 'v2');
   });
@@ -54,6 +66,9 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     expect(result.outputs.status, logOf(result)).toBe('rolled-back');
     expect(hostsOutput(result).map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
     expect(result.stdout).toMatch(/did not pass 3 checks in a row within 6s: last status 503/);
+    expect(result.outputs['failed-hosts']).toBe(first());
+    expect(result.outputs.message).toContain(`graceful-deploy: deploy of v4 failed on ${first()}; every host it reached is back on v2. [${first()}] `);
+    expect(result.outputs.message).toContain('did not pass 3 checks in a row within 6s: last status 503');
     await expectAllOn(sb, 'v2');
   });
 
@@ -62,6 +77,9 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     const wrong = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': wrongKey });
     expect(wrong.code).not.toBe(0);
     expect(wrong.stdout, logOf(wrong)).toMatch(new RegExp(`\\[root@${sb.hosts[0].ip.replace(/\./g, '\\.')}\\] refusing to connect: the host key offered \\(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\\) does not match`));
+    // Refused before any host was inspected: still named in the outputs and the summary.
+    expect(wrong.outputs['failed-hosts']).toBe(first());
+    expect(wrong.summary).toMatch(/<b>Cause:<\/b> &#91;root@[\d.]+&#93; refusing to connect/);
     const missing = await deployTo(sb, { source: await source('v5'), release: 'v5', 'known-hosts': sb.knownHosts.split('\n').slice(0, 2).join('\n') });
     expect(missing.stdout, logOf(missing)).toMatch(/refusing to connect: the host key offered .* is not in known-hosts/);
     for (const host of sb.hosts) {
@@ -89,6 +107,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
       const result = await deployTo(sb, { source: await source('v6'), release: 'v6', ...inputs });
       expect(result.code, JSON.stringify(inputs)).not.toBe(0);
       expect(result.stdout, JSON.stringify(inputs)).toMatch(/Invalid input '[a-z-]+'/);
+      expect(result.summary, JSON.stringify(inputs)).toMatch(/<b>Cause:<\/b> Invalid input &#39;[a-z-]+&#39;/);
     }
     // Accepted but inert: shell metacharacters inside a URL reach the host only quoted.
     const inert = await deployTo(sb, {
@@ -106,6 +125,7 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
   it('mode rollback returns every host to the previous release', async () => {
     const result = await underLoad(() => deployTo(sb, { mode: 'rollback', strategy: 'hup', source: '' }));
     expect(result.code, logOf(result)).toBe(0);
+    expect(result.outputs.message).toBe('graceful-deploy: rolled back to v2 on 3 hosts (was v6).');
     expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v6' });
     await expectAllOn(sb, 'v2');
     expect((await hostState(sb, 2)).previous).toBe('releases/v6');

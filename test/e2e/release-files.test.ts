@@ -28,6 +28,8 @@ describe('release files on a host reached as root', () => {
     const before = await appDirSnapshot();
     const result = await deployTo(sb, { mode: 'plan', release: 'v2', strategy: 'hup' });
     expect(result.outputs.status, logOf(result)).toBe('planned');
+    expect(result.summary).toMatch(/### Rollout plan\n\n- canary \(1 host\): root@[\d.]+\n/);
+    expect(result.outputs.message).toBe('graceful-deploy: plan only, nothing changed: v2 would replace v1 on 1 host.');
     expect(result.stdout).toMatch(/another run holds the deploy lock now \(token=0123456789ab run=acme\/shop#41\)/);
     expect(await appDirSnapshot()).toBe(before);
     await sb.exec(1, `rm -r ${sb.appDir}/.deploy-lock`);

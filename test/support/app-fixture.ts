@@ -42,7 +42,7 @@ export interface AppOptions {
   lazyApps?: boolean;
   /**
    * Install hooks/graceful_deploy_hook.py: the file is copied into the release and
-   * gunicorn.conf.py does `from graceful_deploy_hook import post_worker_init`, as the README
+   * gunicorn.conf.py does `from graceful_deploy_hook import post_worker_init`, as docs/gunicorn.md
    * tells users to.
    */
   readyHook?: boolean;

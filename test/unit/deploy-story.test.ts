@@ -718,11 +718,15 @@ describe('fleet rollout: parallel preparation, canary, batches', () => {
     expect(outcome.error).toMatch(/ImportError/);
     expect(reloads()).toEqual([]);
     for (const name of ['web1', 'web2', 'web3']) expect(currentOf(name)).toBe('releases/v1');
+    // The host it happened on carries the error, for the summary's row and the failed-hosts output.
+    expect(outcome.errorHost).toBe('deploy@web3');
+    expect(outcome.hosts.map((host) => host.error ?? '')).toEqual(['', '', expect.stringMatching(/ImportError: boom/)]);
   });
 
-  it('mode plan reports each host\'s batch', async () => {
+  it('mode plan reports each host\'s batch, and the plan itself for the job summary', async () => {
     const outcome = await run({ ...fleet, mode: 'plan', canary: '2' });
     expect(outcome.hosts.map((host) => host.batch)).toEqual([0, 0, 1]);
+    expect(outcome.plan).toEqual(['canary (2 hosts): deploy@web1, deploy@web2', 'batch 1 (1 host): deploy@web3']);
   });
 });
 

@@ -4,7 +4,7 @@
  * Pure: the facts are read by settle.ts.
  *
  * Which release a worker serves: the one `current` named when the worker started, since a
- * worker imports the app from `current` when it boots (not with preload_app, see README). The
+ * worker imports the app from `current` when it boots (not with preload_app, see docs/gunicorn.md). The
  * switch log (release-commands.ts) says when `current` changed and from what to what; a
  * worker older than every logged switch serves the first switch's `from`.
  */

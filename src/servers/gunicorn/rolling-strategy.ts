@@ -38,7 +38,7 @@ interface WorkerState {
  */
 export async function rollingReload(host: RemoteHost, master: GunicornMaster, options: RollingOptions, log: Log): Promise<ReloadHandle<GunicornMaster>> {
   const hook = await readyHookCheck(host, options.readyDir, master.workers);
-  log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
+  log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see docs/gunicorn.md)');
   let previousCount: number | undefined;
 
   const replaceAll = async (target: number, cancel?: AbortSignal): Promise<GunicornMaster> => {
