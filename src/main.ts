@@ -35,7 +35,7 @@ async function deployFromInputs(): Promise<void> {
   maskSecrets();
   let settings: Settings;
   try {
-    settings = parseSettings((name) => core.getInput(name), process.env);
+    settings = parseSettings((name) => core.getInput(name), process.env, (message) => core.warning(message));
   } catch (error) {
     core.setOutput(Outputs.Status, 'failed');
     core.setFailed(errorMessage(error));
@@ -69,6 +69,9 @@ async function deployFromInputs(): Promise<void> {
   // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
   saveState(State.Finished, 'true');
   await report(outcome);
+  if (outcome.status === 'unchanged') {
+    core.notice(`${outcome.release} is already current and serving on every host: nothing was deployed (if-current: skip; set if-current: redeploy to reload it anyway).`);
+  }
   if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
     const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
     core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
@@ -166,6 +169,7 @@ async function report(outcome: DeployOutcome): Promise<void> {
   core.setOutput(Outputs.Status, outcome.status);
   core.setOutput(Outputs.Release, outcome.release);
   core.setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
+  core.setOutput(Outputs.RollbackTarget, outcome.rollbackTarget ?? '');
   core.setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
   const migration = outcome.migration;
   core.setOutput(Outputs.MigrationRevisionBefore, migration?.revisionBefore ?? '');
@@ -189,7 +193,7 @@ function migrationStep(settings: Settings, command: string) {
       releaseDir,
       migrateCommand: command,
       lint: isLintEnabled(settings.migration.lint, command),
-      allowUnsafe: settings.migration.allowUnsafe,
+      allowUnsafe: settings.migration.lint === 'warn',
       lockTimeoutSeconds: settings.migration.lockTimeoutSeconds,
       python,
       log,

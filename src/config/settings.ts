@@ -6,7 +6,9 @@ import type { BatchSize } from '../rollout/rollout-plan.js';
 export type ServerKind = 'gunicorn' | 'uwsgi';
 export type GunicornStrategy = 'usr2' | 'rolling' | 'hup';
 export type UwsgiStrategy = 'chain' | 'reload';
-export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
+export type Mode = 'deploy' | 'rollback' | 'migrate' | 'plan' | 'unlock';
+/** What a deploy or rollback does on hosts where its release is already current (`if-current`). */
+export type IfCurrent = 'skip' | 'redeploy' | 'fail';
 export type ExpectVersion = 'auto' | 'always' | 'never';
 export type DrainMode = 'auto' | 'always' | 'never';
 
@@ -105,6 +107,11 @@ export interface Settings {
   health: HealthSettings;
   rollback: 'auto' | 'never';
   mode: Mode;
+  /**
+   * The release is already current: `skip` (every host current and serving it: nothing to do),
+   * `redeploy` (reload it in place), `fail`.
+   */
+  ifCurrent: IfCurrent;
   /** Seconds to wait for another live run's deploy lock before failing. */
   lockWaitSeconds: number;
   /** mode: unlock removes a lock even when its holder is still alive. */

@@ -10,13 +10,16 @@ const STATUS_ICON: Record<HostReport['status'], string> = {
   failed: '❌ failed',
   planned: '📝 planned',
   unlocked: '🔓 unlocked',
+  unchanged: '⏭️ already current',
+  migrated: '🗄️ migrated, not reloaded',
 };
 
 /** The job summary: headline, one row per host, and the error if any. */
 export async function writeJobSummary(outcome: DeployOutcome): Promise<void> {
   // Names, versions and bodies come from the hosts and the app: every one is escaped, so none can add markup.
   const summary = core.summary.addHeading(`graceful-deploy: ${outcome.status} ${cell(outcome.release)}`, 2);
-  summary.addRaw(`Strategy <code>${cell(outcome.strategy)}</code>; previous release <code>${cell(outcome.previousRelease ?? '—')}</code>.`, true);
+  const next = outcome.rollbackTarget === undefined ? '' : `; <code>mode: rollback</code> now goes to <code>${cell(outcome.rollbackTarget || '— (no previous release)')}</code>`;
+  summary.addRaw(`Strategy <code>${cell(outcome.strategy)}</code>; previous release <code>${cell(outcome.previousRelease ?? '—')}</code>${next}.`, true);
   summary.addTable([
     [
       { data: 'Host', header: true },
