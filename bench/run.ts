@@ -9,7 +9,7 @@
  *   manual  the seeds' method, on every host in turn: `ln -sfn releases/<new> current` then
  *           `kill -HUP $(cat pidfile)` (no import check, no readiness gate, no rollback);
  *   hup     the action with strategy hup;
- *   hup-drain the action with strategy hup behind HAProxy's drain (lb: haproxy, drain: auto;
+ *   hup-drain the action with strategy hup behind HAProxy's drain (lb: haproxy, lb-drain: auto;
  *           traffic gate over 3 s per host);
  *   usr2    the action with strategy usr2;
  *   rolling the action with strategy rolling;
@@ -206,7 +206,7 @@ async function benchOne(
     await writeRelease(source, SERVER === 'uwsgi' ? { ...app, appDir: sb.appDir } : app);
     deploy = async () => {
       const action = ACTION[method] ?? { strategy: method };
-      const lb: Record<string, string> = action.drain && sb.lb ? { lb: 'haproxy', 'lb-host': sb.lb.ip, 'lb-backend': sb.lb.backend, drain: 'auto', 'traffic-gate-window': '3' } : { lb: '' };
+      const lb: Record<string, string> = action.drain && sb.lb ? { lb: 'haproxy', 'lb-host': sb.lb.ip, 'lb-backend': sb.lb.backend, 'lb-drain': 'auto', 'lb-traffic-gate-window': '3' } : { lb: '' };
       const result = await runAction(
         { ...sandboxInputs(sb), source, release: version, server: SERVER, strategy: action.strategy, 'health-interval': '0.5', 'health-successes': '3', 'health-timeout': '30', ...lb },
         { timeoutMs: 300_000 },

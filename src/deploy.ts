@@ -4,7 +4,7 @@ import type { Settings } from './config/settings.js';
 import { DeployError, PreflightError, errorMessage } from './errors.js';
 import { throwIfCancelled } from './poll.js';
 import { MigrationError, MigrationLintError } from './migrate/index.js';
-import { isRedirect, probe, redirectMessage, type HealthReading } from './health/readiness-gate.js';
+import { failureOf, isRedirect, probe, redirectMessage, type HealthReading } from './health/readiness-gate.js';
 import { layoutOf, type Layout } from './release/layout.js';
 import { packSource } from './release/pack-source.js';
 import { auditLine } from './release/audit-log.js';
@@ -126,10 +126,16 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
       outcome.status = 'planned';
       return outcome;
     }
+    if (settings.mode === 'migrate') {
+      await migrateOnly(run, sessions);
+      outcome.status = 'migrated';
+      return outcome;
+    }
+    if (alreadyServing(run, sessions)) return outcome;
     if (settings.mode === 'deploy') {
       await prepareAll(run, sessions);
       checkpoint('migrate');
-      if (settings.migration.command && deps.migrate) await migrateOnce(settings, deps, sessions, layout, outcome);
+      if (settings.migration.command && deps.migrate) await migrateOnce(settings, deps, sessions, outcome, layout.releaseDir(settings.release));
     }
 
     await rollOut(run, sessions, batches);
@@ -148,6 +154,8 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
     }
     throw new DeployFailed(outcome);
   } finally {
+    // Where the next rollback goes, as the first host's `previous` link now says.
+    if (outcome.hosts[0]) outcome.rollbackTarget = outcome.hosts[0].rollbackTarget;
     for (const host of outcome.hosts) host.timeline = deps.timeline.spans(host.host);
     // Whatever happened, no server this run drained stays out of rotation.
     await balancerOf(deps).close(outcome.hosts);
@@ -283,12 +291,18 @@ async function inspectHost(settings: Settings, driver: DeployDependencies['serve
   }
   if (inspected.status === 'rejected') throw inspected.reason;
   const server = inspected.value;
-  const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
-  if (settings.mode === 'deploy' && target === state.current) {
-    throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
+  const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name, settings.release) : settings.release;
+  const inPlace = target === state.current;
+  if (settings.mode === 'deploy' && !inPlace && settings.source && state.releases.some((release) => release.name === target)) {
+    throw new DeployError(
+      `${layout.releaseDir(target)} already exists (not current): a deploy never replaces a release on disk. ` +
+        `Deploy that copy as it is with source: '' (empty), remove it on the host, or deploy under a new release name.`,
+      remote.name,
+    );
   }
-  // A deploy reads the readiness URL while it stages and checks (prepareAll); the other modes read it here.
-  const reading = settings.mode === 'deploy' ? undefined : await probe(remote, server.python, settings.health);
+  // A deploy reads the readiness URL while it stages and checks (prepareAll); the other modes, and a
+  // deploy of the release already current (if-current), read it here.
+  const reading = settings.mode === 'deploy' && !inPlace ? undefined : await probe(remote, server.python, settings.health);
   reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}${reading ? `; ${readinessNow(reading)}` : ''}`);
   return {
     remote,
@@ -296,16 +310,86 @@ async function inspectHost(settings: Settings, driver: DeployDependencies['serve
     server,
     target,
     leaving: state.current,
+    previousAfter: inPlace ? undefined : settings.mode === 'rollback' ? releaseBefore(state, target) : state.current,
+    inPlace,
+    reading,
     versioned: Boolean(reading?.version),
-    report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
+    report: {
+      host: remote.name,
+      status: 'pending',
+      release: target,
+      previousRelease: state.current,
+      rollbackTarget: state.previous ?? '',
+      oldMasterPid: server.pid,
+      oldWorkers: server.workers,
+    },
   };
+}
+
+/**
+ * if-current, for deploy and rollback: on hosts where the release is already current. `skip`
+ * (the default) ends the run as `unchanged` when every host is current on it and its readiness
+ * passes (naming it, when it names a version): a re-run of a deploy that succeeded. `redeploy`
+ * goes on, reloading those hosts in place; `fail` stops. Returns true when the run is over.
+ * A release current on some hosts only is an error under skip: a re-run cannot tell which
+ * release the user wants there.
+ */
+function alreadyServing(run: RunContext, sessions: HostSession[]): boolean {
+  const { settings, deps, outcome } = run;
+  if (settings.mode !== 'deploy' && settings.mode !== 'rollback') return false;
+  const current = sessions.filter((session) => session.inPlace);
+  if (current.length === 0 || settings.ifCurrent === 'redeploy') {
+    for (const session of current) deps.reporter.log(session.remote.name, `${session.target} is already current: reloaded in place (if-current: redeploy), nothing is staged`);
+    return false;
+  }
+  const release = current[0]?.target ?? settings.release;
+  const names = (list: HostSession[]) => list.map((session) => session.remote.name).join(', ');
+  if (settings.ifCurrent === 'fail') {
+    throw new DeployError(`release ${release} is already current on ${names(current)} (if-current: fail). Deploy a new release name, or set if-current: skip or redeploy.`);
+  }
+  const others = sessions.filter((session) => !session.inPlace);
+  if (others.length) {
+    throw new DeployError(
+      `release ${release} is already current on ${names(current)} but not on ${others.map((session) => `${session.remote.name} (on ${session.leaving})`).join(', ')}: ` +
+        'a run is skipped only when every host serves it. Set if-current: redeploy to put it on every host (those already on it reload it in place).',
+    );
+  }
+  const expect = settings.health.expectVersion;
+  const failing = sessions
+    .map((session) => {
+      const reading = session.reading;
+      const named = expect === 'always' || (expect === 'auto' && Boolean(reading?.version));
+      return { session, why: reading ? failureOf(reading, named ? session.target : undefined) : 'not read' };
+    })
+    .filter((entry) => entry.why !== undefined);
+  if (failing.length) {
+    throw new DeployError(
+      `release ${release} is already current on every host, but ${failing.map((entry) => `${entry.session.remote.name} does not serve it (${entry.why})`).join('; ')}. ` +
+        'Set if-current: redeploy to reload it.',
+    );
+  }
+  for (const session of sessions) session.report.status = 'unchanged';
+  outcome.status = 'unchanged';
+  deps.reporter.log('runner', `release ${release} is already current and serving on every host: nothing to do (if-current: skip)`);
+  return true;
 }
 
 function readinessNow(reading: HealthReading): string {
   return `readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd();
 }
 
-function rollbackTarget(state: ReleaseState, host: string): string {
+/**
+ * mode: rollback goes to the release named by the release input when there is one (it must still
+ * be on the host), else to the host's `previous` link.
+ */
+function rollbackTarget(state: ReleaseState, host: string, named: string): string {
+  if (named) {
+    if (!state.releases.some((release) => release.name === named)) {
+      const onDisk = state.releases.map((release) => release.name).join(', ') || 'none';
+      throw new DeployError(`release ${named} is not on this host, so there is nothing to roll back to. Releases on disk (oldest first): ${onDisk}.`, host);
+    }
+    return named;
+  }
   const previous = state.previous;
   if (!previous || !state.releases.some((release) => release.name === previous)) {
     throw new DeployError(`no previous release to roll back to (the 'previous' link is ${previous ? `${previous}, which is gone` : 'missing'}).`, host);
@@ -314,18 +398,29 @@ function rollbackTarget(state: ReleaseState, host: string): string {
 }
 
 /**
+ * What `previous` names after a rollback to `target`: the release staged just before it (the
+ * order of releases on disk), or null when there is none. A rollback from v3 to v2 leaves
+ * `previous` on v1, so a second rollback goes one release further back, never silently
+ * forward again.
+ */
+export function releaseBefore(state: ReleaseState, target: string): string | null {
+  const order = state.releases.map((release) => release.name);
+  return order[order.indexOf(target) - 1] ?? null;
+}
+
+/**
  * Runs migrate-command once, on migrate-host (default the first host), in the new release,
  * after every host is staged and before any reload: old code keeps serving against the new
  * schema until the last host has reloaded, which is why the lint wants expand-only changes.
  */
-async function migrateOnce(settings: Settings, deps: DeployDependencies, sessions: HostSession[], layout: Layout, outcome: DeployOutcome): Promise<void> {
-  const session = sessions.find((candidate) => candidate.remote.name === settings.migration.host) ?? sessions[0];
+async function migrateOnce(settings: Settings, deps: DeployDependencies, sessions: HostSession[], outcome: DeployOutcome, releaseDir: string): Promise<void> {
+  const session = migrateSession(settings, sessions);
   const migrate = deps.migrate;
   if (!session || !migrate) return;
   const { remote, server } = session;
   await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
     try {
-      const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line)));
+      const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, releaseDir, (line) => deps.reporter.log(remote.name, line)));
       outcome.migration = { host: remote.name, ...result };
     } catch (error) {
       if (error instanceof MigrationError && error.progress) {
@@ -334,6 +429,43 @@ async function migrateOnce(settings: Settings, deps: DeployDependencies, session
       throw error;
     }
   });
+}
+
+/** The host that runs migrate-command: migrate-host, else the first host. */
+function migrateSession(settings: Settings, sessions: HostSession[]): HostSession | undefined {
+  return sessions.find((candidate) => candidate.remote.name === settings.migration.host) ?? sessions[0];
+}
+
+/**
+ * mode: migrate — the gated migration step of a deploy and nothing else: no host switches or
+ * reloads. With a source, the release is staged on the migrate host in a scratch directory
+ * (releases/.migrate-<release>-<token>: uploaded, shared paths linked, install-command run),
+ * migrated from there and removed, so a later deploy of the same release stages it afresh.
+ * With source empty, the release already in releases/<release> is used as it is.
+ */
+async function migrateOnly(run: RunContext, sessions: HostSession[]): Promise<void> {
+  const { settings, deps, layout, token, outcome } = run;
+  const session = migrateSession(settings, sessions);
+  if (!session || !settings.migration.command || !deps.migrate) throw new DeployError('mode: migrate needs migrate-command.');
+  const { remote } = session;
+  const scratch = settings.source ? `${layout.releases}/.migrate-${settings.release}-${token}` : undefined;
+  const packed = settings.source ? await packSource(settings.source) : undefined;
+  try {
+    if (scratch) {
+      await deps.reporter.group(`Stage ${settings.release} on ${remote.name} for the migration`, () =>
+        timed(deps, remote.name, 'stage', () => stageHost(run, session, packed, deps.reporter, scratch)),
+      );
+    } else {
+      // The release as it is on the host (it may be serving): nothing is linked or installed in it.
+      await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
+    }
+    await migrateOnce(settings, deps, sessions, outcome, scratch ?? layout.releaseDir(settings.release));
+    session.report.status = 'migrated';
+    deps.reporter.log(remote.name, 'migrated; no host was switched or reloaded (mode: migrate)');
+  } finally {
+    await packed?.dispose();
+    if (scratch) await remote.exec('remove the scratch copy of the release', pruneCommand(layout, [scratch.slice(layout.releases.length + 1)]), { allowFailure: true }).catch(() => undefined);
+  }
 }
 
 /**
@@ -381,17 +513,27 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
   }
 }
 
-async function stageHost(run: RunContext, session: HostSession, packed: Awaited<ReturnType<typeof packSource>> | undefined, reporter: Reporter): Promise<void> {
+/**
+ * Puts the release on one host: uploaded and unpacked (or found there when source is empty),
+ * shared paths linked, install-command run. Into releases/<release>, or `dir` (mode: migrate's
+ * scratch copy). A release already current here (if-current: redeploy) is serving: untouched.
+ */
+async function stageHost(run: RunContext, session: HostSession, packed: Awaited<ReturnType<typeof packSource>> | undefined, reporter: Reporter, dir?: string): Promise<void> {
   const { settings, deps, layout, token } = run;
   const { remote } = session;
+  const target = dir ?? layout.releaseDir(settings.release);
   throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
+  if (session.inPlace && dir === undefined) {
+    reporter.log(remote.name, `${settings.release} is current here: nothing uploaded, linked or installed (if-current: redeploy)`);
+    return;
+  }
   await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
   if (packed) {
     const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
     try {
       await remote.upload('upload the release archive', packed.archive, archive);
       reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
-      await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
+      await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token, target));
     } catch (error) {
       // Best effort: the upload's own error is the one to report, even if the host is gone.
       await remote.exec('clean up the failed upload', discardIncomingCommand(layout, settings.release, archive, token), { allowFailure: true }).catch(() => undefined);
@@ -401,15 +543,15 @@ async function stageHost(run: RunContext, session: HostSession, packed: Awaited<
     await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
   }
   if (settings.sharedPaths.length) {
-    await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
+    await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths, target));
     reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
   }
   if (settings.installCommand) {
     throwIfCancelled(deps.signal, 'run the install command', remote.name);
-    const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
+    const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand, target));
     for (const line of result.stdout.trim().split('\n').slice(-20)) if (line) reporter.log(remote.name, line);
   }
-  reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
+  reporter.log(remote.name, `release staged in ${target}`);
 }
 
 /**

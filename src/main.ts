@@ -40,7 +40,7 @@ async function deployFromInputs(): Promise<void> {
   maskSecrets();
   let settings: Settings;
   try {
-    settings = parseSettings((name) => core.getInput(name), process.env);
+    settings = parseSettings((name) => core.getInput(name), process.env, (message) => core.warning(message));
   } catch (error) {
     // Nothing connected: the outputs and the summary say which input, like any other failure.
     const mode = core.getInput(Inputs.Mode) === 'rollback' ? 'rollback' : 'deploy';
@@ -87,6 +87,9 @@ async function deployFromInputs(): Promise<void> {
   // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
   saveState(State.Finished, 'true');
   await report(outcome, settings.mode, started);
+  if (outcome.status === 'unchanged') {
+    core.notice(`${outcome.release} is already current and serving on every host: nothing was deployed (if-current: skip; set if-current: redeploy to reload it anyway).`);
+  }
   if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
     const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
     core.setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
@@ -195,6 +198,7 @@ async function report(outcome: DeployOutcome, mode: Mode, started: number): Prom
   core.setOutput(Outputs.Status, outcome.status);
   core.setOutput(Outputs.Release, outcome.release);
   core.setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
+  core.setOutput(Outputs.RollbackTarget, outcome.rollbackTarget ?? '');
   core.setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
   core.setOutput(Outputs.Duration, String(Math.round(facts.seconds * 10) / 10));
   core.setOutput(Outputs.FailedHosts, failedHosts(outcome).join(', '));
@@ -221,7 +225,7 @@ function migrationStep(settings: Settings, command: string) {
       releaseDir,
       migrateCommand: command,
       lint: isLintEnabled(settings.migration.lint, command),
-      allowUnsafe: settings.migration.allowUnsafe,
+      allowUnsafe: settings.migration.lint === 'warn',
       lockTimeoutSeconds: settings.migration.lockTimeoutSeconds,
       python,
       log,

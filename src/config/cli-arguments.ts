@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { DEPRECATED_INPUTS } from './input-aliases.js';
 import { Inputs } from './input-names.js';
 
-const NAMES = new Set<string>(Object.values(Inputs));
+/** Every input, deprecated names included (parseSettings warns about those). */
+const NAMES = new Set<string>([...Object.values(Inputs), ...DEPRECATED_INPUTS]);
 
 /**
  * The terminal form of the action (`node dist/index.js --hosts web1 --mode plan ...`): turns

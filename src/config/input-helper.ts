@@ -2,9 +2,10 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { parseKnownHosts } from '../remote/known-hosts.js';
 import { Inputs } from './input-names.js';
+import { withAliases } from './input-aliases.js';
 import { shouldDrain } from '../balancer/drain-policy.js';
 import { parseBatchSize, type BatchSize } from '../rollout/rollout-plan.js';
-import type { BalancerSettings, ExpectVersion, GunicornStrategy, HostTarget, JumpHostSettings, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
+import type { BalancerSettings, ExpectVersion, GunicornStrategy, HostTarget, IfCurrent, JumpHostSettings, Mode, RolloutSettings, ServerKind, Settings, UwsgiStrategy } from './settings.js';
 
 /** Reads one raw input by name ('' when unset). core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
@@ -25,17 +26,25 @@ const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
 const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
 /** HAProxy proxy and server names: letters, digits, '-', '_', '.' and ':'. */
 const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
+/** The one vocabulary of the tri-state inputs (expect-version, lb-drain). */
+const TRI_STATE = ['auto', 'always', 'never'] as const;
+
+/** Every mode; `migrate` runs only the gated migration step of a deploy (no switch, no reload). */
+export const MODES: readonly Mode[] = ['deploy', 'rollback', 'migrate', 'plan', 'unlock'];
 
 /**
  * Turns raw inputs into Settings, or throws an InputError naming the input and the value's
- * problem. Nothing here touches the network or a host.
+ * problem. Nothing here touches the network or a host. Deprecated input names and values are
+ * read through the alias table (input-aliases.ts), each use reported once through `warn`.
  */
-export function parseSettings(read: InputReader, env: RunEnvironment): Settings {
-  const get = (name: string): string => read(name).trim();
+export function parseSettings(read: InputReader, env: RunEnvironment, warn: (message: string) => void = () => undefined): Settings {
+  const aliased = withAliases(read, warn);
+  const get = (name: string): string => aliased(name).trim();
   const appDir = absolutePath(Inputs.AppDir, get(Inputs.AppDir) || '/srv/app');
-  const defaultUser = get(Inputs.User) || 'deploy';
+  // No guessed default: the SSH user must be the one that runs the app server (or root).
+  const defaultUser = get(Inputs.User) || undefined;
   const defaultPort = integer(Inputs.Port, get(Inputs.Port) || '22', 1, 65535);
-  if (!USER_NAME.test(defaultUser)) throw new InputError(Inputs.User, `'${defaultUser}' is not a valid user name.`);
+  if (defaultUser !== undefined && !USER_NAME.test(defaultUser)) throw new InputError(Inputs.User, `'${defaultUser}' is not a valid user name.`);
 
   const skipHostKeys = boolean(Inputs.InsecureSkipHostKeyCheck, get(Inputs.InsecureSkipHostKeyCheck), false);
   const knownHosts = read(Inputs.KnownHosts).trim();
@@ -54,12 +63,13 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
   }
   if (privateKey) checkPrivateKey(Inputs.SshKey, privateKey);
 
-  const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
+  const mode = oneOf<Mode>(Inputs.Mode, get(Inputs.Mode) || 'deploy', MODES);
   const server = oneOf<ServerKind>(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
   const strategies = SERVER_STRATEGIES[server];
   const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || (strategies[0] ?? ''), strategies, ` (for server: ${server})`);
   const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
 
+  if (mode === 'migrate' && !get(Inputs.MigrateCommand)) throw new InputError(Inputs.MigrateCommand, 'is required with mode: migrate (the step it runs).');
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
   const balancer = balancerSettings(get, defaultUser, hosts);
   const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
@@ -77,15 +87,14 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     },
     appDir,
     source: sourceDir(get(Inputs.Source), env, mode),
-    release: mode === 'rollback' || mode === 'unlock' ? '' : releaseName(get(Inputs.Release), env),
+    release: releaseFor(mode, get(Inputs.Release), env),
     keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
     sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
     installCommand: get(Inputs.InstallCommand) || undefined,
     migration: {
       command: get(Inputs.MigrateCommand) || null,
       host: migrateHost(get(Inputs.MigrateHost), hosts),
-      lint: oneOf(Inputs.MigrationLint, get(Inputs.MigrationLint) || 'auto', ['auto', 'on', 'off'] as const),
-      allowUnsafe: boolean(Inputs.AllowUnsafeMigrations, get(Inputs.AllowUnsafeMigrations), false),
+      lint: oneOf(Inputs.MigrationLint, get(Inputs.MigrationLint) || 'on', ['on', 'warn', 'off'] as const),
       lockTimeoutSeconds: integer(Inputs.MigrationLockTimeout, get(Inputs.MigrationLockTimeout) || '5', 0, 3600),
     },
     server,
@@ -105,6 +114,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment): Settings 
     },
     rollback: oneOf(Inputs.Rollback, get(Inputs.Rollback) || 'auto', ['auto', 'never'] as const),
     mode,
+    ifCurrent: oneOf<IfCurrent>(Inputs.IfCurrent, get(Inputs.IfCurrent) || 'skip', ['skip', 'redeploy', 'fail']),
     lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
     forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
     rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length),
@@ -142,7 +152,7 @@ function rolloutSettings(get: (name: string) => string, strategy: string, draine
 }
 
 /** lb and its companions; undefined when lb is empty. Each missing piece is named before anything connects. */
-function balancerSettings(get: (name: string) => string, defaultUser: string, hosts: HostTarget[]): BalancerSettings | undefined {
+function balancerSettings(get: (name: string) => string, defaultUser: string | undefined, hosts: HostTarget[]): BalancerSettings | undefined {
   const kind = get(Inputs.Lb);
   if (!kind) return undefined;
   if (kind !== 'haproxy') throw new InputError(Inputs.Lb, `'${kind}' must be haproxy or empty.`);
@@ -159,11 +169,11 @@ function balancerSettings(get: (name: string) => string, defaultUser: string, ho
     socket: absolutePath(Inputs.LbSocket, get(Inputs.LbSocket) || '/run/haproxy/admin.sock'),
     backend,
     servers: lbServers(get(Inputs.LbServers), hosts),
-    drain: oneOf(Inputs.Drain, get(Inputs.Drain) || 'auto', ['auto', 'always', 'never'] as const),
-    drainTimeoutSeconds: integer(Inputs.DrainTimeout, get(Inputs.DrainTimeout) || '30', 0, 3600),
-    windowSeconds: number(Inputs.TrafficGateWindow, get(Inputs.TrafficGateWindow) || '10', 0, 3600),
-    max5xxRate: number(Inputs.TrafficGateMax5xxRate, get(Inputs.TrafficGateMax5xxRate) || '0.02', 0, 1),
-    latencyFactor: number(Inputs.TrafficGateLatencyFactor, get(Inputs.TrafficGateLatencyFactor) || '3', 1, 1000),
+    drain: oneOf(Inputs.LbDrain, get(Inputs.LbDrain) || 'auto', TRI_STATE),
+    drainTimeoutSeconds: integer(Inputs.LbDrainTimeout, get(Inputs.LbDrainTimeout) || '30', 0, 3600),
+    windowSeconds: number(Inputs.LbTrafficGateWindow, get(Inputs.LbTrafficGateWindow) || '10', 0, 3600),
+    max5xxRate: number(Inputs.LbTrafficGateMax5xxRate, get(Inputs.LbTrafficGateMax5xxRate) || '0.02', 0, 1),
+    latencyFactor: number(Inputs.LbTrafficGateLatencyFactor, get(Inputs.LbTrafficGateLatencyFactor) || '3', 1, 1000),
   };
 }
 
@@ -188,7 +198,7 @@ function lbServers(text: string, hosts: HostTarget[]): Map<string, string> | und
 }
 
 /** Parses `[user@]host[:port]` items separated by commas or newlines. IPv6 literals go in brackets. */
-export function parseHosts(text: string, defaultUser: string, defaultPort: number): HostTarget[] {
+export function parseHosts(text: string, defaultUser: string | undefined, defaultPort: number): HostTarget[] {
   const items = text
     .split(/[,\n]/)
     .map((item) => item.trim())
@@ -203,11 +213,17 @@ export function parseHosts(text: string, defaultUser: string, defaultPort: numbe
   return hosts;
 }
 
-function parseHost(item: string, defaultUser: string, defaultPort: number, input: string = Inputs.Hosts): HostTarget {
+function parseHost(item: string, defaultUser: string | undefined, defaultPort: number, input: string = Inputs.Hosts): HostTarget {
   const match = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d+))?$/.exec(item);
   if (!match) throw new InputError(input, `'${item}' is not of the form [user@]host[:port].`);
   const [, userPart, hostPart = '', portPart] = match;
   const user = userPart ?? defaultUser;
+  if (user === undefined) {
+    throw new InputError(
+      Inputs.User,
+      `no SSH user for '${item}' (${input}): set '${Inputs.User}' to the user that runs the app server (or root; there is no default), or write the host as user@${item}.`,
+    );
+  }
   if (!USER_NAME.test(user)) throw new InputError(input, `'${user}' in '${item}' is not a valid user name.`);
   const bracketed = hostPart.startsWith('[');
   const host = bracketed ? hostPart.slice(1, -1) : hostPart;
@@ -222,7 +238,7 @@ function parseHost(item: string, defaultUser: string, defaultPort: number, input
  * `port`: that input is the hosts' port, and a bastion's sshd rarely shares a private one.
  * Without jump-ssh-key the bastion gets the hosts' key (or agent), as `ssh -J` offers it.
  */
-export function jumpHost(value: string, key: string | undefined, defaultUser: string, hostCredentials: Omit<JumpHostSettings, 'target'>): JumpHostSettings | undefined {
+export function jumpHost(value: string, key: string | undefined, defaultUser: string | undefined, hostCredentials: Omit<JumpHostSettings, 'target'>): JumpHostSettings | undefined {
   if (!value) {
     if (key) throw new InputError(Inputs.JumpSshKey, `is set but ${Inputs.JumpHost} is empty: name the bastion it is for, or remove the key.`);
     return undefined;
@@ -348,11 +364,17 @@ function healthHost(value: string): string | undefined {
 }
 
 function expectVersion(value: string): ExpectVersion {
-  const lower = value.toLowerCase();
-  if (lower === 'auto') return 'auto';
-  if (lower === 'true' || lower === 'always') return 'always';
-  if (lower === 'false' || lower === 'never') return 'never';
-  throw new InputError(Inputs.ExpectVersion, `'${value}' must be auto, true or false.`);
+  return oneOf(Inputs.ExpectVersion, value.toLowerCase(), TRI_STATE);
+}
+
+/**
+ * The release a run is about. deploy, migrate and plan: the input, else derived from the tag or
+ * commit. rollback: only a name given here (else each host's `previous`). unlock: none.
+ */
+function releaseFor(mode: Mode, explicit: string, env: RunEnvironment): string {
+  if (mode === 'unlock') return '';
+  if (mode === 'rollback') return explicit ? releaseName(explicit, {}) : '';
+  return releaseName(explicit, env);
 }
 
 function oneOf<T extends string>(input: string, value: string, allowed: readonly T[], context = ''): T {

@@ -1,4 +1,7 @@
-/** Names of the action's inputs and outputs, in one place (they match action.yml). */
+/**
+ * Names of the action's inputs and outputs, in one place (they match action.yml). Renamed
+ * inputs keep working under their old names through the alias table (input-aliases.ts).
+ */
 export const Inputs = {
   Hosts: 'hosts',
   User: 'user',
@@ -21,7 +24,6 @@ export const Inputs = {
   MigrateCommand: 'migrate-command',
   MigrateHost: 'migrate-host',
   MigrationLint: 'migration-lint',
-  AllowUnsafeMigrations: 'allow-unsafe-migrations',
   MigrationLockTimeout: 'migration-lock-timeout',
   Server: 'server',
   Strategy: 'strategy',
@@ -38,6 +40,7 @@ export const Inputs = {
   ExpectVersion: 'expect-version',
   Rollback: 'rollback',
   Mode: 'mode',
+  IfCurrent: 'if-current',
   LockWait: 'lock-wait',
   ForceUnlock: 'force-unlock',
   MaxParallel: 'max-parallel',
@@ -51,17 +54,18 @@ export const Inputs = {
   LbSocket: 'lb-socket',
   LbBackend: 'lb-backend',
   LbServers: 'lb-servers',
-  Drain: 'drain',
-  DrainTimeout: 'drain-timeout',
-  TrafficGateWindow: 'traffic-gate-window',
-  TrafficGateMax5xxRate: 'traffic-gate-max-5xx-rate',
-  TrafficGateLatencyFactor: 'traffic-gate-latency-factor',
+  LbDrain: 'lb-drain',
+  LbDrainTimeout: 'lb-drain-timeout',
+  LbTrafficGateWindow: 'lb-traffic-gate-window',
+  LbTrafficGateMax5xxRate: 'lb-traffic-gate-max-5xx-rate',
+  LbTrafficGateLatencyFactor: 'lb-traffic-gate-latency-factor',
 } as const;
 
 export const Outputs = {
   Status: 'status',
   Release: 'release',
   PreviousRelease: 'previous-release',
+  RollbackTarget: 'rollback-target',
   Hosts: 'hosts',
   Duration: 'duration',
   FailedHosts: 'failed-hosts',

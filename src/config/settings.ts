@@ -7,7 +7,9 @@ export type ServerKind = 'gunicorn' | 'uwsgi';
 /** `auto`: usr2 where it is safe, else rolling, decided per host (servers/gunicorn/strategy-fit.ts). */
 export type GunicornStrategy = 'auto' | 'usr2' | 'rolling' | 'hup';
 export type UwsgiStrategy = 'chain' | 'reload';
-export type Mode = 'deploy' | 'rollback' | 'plan' | 'unlock';
+export type Mode = 'deploy' | 'rollback' | 'migrate' | 'plan' | 'unlock';
+/** What a deploy or rollback does on hosts where its release is already current (`if-current`). */
+export type IfCurrent = 'skip' | 'redeploy' | 'fail';
 export type ExpectVersion = 'auto' | 'always' | 'never';
 export type DrainMode = 'auto' | 'always' | 'never';
 
@@ -115,6 +117,11 @@ export interface Settings {
   health: HealthSettings;
   rollback: 'auto' | 'never';
   mode: Mode;
+  /**
+   * The release is already current: `skip` (every host current and serving it: nothing to do),
+   * `redeploy` (reload it in place), `fail`.
+   */
+  ifCurrent: IfCurrent;
   /** Seconds to wait for another live run's deploy lock before failing. */
   lockWaitSeconds: number;
   /** mode: unlock removes a lock even when its holder is still alive. */

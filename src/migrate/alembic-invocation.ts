@@ -2,8 +2,9 @@
  * Reads the user's `migrate-command` to find out whether it runs Alembic and with which
  * global options, so the step's own Alembic commands (heads, current, upgrade --sql) look at
  * the same configuration: `-c/--config`, `-n/--name` and `-x` are repeated on each of them.
- * Flask-Migrate (`flask db upgrade`) runs Alembic with its own configuration and is not
- * recognised: set `migration-lint: off` for it.
+ * Flask-Migrate (`flask db upgrade`) runs Alembic through the Flask app, with its own
+ * configuration, and Django's `manage.py migrate` is not Alembic: neither is recognised, so
+ * neither is linted (the command runs as it is).
  */
 import { MigrationError } from './migration-errors.js';
 import type { MigrationLintMode } from './migration-settings.js';
@@ -17,10 +18,13 @@ export interface AlembicInvocation {
   section: string | null;
 }
 
-/** Resolves `migration-lint`: `auto` lints when the migrate command runs Alembic. */
+/**
+ * Resolves `migration-lint`: `on` and `warn` lint when the migrate command runs Alembic (a
+ * command that does not name it, such as a wrapper script, `flask db upgrade` or `manage.py
+ * migrate`, runs unlinted); `off` never lints.
+ */
 export function isLintEnabled(mode: MigrationLintMode, migrateCommand: string): boolean {
-  if (mode !== 'auto') return mode === 'on';
-  return parseAlembicInvocation(migrateCommand) !== null;
+  return mode !== 'off' && parseAlembicInvocation(migrateCommand) !== null;
 }
 
 const OPTIONS_WITH_VALUE: Record<string, 'config' | 'name' | 'x'> = {

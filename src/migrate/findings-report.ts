@@ -14,7 +14,7 @@ const DIALECT_NAMES: Record<Dialect, string> = {
 
 export interface SummaryContext {
   dialect?: Dialect | null;
-  /** allow-unsafe-migrations was on: errors were reported but did not stop the deploy. */
+  /** `migration-lint: warn`: errors were reported but did not stop the deploy. */
   allowUnsafe?: boolean;
 }
 
@@ -33,7 +33,7 @@ export function formatFindingsMarkdown(findings: readonly Finding[], context: Su
   ].join(' · ');
   lines.push(`${counts}${context.dialect ? ` (${DIALECT_NAMES[context.dialect]})` : ''}`, '');
   if (errors > 0 && context.allowUnsafe) {
-    lines.push('> [!WARNING]', '> `allow-unsafe-migrations` is on: these errors did not stop the deploy.', '');
+    lines.push('> [!WARNING]', '> `migration-lint: warn`: these errors did not stop the deploy.', '');
   }
   if (findings.length === 0) lines.push('No findings in the pending migrations.', '');
   if (problems.length > 0) {

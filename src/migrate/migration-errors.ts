@@ -53,7 +53,7 @@ export class NothingRenderedError extends MigrationError {
   }
 }
 
-/** The lint found errors no allowance covers, and allow-unsafe-migrations is off. */
+/** The lint found errors no allowance covers, and migration-lint is on (not warn). */
 export class MigrationLintError extends MigrationError {
   constructor(
     /** Every finding of the run, allowed ones and infos included, for the job summary. */
@@ -69,7 +69,7 @@ export class MigrationLintError extends MigrationError {
     super(
       `The migration lint found ${blocking.length} unsafe operation${blocking.length === 1 ? '' : 's'}: ${listed}${more}. ` +
         "Nothing was migrated. Fix the revisions, allow a rule in a revision with '# graceful-deploy: allow=<rule> <reason>', " +
-        "or set 'allow-unsafe-migrations: true'.",
+        "or set 'migration-lint: warn'.",
       host,
     );
   }

@@ -35,7 +35,7 @@ export interface MigrationStepOptions {
   migrateCommand: string;
   /** Lint the pending SQL first (`migration-lint` resolved with isLintEnabled). */
   lint: boolean;
-  /** `allow-unsafe-migrations`: lint errors are reported but do not stop the deploy. */
+  /** `migration-lint: warn`: lint errors are reported but do not stop the deploy. */
   allowUnsafe: boolean;
   /** `migration-lock-timeout` in seconds; 0 turns it off. */
   lockTimeoutSeconds: number;
@@ -80,7 +80,7 @@ export async function runMigrationStep(host: RemoteHost, options: MigrationStepO
 async function migrate(host: RemoteHost, options: MigrationStepOptions, progress: MigrationProgress): Promise<MigrationResult> {
   const invocation = parseAlembicInvocation(options.migrateCommand);
   if (invocation === null && !options.lint) {
-    options.log('migrate-command does not run alembic: running it without revision checks or lint');
+    options.log('migrate-command does not run alembic (flask db upgrade, manage.py migrate and wrapper scripts do not name it): running it as it is, without revision checks or lint');
     await runMigrateCommand(host, options, null);
     return { skipped: false, revisionBefore: null, revisionAfter: null, findings: [], dialect: null };
   }
@@ -168,7 +168,7 @@ async function lint(
   const blocking = blockingFindings(findings);
   if (blocking.length > 0) {
     if (!options.allowUnsafe) throw new MigrationLintError(findings, blocking, host.name);
-    options.log(`allow-unsafe-migrations is on: migrating despite ${blocking.length} lint error${blocking.length === 1 ? '' : 's'}`);
+    options.log(`migration-lint: warn: migrating despite ${blocking.length} lint error${blocking.length === 1 ? '' : 's'}`);
   }
   return { findings, dialect };
 }

@@ -14,8 +14,8 @@ export interface HostSettled extends Settled {
 
 /**
  * Brings a host a dead run left half-changed back to one consistent release before anything
- * else happens there: removes what its staging left (.upload-*, .incoming-*, .replaced-* in
- * releases/, `current.<token>` links), then lets the server driver settle the processes,
+ * else happens there: removes what its staging left (.upload-*, .incoming-*, .replaced-*,
+ * .migrate-* in releases/, `current.<token>` links), then lets the server driver settle the processes,
  * pointing `current` where the driver says. Called with this run's lock held (`token`), so
  * every other run's staging leftovers are dead.
  */

@@ -65,28 +65,28 @@ export function appendAuditCommand(layout: Layout, line: string): ShellFragment 
  * unpack directory an interrupted run left in releases/. Reads only.
  */
 export function readStateCommand(layout: Layout): ShellFragment {
-  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
+  return sh`printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-* .migrate-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
 }
 
 /**
- * Unpacks an uploaded archive into releases/<name> through a temporary directory and a
- * rename, so a half-written release is never visible under its real name. A release of the
- * same name that is not current is replaced.
+ * Unpacks an uploaded archive into releases/<name> (or `dir`, e.g. mode: migrate's scratch
+ * copy) through a temporary directory and a rename, so a half-written release is never visible
+ * under its real name. A directory already there is never replaced: the command fails naming
+ * it before unpacking anything (the deploy checks this on every host before any change; this is
+ * the last guard).
  */
-export function unpackReleaseCommand(layout: Layout, release: string, archive: string, token: string): ShellFragment {
+export function unpackReleaseCommand(layout: Layout, release: string, archive: string, token: string, dir = layout.releaseDir(release)): ShellFragment {
   const incoming = `${layout.releases}/.incoming-${release}-${token}`;
-  const replaced = `${layout.releases}/.replaced-${release}-${token}`;
-  const target = layout.releaseDir(release);
   return joinFragments(
     [
+      sh`{ [ ! -e ${dir} ] || { echo ${`${dir} already exists; a deploy never replaces a release`} >&2; false; }; }`,
       sh`rm -rf ${incoming}`,
       sh`mkdir -p ${incoming}`,
       // As root, tar would restore the archive's owners; the release belongs to the SSH user.
       sh`tar --no-same-owner -xzf ${archive} -C ${incoming}`,
       sh`rm -f ${archive}`,
       sh`printf '%s\n' ${release} > ${`${incoming}/REVISION`}`,
-      sh`if [ -e ${target} ]; then mv -T ${target} ${replaced} && rm -rf ${replaced}; fi`,
-      sh`mv -T ${incoming} ${target}`,
+      sh`mv -T ${incoming} ${dir}`,
     ],
     ' && ',
   );
@@ -102,12 +102,12 @@ export function discardIncomingCommand(layout: Layout, release: string, archive:
  * created in shared/ on first use; any other path must already exist in shared/ (a missing
  * `.env` is an error, not an empty file).
  */
-export function linkSharedCommand(layout: Layout, release: string, sharedPaths: string[]): ShellFragment {
+export function linkSharedCommand(layout: Layout, release: string, sharedPaths: string[], dir = layout.releaseDir(release)): ShellFragment {
   const steps = sharedPaths.map((entry) => {
     const isDir = entry.endsWith('/');
     const name = entry.replace(/\/+$/, '');
     const source = `${layout.shared}/${name}`;
-    const link = `${layout.releaseDir(release)}/${name}`;
+    const link = `${dir}/${name}`;
     const ensure = isDir
       ? sh`mkdir -p ${source}`
       : sh`{ [ -e ${source} ] || { echo ${`shared path ${source} does not exist; create it on the host first`} >&2; exit 1; }; }`;
@@ -116,9 +116,8 @@ export function linkSharedCommand(layout: Layout, release: string, sharedPaths: 
   return steps.length ? joinFragments(steps, ' && ') : raw('true');
 }
 
-/** Runs the user's install command in the release directory with RELEASE and RELEASE_DIR set. */
-export function installCommand(layout: Layout, release: string, command: string): ShellFragment {
-  const dir = layout.releaseDir(release);
+/** Runs the user's install command in the release directory (or `dir`) with RELEASE and RELEASE_DIR set. */
+export function installCommand(layout: Layout, release: string, command: string, dir = layout.releaseDir(release)): ShellFragment {
   return sh`cd ${dir} && RELEASE=${release} RELEASE_DIR=${dir} sh -c ${command}`;
 }
 

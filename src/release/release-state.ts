@@ -5,7 +5,7 @@ export interface ReleaseState {
   previous?: string;
   /** Releases on disk, oldest first. */
   releases: { name: string; mtime: number }[];
-  /** `.upload-*`, `.incoming-*`, `.replaced-*` entries of releases/ (a run stopped mid-stage). */
+  /** `.upload-*`, `.incoming-*`, `.replaced-*` (older runs), `.migrate-*` entries of releases/ (a run stopped mid-stage). */
   leftovers: string[];
   /** The deploy lock's owner line (`token=… run=…`), when a run holds it. */
   lockOwner?: string;
@@ -46,7 +46,7 @@ export function releasesToPrune(state: ReleaseState, keep: number, protect: (str
 }
 
 /** The run token at the end of a staging name: `.upload-v2-<token>.tar.gz`, `.incoming-v2-<token>`. */
-const LEFTOVER_TOKEN = /^\.(?:upload|incoming|replaced)-.+-([0-9a-f]+)(?:\.tar\.gz)?$/;
+const LEFTOVER_TOKEN = /^\.(?:upload|incoming|replaced|migrate)-.+-([0-9a-f]+)(?:\.tar\.gz)?$/;
 
 /**
  * Which leftovers of interrupted runs to delete: never this run's own (`token`), never those of

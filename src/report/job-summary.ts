@@ -12,6 +12,8 @@ const STATUS_ICON: Record<HostReport['status'], string> = {
   failed: '❌ failed',
   planned: '📝 planned',
   unlocked: '🔓 unlocked',
+  unchanged: '⏭️ already current',
+  migrated: '🗄️ migrated, not reloaded',
 };
 
 const RUN_ICON: Record<DeployOutcome['status'], string> = {
@@ -21,6 +23,8 @@ const RUN_ICON: Record<DeployOutcome['status'], string> = {
   planned: '📝',
   unlocked: '🔓',
   cancelled: '⏹️',
+  unchanged: '⏭️',
+  migrated: '🗄️',
 };
 
 /**
@@ -40,6 +44,7 @@ export async function writeJobSummary(outcome: DeployOutcome, facts?: RunFacts):
   }
   summary.addRaw(`<p>${cell(headline(outcome, facts?.mode))}</p>`, true);
   summary.addRaw(`<p>${runLine(outcome, facts)}</p>`, true);
+  if (outcome.rollbackTarget !== undefined) summary.addRaw(`<p><code>mode: rollback</code> now goes to <code>${cell(outcome.rollbackTarget || '— (no previous release)')}</code>.</p>`, true);
   if (outcome.status === 'cancelled') summary.addRaw(nextStepsAfterCancel(outcome, facts?.mode ?? 'deploy'), true);
   if (outcome.plan?.length) summary.addRaw(`\n### Rollout plan\n\n${outcome.plan.map((line) => `- ${cell(line)}`).join('\n')}\n`, true);
   if (outcome.hosts.length) {

@@ -64,6 +64,10 @@ export function headline(outcome: DeployOutcome, mode: Mode = 'deploy'): string 
       const stranded = outcome.hosts.filter((host) => host.error?.startsWith('rollback failed')).map((host) => host.host);
       return `${what} failed${failed.length ? ` on ${failed.join(', ')}` : ''}${stranded.length ? `; NOT put back, check by hand: ${stranded.join(', ')}` : ''}.`;
     }
+    case 'unchanged':
+      return `${release} is already current and serving on ${count}: nothing was deployed.`;
+    case 'migrated':
+      return `migrations of ${release} ran; nothing was switched or reloaded.`;
   }
 }
 

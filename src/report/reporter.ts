@@ -14,9 +14,11 @@ export interface Reporter {
 /** What happened on one host, for outputs and the job summary. */
 export interface HostReport {
   host: string;
-  status: 'pending' | 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked';
+  status: 'pending' | 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked' | 'unchanged' | 'migrated';
   release?: string;
   previousRelease?: string;
+  /** What the host's `previous` link names after this run: where the next `mode: rollback` goes (none when absent). */
+  rollbackTarget?: string;
   oldMasterPid?: number;
   newMasterPid?: number;
   oldWorkers?: number[];
@@ -48,12 +50,15 @@ export interface HostReport {
   timeline?: PhaseSpan[];
 }
 
-export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked' | 'cancelled';
+/** `unchanged`: the release was already current and serving everywhere (if-current: skip); `migrated`: mode: migrate ran its step. */
+export type DeployStatus = 'deployed' | 'rolled-back' | 'failed' | 'planned' | 'unlocked' | 'cancelled' | 'unchanged' | 'migrated';
 
 export interface DeployOutcome {
   status: DeployStatus;
   release: string;
   previousRelease?: string;
+  /** The first host's rollbackTarget after the run. */
+  rollbackTarget?: string;
   strategy: string;
   hosts: HostReport[];
   /** What the migration step did, when there was one. */

@@ -4,6 +4,7 @@ import { DeployError } from '../errors.js';
 import type { MigrationResult } from '../migrate/index.js';
 import type { Layout } from '../release/layout.js';
 import type { ReleaseState } from '../release/release-state.js';
+import type { HealthReading } from '../health/readiness-gate.js';
 import type { RunIdentity } from '../release/run-identity.js';
 import type { RemoteHost } from '../remote/remote-host.js';
 import type { RemoteHostFactory } from '../remote/ssh-remote-host.js';
@@ -53,6 +54,17 @@ export interface HostSession {
   target: string;
   /** What `current` pointed to before this run. */
   leaving: string;
+  /**
+   * What `previous` names once this host is on `target` (where the next `mode: rollback` goes):
+   * after a deploy the release it left; after a rollback the release before the target on disk
+   * (so a second rollback goes further back instead of forward again); null = the link is removed.
+   * undefined = left as it is (the target was already current: reloaded in place).
+   */
+  previousAfter: string | null | undefined;
+  /** `target` is already current here (if-current: redeploy reloads it in place: nothing staged). */
+  inPlace: boolean;
+  /** The readiness response read while inspecting (not for a deploy's hosts, which read it while staging). */
+  reading?: HealthReading;
   /** Whether the response of `leaving` names its version (decides expect-version: auto). */
   versioned: boolean;
 }
@@ -81,7 +93,7 @@ export class DeployFailed extends DeployError {
 export function cancelledMessage(outcome: DeployOutcome): string {
   const hosts = outcome.hosts.map((host) => {
     const serves = host.status === 'deployed' ? host.release : host.previousRelease;
-    const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
+    const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '', unchanged: 'unchanged', migrated: 'not reloaded' }[host.status];
     return `${host.host} serves ${serves ?? '?'} (${how})`;
   });
   return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;

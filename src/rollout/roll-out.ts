@@ -135,7 +135,7 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
     const { reloaded, passed } = await balancer.around(name, async () => {
       throwIfCancelled(deps.signal, `switch ${name}`);
       started = true;
-      const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
+      const reloaded = await switchAndReload(run, session, reporter);
       handle = reloaded;
       return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
     });
@@ -144,6 +144,7 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
     const committed = await timed(deps, name, 'commit', () => reloaded.commit());
     Object.assign(session.report, {
       status: 'deployed',
+      rollbackTarget: (session.previousAfter === undefined ? session.state.previous : session.previousAfter) ?? '',
       newMasterPid: committed.pid,
       newWorkers: committed.workers,
       secondsToReady: round(passed.seconds),
@@ -217,8 +218,8 @@ async function probeCanaries(run: RunContext, canaries: HostSession[], until: nu
   return [];
 }
 
-async function switchAndReload(run: RunContext, session: HostSession, reporter: Reporter, to: string, from: string): Promise<ReloadHandle> {
-  const { remote } = session;
+async function switchAndReload(run: RunContext, session: HostSession, reporter: Reporter): Promise<ReloadHandle> {
+  const { remote, target: to, previousAfter } = session;
   const { deps, layout, token } = run;
   // The master is verified again while `current` moves (the signal re-checks its start time anyway).
   const inspected = deps.server.inspect(remote);
@@ -226,14 +227,21 @@ async function switchAndReload(run: RunContext, session: HostSession, reporter: 
   // left without a handler meanwhile. It is awaited below, where its error counts.
   inspected.catch(() => undefined);
   try {
-    await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
+    await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, previousAfter, token)));
   } catch (error) {
     // Nothing is left running on the host's connection when the switch fails.
     await inspected.catch(() => undefined);
     throw error;
   }
-  reporter.log(remote.name, `current → releases/${to}`);
+  reporter.log(remote.name, `current → releases/${to}; ${previousText(previousAfter, session.state.previous)}`);
   return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await inspected, (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
+}
+
+/** What happened to the `previous` link, for the log: where the next `mode: rollback` goes. */
+function previousText(after: string | null | undefined, before: string | undefined): string {
+  if (after === null) return 'previous link removed (no older release on disk: a mode: rollback now needs a release name)';
+  const now = after ?? before;
+  return now ? `previous → releases/${now} (where mode: rollback now goes)` : 'no previous link';
 }
 
 function expectsVersion(run: RunContext, session: HostSession): boolean {
@@ -310,5 +318,5 @@ async function putBackBehindBalancer(run: RunContext, session: HostSession, repo
   await gate(run, session, reporter, serving, session.leaving);
   const server = handle ? await handle.commit() : serving;
   deps.progress?.(remote.name, 'done');
-  Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
+  Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving, rollbackTarget: previous ?? '' });
 }

@@ -15,7 +15,7 @@ import { deployTo, expectAllOn, hostState, hostsOutput, logOf, releaseSource, re
 function lbInputs(sb: Sandbox): Record<string, string> {
   const lb = sb.lb;
   if (!lb) throw new Error('sandbox without an LB host');
-  return { lb: 'haproxy', 'lb-host': lb.ip, 'lb-backend': lb.backend, 'drain-timeout': '10', 'traffic-gate-window': '3' };
+  return { lb: 'haproxy', 'lb-host': lb.ip, 'lb-backend': lb.backend, 'lb-drain-timeout': '10', 'lb-traffic-gate-window': '3' };
 }
 
 /** No server drained or in maintenance: every one back in rotation and UP. */

@@ -243,6 +243,37 @@ describe('migrations: once, linted, before any reload, on 3 hosts under load', (
     await expectNothingChanged(before, result);
   });
 
+  it('mode: migrate runs only the gated step, from a scratch copy it removes: no host switches or reloads', async () => {
+    const before = await masters();
+    const offset = await logSize();
+    const v7: MigrateRelease = { version: 'v7', revisions: ['r1_users', 'r2_email', 'r5a_phone'], reads: 'name, email' };
+    const { result } = await underLoad(() => deploy(v7, { mode: 'migrate', 'migrate-host': sb.hosts[1].ip }));
+    expect(result.code, logOf(result)).toBe(0);
+    expect(result.outputs).toMatchObject({ status: 'migrated', release: 'v7', 'migration-revision-before': 'r2', 'migration-revision-after': 'r5a' });
+    expect(hostsOutput(result).map((host) => host.status)).toEqual(['pending', 'migrated', 'pending']);
+    expect(result.stdout).toMatch(/lint \(postgresql\): 1 pending revision, 0 errors/);
+    expect(result.stdout).not.toMatch(/::group::Reload /);
+    // Once, from the migrate host, in the scratch copy.
+    const ddl = await ddlSince(offset);
+    expect(ddl.filter((entry) => /^ALTER TABLE users ADD COLUMN phone\b/.test(entry.statement)).map((entry) => entry.client)).toEqual([sb.hosts[1].ip]);
+    expect(await revision()).toBe('r5a');
+    expect(await columns()).toEqual(['id', 'name', 'email', 'phone']);
+    // Nothing else moved: every host serves v2 with its master; no v7 and no scratch copy left
+    // (the releases of the refused deploys above stay, as they always did).
+    await expectAllOn(sb, 'v2');
+    expect(await masters()).toEqual(before);
+    for (const host of sb.hosts) {
+      const entries = (await sb.exec(host.index, `ls -A ${sb.appDir}/releases`)).stdout.trim().split('\n');
+      expect(entries, host.name).toContain('v2');
+      expect(entries.filter((entry) => entry === 'v7' || entry.startsWith('.migrate-') || entry.startsWith('.upload-')), host.name).toEqual([]);
+    }
+
+    // Again: the database is at the head, nothing to migrate.
+    const again = await deploy(v7, { mode: 'migrate' });
+    expect(again.outputs, logOf(again)).toMatchObject({ status: 'migrated', 'migration-revision-before': 'r5a', 'migration-revision-after': 'r5a' });
+    expect(again.stdout).toMatch(/database already at head r5a: skipping migrations/);
+  });
+
   it('SQLite: one host, the database file in shared/, a plain ADD COLUMN deploys', async () => {
     const host = sb.hosts[0];
     const dbFile = join(host.appDirBacking, 'shared', 'db', 'app.sqlite');

@@ -144,7 +144,7 @@ describe('server uwsgi on 3 hosts under load (an app that boots in 3 s)', () => 
     await expectAllOn(t.sb, previous);
     await expectEveryWorkerServes(t.sb, previous);
     console.log(`no-app chain: ${load.requests} requests, ${load.failed} failed ${JSON.stringify(load.statuses)} timeouts ${load.timeouts}`);
-    // Behind a balancer that drains the host (lb: haproxy, drain: auto) the same release loses no request: balancer.test.ts.
+    // Behind a balancer that drains the host (lb: haproxy, lb-drain: auto) the same release loses no request: balancer.test.ts.
     expect(load.failed, 'only the requests the app-less worker took before it was caught').toBeLessThan(load.requests / 100);
   });
 

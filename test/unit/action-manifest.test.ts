@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { DEPRECATED_INPUTS, INPUT_ALIASES } from '../../src/config/input-aliases.js';
 import { Inputs, Outputs } from '../../src/config/input-names.js';
 
 interface Manifest {
@@ -22,7 +23,20 @@ describe('action.yml', () => {
   });
 
   it('declares the inputs and outputs the code reads, no more, no fewer', () => {
-    expect(Object.keys(manifest.inputs).sort()).toEqual(Object.values(Inputs).sort());
+    expect(Object.keys(manifest.inputs).sort()).toEqual([...Object.values(Inputs), ...DEPRECATED_INPUTS].sort());
     expect(Object.keys(manifest.outputs).sort()).toEqual(Object.values(Outputs).sort());
+  });
+
+  it('describes each deprecated name as such, naming its new input; neither side of an alias has a default', () => {
+    // A default would always be set, so the runner could not tell which of the two names the user wrote.
+    for (const alias of INPUT_ALIASES) {
+      expect(manifest.inputs[alias.old]?.description, alias.old).toMatch(new RegExp(`^Deprecated: use \`${alias.current}[\`:]`));
+      expect(manifest.inputs[alias.old]?.default, alias.old).toBeUndefined();
+      expect(manifest.inputs[alias.current]?.default, alias.current).toBeUndefined();
+    }
+  });
+
+  it('has no default for user: the SSH user is never guessed', () => {
+    expect(manifest.inputs.user?.default).toBeUndefined();
   });
 });

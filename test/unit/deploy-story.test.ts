@@ -142,6 +142,7 @@ afterEach(() => rmSync(base, { recursive: true, force: true }));
 async function run(inputs: Record<string, string> = {}, extra: Partial<DeployDependencies> = {}, adjust?: (settings: Settings) => void): Promise<DeployOutcome> {
   const all: Record<string, string> = {
     hosts: 'web1,web2,web3',
+    user: 'deploy',
     'ssh-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
     'known-hosts': 'web1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     'app-dir': '/APPDIR',
@@ -374,25 +375,122 @@ describe('deploy story', () => {
     expect(existsSync(path.join(dirs.get('deploy@web1')!, '.deploy-lock'))).toBe(false);
     expect(existsSync(path.join(dirs.get('deploy@web1')!, 'releases/v2'))).toBe(false);
   });
-  it('refuses to redeploy the current release', async () => {
+  it('a re-run of a deploy that succeeded changes nothing and says so (if-current: skip, the default)', async () => {
     await run();
-    const outcome = await failure();
-    expect(outcome.error).toMatch(/already current/);
+    server.events.length = 0;
+    const again = await run();
+    expect(again.status).toBe('unchanged');
+    expect(again.hosts.map((host) => host.status)).toEqual(['unchanged', 'unchanged', 'unchanged']);
+    expect(server.events).toEqual([]);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v2', 'releases/v2']);
+    expect(previousOf('web1')).toBe('releases/v1');
+    expect(auditOf('web1').at(-1)).toMatch(/ deploy v2 -> v2 strategy=usr2 result=unchanged /);
   });
 
-  it('mode rollback returns every host to the previous release, and again toggles back', async () => {
+  it('if-current: fail refuses a release already current; skip refuses one current on some hosts only', async () => {
     await run();
+    expect((await failure({ 'if-current': 'fail' })).error).toMatch(/release v2 is already current on deploy@web1, deploy@web2, deploy@web3 \(if-current: fail\)/);
+    // web3 back on v1 by hand: the fleet is mixed.
+    symlinkSync('releases/v1', path.join(dirs.get('deploy@web3')!, 'current.x'));
+    rmSync(path.join(dirs.get('deploy@web3')!, 'current'));
+    symlinkSync('releases/v1', path.join(dirs.get('deploy@web3')!, 'current'));
+    rmSync(path.join(dirs.get('deploy@web3')!, 'current.x'));
+    server.serving.set('deploy@web3', 'v1');
+    const mixed = await failure({ source: '' });
+    expect(mixed.error).toMatch(/already current on deploy@web1, deploy@web2 but not on deploy@web3 \(on v1\).*if-current: redeploy/);
+  });
+
+  it('if-current: skip refuses a current release that does not pass its readiness check', async () => {
+    await run();
+    server.behaviour.set('deploy@web2/v2', 'never-ready');
+    const outcome = await failure();
+    expect(outcome.error).toMatch(/already current on every host, but deploy@web2 does not serve it \(status 503\)\. Set if-current: redeploy/);
+  });
+
+  it('if-current: redeploy reloads the current release in place: nothing staged, previous kept', async () => {
+    await run();
+    writeFileSync(path.join(source, 'app.py'), 'print("changed")');
+    server.events.length = 0;
+    const again = await run({ 'if-current': 'redeploy' });
+    expect(again.status).toBe('deployed');
+    expect(server.events.filter((event) => event.startsWith('reload'))).toEqual(['reload deploy@web1 v2', 'reload deploy@web2 v2', 'reload deploy@web3 v2']);
+    expect(readFileSync(path.join(dirs.get('deploy@web1')!, 'releases/v2/app.py'), 'utf8')).toBe('print("v2")');
+    expect(previousOf('web1')).toBe('releases/v1');
+    expect(again.hosts[0]?.rollbackTarget).toBe('v1');
+  });
+
+  it('never replaces a release already on a host: refused on every host before any change', async () => {
+    mkdirSync(path.join(dirs.get('deploy@web2')!, 'releases/v2'));
+    writeFileSync(path.join(dirs.get('deploy@web2')!, 'releases/v2/app.py'), 'kept');
+    const outcome = await failure();
+    expect(outcome.error).toMatch(/\[deploy@web2\] \/APPDIR\/releases\/v2 already exists \(not current\): a deploy never replaces a release on disk\. Deploy that copy as it is with source: '' \(empty\)/);
+    expect(server.events).toEqual([]);
+    expect(readFileSync(path.join(dirs.get('deploy@web2')!, 'releases/v2/app.py'), 'utf8')).toBe('kept');
+    for (const name of ['web1', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, 'releases/v2'))).toBe(false);
+    // The copy already there deploys as it is with source empty.
+    for (const name of ['web1', 'web3']) mkdirSync(path.join(dirs.get(`deploy@${name}`)!, 'releases/v2'));
+    expect((await run({ source: '' })).status).toBe('deployed');
+  });
+
+  it('mode rollback returns every host to the previous release; a second rollback goes further back, not forward', async () => {
+    await run();
+    await run({ release: 'v3' });
     const back = await run({ mode: 'rollback', source: '', release: '' });
     expect(back.status).toBe('deployed');
-    expect(back.release).toBe('v1');
+    expect(back.release).toBe('v2');
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v2', 'releases/v2']);
+    expect(previousOf('web1')).toBe('releases/v1');
+    expect(back.rollbackTarget).toBe('v1');
+    expect([...server.serving.values()]).toEqual(['v2', 'v2', 'v2']);
+
+    const again = await run({ mode: 'rollback', source: '', release: '' });
+    expect(again.release).toBe('v1');
     expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
-    expect(previousOf('web1')).toBe('releases/v2');
-    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
+    // Nothing older than v1: the link goes, and a third rollback needs a release name.
+    expect(existsSync(path.join(dirs.get('deploy@web1')!, 'previous'))).toBe(false);
+    expect(again.rollbackTarget).toBe('');
+    expect((await failure({ mode: 'rollback', source: '', release: '' })).error).toMatch(/no previous release to roll back to/);
+  });
+
+  it('mode rollback with a release goes to that release, if every host still has it', async () => {
+    await run();
+    await run({ release: 'v3' });
+    const missing = await failure({ mode: 'rollback', release: 'v0' });
+    expect(missing.error).toMatch(/\[deploy@web1\] release v0 is not on this host, so there is nothing to roll back to\. Releases on disk \(oldest first\): v1, v2, v3\./);
+    expect(server.events.filter((event) => event.includes('v0'))).toEqual([]);
+    expect(currentOf('web1')).toBe('releases/v3');
+
+    const named = await run({ mode: 'rollback', release: 'v1' });
+    expect(named.release).toBe('v1');
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+    expect(named.previousRelease).toBe('v3');
+    // A rollback to a release already current everywhere is a no-op, like a re-run.
+    expect((await run({ mode: 'rollback', release: 'v1' })).status).toBe('unchanged');
   });
 
   it('mode rollback without a previous release is a clear error', async () => {
-    const outcome = await failure({ mode: 'rollback' });
+    const outcome = await failure({ mode: 'rollback', release: '' });
     expect(outcome.error).toMatch(/no previous release/);
+  });
+
+  it('mode migrate runs only the migration step, in a scratch copy of the release that it removes; nothing switches or reloads', async () => {
+    const seen: string[] = [];
+    const migrate: DeployDependencies['migrate'] = async (host, _python, releaseDir) => {
+      seen.push(`${host.name} ${releaseDir} ${readFileSync(path.join(releaseDir.replaceAll('/APPDIR', dirs.get(host.name)!), 'app.py'), 'utf8')}`);
+      return { skipped: false, revisionBefore: 'r1', revisionAfter: 'r2', findings: [], dialect: 'postgresql' };
+    };
+    const outcome = await run({ mode: 'migrate', 'migrate-command': 'alembic upgrade head', 'migrate-host': 'web2' }, { migrate });
+    expect(outcome.status).toBe('migrated');
+    expect(seen).toEqual([expect.stringMatching(/^deploy@web2 \/APPDIR\/releases\/\.migrate-v2-[0-9a-f]+ print\("v2"\)$/)]);
+    expect(outcome.migration).toMatchObject({ host: 'deploy@web2', revisionAfter: 'r2' });
+    expect(outcome.hosts.map((host) => host.status)).toEqual(['pending', 'migrated', 'pending']);
+    expect(server.events).toEqual([]);
+    for (const name of ['web1', 'web2', 'web3']) {
+      expect(currentOf(name)).toBe('releases/v1');
+      expect(readdirSync(path.join(dirs.get(`deploy@${name}`)!, 'releases'))).toEqual(['v1']);
+    }
+    // A deploy of the same release afterwards stages it as usual.
+    expect((await run({}, { migrate })).status).toBe('deployed');
   });
 
   it('settles every host after taking its lock, removing what dead runs staged; a host that cannot be settled stops the run before any change', async () => {

@@ -6,7 +6,7 @@ const KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE 
 const HOST_KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
 function settingsFrom(inputs: Record<string, string>, env: Record<string, string> = { GITHUB_REF: 'refs/tags/v1.2.3' }) {
-  const all: Record<string, string> = { hosts: 'web1', 'ssh-key': KEY, 'known-hosts': `web1 ssh-ed25519 ${HOST_KEY}`, ...inputs };
+  const all: Record<string, string> = { hosts: 'web1', user: 'deploy', 'ssh-key': KEY, 'known-hosts': `web1 ssh-ed25519 ${HOST_KEY}`, ...inputs };
   return parseSettings((name) => all[name] ?? '', env);
 }
 
@@ -29,6 +29,34 @@ describe('parseSettings', () => {
     });
     expect(settings.hosts).toEqual([{ user: 'deploy', host: 'web1', port: 22, label: 'deploy@web1' }]);
     expect(settings.ssh.privateKey).toBe(`${KEY}\n`);
+  });
+
+  it('requires user unless every host names its own: the SSH user is never guessed', () => {
+    expect(() => settingsFrom({ user: '' })).toThrow(
+      "Invalid input 'user': no SSH user for 'web1' (hosts): set 'user' to the user that runs the app server (or root; there is no default), or write the host as user@web1.",
+    );
+    expect(settingsFrom({ user: '', hosts: 'app@web1' }).hosts).toEqual([{ user: 'app', host: 'web1', port: 22, label: 'app@web1' }]);
+    expect(() => settingsFrom({ user: '', hosts: 'app@web1', 'jump-host': 'bastion' })).toThrow(/Invalid input 'user': no SSH user for 'bastion' \(jump-host\)/);
+  });
+
+  it('mode rollback takes an explicit release name only; mode migrate needs migrate-command', () => {
+    expect(settingsFrom({ mode: 'rollback' }).release).toBe('');
+    expect(settingsFrom({ mode: 'rollback', release: 'v1.0.0' }).release).toBe('v1.0.0');
+    expect(() => settingsFrom({ mode: 'rollback', release: '../v1' })).toThrow(/Invalid input 'release'/);
+    expect(() => settingsFrom({ mode: 'migrate' })).toThrow("Invalid input 'migrate-command': is required with mode: migrate (the step it runs).");
+    expect(settingsFrom({ mode: 'migrate', 'migrate-command': 'flask db upgrade' })).toMatchObject({ mode: 'migrate', release: 'v1.2.3' });
+  });
+
+  it('if-current is skip, redeploy or fail (default skip)', () => {
+    expect(settingsFrom({}).ifCurrent).toBe('skip');
+    expect(settingsFrom({ 'if-current': 'redeploy' }).ifCurrent).toBe('redeploy');
+    expect(() => settingsFrom({ 'if-current': 'again' })).toThrow("Invalid input 'if-current': 'again' must be one of: skip, redeploy, fail.");
+  });
+
+  it('migration-lint is on, warn or off (default on)', () => {
+    expect(settingsFrom({}).migration.lint).toBe('on');
+    expect(settingsFrom({ 'migration-lint': 'warn' }).migration.lint).toBe('warn');
+    expect(() => settingsFrom({ 'migration-lint': 'strict' })).toThrow("Invalid input 'migration-lint': 'strict' must be one of: on, warn, off.");
   });
 
   it('takes the python input as an absolute path; unset, the interpreter is found on the host', () => {
@@ -239,10 +267,10 @@ describe('parseSettings: the load balancer inputs', () => {
     expect(() => settingsFrom({ ...lb, 'lb-backend': '' })).toThrow(/Invalid input 'lb-backend': the HAProxy backend/);
     expect(() => settingsFrom({ ...lb, 'lb-backend': 'app;x' })).toThrow(/Invalid input 'lb-backend'/);
     expect(() => settingsFrom({ ...lb, 'lb-socket': 'admin.sock' })).toThrow(/Invalid input 'lb-socket'/);
-    expect(() => settingsFrom({ ...lb, drain: 'sometimes' })).toThrow(/Invalid input 'drain': 'sometimes' must be one of: auto, always, never/);
-    expect(() => settingsFrom({ ...lb, 'drain-timeout': '-1' })).toThrow(/Invalid input 'drain-timeout'/);
-    expect(() => settingsFrom({ ...lb, 'traffic-gate-max-5xx-rate': '2' })).toThrow(/Invalid input 'traffic-gate-max-5xx-rate'/);
-    expect(() => settingsFrom({ ...lb, 'traffic-gate-latency-factor': '0.5' })).toThrow(/Invalid input 'traffic-gate-latency-factor'/);
+    expect(() => settingsFrom({ ...lb, drain: 'sometimes' })).toThrow(/Invalid input 'lb-drain': 'sometimes' must be one of: auto, always, never/);
+    expect(() => settingsFrom({ ...lb, 'lb-drain-timeout': '-1' })).toThrow(/Invalid input 'lb-drain-timeout'/);
+    expect(() => settingsFrom({ ...lb, 'lb-traffic-gate-max-5xx-rate': '2' })).toThrow(/Invalid input 'lb-traffic-gate-max-5xx-rate'/);
+    expect(() => settingsFrom({ ...lb, 'lb-traffic-gate-latency-factor': '0.5' })).toThrow(/Invalid input 'lb-traffic-gate-latency-factor'/);
   });
 
   it('lb-servers maps every host by label, address or address:port, and refuses an unknown or missing host', () => {

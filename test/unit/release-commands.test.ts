@@ -56,11 +56,26 @@ describe('release commands', () => {
     expect(existsSync(path.join(layout.releases, '.incoming-v1-tok'))).toBe(false);
   });
 
-  it('replaces a release of the same name', () => {
+  it('never replaces a release of the same name: fails naming it, leaves it whole and cleans up its own staging', () => {
     run(unpackReleaseCommand(layout, 'v1', archiveOf({ 'a.py': 'old', 'stale.py': 'x' }), 't1'));
-    expect(run(unpackReleaseCommand(layout, 'v1', archiveOf({ 'a.py': 'new' }), 't2')).status).toBe(0);
-    expect(readFileSync(path.join(layout.releaseDir('v1'), 'a.py'), 'utf8')).toBe('new');
-    expect(existsSync(path.join(layout.releaseDir('v1'), 'stale.py'))).toBe(false);
+    const archive = archiveOf({ 'a.py': 'new' });
+    const second = run(unpackReleaseCommand(layout, 'v1', archive, 't2'));
+    expect(second.status).not.toBe(0);
+    expect(second.stderr).toContain(`${layout.releaseDir('v1')} already exists`);
+    expect(readFileSync(path.join(layout.releaseDir('v1'), 'a.py'), 'utf8')).toBe('old');
+    expect(existsSync(path.join(layout.releaseDir('v1'), 'stale.py'))).toBe(true);
+    expect(existsSync(path.join(layout.releases, '.incoming-v1-t2'))).toBe(false);
+  });
+
+  it('unpacks, links and installs into another directory when given one (mode: migrate stages a scratch copy)', () => {
+    const scratch = path.join(layout.releases, '.migrate-v1-tok');
+    expect(run(unpackReleaseCommand(layout, 'v1', archiveOf({ 'app.py': 'v1' }), 'tok', scratch)).status).toBe(0);
+    expect(readFileSync(path.join(scratch, 'REVISION'), 'utf8')).toBe('v1\n');
+    expect(existsSync(layout.releaseDir('v1'))).toBe(false);
+    mkdirSync(path.join(layout.shared, 'media'), { recursive: true });
+    expect(run(linkSharedCommand(layout, 'v1', ['media/'], scratch)).status).toBe(0);
+    expect(readlinkSync(path.join(scratch, 'media'))).toBe(path.join(layout.shared, 'media'));
+    expect(run(installCommand(layout, 'v1', 'echo "$RELEASE_DIR"', scratch)).stdout.trim()).toBe(scratch);
   });
 
   it('switches current atomically with a relative link and records previous', () => {

@@ -43,9 +43,10 @@ describe('parseAlembicInvocation', () => {
 
 describe('isLintEnabled', () => {
   it('auto lints exactly when the command runs alembic; on and off are what they say', () => {
-    expect(isLintEnabled('auto', 'alembic upgrade head')).toBe(true);
-    expect(isLintEnabled('auto', 'flask db upgrade')).toBe(false);
-    expect(isLintEnabled('on', 'flask db upgrade')).toBe(true);
+    expect(isLintEnabled('on', 'alembic upgrade head')).toBe(true);
+    expect(isLintEnabled('warn', 'alembic upgrade head')).toBe(true);
+    expect(isLintEnabled('on', 'python manage.py migrate')).toBe(false);
+    expect(isLintEnabled('on', 'flask db upgrade')).toBe(false);
     expect(isLintEnabled('off', 'alembic upgrade head')).toBe(false);
   });
 });

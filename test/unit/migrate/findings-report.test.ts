@@ -31,8 +31,8 @@ describe('formatFindingsMarkdown', () => {
     expect(markdown).toContain('`ALTER TABLE orders ADD CONSTRAINT fk_orders_user FOREIGN KEY(user_id) REFERENCES users (id)`');
   });
 
-  it('says when allow-unsafe-migrations let errors through, and when there is nothing', () => {
-    expect(formatFindingsMarkdown(findings, { allowUnsafe: true })).toContain('`allow-unsafe-migrations` is on');
+  it('says when migration-lint: warn let errors through, and when there is nothing', () => {
+    expect(formatFindingsMarkdown(findings, { allowUnsafe: true })).toContain('`migration-lint: warn`: these errors did not stop the deploy');
     expect(formatFindingsMarkdown([])).toContain('No findings in the pending migrations.');
   });
 });

@@ -125,7 +125,7 @@ describe('runMigrationStep', () => {
     expect(lintError.progress?.findings).toEqual(lintError.findings);
   });
 
-  it('migrates despite lint errors with allow-unsafe-migrations, and says so', async () => {
+  it('migrates despite lint errors with migration-lint: warn, and says so', async () => {
     const host = postgresHost()
       .on('run migrate-command', {})
       .on('alembic current', { stdout: 'p15 (head)\n' });
@@ -134,7 +134,7 @@ describe('runMigrationStep', () => {
 
     expect(result).toMatchObject({ skipped: false, revisionBefore: 'p01', revisionAfter: 'p15', dialect: 'postgresql' });
     expect(result.findings.filter((finding) => finding.rule === 'drop-table')).toHaveLength(1);
-    expect(opts.lines.some((line) => /^allow-unsafe-migrations is on: migrating despite \d+ lint errors$/.test(line))).toBe(true);
+    expect(opts.lines.some((line) => /^migration-lint: warn: migrating despite \d+ lint errors$/.test(line))).toBe(true);
     expect(opts.lines).toContain(
       '  error drop-table in p08 (migrations/versions/p08_drops.py): DROP TABLE events: the old release still queries it until every host has reloaded. ' +
         'Once the running release no longer uses events, add this line to the revision: `# graceful-deploy: allow=drop-table events unused since <release>`.',
