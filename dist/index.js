@@ -56421,7 +56421,10 @@ class LeftoverStateError extends DeployError {
 }
 
 ;// CONCATENATED MODULE: ./src/config/input-names.ts
-/** Names of the action's inputs and outputs, in one place (they match action.yml). */
+/**
+ * Names of the action's inputs and outputs, in one place (they match action.yml). Renamed
+ * inputs keep working under their old names through the alias table (input-aliases.ts).
+ */
 const Inputs = {
     Hosts: 'hosts',
     User: 'user',
@@ -56444,7 +56447,6 @@ const Inputs = {
     MigrateCommand: 'migrate-command',
     MigrateHost: 'migrate-host',
     MigrationLint: 'migration-lint',
-    AllowUnsafeMigrations: 'allow-unsafe-migrations',
     MigrationLockTimeout: 'migration-lock-timeout',
     Server: 'server',
     Strategy: 'strategy',
@@ -56454,12 +56456,14 @@ const Inputs = {
     Python: 'python',
     ReloadTimeout: 'reload-timeout',
     HealthUrl: 'health-url',
+    HealthHost: 'health-host',
     HealthTimeout: 'health-timeout',
     HealthInterval: 'health-interval',
     HealthSuccesses: 'health-successes',
     ExpectVersion: 'expect-version',
     Rollback: 'rollback',
     Mode: 'mode',
+    IfCurrent: 'if-current',
     LockWait: 'lock-wait',
     ForceUnlock: 'force-unlock',
     MaxParallel: 'max-parallel',
@@ -56473,17 +56477,21 @@ const Inputs = {
     LbSocket: 'lb-socket',
     LbBackend: 'lb-backend',
     LbServers: 'lb-servers',
-    Drain: 'drain',
-    DrainTimeout: 'drain-timeout',
-    TrafficGateWindow: 'traffic-gate-window',
-    TrafficGateMax5xxRate: 'traffic-gate-max-5xx-rate',
-    TrafficGateLatencyFactor: 'traffic-gate-latency-factor',
+    LbDrain: 'lb-drain',
+    LbDrainTimeout: 'lb-drain-timeout',
+    LbTrafficGateWindow: 'lb-traffic-gate-window',
+    LbTrafficGateMax5xxRate: 'lb-traffic-gate-max-5xx-rate',
+    LbTrafficGateLatencyFactor: 'lb-traffic-gate-latency-factor',
 };
 const Outputs = {
     Status: 'status',
     Release: 'release',
     PreviousRelease: 'previous-release',
+    RollbackTarget: 'rollback-target',
     Hosts: 'hosts',
+    Duration: 'duration',
+    FailedHosts: 'failed-hosts',
+    Message: 'message',
     MigrationRevisionBefore: 'migration-revision-before',
     MigrationRevisionAfter: 'migration-revision-after',
     MigrationFindings: 'migration-findings',
@@ -56499,15 +56507,97 @@ const State = {
     Token: 'token',
     /** JSON `{host: 'locked' | 'reloading' | 'done'}`: the hosts this run locked and how far each got. */
     Phases: 'phases',
-    /** 'true' once the main step ended on its own (its cleanup ran): the post step does nothing. */
+    /** 'true' once the main step ended on its own (its cleanup ran): the post step does nothing on the hosts. */
     Finished: 'finished',
+    /** JSON HeldServers: what this run drained on HAProxy and has not set ready again; the post step does. */
+    LbHeld: 'lbHeld',
 };
+
+;// CONCATENATED MODULE: ./src/config/input-aliases.ts
+
+
+/**
+ * Every renamed input. Add a row when an input is renamed (or when a new input replaces an
+ * old switch); action.yml keeps the old name, described as deprecated, so the runner does not
+ * warn about an unexpected input.
+ */
+const INPUT_ALIASES = [
+    { old: 'drain', current: Inputs.LbDrain },
+    { old: 'drain-timeout', current: Inputs.LbDrainTimeout },
+    { old: 'traffic-gate-window', current: Inputs.LbTrafficGateWindow },
+    { old: 'traffic-gate-max-5xx-rate', current: Inputs.LbTrafficGateMax5xxRate },
+    { old: 'traffic-gate-latency-factor', current: Inputs.LbTrafficGateLatencyFactor },
+    {
+        old: 'allow-unsafe-migrations',
+        current: Inputs.MigrationLint,
+        values: { true: 'warn', yes: 'warn', on: 'warn', '1': 'warn', false: null, no: null, off: null, '0': null },
+        refines: ['on'],
+        overriddenBy: ['off'],
+    },
+];
+/**
+ * Every tri-state input speaks `auto | always | never`; the other words they once took still
+ * work. migration-lint's `auto` became `on` (lint when the command runs Alembic).
+ */
+const VALUE_ALIASES = [
+    { input: Inputs.ExpectVersion, old: 'true', current: 'always' },
+    { input: Inputs.ExpectVersion, old: 'false', current: 'never' },
+    { input: Inputs.MigrationLint, old: 'auto', current: 'on' },
+];
+/** The deprecated input names, for action.yml and the terminal form's options. */
+const DEPRECATED_INPUTS = INPUT_ALIASES.map((alias) => alias.old);
+/**
+ * Wraps an input reader so that each current name also reads its deprecated names and old
+ * values, calling `warn` once per deprecated use. Both names set to values that disagree is an
+ * InputError naming both: the run cannot know which one the user meant.
+ */
+function withAliases(read, warn) {
+    const warned = new Set();
+    const once = (key, message) => {
+        if (warned.has(key))
+            return;
+        warned.add(key);
+        warn(message);
+    };
+    return (name) => {
+        let value = read(name).trim();
+        for (const alias of INPUT_ALIASES.filter((candidate) => candidate.current === name)) {
+            const raw = read(alias.old).trim();
+            if (!raw)
+                continue;
+            const mapped = alias.values && raw.toLowerCase() in alias.values ? alias.values[raw.toLowerCase()] : raw;
+            const shown = mapped === undefined || mapped === null ? 'nothing' : `${name}: ${mapped}`;
+            once(`input:${alias.old}`, `Input '${alias.old}' is deprecated: use '${name}' instead ('${alias.old}: ${raw}' means ${shown}).`);
+            if (mapped === null || mapped === undefined)
+                continue;
+            const currentValue = currentOf(name, value);
+            if (alias.overriddenBy?.includes(currentValue))
+                continue;
+            if (value && currentValue !== mapped && !alias.refines?.includes(currentValue)) {
+                throw new InputError(name, `'${value}' disagrees with its deprecated name '${alias.old}: ${raw}'; set only '${name}'.`);
+            }
+            value = mapped;
+        }
+        const old = VALUE_ALIASES.find((alias) => alias.input === name && alias.old === value.toLowerCase());
+        if (old) {
+            once(`value:${name}:${old.old}`, `'${name}: ${value}' is deprecated: write '${name}: ${old.current}'.`);
+            value = old.current;
+        }
+        return value;
+    };
+}
+/** A value in the input's current vocabulary (old spellings translated), for comparisons. */
+function currentOf(input, value) {
+    return VALUE_ALIASES.find((alias) => alias.input === input && alias.old === value.toLowerCase())?.current ?? value;
+}
 
 ;// CONCATENATED MODULE: ./src/config/cli-arguments.ts
 
 
 
-const NAMES = new Set(Object.values(Inputs));
+
+/** Every input, deprecated names included (parseSettings warns about those). */
+const NAMES = new Set([...Object.values(Inputs), ...DEPRECATED_INPUTS]);
 /**
  * The terminal form of the action (`node dist/index.js --hosts web1 --mode plan ...`): turns
  * `--<input> value` / `--<input>=value` into the INPUT_* variables the runner would set, so
@@ -59678,6 +59768,7 @@ function parseBatchSize(text) {
 
 
 
+
 const STRATEGIES = ['auto', 'usr2', 'rolling', 'hup'];
 /** Each server's strategies; the first is its default. */
 const SERVER_STRATEGIES = {
@@ -59691,16 +59782,23 @@ const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
 const SAFE_PATH = /^[A-Za-z0-9._/@+-]+$/;
 /** HAProxy proxy and server names: letters, digits, '-', '_', '.' and ':'. */
 const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
+/** The one vocabulary of the tri-state inputs (expect-version, lb-drain). */
+const TRI_STATE = ['auto', 'always', 'never'];
+/** Every mode; `migrate` runs only the gated migration step of a deploy (no switch, no reload). */
+const MODES = ['deploy', 'rollback', 'migrate', 'plan', 'unlock'];
 /**
  * Turns raw inputs into Settings, or throws an InputError naming the input and the value's
- * problem. Nothing here touches the network or a host.
+ * problem. Nothing here touches the network or a host. Deprecated input names and values are
+ * read through the alias table (input-aliases.ts), each use reported once through `warn`.
  */
-function parseSettings(read, env) {
-    const get = (name) => read(name).trim();
+function parseSettings(read, env, warn = () => undefined) {
+    const aliased = withAliases(read, warn);
+    const get = (name) => aliased(name).trim();
     const appDir = absolutePath(Inputs.AppDir, get(Inputs.AppDir) || '/srv/app');
-    const defaultUser = get(Inputs.User) || 'deploy';
+    // No guessed default: the SSH user must be the one that runs the app server (or root).
+    const defaultUser = get(Inputs.User) || undefined;
     const defaultPort = integer(Inputs.Port, get(Inputs.Port) || '22', 1, 65535);
-    if (!USER_NAME.test(defaultUser))
+    if (defaultUser !== undefined && !USER_NAME.test(defaultUser))
         throw new InputError(Inputs.User, `'${defaultUser}' is not a valid user name.`);
     const skipHostKeys = input_helper_boolean(Inputs.InsecureSkipHostKeyCheck, get(Inputs.InsecureSkipHostKeyCheck), false);
     const knownHosts = read(Inputs.KnownHosts).trim();
@@ -59717,11 +59815,13 @@ function parseSettings(read, env) {
     }
     if (privateKey)
         checkPrivateKey(Inputs.SshKey, privateKey);
-    const mode = oneOf(Inputs.Mode, get(Inputs.Mode) || 'deploy', ['deploy', 'rollback', 'plan', 'unlock']);
+    const mode = oneOf(Inputs.Mode, get(Inputs.Mode) || 'deploy', MODES);
     const server = oneOf(Inputs.Server, get(Inputs.Server) || 'gunicorn', ['gunicorn', 'uwsgi']);
     const strategies = SERVER_STRATEGIES[server];
     const strategy = oneOf(Inputs.Strategy, get(Inputs.Strategy) || (strategies[0] ?? ''), strategies, ` (for server: ${server})`);
     const healthTimeout = integer(Inputs.HealthTimeout, get(Inputs.HealthTimeout) || '120', 1, 3600);
+    if (mode === 'migrate' && !get(Inputs.MigrateCommand))
+        throw new InputError(Inputs.MigrateCommand, 'is required with mode: migrate (the step it runs).');
     const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
     const balancer = balancerSettings(get, defaultUser, hosts);
     const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
@@ -59740,15 +59840,14 @@ function parseSettings(read, env) {
         },
         appDir,
         source: sourceDir(get(Inputs.Source), env, mode),
-        release: mode === 'rollback' || mode === 'unlock' ? '' : releaseName(get(Inputs.Release), env),
+        release: releaseFor(mode, get(Inputs.Release), env),
         keepReleases: integer(Inputs.KeepReleases, get(Inputs.KeepReleases) || '5', 2, 1000),
         sharedPaths: sharedPaths(read(Inputs.SharedPaths)),
         installCommand: get(Inputs.InstallCommand) || undefined,
         migration: {
             command: get(Inputs.MigrateCommand) || null,
             host: migrateHost(get(Inputs.MigrateHost), hosts),
-            lint: oneOf(Inputs.MigrationLint, get(Inputs.MigrationLint) || 'auto', ['auto', 'on', 'off']),
-            allowUnsafe: input_helper_boolean(Inputs.AllowUnsafeMigrations, get(Inputs.AllowUnsafeMigrations), false),
+            lint: oneOf(Inputs.MigrationLint, get(Inputs.MigrationLint) || 'on', ['on', 'warn', 'off']),
             lockTimeoutSeconds: integer(Inputs.MigrationLockTimeout, get(Inputs.MigrationLockTimeout) || '5', 0, 3600),
         },
         server,
@@ -59759,7 +59858,8 @@ function parseSettings(read, env) {
         python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
         reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
         health: {
-            url: healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
+            ...healthUrl(get(Inputs.HealthUrl) || 'http://127.0.0.1:8000/health/ready'),
+            host: healthHost(get(Inputs.HealthHost)),
             timeoutSeconds: healthTimeout,
             intervalSeconds: number(Inputs.HealthInterval, get(Inputs.HealthInterval) || '0.1', 0.1, 60),
             successes: integer(Inputs.HealthSuccesses, get(Inputs.HealthSuccesses) || '3', 1, 100),
@@ -59767,9 +59867,10 @@ function parseSettings(read, env) {
         },
         rollback: oneOf(Inputs.Rollback, get(Inputs.Rollback) || 'auto', ['auto', 'never']),
         mode,
+        ifCurrent: oneOf(Inputs.IfCurrent, get(Inputs.IfCurrent) || 'skip', ['skip', 'redeploy', 'fail']),
         lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
         forceUnlock: input_helper_boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
-        rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy)),
+        rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length),
         balancer,
     };
 }
@@ -59780,7 +59881,7 @@ function parseSettings(read, env) {
  * (out of rotation: capacity the rest of the fleet must carry), go one host at a time.
  */
 const STALLING_STRATEGIES = ['hup', 'reload'];
-function rolloutSettings(get, strategy, drained) {
+function rolloutSettings(get, strategy, drained, hostCount) {
     const text = get(Inputs.BatchSize);
     let batchSize = STALLING_STRATEGIES.includes(strategy) || drained ? { count: 1 } : { percent: 100 };
     if (text) {
@@ -59788,13 +59889,17 @@ function rolloutSettings(get, strategy, drained) {
         if (!batchSize)
             throw new InputError(Inputs.BatchSize, `'${text}' must be a number of hosts (1 or more) or a percentage of the fleet such as 25%.`);
     }
+    const maxFailedHosts = integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000);
+    if (maxFailedHosts > 0 && maxFailedHosts >= hostCount) {
+        throw new InputError(Inputs.MaxFailedHosts, `'${maxFailedHosts}' must be less than the number of hosts (${hostCount}): with every host allowed to fail, a release that fails everywhere would go on as if deployed.`);
+    }
     return {
         maxParallel: integer(Inputs.MaxParallel, get(Inputs.MaxParallel) || '10', 1, 1000),
         canary: integer(Inputs.Canary, get(Inputs.Canary) || '1', 0, 1000),
         canaryWaitSeconds: integer(Inputs.CanaryWait, get(Inputs.CanaryWait) || '0', 0, 86400),
         batchSize,
         batchWaitSeconds: integer(Inputs.BatchWait, get(Inputs.BatchWait) || '0', 0, 86400),
-        maxFailedHosts: integer(Inputs.MaxFailedHosts, get(Inputs.MaxFailedHosts) || '0', 0, 1000),
+        maxFailedHosts,
     };
 }
 /** lb and its companions; undefined when lb is empty. Each missing piece is named before anything connects. */
@@ -59821,11 +59926,11 @@ function balancerSettings(get, defaultUser, hosts) {
         socket: absolutePath(Inputs.LbSocket, get(Inputs.LbSocket) || '/run/haproxy/admin.sock'),
         backend,
         servers: lbServers(get(Inputs.LbServers), hosts),
-        drain: oneOf(Inputs.Drain, get(Inputs.Drain) || 'auto', ['auto', 'always', 'never']),
-        drainTimeoutSeconds: integer(Inputs.DrainTimeout, get(Inputs.DrainTimeout) || '30', 0, 3600),
-        windowSeconds: number(Inputs.TrafficGateWindow, get(Inputs.TrafficGateWindow) || '10', 0, 3600),
-        max5xxRate: number(Inputs.TrafficGateMax5xxRate, get(Inputs.TrafficGateMax5xxRate) || '0.02', 0, 1),
-        latencyFactor: number(Inputs.TrafficGateLatencyFactor, get(Inputs.TrafficGateLatencyFactor) || '3', 1, 1000),
+        drain: oneOf(Inputs.LbDrain, get(Inputs.LbDrain) || 'auto', TRI_STATE),
+        drainTimeoutSeconds: integer(Inputs.LbDrainTimeout, get(Inputs.LbDrainTimeout) || '30', 0, 3600),
+        windowSeconds: number(Inputs.LbTrafficGateWindow, get(Inputs.LbTrafficGateWindow) || '10', 0, 3600),
+        max5xxRate: number(Inputs.LbTrafficGateMax5xxRate, get(Inputs.LbTrafficGateMax5xxRate) || '0.02', 0, 1),
+        latencyFactor: number(Inputs.LbTrafficGateLatencyFactor, get(Inputs.LbTrafficGateLatencyFactor) || '3', 1, 1000),
     };
 }
 /** `host=server` pairs; each host must be one of `hosts` (label, address, address:port or user@address). */
@@ -59875,6 +59980,9 @@ function parseHost(item, defaultUser, defaultPort, input = Inputs.Hosts) {
         throw new InputError(input, `'${item}' is not of the form [user@]host[:port].`);
     const [, userPart, hostPart = '', portPart] = match;
     const user = userPart ?? defaultUser;
+    if (user === undefined) {
+        throw new InputError(Inputs.User, `no SSH user for '${item}' (${input}): set '${Inputs.User}' to the user that runs the app server (or root; there is no default), or write the host as user@${item}.`);
+    }
     if (!USER_NAME.test(user))
         throw new InputError(input, `'${user}' in '${item}' is not a valid user name.`);
     const bracketed = hostPart.startsWith('[');
@@ -59983,6 +60091,12 @@ function wsgiApp(value) {
         throw new InputError(Inputs.WsgiApp, `'${value}' must look like module:callable.`);
     return value;
 }
+const UNIX_URL_EXAMPLE = 'http+unix://%2Frun%2Fgunicorn.sock/health/ready';
+/**
+ * health-url: http or https, or http+unix with the socket's path percent-encoded where the host
+ * goes (the requests-unixsocket convention), e.g. UNIX_URL_EXAMPLE for gunicorn bound to
+ * `unix:/run/gunicorn.sock`.
+ */
 function healthUrl(value) {
     let url;
     try {
@@ -59991,20 +60105,45 @@ function healthUrl(value) {
     catch {
         throw new InputError(Inputs.HealthUrl, `'${value}' is not a URL.`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-        throw new InputError(Inputs.HealthUrl, `'${value}' must use http or https.`);
+    if (url.protocol === 'http:' || url.protocol === 'https:')
+        return { url: url.toString() };
+    if (url.protocol !== 'http+unix:') {
+        throw new InputError(Inputs.HealthUrl, `'${value}' must use http, https, or http+unix for a unix socket (${UNIX_URL_EXAMPLE}).`);
     }
-    return url.toString();
+    let socket;
+    try {
+        socket = decodeURIComponent(url.hostname);
+    }
+    catch {
+        socket = '';
+    }
+    if (!socket.startsWith('/') || url.port) {
+        throw new InputError(Inputs.HealthUrl, `'${value}': with http+unix the socket's absolute path goes percent-encoded where the host would be, e.g. ${UNIX_URL_EXAMPLE}.`);
+    }
+    return { url: url.toString(), socket };
+}
+/** health-host: the Host header of the probe, a name with an optional port (no scheme, no path). */
+function healthHost(value) {
+    if (!value)
+        return undefined;
+    if (!/^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/.test(value)) {
+        throw new InputError(Inputs.HealthHost, `'${value}' must be a host name the app serves, optionally with :port (the Host header of the readiness probe), e.g. www.example.com.`);
+    }
+    return value;
 }
 function expectVersion(value) {
-    const lower = value.toLowerCase();
-    if (lower === 'auto')
-        return 'auto';
-    if (lower === 'true' || lower === 'always')
-        return 'always';
-    if (lower === 'false' || lower === 'never')
-        return 'never';
-    throw new InputError(Inputs.ExpectVersion, `'${value}' must be auto, true or false.`);
+    return oneOf(Inputs.ExpectVersion, value.toLowerCase(), TRI_STATE);
+}
+/**
+ * The release a run is about. deploy, migrate and plan: the input, else derived from the tag or
+ * commit. rollback: only a name given here (else each host's `previous`). unlock: none.
+ */
+function releaseFor(mode, explicit, env) {
+    if (mode === 'unlock')
+        return '';
+    if (mode === 'rollback')
+        return explicit ? releaseName(explicit, {}) : '';
+    return releaseName(explicit, env);
 }
 function oneOf(input, value, allowed, context = '') {
     if (allowed.includes(value))
@@ -60326,6 +60465,47 @@ class AdminSocket {
     }
 }
 
+;// CONCATENATED MODULE: ./src/balancer/haproxy/held-servers.ts
+/**
+ * What a run changed on HAProxy and has not put back yet. The run puts it back itself (after each
+ * host, at close, at SIGTERM); it is also saved for the post step, which puts back what a killed
+ * run or an unreachable balancer left. One restore for all of them: restoreHeld().
+ */
+
+/** Whether there is anything to put back. */
+function holdsAnything(held) {
+    return held !== undefined && held.drained.length > 0;
+}
+/** The saved state's text back (undefined when empty or not ours). */
+function parseHeld(text) {
+    if (!text)
+        return undefined;
+    try {
+        const value = JSON.parse(text);
+        if (typeof value.backend !== 'string' || !Array.isArray(value.drained))
+            return undefined;
+        return { backend: value.backend, drained: value.drained.filter((server) => typeof server === 'string') };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Sets every held server back to ready, all at once. Never throws. */
+async function restoreHeld(admin, held) {
+    const result = { restored: [], warnings: [] };
+    await Promise.all(held.drained.map(async (server) => {
+        const command = `set server ${held.backend}/${server} state ready`;
+        try {
+            await admin.expectSilent(command);
+            result.restored.push({ server, line: `${server} set back to ready (this run had drained it)` });
+        }
+        catch (error) {
+            result.warnings.push({ server, line: `could not set ${held.backend}/${server} back to ready (${errorMessage(error)}): it may stay drained. Run '${command}' on HAProxy's admin socket.` });
+        }
+    }));
+    return result;
+}
+
 ;// CONCATENATED MODULE: ./src/balancer/haproxy/stat-csv.ts
 /**
  * Parsers for HAProxy 2.6's runtime API answers: `show stat` (CSV, header line `# pxname,...`)
@@ -60398,6 +60578,7 @@ function takesTraffic(stat) {
 
 
 
+
 /** Real traffic on the new release failed more (or slower) than on the old one. */
 class TrafficGateError extends DeployError {
 }
@@ -60438,17 +60619,71 @@ class HaproxyBalancer {
             }
         }
     }
-    async around(host, work) {
+    async around(host, work, how = {}) {
         const record = this.record(host);
+        if (how.putBack)
+            return this.aroundPutBack(host, record, work);
         const before = this.row(await this.stats(), record.server);
+        // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
         if (this.options.drain)
-            await this.drain(record, before);
+            await this.drain(record, before, this.options.signal);
         const result = await work();
         if (this.options.drain)
             await this.ready(record);
-        const after = this.row(await this.stats(), record.server);
-        record.errorsDuringReload = (record.errorsDuringReload ?? 0) + errorsBetween(before, after);
+        await this.countErrors(record, before);
         return result;
+    }
+    /**
+     * A host going back to its previous release: nothing here stops the work. No cancellation is
+     * taken, and when HAProxy cannot be reached (or refuses the drain) the host goes back undrained;
+     * a server that cannot be set ready afterwards is named, and close() and the post step try again.
+     */
+    async aroundPutBack(host, record, work) {
+        let before;
+        try {
+            before = this.row(await this.stats(), record.server);
+            if (this.options.drain)
+                await this.drain(record, before, undefined);
+        }
+        catch (error) {
+            const undrained = this.options.drain && !this.drained.has(record.server) ? ', undrained' : '';
+            this.warn(`could not reach HAProxy about ${this.backend}/${record.server} before putting ${host} back (${errorMessage(error)}); putting it back all the same${undrained}`);
+        }
+        const result = await work();
+        if (this.options.drain || this.drained.has(record.server)) {
+            try {
+                await this.ready(record);
+            }
+            catch (error) {
+                const drained = this.drained.has(record.server);
+                if (drained)
+                    record.leftDrained = errorMessage(error);
+                this.warn(`${host} is back on its previous release, but ${drained ? `${this.backend}/${record.server} may stay drained` : 'HAProxy did not confirm it'}: ${errorMessage(error)}`);
+            }
+        }
+        if (before)
+            await this.countErrors(record, before);
+        return result;
+    }
+    /** The server's errors from before the work to now, for the report: a counter, so a balancer out of reach only leaves it unknown. */
+    async countErrors(record, before) {
+        try {
+            const after = this.row(await this.stats(), record.server);
+            record.errorsDuringReload = (record.errorsDuringReload ?? 0) + errorsBetween(before, after);
+        }
+        catch (error) {
+            this.options.log(`could not read ${record.server}'s counters after its reload: ${errorMessage(error)}`);
+        }
+    }
+    warn(line) {
+        (this.options.warn ?? ((text) => this.options.log(`WARNING: ${text}`)))(line);
+    }
+    /** What this run holds on HAProxy now; the post step gets it too. */
+    held() {
+        return { backend: this.backend, drained: [...this.drained] };
+    }
+    remember() {
+        this.options.remember?.(this.held());
     }
     async trafficCheck(hosts) {
         const { settings, log, signal } = this.options;
@@ -60468,16 +60703,20 @@ class HaproxyBalancer {
             throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
     }
     async restoreNow() {
-        await Promise.all([...this.drained].map(async (server) => {
-            try {
-                await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
-                this.drained.delete(server);
-                this.options.log(`${server} set back to ready (this run had drained it)`);
-            }
-            catch (error) {
-                this.options.log(`WARNING: could not set ${this.backend}/${server} back to ready: ${errorMessage(error)}. Run 'set server ${this.backend}/${server} state ready' on HAProxy's admin socket.`);
-            }
-        }));
+        if (!this.admin || this.drained.size === 0)
+            return;
+        const { restored, warnings } = await restoreHeld(this.admin, this.held());
+        for (const { server, line } of restored) {
+            this.drained.delete(server);
+            this.options.log(line);
+        }
+        for (const { server, line } of warnings) {
+            for (const record of this.records.values())
+                if (record.server === server)
+                    record.leftDrained = line;
+            this.warn(line);
+        }
+        this.remember();
     }
     async close(reports) {
         await this.restoreNow();
@@ -60491,21 +60730,23 @@ class HaproxyBalancer {
                 sessionsAtDrain: record.sessionsAtDrain,
                 errorsDuringReload: record.errorsDuringReload,
                 traffic: record.traffic,
+                leftDrained: this.drained.has(record.server) ? (record.leftDrained ?? 'not set back to ready') : undefined,
             };
         }
         await this.remote?.close().catch(() => undefined);
     }
-    async drain(record, before) {
+    async drain(record, before, signal) {
         const { log, settings } = this.options;
         const server = record.server;
-        // Still drained from a failed attempt (a rollback's around): already idle, and the wait must
-        // not stop on a cancelled run's signal while putting things back.
+        // Still drained from a failed attempt (a rollback's around): already idle.
         if (this.drained.has(server))
             return;
         // Checked and marked with no await in between: hosts of a batch drain concurrently, and
         // each must see the others as already out of rotation.
         this.refuseLastServer(await this.stats(), [server, ...this.drained], 'draining it now');
         this.drained.add(server);
+        // Saved before the command: a run killed right after it still has the post step set it ready.
+        this.remember();
         await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
         record.drainedAt = Date.now();
         record.sessionsAtDrain ??= before.scur + before.qcur;
@@ -60514,7 +60755,7 @@ class HaproxyBalancer {
         const idle = await pollUntil(async () => {
             last = this.row(await this.stats(), server);
             return last.scur === 0 && last.qcur === 0 ? true : undefined;
-        }, { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal: this.options.signal, what: `wait for ${server} to drain` });
+        }, { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal, what: `wait for ${server} to drain` });
         if (idle)
             log(`${server} has no session left`);
         else
@@ -60525,6 +60766,7 @@ class HaproxyBalancer {
         const server = record.server;
         await this.admin?.expectSilent(`set server ${this.backend}/${server} state ready`);
         this.drained.delete(server);
+        this.remember();
         if (record.drainedAt !== undefined)
             record.drainedSeconds = (record.drainedSeconds ?? 0) + (Date.now() - record.drainedAt) / 1000;
         record.drainedAt = undefined;
@@ -60618,7 +60860,7 @@ class NothingRenderedError extends MigrationError {
         this.head = head;
     }
 }
-/** The lint found errors no allowance covers, and allow-unsafe-migrations is off. */
+/** The lint found errors no allowance covers, and migration-lint is on (not warn). */
 class MigrationLintError extends MigrationError {
     findings;
     blocking;
@@ -60632,7 +60874,7 @@ class MigrationLintError extends MigrationError {
         const more = blocking.length > 5 ? `; and ${blocking.length - 5} more` : '';
         super(`The migration lint found ${blocking.length} unsafe operation${blocking.length === 1 ? '' : 's'}: ${listed}${more}. ` +
             "Nothing was migrated. Fix the revisions, allow a rule in a revision with '# graceful-deploy: allow=<rule> <reason>', " +
-            "or set 'allow-unsafe-migrations: true'.", host);
+            "or set 'migration-lint: warn'.", host);
         this.findings = findings;
         this.blocking = blocking;
     }
@@ -60667,15 +60909,18 @@ class MigrationCommandError extends MigrationError {
  * Reads the user's `migrate-command` to find out whether it runs Alembic and with which
  * global options, so the step's own Alembic commands (heads, current, upgrade --sql) look at
  * the same configuration: `-c/--config`, `-n/--name` and `-x` are repeated on each of them.
- * Flask-Migrate (`flask db upgrade`) runs Alembic with its own configuration and is not
- * recognised: set `migration-lint: off` for it.
+ * Flask-Migrate (`flask db upgrade`) runs Alembic through the Flask app, with its own
+ * configuration, and Django's `manage.py migrate` is not Alembic: neither is recognised, so
+ * neither is linted (the command runs as it is).
  */
 
-/** Resolves `migration-lint`: `auto` lints when the migrate command runs Alembic. */
+/**
+ * Resolves `migration-lint`: `on` and `warn` lint when the migrate command runs Alembic (a
+ * command that does not name it, such as a wrapper script, `flask db upgrade` or `manage.py
+ * migrate`, runs unlinted); `off` never lints.
+ */
 function isLintEnabled(mode, migrateCommand) {
-    if (mode !== 'auto')
-        return mode === 'on';
-    return parseAlembicInvocation(migrateCommand) !== null;
+    return mode !== 'off' && parseAlembicInvocation(migrateCommand) !== null;
 }
 const OPTIONS_WITH_VALUE = {
     '-c': 'config',
@@ -60793,7 +61038,7 @@ function formatFindingsMarkdown(findings, context = {}) {
     ].join(' · ');
     lines.push(`${counts}${context.dialect ? ` (${DIALECT_NAMES[context.dialect]})` : ''}`, '');
     if (errors > 0 && context.allowUnsafe) {
-        lines.push('> [!WARNING]', '> `allow-unsafe-migrations` is on: these errors did not stop the deploy.', '');
+        lines.push('> [!WARNING]', '> `migration-lint: warn`: these errors did not stop the deploy.', '');
     }
     if (findings.length === 0)
         lines.push('No findings in the pending migrations.', '');
@@ -63312,7 +63557,7 @@ async function runMigrationStep(host, options) {
 async function migrate(host, options, progress) {
     const invocation = parseAlembicInvocation(options.migrateCommand);
     if (invocation === null && !options.lint) {
-        options.log('migrate-command does not run alembic: running it without revision checks or lint');
+        options.log('migrate-command does not run alembic (flask db upgrade, manage.py migrate and wrapper scripts do not name it): running it as it is, without revision checks or lint');
         await runMigrateCommand(host, options, null);
         return { skipped: false, revisionBefore: null, revisionAfter: null, findings: [], dialect: null };
     }
@@ -63383,7 +63628,7 @@ async function lint(host, target, options, from, head, currentLog, progress) {
     if (blocking.length > 0) {
         if (!options.allowUnsafe)
             throw new MigrationLintError(findings, blocking, host.name);
-        options.log(`allow-unsafe-migrations is on: migrating despite ${blocking.length} lint error${blocking.length === 1 ? '' : 's'}`);
+        options.log(`migration-lint: warn: migrating despite ${blocking.length} lint error${blocking.length === 1 ? '' : 's'}`);
     }
     return { findings, dialect };
 }
@@ -63465,39 +63710,63 @@ function summary(findings) {
 
 ;// CONCATENATED MODULE: ./src/health/health-commands.ts
 
-// urllib does not take credentials from the URL: they go in a Basic Authorization header.
-// argv: url, timeout, then how many readings and the pause between them (one Python start for a
-// gate's whole streak); one JSON line per reading, stopping after the first that is not 2xx.
+// http.client, not urllib: urllib follows redirects (a redirect to https would pass on what the
+// redirect target answers, or fail as "no answer"), reads proxy variables and speaks no unix
+// socket. Credentials in the URL go in a Basic Authorization header. Over TLS, the name checked
+// (and sent as SNI) is health-host's when given, else the URL's.
+// The URL comes on stdin (it may hold credentials, and argv is public in ps). argv: timeout, how
+// many readings and the pause between them (one Python start for a gate's whole streak), unix
+// socket ('' for TCP), Host header ('' for the default). One JSON line per reading, stopping
+// after the first that is not 2xx; a redirect's Location is part of its line.
 const PROBE = [
-    'import base64, json, sys, time, urllib.parse, urllib.request, urllib.error',
-    'opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))',
-    'u = urllib.parse.urlsplit(sys.argv[1])',
-    'req = urllib.request.Request(urllib.parse.urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])))',
+    'import base64, http.client, json, socket, ssl, sys, time, urllib.parse',
+    'u = urllib.parse.urlsplit(sys.stdin.readline().strip())',
+    'timeout, count, pause, unix, host = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]',
+    'headers = {"Host": host} if host else {}',
     'if u.username is not None:',
     '    pair = urllib.parse.unquote(u.username) + ":" + urllib.parse.unquote(u.password or "")',
-    '    req.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())',
-    'count, pause = int(sys.argv[3]), float(sys.argv[4])',
+    '    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()',
+    'target = (u.path or "/") + ("?" + u.query if u.query else "")',
+    'class Unix(http.client.HTTPConnection):',
+    '    def connect(self):',
+    '        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+    '        self.sock.settimeout(self.timeout)',
+    '        self.sock.connect(unix)',
+    'class Tls(http.client.HTTPConnection):',
+    '    def connect(self):',
+    '        super().connect()',
+    '        name = urllib.parse.urlsplit("//" + host).hostname if host else u.hostname',
+    '        self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=name)',
+    'def connection():',
+    '    if unix:',
+    '        return Unix("localhost", timeout=timeout)',
+    '    port = u.port or (443 if u.scheme == "https" else 80)',
+    '    return (Tls if u.scheme == "https" else http.client.HTTPConnection)(u.hostname, port, timeout=timeout)',
     'for i in range(count):',
     '    if i:',
     '        time.sleep(pause)',
+    '    location = None',
     '    try:',
-    '        r = opener.open(req, timeout=float(sys.argv[2]))',
-    '        status, headers, body = r.status, r.headers, r.read(2048)',
-    '        r.close()',
-    '    except urllib.error.HTTPError as e:',
-    '        status, headers, body = e.code, e.headers, e.read(2048)',
+    '        c = connection()',
+    '        c.request("GET", target, headers=headers)',
+    '        r = c.getresponse()',
+    '        status, version, location, body = r.status, r.getheader("X-App-Version"), r.getheader("Location"), r.read(2048)',
+    '        c.close()',
     '    except Exception as e:',
-    '        status, headers, body = 0, {}, repr(e).encode()',
-    '    print(json.dumps({"status": status, "version": headers.get("X-App-Version"), "body": body.decode("utf-8", "replace")}), flush=True)',
+    '        status, version, body = 0, None, repr(e).encode()',
+    '    print(json.dumps({"status": status, "version": version, "location": location, "body": body.decode("utf-8", "replace")}), flush=True)',
     '    if not 200 <= status < 300:',
     '        break',
 ].join('\n');
 /**
- * Requests the readiness URL from the host itself and prints {status, version, body} as JSON:
- * once, or `count` times `pauseSeconds` apart (stopping after an answer that is not 2xx).
+ * Requests the readiness URL from the host itself (over TCP or the unix socket of an
+ * http+unix URL) and prints {status, version, location, body} as JSON: once, or `count` times
+ * `pauseSeconds` apart (stopping after an answer that is not 2xx). Redirects are not followed.
+ * The URL goes to the command's stdin, never its command line: health-url may carry
+ * credentials, and every user of the host sees command lines in ps.
  */
-function healthProbeCommand(python, url, timeoutSeconds, count = 1, pauseSeconds = 0) {
-    return sh `${python} -c ${PROBE} ${url} ${timeoutSeconds} ${count} ${pauseSeconds}`;
+function healthProbe(python, target, timeoutSeconds, count = 1, pauseSeconds = 0) {
+    return { command: sh `${python} -c ${PROBE} ${timeoutSeconds} ${count} ${pauseSeconds} ${target.socket ?? ''} ${target.host ?? ''}`, stdin: `${target.url}\n` };
 }
 
 ;// CONCATENATED MODULE: ./src/health/readiness-gate.ts
@@ -63537,11 +63806,11 @@ function urlSecrets(url) {
     }
     return [...new Set(parts.filter((part) => part.length > 0))];
 }
-/** Parses healthProbeCommand's output: its last reading. */
+/** Parses healthProbe's output: its last reading. */
 function parseReading(stdout) {
     return readingOf(stdout.trim().split('\n').pop() ?? '{}');
 }
-/** Parses each reading of a burst (healthProbeCommand with a count), in order. */
+/** Parses each reading of a burst (healthProbe with a count), in order. */
 function parseReadings(stdout) {
     return stdout
         .split('\n')
@@ -63562,10 +63831,28 @@ function readingOf(line) {
             // Not JSON: the header is the only place a version can be.
         }
     }
-    return { status: raw.status ?? 0, version, body };
+    return { status: raw.status ?? 0, version, body, ...(raw.location ? { location: raw.location } : {}) };
+}
+/** Whether the answer is a redirect, which the probe never follows: no later reading will pass. */
+function isRedirect(reading) {
+    return reading.status >= 300 && reading.status < 400;
+}
+/**
+ * What to tell a person whose readiness URL redirects (Django's SECURE_SSL_REDIRECT, a
+ * Host-based redirect): where it went, and the inputs that fix it.
+ */
+function redirectMessage(url, reading) {
+    const where = reading.location ? `to ${reading.location.slice(0, 200)}` : 'without a Location';
+    return (`${redactedUrl(url)} answered ${reading.status}, a redirect ${where}; the readiness probe does not follow redirects, so it cannot pass. ` +
+        `Set health-url to the URL the app answers itself on the host (https only if gunicorn serves TLS), or, when the app redirects because of the Host it sees, set health-host to the name it serves.`);
 }
 /** Why a reading does not pass, or undefined when it does. */
 function failureOf(reading, expectedVersion) {
+    if (isRedirect(reading))
+        return `status ${reading.status}, redirected ${reading.location ? `to ${reading.location.slice(0, 200)}` : 'without a Location'} (redirects are not followed)`;
+    // Django answers 400 to a Host header that is not in ALLOWED_HOSTS (here 127.0.0.1 or localhost).
+    if (reading.status === 400)
+        return 'status 400 (if the app checks the Host header, as Django\'s ALLOWED_HOSTS does, set health-host)';
     if (reading.status < 200 || reading.status >= 300)
         return `status ${reading.status || 'no answer'}`;
     if (expectedVersion && reading.version !== expectedVersion) {
@@ -63580,9 +63867,8 @@ function readingTimeout(settings) {
 /** Reads the readiness URL once. */
 async function probe(host, python, settings) {
     const timeout = readingTimeout(settings);
-    const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout), {
-        timeoutSeconds: timeout + 15,
-    });
+    const { command, stdin } = healthProbe(python, settings, timeout);
+    const result = await host.exec('readiness probe', command, { stdin, timeoutSeconds: timeout + 15 });
     return parseReading(result.stdout);
 }
 /**
@@ -63592,9 +63878,8 @@ async function probe(host, python, settings) {
  */
 async function probeBurst(host, python, settings, count) {
     const timeout = readingTimeout(settings);
-    const result = await host.exec('readiness probe', healthProbeCommand(python, settings.url, timeout, count, settings.intervalSeconds), {
-        timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15,
-    });
+    const { command, stdin } = healthProbe(python, settings, timeout, count, settings.intervalSeconds);
+    const result = await host.exec('readiness probe', command, { stdin, timeoutSeconds: count * (timeout + settings.intervalSeconds) + 15 });
     const readings = parseReadings(result.stdout);
     if (!readings.length)
         throw new HealthGateError(`the readiness probe printed no reading: ${(result.stderr || result.stdout).trim().slice(0, 300)}`, host.name);
@@ -63616,6 +63901,9 @@ async function waitUntilReady(host, python, settings, expectedVersion, signal) {
     const passed = await pollUntil(async () => {
         for (const reading of await probeBurst(host, python, settings, settings.successes - streak)) {
             last = reading;
+            // A redirect will not go away by waiting: fail now, saying where it went.
+            if (isRedirect(reading))
+                throw new HealthGateError(redirectMessage(settings.url, reading), host.name);
             const failure = failureOf(reading, expectedVersion);
             if (failure) {
                 streak = 0;
@@ -63816,26 +64104,26 @@ function appendAuditCommand(layout, line) {
  * unpack directory an interrupted run left in releases/. Reads only.
  */
 function readStateCommand(layout) {
-    return sh `printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
+    return sh `printf 'current=%s\n' "$(readlink ${layout.current} 2>/dev/null)"; printf 'previous=%s\n' "$(readlink ${layout.previous} 2>/dev/null)"; printf 'lock=%s\n' "$(head -n 1 ${`${layout.lock}/owner`} 2>/dev/null)"; cd ${layout.releases} 2>/dev/null && { for r in *; do [ -d "$r" ] && [ ! -L "$r" ] && printf 'release=%s %s\n' "$(stat -c %Y "$r")" "$r"; done; for f in .upload-* .incoming-* .replaced-* .migrate-*; do { [ -e "$f" ] || [ -L "$f" ]; } && printf 'leftover=%s\n' "$f"; done; }; true`;
 }
 /**
- * Unpacks an uploaded archive into releases/<name> through a temporary directory and a
- * rename, so a half-written release is never visible under its real name. A release of the
- * same name that is not current is replaced.
+ * Unpacks an uploaded archive into releases/<name> (or `dir`, e.g. mode: migrate's scratch
+ * copy) through a temporary directory and a rename, so a half-written release is never visible
+ * under its real name. A directory already there is never replaced: the command fails naming
+ * it before unpacking anything (the deploy checks this on every host before any change; this is
+ * the last guard).
  */
-function unpackReleaseCommand(layout, release, archive, token) {
+function unpackReleaseCommand(layout, release, archive, token, dir = layout.releaseDir(release)) {
     const incoming = `${layout.releases}/.incoming-${release}-${token}`;
-    const replaced = `${layout.releases}/.replaced-${release}-${token}`;
-    const target = layout.releaseDir(release);
     return joinFragments([
+        sh `{ [ ! -e ${dir} ] || { echo ${`${dir} already exists; a deploy never replaces a release`} >&2; false; }; }`,
         sh `rm -rf ${incoming}`,
         sh `mkdir -p ${incoming}`,
         // As root, tar would restore the archive's owners; the release belongs to the SSH user.
         sh `tar --no-same-owner -xzf ${archive} -C ${incoming}`,
         sh `rm -f ${archive}`,
         sh `printf '%s\n' ${release} > ${`${incoming}/REVISION`}`,
-        sh `if [ -e ${target} ]; then mv -T ${target} ${replaced} && rm -rf ${replaced}; fi`,
-        sh `mv -T ${incoming} ${target}`,
+        sh `mv -T ${incoming} ${dir}`,
     ], ' && ');
 }
 /** Removes what a failed unpack left behind. */
@@ -63847,12 +64135,12 @@ function discardIncomingCommand(layout, release, archive, token) {
  * created in shared/ on first use; any other path must already exist in shared/ (a missing
  * `.env` is an error, not an empty file).
  */
-function linkSharedCommand(layout, release, sharedPaths) {
+function linkSharedCommand(layout, release, sharedPaths, dir = layout.releaseDir(release)) {
     const steps = sharedPaths.map((entry) => {
         const isDir = entry.endsWith('/');
         const name = entry.replace(/\/+$/, '');
         const source = `${layout.shared}/${name}`;
-        const link = `${layout.releaseDir(release)}/${name}`;
+        const link = `${dir}/${name}`;
         const ensure = isDir
             ? sh `mkdir -p ${source}`
             : sh `{ [ -e ${source} ] || { echo ${`shared path ${source} does not exist; create it on the host first`} >&2; exit 1; }; }`;
@@ -63860,9 +64148,8 @@ function linkSharedCommand(layout, release, sharedPaths) {
     });
     return steps.length ? joinFragments(steps, ' && ') : raw('true');
 }
-/** Runs the user's install command in the release directory with RELEASE and RELEASE_DIR set. */
-function installCommand(layout, release, command) {
-    const dir = layout.releaseDir(release);
+/** Runs the user's install command in the release directory (or `dir`) with RELEASE and RELEASE_DIR set. */
+function installCommand(layout, release, command, dir = layout.releaseDir(release)) {
     return sh `cd ${dir} && RELEASE=${release} RELEASE_DIR=${dir} sh -c ${command}`;
 }
 /**
@@ -64069,7 +64356,7 @@ function releasesToPrune(state, keep, protect) {
     return excess > 0 ? candidates.slice(0, excess).map((release) => release.name) : [];
 }
 /** The run token at the end of a staging name: `.upload-v2-<token>.tar.gz`, `.incoming-v2-<token>`. */
-const LEFTOVER_TOKEN = /^\.(?:upload|incoming|replaced)-.+-([0-9a-f]+)(?:\.tar\.gz)?$/;
+const LEFTOVER_TOKEN = /^\.(?:upload|incoming|replaced|migrate)-.+-([0-9a-f]+)(?:\.tar\.gz)?$/;
 /**
  * Which leftovers of interrupted runs to delete: never this run's own (`token`), never those of
  * the run named in the lock file (it may be staging right now), never a name without a token.
@@ -64088,8 +64375,8 @@ function leftoversToPrune(state, token) {
 
 /**
  * Brings a host a dead run left half-changed back to one consistent release before anything
- * else happens there: removes what its staging left (.upload-*, .incoming-*, .replaced-* in
- * releases/, `current.<token>` links), then lets the server driver settle the processes,
+ * else happens there: removes what its staging left (.upload-*, .incoming-*, .replaced-*,
+ * .migrate-* in releases/, `current.<token>` links), then lets the server driver settle the processes,
  * pointing `current` where the driver says. Called with this run's lock held (`token`), so
  * every other run's staging leftovers are dead.
  */
@@ -64149,13 +64436,119 @@ class DeployFailed extends DeployError {
 function cancelledMessage(outcome) {
     const hosts = outcome.hosts.map((host) => {
         const serves = host.status === 'deployed' ? host.release : host.previousRelease;
-        const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '' }[host.status];
+        const how = { deployed: 'deployed', 'rolled-back': 'put back', failed: 'FAILED', pending: 'not reached', planned: 'not reached', unlocked: '', unchanged: 'unchanged', migrated: 'not reloaded' }[host.status];
         return `${host.host} serves ${serves ?? '?'} (${how})`;
     });
     return `cancelled by the runner; nothing new was started${hosts.length ? `: ${hosts.join(', ')}` : ''}.`;
 }
 function round(seconds) {
     return Math.round(seconds * 10) / 10;
+}
+
+;// CONCATENATED MODULE: ./src/report/outcome-text.ts
+/**
+ * What a run's outcome says in words: the first line of the job summary, the `message` and
+ * `failed-hosts` outputs. Pure: the summary's snapshots and the outputs read the same text.
+ */
+/** Names the host a failure happened on, and gives its report the error (an error it already has says more). */
+function blameHost(outcome, host, message) {
+    outcome.errorHost = host;
+    const report = outcome.hosts.find((candidate) => candidate.host === host);
+    if (report)
+        report.error ??= message;
+}
+/** The hosts that failed, in the hosts input's order: those with an error of their own, then the one the run's error names. */
+function failedHosts(outcome) {
+    const failed = outcome.hosts.filter((host) => host.error !== undefined || host.status === 'failed').map((host) => host.host);
+    if (outcome.errorHost && !failed.includes(outcome.errorHost))
+        failed.push(outcome.errorHost);
+    return failed;
+}
+/** The first line of the run's error: what went wrong, without the output tail that may follow. */
+function cause(outcome) {
+    if (outcome.status === 'deployed' || outcome.status === 'planned' || outcome.status === 'unlocked')
+        return undefined;
+    return outcome.error?.split('\n').find((line) => line.trim())?.trim() ?? 'unknown error';
+}
+/** What follows the first line of the run's error: another host's error, the output tail of a failed check. */
+function causeDetails(outcome) {
+    if (cause(outcome) === undefined || !outcome.error)
+        return undefined;
+    const lines = outcome.error.split('\n');
+    const first = lines.findIndex((line) => line.trim());
+    return lines.slice(first + 1).join('\n').trim() || undefined;
+}
+/**
+ * One sentence: what the hosts serve now. The cause of a failure is not in it (the summary
+ * shows the cause above it; message() appends it).
+ */
+function headline(outcome, mode = 'deploy') {
+    const { release, previousRelease: previous } = outcome;
+    const count = hostCount(outcome.hosts.length);
+    const failed = failedHosts(outcome);
+    const what = mode === 'rollback' ? `rollback${release ? ` to ${release}` : ''}` : `${mode}${release ? ` of ${release}` : ''}`;
+    switch (outcome.status) {
+        case 'deployed': {
+            const was = previous ? ` (was ${previous})` : '';
+            if (mode === 'rollback')
+                return `rolled back to ${release} on ${count}${was}.`;
+            if (failed.length === 0)
+                return `deployed ${release} to ${count}${was}.`;
+            return `deployed ${release} to ${outcome.hosts.length - failed.length} of ${count}${was}; ${failed.join(', ')} failed and went back to ${previous ?? 'the previous release'}.`;
+        }
+        case 'rolled-back':
+            return `${what} failed${failed.length ? ` on ${failed.join(', ')}` : ''}; every host it reached is back on ${previous ?? 'the previous release'}.`;
+        case 'cancelled':
+            return `${what} was cancelled; ${servedBy(outcome.hosts)}.`;
+        case 'planned':
+            return `plan only, nothing changed: ${release} would replace ${previous ?? 'the current release'} on ${count}.`;
+        case 'unlocked': {
+            const removed = outcome.hosts.filter((host) => host.removedLock).length;
+            return removed ? `removed the deploy lock on ${removed} of ${count}.` : `no deploy lock was held on the ${count}.`;
+        }
+        case 'failed': {
+            const stranded = outcome.hosts.filter((host) => host.error?.startsWith('rollback failed')).map((host) => host.host);
+            return `${what} failed${failed.length ? ` on ${failed.join(', ')}` : ''}${stranded.length ? `; NOT put back, check by hand: ${stranded.join(', ')}` : ''}.`;
+        }
+        case 'unchanged':
+            return `${release} is already current and serving on ${count}: nothing was deployed.`;
+        case 'migrated':
+            return `migrations of ${release} ran; nothing was switched or reloaded.`;
+    }
+}
+/** The `message` output: one line for a notification, the cause of a failure included. */
+function message(outcome, mode = 'deploy') {
+    const why = cause(outcome);
+    return `graceful-deploy: ${headline(outcome, mode)}${why ? ` ${why}` : ''}`;
+}
+/** The release a host serves after the run: the new one once deployed, unknown after a failure it was not put back from, else the one it had. */
+function servesNow(host) {
+    if (host.status === 'deployed')
+        return host.release;
+    if (host.status === 'failed')
+        return undefined;
+    return host.status === 'rolled-back' ? (host.release ?? host.previousRelease) : host.previousRelease;
+}
+/** Which release each host serves now, grouped: "v3 on web1; v2 on web2, web3". */
+function servedBy(hosts) {
+    const groups = new Map();
+    for (const host of hosts) {
+        const key = servesNow(host) ?? 'unknown (failed)';
+        groups.set(key, [...(groups.get(key) ?? []), host.host]);
+    }
+    if (groups.size === 0)
+        return 'no host was reached';
+    return [...groups].map(([release, names]) => `${release} on ${names.join(', ')}`).join('; ');
+}
+/** Seconds as a person reads them: "8.4 s", "1 min 12 s". */
+function durationText(seconds) {
+    if (seconds < 60)
+        return `${Math.round(seconds * 10) / 10} s`;
+    const whole = Math.round(seconds);
+    return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}
+function hostCount(count) {
+    return `${count} host${count === 1 ? '' : 's'}`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/timeline.ts
@@ -64625,9 +65018,12 @@ async function rollOut(run, sessions, batches) {
             continue;
         const cancelled = deps.signal?.aborted === true;
         const toPutBack = failures.filter((failure) => failure.started);
-        for (const failure of toPutBack)
+        // A host that failed before its switch (its drain refused, the balancer out of reach) changed
+        // nothing but did not deploy: it failed, unless a cancel stopped it (then it was not reached).
+        const failedHosts = cancelled ? toPutBack : failures;
+        for (const failure of failedHosts)
             Object.assign(failure.session.report, { status: 'failed', error: failure.message });
-        outcome.error = toPutBack.map((failure) => (failures.length > 1 ? `${failure.session.remote.name}: ${failure.message}` : failure.message)).join('\n') || outcome.error;
+        outcome.error = failedHosts.map((failure) => (failures.length > 1 ? `${failure.session.remote.name}: ${failure.message}` : failure.message)).join('\n') || outcome.error;
         if (settings.rollback === 'never') {
             reporter.warn(`rollback: never — ${failures.map((failure) => failure.session.remote.name).join(', ')} and ${done.length} host(s) deployed before are left as they are.`);
             if (cancelled)
@@ -64641,10 +65037,10 @@ async function rollOut(run, sessions, batches) {
             throw new DeployFailed(outcome);
         }
         const allowed = settings.rollout.maxFailedHosts;
-        if (!batch.canary && setAside.length + toPutBack.length <= allowed) {
+        if (!batch.canary && setAside.length + failedHosts.length <= allowed) {
             const stranded = await putBack(run, toPutBack, [], widest);
-            setAside.push(...toPutBack.map((failure) => failure.session));
-            reporter.warn(`${toPutBack.map((failure) => failure.session.remote.name).join(', ')} failed and went back to the previous release alone; the rollout goes on (max-failed-hosts: ${allowed}, ${setAside.length} used).`);
+            setAside.push(...failedHosts.map((failure) => failure.session));
+            reporter.warn(`${failedHosts.map((failure) => failure.session.remote.name).join(', ')} failed and went back to the previous release alone; the rollout goes on (max-failed-hosts: ${allowed}, ${setAside.length} used).`);
             if (stranded.length) {
                 outcome.status = 'failed';
                 outcome.error = `${outcome.error ?? ''}${strandedText(stranded)}`;
@@ -64662,6 +65058,12 @@ async function rollOut(run, sessions, batches) {
     }
     if (setAside.length)
         outcome.error = `${setAside.map((session) => `${session.remote.name}: ${session.report.error ?? ''}`).join('\n')}`;
+    // Every host went back alone (max-failed-hosts): the release reached none, whatever the allowance.
+    if (done.length === 0 && setAside.length > 0) {
+        outcome.status = 'rolled-back';
+        outcome.error = `no host reached ${sessions[0]?.target ?? 'the new release'}: every host failed and went back to the previous release (max-failed-hosts: ${settings.rollout.maxFailedHosts}).\n${outcome.error ?? ''}`;
+        throw new DeployFailed(outcome);
+    }
 }
 function strandedText(stranded) {
     return stranded.length ? `\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}` : '';
@@ -64673,13 +65075,16 @@ async function reloadHost(run, session, reporter) {
     let started = false;
     try {
         throwIfCancelled(deps.signal, `switch ${session.remote.name}`);
-        started = true;
         deps.progress?.(session.remote.name, 'reloading');
         const balancer = balancerOf(deps);
         // Drained (when the strategy stalls requests) from before the switch until the gate passed.
+        // A drain wait that ends on a cancel (or a balancer that fails) before the work leaves the
+        // host as it was: not started, nothing to put back.
         const name = session.remote.name;
         const { reloaded, passed } = await balancer.around(name, async () => {
-            const reloaded = await switchAndReload(run, session, reporter, session.target, session.leaving);
+            throwIfCancelled(deps.signal, `switch ${name}`);
+            started = true;
+            const reloaded = await switchAndReload(run, session, reporter);
             handle = reloaded;
             return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
         });
@@ -64688,6 +65093,7 @@ async function reloadHost(run, session, reporter) {
         const committed = await timed(deps, name, 'commit', () => reloaded.commit());
         Object.assign(session.report, {
             status: 'deployed',
+            rollbackTarget: (session.previousAfter === undefined ? session.state.previous : session.previousAfter) ?? '',
             newMasterPid: committed.pid,
             newWorkers: committed.workers,
             secondsToReady: round(passed.seconds),
@@ -64762,21 +65168,31 @@ async function probeCanaries(run, canaries, until, seconds) {
         deps.reporter.log('runner', `the canary passed ${seconds}s of readiness probes`);
     return [];
 }
-async function switchAndReload(run, session, reporter, to, from) {
-    const { remote } = session;
+async function switchAndReload(run, session, reporter) {
+    const { remote, target: to, previousAfter } = session;
     const { deps, layout, token } = run;
     // The master is verified again while `current` moves (the signal re-checks its start time anyway).
     const inspected = deps.server.inspect(remote);
+    // Handled from the start: it may fail before the switch ends, and Node exits on a rejection
+    // left without a handler meanwhile. It is awaited below, where its error counts.
+    inspected.catch(() => undefined);
     try {
-        await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, from, token)));
+        await timed(deps, remote.name, 'switch', () => remote.exec(`switch current to ${to}`, switchCurrentCommand(layout, to, previousAfter, token)));
     }
     catch (error) {
         // Nothing is left running on the host's connection when the switch fails.
         await inspected.catch(() => undefined);
         throw error;
     }
-    reporter.log(remote.name, `current → releases/${to}`);
+    reporter.log(remote.name, `current → releases/${to}; ${previousText(previousAfter, session.state.previous)}`);
     return timed(deps, remote.name, 'reload', async (next) => deps.server.reload(remote, await inspected, (line) => reporter.log(remote.name, line), deps.signal, reloadSteps(next)));
+}
+/** What happened to the `previous` link, for the log: where the next `mode: rollback` goes. */
+function previousText(after, before) {
+    if (after === null)
+        return 'previous link removed (no older release on disk: a mode: rollback now needs a release name)';
+    const now = after ?? before;
+    return now ? `previous → releases/${now} (where mode: rollback now goes)` : 'no previous link';
 }
 function expectsVersion(run, session) {
     const expect = run.settings.health.expectVersion;
@@ -64823,7 +65239,7 @@ async function putBack(run, failures, committed, limit) {
     return stranded;
 }
 async function putBackHost(run, session, reporter, failure) {
-    await timed(run.deps, session.remote.name, 'revert', () => balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure)));
+    await timed(run.deps, session.remote.name, 'revert', () => balancerOf(run.deps).around(session.remote.name, () => putBackBehindBalancer(run, session, reporter, failure), { putBack: true }));
 }
 async function putBackBehindBalancer(run, session, reporter, failure) {
     const { deps, layout, token } = run;
@@ -64847,10 +65263,11 @@ async function putBackBehindBalancer(run, session, reporter, failure) {
     await gate(run, session, reporter, serving, session.leaving);
     const server = handle ? await handle.commit() : serving;
     deps.progress?.(remote.name, 'done');
-    Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving });
+    Object.assign(session.report, { status: 'rolled-back', newMasterPid: server.pid, newWorkers: server.workers, release: session.leaving, rollbackTarget: previous ?? '' });
 }
 
 ;// CONCATENATED MODULE: ./src/deploy.ts
+
 
 
 
@@ -64903,6 +65320,9 @@ async function deploy(settings, dependencies) {
     if (settings.mode === 'unlock')
         return unlockAll(settings, deps, remotes, layout, { identity, started, outcome });
     const locked = [];
+    // Hosts asked for their lock, recorded before the command: a lock whose mkdir took effect but
+    // whose answer was lost is still released (the release checks the token) and known to the post step.
+    const asked = [];
     const stopHeartbeat = startHeartbeat(() => locked, layout, token);
     try {
         // plan reads only: no lock (it would create app-dir and the lock directory on each host).
@@ -64911,6 +65331,8 @@ async function deploy(settings, dependencies) {
                 const owner = ownerText(token, identity, started);
                 // One order for every run, so two runs waiting for each other's hosts cannot deadlock.
                 for (const remote of [...remotes].sort((a, b) => a.name.localeCompare(b.name))) {
+                    asked.push(remote);
+                    deps.progress?.(remote.name, 'locking');
                     await timed(deps, remote.name, 'lock', () => acquireLock(remote, layout, owner, { waitSeconds: settings.lockWaitSeconds, log: (line) => reporter.log(remote.name, line), signal: deps.signal }));
                     locked.push(remote);
                     deps.progress?.(remote.name, 'locked');
@@ -64926,27 +65348,39 @@ async function deploy(settings, dependencies) {
         outcome.hosts = sessions.map((session) => session.report);
         outcome.release = sessions[0]?.target ?? settings.release;
         outcome.previousRelease = sessions[0]?.leaving;
-        const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch.index])));
-        for (const session of sessions)
-            session.report.batch = batchOf.get(session.remote.name);
+        const batchOf = new Map(batches.flatMap((batch) => batch.hosts.map((name) => [name, batch])));
+        for (const session of sessions) {
+            const batch = batchOf.get(session.remote.name);
+            session.report.batch = batch?.index;
+            if (batch?.canary)
+                session.report.canary = true;
+        }
         if (settings.mode === 'plan') {
             for (const session of sessions) {
                 session.report.status = 'planned';
                 if (session.state.lockOwner)
                     reporter.log(session.remote.name, `another run holds the deploy lock now (${session.state.lockOwner}); a deploy would wait for it`);
             }
+            outcome.plan = describePlan(batches);
             await reporter.group('Rollout plan', async () => {
-                for (const line of describePlan(batches))
+                for (const line of outcome.plan ?? [])
                     reporter.log('plan', line);
             });
             outcome.status = 'planned';
             return outcome;
         }
+        if (settings.mode === 'migrate') {
+            await migrateOnly(run, sessions);
+            outcome.status = 'migrated';
+            return outcome;
+        }
+        if (alreadyServing(run, sessions))
+            return outcome;
         if (settings.mode === 'deploy') {
             await prepareAll(run, sessions);
             checkpoint('migrate');
             if (settings.migration.command && deps.migrate)
-                await migrateOnce(settings, deps, sessions, layout, outcome);
+                await migrateOnce(settings, deps, sessions, outcome, layout.releaseDir(settings.release));
         }
         await rollOut(run, sessions, batches);
         await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Prune old releases on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => prune(settings, session, layout, token, hostReporter));
@@ -64957,6 +65391,8 @@ async function deploy(settings, dependencies) {
         if (error instanceof DeployFailed)
             throw error;
         outcome.error = errorMessage(error);
+        if (error instanceof DeployError && error.host)
+            blameHost(outcome, error.host, outcome.error);
         if (deps.signal?.aborted) {
             outcome.status = 'cancelled';
             outcome.error = `${cancelledMessage(outcome)} (at: ${outcome.error})`;
@@ -64964,17 +65400,24 @@ async function deploy(settings, dependencies) {
         throw new DeployFailed(outcome);
     }
     finally {
+        // Where the next rollback goes, as the first host's `previous` link now says.
+        if (outcome.hosts[0])
+            outcome.rollbackTarget = outcome.hosts[0].rollbackTarget;
         for (const host of outcome.hosts)
             host.timeline = deps.timeline.spans(host.host);
         // Whatever happened, no server this run drained stays out of rotation.
         await balancerOf(deps).close(outcome.hosts);
         stopHeartbeat();
-        await Promise.all(locked.map(async (remote) => {
-            // One round trip: the run's line, written while the lock is still held, then the lock.
-            const audited = settings.mode === 'plan' ? [] : [auditCommand(remote, layout, settings, { identity, started, outcome })];
-            const what = settings.mode === 'plan' ? 'release the deploy lock' : 'append to the audit log and release the deploy lock';
-            await remote.exec(what, joinFragments([...audited, releaseLockCommand(layout, token)], '; '), { allowFailure: true }).catch(() => undefined);
-        }));
+        await Promise.all([
+            ...locked.map(async (remote) => {
+                // One round trip: the run's line, written while the lock is still held, then the lock.
+                const audited = settings.mode === 'plan' ? [] : [auditCommand(remote, layout, settings, { identity, started, outcome })];
+                const what = settings.mode === 'plan' ? 'release the deploy lock' : 'append to the audit log and release the deploy lock';
+                await remote.exec(what, joinFragments([...audited, releaseLockCommand(layout, token)], '; '), { allowFailure: true }).catch(() => undefined);
+            }),
+            // No audit line where the lock was never confirmed: the host may be another run's.
+            ...asked.filter((remote) => !locked.includes(remote)).map((remote) => remote.exec('release a deploy lock whose answer was lost', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined)),
+        ]);
         await Promise.all(remotes.map((remote) => remote.close()));
     }
 }
@@ -65082,12 +65525,15 @@ async function inspectHost(settings, driver, remote, layout, reporter) {
     if (inspected.status === 'rejected')
         throw inspected.reason;
     const server = inspected.value;
-    const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name) : settings.release;
-    if (settings.mode === 'deploy' && target === state.current) {
-        throw new DeployError(`release ${target} is already current; deploy a new release name, or use mode: rollback to go back.`, remote.name);
+    const target = settings.mode === 'rollback' ? rollbackTarget(state, remote.name, settings.release) : settings.release;
+    const inPlace = target === state.current;
+    if (settings.mode === 'deploy' && !inPlace && settings.source && state.releases.some((release) => release.name === target)) {
+        throw new DeployError(`${layout.releaseDir(target)} already exists (not current): a deploy never replaces a release on disk. ` +
+            `Deploy that copy as it is with source: '' (empty), remove it on the host, or deploy under a new release name.`, remote.name);
     }
-    // A deploy reads the readiness URL while it stages and checks (prepareAll); the other modes read it here.
-    const reading = settings.mode === 'deploy' ? undefined : await probe(remote, server.python, settings.health);
+    // A deploy reads the readiness URL while it stages and checks (prepareAll); the other modes, and a
+    // deploy of the release already current (if-current), read it here.
+    const reading = settings.mode === 'deploy' && !inPlace ? undefined : await probe(remote, server.python, settings.health);
     reporter.log(remote.name, `current ${state.current} (previous ${state.previous ?? 'none'}), master ${server.pid} with workers ${server.workers.join(', ')}${reading ? `; ${readinessNow(reading)}` : ''}`);
     return {
         remote,
@@ -65095,14 +65541,82 @@ async function inspectHost(settings, driver, remote, layout, reporter) {
         server,
         target,
         leaving: state.current,
+        previousAfter: inPlace ? undefined : settings.mode === 'rollback' ? releaseBefore(state, target) : state.current,
+        inPlace,
+        reading,
         versioned: Boolean(reading?.version),
-        report: { host: remote.name, status: 'pending', release: target, previousRelease: state.current, oldMasterPid: server.pid, oldWorkers: server.workers },
+        report: {
+            host: remote.name,
+            status: 'pending',
+            release: target,
+            previousRelease: state.current,
+            rollbackTarget: state.previous ?? '',
+            oldMasterPid: server.pid,
+            oldWorkers: server.workers,
+        },
     };
+}
+/**
+ * if-current, for deploy and rollback: on hosts where the release is already current. `skip`
+ * (the default) ends the run as `unchanged` when every host is current on it and its readiness
+ * passes (naming it, when it names a version): a re-run of a deploy that succeeded. `redeploy`
+ * goes on, reloading those hosts in place; `fail` stops. Returns true when the run is over.
+ * A release current on some hosts only is an error under skip: a re-run cannot tell which
+ * release the user wants there.
+ */
+function alreadyServing(run, sessions) {
+    const { settings, deps, outcome } = run;
+    if (settings.mode !== 'deploy' && settings.mode !== 'rollback')
+        return false;
+    const current = sessions.filter((session) => session.inPlace);
+    if (current.length === 0 || settings.ifCurrent === 'redeploy') {
+        for (const session of current)
+            deps.reporter.log(session.remote.name, `${session.target} is already current: reloaded in place (if-current: redeploy), nothing is staged`);
+        return false;
+    }
+    const release = current[0]?.target ?? settings.release;
+    const names = (list) => list.map((session) => session.remote.name).join(', ');
+    if (settings.ifCurrent === 'fail') {
+        throw new DeployError(`release ${release} is already current on ${names(current)} (if-current: fail). Deploy a new release name, or set if-current: skip or redeploy.`);
+    }
+    const others = sessions.filter((session) => !session.inPlace);
+    if (others.length) {
+        throw new DeployError(`release ${release} is already current on ${names(current)} but not on ${others.map((session) => `${session.remote.name} (on ${session.leaving})`).join(', ')}: ` +
+            'a run is skipped only when every host serves it. Set if-current: redeploy to put it on every host (those already on it reload it in place).');
+    }
+    const expect = settings.health.expectVersion;
+    const failing = sessions
+        .map((session) => {
+        const reading = session.reading;
+        const named = expect === 'always' || (expect === 'auto' && Boolean(reading?.version));
+        return { session, why: reading ? failureOf(reading, named ? session.target : undefined) : 'not read' };
+    })
+        .filter((entry) => entry.why !== undefined);
+    if (failing.length) {
+        throw new DeployError(`release ${release} is already current on every host, but ${failing.map((entry) => `${entry.session.remote.name} does not serve it (${entry.why})`).join('; ')}. ` +
+            'Set if-current: redeploy to reload it.');
+    }
+    for (const session of sessions)
+        session.report.status = 'unchanged';
+    outcome.status = 'unchanged';
+    deps.reporter.log('runner', `release ${release} is already current and serving on every host: nothing to do (if-current: skip)`);
+    return true;
 }
 function readinessNow(reading) {
     return `readiness now: ${reading.status} ${reading.version ?? ''}`.trimEnd();
 }
-function rollbackTarget(state, host) {
+/**
+ * mode: rollback goes to the release named by the release input when there is one (it must still
+ * be on the host), else to the host's `previous` link.
+ */
+function rollbackTarget(state, host, named) {
+    if (named) {
+        if (!state.releases.some((release) => release.name === named)) {
+            const onDisk = state.releases.map((release) => release.name).join(', ') || 'none';
+            throw new DeployError(`release ${named} is not on this host, so there is nothing to roll back to. Releases on disk (oldest first): ${onDisk}.`, host);
+        }
+        return named;
+    }
     const previous = state.previous;
     if (!previous || !state.releases.some((release) => release.name === previous)) {
         throw new DeployError(`no previous release to roll back to (the 'previous' link is ${previous ? `${previous}, which is gone` : 'missing'}).`, host);
@@ -65110,19 +65624,29 @@ function rollbackTarget(state, host) {
     return previous;
 }
 /**
+ * What `previous` names after a rollback to `target`: the release staged just before it (the
+ * order of releases on disk), or null when there is none. A rollback from v3 to v2 leaves
+ * `previous` on v1, so a second rollback goes one release further back, never silently
+ * forward again.
+ */
+function releaseBefore(state, target) {
+    const order = state.releases.map((release) => release.name);
+    return order[order.indexOf(target) - 1] ?? null;
+}
+/**
  * Runs migrate-command once, on migrate-host (default the first host), in the new release,
  * after every host is staged and before any reload: old code keeps serving against the new
  * schema until the last host has reloaded, which is why the lint wants expand-only changes.
  */
-async function migrateOnce(settings, deps, sessions, layout, outcome) {
-    const session = sessions.find((candidate) => candidate.remote.name === settings.migration.host) ?? sessions[0];
+async function migrateOnce(settings, deps, sessions, outcome, releaseDir) {
+    const session = migrateSession(settings, sessions);
     const migrate = deps.migrate;
     if (!session || !migrate)
         return;
     const { remote, server } = session;
     await deps.reporter.group(`Migrate on ${remote.name}`, async () => {
         try {
-            const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, layout.releaseDir(settings.release), (line) => deps.reporter.log(remote.name, line)));
+            const result = await timed(deps, remote.name, 'migrate', () => migrate(remote, server.python, releaseDir, (line) => deps.reporter.log(remote.name, line)));
             outcome.migration = { host: remote.name, ...result };
         }
         catch (error) {
@@ -65132,6 +65656,43 @@ async function migrateOnce(settings, deps, sessions, layout, outcome) {
             throw error;
         }
     });
+}
+/** The host that runs migrate-command: migrate-host, else the first host. */
+function migrateSession(settings, sessions) {
+    return sessions.find((candidate) => candidate.remote.name === settings.migration.host) ?? sessions[0];
+}
+/**
+ * mode: migrate — the gated migration step of a deploy and nothing else: no host switches or
+ * reloads. With a source, the release is staged on the migrate host in a scratch directory
+ * (releases/.migrate-<release>-<token>: uploaded, shared paths linked, install-command run),
+ * migrated from there and removed, so a later deploy of the same release stages it afresh.
+ * With source empty, the release already in releases/<release> is used as it is.
+ */
+async function migrateOnly(run, sessions) {
+    const { settings, deps, layout, token, outcome } = run;
+    const session = migrateSession(settings, sessions);
+    if (!session || !settings.migration.command || !deps.migrate)
+        throw new DeployError('mode: migrate needs migrate-command.');
+    const { remote } = session;
+    const scratch = settings.source ? `${layout.releases}/.migrate-${settings.release}-${token}` : undefined;
+    const packed = settings.source ? await packSource(settings.source) : undefined;
+    try {
+        if (scratch) {
+            await deps.reporter.group(`Stage ${settings.release} on ${remote.name} for the migration`, () => timed(deps, remote.name, 'stage', () => stageHost(run, session, packed, deps.reporter, scratch)));
+        }
+        else {
+            // The release as it is on the host (it may be serving): nothing is linked or installed in it.
+            await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
+        }
+        await migrateOnce(settings, deps, sessions, outcome, scratch ?? layout.releaseDir(settings.release));
+        session.report.status = 'migrated';
+        deps.reporter.log(remote.name, 'migrated; no host was switched or reloaded (mode: migrate)');
+    }
+    finally {
+        await packed?.dispose();
+        if (scratch)
+            await remote.exec('remove the scratch copy of the release', pruneCommand(layout, [scratch.slice(layout.releases.length + 1)]), { allowFailure: true }).catch(() => undefined);
+    }
 }
 /**
  * Uploads, installs and checks the release on every host, up to max-parallel at once; nothing
@@ -65163,6 +65724,9 @@ async function prepareAll(run, sessions) {
                 throw checked.reason;
             if (reading.status === 'rejected')
                 throw reading.reason;
+            // The gate would fail on it, and so would the check of a rollback to the running release: a wrong health-url or health-host, said before anything changes.
+            if (isRedirect(reading.value))
+                throw new PreflightError(`the running release: ${redirectMessage(settings.health.url, reading.value)} Nothing was changed.`, session.remote.name);
             session.versioned = Boolean(reading.value.version);
             hostReporter.log(session.remote.name, readinessNow(reading.value));
             const from = session.server.pythonFrom ? ` (found from ${session.server.pythonFrom})` : '';
@@ -65174,17 +65738,27 @@ async function prepareAll(run, sessions) {
         await packed?.dispose();
     }
 }
-async function stageHost(run, session, packed, reporter) {
+/**
+ * Puts the release on one host: uploaded and unpacked (or found there when source is empty),
+ * shared paths linked, install-command run. Into releases/<release>, or `dir` (mode: migrate's
+ * scratch copy). A release already current here (if-current: redeploy) is serving: untouched.
+ */
+async function stageHost(run, session, packed, reporter, dir) {
     const { settings, deps, layout, token } = run;
     const { remote } = session;
+    const target = dir ?? layout.releaseDir(settings.release);
     throwIfCancelled(deps.signal, `stage ${settings.release}`, remote.name);
+    if (session.inPlace && dir === undefined) {
+        reporter.log(remote.name, `${settings.release} is current here: nothing uploaded, linked or installed (if-current: redeploy)`);
+        return;
+    }
     await remote.exec('prepare the app directory', prepareLayoutCommand(layout));
     if (packed) {
         const archive = `${layout.releases}/.upload-${settings.release}-${token}.tar.gz`;
         try {
             await remote.upload('upload the release archive', packed.archive, archive);
             reporter.log(remote.name, `uploaded ${packed.bytes} bytes`);
-            await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token));
+            await remote.exec('unpack the release', unpackReleaseCommand(layout, settings.release, archive, token, target));
         }
         catch (error) {
             // Best effort: the upload's own error is the one to report, even if the host is gone.
@@ -65196,17 +65770,17 @@ async function stageHost(run, session, packed, reporter) {
         await remote.exec(`find release ${settings.release} on the host (source is empty, so nothing is uploaded)`, releaseExistsCommand(layout, settings.release));
     }
     if (settings.sharedPaths.length) {
-        await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths));
+        await remote.exec('link shared paths', linkSharedCommand(layout, settings.release, settings.sharedPaths, target));
         reporter.log(remote.name, `linked ${settings.sharedPaths.join(', ')} from ${layout.shared}`);
     }
     if (settings.installCommand) {
         throwIfCancelled(deps.signal, 'run the install command', remote.name);
-        const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand));
+        const result = await remote.exec('install command', installCommand(layout, settings.release, settings.installCommand, target));
         for (const line of result.stdout.trim().split('\n').slice(-20))
             if (line)
                 reporter.log(remote.name, line);
     }
-    reporter.log(remote.name, `release staged in ${layout.releaseDir(settings.release)}`);
+    reporter.log(remote.name, `release staged in ${target}`);
 }
 /**
  * Deletes old releases and what interrupted runs left in releases/. The new release already
@@ -65229,6 +65803,42 @@ async function prune(settings, session, layout, token, reporter) {
     catch (error) {
         reporter.warn(`[${remote.name}] pruning old releases failed (the deploy itself succeeded): ${errorMessage(error)}`);
     }
+}
+
+;// CONCATENATED MODULE: ./src/rejection-guard.ts
+
+/**
+ * Node 24 exits on a promise rejection that no code handled: mid-reload, that would leave a host
+ * with two masters and its deploy lock held. While the guard is on, the first such rejection is
+ * kept as the run's fault and `stop` is called (main.ts aborts the run's signal: as on a cancel,
+ * nothing new starts, the host in flight is put back and the locks are released); later ones
+ * only add to the log that `stop` wrote.
+ */
+function guardRejections(stop) {
+    let fault;
+    const listener = (reason) => {
+        if (fault)
+            return;
+        fault = reason instanceof Error ? reason : new Error(errorMessage(reason));
+        stop(fault);
+    };
+    process.on('unhandledRejection', listener);
+    return {
+        get fault() {
+            return fault;
+        },
+        dispose: () => {
+            process.off('unhandledRejection', listener);
+        },
+    };
+}
+/**
+ * The outcome of a run the guard stopped: failed, naming the fault, keeping what the stop did on
+ * each host (the cancel's account, without its "cancelled by the runner").
+ */
+function faultedOutcome(outcome, fault) {
+    const account = (outcome.error ?? '').replace(/^cancelled by the runner; /, '');
+    return { ...outcome, status: 'failed', error: `an error no code path handled stopped the run (${errorMessage(fault)})${account ? `; ${account}` : ''}` };
 }
 
 // EXTERNAL MODULE: ./node_modules/is-stream/index.js
@@ -66783,6 +67393,7 @@ function gantt_chart_text(value) {
 
 
 
+
 const STATUS_ICON = {
     pending: '⏸️ not reached',
     deployed: '✅ deployed',
@@ -66790,32 +67401,59 @@ const STATUS_ICON = {
     failed: '❌ failed',
     planned: '📝 planned',
     unlocked: '🔓 unlocked',
+    unchanged: '⏭️ already current',
+    migrated: '🗄️ migrated, not reloaded',
 };
-/** The job summary: headline, one row per host, and the error if any. */
-async function writeJobSummary(outcome) {
+const RUN_ICON = {
+    deployed: '✅',
+    'rolled-back': '↩️',
+    failed: '❌',
+    planned: '📝',
+    unlocked: '🔓',
+    cancelled: '⏹️',
+    unchanged: '⏭️',
+    migrated: '🗄️',
+};
+/**
+ * The job summary, in the order a person asks: what happened (on a failure, the cause first),
+ * who ran it, how long it took and what it shipped, what to do next after a cancel, then one
+ * row per host, the plan, the balancer, where the time went and the migrations.
+ */
+async function writeJobSummary(outcome, facts) {
     // Names, versions and bodies come from the hosts and the app: every one is escaped, so none can add markup.
-    const summary = summary_summary.addHeading(`graceful-deploy: ${outcome.status} ${job_summary_cell(outcome.release)}`, 2);
-    summary.addRaw(`Strategy <code>${job_summary_cell(outcome.strategy)}</code>; previous release <code>${job_summary_cell(outcome.previousRelease ?? '—')}</code>.`, true);
-    summary.addTable([
-        [
-            { data: 'Host', header: true },
-            { data: 'Result', header: true },
-            { data: 'Release', header: true },
-            { data: 'Master pid (old → new)', header: true },
-            { data: 'Workers (old → new)', header: true },
-            { data: 'Time to ready', header: true },
-            { data: 'Health', header: true },
-        ],
-        ...outcome.hosts.map((host) => [
-            host.host,
-            host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
-            host.release ?? '',
-            `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
-            `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
-            host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
-            host.health ?? '—',
-        ].map(job_summary_cell)),
-    ]);
+    const summary = summary_summary.addHeading(`${RUN_ICON[outcome.status]} graceful-deploy: ${outcome.status} ${job_summary_cell(outcome.release)}`, 2);
+    const why = cause(outcome);
+    if (why) {
+        // The output tail a failure carries (an import check's traceback) follows its first line.
+        summary.addRaw(`<p><b>Cause:</b> ${job_summary_cell(why)}</p>`, true);
+        const details = causeDetails(outcome);
+        if (details)
+            summary.addCodeBlock(escapeHtml(details));
+    }
+    summary.addRaw(`<p>${job_summary_cell(headline(outcome, facts?.mode))}</p>`, true);
+    summary.addRaw(`<p>${runLine(outcome, facts)}</p>`, true);
+    if (outcome.rollbackTarget !== undefined)
+        summary.addRaw(`<p><code>mode: rollback</code> now goes to <code>${job_summary_cell(outcome.rollbackTarget || '— (no previous release)')}</code>.</p>`, true);
+    if (outcome.status === 'cancelled')
+        summary.addRaw(nextStepsAfterCancel(outcome, facts?.mode ?? 'deploy'), true);
+    if (outcome.plan?.length)
+        summary.addRaw(`\n### Rollout plan\n\n${outcome.plan.map((line) => `- ${job_summary_cell(line)}`).join('\n')}\n`, true);
+    if (outcome.hosts.length) {
+        summary.addTable([
+            ['Host', 'Batch', 'Result', 'Serves', 'Master pid (old → new)', 'Workers (old → new)', 'Time to ready', 'Health', 'Error'].map((data) => ({ data, header: true })),
+            ...outcome.hosts.map((host) => [
+                host.host,
+                batchName(host, outcome.hosts),
+                host.removedLock ? `${STATUS_ICON[host.status]} (removed the lock of ${host.removedLock})` : STATUS_ICON[host.status],
+                servesNow(host) ?? (host.status === 'failed' ? '?' : '—'),
+                `${host.oldMasterPid ?? '?'} → ${host.newMasterPid ?? '—'}`,
+                `${host.oldWorkers?.join(' ') ?? '?'} → ${host.newWorkers?.join(' ') ?? '—'}`,
+                host.secondsToReady === undefined ? '—' : `${host.secondsToReady} s`,
+                host.health ?? '—',
+                host.error ? shorten(stripHost(host.error.split('\n')[0] ?? '')) : '—',
+            ].map(job_summary_cell)),
+        ]);
+    }
     if (outcome.hosts.some((host) => host.balancer))
         summary.addRaw(balancerSection(outcome.hosts), true);
     const chart = ganttChart(outcome.hosts, `${outcome.status} ${outcome.release}`);
@@ -66824,9 +67462,53 @@ async function writeJobSummary(outcome) {
         summary.addRaw(`\n<p>Where the time went, per host (runner's clock):</p>\n\n${chart}\n`, true);
     if (outcome.migration)
         summary.addRaw(migrationSection(outcome.migration, outcome.status), true);
-    if (outcome.error)
-        summary.addRaw('<p><b>Error:</b></p>', true).addCodeBlock(escapeHtml(outcome.error));
     await summary.write();
+}
+/** "Started by octocat · took 1 min 12 s · strategy usr2 · commit abc1234 · changes v1…v2", each part when known. */
+function runLine(outcome, facts) {
+    const parts = [];
+    if (facts?.actor)
+        parts.push(`Started by <b>${job_summary_cell(facts.actor)}</b>`);
+    if (facts)
+        parts.push(`took ${durationText(facts.seconds)}`);
+    if (outcome.strategy)
+        parts.push(`strategy <code>${job_summary_cell(outcome.strategy)}</code>`);
+    if (outcome.previousRelease)
+        parts.push(`previous release <code>${job_summary_cell(outcome.previousRelease)}</code>`);
+    if (facts?.commit)
+        parts.push(`commit <a href="${escapeHtml(facts.commit.url)}"><code>${job_summary_cell(facts.commit.sha.slice(0, 7))}</code></a>`);
+    if (facts?.compare)
+        parts.push(`changes <a href="${escapeHtml(facts.compare.url)}">${job_summary_cell(facts.compare.from)}…${job_summary_cell(facts.compare.to)}</a>`);
+    return parts.join(' · ');
+}
+/** After a cancel every host serves one release: which, and the two ways on from there. */
+function nextStepsAfterCancel(outcome, mode) {
+    const moved = outcome.hosts.filter((host) => host.status === 'deployed').map((host) => host.host);
+    const stayed = outcome.hosts.filter((host) => host.status !== 'deployed').map((host) => host.host);
+    const steps = ['The locks are released and every host serves one release: nothing is left half-done.'];
+    const again = mode === 'rollback' ? 'run the rollback again' : `deploy ${job_summary_code(outcome.release)} again`;
+    if (stayed.length)
+        steps.push(`To finish: ${again} with ${job_summary_code(`hosts: ${stayed.join(', ')}`)} (the hosts still on ${job_summary_code(outcome.previousRelease ?? 'the previous release')}).`);
+    if (moved.length && mode !== 'rollback')
+        steps.push(`To undo: run ${job_summary_code('mode: rollback')} with ${job_summary_code(`hosts: ${moved.join(', ')}`)} (the hosts already on ${job_summary_code(outcome.release)}).`);
+    if (!moved.length)
+        steps.push('No host reached the new release.');
+    return `\n### Next steps\n\n${steps.map((step) => `- ${step}`).join('\n')}\n`;
+}
+/** The batch as `mode: plan` names it: "canary", then "1", "2", ... */
+function batchName(host, hosts) {
+    if (host.batch === undefined)
+        return '—';
+    if (host.canary)
+        return 'canary';
+    return String(host.batch + (hosts.some((other) => other.canary) ? 0 : 1));
+}
+/** Errors start with the host they concern ("[web1] ..."); the row already names it. */
+function stripHost(text) {
+    return text.replace(/^\[[^\]]+\] /, '');
+}
+function shorten(text, limit = 300) {
+    return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
 }
 function migrationSection(migration, status) {
     const lines = [`\n### Migrations on ${job_summary_cell(migration.host)}\n`];
@@ -66855,7 +67537,7 @@ function balancerSection(hosts) {
         lines.push(`| ${[
             host.host,
             seen.server,
-            seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
+            seen.leftDrained ? `MAY STILL BE DRAINED: ${seen.leftDrained}` : seen.drainedSeconds === undefined ? 'not drained' : `${seen.drainedSeconds} s`,
             seen.sessionsAtDrain === undefined ? '—' : String(seen.sessionsAtDrain),
             seen.errorsDuringReload === undefined ? '—' : String(seen.errorsDuringReload),
             seen.traffic ?? '—',
@@ -66896,6 +67578,30 @@ function job_summary_code(text) {
     return `\`${text.replace(/`/g, "'").replace(/\s+/g, ' ')}\``;
 }
 
+;// CONCATENATED MODULE: ./src/report/run-links.ts
+/**
+ * The facts the runner's environment gives (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA,
+ * GITHUB_ACTOR); a link is left out when its variables are missing, as from a terminal.
+ */
+function runFacts(env, outcome, mode, seconds) {
+    const facts = { mode, seconds };
+    if (env.GITHUB_ACTOR)
+        facts.actor = env.GITHUB_ACTOR;
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repository = env.GITHUB_REPOSITORY;
+    if (!repository)
+        return facts;
+    const base = `${server}/${repository}`;
+    const sha = env.GITHUB_SHA;
+    if (sha && (mode === 'deploy' || mode === 'plan'))
+        facts.commit = { sha, url: `${base}/commit/${sha}` };
+    const { previousRelease: from, release: to } = outcome;
+    if (from && to && from !== to && mode !== 'unlock') {
+        facts.compare = { from, to, url: `${base}/compare/${encodeURIComponent(from)}...${encodeURIComponent(to)}` };
+    }
+    return facts;
+}
+
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-commands.ts
 
 /** Exit code of signalCommand when the pid no longer is the verified process. */
@@ -66906,6 +67612,18 @@ const NOT_THE_VERIFIED_PROCESS_EXIT = 3;
  */
 function signalCommand(pid, startTime, signal) {
     return sh `s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20); if [ "$s" != ${startTime} ]; then echo ${`pid ${pid} is no longer the verified gunicorn process`} >&2; exit ${NOT_THE_VERIFIED_PROCESS_EXIT}; fi; kill -s ${signal} ${pid}`;
+}
+/** Where a run records the WINCH it sends to a master, `<pid> <start time> <epoch>` (settle.ts reads it). */
+function winchRecordOf(pidfile) {
+    return `${pidfile}.winch`;
+}
+/**
+ * WINCH to a verified master, recorded first in the same remote shell: a run killed right
+ * after still leaves the record, so settling knows this master's workers only finish their
+ * requests (gunicorn forks none again until a HUP) and never keeps it as the serving one.
+ */
+function winchCommand(pid, startTime, record) {
+    return sh `printf '%s %s %s\n' ${pid} ${startTime} "$(date +%s.%N)" > ${record} && ${signalCommand(pid, startTime, 'WINCH')}`;
 }
 const IMPORT_APP = [
     'import os, sys',
@@ -67348,6 +68066,7 @@ async function waitForGeneration(host, master, wait) {
     const old = new Set(wait.old);
     const skip = new Set(wait.notWorkers ?? []);
     let last;
+    let unmarked = [];
     const settled = await pollUntil(async () => {
         const facts = await readProcess(host, master);
         if (!facts)
@@ -67360,12 +68079,18 @@ async function waitForGeneration(host, master, wait) {
         if (booted.length < fresh.length)
             return undefined;
         const ready = wait.isReady ? await wait.isReady(booted) : booted;
+        unmarked = booted.filter((worker) => !ready.includes(worker));
         return ready.length >= fresh.length ? last : undefined;
     }, { timeoutMs: wait.timeoutSeconds * 1000, ...PROCESS_POLL, signal: wait.signal, what: `wait for the workers of gunicorn master ${master.pid}` });
     if (!settled) {
         const stale = last?.children.filter((worker) => old.has(worker)) ?? [];
-        throw new ReloadError(`gunicorn master ${master.pid} did not reach ${wait.count} booted new workers within ${wait.timeoutSeconds}s ` +
-            `(workers ${last?.children.join(', ') || 'none'}, booted ${last?.booted.join(', ') || 'none'}, old still alive: ${stale.join(', ') || 'none'}).`, host.name);
+        // Booted workers the ready check did not take left no mark: the hook, not the boot, is what is missing.
+        const marks = unmarked.length
+            ? `; no ready mark from ${unmarked.join(', ')}: the workers before had marks of the ready hook, so new ones must leave one too ` +
+                "(is graceful_deploy_hook's post_worker_init still in the new release's gunicorn.conf.py?)"
+            : '';
+        throw new ReloadError(`gunicorn master ${master.pid} did not reach ${wait.count} ${wait.isReady ? 'ready' : 'booted'} new workers within ${wait.timeoutSeconds}s ` +
+            `(workers ${last?.children.join(', ') || 'none'}, booted ${last?.booted.join(', ') || 'none'}, old still alive: ${stale.join(', ') || 'none'}${marks}).`, host.name);
     }
     return settled;
 }
@@ -67607,7 +68332,7 @@ function reloadPlan(next, now, running) {
  */
 async function rollingReload(host, master, options, log) {
     const hook = await readyHookCheck(host, options.readyDir, master.workers);
-    log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see README)');
+    log(hook ? `ready hook active: each new worker must report ready (${options.readyDir})` : 'no ready hook marks found: a new worker counts as ready once it has booted (weaker; see docs/gunicorn.md)');
     let previousCount;
     const replaceAll = async (target, cancel) => {
         const start = await steadyWorkers(host, master);
@@ -67727,7 +68452,7 @@ async function settle(host, master, wait) {
  * Pure: the facts are read by settle.ts.
  *
  * Which release a worker serves: the one `current` named when the worker started, since a
- * worker imports the app from `current` when it boots (not with preload_app, see README). The
+ * worker imports the app from `current` when it boots (not with preload_app, see docs/gunicorn.md). The
  * switch log (release-commands.ts) says when `current` changed and from what to what; a
  * worker older than every logged switch serves the first switch's `from`.
  */
@@ -67754,10 +68479,16 @@ function releasesOf(generation, switches, current) {
 function recogniseLeftover(facts) {
     const switches = [...facts.switches].sort((a, b) => a.at - b.at);
     const old = releasesOf(facts.master, switches, facts.current);
+    const retired = isRetired(facts.master);
+    // What served before the dead run: the old workers' release, else what the last switch replaced.
+    const before = old[0] ?? switches.at(-1)?.from ?? facts.current;
     if (facts.upgrade) {
         const fresh = releasesOf(facts.upgrade, switches, facts.current);
-        // The generation that served before the dead run: the old master's oldest worker's release.
-        if (old[0] !== undefined)
+        if (retired && fresh.length === 0)
+            return { kind: 'retired-master', keep: before, master: facts.master.pid, stop: facts.upgrade.pid };
+        // The generation that served before the dead run: the old master's oldest worker's release
+        // (unless WINCH retired it: its workers only finish their requests).
+        if (old[0] !== undefined && !retired)
             return { kind: 'two-masters', keep: old[0], stop: facts.upgrade.pid, stopServes: fresh };
         if (fresh.length === 1 && fresh[0] !== undefined)
             return { kind: 'idle-old-master', keep: fresh[0], idle: facts.master.pid, serving: facts.upgrade.pid };
@@ -67765,6 +68496,8 @@ function recogniseLeftover(facts) {
             return { kind: 'refuse', why: `the new master ${facts.upgrade.pid} serves ${fresh.join(' and ')} and the old master ${facts.master.pid} has no workers` };
         return { kind: 'refuse', why: `neither the old master ${facts.master.pid} nor the new master ${facts.upgrade.pid} of an unfinished USR2 has workers` };
     }
+    if (retired)
+        return { kind: 'retired-master', keep: before, master: facts.master.pid };
     if (old.length === 0)
         return { kind: 'refuse', why: `master ${facts.master.pid} has no workers` };
     if (old.length > 1) {
@@ -67773,6 +68506,16 @@ function recogniseLeftover(facts) {
     }
     const serves = old[0] ?? facts.current;
     return serves === facts.current ? { kind: 'consistent', serves } : { kind: 'current-ahead', serves, current: facts.current };
+}
+/** Seconds a worker must start after the WINCH record to count as forked by a later HUP (the ages are read to 1/100 s). */
+const AGE_MARGIN = 0.05;
+/**
+ * A master WINCH retired: a run recorded the WINCH and none of its workers started since (a
+ * WINCHed master forks none until a HUP, which restores its worker count).
+ */
+function isRetired(master) {
+    const at = master.winchedAt;
+    return at !== undefined && master.workers.every((worker) => worker.startedAt <= at + AGE_MARGIN);
 }
 /** One line for the log and errors: what the host was found in. */
 function describeLeftover(state, current) {
@@ -67787,6 +68530,8 @@ function describeLeftover(state, current) {
             return `two masters: the old one serves ${state.keep}, the new master ${state.stop} of an unfinished USR2 ${state.stopServes.length ? `serves ${state.stopServes.join(' and ')}` : 'has no workers yet'}`;
         case 'idle-old-master':
             return `an idle old master ${state.idle} (its workers retired by WINCH) beside the new master ${state.serving}, which serves ${state.keep} (a USR2 never committed)`;
+        case 'retired-master':
+            return `master ${state.master} had its workers retired by WINCH (those left only finish their requests)${state.stop ? ` and the new master ${state.stop} of an unfinished USR2 has no workers` : ''}: nothing would serve`;
         case 'refuse':
             return state.why;
     }
@@ -67830,6 +68575,7 @@ function parseReexecChildren(stdout) {
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/usr2-strategy.ts
+
 
 
 
@@ -67883,7 +68629,8 @@ async function usr2Reload(host, old, options, log) {
         revert: () => revert(host, old, newMaster, options, log),
     };
     try {
-        await signal(host, old, 'WINCH', log);
+        await host.exec(`send WINCH to gunicorn pid ${old.pid}`, winchCommand(old.pid, old.startTime, winchRecordOf(options.pidfile)));
+        log(`WINCH → ${old.pid}`);
         await waitForNoWorkers(host, old, [fresh.pid], options.stopSeconds);
         log(`old master ${old.pid} retired workers ${old.workers.join(', ')}; it stays until commit, for a quick revert`);
     }
@@ -68038,6 +68785,7 @@ async function waitForOrphans(host, workers, parent, timeoutSeconds) {
 
 
 
+
 /** What a generation stopped while settling may take: gunicorn's default graceful_timeout (30 s) + margin. */
 const STOP_SECONDS = 35;
 /** Each step removes one anomaly; more than this means the host changes under us. */
@@ -68083,11 +68831,20 @@ async function repair(host, options, state, masters, pointCurrent, log) {
             await point(state.keep);
             log(`stopping the new master ${state.stop}; the old master ${master.pid} keeps serving ${state.keep}`);
             return stopNewMaster(host, usr2, master, log, upgrade);
+        case 'retired-master':
+            await point(state.keep);
+            log(`HUP brings back the workers of master ${master.pid} (${state.keep})${upgrade ? `, then the new master ${upgrade.pid} is stopped` : ''}`);
+            return revive(host, options, master, upgrade, log);
         case 'idle-old-master': {
             if (!upgrade)
                 return;
             await point(state.keep);
             log(`committing the new master ${state.serving}: it is the only one with workers`);
+            // Retired workers still finishing long requests end them first: TERM would cut them at graceful_timeout.
+            if (master.workers.length) {
+                log(`waiting for the retired workers ${master.workers.join(', ')} of master ${master.pid} to finish their requests`);
+                await waitForNoWorkers(host, master, [upgrade.pid], STOP_SECONDS).catch((error) => log(`${errorMessage(error)} Stopping it anyway.`));
+            }
             const fresh = { ...master, pid: upgrade.pid, startTime: upgrade.startTime };
             await commit(host, master, fresh, usr2, log);
             return;
@@ -68097,6 +68854,23 @@ async function repair(host, options, state, masters, pointCurrent, log) {
         case 'consistent':
             return;
     }
+}
+/**
+ * Gunicorn's way back for a WINCHed master: HUP restores its worker count and forks workers of
+ * the release `current` names; once one has booted and the retired ones are gone, the
+ * unfinished new master, if any, is stopped.
+ */
+async function revive(host, options, master, upgrade, log) {
+    await signal(host, master, 'HUP', log);
+    const back = await waitForGeneration(host, master, {
+        old: master.workers,
+        count: 1,
+        notWorkers: upgrade ? [upgrade.pid] : [],
+        timeoutSeconds: Math.max(options.timeoutSeconds, STOP_SECONDS),
+    });
+    log(`master ${master.pid} serves again with workers ${back.children.filter((pid) => pid !== upgrade?.pid).join(', ')}`);
+    if (upgrade)
+        await stopNewMaster(host, usr2Options(options, master), master, log, upgrade);
 }
 /** What the usr2 strategy's own stop, commit and search need. */
 function usr2Options(options, master) {
@@ -68110,9 +68884,12 @@ function usr2Options(options, master) {
  * worker's start time, `current` and the switch log.
  */
 async function readLeftover(host, options) {
+    const inspecting = host.exec('inspect the gunicorn master', inspectMasterCommand(options, options.appDir));
+    // The WINCH record lies beside the pidfile usr2 used: under a service, its PIDFile= (known once inspected).
+    const recordOf = async () => winchRecordOf(options.service ? parsePidfileFacts((await inspecting).stdout).unit?.pidFile || options.pidfile : options.pidfile);
     const [inspected, aged] = await Promise.all([
-        host.exec('inspect the gunicorn master', inspectMasterCommand(options, options.appDir)),
-        host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog)),
+        inspecting,
+        recordOf().then((record) => host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog, record))),
     ]);
     const pidfile = parsePidfileFacts(inspected.stdout);
     // The `.2` master is looked at below, as the old master's verified child.
@@ -68129,14 +68906,22 @@ async function readLeftover(host, options) {
     const facts = {
         current: clock.current,
         switches: parseSwitchLog(read.split('\n').filter((line) => line.startsWith('switch ')).map((line) => line.slice(7)).join('\n')),
-        master: { pid: master.pid, workers: ageOf(oldWorkers) },
+        master: { pid: master.pid, workers: ageOf(oldWorkers), winchedAt: winchedAt(read, master) },
         upgrade: upgrade ? { pid: upgrade.pid, workers: ageOf(newWorkers) } : undefined,
     };
     return { facts, master: { ...master, workers: oldWorkers }, upgrade };
 }
-/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, and the switch log. */
-function agesCommand(appDir, switchLog) {
-    return sh `printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, the WINCH record and the switch log. */
+function agesCommand(appDir, switchLog, winchRecord) {
+    return sh `printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; printf 'winch=%s\n' "$(head -n1 ${winchRecord} 2>/dev/null)"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+}
+/** When a run sent WINCH to `master`, from the `winch=<pid> <start time> <epoch>` line: only a record naming this very process counts. */
+function winchedAt(stdout, master) {
+    const [pid, startTime, epoch] = /^winch=(.*)$/m.exec(stdout)?.[1]?.trim().split(/\s+/) ?? [];
+    if (Number(pid) !== master.pid || startTime !== master.startTime || !epoch)
+        return undefined;
+    const at = Number(epoch);
+    return Number.isFinite(at) ? at : undefined;
 }
 /** Epoch of the boot in the host's clock, from `clock=<epoch> <uptime> <ticks>`. */
 function parseClock(stdout) {
@@ -68642,7 +69427,7 @@ async function followWorkers(host, instance, options, log) {
             await options.nudge();
         }
         return undefined;
-    }, { timeoutMs: options.timeoutSeconds * 1000, ...PROCESS_POLL });
+    }, { timeoutMs: options.timeoutSeconds * 1000, ...PROCESS_POLL, signal: options.signal, what: `wait for the ${options.what}` });
     if (!finished) {
         const waiting = last ? last.fresh.filter((worker) => !worker.accepting).map((worker) => `${worker.id} (pid ${worker.pid})`) : [];
         throw new ReloadError(`the ${options.what} did not finish within ${options.timeoutSeconds}s: ${announced.size}/${count} new workers serve their app` +
@@ -68652,6 +69437,7 @@ async function followWorkers(host, instance, options, log) {
 }
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/fifo-reload.ts
+
 
 
 
@@ -68670,7 +69456,8 @@ async function sendFifo(host, instance, command, log) {
  */
 async function fifoReload(host, instance, reload, log) {
     const replaceAll = async (what, reverting = false) => {
-        const before = await readStats(host, instance.python, instance.stats);
+        // A revert may come while a cancelled graceful reload re-executes the master: its stats server answers again after.
+        const before = reverting ? await pollUntil(() => readStats(host, instance.python, instance.stats), { timeoutMs: reload.timeoutSeconds * 1000, ...PROCESS_POLL }) : await readStats(host, instance.python, instance.stats);
         if (!before)
             throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
         // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
@@ -68678,8 +69465,12 @@ async function fifoReload(host, instance, reload, log) {
             await retireEmptyWorkers(host, instance, before, log);
         const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
         await sendFifo(host, instance, reload.command, log);
+        if (!reverting)
+            reload.progress?.('signalled');
         const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
-        const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what }, log);
+        const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what, signal: reverting ? undefined : reload.signal }, log);
+        if (!reverting)
+            reload.progress?.('booted');
         log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
         return { ...instance, workers: workers.map((worker) => worker.pid) };
     };
@@ -68706,11 +69497,11 @@ async function fifoReload(host, instance, reload, log) {
  * itself would move on from a worker that accepts with no app loaded; the driver does not: the
  * first such worker stops the deploy, and the revert chains every worker back.
  */
-function chainReload(host, instance, timeoutSeconds, log) {
+function chainReload(host, instance, timeoutSeconds, log, signal, progress) {
     if (instance.workers.length === 1) {
         log('warning: one worker (processes = 1): while it is replaced nothing on this host serves, requests wait for its boot. Run at least two for a chain reload.');
     }
-    return fifoReload(host, instance, { command: 'c', what: 'chain reload', repeat: true, timeoutSeconds }, log);
+    return fifoReload(host, instance, { command: 'c', what: 'chain reload', repeat: true, timeoutSeconds, signal, progress }, log);
 }
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/instance-check.ts
@@ -68778,8 +69569,8 @@ function instance_check_basename(path) {
  * wait in the listen backlog for the whole boot, so it suits fast-booting apps. Gated like
  * chain: every new worker must accept with its app loaded.
  */
-function gracefulReload(host, instance, timeoutSeconds, log) {
-    return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds }, log);
+function gracefulReload(host, instance, timeoutSeconds, log, signal, progress) {
+    return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds, signal, progress }, log);
 }
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-options.ts
@@ -68954,9 +69745,10 @@ class UwsgiServer {
             throw new PreflightError(`the new release in ${releaseDir} cannot be loaded by the instance's Python (${python}); nothing was switched or reloaded:\n${error.stderrTail}`, host.name);
         }
     }
-    reload(host, instance, log) {
+    reload(host, instance, log, signal, progress) {
         const { strategy, reloadTimeoutSeconds } = this.options;
-        return strategy === 'chain' ? chainReload(host, instance, reloadTimeoutSeconds, log) : gracefulReload(host, instance, reloadTimeoutSeconds, log);
+        const reload = strategy === 'chain' ? chainReload : gracefulReload;
+        return reload(host, instance, reloadTimeoutSeconds, log, signal, progress);
     }
     /**
      * Not checked yet for uWSGI: which release a worker serves depends on lazy-apps, chdir and
@@ -69004,6 +69796,9 @@ function throughCurrent(path, appDir, releaseDir) {
 
 
 
+
+
+
 /** The action: read inputs, deploy, write outputs and the job summary, fail the step when needed. Never throws. */
 async function run() {
     try {
@@ -69014,13 +69809,16 @@ async function run() {
     }
 }
 async function deployFromInputs() {
+    const started = Date.now();
     maskSecrets();
     let settings;
     try {
-        settings = parseSettings((name) => getInput(name), process.env);
+        settings = parseSettings((name) => getInput(name), process.env, (message) => warning(message));
     }
     catch (error) {
-        setOutput(Outputs.Status, 'failed');
+        // Nothing connected: the outputs and the summary say which input, like any other failure.
+        const mode = getInput(Inputs.Mode) === 'rollback' ? 'rollback' : 'deploy';
+        await report({ status: 'failed', release: '', strategy: '', hosts: [], error: errorMessage(error) }, mode, started);
         setFailed(errorMessage(error));
         return;
     }
@@ -69029,6 +69827,11 @@ async function deployFromInputs() {
         warning(`${Inputs.InsecureSkipHostKeyCheck} is on: host keys are NOT verified, so a man in the middle would get your deploy key's session.`);
     const lb = {};
     const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
+    // A rejection no code handled would exit node mid-reload (hosts half-changed, locks held): it stops the run as a cancel does instead.
+    const guard = guardRejections((fault) => {
+        error(`graceful-deploy: an error no code path handled: ${errorMessage(fault)}. Stopping the run: nothing new starts, the hosts in flight are put back and the locks released.`);
+        cancellation.abort();
+    });
     // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
     const connector = sshConnector(settings.ssh);
     const record = mainRecord();
@@ -69048,16 +69851,29 @@ async function deployFromInputs() {
         });
     }
     catch (error) {
-        outcome = error instanceof DeployFailed ? error.outcome : { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
+        if (error instanceof DeployFailed)
+            outcome = error.outcome;
+        else {
+            // Failed before any host was inspected (a refused host key, an unreachable host).
+            outcome = { status: 'failed', release: settings.release, strategy: settings.strategy, hosts: [], error: errorMessage(error) };
+            if (error instanceof DeployError && error.host)
+                blameHost(outcome, error.host, outcome.error ?? '');
+        }
     }
+    if (guard.fault)
+        outcome = faultedOutcome(outcome, guard.fault);
     // deploy() returned: its own cleanup (put back, locks released) ran, so the post step has nothing to do.
     main_saveState(State.Finished, 'true');
-    await report(outcome);
+    await report(outcome, settings.mode, started);
+    if (outcome.status === 'unchanged') {
+        notice(`${outcome.release} is already current and serving on every host: nothing was deployed (if-current: skip; set if-current: redeploy to reload it anyway).`);
+    }
     if (outcome.status === 'failed' || outcome.status === 'rolled-back' || outcome.status === 'cancelled') {
         const prefix = { 'rolled-back': 'Deploy failed and every touched host was rolled back', cancelled: 'Deploy cancelled', failed: 'Deploy failed' }[outcome.status];
         setFailed(`${prefix}: ${outcome.error ?? 'unknown error'}`);
     }
     cancellation.dispose();
+    guard.dispose();
 }
 /**
  * The runner cancels a step with SIGINT, then SIGTERM 7.5 s later, then kills it 2.5 s after
@@ -69081,6 +69897,7 @@ function onRunnerCancel(lastChance) {
     process.on('SIGTERM', onTerm);
     return {
         signal: controller.signal,
+        abort: () => controller.abort(),
         dispose: () => {
             process.off('SIGINT', onInt);
             process.off('SIGTERM', onTerm);
@@ -69098,7 +69915,10 @@ function balancer(settings, connect, signal) {
         connect,
         upTimeoutSeconds: settings.health.timeoutSeconds,
         log: (line) => actionReporter.log(lb.host.label, line),
+        warn: (line) => actionReporter.warn(`[${lb.host.label}] ${line}`),
         signal,
+        // What is drained stays known to the post step until it is ready again (a kill, a balancer out of reach).
+        remember: (held) => main_saveState(State.LbHeld, JSON.stringify(held)),
     });
 }
 /**
@@ -69129,7 +69949,7 @@ function serverDriver(settings) {
 function driverOf(settings) {
     const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
     if (settings.server === 'uwsgi')
-        return new UwsgiServer({ ...common, strategy: settings.strategy });
+        return new UwsgiServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy });
     return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy, python: settings.python });
 }
 /**
@@ -69150,11 +69970,17 @@ function maskSecrets() {
     for (const secret of urlSecrets(getInput(Inputs.HealthUrl)))
         core_setSecret(secret);
 }
-async function report(outcome) {
+/** Outputs, annotations and the job summary of a run that started at `started` (ms). */
+async function report(outcome, mode, started) {
+    const facts = runFacts(process.env, outcome, mode, (Date.now() - started) / 1000);
     setOutput(Outputs.Status, outcome.status);
     setOutput(Outputs.Release, outcome.release);
     setOutput(Outputs.PreviousRelease, outcome.previousRelease ?? '');
+    setOutput(Outputs.RollbackTarget, outcome.rollbackTarget ?? '');
     setOutput(Outputs.Hosts, JSON.stringify(outcome.hosts));
+    setOutput(Outputs.Duration, String(Math.round(facts.seconds * 10) / 10));
+    setOutput(Outputs.FailedHosts, failedHosts(outcome).join(', '));
+    setOutput(Outputs.Message, message(outcome, mode));
     const migration = outcome.migration;
     setOutput(Outputs.MigrationRevisionBefore, migration?.revisionBefore ?? '');
     setOutput(Outputs.MigrationRevisionAfter, migration?.revisionAfter ?? '');
@@ -69169,7 +69995,7 @@ async function report(outcome) {
             notice(annotation.message, properties);
     }
     if (process.env.GITHUB_STEP_SUMMARY) {
-        await writeJobSummary(outcome).catch((error) => warning(`could not write the job summary: ${errorMessage(error)}`));
+        await writeJobSummary(outcome, facts).catch((error) => warning(`could not write the job summary: ${errorMessage(error)}`));
     }
 }
 /** The migration step with this run's settings, for deploy() to call on the migrate host. */
@@ -69178,7 +70004,7 @@ function migrationStep(settings, command) {
         releaseDir,
         migrateCommand: command,
         lint: isLintEnabled(settings.migration.lint, command),
-        allowUnsafe: settings.migration.allowUnsafe,
+        allowUnsafe: settings.migration.lint === 'warn',
         lockTimeoutSeconds: settings.migration.lockTimeoutSeconds,
         python,
         log,
@@ -69191,6 +70017,8 @@ function sourcePrefix() {
 }
 
 ;// CONCATENATED MODULE: ./src/post-step.ts
+
+
 
 
 
@@ -69243,25 +70071,34 @@ function idleReason(record) {
 async function runPost() {
     try {
         const record = readMainRecord((name) => getState(name));
+        const held = parseHeld(getState(State.LbHeld));
         // Inputs are read only when there is work: after a clean run the post step touches nothing.
         const idle = idleReason(record);
-        if (idle) {
+        if (idle && !holdsAnything(held)) {
             info(`graceful-deploy post: ${idle}`);
             return;
         }
         const settings = parseSettings((name) => getInput(name), process.env);
-        const targets = postTargets(record, settings.hosts);
+        const problems = [];
+        const targets = idle ?? postTargets(record, settings.hosts);
         if (typeof targets === 'string') {
             info(`graceful-deploy post: ${targets}`);
-            return;
         }
-        warning(`graceful-deploy post: the main step did not finish (killed or cancelled past its budget); putting ${targets.map((host) => host.label).join(', ')} in order.`);
-        const results = await group('Post: settle the hosts the main step left', () => postAll(settings, targets, record));
-        if (process.env.GITHUB_STEP_SUMMARY)
-            await writePostSummary(results).catch((error) => warning(`could not write the job summary: ${errorMessage(error)}`));
-        const failed = results.filter((result) => result.failed);
-        if (failed.length)
-            setFailed(`graceful-deploy post: ${failed.map((result) => `${result.host}: ${result.result}`).join('; ')}`);
+        else {
+            warning(`graceful-deploy post: the main step did not finish (killed or cancelled past its budget); putting ${targets.map((host) => host.label).join(', ')} in order.`);
+            const results = await group('Post: settle the hosts the main step left', () => postAll(settings, targets, record));
+            if (process.env.GITHUB_STEP_SUMMARY)
+                await writePostSummary(results).catch((error) => warning(`could not write the job summary: ${errorMessage(error)}`));
+            problems.push(...results.filter((result) => result.failed).map((result) => `${result.host}: ${result.result}`));
+        }
+        // After the hosts: HAProxy's own check keeps traffic off a host that does not answer.
+        if (holdsAnything(held)) {
+            const log = (line) => actionReporter.log(settings.balancer?.host.label ?? 'lb', line);
+            const left = await group('Post: set back what the main step left drained in HAProxy', () => restoreBalancer(settings.balancer, held, sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)), log));
+            problems.push(...left);
+        }
+        if (problems.length)
+            setFailed(`graceful-deploy post: ${problems.join('; ')}`);
     }
     catch (error) {
         setFailed(`graceful-deploy post step stopped on an error: ${errorMessage(error)}`);
@@ -69283,8 +70120,10 @@ async function postAll(settings, targets, record) {
             let remote;
             try {
                 remote = await connect(target);
-                if (!(await holdLock(remote, layout, token, log))) {
-                    results.push({ host: target.label, phase, result: 'another run holds the lock now: left to it', failed: false });
+                const held = await holdLock(remote, layout, token, phase, log);
+                if (held !== 'held') {
+                    const result = held === 'other' ? 'another run holds the lock now: left to it' : 'the main step asked for the lock here and never got it: nothing to do';
+                    results.push({ host: target.label, phase, result, failed: false });
                     continue;
                 }
                 locked.push(remote);
@@ -69303,6 +70142,9 @@ async function postAll(settings, targets, record) {
             }
             finally {
                 if (remote) {
+                    // Out of the heartbeat's list first: a heartbeat on a closed connection reconnects it, and node never exits.
+                    if (locked.includes(remote))
+                        locked.splice(locked.indexOf(remote), 1);
                     await remote.exec('release the deploy lock', releaseLockCommand(layout, token), { allowFailure: true }).catch(() => undefined);
                     await remote.close();
                 }
@@ -69313,6 +70155,30 @@ async function postAll(settings, targets, record) {
         stopHeartbeat();
     }
     return results;
+}
+/**
+ * Sets back to ready the servers the main step drained and did not set ready (it was killed, or
+ * HAProxy was out of its reach). Returns what could not be done, each with the command to run by
+ * hand. Never throws.
+ */
+async function restoreBalancer(lb, held, connect, log) {
+    const servers = held.drained.map((server) => `${held.backend}/${server}`).join(', ');
+    if (!lb)
+        return [`the main step left ${servers} drained in HAProxy, but ${Inputs.Lb} is empty now: run 'set server <backend>/<server> state ready' for each on HAProxy's admin socket.`];
+    let remote;
+    try {
+        remote = await connect(lb.host);
+        const { restored, warnings } = await restoreHeld(new AdminSocket(remote, lb.socket, log), held);
+        for (const { line } of restored)
+            log(line);
+        return warnings.map(({ line }) => line);
+    }
+    catch (error) {
+        return [`could not reach HAProxy on ${lb.host.label} to set ${servers} back to ready (${errorMessage(error)}): they may stay drained.`];
+    }
+    finally {
+        await remote?.close().catch(() => undefined);
+    }
 }
 /**
  * The run's line in the host's deploy.log, which the killed main step never wrote: the release
@@ -69332,21 +70198,30 @@ async function post_step_audit(remote, settings, layout, started, result) {
     await remote.exec('append to the audit log', appendAuditCommand(layout, line), { allowFailure: true }).catch(() => undefined);
 }
 /**
+ * What the post step does about a host's lock, from `readLockCommand`'s answer and the phase the
+ * main step recorded: `ours` (it still holds it), `other` (another run's: hands off), `take`
+ * (gone: take it again), or `never-taken` (the main step asked for it, recorded before the
+ * command, and no lock is there: it changed nothing on this host).
+ */
+function postLockDecision(read, token, phase) {
+    if (read.includes('locked=yes'))
+        return parseLockHolder(read).token === token ? 'ours' : 'other';
+    return phase === 'locking' ? 'never-taken' : 'take';
+}
+/**
  * Makes sure this run holds the host's lock: it still does when the main step was killed; when
  * the lock is gone it is taken again (lock-wait 0), so no other run changes the host meanwhile.
- * False when another run holds it.
  */
-async function holdLock(remote, layout, token, log) {
+async function holdLock(remote, layout, token, phase, log) {
     const read = (await remote.exec('read the deploy lock', readLockCommand(layout))).stdout;
-    if (read.includes('locked=yes')) {
-        const holder = parseLockHolder(read);
-        if (holder.token === token)
-            return true;
-        log(`the deploy lock is held by ${describeHolder(holder)}, not by this run: not touching the host`);
-        return false;
-    }
-    await acquireLock(remote, layout, ownerText(token, runIdentity(process.env), new Date()), { waitSeconds: 0, log });
-    return true;
+    const decision = postLockDecision(read, token, phase);
+    if (decision === 'other')
+        log(`the deploy lock is held by ${describeHolder(parseLockHolder(read))}, not by this run: not touching the host`);
+    if (decision === 'other' || decision === 'never-taken')
+        return decision;
+    if (decision === 'take')
+        await acquireLock(remote, layout, ownerText(token, runIdentity(process.env), new Date()), { waitSeconds: 0, log });
+    return 'held';
 }
 
 ;// CONCATENATED MODULE: ./src/index.ts
