@@ -64,6 +64,10 @@ export interface AppOptions {
    * (ASGI_WORKER_CLASSES) gets the ASGI twin of the app, served as the same `app:application`.
    */
   workerClass?: WorkerClass;
+  /** Gunicorn also binds `unix:<appDir>/run/gunicorn.sock` (beside 0.0.0.0:8000, which HAProxy uses). */
+  unixSocket?: boolean;
+  /** Every request without `X-Forwarded-Proto: https` answers 301 to https on its Host (Django's SECURE_SSL_REDIRECT); WSGI app only. */
+  sslRedirect?: boolean;
 }
 
 /** The gunicorn worker classes the end-to-end tests run (Debian's python3-gevent and python3-uvicorn). */
@@ -96,7 +100,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
   const workerClass = opts.workerClass ?? 'sync';
   if (!WORKER_CLASSES.includes(workerClass)) throw new Error(`writeRelease: workerClass must be one of ${WORKER_CLASSES.join(', ')}, got '${workerClass}'`);
   const asgi = ASGI_WORKER_CLASSES.includes(workerClass);
-  if (asgi && opts.failOnlyUnderUwsgi) throw new Error('writeRelease: failOnlyUnderUwsgi needs the WSGI app (uWSGI does not serve the ASGI twin)');
+  if (asgi && (opts.failOnlyUnderUwsgi || opts.sslRedirect)) throw new Error('writeRelease: failOnlyUnderUwsgi and sslRedirect are options of the WSGI app, not of its ASGI twin');
   const settings: Record<string, string> = {
     VERSION: pyString(opts.version),
     BOOT_SECONDS: String(bootSeconds.toFixed(3)),
@@ -107,7 +111,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     FAIL_ONLY_UNDER_GUNICORN: pyBool(opts.failOnlyUnderGunicorn),
     FAIL_REQUESTS: pyBool(opts.failRequests),
   };
-  if (!asgi) settings.FAIL_ONLY_UNDER_UWSGI = pyBool(opts.failOnlyUnderUwsgi);
+  if (!asgi) Object.assign(settings, { FAIL_ONLY_UNDER_UWSGI: pyBool(opts.failOnlyUnderUwsgi), SSL_REDIRECT: pyBool(opts.sslRedirect) });
   const app = setPythonConstants(await readFile(join(TEMPLATE_DIR, asgi ? 'asgi_app.py' : 'app.py'), 'utf8'), settings);
   const conf = setPythonConstants(await readFile(join(TEMPLATE_DIR, 'gunicorn.conf.py'), 'utf8'), {
     WORKERS: String(workers),
@@ -119,6 +123,7 @@ export async function writeRelease(dir: string, opts: AppOptions): Promise<void>
     GRACEFUL_TIMEOUT: count('gracefulTimeout', opts.gracefulTimeout ?? 10),
     TIMEOUT: count('timeoutSeconds', opts.timeoutSeconds ?? 30),
     WORKER_CLASS: pyString(workerClass),
+    UNIX_SOCKET: pyBool(opts.unixSocket),
   });
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'app.py'), app);
