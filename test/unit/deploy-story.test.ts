@@ -384,7 +384,7 @@ describe('deploy story', () => {
     expect(server.events).toEqual([]);
     expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v2', 'releases/v2']);
     expect(previousOf('web1')).toBe('releases/v1');
-    expect(auditOf('web1').at(-1)).toMatch(/ deploy v2 -> v2 strategy=usr2 result=unchanged /);
+    expect(auditOf('web1').at(-1)).toMatch(/ deploy v2 -> v2 strategy=auto result=unchanged /);
   });
 
   it('if-current: fail refuses a release already current; skip refuses one current on some hosts only', async () => {
