@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MasterCheckError } from '../../src/errors.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import { ReloadFailure } from '../../src/servers/server-driver.js';
@@ -15,6 +15,8 @@ import { FIFO_REFUSED, fifoCommand, preflightCommand } from '../../src/servers/u
 import { optionsOf, parseIni, settingsOf } from '../../src/servers/uwsgi/uwsgi-options.js';
 import { throughCurrent, UwsgiServer } from '../../src/servers/uwsgi/uwsgi-server.js';
 import { judge } from '../../src/servers/uwsgi/worker-follow.js';
+import { recogniseUwsgiLeftover, type UwsgiLeftoverFacts } from '../../src/servers/uwsgi/uwsgi-leftover.js';
+import { parseSwitchLog } from '../../src/servers/gunicorn/leftover-state.js';
 import { LocalHost } from './support/local-host.js';
 
 const INI = `
@@ -268,5 +270,100 @@ describe('the uWSGI preflight, for real', () => {
     await expect(server('reload').preflight(new LocalHost('web1'), instance(false), release('v3', 'application = lambda e, s: []\n'))).resolves.toBeUndefined();
     await expect(server('chain').preflight(new LocalHost('web1'), instance(true), release('v4', 'raise RuntimeError("broken v4")\n'))).rejects.toThrow(/cannot be loaded by the instance's Python \(python3\).*broken v4/s);
     await expect(server('chain').preflight(new LocalHost('web1'), instance(true), release('v5', 'app = 1\n'))).rejects.toThrow(/no callable WSGI application/);
+  });
+});
+
+describe('what a dead run left on a uWSGI host', () => {
+  const switches = parseSwitchLog('100 releases/v1 releases/v2\n');
+  const worker = (id: number, startedAt: number, apps = 1, accepting = true) => ({ id, pid: 10 + id, accepting, apps, startedAt });
+  const facts = (workers: ReturnType<typeof worker>[], extra: Partial<UwsgiLeftoverFacts> = {}): UwsgiLeftoverFacts => ({ current: 'v2', switches, lazyApps: true, workers, ...extra });
+
+  it('with lazy-apps, tells the release each worker serves by its age', () => {
+    expect(recogniseUwsgiLeftover(facts([worker(1, 150), worker(2, 160)]))).toMatchObject({ kind: 'consistent', serves: 'v2' });
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50), worker(2, 60)]))).toMatchObject({ kind: 'current-ahead', serves: 'v1', current: 'v2' });
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50), worker(2, 150)]))).toMatchObject({ kind: 'reload', keep: 'v1', found: expect.stringMatching(/workers of v1 and v2 side by side/) });
+  });
+
+  it('workers without their app are never consistent: the release they failed to load is left', () => {
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50), worker(2, 150, 0)]))).toMatchObject({ kind: 'reload', keep: 'v1', found: expect.stringMatching(/worker 2 \(pid 12\) accepts requests with no app loaded/) });
+    // Without lazy-apps the master's code is what failed: current's release.
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50, 0)], { lazyApps: false }))).toMatchObject({ kind: 'reload', keep: 'v1' });
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50, 0)], { current: 'v1', lazyApps: false, switches: [] }))).toMatchObject({ kind: 'reload', keep: 'v1' });
+  });
+
+  it('waits for loading workers, says what it cannot tell without lazy-apps, refuses a master with no worker', () => {
+    expect(recogniseUwsgiLeftover(facts([worker(1, 150, 0, false)]))).toMatchObject({ kind: 'loading' });
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50)], { lazyApps: false }))).toEqual({ kind: 'consistent', found: expect.stringMatching(/without lazy-apps, worker ages do not tell the release/) });
+    expect(recogniseUwsgiLeftover(facts([]))).toMatchObject({ kind: 'refuse' });
+  });
+
+  describe('settling, for real (processes, clock, current and switch log on this machine; stats scripted)', () => {
+    let dir = '';
+    const spawned: ReturnType<typeof spawn>[] = [];
+    const sleeper = () => {
+      const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+      spawned.push(child);
+      return child.pid!;
+    };
+    afterEach(() => {
+      for (const child of spawned.splice(0)) child.kill();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** v2 switched in 10 s ago; the workers `make` returns serve, each [pid, apps]; a FIFO write replaces them all with workers that have their app. */
+    async function settleWith(make: () => [number, number][]) {
+      dir = mkdtempSync(join(tmpdir(), 'gd-uwsgi-settle-'));
+      for (const name of ['v1', 'v2']) mkdirSync(join(dir, 'releases', name), { recursive: true });
+      symlinkSync('releases/v2', join(dir, 'current'));
+      writeFileSync(join(dir, 'switch.log'), `${Math.floor(Date.now() / 1000) - 10} releases/v1 releases/v2\n`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      let workers = make();
+      const fifo: string[] = [];
+      const host = new LocalHost('web1', (purpose, command) => {
+        if (purpose === 'read the uWSGI stats server') return { stdout: JSON.stringify({ pid: process.pid, workers: workers.map(([pid, apps], index) => ({ id: index + 1, pid, accepting: 1, apps })) }), stderr: '', code: 0 };
+        if (purpose.startsWith('write ')) {
+          fifo.push(command);
+          workers = workers.map(() => [sleeper(), 1]);
+          return { stdout: '', stderr: '', code: 0 };
+        }
+        return undefined;
+      });
+      const server = new UwsgiServer({ pidfile: join(dir, 'run/uwsgi.pid'), appDir: dir, switchLog: join(dir, 'switch.log'), strategy: 'chain', reloadTimeoutSeconds: 10 });
+      const instance: UwsgiInstance = { pid: process.pid, startTime: '0', python: 'python3', argv: ['uwsgi'], cwd: dir, workers: [], settings: settingsOf(parseIni(INI)), fifo: join(dir, 'run/uwsgi.fifo'), stats: join(dir, 'run/stats.sock') };
+      server.inspect = async () => instance;
+      const pointed: string[] = [];
+      const pointCurrent = async (release: string) => {
+        pointed.push(release);
+        rmSync(join(dir, 'current'));
+        symlinkSync(`releases/${release}`, join(dir, 'current'));
+        // As switchCurrentCommand does: the switch goes in the log.
+        appendFileSync(join(dir, 'switch.log'), `${Date.now() / 1000} releases/v2 releases/${release}\n`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      };
+      const lines: string[] = [];
+      const settled = await server.settle(host, pointCurrent, (line) => lines.push(line));
+      return { settled, pointed, fifo, lines };
+    }
+
+    it('a worker without its app (the new release fails inside uWSGI): current back to what served before, every worker replaced', async () => {
+      const { settled, pointed, fifo, lines } = await settleWith(() => [
+        [sleeper(), 1],
+        [sleeper(), 0],
+      ]);
+      expect(settled).toMatchObject({ repaired: true, serves: 'v1', found: expect.stringMatching(/worker 2 \(pid \d+\) accepts requests with no app loaded/) });
+      expect(pointed).toEqual(['v1']);
+      expect(fifo).toHaveLength(1);
+      expect(lines.join('\n')).toMatch(/HUP → worker \d+ \(no app loaded\)/);
+    });
+
+    it('every worker with its app, forked after the switch: consistent, nothing done', async () => {
+      const { settled, pointed, fifo } = await settleWith(() => [
+        [sleeper(), 1],
+        [sleeper(), 1],
+      ]);
+      expect(settled).toEqual({ found: 'consistent: every worker serves v2 with its app loaded', repaired: false, serves: 'v2' });
+      expect(pointed).toEqual([]);
+      expect(fifo).toEqual([]);
+    });
   });
 });

@@ -158,9 +158,10 @@ async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{
   return { facts, master: { ...master, workers: oldWorkers }, upgrade };
 }
 
-/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, the WINCH record and the switch log. */
-export function agesCommand(appDir: string, switchLog: string, winchRecord: string): ShellFragment {
-  return sh`printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; printf 'winch=%s\n' "$(head -n1 ${winchRecord} 2>/dev/null)"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, the WINCH record (gunicorn) and the switch log. */
+export function agesCommand(appDir: string, switchLog: string, winchRecord?: string): ShellFragment {
+  const winch = winchRecord ? sh`printf 'winch=%s\n' "$(head -n1 ${winchRecord} 2>/dev/null)"; ` : sh``;
+  return sh`printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; ${winch}sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
 }
 
 /** When a run sent WINCH to `master`, from the `winch=<pid> <start time> <epoch>` line: only a record naming this very process counts. */

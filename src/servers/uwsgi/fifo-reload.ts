@@ -33,21 +33,7 @@ export interface FifoReload {
  * reload again, until every worker serves the previous release.
  */
 export async function fifoReload(host: RemoteHost, instance: UwsgiInstance, reload: FifoReload, log: Log): Promise<ReloadHandle<UwsgiInstance>> {
-  const replaceAll = async (what: string, reverting = false): Promise<UwsgiInstance> => {
-    // A revert may come while a cancelled graceful reload re-executes the master: its stats server answers again after.
-    const before = reverting ? await pollUntil(() => readStats(host, instance.python, instance.stats), { timeoutMs: reload.timeoutSeconds * 1000, ...PROCESS_POLL }) : await readStats(host, instance.python, instance.stats);
-    if (!before) throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
-    // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
-    if (reverting) await retireEmptyWorkers(host, instance, before, log);
-    const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
-    await sendFifo(host, instance, reload.command, log);
-    if (!reverting) reload.progress?.('signalled');
-    const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
-    const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what, signal: reverting ? undefined : reload.signal }, log);
-    if (!reverting) reload.progress?.('booted');
-    log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
-    return { ...instance, workers: workers.map((worker) => worker.pid) };
-  };
+  const replaceAll = (what: string, reverting = false) => replaceWorkers(host, instance, reload, log, what, reverting);
   const handle = (master: UwsgiInstance): ReloadHandle<UwsgiInstance> => ({
     master,
     commit: async () => master,
@@ -60,4 +46,25 @@ export async function fifoReload(host: RemoteHost, instance: UwsgiInstance, relo
     // Workers of both releases may serve now: reverting replaces every worker again.
     throw new ReloadFailure(error as Error, host.name, false, handle(instance));
   }
+}
+
+/**
+ * Replaces every worker alive now with one serving its app from what `current` names, by the
+ * reload's FIFO command. `reverting` (a revert, or settling a host): workers without an app go
+ * first, the run's cancellation is not taken, and a master still re-executing is waited for.
+ */
+export async function replaceWorkers(host: RemoteHost, instance: UwsgiInstance, reload: FifoReload, log: Log, what: string, reverting: boolean): Promise<UwsgiInstance> {
+  // A revert may come while a cancelled graceful reload re-executes the master: its stats server answers again after.
+  const before = reverting ? await pollUntil(() => readStats(host, instance.python, instance.stats), { timeoutMs: reload.timeoutSeconds * 1000, ...PROCESS_POLL }) : await readStats(host, instance.python, instance.stats);
+  if (!before) throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
+  // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
+  if (reverting) await retireEmptyWorkers(host, instance, before, log);
+  const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
+  await sendFifo(host, instance, reload.command, log);
+  if (!reverting) reload.progress?.('signalled');
+  const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
+  const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what, signal: reverting ? undefined : reload.signal }, log);
+  if (!reverting) reload.progress?.('booted');
+  log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
+  return { ...instance, workers: workers.map((worker) => worker.pid) };
 }

@@ -3,6 +3,9 @@ import type { Log, ReloadHandle, ReloadProgress } from '../server-driver.js';
 import { fifoReload } from './fifo-reload.js';
 import type { UwsgiInstance } from './instance-check.js';
 
+/** The graceful reload's FIFO command. */
+export const GRACEFUL = { command: 'r', what: 'graceful reload', repeat: false } as const;
+
 /**
  * reload: master FIFO `r`, uWSGI's graceful reload. Every worker finishes its requests, then the
  * master re-executes itself (same pid, same listening socket) and forks a new set: requests
@@ -10,5 +13,5 @@ import type { UwsgiInstance } from './instance-check.js';
  * chain: every new worker must accept with its app loaded.
  */
 export function gracefulReload(host: RemoteHost, instance: UwsgiInstance, timeoutSeconds: number, log: Log, signal?: AbortSignal, progress?: ReloadProgress): Promise<ReloadHandle<UwsgiInstance>> {
-  return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds, signal, progress }, log);
+  return fifoReload(host, instance, { ...GRACEFUL, timeoutSeconds, signal, progress }, log);
 }

@@ -1,14 +1,16 @@
 import type { UwsgiStrategy } from '../../config/settings.js';
 import { MasterCheckError, PreflightError, RemoteCommandError } from '../../errors.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
-import type { Log, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
+import type { Log, PointCurrent, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
 import { inspectPidfileCommand, parsePidfileFacts } from '../gunicorn/process-facts.js';
-import { chainReload } from './chain-strategy.js';
+import { CHAIN, chainReload } from './chain-strategy.js';
+import { replaceWorkers } from './fifo-reload.js';
 import { requireControls, verifyProcess, type UwsgiInstance } from './instance-check.js';
-import { gracefulReload } from './reload-strategy.js';
+import { GRACEFUL, gracefulReload } from './reload-strategy.js';
 import { readStats } from './stats-reader.js';
 import { fifoHeldCommand, preflightCommand, readConfigCommand } from './uwsgi-commands.js';
 import { optionsOf, parseIni, settingsOf, type OptionList, type UwsgiSettings } from './uwsgi-options.js';
+import { settleUwsgi } from './uwsgi-settle.js';
 
 export interface UwsgiOptions {
   pidfile: string;
@@ -72,12 +74,25 @@ export class UwsgiServer implements ServerDriver<UwsgiInstance> {
   }
 
   /**
-   * Not checked yet for uWSGI: which release a worker serves depends on lazy-apps, chdir and
-   * pythonpath (a chdir resolves the link once), so the worker-age rule gunicorn uses does
-   * not hold here. inspect() still refuses an instance it cannot verify.
+   * Checks what serves (see uwsgi-settle.ts): every worker accepting with its app loaded, on the
+   * release `current` names when lazy-apps lets worker ages tell; repairs by pointing `current`
+   * at what serves, or replacing every worker (those without an app first).
    */
-  settle(): Promise<Settled> {
-    return Promise.resolve({ found: 'not checked for leftovers of an interrupted run (uWSGI)', repaired: false });
+  settle(host: RemoteHost, pointCurrent: PointCurrent, log: Log): Promise<Settled> {
+    const { appDir, switchLog, reloadTimeoutSeconds, strategy } = this.options;
+    const spec = { ...(strategy === 'chain' ? CHAIN : GRACEFUL), timeoutSeconds: reloadTimeoutSeconds };
+    return settleUwsgi(
+      host,
+      {
+        appDir,
+        switchLog,
+        timeoutSeconds: reloadTimeoutSeconds,
+        inspect: (remote) => this.inspect(remote),
+        replaceAll: (remote, instance, say) => replaceWorkers(remote, instance, spec, say, `${spec.what} of every worker`, true),
+      },
+      pointCurrent,
+      log,
+    );
   }
 
   /** The instance's options: its command line with its ini file (read relative to the master's cwd). */
