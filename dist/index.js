@@ -68911,9 +68911,10 @@ async function readLeftover(host, options) {
     };
     return { facts, master: { ...master, workers: oldWorkers }, upgrade };
 }
-/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, the WINCH record and the switch log. */
+/** The host's clock (epoch and uptime read together, clock ticks per second), `current`, the WINCH record (gunicorn) and the switch log. */
 function agesCommand(appDir, switchLog, winchRecord) {
-    return sh `printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; printf 'winch=%s\n' "$(head -n1 ${winchRecord} 2>/dev/null)"; sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
+    const winch = winchRecord ? sh `printf 'winch=%s\n' "$(head -n1 ${winchRecord} 2>/dev/null)"; ` : sh ``;
+    return sh `printf 'clock=%s %s %s\n' "$(date +%s.%N)" "$(cut -d' ' -f1 /proc/uptime)" "$(getconf CLK_TCK)"; printf 'current=%s\n' "$(readlink ${`${appDir}/current`})"; ${winch}sed 's/^/switch /' ${switchLog} 2>/dev/null; true`;
 }
 /** When a run sent WINCH to `master`, from the `winch=<pid> <start time> <epoch>` line: only a record naming this very process counts. */
 function winchedAt(stdout, master) {
@@ -69455,25 +69456,7 @@ async function sendFifo(host, instance, command, log) {
  * reload again, until every worker serves the previous release.
  */
 async function fifoReload(host, instance, reload, log) {
-    const replaceAll = async (what, reverting = false) => {
-        // A revert may come while a cancelled graceful reload re-executes the master: its stats server answers again after.
-        const before = reverting ? await pollUntil(() => readStats(host, instance.python, instance.stats), { timeoutMs: reload.timeoutSeconds * 1000, ...PROCESS_POLL }) : await readStats(host, instance.python, instance.stats);
-        if (!before)
-            throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
-        // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
-        if (reverting)
-            await retireEmptyWorkers(host, instance, before, log);
-        const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
-        await sendFifo(host, instance, reload.command, log);
-        if (!reverting)
-            reload.progress?.('signalled');
-        const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
-        const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what, signal: reverting ? undefined : reload.signal }, log);
-        if (!reverting)
-            reload.progress?.('booted');
-        log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
-        return { ...instance, workers: workers.map((worker) => worker.pid) };
-    };
+    const replaceAll = (what, reverting = false) => replaceWorkers(host, instance, reload, log, what, reverting);
     const handle = (master) => ({
         master,
         commit: async () => master,
@@ -69488,9 +69471,35 @@ async function fifoReload(host, instance, reload, log) {
         throw new ReloadFailure(error, host.name, false, handle(instance));
     }
 }
+/**
+ * Replaces every worker alive now with one serving its app from what `current` names, by the
+ * reload's FIFO command. `reverting` (a revert, or settling a host): workers without an app go
+ * first, the run's cancellation is not taken, and a master still re-executing is waited for.
+ */
+async function replaceWorkers(host, instance, reload, log, what, reverting) {
+    // A revert may come while a cancelled graceful reload re-executes the master: its stats server answers again after.
+    const before = reverting ? await pollUntil(() => readStats(host, instance.python, instance.stats), { timeoutMs: reload.timeoutSeconds * 1000, ...PROCESS_POLL }) : await readStats(host, instance.python, instance.stats);
+    if (!before)
+        throw new ReloadError(`the uWSGI stats server ${instance.stats} does not answer.`, host.name);
+    // Reverting: a worker without an app serves only errors; it goes first, not in its turn.
+    if (reverting)
+        await retireEmptyWorkers(host, instance, before, log);
+    const replaced = before.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
+    await sendFifo(host, instance, reload.command, log);
+    if (!reverting)
+        reload.progress?.('signalled');
+    const nudge = reload.repeat ? () => sendFifo(host, instance, reload.command, log) : undefined;
+    const workers = await followWorkers(host, instance, { replaced, timeoutSeconds: reload.timeoutSeconds, nudge, what, signal: reverting ? undefined : reload.signal }, log);
+    if (!reverting)
+        reload.progress?.('booted');
+    log(`${what} done: workers ${replaced.join(', ')} replaced by ${workers.map((worker) => worker.pid).join(', ')}`);
+    return { ...instance, workers: workers.map((worker) => worker.pid) };
+}
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/chain-strategy.ts
 
+/** The chain reload's FIFO command. */
+const CHAIN = { command: 'c', what: 'chain reload', repeat: true };
 /**
  * chain: master FIFO `c` (needs lazy-apps). uWSGI replaces one worker at a time and moves on
  * once the new one accepts, so capacity stays at N-1 and no request waits for a boot. uWSGI
@@ -69501,7 +69510,7 @@ function chainReload(host, instance, timeoutSeconds, log, signal, progress) {
     if (instance.workers.length === 1) {
         log('warning: one worker (processes = 1): while it is replaced nothing on this host serves, requests wait for its boot. Run at least two for a chain reload.');
     }
-    return fifoReload(host, instance, { command: 'c', what: 'chain reload', repeat: true, timeoutSeconds, signal, progress }, log);
+    return fifoReload(host, instance, { ...CHAIN, timeoutSeconds, signal, progress }, log);
 }
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/instance-check.ts
@@ -69563,6 +69572,8 @@ function instance_check_basename(path) {
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/reload-strategy.ts
 
+/** The graceful reload's FIFO command. */
+const GRACEFUL = { command: 'r', what: 'graceful reload', repeat: false };
 /**
  * reload: master FIFO `r`, uWSGI's graceful reload. Every worker finishes its requests, then the
  * master re-executes itself (same pid, same listening socket) and forks a new set: requests
@@ -69570,7 +69581,7 @@ function instance_check_basename(path) {
  * chain: every new worker must accept with its app loaded.
  */
 function gracefulReload(host, instance, timeoutSeconds, log, signal, progress) {
-    return fifoReload(host, instance, { command: 'r', what: 'graceful reload', repeat: false, timeoutSeconds, signal, progress }, log);
+    return fifoReload(host, instance, { ...GRACEFUL, timeoutSeconds, signal, progress }, log);
 }
 
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-options.ts
@@ -69690,7 +69701,135 @@ function canonical(key) {
     return ALIASES[key] ?? key;
 }
 
+;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-leftover.ts
+/**
+ * What a run that died mid-reload left on a uWSGI host, and the step that brings it to one
+ * consistent release (uwsgi-settle.ts reads the facts and acts). Pure.
+ *
+ * Which release a worker serves: with lazy-apps each worker imports the app when it is forked,
+ * through `current` (the import path must go through the link, see README), so the switch log
+ * and its start time tell (leftover-state.ts releaseAt, as for gunicorn). Without lazy-apps every
+ * worker is a copy of the master's loaded code, which worker ages do not date: only whether
+ * each worker has its app is known then.
+ */
+
+function recogniseUwsgiLeftover(facts) {
+    const switches = [...facts.switches].sort((a, b) => a.at - b.at);
+    const workers = facts.workers.filter((worker) => worker.pid > 0);
+    if (workers.length === 0)
+        return { kind: 'refuse', found: 'the uWSGI master has no worker' };
+    const last = switches.at(-1);
+    // What served before the last switch, when that switch is what `current` still names.
+    const before = last?.from !== undefined && last.to === facts.current ? last.from : facts.current;
+    const serves = (worker) => releaseAt(worker.startedAt, switches, facts.current);
+    const empty = workers.filter((worker) => worker.accepting && worker.apps === 0);
+    if (empty.length) {
+        // With lazy-apps, an empty worker forked after the last switch is that release failing to load.
+        const failing = facts.lazyApps ? [...new Set(empty.map(serves))] : [facts.current];
+        const keep = failing.includes(facts.current) ? before : facts.current;
+        return { kind: 'reload', keep, found: `worker ${empty.map((worker) => `${worker.id} (pid ${worker.pid})`).join(', ')} accepts requests with no app loaded (every request gets an error)` };
+    }
+    const loading = workers.filter((worker) => !worker.accepting);
+    if (loading.length)
+        return { kind: 'loading', found: `worker ${loading.map((worker) => worker.id).join(', ')} still loading` };
+    if (!facts.lazyApps)
+        return { kind: 'consistent', found: 'every worker accepts with its app loaded (without lazy-apps, worker ages do not tell the release)' };
+    const byAge = [...workers].sort((a, b) => a.startedAt - b.startedAt);
+    const releases = [...new Set(byAge.map(serves))];
+    const [oldest] = releases;
+    if (oldest === undefined)
+        return { kind: 'refuse', found: 'the uWSGI master has no worker' };
+    if (releases.length > 1) {
+        const keep = releases.includes(before) ? before : oldest;
+        return { kind: 'reload', keep, found: `workers of ${releases.join(' and ')} side by side (an interrupted chain reload); current names ${facts.current}` };
+    }
+    if (oldest !== facts.current)
+        return { kind: 'current-ahead', serves: oldest, current: facts.current, found: `current names ${facts.current}, but every worker serves ${oldest} (a run died after switching, before reloading)` };
+    return { kind: 'consistent', serves: oldest, found: `consistent: every worker serves ${oldest} with its app loaded` };
+}
+
+;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-settle.ts
+
+
+
+
+
+
+
+/** Each step removes one anomaly; more than this means the host changes under us. */
+const uwsgi_settle_MAX_STEPS = 4;
+/** Pause before reading again workers that are still loading. */
+const LOADING_PAUSE_MS = 1000;
+/**
+ * Settles a uWSGI host one step at a time (uwsgi-leftover.ts decides, this acts), reading it
+ * again after each step, until every worker accepts with its app loaded, on the release
+ * `current` names when lazy-apps lets worker ages tell.
+ */
+async function settleUwsgi(host, options, pointCurrent, log) {
+    let found;
+    let repaired = false;
+    const loadingUntil = Date.now() + options.timeoutSeconds * 1000;
+    for (let step = 0; step < uwsgi_settle_MAX_STEPS;) {
+        const { facts, instance } = await uwsgi_settle_readLeftover(host, options);
+        const state = recogniseUwsgiLeftover(facts);
+        found ??= state.found;
+        switch (state.kind) {
+            case 'consistent':
+                return { found, repaired, serves: state.serves };
+            case 'loading':
+                if (Date.now() > loadingUntil)
+                    throw new LeftoverStateError(`${state.found} after ${options.timeoutSeconds}s. Check uWSGI's log, then deploy again.`, host.name);
+                await sleep(LOADING_PAUSE_MS);
+                continue;
+            case 'refuse':
+                throw new LeftoverStateError(`${state.found}. Nothing was changed: check uWSGI by hand, then deploy again.`, host.name);
+            case 'current-ahead':
+                log(`left by an interrupted run: ${state.found}`);
+                await pointCurrent(state.serves);
+                log(`current → releases/${state.serves} (what serves)`);
+                break;
+            case 'reload':
+                log(`left by an interrupted run: ${state.found}`);
+                if (state.keep !== facts.current) {
+                    await pointCurrent(state.keep);
+                    log(`current → releases/${state.keep} (what served before)`);
+                }
+                log(`replacing every worker with one of ${state.keep}`);
+                await options.replaceAll(host, instance, log);
+                break;
+        }
+        repaired = true;
+        step += 1;
+    }
+    throw new LeftoverStateError(`the host did not settle after ${uwsgi_settle_MAX_STEPS} repairs (found: ${found}). Check uWSGI by hand, then deploy again.`, host.name);
+}
+/** The verified instance, its workers as the stats server and /proc see them, `current` and the switch log. */
+async function uwsgi_settle_readLeftover(host, options) {
+    const instance = await options.inspect(host);
+    const [stats, aged] = await Promise.all([readStats(host, instance.python, instance.stats), host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog))]);
+    if (!stats)
+        throw new LeftoverStateError(`the uWSGI stats server ${instance.stats} stopped answering while the host was read.`, host.name);
+    const clock = parseClock(aged.stdout);
+    const pids = stats.workers.map((worker) => worker.pid).filter((pid) => pid > 0);
+    const started = new Map((await describeProcesses(host, pids)).map((facts) => [facts.pid, clock.bootEpoch + Number(facts.startTime) / clock.ticks]));
+    return {
+        instance,
+        facts: {
+            current: clock.current,
+            switches: parseSwitchLog(aged.stdout.split('\n').filter((line) => line.startsWith('switch ')).map((line) => line.slice(7)).join('\n')),
+            lazyApps: instance.settings.lazyApps,
+            // A worker gone between the two reads is left out: the next step reads again.
+            workers: stats.workers.flatMap((worker) => {
+                const at = started.get(worker.pid);
+                return at === undefined ? [] : [{ id: worker.id, pid: worker.pid, accepting: worker.accepting, apps: worker.apps, startedAt: at }];
+            }),
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/servers/uwsgi/uwsgi-server.ts
+
+
 
 
 
@@ -69751,12 +69890,20 @@ class UwsgiServer {
         return reload(host, instance, reloadTimeoutSeconds, log, signal, progress);
     }
     /**
-     * Not checked yet for uWSGI: which release a worker serves depends on lazy-apps, chdir and
-     * pythonpath (a chdir resolves the link once), so the worker-age rule gunicorn uses does
-     * not hold here. inspect() still refuses an instance it cannot verify.
+     * Checks what serves (see uwsgi-settle.ts): every worker accepting with its app loaded, on the
+     * release `current` names when lazy-apps lets worker ages tell; repairs by pointing `current`
+     * at what serves, or replacing every worker (those without an app first).
      */
-    settle() {
-        return Promise.resolve({ found: 'not checked for leftovers of an interrupted run (uWSGI)', repaired: false });
+    settle(host, pointCurrent, log) {
+        const { appDir, switchLog, reloadTimeoutSeconds, strategy } = this.options;
+        const spec = { ...(strategy === 'chain' ? CHAIN : GRACEFUL), timeoutSeconds: reloadTimeoutSeconds };
+        return settleUwsgi(host, {
+            appDir,
+            switchLog,
+            timeoutSeconds: reloadTimeoutSeconds,
+            inspect: (remote) => this.inspect(remote),
+            replaceAll: (remote, instance, say) => replaceWorkers(remote, instance, spec, say, `${spec.what} of every worker`, true),
+        }, pointCurrent, log);
     }
     /** The instance's options: its command line with its ini file (read relative to the master's cwd). */
     async readSettings(host, argv, cwd) {
