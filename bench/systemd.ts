@@ -7,7 +7,8 @@
  *   notify+socket  gunicorn.service Type=notify with gunicorn.socket (gunicorn's docs):
  *                  strategies rolling (what auto picks there) and hup;
  *   forking        gunicorn.service Type=forking with PIDFile= (daemonized gunicorn):
- *                  strategy usr2 (what auto picks there; systemd follows the new master).
+ *                  strategy usr2 (what auto picks there; systemd follows the new master);
+ *   both again with uvicorn's worker (uvicorn.workers.UvicornWorker, the fixture's ASGI app).
  * For each deploy of a good release: failed requests, p50/p99/max latency in the deploy window
  * (1 s before to 2 s after), the deploy's wall time, and the release every host serves.
  * Writes bench/results/systemd.{md,json}.
@@ -16,7 +17,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeRelease } from '../test/support/app-fixture.js';
+import { writeRelease, type AppOptions } from '../test/support/app-fixture.js';
 import { sleep } from '../test/support/proc.js';
 import { runAction, sandboxInputs } from '../test/support/run-action.js';
 import { startServingSandbox, type GunicornServiceOptions, type Sandbox } from '../test/support/sandbox.js';
@@ -39,9 +40,13 @@ interface SystemdRow {
   hostsServe: string[];
 }
 
-const SETUPS: { unit: string; service: GunicornServiceOptions; strategies: string[] }[] = [
+const UVICORN: Partial<AppOptions> = { workerClass: 'uvicorn.workers.UvicornWorker' };
+
+const SETUPS: { unit: string; service: GunicornServiceOptions; app?: Partial<AppOptions>; strategies: string[] }[] = [
   { unit: 'notify+socket', service: { type: 'notify', socket: true }, strategies: ['auto', 'hup'] },
   { unit: 'forking', service: { type: 'forking' }, strategies: ['auto'] },
+  { unit: 'notify+socket, uvicorn workers', service: { type: 'notify', socket: true }, app: UVICORN, strategies: ['auto'] },
+  { unit: 'forking, uvicorn workers', service: { type: 'forking' }, app: UVICORN, strategies: ['auto'] },
 ];
 
 export async function systemdBench(): Promise<void> {
@@ -49,12 +54,12 @@ export async function systemdBench(): Promise<void> {
   const rows: SystemdRow[] = [];
   let counter = 1;
   for (const setup of SETUPS) {
-    const sb = await startServingSandbox({ hosts: HOSTS, workers: 2, systemd: true, version: 'v1', app: { bootSeconds: BOOT_SECONDS }, service: setup.service });
+    const sb = await startServingSandbox({ hosts: HOSTS, workers: 2, systemd: true, version: 'v1', app: { bootSeconds: BOOT_SECONDS, ...setup.app }, service: setup.service });
     const sources: string[] = [];
     try {
       for (const strategy of setup.strategies) {
         counter += 1;
-        const row = await deployOnce(sb, `v${counter}`, strategy, sources);
+        const row = await deployOnce(sb, `v${counter}`, strategy, sources, setup.app);
         rows.push({ unit: setup.unit, ...row });
         console.log(`bench systemd: ${setup.unit} ${strategy} (${row.chosen}) → ${row.outcome}; failed ${row.failed}/${row.requests}; max ${row.latencyMs.max} ms; ${row.deploySeconds} s`);
       }
@@ -66,7 +71,7 @@ export async function systemdBench(): Promise<void> {
   const table = [
     `# graceful-deploy under systemd (${started.toISOString().slice(0, 10)})`,
     '',
-    `${HOSTS} hosts with real systemd 252 as PID 1, gunicorn 20.1 (2 sync workers, ${BOOT_SECONDS} s import) behind HAProxy, ${LOAD.rate} req/s through HAProxy during each deploy.`,
+    `${HOSTS} hosts with real systemd 252 as PID 1, gunicorn 20.1 (2 workers, sync unless said, ${BOOT_SECONDS} s import) behind HAProxy, ${LOAD.rate} req/s through HAProxy during each deploy.`,
     '',
     '| unit | strategy | chosen | outcome | failed / requests | p50 / p99 / max latency (ms) | deploy (s) | hosts serve |',
     '|---|---|---|---|---|---|---|---|',
@@ -82,10 +87,10 @@ export async function systemdBench(): Promise<void> {
   await writeFile(join(RESULTS, 'systemd.json'), `${JSON.stringify({ date: started.toISOString(), hosts: HOSTS, bootSeconds: BOOT_SECONDS, load: LOAD, rows }, null, 2)}\n`);
 }
 
-async function deployOnce(sb: Sandbox, version: string, strategy: string, sources: string[]): Promise<Omit<SystemdRow, 'unit'>> {
+async function deployOnce(sb: Sandbox, version: string, strategy: string, sources: string[], app: Partial<AppOptions> = {}): Promise<Omit<SystemdRow, 'unit'>> {
   const source = await mkdtemp(join(tmpdir(), `gd-bench-systemd-${version}-`));
   sources.push(source);
-  await writeRelease(source, { version, bootSeconds: BOOT_SECONDS, workers: 2 });
+  await writeRelease(source, { ...app, version, bootSeconds: BOOT_SECONDS, workers: 2 });
   // As a checkout is: the app's user (www-data) reads what root uploads.
   await chmod(source, 0o755);
   await sb.waitForLb({ timeoutMs: 60_000 });
