@@ -64187,6 +64187,12 @@ function recordSwitchCommand(layout, release) {
     const log = layout.switchLog;
     return sh `{ printf '%s %s %s\n' "$(date +%s.%N)" "\${f:--}" ${`releases/${release}`} >> ${log} && tail -n 20 ${log} > ${`${log}.tmp`} && mv -f ${`${log}.tmp`} ${log}; }`;
 }
+/** Removes releases/<release> unless `current` or `previous` names it; prints `removed` when it did. */
+function discardStagedReleaseCommand(layout, release) {
+    const dir = layout.releaseDir(release);
+    // The links' last path component, whether they are written relative (releases/v1) or absolute.
+    return sh `c=$(readlink ${layout.current} 2>/dev/null); c=\${c%/}; p=$(readlink ${layout.previous} 2>/dev/null); p=\${p%/}; if [ "\${c##*/}" != ${release} ] && [ "\${p##*/}" != ${release} ] && [ -d ${dir} ]; then rm -rf -- ${dir} && echo removed; fi`;
+}
 /** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */
 function pruneCommand(layout, releases) {
     if (releases.length === 0)
@@ -65707,6 +65713,8 @@ async function prepareAll(run, sessions) {
         const shown = packed.skipped.slice(0, 20).join(', ');
         reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
     }
+    // Hosts where this run unpacked the release (it was not there: inspectHost refuses to replace one).
+    const unpacked = [];
     try {
         const results = await forEachHost(sessions, { limit: settings.rollout.maxParallel, reporter, title: (s) => `Stage and check ${settings.release} on ${s.remote.name}`, host: (s) => s.remote.name, stopOnFailure: true }, async (session, hostReporter) => {
             // Whether the running release names its version (expect-version: auto) is read beside the
@@ -65716,6 +65724,8 @@ async function prepareAll(run, sessions) {
                 probe(session.remote, session.server.python, settings.health),
                 (async () => {
                     await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
+                    if (packed && !session.inPlace)
+                        unpacked.push(session);
                     throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
                     await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
                 })(),
@@ -65734,9 +65744,26 @@ async function prepareAll(run, sessions) {
         });
         throwFirstFailure(results);
     }
+    catch (error) {
+        await discardStaged(run, unpacked);
+        throw error;
+    }
     finally {
         await packed?.dispose();
     }
+}
+/**
+ * After a failed preparation nothing was switched: the copies this run unpacked go, so that the
+ * same release can be deployed again once the cause is fixed (a deploy never replaces a release
+ * on disk). Best effort, never current or previous; what stays is pruned by a later run.
+ */
+async function discardStaged(run, unpacked) {
+    const { settings, layout, deps } = run;
+    await Promise.all(unpacked.map(async ({ remote }) => {
+        const result = await remote.exec(`remove the staged ${settings.release}`, discardStagedReleaseCommand(layout, settings.release), { allowFailure: true }).catch(() => undefined);
+        if (result?.stdout.includes('removed'))
+            deps.reporter.log(remote.name, `removed releases/${settings.release}, staged by this run: nothing was switched`);
+    }));
 }
 /**
  * Puts the release on one host: uploaded and unpacked (or found there when source is empty),

@@ -14,6 +14,7 @@ import { settleHost } from './release/leftover-release.js';
 import {
   appendAuditCommand,
   discardIncomingCommand,
+  discardStagedReleaseCommand,
   installCommand,
   linkSharedCommand,
   prepareLayoutCommand,
@@ -481,6 +482,8 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
     const shown = packed.skipped.slice(0, 20).join(', ');
     reporter.log('runner', `not shipped (.deployignore and its defaults): ${shown}${packed.skipped.length > 20 ? ` and ${packed.skipped.length - 20} more` : ''}`);
   }
+  // Hosts where this run unpacked the release (it was not there: inspectHost refuses to replace one).
+  const unpacked: HostSession[] = [];
   try {
     const results = await forEachHost(
       sessions,
@@ -493,6 +496,7 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
           probe(session.remote, session.server.python, settings.health),
           (async () => {
             await timed(deps, session.remote.name, 'stage', () => stageHost(run, session, packed, hostReporter));
+            if (packed && !session.inPlace) unpacked.push(session);
             throwIfCancelled(deps.signal, `check the new release on ${session.remote.name}`);
             await timed(deps, session.remote.name, 'check', () => deps.server.preflight(session.remote, session.server, run.layout.releaseDir(session.target)));
           })(),
@@ -508,9 +512,27 @@ async function prepareAll(run: RunContext, sessions: HostSession[]): Promise<voi
       },
     );
     throwFirstFailure(results);
+  } catch (error) {
+    await discardStaged(run, unpacked);
+    throw error;
   } finally {
     await packed?.dispose();
   }
+}
+
+/**
+ * After a failed preparation nothing was switched: the copies this run unpacked go, so that the
+ * same release can be deployed again once the cause is fixed (a deploy never replaces a release
+ * on disk). Best effort, never current or previous; what stays is pruned by a later run.
+ */
+async function discardStaged(run: RunContext, unpacked: HostSession[]): Promise<void> {
+  const { settings, layout, deps } = run;
+  await Promise.all(
+    unpacked.map(async ({ remote }) => {
+      const result = await remote.exec(`remove the staged ${settings.release}`, discardStagedReleaseCommand(layout, settings.release), { allowFailure: true }).catch(() => undefined);
+      if (result?.stdout.includes('removed')) deps.reporter.log(remote.name, `removed releases/${settings.release}, staged by this run: nothing was switched`);
+    }),
+  );
 }
 
 /**

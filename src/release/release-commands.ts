@@ -158,6 +158,13 @@ function recordSwitchCommand(layout: Layout, release: string): ShellFragment {
   return sh`{ printf '%s %s %s\n' "$(date +%s.%N)" "\${f:--}" ${`releases/${release}`} >> ${log} && tail -n 20 ${log} > ${`${log}.tmp`} && mv -f ${`${log}.tmp`} ${log}; }`;
 }
 
+/** Removes releases/<release> unless `current` or `previous` names it; prints `removed` when it did. */
+export function discardStagedReleaseCommand(layout: Layout, release: string): ShellFragment {
+  const dir = layout.releaseDir(release);
+  // The links' last path component, whether they are written relative (releases/v1) or absolute.
+  return sh`c=$(readlink ${layout.current} 2>/dev/null); c=\${c%/}; p=$(readlink ${layout.previous} 2>/dev/null); p=\${p%/}; if [ "\${c##*/}" != ${release} ] && [ "\${p##*/}" != ${release} ] && [ -d ${dir} ]; then rm -rf -- ${dir} && echo removed; fi`;
+}
+
 /** Deletes the named entries of releases/ (chosen by releasesToPrune and leftoversToPrune). */
 export function pruneCommand(layout: Layout, releases: string[]): ShellFragment {
   if (releases.length === 0) return raw('true');

@@ -348,6 +348,15 @@ describe('deploy story', () => {
     expect(server.events.filter((event) => event.startsWith('reload'))).toEqual([]);
   });
 
+  it('removes the copies a failed check left, so that the same release deploys once the cause is fixed', async () => {
+    server.behaviour.set('deploy@web3/v2', 'import-fails');
+    expect((await failure()).status).toBe('failed');
+    for (const name of ['web1', 'web2', 'web3']) expect(existsSync(path.join(dirs.get(`deploy@${name}`)!, 'releases/v2')), name).toBe(false);
+    server.behaviour.delete('deploy@web3/v2');
+    expect((await run()).status).toBe('deployed');
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v2', 'releases/v2', 'releases/v2']);
+  });
+
   it('stops before any switch when the running release already redirects the readiness probe, saying where to', async () => {
     server.behaviour.set('deploy@web2/v1', 'redirects');
     const outcome = await failure({ 'health-timeout': '60' });

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { layoutOf, type Layout } from '../../src/release/layout.js';
 import {
+  discardStagedReleaseCommand,
   LOCK_HELD_EXIT,
   acquireLockCommand,
   appendAuditCommand,
@@ -182,5 +183,29 @@ describe('release commands', () => {
     expect(doomed.sort()).toEqual(['.incoming-v2-aaaaaaaaaaaa', '.replaced-v1-bbbbbbbbbbbb', '.upload-v2-aaaaaaaaaaaa.tar.gz']);
     expect(run(pruneCommand(layout, doomed)).status).toBe(0);
     expect(readdirSync(layout.releases).sort()).toEqual(['.incoming-notoken', '.incoming-v3-cccccccccccc', '.upload-v3-dddddddddddd.tar.gz', 'v1']);
+  });
+});
+
+describe('discardStagedReleaseCommand, for real', () => {
+  let base: string;
+  beforeEach(() => {
+    base = mkdtempSync(path.join(tmpdir(), 'gd-discard-'));
+    for (const name of ['v1', 'v2', 'v3']) mkdirSync(path.join(base, 'releases', name), { recursive: true });
+  });
+  afterEach(() => rmSync(base, { recursive: true, force: true }));
+  const discard = (release: string) => execFileSync('/bin/sh', ['-c', discardStagedReleaseCommand(layoutOf(base), release).text], { encoding: 'utf8' });
+
+  it('removes a release no link names, saying so', () => {
+    execFileSync('ln', ['-s', 'releases/v1', path.join(base, 'current')]);
+    expect(discard('v2')).toBe('removed\n');
+    expect(readdirSync(path.join(base, 'releases')).sort()).toEqual(['v1', 'v3']);
+  });
+
+  it('never removes what current or previous names, relative or absolute, with or without a trailing slash', () => {
+    execFileSync('ln', ['-s', `${base}/releases/v2/`, path.join(base, 'current')]);
+    execFileSync('ln', ['-s', 'releases/v3', path.join(base, 'previous')]);
+    expect(discard('v2')).toBe('');
+    expect(discard('v3')).toBe('');
+    expect(readdirSync(path.join(base, 'releases')).sort()).toEqual(['v1', 'v2', 'v3']);
   });
 });
