@@ -155,7 +155,7 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
       // The killed main step wrote no deploy.log line; the post step writes the run's line.
       const after = await auditLines(1);
       expect(after).toHaveLength(before.length + 1);
-      expect(after.at(-1)).toMatch(/ deploy - -> v\d+ strategy=usr2 result=interrupted:settled:serves-v\d+ seconds=/);
+      expect(after.at(-1)).toMatch(/ deploy - -> v\d+ strategy=(usr2|auto) result=interrupted:settled:serves-v\d+ seconds=/);
 
       const clean = await deployNew();
       expect(clean.state.finished).toBe('true');

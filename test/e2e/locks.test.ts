@@ -93,7 +93,7 @@ describe('deploy locks and the audit log on 2 hosts under load', () => {
     expect(unlocked.code, logOf(unlocked)).toBe(0);
     expect(unlocked.outputs.status).toBe('unlocked');
     expect(hostsOutput(unlocked).map((host) => host.removedLock ?? '')).toEqual(['', expect.stringMatching(/^run https:\/\/github.com\/acme\/shop\/actions\/runs\/99 by carol \(last heartbeat \d+s ago\)$/)]);
-    expect((await auditOf(2)).at(-1)).toMatch(/ unlock - -> - strategy=usr2 result=unlocked /);
+    expect((await auditOf(2)).at(-1)).toMatch(/ unlock - -> - strategy=auto result=unlocked /);
     expect(await lockOf(2)).toBe('');
 
     const deployed = await underLoad(sb, () => deployTo(sb, { source: v6, release: 'v6', strategy: 'hup' }));

@@ -91,6 +91,6 @@ describe('manual rollback and re-runs on 2 hosts under load', () => {
     expect(named.outputs, logOf(named)).toMatchObject({ status: 'deployed', release: 'v3', 'previous-release': 'v1', 'rollback-target': 'v2' });
     await expectAllOn(sb, 'v3');
     expect(await previousLinks()).toEqual(['releases/v2', 'releases/v2']);
-    expect((await sb.exec(1, `tail -n 1 ${sb.appDir}/deploy.log`)).stdout).toMatch(/ rollback v1 -> v3 strategy=usr2 result=deployed /);
+    expect((await sb.exec(1, `tail -n 1 ${sb.appDir}/deploy.log`)).stdout).toMatch(/ rollback v1 -> v3 strategy=auto result=deployed /);
   });
 });
