@@ -126,8 +126,9 @@ describe('deploy with strategy hup on 3 hosts under load', () => {
     const result = await underLoad(() => deployTo(sb, { mode: 'rollback', strategy: 'hup', source: '' }));
     expect(result.code, logOf(result)).toBe(0);
     expect(result.outputs.message).toBe('graceful-deploy: rolled back to v2 on 3 hosts (was v6).');
-    expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v6' });
+    expect(result.outputs).toMatchObject({ status: 'deployed', release: 'v2', 'previous-release': 'v6', 'rollback-target': 'v1' });
     await expectAllOn(sb, 'v2');
-    expect((await hostState(sb, 2)).previous).toBe('releases/v6');
+    // previous now names the release before v2 on disk, so a second rollback goes further back, never forward to v6.
+    expect((await hostState(sb, 2)).previous).toBe('releases/v1');
   });
 });
