@@ -45,6 +45,7 @@ import { TESTED_GUNICORN_VERSIONS } from '../src/servers/gunicorn/gunicorn-versi
 import { GUNICORN_PGREP, startServingSandbox, type GunicornVersion, type Sandbox } from '../test/support/sandbox.js';
 import { fleetBench } from './fleet.js';
 import { systemdBench } from './systemd.js';
+import { canaryBench } from './canary.js';
 import { startMeter, type MeterReport } from './load-meter.js';
 
 const HOSTS = 3;
@@ -420,7 +421,9 @@ function renderMarkdown(rows: Row[], date: Date, machine: Machine): string {
 }
 
 // `npm run bench -- fleet ...`: the fleet benchmark (bench/fleet.ts); `-- systemd`: under real
-// systemd (bench/systemd.ts); otherwise the reload benchmark.
+// systemd (bench/systemd.ts; `-- systemd uvicorn` only the setups naming uvicorn); `-- canary`:
+// a 500-ing canary with and without lb-canary-weight (bench/canary.ts); otherwise the reload benchmark.
 if (process.argv[2] === 'fleet') await fleetBench(process.argv.slice(3));
-else if (process.argv[2] === 'systemd') await systemdBench();
+else if (process.argv[2] === 'systemd') await systemdBench(process.argv[3]);
+else if (process.argv[2] === 'canary') await canaryBench();
 else await main();

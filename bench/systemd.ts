@@ -11,9 +11,10 @@
  *   both again with uvicorn's worker (uvicorn.workers.UvicornWorker, the fixture's ASGI app).
  * For each deploy of a good release: failed requests, p50/p99/max latency in the deploy window
  * (1 s before to 2 s after), the deploy's wall time, and the release every host serves.
- * Writes bench/results/systemd.{md,json}.
+ * Writes bench/results/systemd.{md,json}. `npm run bench -- systemd uvicorn` runs only the setups
+ * whose name contains `uvicorn` and keeps the other rows of systemd.json.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,18 +50,22 @@ const SETUPS: { unit: string; service: GunicornServiceOptions; app?: Partial<App
   { unit: 'forking, uvicorn workers', service: { type: 'forking' }, app: UVICORN, strategies: ['auto'] },
 ];
 
-export async function systemdBench(): Promise<void> {
+export async function systemdBench(only?: string): Promise<void> {
   const started = new Date();
-  const rows: SystemdRow[] = [];
+  const picked = SETUPS.filter((setup) => !only || setup.unit.includes(only));
+  if (picked.length === 0) throw new Error(`bench systemd: no setup names '${only}' (setups: ${SETUPS.map((setup) => setup.unit).join('; ')})`);
+  // The rows of setups not run this time stay, from the last full run.
+  const kept = only ? await previousRows().then((rows) => rows.filter((row) => !picked.some((setup) => setup.unit === row.unit))) : [];
+  const measured: SystemdRow[] = [];
   let counter = 1;
-  for (const setup of SETUPS) {
+  for (const setup of picked) {
     const sb = await startServingSandbox({ hosts: HOSTS, workers: 2, systemd: true, version: 'v1', app: { bootSeconds: BOOT_SECONDS, ...setup.app }, service: setup.service });
     const sources: string[] = [];
     try {
       for (const strategy of setup.strategies) {
         counter += 1;
         const row = await deployOnce(sb, `v${counter}`, strategy, sources, setup.app);
-        rows.push({ unit: setup.unit, ...row });
+        measured.push({ unit: setup.unit, ...row });
         console.log(`bench systemd: ${setup.unit} ${strategy} (${row.chosen}) → ${row.outcome}; failed ${row.failed}/${row.requests}; max ${row.latencyMs.max} ms; ${row.deploySeconds} s`);
       }
     } finally {
@@ -68,6 +73,8 @@ export async function systemdBench(): Promise<void> {
       await Promise.all(sources.map((dir) => rm(dir, { recursive: true, force: true })));
     }
   }
+  const order = (row: SystemdRow) => SETUPS.findIndex((setup) => setup.unit === row.unit);
+  const rows = [...kept, ...measured].sort((a, b) => order(a) - order(b));
   const table = [
     `# graceful-deploy under systemd (${started.toISOString().slice(0, 10)})`,
     '',
@@ -85,6 +92,14 @@ export async function systemdBench(): Promise<void> {
   await mkdir(RESULTS, { recursive: true });
   await writeFile(join(RESULTS, 'systemd.md'), table);
   await writeFile(join(RESULTS, 'systemd.json'), `${JSON.stringify({ date: started.toISOString(), hosts: HOSTS, bootSeconds: BOOT_SECONDS, load: LOAD, rows }, null, 2)}\n`);
+}
+
+async function previousRows(): Promise<SystemdRow[]> {
+  try {
+    return (JSON.parse(await readFile(join(RESULTS, 'systemd.json'), 'utf8')) as { rows: SystemdRow[] }).rows;
+  } catch {
+    return [];
+  }
 }
 
 async function deployOnce(sb: Sandbox, version: string, strategy: string, sources: string[], app: Partial<AppOptions> = {}): Promise<Omit<SystemdRow, 'unit'>> {

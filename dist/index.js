@@ -56482,6 +56482,7 @@ const Inputs = {
     LbTrafficGateWindow: 'lb-traffic-gate-window',
     LbTrafficGateMax5xxRate: 'lb-traffic-gate-max-5xx-rate',
     LbTrafficGateLatencyFactor: 'lb-traffic-gate-latency-factor',
+    LbCanaryWeight: 'lb-canary-weight',
 };
 const Outputs = {
     Status: 'status',
@@ -59824,6 +59825,10 @@ function parseSettings(read, env, warn = () => undefined) {
         throw new InputError(Inputs.MigrateCommand, 'is required with mode: migrate (the step it runs).');
     const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
     const balancer = balancerSettings(get, defaultUser, hosts);
+    const rollout = rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length);
+    if (balancer?.canaryWeightPercent !== undefined && rollout.canary === 0) {
+        throw new InputError(Inputs.LbCanaryWeight, `'${get(Inputs.LbCanaryWeight)}' needs a canary: set ${Inputs.Canary} to 1 or more, or leave ${Inputs.LbCanaryWeight} empty.`);
+    }
     const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
     const become = get(Inputs.Become) || undefined;
     if (become !== undefined && !USER_NAME.test(become))
@@ -59870,7 +59875,7 @@ function parseSettings(read, env, warn = () => undefined) {
         ifCurrent: oneOf(Inputs.IfCurrent, get(Inputs.IfCurrent) || 'skip', ['skip', 'redeploy', 'fail']),
         lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
         forceUnlock: input_helper_boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
-        rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length),
+        rollout,
         balancer,
     };
 }
@@ -59920,6 +59925,7 @@ function balancerSettings(get, defaultUser, hosts) {
         throw new InputError(Inputs.LbBackend, `the HAProxy backend that holds the hosts is required with ${Inputs.Lb}: haproxy.`);
     if (!HAPROXY_NAME.test(backend))
         throw new InputError(Inputs.LbBackend, `'${backend}' is not an HAProxy backend name (letters, digits, '-', '_', '.', ':').`);
+    const windowSeconds = number(Inputs.LbTrafficGateWindow, get(Inputs.LbTrafficGateWindow) || '10', 0, 3600);
     return {
         kind,
         host,
@@ -59928,10 +59934,29 @@ function balancerSettings(get, defaultUser, hosts) {
         servers: lbServers(get(Inputs.LbServers), hosts),
         drain: oneOf(Inputs.LbDrain, get(Inputs.LbDrain) || 'auto', TRI_STATE),
         drainTimeoutSeconds: integer(Inputs.LbDrainTimeout, get(Inputs.LbDrainTimeout) || '30', 0, 3600),
-        windowSeconds: number(Inputs.LbTrafficGateWindow, get(Inputs.LbTrafficGateWindow) || '10', 0, 3600),
+        windowSeconds,
         max5xxRate: number(Inputs.LbTrafficGateMax5xxRate, get(Inputs.LbTrafficGateMax5xxRate) || '0.02', 0, 1),
         latencyFactor: number(Inputs.LbTrafficGateLatencyFactor, get(Inputs.LbTrafficGateLatencyFactor) || '3', 1, 1000),
+        canaryWeightPercent: canaryWeight(get(Inputs.LbCanaryWeight), windowSeconds),
     };
+}
+/**
+ * lb-canary-weight: `10%` (or `10`) of the server's configured weight while the traffic gate
+ * watches the canary. Empty or 100%: full weight. A lowered weight with the gate off would only
+ * slow the rollout, so it needs a traffic window.
+ */
+function canaryWeight(text, windowSeconds) {
+    if (!text)
+        return undefined;
+    const match = /^(\d+)\s*%?$/.exec(text.trim());
+    const percent = match ? Number(match[1]) : Number.NaN;
+    if (!(percent >= 1 && percent <= 100))
+        throw new InputError(Inputs.LbCanaryWeight, `'${text}' must be a percentage of the server's weight from 1% to 100%, such as 10%.`);
+    if (percent === 100)
+        return undefined;
+    if (windowSeconds === 0)
+        throw new InputError(Inputs.LbCanaryWeight, `'${text}' needs the traffic gate, which watches the canary at that weight: set ${Inputs.LbTrafficGateWindow} above 0.`);
+    return percent;
 }
 /** `host=server` pairs; each host must be one of `hosts` (label, address, address:port or user@address). */
 function lbServers(text, hosts) {
@@ -60474,7 +60499,7 @@ class AdminSocket {
 
 /** Whether there is anything to put back. */
 function holdsAnything(held) {
-    return held !== undefined && held.drained.length > 0;
+    return held !== undefined && held.drained.length + held.lowered.length > 0;
 }
 /** The saved state's text back (undefined when empty or not ours). */
 function parseHeld(text) {
@@ -60484,23 +60509,38 @@ function parseHeld(text) {
         const value = JSON.parse(text);
         if (typeof value.backend !== 'string' || !Array.isArray(value.drained))
             return undefined;
-        return { backend: value.backend, drained: value.drained.filter((server) => typeof server === 'string') };
+        const names = (list) => (Array.isArray(list) ? list.filter((server) => typeof server === 'string') : []);
+        return { backend: value.backend, drained: names(value.drained), lowered: names(value.lowered) };
     }
     catch {
         return undefined;
     }
 }
-/** Sets every held server back to ready, all at once. Never throws. */
+/** What is held, in words: `app/h1 drained, app/h2 at a canary's weight`. */
+function describeHeld(held) {
+    return [...held.drained.map((server) => `${held.backend}/${server} drained`), ...held.lowered.map((server) => `${held.backend}/${server} at a canary's weight`)].join(', ');
+}
+/** The admin-socket commands that put everything held back, one per server and change. */
+function restoreCommands(held) {
+    return [
+        ...held.drained.map((server) => ({ server, change: 'drain', command: `set server ${held.backend}/${server} state ready` })),
+        // Percent is of the weight in HAProxy's configuration: 100% is exactly what the server had.
+        ...held.lowered.map((server) => ({ server, change: 'weight', command: `set weight ${held.backend}/${server} 100%` })),
+    ];
+}
+/** Sets every held server back to ready and full weight, all at once. Never throws. */
 async function restoreHeld(admin, held) {
     const result = { restored: [], warnings: [] };
-    await Promise.all(held.drained.map(async (server) => {
-        const command = `set server ${held.backend}/${server} state ready`;
+    await Promise.all(restoreCommands(held).map(async ({ server, change, command }) => {
         try {
             await admin.expectSilent(command);
-            result.restored.push({ server, line: `${server} set back to ready (this run had drained it)` });
+            const line = change === 'drain' ? `${server} set back to ready (this run had drained it)` : `${server} set back to its full weight (this run had lowered it for the canary)`;
+            result.restored.push({ server, change, line });
         }
         catch (error) {
-            result.warnings.push({ server, line: `could not set ${held.backend}/${server} back to ready (${errorMessage(error)}): it may stay drained. Run '${command}' on HAProxy's admin socket.` });
+            const left = change === 'drain' ? 'ready' : 'its full weight';
+            const risk = change === 'drain' ? 'it may stay drained' : 'it may keep taking a small share of traffic';
+            result.warnings.push({ server, change, line: `could not set ${held.backend}/${server} back to ${left} (${errorMessage(error)}): ${risk}. Run '${command}' on HAProxy's admin socket.` });
         }
     }));
     return result;
@@ -60591,13 +60631,15 @@ class HaproxyBalancer {
     records = new Map();
     /** Servers this run set to drain and has not set ready again: close() restores them whatever happened. */
     drained = new Set();
+    /** Servers this run set below their configured weight (a canary) and has not set back. */
+    lowered = new Set();
     constructor(options) {
         this.options = options;
     }
     get backend() {
         return this.options.settings.backend;
     }
-    async open(hosts, _signal, batches = hosts.map((host) => [host.label])) {
+    async open(hosts, _signal, batches = hosts.map((host) => ({ hosts: [host.label], canary: false }))) {
         const { settings, log } = this.options;
         this.remote = await this.options.connect(settings.host);
         this.admin = new AdminSocket(this.remote, settings.socket, log);
@@ -60614,16 +60656,44 @@ class HaproxyBalancer {
             const stats = await this.stats();
             // Hosts of one batch are drained together: each batch must leave a server UP outside it.
             for (const batch of batches) {
-                const servers = batch.map((host) => this.record(host).server);
-                this.refuseLastServer(stats, servers, batch.length > 1 ? 'the plan drains a batch of' : 'the plan drains');
+                const servers = batch.hosts.map((host) => this.record(host).server);
+                this.refuseLastServer(stats, servers, batch.hosts.length > 1 ? 'the plan drains a batch of' : 'the plan drains');
             }
         }
+        const percent = settings.canaryWeightPercent;
+        if (percent !== undefined) {
+            for (const host of batches.filter((batch) => batch.canary).flatMap((batch) => batch.hosts))
+                await this.planCanaryWeight(this.record(host), percent);
+        }
+    }
+    /**
+     * The canary's weight while the gate watches it: `percent` of the weight HAProxy was configured
+     * with, rounded down as HAProxy does. A result of 0 would take the canary out of rotation (and
+     * leave the gate nothing to judge): refused before any change, naming the weight it needs.
+     */
+    async planCanaryWeight(record, percent) {
+        const name = `${this.backend}/${record.server}`;
+        const answer = (await this.admin?.send(`get weight ${name}`)) ?? '';
+        const match = /^(\d+) \(initial (\d+)\)/.exec(answer.trim());
+        if (!match)
+            throw new BalancerError(`HAProxy did not tell ${name}'s weight: ${answer.trim() || 'no answer'}`, this.remote?.name);
+        const configured = Number(match[2]);
+        const lowered = Math.floor((configured * percent) / 100);
+        if (lowered < 1) {
+            const needed = Math.ceil(100 / percent);
+            throw new BalancerError(`lb-canary-weight ${percent}% of ${name}'s weight ${configured} is 0, which would take the canary out of rotation: give the backend's servers a weight of ${needed} or more in HAProxy's configuration (e.g. 'default-server weight 100'; equal weights share traffic as before), or raise lb-canary-weight. Nothing was changed.`, this.remote?.name);
+        }
+        record.canaryWeight = { lowered, configured };
+        this.options.log(`canary ${name} will take weight ${lowered} of its ${configured} (${percent}%) while the traffic gate watches it`);
     }
     async around(host, work, how = {}) {
         const record = this.record(host);
         if (how.putBack)
             return this.aroundPutBack(host, record, work);
         const before = this.row(await this.stats(), record.server);
+        // Lowered before the switch: the new release's first requests are already a small share.
+        if (how.canary && record.canaryWeight)
+            await this.lowerWeight(record, record.canaryWeight.lowered);
         // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
         if (this.options.drain)
             await this.drain(record, before, this.options.signal);
@@ -60661,9 +60731,34 @@ class HaproxyBalancer {
                 this.warn(`${host} is back on its previous release, but ${drained ? `${this.backend}/${record.server} may stay drained` : 'HAProxy did not confirm it'}: ${errorMessage(error)}`);
             }
         }
+        if (this.lowered.has(record.server))
+            await this.fullWeight(host, record);
         if (before)
             await this.countErrors(record, before);
         return result;
+    }
+    /** Recorded before the command, like a drain: a run killed right after it still has it put back. */
+    async lowerWeight(record, weight) {
+        this.lowered.add(record.server);
+        this.remember();
+        await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} ${weight}`);
+        this.options.log(`${record.server} set to weight ${weight} (canary)`);
+    }
+    /**
+     * Back to the configured weight (100% is of the weight in HAProxy's configuration). A canary
+     * that stays light serves no error, only less traffic: a failure is named, and close(), SIGTERM
+     * and the post step try again.
+     */
+    async fullWeight(host, record) {
+        try {
+            await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} 100%`);
+            this.lowered.delete(record.server);
+            this.remember();
+            this.options.log(`${record.server} back to its full weight${record.canaryWeight ? ` (${record.canaryWeight.configured})` : ''}`);
+        }
+        catch (error) {
+            this.warn(`could not set ${this.backend}/${record.server} (${host}) back to its full weight (${errorMessage(error)}); trying again at the end of the run`);
+        }
     }
     /** The server's errors from before the work to now, for the report: a counter, so a balancer out of reach only leaves it unknown. */
     async countErrors(record, before) {
@@ -60680,7 +60775,7 @@ class HaproxyBalancer {
     }
     /** What this run holds on HAProxy now; the post step gets it too. */
     held() {
-        return { backend: this.backend, drained: [...this.drained] };
+        return { backend: this.backend, drained: [...this.drained], lowered: [...this.lowered] };
     }
     remember() {
         this.options.remember?.(this.held());
@@ -60701,19 +60796,24 @@ class HaproxyBalancer {
         log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`);
         if (!verdict.ok)
             throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
+        // Passed: a canary watched at a lowered weight takes its full share now.
+        for (const host of hosts)
+            if (this.lowered.has(this.record(host).server))
+                await this.fullWeight(host, this.record(host));
     }
     async restoreNow() {
-        if (!this.admin || this.drained.size === 0)
+        if (!this.admin || this.drained.size + this.lowered.size === 0)
             return;
         const { restored, warnings } = await restoreHeld(this.admin, this.held());
-        for (const { server, line } of restored) {
-            this.drained.delete(server);
+        for (const { server, change, line } of restored) {
+            (change === 'drain' ? this.drained : this.lowered).delete(server);
             this.options.log(line);
         }
-        for (const { server, line } of warnings) {
-            for (const record of this.records.values())
-                if (record.server === server)
-                    record.leftDrained = line;
+        for (const { server, change, line } of warnings) {
+            if (change === 'drain')
+                for (const record of this.records.values())
+                    if (record.server === server)
+                        record.leftDrained = line;
             this.warn(line);
         }
         this.remember();
@@ -65014,7 +65114,7 @@ async function rollOut(run, sessions, batches) {
         }
         if (batches.length > 1)
             reporter.log('runner', `${plan[batch.index] ?? ''}`);
-        const results = await forEachHost(members, { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => reloadHost(run, session, hostReporter));
+        const results = await forEachHost(members, { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => reloadHost(run, session, hostReporter, batch.canary));
         let failures = results.flatMap((result) => (result.error instanceof HostFailure ? [result.error] : []));
         if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0)
             failures = await holdCanary(run, members);
@@ -65075,7 +65175,7 @@ function strandedText(stranded) {
     return stranded.length ? `\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}` : '';
 }
 /** Switch, reload, gate, commit one host; any failure comes out as a HostFailure saying what to undo. */
-async function reloadHost(run, session, reporter) {
+async function reloadHost(run, session, reporter, canary) {
     const { deps } = run;
     let handle;
     let started = false;
@@ -65093,7 +65193,7 @@ async function reloadHost(run, session, reporter) {
             const reloaded = await switchAndReload(run, session, reporter);
             handle = reloaded;
             return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
-        });
+        }, { canary });
         // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
         await balancer.trafficCheck([name]);
         const committed = await timed(deps, name, 'commit', () => reloaded.commit());
@@ -65315,7 +65415,7 @@ async function deploy(settings, dependencies) {
     const batches = planRollout(settings.hosts.map((target) => target.label), settings.rollout);
     try {
         if (settings.mode !== 'unlock') {
-            await reporter.group('Load balancer', () => balancerOf(deps).open(settings.hosts, deps.signal, batches.map((batch) => batch.hosts)));
+            await reporter.group('Load balancer', () => balancerOf(deps).open(settings.hosts, deps.signal, batches));
         }
     }
     catch (error) {
@@ -70268,7 +70368,7 @@ async function runPost() {
         // After the hosts: HAProxy's own check keeps traffic off a host that does not answer.
         if (holdsAnything(held)) {
             const log = (line) => actionReporter.log(settings.balancer?.host.label ?? 'lb', line);
-            const left = await group('Post: set back what the main step left drained in HAProxy', () => restoreBalancer(settings.balancer, held, sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)), log));
+            const left = await group('Post: put back what the main step left changed in HAProxy', () => restoreBalancer(settings.balancer, held, sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)), log));
             problems.push(...left);
         }
         if (problems.length)
@@ -70331,14 +70431,15 @@ async function postAll(settings, targets, record) {
     return results;
 }
 /**
- * Sets back to ready the servers the main step drained and did not set ready (it was killed, or
- * HAProxy was out of its reach). Returns what could not be done, each with the command to run by
+ * Sets back to ready and full weight the servers the main step drained or lowered and did not
+ * put back (it was killed, or HAProxy was out of its reach). Returns what could not be done, each with the command to run by
  * hand. Never throws.
  */
 async function restoreBalancer(lb, held, connect, log) {
-    const servers = held.drained.map((server) => `${held.backend}/${server}`).join(', ');
+    const servers = describeHeld(held);
+    const byHand = restoreCommands(held).map(({ command }) => `'${command}'`).join(', ');
     if (!lb)
-        return [`the main step left ${servers} drained in HAProxy, but ${Inputs.Lb} is empty now: run 'set server <backend>/<server> state ready' for each on HAProxy's admin socket.`];
+        return [`the main step left ${servers} in HAProxy, but ${Inputs.Lb} is empty now: run ${byHand} on HAProxy's admin socket.`];
     let remote;
     try {
         remote = await connect(lb.host);
@@ -70348,7 +70449,7 @@ async function restoreBalancer(lb, held, connect, log) {
         return warnings.map(({ line }) => line);
     }
     catch (error) {
-        return [`could not reach HAProxy on ${lb.host.label} to set ${servers} back to ready (${errorMessage(error)}): they may stay drained.`];
+        return [`could not reach HAProxy on ${lb.host.label} to put back ${servers} (${errorMessage(error)}): run ${byHand} on HAProxy's admin socket.`];
     }
     finally {
         await remote?.close().catch(() => undefined);

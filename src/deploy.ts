@@ -65,7 +65,7 @@ export async function deploy(settings: Settings, dependencies: DeployDependencie
         balancerOf(deps).open(
           settings.hosts,
           deps.signal,
-          batches.map((batch) => batch.hosts),
+          batches,
         ),
       );
     }

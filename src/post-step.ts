@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { AdminSocket } from './balancer/haproxy/admin-socket.js';
-import { holdsAnything, parseHeld, restoreHeld, type HeldServers } from './balancer/haproxy/held-servers.js';
+import { describeHeld, holdsAnything, parseHeld, restoreCommands, restoreHeld, type HeldServers } from './balancer/haproxy/held-servers.js';
 import { Inputs, State } from './config/input-names.js';
 import { parseSettings } from './config/input-helper.js';
 import type { BalancerSettings, HostTarget, Settings } from './config/settings.js';
@@ -82,7 +82,7 @@ export async function runPost(): Promise<void> {
     // After the hosts: HAProxy's own check keeps traffic off a host that does not answer.
     if (holdsAnything(held)) {
       const log = (line: string) => actionReporter.log(settings.balancer?.host.label ?? 'lb', line);
-      const left = await core.group('Post: set back what the main step left drained in HAProxy', () =>
+      const left = await core.group('Post: put back what the main step left changed in HAProxy', () =>
         restoreBalancer(settings.balancer, held, sshRemoteHostFactory(settings.ssh, (host, line) => actionReporter.log(host, line)), log),
       );
       problems.push(...left);
@@ -142,13 +142,14 @@ async function postAll(settings: Settings, targets: HostTarget[], record: MainRe
 }
 
 /**
- * Sets back to ready the servers the main step drained and did not set ready (it was killed, or
- * HAProxy was out of its reach). Returns what could not be done, each with the command to run by
+ * Sets back to ready and full weight the servers the main step drained or lowered and did not
+ * put back (it was killed, or HAProxy was out of its reach). Returns what could not be done, each with the command to run by
  * hand. Never throws.
  */
 export async function restoreBalancer(lb: BalancerSettings | undefined, held: HeldServers, connect: RemoteHostFactory, log: (line: string) => void): Promise<string[]> {
-  const servers = held.drained.map((server) => `${held.backend}/${server}`).join(', ');
-  if (!lb) return [`the main step left ${servers} drained in HAProxy, but ${Inputs.Lb} is empty now: run 'set server <backend>/<server> state ready' for each on HAProxy's admin socket.`];
+  const servers = describeHeld(held);
+  const byHand = restoreCommands(held).map(({ command }) => `'${command}'`).join(', ');
+  if (!lb) return [`the main step left ${servers} in HAProxy, but ${Inputs.Lb} is empty now: run ${byHand} on HAProxy's admin socket.`];
   let remote: RemoteHost | undefined;
   try {
     remote = await connect(lb.host);
@@ -156,7 +157,7 @@ export async function restoreBalancer(lb: BalancerSettings | undefined, held: He
     for (const { line } of restored) log(line);
     return warnings.map(({ line }) => line);
   } catch (error) {
-    return [`could not reach HAProxy on ${lb.host.label} to set ${servers} back to ready (${errorMessage(error)}): they may stay drained.`];
+    return [`could not reach HAProxy on ${lb.host.label} to put back ${servers} (${errorMessage(error)}): run ${byHand} on HAProxy's admin socket.`];
   } finally {
     await remote?.close().catch(() => undefined);
   }

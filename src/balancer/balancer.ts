@@ -14,16 +14,25 @@ export interface AroundOptions {
    * names the servers that may stay drained.
    */
   putBack?: boolean;
+  /** The host is a canary: with lb-canary-weight its server takes a lowered weight until the traffic gate passes (or it is put back). */
+  canary?: boolean;
+}
+
+/** A batch of the rollout plan as the balancer needs it: host labels reloading together, and whether it is the canary. */
+export interface PlannedBatch {
+  hosts: readonly string[];
+  canary: boolean;
 }
 
 export interface Balancer {
   /**
    * Connects to the balancer, maps every host to its server and refuses a plan it cannot
    * carry out (unknown host, a drain that would leave the backend with no server UP), before
-   * anything changes. `batches` (host labels reloading together; default one host at a time)
-   * are drained together: each must leave a server UP outside it.
+   * anything changes. `batches` (default one host at a time, no canary) are drained together:
+   * each must leave a server UP outside it. With lb-canary-weight, a canary's server must have a
+   * weight that can be lowered.
    */
-  open(hosts: readonly HostTarget[], signal?: AbortSignal, batches?: readonly (readonly string[])[]): Promise<void>;
+  open(hosts: readonly HostTarget[], signal?: AbortSignal, batches?: readonly PlannedBatch[]): Promise<void>;
   /**
    * drain (when this strategy needs it) → wait until the server has no session → work → ready →
    * wait until HAProxy's check says UP. When work fails the server stays drained (it may serve
@@ -34,7 +43,7 @@ export interface Balancer {
   /**
    * Watches real traffic on `hosts` (now on the new release) for the gate's window and
    * throws a TrafficGateError when their errors or response time exceed the others' by the
-   * thresholds.
+   * thresholds. A canary at a lowered weight goes back to its full weight when it passes.
    */
   trafficCheck(hosts: readonly string[]): Promise<void>;
   /** Sets every server this run drained back to ready, puts what it saw into `reports`, closes the connection. Never throws. */

@@ -72,6 +72,10 @@ export function parseSettings(read: InputReader, env: RunEnvironment, warn: (mes
   if (mode === 'migrate' && !get(Inputs.MigrateCommand)) throw new InputError(Inputs.MigrateCommand, 'is required with mode: migrate (the step it runs).');
   const hosts = parseHosts(read(Inputs.Hosts), defaultUser, defaultPort);
   const balancer = balancerSettings(get, defaultUser, hosts);
+  const rollout = rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length);
+  if (balancer?.canaryWeightPercent !== undefined && rollout.canary === 0) {
+    throw new InputError(Inputs.LbCanaryWeight, `'${get(Inputs.LbCanaryWeight)}' needs a canary: set ${Inputs.Canary} to 1 or more, or leave ${Inputs.LbCanaryWeight} empty.`);
+  }
   const credentials = { privateKey, passphrase: read(Inputs.SshKeyPassphrase) || undefined, agent: privateKey ? undefined : agent };
   const become = get(Inputs.Become) || undefined;
   if (become !== undefined && !USER_NAME.test(become)) throw new InputError(Inputs.Become, `'${become}' is not a valid user name.`);
@@ -117,7 +121,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment, warn: (mes
     ifCurrent: oneOf<IfCurrent>(Inputs.IfCurrent, get(Inputs.IfCurrent) || 'skip', ['skip', 'redeploy', 'fail']),
     lockWaitSeconds: integer(Inputs.LockWait, get(Inputs.LockWait) || '300', 0, 86400),
     forceUnlock: boolean(Inputs.ForceUnlock, get(Inputs.ForceUnlock), false),
-    rollout: rolloutSettings(get, strategy, balancer !== undefined && shouldDrain(balancer.drain, server, strategy), hosts.length),
+    rollout,
     balancer,
   };
 }
@@ -163,6 +167,7 @@ function balancerSettings(get: (name: string) => string, defaultUser: string | u
   const backend = get(Inputs.LbBackend);
   if (!backend) throw new InputError(Inputs.LbBackend, `the HAProxy backend that holds the hosts is required with ${Inputs.Lb}: haproxy.`);
   if (!HAPROXY_NAME.test(backend)) throw new InputError(Inputs.LbBackend, `'${backend}' is not an HAProxy backend name (letters, digits, '-', '_', '.', ':').`);
+  const windowSeconds = number(Inputs.LbTrafficGateWindow, get(Inputs.LbTrafficGateWindow) || '10', 0, 3600);
   return {
     kind,
     host,
@@ -171,10 +176,26 @@ function balancerSettings(get: (name: string) => string, defaultUser: string | u
     servers: lbServers(get(Inputs.LbServers), hosts),
     drain: oneOf(Inputs.LbDrain, get(Inputs.LbDrain) || 'auto', TRI_STATE),
     drainTimeoutSeconds: integer(Inputs.LbDrainTimeout, get(Inputs.LbDrainTimeout) || '30', 0, 3600),
-    windowSeconds: number(Inputs.LbTrafficGateWindow, get(Inputs.LbTrafficGateWindow) || '10', 0, 3600),
+    windowSeconds,
     max5xxRate: number(Inputs.LbTrafficGateMax5xxRate, get(Inputs.LbTrafficGateMax5xxRate) || '0.02', 0, 1),
     latencyFactor: number(Inputs.LbTrafficGateLatencyFactor, get(Inputs.LbTrafficGateLatencyFactor) || '3', 1, 1000),
+    canaryWeightPercent: canaryWeight(get(Inputs.LbCanaryWeight), windowSeconds),
   };
+}
+
+/**
+ * lb-canary-weight: `10%` (or `10`) of the server's configured weight while the traffic gate
+ * watches the canary. Empty or 100%: full weight. A lowered weight with the gate off would only
+ * slow the rollout, so it needs a traffic window.
+ */
+function canaryWeight(text: string, windowSeconds: number): number | undefined {
+  if (!text) return undefined;
+  const match = /^(\d+)\s*%?$/.exec(text.trim());
+  const percent = match ? Number(match[1]) : Number.NaN;
+  if (!(percent >= 1 && percent <= 100)) throw new InputError(Inputs.LbCanaryWeight, `'${text}' must be a percentage of the server's weight from 1% to 100%, such as 10%.`);
+  if (percent === 100) return undefined;
+  if (windowSeconds === 0) throw new InputError(Inputs.LbCanaryWeight, `'${text}' needs the traffic gate, which watches the canary at that weight: set ${Inputs.LbTrafficGateWindow} above 0.`);
+  return percent;
 }
 
 /** `host=server` pairs; each host must be one of `hosts` (label, address, address:port or user@address). */

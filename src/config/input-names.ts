@@ -59,6 +59,7 @@ export const Inputs = {
   LbTrafficGateWindow: 'lb-traffic-gate-window',
   LbTrafficGateMax5xxRate: 'lb-traffic-gate-max-5xx-rate',
   LbTrafficGateLatencyFactor: 'lb-traffic-gate-latency-factor',
+  LbCanaryWeight: 'lb-canary-weight',
 } as const;
 
 export const Outputs = {

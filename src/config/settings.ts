@@ -88,6 +88,11 @@ export interface BalancerSettings {
   max5xxRate: number;
   latencyFactor: number;
   windowSeconds: number;
+  /**
+   * lb-canary-weight: the share (1..99, percent of its configured weight) the canary's server
+   * gets while the traffic gate watches it; full weight once the gate passes. Undefined: full weight throughout.
+   */
+  canaryWeightPercent?: number;
 }
 
 export interface Settings {

@@ -59,7 +59,7 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
     const results = await forEachHost(
       members,
       { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false },
-      (session, hostReporter) => reloadHost(run, session, hostReporter),
+      (session, hostReporter) => reloadHost(run, session, hostReporter, batch.canary),
     );
     let failures = results.flatMap((result) => (result.error instanceof HostFailure ? [result.error] : []));
     if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0) failures = await holdCanary(run, members);
@@ -120,7 +120,7 @@ function strandedText(stranded: HostReport[]): string {
 }
 
 /** Switch, reload, gate, commit one host; any failure comes out as a HostFailure saying what to undo. */
-async function reloadHost(run: RunContext, session: HostSession, reporter: Reporter): Promise<void> {
+async function reloadHost(run: RunContext, session: HostSession, reporter: Reporter, canary: boolean): Promise<void> {
   const { deps } = run;
   let handle: ReloadHandle | undefined;
   let started = false;
@@ -138,7 +138,7 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
       const reloaded = await switchAndReload(run, session, reporter);
       handle = reloaded;
       return { reloaded, passed: await timed(deps, name, 'gate', () => gate(run, session, reporter, reloaded.master, session.target, deps.signal)) };
-    });
+    }, { canary });
     // Real traffic through the balancer, before the commit: a failure still has the revert in hand.
     await balancer.trafficCheck([name]);
     const committed = await timed(deps, name, 'commit', () => reloaded.commit());

@@ -18,11 +18,14 @@ function lbInputs(sb: Sandbox): Record<string, string> {
   return { lb: 'haproxy', 'lb-host': lb.ip, 'lb-backend': lb.backend, 'lb-drain-timeout': '10', 'lb-traffic-gate-window': '3' };
 }
 
-/** No server drained or in maintenance: every one back in rotation and UP. */
-async function expectNoneDrained(sb: Sandbox): Promise<void> {
+/** No server drained or in maintenance: every one back in rotation, UP, and at its configured weight. */
+async function expectAllBack(sb: Sandbox, weight = 1): Promise<void> {
   await sb.waitForLb({ timeoutMs: 30_000 });
   expect(Object.values(await sb.lbStatus())).toEqual(sb.hosts.map(() => 'UP'));
+  expect(Object.values(await sb.lbWeights())).toEqual(sb.hosts.map(() => weight));
 }
+
+const expectNoneDrained = (sb: Sandbox) => expectAllBack(sb);
 
 function harness(server: 'gunicorn' | 'uwsgi') {
   const ctx = {
@@ -51,8 +54,11 @@ function harness(server: 'gunicorn' | 'uwsgi') {
 
 describe('gunicorn behind HAProxy on its own host: drain and traffic gate under load', () => {
   const t = harness('gunicorn');
+  // Weight 100 on every server (shares as with HAProxy's default 1): room for lb-canary-weight.
+  const WEIGHT = 100;
+  const expectNoneDrained = (sb: Sandbox) => expectAllBack(sb, WEIGHT);
   beforeAll(async () => {
-    t.sb = await startServingSandbox({ hosts: 3, version: 'v1', lbHost: true });
+    t.sb = await startServingSandbox({ hosts: 3, version: 'v1', lbHost: true, serverWeight: WEIGHT });
   }, 120_000);
   afterAll(() => t.stop());
 
@@ -97,12 +103,40 @@ describe('gunicorn behind HAProxy on its own host: drain and traffic gate under 
     console.log(`500 release: ${load.requests} requests, ${load.failed} answered 500 by v3 before the gate caught it`);
   });
 
+  it('lb-canary-weight 10%: a 500-ing canary is watched at a tenth of its weight, rolled back, and put back at full weight; a good release ends at full weight', async () => {
+    const run = startLoad({ url: t.sb.lbUrl, rate: 100, connections: 10, maxSeconds: 300 });
+    let result: ActionResult;
+    let load: LoadReport;
+    try {
+      result = await t.run({ source: await t.source('v3w', { failRequests: true }), release: 'v3w', strategy: 'hup', 'lb-canary-weight': '10%' });
+    } finally {
+      load = await run.stop();
+    }
+    expect(result.outputs.status, logOf(result)).toBe('rolled-back');
+    expect(result.stdout).toMatch(/canary app\/h1 will take weight 10 of its 100 \(10%\) while the traffic gate watches it/);
+    expect(result.stdout).toMatch(/h1 set to weight 10 \(canary\)/);
+    expect(result.stdout).toMatch(/traffic gate FAILED: error rate 100\.0%/);
+    expect(result.stdout).toMatch(/h1 back to its full weight \(100\)/);
+    await expectAllOn(t.sb, 'v2');
+    await expectNoneDrained(t.sb);
+    // Only the canary failed requests, at its lowered share.
+    expect(load.failed).toBe(load.statuses['500'] ?? 0);
+    expect(load.versions.v3w ?? 0).toBe(load.failed);
+    console.log(`500 canary at 10% weight: ${load.requests} requests, ${load.failed} answered 500 by v3w before the gate caught it`);
+
+    const good = await underLoad(t.sb, async () => t.run({ source: await t.source('v3x'), release: 'v3x', strategy: 'hup', 'lb-canary-weight': '10%' }));
+    expect(good.result.outputs.status, logOf(good.result)).toBe('deployed');
+    expect(good.result.stdout).toMatch(/traffic gate passed: .*h1 back to its full weight \(100\)/s);
+    await expectAllOn(t.sb, 'v3x');
+    await expectNoneDrained(t.sb);
+  });
+
   it('a failed run (never ready) leaves no server drained and loses no request', async () => {
     const { result } = await underLoad(t.sb, async () =>
       t.run({ source: await t.source('v4', { neverReady: true }), release: 'v4', strategy: 'hup', 'health-timeout': '5' }),
     );
     expect(result.outputs.status, logOf(result)).toBe('rolled-back');
-    await expectAllOn(t.sb, 'v2');
+    await expectAllOn(t.sb, 'v3x');
     await expectNoneDrained(t.sb);
   });
 
@@ -133,16 +167,18 @@ describe('gunicorn behind HAProxy on its own host: drain and traffic gate under 
     await expectNoneDrained(t.sb);
   });
 
-  it('a run killed outright (SIGKILL) while a host is drained: the post step sets the server ready', async () => {
+  it('a run killed outright (SIGKILL) while a canary is drained at a lowered weight: the post step sets the server ready at full weight', async () => {
     const previous = (await hostState(t.sb, 1)).current.replace('releases/', '');
-    const inputs = { source: await t.source('v5d', { bootSeconds: 2 }), release: 'v5d', strategy: 'hup' };
+    const inputs = { source: await t.source('v5d', { bootSeconds: 2 }), release: 'v5d', strategy: 'hup', 'lb-canary-weight': '10%' };
     const killed = await t.run(inputs, { cancelWhen: /h1 drained/, signal: 'SIGKILL' });
     expect(killed.code, logOf(killed)).toBe(137);
-    expect(JSON.parse(killed.state.lbHeld ?? '{}')).toEqual({ backend: 'app', drained: ['h1'] });
+    expect(JSON.parse(killed.state.lbHeld ?? '{}')).toEqual({ backend: 'app', drained: ['h1'], lowered: ['h1'] });
     expect((await t.sb.lbStatus()).h1).toMatch(/DRAIN/);
+    expect((await t.sb.lbWeights()).h1).toBe(10);
     const post = await t.run(inputs, { env: postStepEnv(killed.state) });
     expect(post.code, logOf(post)).toBe(0);
     expect(post.stdout).toMatch(/h1 set back to ready \(this run had drained it\)/);
+    expect(post.stdout).toMatch(/h1 set back to its full weight \(this run had lowered it for the canary\)/);
     await expectNoneDrained(t.sb);
     await expectAllOn(t.sb, previous);
   });

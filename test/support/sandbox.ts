@@ -67,6 +67,8 @@ export interface SandboxOptions {
    * the root namespace reaches the hosts over SSH only through it. HAProxy still reaches the apps.
    */
   bastion?: boolean;
+  /** HAProxy's `weight` for every server (default: none, HAProxy's 1); lb-canary-weight needs room to lower it. */
+  serverWeight?: number;
   /**
    * Boot real systemd (the machine's, 252 on Debian 12) as PID 1 of every app host, in its own
    * mount, pid, uts and cgroup namespaces (test/sandbox/systemd-host.sh, systemd-init.sh); sshd
@@ -226,6 +228,8 @@ export interface Sandbox {
   sshArgs(host: number, opts?: { user?: string }): string[];
   /** HAProxy's view of the backend servers: { h1: 'UP', h2: 'DOWN 1/2', ... }. */
   lbStatus(): Promise<Record<string, string>>;
+  /** Each server's current weight in HAProxy (`show stat`'s weight column), by server name. */
+  lbWeights(): Promise<Record<string, number>>;
   /** Resolves when HAProxy reports every server UP. */
   waitForLb(opts?: { timeoutMs?: number }): Promise<void>;
 
@@ -352,6 +356,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     bastion: opts.bastion === true,
     systemd: opts.systemd === true,
     sudoUser: opts.sudoUser === true,
+    serverWeight: opts.serverWeight,
   });
   try {
     await sandbox.setUp();
@@ -472,6 +477,7 @@ interface SandboxConfig {
   bastion: boolean;
   systemd: boolean;
   sudoUser: boolean;
+  serverWeight?: number;
 }
 
 class SandboxImpl implements Sandbox {
@@ -507,6 +513,7 @@ class SandboxImpl implements Sandbox {
   private readonly gunicornVersion: GunicornVersion;
   private readonly withLbHost: boolean;
   private readonly withBastion: boolean;
+  private readonly serverWeight: number | undefined;
 
   constructor(
     readonly id: string,
@@ -518,6 +525,7 @@ class SandboxImpl implements Sandbox {
     this.withLbHost = config.lbHost;
     this.withBastion = config.bastion;
     this.systemd = config.systemd;
+    this.serverWeight = config.serverWeight;
     this.deployUser = config.sudoUser ? DEPLOY_USER : undefined;
     this.root = join(RUN_BASE, `gd-${id}`);
     this.srvRoot = this.systemd ? join(SRV_BASE, `gd-${id}`) : undefined;
@@ -737,7 +745,7 @@ class SandboxImpl implements Sandbox {
     // A port can be taken between choosing and binding it: try a few.
     for (let attempt = 1; ; attempt++) {
       const port = await freeLoopbackPort();
-      await writeFile(configPath, haproxyConfig({ bind: `127.0.0.1:${port}`, sockets: [this.haproxySocket], hosts: this.hosts }));
+      await writeFile(configPath, haproxyConfig({ bind: `127.0.0.1:${port}`, sockets: [this.haproxySocket], hosts: this.hosts, weight: this.serverWeight }));
       const check = await run('/usr/sbin/haproxy', ['-c', '-q', '-f', configPath]);
       if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
 
@@ -772,7 +780,7 @@ class SandboxImpl implements Sandbox {
     const lb = this.lb;
     if (!lb) throw new Error('startLbHaproxy: no LB host');
     const configPath = join(this.root, 'haproxy.cfg');
-    await writeFile(configPath, haproxyConfig({ bind: `${lb.ip}:80`, sockets: [lb.socket, this.haproxySocket], hosts: this.hosts }));
+    await writeFile(configPath, haproxyConfig({ bind: `${lb.ip}:80`, sockets: [lb.socket, this.haproxySocket], hosts: this.hosts, weight: this.serverWeight }));
     const check = await this.execLb(`/usr/sbin/haproxy -c -q -f ${shq(configPath)}`);
     if (check.code !== 0) throw new Error(`haproxy rejected ${configPath}:\n${check.stderr}${check.stdout}`);
     const exited = await this.spawnHaproxy(['nsenter', '-t', String(this.lbInitPid), '-n', '-m', '-p', '--'], configPath);
@@ -1056,14 +1064,23 @@ cd ${shq(this.appDir)} && mkdir -p run shared/log && chown -R ${shq(`${user}:${g
   }
 
   async lbStatus(): Promise<Record<string, string>> {
+    return this.lbColumn('status');
+  }
+
+  async lbWeights(): Promise<Record<string, number>> {
+    return Object.fromEntries(Object.entries(await this.lbColumn('weight')).map(([server, weight]) => [server, Number(weight)]));
+  }
+
+  /** One column of `show stat` for each server of backend app. */
+  private async lbColumn(column: string): Promise<Record<string, string>> {
     const csv = await adminCommand(this.haproxySocket, 'show stat');
     const [header, ...rows] = csv.trim().split('\n');
     const columns = (header ?? '').replace(/^# /, '').split(',');
-    const [px, sv, st] = ['pxname', 'svname', 'status'].map((name) => columns.indexOf(name));
+    const [px, sv, value] = ['pxname', 'svname', column].map((name) => columns.indexOf(name));
     const result: Record<string, string> = {};
     for (const row of rows) {
       const fields = row.split(',');
-      if (fields[px] === 'app' && fields[sv] !== 'BACKEND') result[fields[sv]] = fields[st] ?? '';
+      if (fields[px] === 'app' && fields[sv] !== 'BACKEND') result[fields[sv]] = fields[value] ?? '';
     }
     return result;
   }
@@ -1136,8 +1153,9 @@ LogLevel VERBOSE
 `;
 }
 
-function haproxyConfig(p: { bind: string; sockets: string[]; hosts: SandboxHost[] }): string {
-  const servers = p.hosts.map((host) => `    server ${host.name} ${host.ip}:8000 check`).join('\n');
+function haproxyConfig(p: { bind: string; sockets: string[]; hosts: SandboxHost[]; weight?: number }): string {
+  const weight = p.weight === undefined ? '' : ` weight ${p.weight}`;
+  const servers = p.hosts.map((host) => `    server ${host.name} ${host.ip}:8000 check${weight}`).join('\n');
   return `# HAProxy of one graceful-deploy sandbox (test/support/sandbox.ts)
 global
     log stderr format raw local0 info

@@ -140,13 +140,13 @@ class FakeHaproxy implements RemoteHost {
   readonly name = 'root@lb';
   readonly commands: string[] = [];
   /** Per server: admin state and check status. */
-  readonly servers = new Map<string, { admin: 'ready' | 'drain' | 'maint'; up: boolean; scur: number; responses: number; errors: number }>();
+  readonly servers = new Map<string, { admin: 'ready' | 'drain' | 'maint'; up: boolean; scur: number; responses: number; errors: number; weight: number; initial: number }>();
   streamLocal = true;
   /** Runs at every `show stat` (the drained server's sessions ending). */
   onShowStat?: () => void;
 
-  constructor(names: string[]) {
-    names.forEach((name) => this.servers.set(name, { admin: 'ready', up: true, scur: 0, responses: 0, errors: 0 }));
+  constructor(names: string[], weight = 1) {
+    names.forEach((name) => this.servers.set(name, { admin: 'ready', up: true, scur: 0, responses: 0, errors: 0, weight, initial: weight }));
   }
 
   /** The LB host out of reach: every command fails. */
@@ -181,6 +181,19 @@ class FakeHaproxy implements RemoteHost {
         return `app,${name},0,${s.scur},${status},${s.responses - s.errors},${s.errors},5`;
       });
       return `# pxname,svname,qcur,scur,status,hrsp_2xx,hrsp_5xx,rtime\n${rows.join('\n')}\napp,BACKEND,0,0,UP,0,0,0\n`;
+    }
+    const get = /^get weight app\/(\S+)$/.exec(command);
+    if (get) {
+      const server = this.servers.get(get[1] ?? '');
+      return server ? `${server.weight} (initial ${server.initial})\n` : 'No such server.\n';
+    }
+    // HAProxy 2.6: a percentage is of the configured weight, rounded down; silent on success.
+    const weight = /^set weight app\/(\S+) (\d+)(%?)$/.exec(command);
+    if (weight) {
+      const server = this.servers.get(weight[1] ?? '');
+      if (!server) return 'No such server.\n';
+      server.weight = weight[3] ? Math.floor((server.initial * Number(weight[2])) / 100) : Number(weight[2]);
+      return '';
     }
     const set = /^set server app\/(\S+) state (ready|drain|maint)$/.exec(command);
     const server = set && this.servers.get(set[1] ?? '');
@@ -272,17 +285,87 @@ describe('HaproxyBalancer', () => {
     // Saved for the post step at the drain, and still held after close: the post step sets it ready.
     expect(held).toEqual(['h1', 'h1']);
     fake.down = false;
-    expect(await restoreBalancer(settings, { backend: 'app', drained: ['h1'] }, async () => fake, () => undefined)).toEqual([]);
+    expect(await restoreBalancer(settings, { backend: 'app', drained: ['h1'], lowered: [] }, async () => fake, () => undefined)).toEqual([]);
     expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  describe('lb-canary-weight', () => {
+    const weighted: BalancerSettings = { ...settings, canaryWeightPercent: 10, windowSeconds: 0.05 };
+    const plan = [
+      { hosts: ['deploy@10.0.0.1'], canary: true },
+      { hosts: ['deploy@10.0.0.2'], canary: false },
+    ];
+    const sets = (fake: FakeHaproxy) => fake.commands.filter((command) => command.startsWith('set'));
+    const makeWeighted = (fake: FakeHaproxy, extra: Partial<ConstructorParameters<typeof HaproxyBalancer>[0]> = {}) =>
+      new HaproxyBalancer({ settings: weighted, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, ...extra });
+
+    it("refuses a weight that would round to 0 (HAProxy's default weight 1) before any change, naming the weight needed", async () => {
+      const fake = new FakeHaproxy(['h1', 'h2']);
+      await expect(makeWeighted(fake).open(hosts, undefined, plan)).rejects.toThrow(
+        /lb-canary-weight 10% of app\/h1's weight 1 is 0, which would take the canary out of rotation: give the backend's servers a weight of 10 or more .*Nothing was changed/,
+      );
+      expect(sets(fake)).toEqual([]);
+    });
+
+    it('the canary takes the lowered weight from before its switch until the traffic gate passes, then its full weight; other hosts keep theirs', async () => {
+      const fake = new FakeHaproxy(['h1', 'h2'], 100);
+      const held: string[] = [];
+      const balancer = makeWeighted(fake, { remember: (state) => held.push(state.lowered.join(',')) });
+      await balancer.open(hosts, undefined, plan);
+      const during = await balancer.around('deploy@10.0.0.1', async () => fake.servers.get('h1')?.weight, { canary: true });
+      expect(during).toBe(10);
+      expect(fake.servers.get('h1')?.weight).toBe(10);
+      await balancer.trafficCheck(['deploy@10.0.0.1']);
+      expect(fake.servers.get('h1')?.weight).toBe(100);
+      expect(sets(fake)).toEqual(['set weight app/h1 10', 'set server app/h1 state drain', 'set server app/h1 state ready', 'set weight app/h1 100%']);
+      // Saved for the post step before the command, and cleared once back.
+      expect(held[0]).toBe('h1');
+      expect(held.at(-1)).toBe('');
+      await balancer.around('deploy@10.0.0.2', async () => undefined);
+      await balancer.trafficCheck(['deploy@10.0.0.2']);
+      expect(fake.servers.get('h2')?.weight).toBe(100);
+      expect(sets(fake).filter((command) => command.includes('weight'))).toHaveLength(2);
+    });
+
+    it('a canary the gate fails stays light while it is put back, then takes its full weight again', async () => {
+      const fake = new FakeHaproxy(['h1', 'h2'], 100);
+      const balancer = makeWeighted(fake);
+      await balancer.open(hosts, undefined, plan);
+      await expect(balancer.around('deploy@10.0.0.1', async () => Promise.reject(new Error('gate failed')), { canary: true })).rejects.toThrow('gate failed');
+      expect(fake.servers.get('h1')).toMatchObject({ weight: 10, admin: 'drain' });
+      const weightDuringPutBack = await balancer.around('deploy@10.0.0.1', async () => fake.servers.get('h1')?.weight, { putBack: true });
+      expect(weightDuringPutBack).toBe(10);
+      expect(fake.servers.get('h1')).toMatchObject({ weight: 100, admin: 'ready' });
+    });
+
+    it('close() and the post step put a lowered weight back whatever happened; what cannot be reached is named with its command', async () => {
+      const fake = new FakeHaproxy(['h1', 'h2'], 100);
+      const balancer = makeWeighted(fake);
+      await balancer.open(hosts, undefined, plan);
+      await expect(balancer.around('deploy@10.0.0.1', async () => Promise.reject(new Error('cancelled')), { canary: true })).rejects.toThrow('cancelled');
+      await balancer.close([]);
+      expect(fake.servers.get('h1')).toMatchObject({ weight: 100, admin: 'ready' });
+
+      fake.answer('set weight app/h2 10');
+      expect(await restoreBalancer(weighted, { backend: 'app', drained: [], lowered: ['h2'] }, async () => fake, () => undefined)).toEqual([]);
+      expect(fake.servers.get('h2')?.weight).toBe(100);
+      fake.down = true;
+      const left = await restoreBalancer(weighted, { backend: 'app', drained: [], lowered: ['h2'] }, async () => fake, () => undefined);
+      expect(left.join('\n')).toMatch(/could not set app\/h2 back to its full weight .*Run 'set weight app\/h2 100%'/);
+      expect(await restoreBalancer(undefined, { backend: 'app', drained: ['h1'], lowered: ['h2'] }, async () => fake, () => undefined)).toEqual([
+        "the main step left app/h1 drained, app/h2 at a canary's weight in HAProxy, but lb is empty now: run 'set server app/h1 state ready', 'set weight app/h2 100%' on HAProxy's admin socket.",
+      ]);
+    });
   });
 
   it('the post step names what it could not set back when HAProxy is out of reach', async () => {
     const fake = new FakeHaproxy(['h1', 'h2']);
     fake.down = true;
-    const left = await restoreBalancer(settings, { backend: 'app', drained: ['h1', 'h2'] }, async () => fake, () => undefined);
+    const left = await restoreBalancer(settings, { backend: 'app', drained: ['h1', 'h2'], lowered: [] }, async () => fake, () => undefined);
     expect(left.join('\n')).toMatch(/could not set app\/h1 back to ready .*Run 'set server app\/h1 state ready'/);
     expect(left).toHaveLength(2);
-    expect(parseHeld(JSON.stringify({ backend: 'app', drained: ['h1'] }))).toEqual({ backend: 'app', drained: ['h1'] });
+    // A state saved before lowered existed still reads.
+    expect(parseHeld(JSON.stringify({ backend: 'app', drained: ['h1'] }))).toEqual({ backend: 'app', drained: ['h1'], lowered: [] });
     expect(parseHeld('')).toBeUndefined();
   });
 

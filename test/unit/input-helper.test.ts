@@ -273,6 +273,18 @@ describe('parseSettings: the load balancer inputs', () => {
     expect(() => settingsFrom({ ...lb, 'lb-traffic-gate-latency-factor': '0.5' })).toThrow(/Invalid input 'lb-traffic-gate-latency-factor'/);
   });
 
+  it("lb-canary-weight: a percentage of the canary's weight; 100% or empty is full weight; it needs the traffic gate and a canary", () => {
+    expect(settingsFrom(lb).balancer?.canaryWeightPercent).toBeUndefined();
+    expect(settingsFrom({ ...lb, 'lb-canary-weight': '10%' }).balancer?.canaryWeightPercent).toBe(10);
+    expect(settingsFrom({ ...lb, 'lb-canary-weight': '25' }).balancer?.canaryWeightPercent).toBe(25);
+    expect(settingsFrom({ ...lb, 'lb-canary-weight': '100%' }).balancer?.canaryWeightPercent).toBeUndefined();
+    for (const bad of ['0%', '0', '101%', '5.5%', 'ten', '-10%']) {
+      expect(() => settingsFrom({ ...lb, 'lb-canary-weight': bad }), bad).toThrow(/Invalid input 'lb-canary-weight': '.*' must be a percentage of the server's weight from 1% to 100%/);
+    }
+    expect(() => settingsFrom({ ...lb, 'lb-canary-weight': '10%', 'lb-traffic-gate-window': '0' })).toThrow(/Invalid input 'lb-canary-weight': '10%' needs the traffic gate.*lb-traffic-gate-window above 0/);
+    expect(() => settingsFrom({ ...lb, 'lb-canary-weight': '10%', canary: '0' })).toThrow(/Invalid input 'lb-canary-weight': '10%' needs a canary: set canary to 1 or more/);
+  });
+
   it('lb-servers maps every host by label, address or address:port, and refuses an unknown or missing host', () => {
     const servers = settingsFrom({ ...lb, hosts: 'web1,web2:2200', 'lb-servers': 'web1=s1\nweb2:2200=s2' }).balancer?.servers;
     expect([...(servers ?? [])]).toEqual([

@@ -4,7 +4,7 @@ import { pollUntil, sleep, throwIfCancelled } from '../../poll.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import type { RemoteHostFactory } from '../../remote/ssh-remote-host.js';
 import type { HostReport } from '../../report/reporter.js';
-import type { AroundOptions, Balancer } from '../balancer.js';
+import type { AroundOptions, Balancer, PlannedBatch } from '../balancer.js';
 import { mapHostsToServers } from '../server-map.js';
 import { judgeTraffic } from '../traffic-gate.js';
 import { AdminSocket, BalancerError } from './admin-socket.js';
@@ -40,6 +40,8 @@ interface ServerRecord {
   traffic?: string;
   /** Why the server may still be out of rotation after this run. */
   leftDrained?: string;
+  /** lb-canary-weight, for a canary's server: the weight it takes while the traffic gate watches it, and its configured one. */
+  canaryWeight?: { lowered: number; configured: number };
 }
 
 /** The balancer behind `lb: haproxy`: HAProxy 2.6's runtime API on its admin socket, over SSH to the LB host. */
@@ -49,6 +51,8 @@ export class HaproxyBalancer implements Balancer {
   private readonly records = new Map<string, ServerRecord>();
   /** Servers this run set to drain and has not set ready again: close() restores them whatever happened. */
   private readonly drained = new Set<string>();
+  /** Servers this run set below their configured weight (a canary) and has not set back. */
+  private readonly lowered = new Set<string>();
 
   constructor(private readonly options: HaproxyBalancerOptions) {}
 
@@ -56,7 +60,7 @@ export class HaproxyBalancer implements Balancer {
     return this.options.settings.backend;
   }
 
-  async open(hosts: readonly HostTarget[], _signal?: AbortSignal, batches: readonly (readonly string[])[] = hosts.map((host) => [host.label])): Promise<void> {
+  async open(hosts: readonly HostTarget[], _signal?: AbortSignal, batches: readonly PlannedBatch[] = hosts.map((host) => ({ hosts: [host.label], canary: false }))): Promise<void> {
     const { settings, log } = this.options;
     this.remote = await this.options.connect(settings.host);
     this.admin = new AdminSocket(this.remote, settings.socket, log);
@@ -70,16 +74,45 @@ export class HaproxyBalancer implements Balancer {
       const stats = await this.stats();
       // Hosts of one batch are drained together: each batch must leave a server UP outside it.
       for (const batch of batches) {
-        const servers = batch.map((host) => this.record(host).server);
-        this.refuseLastServer(stats, servers, batch.length > 1 ? 'the plan drains a batch of' : 'the plan drains');
+        const servers = batch.hosts.map((host) => this.record(host).server);
+        this.refuseLastServer(stats, servers, batch.hosts.length > 1 ? 'the plan drains a batch of' : 'the plan drains');
       }
     }
+    const percent = settings.canaryWeightPercent;
+    if (percent !== undefined) {
+      for (const host of batches.filter((batch) => batch.canary).flatMap((batch) => batch.hosts)) await this.planCanaryWeight(this.record(host), percent);
+    }
+  }
+
+  /**
+   * The canary's weight while the gate watches it: `percent` of the weight HAProxy was configured
+   * with, rounded down as HAProxy does. A result of 0 would take the canary out of rotation (and
+   * leave the gate nothing to judge): refused before any change, naming the weight it needs.
+   */
+  private async planCanaryWeight(record: ServerRecord, percent: number): Promise<void> {
+    const name = `${this.backend}/${record.server}`;
+    const answer = (await this.admin?.send(`get weight ${name}`)) ?? '';
+    const match = /^(\d+) \(initial (\d+)\)/.exec(answer.trim());
+    if (!match) throw new BalancerError(`HAProxy did not tell ${name}'s weight: ${answer.trim() || 'no answer'}`, this.remote?.name);
+    const configured = Number(match[2]);
+    const lowered = Math.floor((configured * percent) / 100);
+    if (lowered < 1) {
+      const needed = Math.ceil(100 / percent);
+      throw new BalancerError(
+        `lb-canary-weight ${percent}% of ${name}'s weight ${configured} is 0, which would take the canary out of rotation: give the backend's servers a weight of ${needed} or more in HAProxy's configuration (e.g. 'default-server weight 100'; equal weights share traffic as before), or raise lb-canary-weight. Nothing was changed.`,
+        this.remote?.name,
+      );
+    }
+    record.canaryWeight = { lowered, configured };
+    this.options.log(`canary ${name} will take weight ${lowered} of its ${configured} (${percent}%) while the traffic gate watches it`);
   }
 
   async around<T>(host: string, work: () => Promise<T>, how: AroundOptions = {}): Promise<T> {
     const record = this.record(host);
     if (how.putBack) return this.aroundPutBack(host, record, work);
     const before = this.row(await this.stats(), record.server);
+    // Lowered before the switch: the new release's first requests are already a small share.
+    if (how.canary && record.canaryWeight) await this.lowerWeight(record, record.canaryWeight.lowered);
     // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
     if (this.options.drain) await this.drain(record, before, this.options.signal);
     const result = await work();
@@ -112,8 +145,33 @@ export class HaproxyBalancer implements Balancer {
         this.warn(`${host} is back on its previous release, but ${drained ? `${this.backend}/${record.server} may stay drained` : 'HAProxy did not confirm it'}: ${errorMessage(error)}`);
       }
     }
+    if (this.lowered.has(record.server)) await this.fullWeight(host, record);
     if (before) await this.countErrors(record, before);
     return result;
+  }
+
+  /** Recorded before the command, like a drain: a run killed right after it still has it put back. */
+  private async lowerWeight(record: ServerRecord, weight: number): Promise<void> {
+    this.lowered.add(record.server);
+    this.remember();
+    await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} ${weight}`);
+    this.options.log(`${record.server} set to weight ${weight} (canary)`);
+  }
+
+  /**
+   * Back to the configured weight (100% is of the weight in HAProxy's configuration). A canary
+   * that stays light serves no error, only less traffic: a failure is named, and close(), SIGTERM
+   * and the post step try again.
+   */
+  private async fullWeight(host: string, record: ServerRecord): Promise<void> {
+    try {
+      await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} 100%`);
+      this.lowered.delete(record.server);
+      this.remember();
+      this.options.log(`${record.server} back to its full weight${record.canaryWeight ? ` (${record.canaryWeight.configured})` : ''}`);
+    } catch (error) {
+      this.warn(`could not set ${this.backend}/${record.server} (${host}) back to its full weight (${errorMessage(error)}); trying again at the end of the run`);
+    }
   }
 
   /** The server's errors from before the work to now, for the report: a counter, so a balancer out of reach only leaves it unknown. */
@@ -132,7 +190,7 @@ export class HaproxyBalancer implements Balancer {
 
   /** What this run holds on HAProxy now; the post step gets it too. */
   private held(): HeldServers {
-    return { backend: this.backend, drained: [...this.drained] };
+    return { backend: this.backend, drained: [...this.drained], lowered: [...this.lowered] };
   }
 
   private remember(): void {
@@ -152,17 +210,19 @@ export class HaproxyBalancer implements Balancer {
     for (const host of hosts) this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`;
     log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`);
     if (!verdict.ok) throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
+    // Passed: a canary watched at a lowered weight takes its full share now.
+    for (const host of hosts) if (this.lowered.has(this.record(host).server)) await this.fullWeight(host, this.record(host));
   }
 
   async restoreNow(): Promise<void> {
-    if (!this.admin || this.drained.size === 0) return;
+    if (!this.admin || this.drained.size + this.lowered.size === 0) return;
     const { restored, warnings } = await restoreHeld(this.admin, this.held());
-    for (const { server, line } of restored) {
-      this.drained.delete(server);
+    for (const { server, change, line } of restored) {
+      (change === 'drain' ? this.drained : this.lowered).delete(server);
       this.options.log(line);
     }
-    for (const { server, line } of warnings) {
-      for (const record of this.records.values()) if (record.server === server) record.leftDrained = line;
+    for (const { server, change, line } of warnings) {
+      if (change === 'drain') for (const record of this.records.values()) if (record.server === server) record.leftDrained = line;
       this.warn(line);
     }
     this.remember();
