@@ -60316,6 +60316,13 @@ const LATENCY_FLOOR_MS = 100;
  * server may be left to retry on: 10 points above the old release fails the gate.
  */
 const RETRIED_MARGIN = 0.1;
+/**
+ * Errors the clients saw on the new release that end the window early when its error rate
+ * already fails: a release failing every request is rolled back after about this many failed
+ * requests, not after the whole window. Ten leave no room for chance: a healthy release with
+ * 1 % errors needs about a thousand requests to show ten, and by then its rate is its own.
+ */
+const EARLY_ERRORS = 10;
 /** One side's attempts, the errors its clients saw and the attempts HAProxy retried, over the window. */
 function side(before, after, servers) {
     let requests = 0;
@@ -60353,10 +60360,11 @@ function judgeTraffic(before, after, fresh, thresholds) {
     const retried = (value) => (value.retried ? `, ${value.retried} retried by HAProxy` : '');
     const described = `new release ${newSide.errors}/${newSide.requests} errors (${percent(newSide.rate)})${retried(newSide)}, ${newSide.rtime} ms; old release ${oldSide.errors}/${oldSide.requests} (${percent(oldSide.rate)})${retried(oldSide)}, ${oldSide.rtime} ms`;
     if (newSide.requests < MIN_SAMPLE) {
-        return { ok: true, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
+        return { ok: true, decisive: false, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
     }
     const failures = [];
-    if (newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate) {
+    const errorsFail = newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate;
+    if (errorsFail) {
         failures.push(`error rate ${percent(newSide.rate)} is more than ${percent(thresholds.max5xxRate)} above the old release's ${percent(oldSide.rate)}`);
     }
     if (newSide.retriedRate > oldSide.retriedRate + RETRIED_MARGIN) {
@@ -60365,7 +60373,7 @@ function judgeTraffic(before, after, fresh, thresholds) {
     if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
         failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);
     }
-    return { ok: failures.length === 0, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
+    return { ok: failures.length === 0, decisive: errorsFail && newSide.errors >= EARLY_ERRORS, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
 }
 
 ;// CONCATENATED MODULE: ./src/remote/shell-quote.ts
@@ -60623,6 +60631,8 @@ function takesTraffic(stat) {
 class TrafficGateError extends DeployError {
 }
 const POLL_MS = 250;
+/** The traffic gate reads HAProxy's counters this often during its window. */
+const GATE_READING_MS = 1000;
 /** The balancer behind `lb: haproxy`: HAProxy 2.6's runtime API on its admin socket, over SSH to the LB host. */
 class HaproxyBalancer {
     options;
@@ -60787,15 +60797,29 @@ class HaproxyBalancer {
         const servers = hosts.map((host) => this.record(host).server);
         log(`traffic gate: watching ${servers.join(', ')} on the new release for ${settings.windowSeconds}s against the rest of backend ${this.backend}`);
         const before = await this.stats();
-        await sleep(settings.windowSeconds * 1000, signal);
-        throwIfCancelled(signal, 'finish the traffic gate', this.remote?.name);
-        const after = await this.stats();
-        const verdict = judgeTraffic(before, after, servers, { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor });
+        const thresholds = { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor };
+        const started = Date.now();
+        const end = started + settings.windowSeconds * 1000;
+        // Read every second: errors enough to decide end the window early (a broken release costs
+        // its clients a second, not the whole window); everything else is judged over the whole window.
+        let verdict;
+        let early = '';
+        for (;;) {
+            await sleep(Math.max(0, Math.min(GATE_READING_MS, end - Date.now())), signal);
+            throwIfCancelled(signal, 'finish the traffic gate', this.remote?.name);
+            verdict = judgeTraffic(before, await this.stats(), servers, thresholds);
+            if (Date.now() >= end)
+                break;
+            if (verdict.decisive) {
+                early = ` (decided after ${((Date.now() - started) / 1000).toFixed(1)}s of the ${settings.windowSeconds}s window)`;
+                break;
+            }
+        }
         for (const host of hosts)
-            this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`;
-        log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`);
+            this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`;
+        log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`);
         if (!verdict.ok)
-            throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
+            throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}${early}`, hosts[0]);
         // Passed: a canary watched at a lowered weight takes its full share now.
         for (const host of hosts)
             if (this.lowered.has(this.record(host).server))

@@ -24,6 +24,13 @@ export const LATENCY_FLOOR_MS = 100;
  * server may be left to retry on: 10 points above the old release fails the gate.
  */
 export const RETRIED_MARGIN = 0.1;
+/**
+ * Errors the clients saw on the new release that end the window early when its error rate
+ * already fails: a release failing every request is rolled back after about this many failed
+ * requests, not after the whole window. Ten leave no room for chance: a healthy release with
+ * 1 % errors needs about a thousand requests to show ten, and by then its rate is its own.
+ */
+export const EARLY_ERRORS = 10;
 
 export interface TrafficSide {
   /** Attempts on the side's servers: answers, plus broken answers and failed connections. */
@@ -40,6 +47,8 @@ export interface TrafficSide {
 
 export interface TrafficVerdict {
   ok: boolean;
+  /** The error rate fails on at least EARLY_ERRORS errors: no later reading in the window can make it pass. */
+  decisive: boolean;
   /** One line for the log and the error. */
   summary: string;
   fresh: TrafficSide;
@@ -82,10 +91,11 @@ export function judgeTraffic(before: ServerStat[], after: ServerStat[], fresh: r
   const retried = (value: TrafficSide) => (value.retried ? `, ${value.retried} retried by HAProxy` : '');
   const described = `new release ${newSide.errors}/${newSide.requests} errors (${percent(newSide.rate)})${retried(newSide)}, ${newSide.rtime} ms; old release ${oldSide.errors}/${oldSide.requests} (${percent(oldSide.rate)})${retried(oldSide)}, ${oldSide.rtime} ms`;
   if (newSide.requests < MIN_SAMPLE) {
-    return { ok: true, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
+    return { ok: true, decisive: false, summary: `too little traffic to judge (${newSide.requests} requests, fewer than ${MIN_SAMPLE}): ${described}`, fresh: newSide, baseline: oldSide };
   }
   const failures: string[] = [];
-  if (newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate) {
+  const errorsFail = newSide.errors > 0 && newSide.rate > oldSide.rate + thresholds.max5xxRate;
+  if (errorsFail) {
     failures.push(`error rate ${percent(newSide.rate)} is more than ${percent(thresholds.max5xxRate)} above the old release's ${percent(oldSide.rate)}`);
   }
   if (newSide.retriedRate > oldSide.retriedRate + RETRIED_MARGIN) {
@@ -94,5 +104,5 @@ export function judgeTraffic(before: ServerStat[], after: ServerStat[], fresh: r
   if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
     failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);
   }
-  return { ok: failures.length === 0, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
+  return { ok: failures.length === 0, decisive: errorsFail && newSide.errors >= EARLY_ERRORS, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
 }

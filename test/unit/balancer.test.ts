@@ -114,6 +114,16 @@ describe('judgeTraffic', () => {
     expect(judgeTraffic([row('h1', 0, 0), row('h2', 0, 0)], [row('h1', 50, 0, 90), row('h2', 50, 0, 2)], ['h1'], limits).ok).toBe(true);
   });
 
+  it('an error rate that fails on 10 errors or more is decisive (the window may end early); fewer, a slow release or retries are not', () => {
+    const base = [row('h1', 0, 0), row('h2', 0, 0)];
+    expect(judgeTraffic(base, [row('h1', 10, 10), row('h2', 30, 0)], ['h1'], limits)).toMatchObject({ ok: false, decisive: true });
+    expect(judgeTraffic(base, [row('h1', 9, 9), row('h2', 30, 0)], ['h1'], limits)).toMatchObject({ ok: false, decisive: false });
+    // A healthy release's few errors: under the margin, never decisive however many.
+    expect(judgeTraffic(base, [row('h1', 1000, 10), row('h2', 1000, 0)], ['h1'], limits)).toMatchObject({ ok: true, decisive: false });
+    expect(judgeTraffic(base, [row('h1', 50, 0, 400), row('h2', 50, 0, 20)], ['h1'], limits)).toMatchObject({ ok: false, decisive: false });
+    expect(judgeTraffic(base, [{ ...row('h1', 80, 0), eresp: 20, wretr: 20 }, row('h2', 100, 0)], ['h1'], limits)).toMatchObject({ ok: false, decisive: false });
+  });
+
   it('too little traffic to judge passes and says so', () => {
     const verdict = judgeTraffic([row('h1', 0, 0)], [row('h1', 3, 3)], ['h1'], limits);
     expect(verdict.ok).toBe(true);
@@ -287,6 +297,21 @@ describe('HaproxyBalancer', () => {
     fake.down = false;
     expect(await restoreBalancer(settings, { backend: 'app', drained: ['h1'], lowered: [] }, async () => fake, () => undefined)).toEqual([]);
     expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('the traffic gate reads every second and fails as soon as the errors decide it, long before its window ends', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    const balancer = new HaproxyBalancer({ settings: { ...settings, windowSeconds: 30 }, drain: false, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined });
+    await balancer.open(hosts);
+    // Each reading: h1 (the new release) answered 4 more requests, all 500; h2, 8 good ones.
+    fake.onShowStat = () => {
+      const [h1, h2] = [fake.servers.get('h1')!, fake.servers.get('h2')!];
+      Object.assign(h1, { responses: h1.responses + 4, errors: h1.errors + 4 });
+      h2.responses += 8;
+    };
+    const t0 = Date.now();
+    await expect(balancer.trafficCheck(['deploy@10.0.0.1'])).rejects.toThrow(/the traffic gate failed on h1: error rate 100\.0% .*\(decided after \d\.\ds of the 30s window\)/);
+    expect(Date.now() - t0).toBeLessThan(5000);
   });
 
   describe('lb-canary-weight', () => {

@@ -6,7 +6,7 @@ import type { RemoteHostFactory } from '../../remote/ssh-remote-host.js';
 import type { HostReport } from '../../report/reporter.js';
 import type { AroundOptions, Balancer, PlannedBatch } from '../balancer.js';
 import { mapHostsToServers } from '../server-map.js';
-import { judgeTraffic } from '../traffic-gate.js';
+import { judgeTraffic, type TrafficVerdict } from '../traffic-gate.js';
 import { AdminSocket, BalancerError } from './admin-socket.js';
 import { restoreHeld, type HeldServers } from './held-servers.js';
 import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from './stat-csv.js';
@@ -15,6 +15,8 @@ import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from 
 export class TrafficGateError extends DeployError {}
 
 const POLL_MS = 250;
+/** The traffic gate reads HAProxy's counters this often during its window. */
+const GATE_READING_MS = 1000;
 
 export interface HaproxyBalancerOptions {
   settings: BalancerSettings;
@@ -203,13 +205,26 @@ export class HaproxyBalancer implements Balancer {
     const servers = hosts.map((host) => this.record(host).server);
     log(`traffic gate: watching ${servers.join(', ')} on the new release for ${settings.windowSeconds}s against the rest of backend ${this.backend}`);
     const before = await this.stats();
-    await sleep(settings.windowSeconds * 1000, signal);
-    throwIfCancelled(signal, 'finish the traffic gate', this.remote?.name);
-    const after = await this.stats();
-    const verdict = judgeTraffic(before, after, servers, { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor });
-    for (const host of hosts) this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`;
-    log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}`);
-    if (!verdict.ok) throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}`, hosts[0]);
+    const thresholds = { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor };
+    const started = Date.now();
+    const end = started + settings.windowSeconds * 1000;
+    // Read every second: errors enough to decide end the window early (a broken release costs
+    // its clients a second, not the whole window); everything else is judged over the whole window.
+    let verdict: TrafficVerdict;
+    let early = '';
+    for (;;) {
+      await sleep(Math.max(0, Math.min(GATE_READING_MS, end - Date.now())), signal);
+      throwIfCancelled(signal, 'finish the traffic gate', this.remote?.name);
+      verdict = judgeTraffic(before, await this.stats(), servers, thresholds);
+      if (Date.now() >= end) break;
+      if (verdict.decisive) {
+        early = ` (decided after ${((Date.now() - started) / 1000).toFixed(1)}s of the ${settings.windowSeconds}s window)`;
+        break;
+      }
+    }
+    for (const host of hosts) this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`;
+    log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`);
+    if (!verdict.ok) throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}${early}`, hosts[0]);
     // Passed: a canary watched at a lowered weight takes its full share now.
     for (const host of hosts) if (this.lowered.has(this.record(host).server)) await this.fullWeight(host, this.record(host));
   }
