@@ -68564,24 +68564,37 @@ async function steadyWorkers(host, master) {
     }
     return { workers: seen, count };
 }
-/** Waits until the master has `count` workers and every one forked since the roll began is ready. */
+/**
+ * What a step still waits for in `state`, or undefined once it is done. After TTIN: the count
+ * gunicorn aims for, and every worker forked since the roll began booted. After TTOU only the
+ * count: the retired worker is gone, and a worker still booting there is a max_requests respawn
+ * the master replaced on its own (its new workers were all booted before this TTOU), which
+ * under load may always be one and must not hold the roll.
+ */
+function stepWaitsFor(after, state, count, isOriginal) {
+    if (state.workers.length !== count)
+        return `${state.workers.length} workers, want ${count}`;
+    if (after === 'TTOU')
+        return undefined;
+    const unbooted = state.workers.filter((worker) => !isOriginal(worker) && !state.booted.includes(worker.pid)).map((worker) => worker.pid);
+    return unbooted.length > 0 ? `new workers ${unbooted.join(', ')} not booted` : undefined;
+}
+/** Waits until the step is done (stepWaitsFor) and, after TTIN, every new worker is ready. */
 async function settle(host, master, wait) {
     let last;
     let waiting = 'no new worker yet';
     const settled = await pollUntil(async () => {
         const state = await readWorkers(host, master);
         last = state;
-        if (state.workers.length !== wait.count) {
-            waiting = `${state.workers.length} workers, want ${wait.count}`;
+        const missing = stepWaitsFor(wait.after, state, wait.count, wait.isOriginal);
+        if (missing) {
+            waiting = missing;
             return undefined;
         }
+        if (wait.after === 'TTOU' || !wait.hook)
+            return state;
         const fresh = state.workers.filter((worker) => !wait.isOriginal(worker)).map((worker) => worker.pid);
-        const booted = fresh.filter((pid) => state.booted.includes(pid));
-        if (booted.length < fresh.length) {
-            waiting = `new workers ${fresh.filter((pid) => !booted.includes(pid)).join(', ')} not booted`;
-            return undefined;
-        }
-        const ready = wait.hook ? await wait.hook(booted) : booted;
+        const ready = await wait.hook(fresh);
         if (ready.length < fresh.length) {
             waiting = `new workers ${fresh.filter((pid) => !ready.includes(pid)).join(', ')} have not reported ready`;
             return undefined;

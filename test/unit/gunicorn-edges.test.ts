@@ -5,7 +5,7 @@ import type { GunicornConfig } from '../../src/servers/gunicorn/gunicorn-command
 import type { GunicornMaster } from '../../src/servers/gunicorn/master-check.js';
 import { parseReexecChildren, reexecChildCommand } from '../../src/servers/gunicorn/reexec-child.js';
 import { reloadPlan } from '../../src/servers/gunicorn/reload-plan.js';
-import { nextRollingStep } from '../../src/servers/gunicorn/rolling-strategy.js';
+import { nextRollingStep, stepWaitsFor } from '../../src/servers/gunicorn/rolling-strategy.js';
 import { cgroupCommand, systemdServiceOf } from '../../src/servers/gunicorn/service-cgroup.js';
 import { chooseStrategy, strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
 import { parseUnitFacts, unitFactsCommand, usr2UnitProblem, type UnitFacts } from '../../src/servers/gunicorn/systemd-unit.js';
@@ -144,6 +144,17 @@ describe('rolling steps', () => {
     expect(nextRollingStep(0, 2, 2)).toBeUndefined();
     expect(nextRollingStep(0, 2, 3)).toBe('TTIN');
     expect(nextRollingStep(0, 3, 2)).toBe('TTOU');
+  });
+  const original = (worker: { pid: number }) => worker.pid < 100;
+  const workers = (...pids: number[]) => pids.map((pid) => ({ pid, startTime: String(pid) }));
+  it('after TTIN, waits until the count is reached and every worker forked since the roll began has booted', () => {
+    expect(stepWaitsFor('TTIN', { workers: workers(11, 12, 101), booted: [11, 12] }, 3, original)).toBe('new workers 101 not booted');
+    expect(stepWaitsFor('TTIN', { workers: workers(11, 12), booted: [11, 12] }, 3, original)).toBe('2 workers, want 3');
+    expect(stepWaitsFor('TTIN', { workers: workers(11, 12, 101), booted: [11, 12, 101] }, 3, original)).toBeUndefined();
+  });
+  it('after TTOU, waits only for the count: a max_requests respawn still booting does not hold the roll', () => {
+    expect(stepWaitsFor('TTOU', { workers: workers(12, 101, 105), booted: [12, 101] }, 3, original)).toBeUndefined();
+    expect(stepWaitsFor('TTOU', { workers: workers(11, 12, 101, 105), booted: [11, 12, 101] }, 3, original)).toBe('4 workers, want 3');
   });
 });
 
