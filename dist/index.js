@@ -56452,6 +56452,7 @@ const Inputs = {
     Strategy: 'strategy',
     Pidfile: 'pidfile',
     Service: 'service',
+    ServerLog: 'server-log',
     WsgiApp: 'wsgi-app',
     Python: 'python',
     ReloadTimeout: 'reload-timeout',
@@ -59859,6 +59860,7 @@ function parseSettings(read, env, warn = () => undefined) {
         strategy,
         pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/${server}.pid`),
         service: serviceName(get(Inputs.Service), server),
+        serverLog: get(Inputs.ServerLog) ? absolutePath(Inputs.ServerLog, get(Inputs.ServerLog)) : undefined,
         wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
         python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
         reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),
@@ -65077,7 +65079,138 @@ class ReloadFailure extends ReloadError {
     }
 }
 
+;// CONCATENATED MODULE: ./src/remote/become-remote-host.ts
+
+
+/** The sudoers line a deploy user needs for `become: <user>`. */
+function sudoersLine(sshUser, become) {
+    return `${sshUser} ALL=(${become}) NOPASSWD: ALL`;
+}
+/**
+ * A command run as `user` through `sudo -n` (never a password prompt: a missing rule fails at
+ * once), from `/`: the SSH user's home is no place for the app's user (find, for one, fails
+ * when it cannot return to a working directory it may not read).
+ */
+function becomeCommand(user, command) {
+    return sh `cd / && sudo -n -u ${user} -- /bin/sh -c ${command.text}`;
+}
+/**
+ * A host whose commands run as the app's user (`become`, as in Ansible): the SSH user logs in,
+ * every command goes through `sudo -n -u <user>`, so process reads, signals and the app's own
+ * Python run as the user gunicorn runs as. Only the server driver gets it (asUser below): the
+ * release files, the install and migrate commands stay the SSH user's.
+ */
+class BecomeRemoteHost {
+    host;
+    user;
+    verified;
+    constructor(host, user) {
+        this.host = host;
+        this.user = user;
+    }
+    get name() {
+        return this.host.name;
+    }
+    /** Checks, once and before any command, that sudo lets the SSH user act as `user` without a password. */
+    verify() {
+        this.verified ??= (async () => {
+            const probe = await this.host.exec(`sudo to ${this.user}`, sh `${becomeCommand(this.user, sh `id -un`)} 2>&1`, { allowFailure: true });
+            if (probe.code === 0 && probe.stdout.trim() === this.user)
+                return;
+            const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
+            const sshUser = this.host.name.split('@')[0] ?? '<ssh user>';
+            throw new DeployError(`become: ${this.user}: '${sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
+                `Nothing was changed. Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, this.user)}`, this.host.name);
+        })();
+        // A failed check (the connection, say) is tried again at the next command.
+        this.verified.catch(() => (this.verified = undefined));
+        return this.verified;
+    }
+    async exec(purpose, command, options) {
+        await this.verify();
+        return this.host.exec(purpose, becomeCommand(this.user, command), options);
+    }
+    upload(purpose, localPath, remotePath) {
+        return this.host.upload(purpose, localPath, remotePath);
+    }
+    /** A unix socket reached through sshd is opened by sshd as the SSH user (sudo plays no part). */
+    get socketRequest() {
+        return this.host.socketRequest?.bind(this.host);
+    }
+    close() {
+        return this.host.close();
+    }
+}
+/**
+ * The driver, with every host it is handed wrapped so that its commands run as `user` (each
+ * host's wrapper kept, so sudo is checked once per connection). No user: the driver itself.
+ */
+function asUser(driver, user) {
+    if (!user)
+        return driver;
+    const wrapped = new WeakMap();
+    const as = (host) => {
+        if (host.name.startsWith(`${user}@`))
+            return host;
+        let become = wrapped.get(host);
+        if (!become)
+            wrapped.set(host, (become = new BecomeRemoteHost(host, user)));
+        return become;
+    };
+    return {
+        inspect: (host) => driver.inspect(as(host)),
+        preflight: (host, server, releaseDir) => driver.preflight(as(host), server, releaseDir),
+        reload: (host, server, log, signal, progress) => driver.reload(as(host), server, log, signal, progress),
+        settle: (host, pointCurrent, log) => driver.settle(as(host), pointCurrent, log),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/servers/server-log.ts
+
+
+
+/** Lines read, and the longest line kept: a traceback's last frames and its error fit. */
+const SERVER_LOG_LINES = 30;
+const LINE_LIMIT = 300;
+const READ_TIMEOUT_SECONDS = 10;
+function serverLogSource(settings) {
+    if (settings.serverLog)
+        return { file: settings.serverLog };
+    if (settings.service)
+        return { unit: settings.service };
+    return undefined;
+}
+/** Where the lines come from, for the log and the summary. */
+function describeSource(source) {
+    return 'file' in source ? source.file : `journal of ${source.unit}`;
+}
+/** The command that prints the log's last lines (a missing file or journal says so on stderr). */
+function serverLogTailCommand(source, lines = SERVER_LOG_LINES) {
+    if ('file' in source)
+        return sh `tail -n ${String(lines)} -- ${source.file}`;
+    return sh `journalctl --no-pager -o short-iso -n ${String(lines)} -u ${source.unit}`;
+}
+/**
+ * The log's last lines on `host`, read as `become` when set (the log is the app user's). Never
+ * throws: what could not be read is said in the text instead.
+ */
+async function readServerLog(host, source, become) {
+    const reader = become && !host.name.startsWith(`${become}@`) ? new BecomeRemoteHost(host, become) : host;
+    try {
+        const result = await reader.exec(`read the last lines of ${describeSource(source)}`, serverLogTailCommand(source), { timeoutSeconds: READ_TIMEOUT_SECONDS, allowFailure: true });
+        const text = result.stdout.trim() || `(nothing read: ${result.stderr.trim() || `exit ${result.code}`})`;
+        return text
+            .split('\n')
+            .map((line) => (line.length > LINE_LIMIT ? `${line.slice(0, LINE_LIMIT - 1)}…` : line))
+            .join('\n');
+    }
+    catch (error) {
+        return `(could not read it: ${errorMessage(error)})`;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/rollout/roll-out.ts
+
 
 
 
@@ -65233,8 +65366,20 @@ async function reloadHost(run, session, reporter, canary) {
     }
     catch (error) {
         const failure = error instanceof ReloadFailure ? error : undefined;
+        // Read before anything is put back: the lines that say why (a worker's traceback) are the last ones.
+        if (started && !deps.signal?.aborted)
+            await keepServerLog(run, session, reporter);
         throw new HostFailure(session, error, started, handle ?? failure?.handle, failure?.previousIntact === true);
     }
+}
+/** The last lines of the server's log of a host that failed, into its report and the log. */
+async function keepServerLog(run, session, reporter) {
+    const source = serverLogSource(run.settings);
+    if (!source)
+        return;
+    const lines = await readServerLog(session.remote, source, run.settings.become);
+    session.report.serverLog = { source: describeSource(source), lines };
+    reporter.log(session.remote.name, `last lines of ${describeSource(source)}:\n${lines}`);
 }
 /**
  * canary-wait: the canary hosts, already committed, must keep passing the readiness probe
@@ -67138,92 +67283,6 @@ class JumpRoute {
     }
 }
 
-;// CONCATENATED MODULE: ./src/remote/become-remote-host.ts
-
-
-/** The sudoers line a deploy user needs for `become: <user>`. */
-function sudoersLine(sshUser, become) {
-    return `${sshUser} ALL=(${become}) NOPASSWD: ALL`;
-}
-/**
- * A command run as `user` through `sudo -n` (never a password prompt: a missing rule fails at
- * once), from `/`: the SSH user's home is no place for the app's user (find, for one, fails
- * when it cannot return to a working directory it may not read).
- */
-function becomeCommand(user, command) {
-    return sh `cd / && sudo -n -u ${user} -- /bin/sh -c ${command.text}`;
-}
-/**
- * A host whose commands run as the app's user (`become`, as in Ansible): the SSH user logs in,
- * every command goes through `sudo -n -u <user>`, so process reads, signals and the app's own
- * Python run as the user gunicorn runs as. Only the server driver gets it (asUser below): the
- * release files, the install and migrate commands stay the SSH user's.
- */
-class BecomeRemoteHost {
-    host;
-    user;
-    verified;
-    constructor(host, user) {
-        this.host = host;
-        this.user = user;
-    }
-    get name() {
-        return this.host.name;
-    }
-    /** Checks, once and before any command, that sudo lets the SSH user act as `user` without a password. */
-    verify() {
-        this.verified ??= (async () => {
-            const probe = await this.host.exec(`sudo to ${this.user}`, sh `${becomeCommand(this.user, sh `id -un`)} 2>&1`, { allowFailure: true });
-            if (probe.code === 0 && probe.stdout.trim() === this.user)
-                return;
-            const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
-            const sshUser = this.host.name.split('@')[0] ?? '<ssh user>';
-            throw new DeployError(`become: ${this.user}: '${sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
-                `Nothing was changed. Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, this.user)}`, this.host.name);
-        })();
-        // A failed check (the connection, say) is tried again at the next command.
-        this.verified.catch(() => (this.verified = undefined));
-        return this.verified;
-    }
-    async exec(purpose, command, options) {
-        await this.verify();
-        return this.host.exec(purpose, becomeCommand(this.user, command), options);
-    }
-    upload(purpose, localPath, remotePath) {
-        return this.host.upload(purpose, localPath, remotePath);
-    }
-    /** A unix socket reached through sshd is opened by sshd as the SSH user (sudo plays no part). */
-    get socketRequest() {
-        return this.host.socketRequest?.bind(this.host);
-    }
-    close() {
-        return this.host.close();
-    }
-}
-/**
- * The driver, with every host it is handed wrapped so that its commands run as `user` (each
- * host's wrapper kept, so sudo is checked once per connection). No user: the driver itself.
- */
-function asUser(driver, user) {
-    if (!user)
-        return driver;
-    const wrapped = new WeakMap();
-    const as = (host) => {
-        if (host.name.startsWith(`${user}@`))
-            return host;
-        let become = wrapped.get(host);
-        if (!become)
-            wrapped.set(host, (become = new BecomeRemoteHost(host, user)));
-        return become;
-    };
-    return {
-        inspect: (host) => driver.inspect(as(host)),
-        preflight: (host, server, releaseDir) => driver.preflight(as(host), server, releaseDir),
-        reload: (host, server, log, signal, progress) => driver.reload(as(host), server, log, signal, progress),
-        settle: (host, pointCurrent, log) => driver.settle(as(host), pointCurrent, log),
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/remote/disk-space.ts
 
 /**
@@ -67605,6 +67664,8 @@ async function writeJobSummary(outcome, facts) {
             ].map(job_summary_cell)),
         ]);
     }
+    for (const host of outcome.hosts.filter((report) => report.serverLog))
+        summary.addRaw(serverLogSection(host), true);
     if (outcome.hosts.some((host) => host.balancer))
         summary.addRaw(balancerSection(outcome.hosts), true);
     const chart = ganttChart(outcome.hosts, `${outcome.status} ${outcome.release}`);
@@ -67660,6 +67721,13 @@ function stripHost(text) {
 }
 function shorten(text, limit = 300) {
     return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
+}
+/** A failed host's server log tail, folded: the traceback behind the Error cell. */
+function serverLogSection(host) {
+    const log = host.serverLog;
+    if (!log)
+        return '';
+    return `\n<details><summary>Last lines of ${job_summary_cell(host.host)}'s server log (${job_summary_cell(log.source)})</summary>\n\n<pre><code>${escapeHtml(log.lines)}</code></pre>\n</details>\n`;
 }
 function migrationSection(migration, status) {
     const lines = [`\n### Migrations on ${job_summary_cell(migration.host)}\n`];

@@ -105,6 +105,7 @@ export function parseSettings(read: InputReader, env: RunEnvironment, warn: (mes
     strategy,
     pidfile: absolutePath(Inputs.Pidfile, get(Inputs.Pidfile) || `${appDir}/run/${server}.pid`),
     service: serviceName(get(Inputs.Service), server),
+    serverLog: get(Inputs.ServerLog) ? absolutePath(Inputs.ServerLog, get(Inputs.ServerLog)) : undefined,
     wsgiApp: wsgiApp(get(Inputs.WsgiApp)),
     python: get(Inputs.Python) ? absolutePath(Inputs.Python, get(Inputs.Python)) : undefined,
     reloadTimeoutSeconds: integer(Inputs.ReloadTimeout, get(Inputs.ReloadTimeout) || String(healthTimeout), 1, 3600),

@@ -29,6 +29,7 @@ export const Inputs = {
   Strategy: 'strategy',
   Pidfile: 'pidfile',
   Service: 'service',
+  ServerLog: 'server-log',
   WsgiApp: 'wsgi-app',
   Python: 'python',
   ReloadTimeout: 'reload-timeout',

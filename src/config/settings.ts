@@ -114,6 +114,8 @@ export interface Settings {
   pidfile: string;
   /** The systemd service gunicorn runs in (`gunicorn.service`): its MainPID is the master; no pidfile needed. */
   service?: string;
+  /** server-log: the app server's log file on the hosts, read when a host fails (undefined: the service's journal, or none). */
+  serverLog?: string;
   /** WSGI app spec (`module:callable`) for the import check when the master's argv is hidden. */
   wsgiApp?: string;
   /** Interpreter for the checks (import, config read, readiness probe, Alembic); found from the master when unset. */

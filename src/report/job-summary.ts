@@ -65,6 +65,7 @@ export async function writeJobSummary(outcome: DeployOutcome, facts?: RunFacts):
       ),
     ]);
   }
+  for (const host of outcome.hosts.filter((report) => report.serverLog)) summary.addRaw(serverLogSection(host), true);
   if (outcome.hosts.some((host) => host.balancer)) summary.addRaw(balancerSection(outcome.hosts), true);
   const chart = ganttChart(outcome.hosts, `${outcome.status} ${outcome.release}`);
   // Blank lines around the fence: after the table's HTML, markdown only starts again after one.
@@ -111,6 +112,13 @@ function stripHost(text: string): string {
 
 function shorten(text: string, limit = 300): string {
   return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
+}
+
+/** A failed host's server log tail, folded: the traceback behind the Error cell. */
+function serverLogSection(host: HostReport): string {
+  const log = host.serverLog;
+  if (!log) return '';
+  return `\n<details><summary>Last lines of ${cell(host.host)}'s server log (${cell(log.source)})</summary>\n\n<pre><code>${escapeHtml(log.lines)}</code></pre>\n</details>\n`;
 }
 
 function migrationSection(migration: MigrationOutcome, status: DeployOutcome['status']): string {

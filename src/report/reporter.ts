@@ -26,6 +26,8 @@ export interface HostReport {
   secondsToReady?: number;
   health?: string;
   error?: string;
+  /** When the host failed: the last lines of the app server's log (server-log, or the service's journal), and where they come from. */
+  serverLog?: { source: string; lines: string };
   /** Position of the host's batch in the rollout plan (0 is the canary when there is one). */
   batch?: number;
   /** The host is in the canary batch. */

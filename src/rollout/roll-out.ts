@@ -5,6 +5,7 @@ import { sleep, throwIfCancelled } from '../poll.js';
 import { switchCurrentCommand } from '../release/release-commands.js';
 import type { HostReport, Reporter } from '../report/reporter.js';
 import { ReloadFailure, type ReloadHandle, type ServerProcess } from '../servers/server-driver.js';
+import { describeSource, readServerLog, serverLogSource } from '../servers/server-log.js';
 import { reloadSteps } from '../report/timeline.js';
 import { cancelledMessage, DeployFailed, round, timed, type HostSession, type RunContext } from './deploy-context.js';
 import { forEachHost } from './host-tasks.js';
@@ -153,8 +154,19 @@ async function reloadHost(run: RunContext, session: HostSession, reporter: Repor
     deps.progress?.(session.remote.name, 'done');
   } catch (error) {
     const failure = error instanceof ReloadFailure ? error : undefined;
+    // Read before anything is put back: the lines that say why (a worker's traceback) are the last ones.
+    if (started && !deps.signal?.aborted) await keepServerLog(run, session, reporter);
     throw new HostFailure(session, error, started, handle ?? failure?.handle, failure?.previousIntact === true);
   }
+}
+
+/** The last lines of the server's log of a host that failed, into its report and the log. */
+async function keepServerLog(run: RunContext, session: HostSession, reporter: Reporter): Promise<void> {
+  const source = serverLogSource(run.settings);
+  if (!source) return;
+  const lines = await readServerLog(session.remote, source, run.settings.become);
+  session.report.serverLog = { source: describeSource(source), lines };
+  reporter.log(session.remote.name, `last lines of ${describeSource(source)}:\n${lines}`);
 }
 
 /**

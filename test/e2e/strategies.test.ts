@@ -147,9 +147,10 @@ describe('strategy usr2 on 3 hosts under load (an app that boots in 4 s)', () =>
   it('a release that passes the import check but whose workers cannot boot under gunicorn: the old master stays (same pid)', async () => {
     const { sb } = t;
     const before = await t.masters();
-    const logStart = (await sb.exec(1, `wc -c < ${sb.appDir}/shared/log/gunicorn-error.log`)).stdout.trim();
+    const errorLog = `${sb.appDir}/shared/log/gunicorn-error.log`;
+    const logStart = (await sb.exec(1, `wc -c < ${errorLog}`)).stdout.trim();
     const result = await t.underLoad(async () =>
-      t.deploy({ source: await t.source('v5', { failOnlyUnderGunicorn: true }), release: 'v5', strategy: 'usr2', 'health-timeout': '20' }),
+      t.deploy({ source: await t.source('v5', { failOnlyUnderGunicorn: true }), release: 'v5', strategy: 'usr2', 'health-timeout': '20', 'server-log': errorLog }),
     );
     expect(result.code).not.toBe(0);
     expect(result.stdout, logOf(result)).toMatch(/release v5 loads with/); // the preflight passed it
@@ -167,6 +168,10 @@ describe('strategy usr2 on 3 hosts under load (an app that boots in 4 s)', () =>
     expect(log).toMatch(/Reason: Worker failed to boot\.|HaltServer 'Worker failed to boot\.'/);
     for (const host of sb.hosts) await expectUntouched(sb, host.index, before[host.index - 1]);
     await expectWorkersServe(sb, 1, before[0].children, 'v2');
+    // server-log: the worker's traceback is in the run's log and in the summary, read before the rollback.
+    expect(result.stdout).toContain(`last lines of ${errorLog}:`);
+    expect(result.stdout).toMatch(/last lines of [\s\S]*RuntimeError: fixture release v5/);
+    expect(result.summary).toMatch(/<details><summary>Last lines of [^<]*'s server log[\s\S]*RuntimeError: fixture release v5/);
   });
 });
 

@@ -115,6 +115,10 @@ describe('job summary: what happened, snapshots', () => {
     expect(text).not.toContain('Cause');
   });
 
+  const serverLog = {
+    source: '/var/log/gunicorn/error.log',
+    lines: ['[2026-12-05 07:20:01 +0000] [4300] [ERROR] Exception in worker process', 'Traceback (most recent call last):', '  File "/srv/app/releases/v3/app.py", line 4, in <module>', 'RuntimeError: no <DATABASE_URL>'].join('\n'),
+  };
   it('rollback: the cause first, then what every host serves, the failing host\'s error on its row', async () => {
     const error = '[deploy@web1] did not pass 3 checks in a row within 60s: last status 503';
     const outcome: DeployOutcome = {
@@ -123,13 +127,16 @@ describe('job summary: what happened, snapshots', () => {
       previousRelease: 'v2',
       strategy: 'usr2',
       error,
-      hosts: hosts([{ status: 'rolled-back', release: 'v2', newMasterPid: 4100, newWorkers: [4300, 4301], error }, {}, {}]),
+      hosts: hosts([{ status: 'rolled-back', release: 'v2', newMasterPid: 4100, newWorkers: [4300, 4301], error, serverLog }, {}, {}]),
     };
     const text = await snapshot('rollback', outcome, 'deploy', 95);
     expect(text.indexOf('<b>Cause:</b>')).toBeLessThan(text.indexOf('<table>'));
     expect(text.indexOf('<b>Cause:</b>')).toBeLessThan(text.indexOf('Started by'));
     expect(text).toContain('deploy of v3 failed on deploy@web1; every host it reached is back on v2.');
     expect(text).toContain('<td>did not pass 3 checks in a row within 60s: last status 503</td>');
+    expect(text).toContain("<details><summary>Last lines of deploy@web1's server log (/var/log/gunicorn/error.log)</summary>");
+    expect(text).toContain('RuntimeError: no &lt;DATABASE_URL&gt;');
+    expect(text.indexOf('<details>')).toBeGreaterThan(text.indexOf('</table>'));
   });
 
   it('cancel: which release each host serves, and the two ways on', async () => {
