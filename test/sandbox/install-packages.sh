@@ -12,6 +12,7 @@ packages=(
   iproute2 procps util-linux curl        # ip netns/veth, ps/pgrep, unshare/nsenter/flock, probes
   alembic python3-alembic python3-sqlalchemy python3-psycopg2 postgresql   # migration tests
   python3-django                         # manage.py migrate as migrate-command (real-django.test.ts)
+  python3-flask-migrate                  # flask db upgrade as migrate-command (real-flask-migrate.test.ts)
   uwsgi uwsgi-plugin-python3             # the other supported server
   python3-gevent python3-uvicorn         # worker classes gevent and uvicorn.workers.UvicornWorker
   nftables                               # connection-loss tests drop a host's SSH packets
