@@ -60325,6 +60325,26 @@ const RETRIED_MARGIN = 0.1;
  * 1 % errors needs about a thousand requests to show ten, and by then its rate is its own.
  */
 const EARLY_ERRORS = 10;
+/**
+ * Fewer errors decide too when a release within the allowed rate would show that many so
+ * rarely: below one chance in a million (5 failures in the first 5 requests at 2 % allowed, a
+ * chance of 3e-9). What a canary at a small weight needs: it takes few requests a second.
+ */
+const EARLY_CHANCE = 1e-6;
+/** The allowed rate the chance is reckoned at is never taken below this (0 allowed: any error fails, but one may be chance). */
+const CHANCE_RATE_FLOOR = 0.001;
+/**
+ * An upper bound (Chernoff) on the chance that `requests` at error rate `rate` show `errors`
+ * or more: exp(-n · KL(errors/n ‖ rate)). 1 when that many errors is no more than expected.
+ */
+function chanceOfErrors(errors, requests, rate) {
+    const p = Math.min(Math.max(rate, CHANCE_RATE_FLOOR), 1);
+    if (requests === 0 || errors / requests <= p || p >= 1)
+        return 1;
+    const q = errors / requests;
+    const term = (a, b) => (a === 0 ? 0 : a * Math.log(a / b));
+    return Math.exp(-requests * (term(q, p) + term(1 - q, 1 - p)));
+}
 /** One side's attempts, the errors its clients saw and the attempts HAProxy retried, over the window. */
 function side(before, after, servers) {
     let requests = 0;
@@ -60375,7 +60395,8 @@ function judgeTraffic(before, after, fresh, thresholds) {
     if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
         failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);
     }
-    return { ok: failures.length === 0, decisive: errorsFail && newSide.errors >= EARLY_ERRORS, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
+    const decisive = errorsFail && (newSide.errors >= EARLY_ERRORS || chanceOfErrors(newSide.errors, newSide.requests, oldSide.rate + thresholds.max5xxRate) < EARLY_CHANCE);
+    return { ok: failures.length === 0, decisive, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
 }
 
 ;// CONCATENATED MODULE: ./src/remote/shell-quote.ts
@@ -60633,8 +60654,12 @@ function takesTraffic(stat) {
 class TrafficGateError extends DeployError {
 }
 const POLL_MS = 250;
-/** The traffic gate reads HAProxy's counters this often during its window. */
-const GATE_READING_MS = 1000;
+/**
+ * The traffic gate reads HAProxy's counters this often during its window (one `show stat`
+ * over the open SSH connection): a release failing every request is seen within a quarter of
+ * a second of the errors that decide it.
+ */
+const GATE_READING_MS = 250;
 /** The balancer behind `lb: haproxy`: HAProxy 2.6's runtime API on its admin socket, over SSH to the LB host. */
 class HaproxyBalancer {
     options;
@@ -60802,8 +60827,8 @@ class HaproxyBalancer {
         const thresholds = { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor };
         const started = Date.now();
         const end = started + settings.windowSeconds * 1000;
-        // Read every second: errors enough to decide end the window early (a broken release costs
-        // its clients a second, not the whole window); everything else is judged over the whole window.
+        // Read four times a second: errors enough to decide end the window early (a broken release
+        // costs its clients a second, not the whole window); everything else is judged over the whole window.
         let verdict;
         let early = '';
         for (;;) {
@@ -60820,12 +60845,33 @@ class HaproxyBalancer {
         for (const host of hosts)
             this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`;
         log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`);
-        if (!verdict.ok)
+        if (!verdict.ok) {
+            await this.drainFailed(hosts);
             throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}${early}`, hosts[0]);
+        }
         // Passed: a canary watched at a lowered weight takes its full share now.
         for (const host of hosts)
             if (this.lowered.has(this.record(host).server))
                 await this.fullWeight(host, this.record(host));
+    }
+    /**
+     * Servers the gate failed leave the rotation now, not when their hosts' rollback begins: every
+     * request they take until then meets the failed release. Held like any drain (the rollback
+     * finds it done and sets them ready; close and the post step too); one HAProxy refuses (the
+     * last server UP) or cannot be reached for is named and left to the rollback.
+     */
+    async drainFailed(hosts) {
+        if (!this.options.drain)
+            return;
+        for (const host of hosts) {
+            const record = this.record(host);
+            try {
+                await this.drain(record, this.row(await this.stats(), record.server), undefined);
+            }
+            catch (error) {
+                this.options.log(`could not drain ${record.server} after the traffic gate failed (${errorMessage(error)}); its rollback puts it back as it is`);
+            }
+        }
     }
     async restoreNow() {
         if (!this.admin || this.drained.size + this.lowered.size === 0)

@@ -31,6 +31,26 @@ export const RETRIED_MARGIN = 0.1;
  * 1 % errors needs about a thousand requests to show ten, and by then its rate is its own.
  */
 export const EARLY_ERRORS = 10;
+/**
+ * Fewer errors decide too when a release within the allowed rate would show that many so
+ * rarely: below one chance in a million (5 failures in the first 5 requests at 2 % allowed, a
+ * chance of 3e-9). What a canary at a small weight needs: it takes few requests a second.
+ */
+export const EARLY_CHANCE = 1e-6;
+/** The allowed rate the chance is reckoned at is never taken below this (0 allowed: any error fails, but one may be chance). */
+const CHANCE_RATE_FLOOR = 0.001;
+
+/**
+ * An upper bound (Chernoff) on the chance that `requests` at error rate `rate` show `errors`
+ * or more: exp(-n · KL(errors/n ‖ rate)). 1 when that many errors is no more than expected.
+ */
+export function chanceOfErrors(errors: number, requests: number, rate: number): number {
+  const p = Math.min(Math.max(rate, CHANCE_RATE_FLOOR), 1);
+  if (requests === 0 || errors / requests <= p || p >= 1) return 1;
+  const q = errors / requests;
+  const term = (a: number, b: number) => (a === 0 ? 0 : a * Math.log(a / b));
+  return Math.exp(-requests * (term(q, p) + term(1 - q, 1 - p)));
+}
 
 export interface TrafficSide {
   /** Attempts on the side's servers: answers, plus broken answers and failed connections. */
@@ -47,7 +67,7 @@ export interface TrafficSide {
 
 export interface TrafficVerdict {
   ok: boolean;
-  /** The error rate fails on at least EARLY_ERRORS errors: no later reading in the window can make it pass. */
+  /** The error rate fails on at least EARLY_ERRORS errors, or on errors a release within the allowed rate would show by chance less than EARLY_CHANCE: the window may end now. */
   decisive: boolean;
   /** One line for the log and the error. */
   summary: string;
@@ -104,5 +124,6 @@ export function judgeTraffic(before: ServerStat[], after: ServerStat[], fresh: r
   if (oldSide.requests > 0 && newSide.rtime > LATENCY_FLOOR_MS && newSide.rtime > thresholds.latencyFactor * Math.max(oldSide.rtime, 1)) {
     failures.push(`response time ${newSide.rtime} ms is more than ${thresholds.latencyFactor}× the old release's ${oldSide.rtime} ms`);
   }
-  return { ok: failures.length === 0, decisive: errorsFail && newSide.errors >= EARLY_ERRORS, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
+  const decisive = errorsFail && (newSide.errors >= EARLY_ERRORS || chanceOfErrors(newSide.errors, newSide.requests, oldSide.rate + thresholds.max5xxRate) < EARLY_CHANCE);
+  return { ok: failures.length === 0, decisive, summary: failures.length ? `${failures.join('; ')} (${described})` : described, fresh: newSide, baseline: oldSide };
 }

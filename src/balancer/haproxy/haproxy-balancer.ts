@@ -15,8 +15,12 @@ import { parseServersState, parseShowStat, takesTraffic, type ServerStat } from 
 export class TrafficGateError extends DeployError {}
 
 const POLL_MS = 250;
-/** The traffic gate reads HAProxy's counters this often during its window. */
-const GATE_READING_MS = 1000;
+/**
+ * The traffic gate reads HAProxy's counters this often during its window (one `show stat`
+ * over the open SSH connection): a release failing every request is seen within a quarter of
+ * a second of the errors that decide it.
+ */
+const GATE_READING_MS = 250;
 
 export interface HaproxyBalancerOptions {
   settings: BalancerSettings;
@@ -208,8 +212,8 @@ export class HaproxyBalancer implements Balancer {
     const thresholds = { max5xxRate: settings.max5xxRate, latencyFactor: settings.latencyFactor };
     const started = Date.now();
     const end = started + settings.windowSeconds * 1000;
-    // Read every second: errors enough to decide end the window early (a broken release costs
-    // its clients a second, not the whole window); everything else is judged over the whole window.
+    // Read four times a second: errors enough to decide end the window early (a broken release
+    // costs its clients a second, not the whole window); everything else is judged over the whole window.
     let verdict: TrafficVerdict;
     let early = '';
     for (;;) {
@@ -224,9 +228,30 @@ export class HaproxyBalancer implements Balancer {
     }
     for (const host of hosts) this.record(host).traffic = `${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`;
     log(`traffic gate ${verdict.ok ? 'passed' : 'FAILED'}: ${verdict.summary}${early}`);
-    if (!verdict.ok) throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}${early}`, hosts[0]);
+    if (!verdict.ok) {
+      await this.drainFailed(hosts);
+      throw new TrafficGateError(`the traffic gate failed on ${servers.join(', ')}: ${verdict.summary}${early}`, hosts[0]);
+    }
     // Passed: a canary watched at a lowered weight takes its full share now.
     for (const host of hosts) if (this.lowered.has(this.record(host).server)) await this.fullWeight(host, this.record(host));
+  }
+
+  /**
+   * Servers the gate failed leave the rotation now, not when their hosts' rollback begins: every
+   * request they take until then meets the failed release. Held like any drain (the rollback
+   * finds it done and sets them ready; close and the post step too); one HAProxy refuses (the
+   * last server UP) or cannot be reached for is named and left to the rollback.
+   */
+  private async drainFailed(hosts: readonly string[]): Promise<void> {
+    if (!this.options.drain) return;
+    for (const host of hosts) {
+      const record = this.record(host);
+      try {
+        await this.drain(record, this.row(await this.stats(), record.server), undefined);
+      } catch (error) {
+        this.options.log(`could not drain ${record.server} after the traffic gate failed (${errorMessage(error)}); its rollback puts it back as it is`);
+      }
+    }
   }
 
   async restoreNow(): Promise<void> {
