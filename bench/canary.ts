@@ -27,6 +27,8 @@ const LOAD = { rate: 100, connections: 10, maxSeconds: 240 } as const;
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 /** lb-canary-weight of each run; empty = full weight (the default). */
 const WEIGHTS = ['', '25%', '10%'];
+/** BENCH_CANARY_WEIGHTS=10% runs only those (comma-separated; `full` for the default), without writing results; BENCH_VERBOSE=1 prints each run's log. */
+const PICKED = process.env.BENCH_CANARY_WEIGHTS?.split(',').map((weight) => (weight === 'full' ? '' : weight));
 
 interface CanaryRow {
   canaryWeight: string;
@@ -36,6 +38,8 @@ interface CanaryRow {
   failedShare: number;
   latencyMs: { p50: number; p99: number; max: number };
   deploySeconds: number;
+  /** When the traffic gate failed early: how far into its window it decided. */
+  gateDecidedSeconds?: number;
   hostsServe: string[];
 }
 
@@ -45,7 +49,7 @@ export async function canaryBench(): Promise<void> {
   const sb = await startServingSandbox({ hosts: HOSTS, workers: 2, lbHost: true, serverWeight: WEIGHT, version: 'v1', app: { bootSeconds: BOOT_SECONDS } });
   const sources: string[] = [];
   try {
-    for (const [index, weight] of WEIGHTS.entries()) {
+    for (const [index, weight] of (PICKED ?? WEIGHTS).entries()) {
       const row = await deployBroken(sb, `v${index + 2}`, weight, sources);
       rows.push(row);
       console.log(`bench canary: weight ${row.canaryWeight} → ${row.outcome}; failed ${row.failed}/${row.requests} (${percent(row.failedShare)}); ${row.deploySeconds} s`);
@@ -59,15 +63,16 @@ export async function canaryBench(): Promise<void> {
     '',
     `${HOSTS} hosts, gunicorn 20.1 (2 sync workers, ${BOOT_SECONDS} s import), HAProxy on its own host with every server at weight ${WEIGHT}, ${LOAD.rate} req/s through HAProxy from 1 s before each deploy to 2 s after it. The release passes /health/ready and answers 500 on /; default strategy, canary 1, traffic gate window 10 s.`,
     '',
-    '| lb-canary-weight | outcome | failed / requests | failed share | p50 / p99 / max latency (ms) | deploy (s) | hosts serve |',
-    '|---|---|---|---|---|---|---|',
+    '| lb-canary-weight | outcome | failed / requests | failed share | gate decided after (s) | p50 / p99 / max latency (ms) | deploy (s) | hosts serve |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (row) =>
-        `| ${row.canaryWeight} | ${row.outcome} | ${row.failed} / ${row.requests} | ${percent(row.failedShare)} | ${row.latencyMs.p50} / ${row.latencyMs.p99} / ${row.latencyMs.max} | ${row.deploySeconds} | ${row.hostsServe.join(' ')} |`,
+        `| ${row.canaryWeight} | ${row.outcome} | ${row.failed} / ${row.requests} | ${percent(row.failedShare)} | ${row.gateDecidedSeconds ?? '—'} | ${row.latencyMs.p50} / ${row.latencyMs.p99} / ${row.latencyMs.max} | ${row.deploySeconds} | ${row.hostsServe.join(' ')} |`,
     ),
     '',
   ].join('\n');
   console.log(`\n${table}`);
+  if (PICKED) return;
   await mkdir(RESULTS, { recursive: true });
   await writeFile(join(RESULTS, 'canary.md'), table);
   await writeFile(join(RESULTS, 'canary.json'), `${JSON.stringify({ date: started.toISOString(), hosts: HOSTS, weight: WEIGHT, load: LOAD, rows }, null, 2)}\n`);
@@ -86,6 +91,7 @@ async function deployBroken(sb: Sandbox, version: string, weight: string, source
   await sb.waitForLb({ timeoutMs: 60_000 });
   const load = startMeter({ url: sb.lbUrl, ...LOAD });
   let outcome: string;
+  let gate: string | undefined;
   let seconds: number;
   let report: MeterReport;
   try {
@@ -97,6 +103,8 @@ async function deployBroken(sb: Sandbox, version: string, weight: string, source
     );
     seconds = (performance.now() - t0) / 1000;
     outcome = result.outputs.status ?? `exit ${result.code}`;
+    gate = /traffic gate FAILED: .*\(decided after ([\d.]+)s/.exec(result.stdout)?.[1];
+    if (process.env.BENCH_VERBOSE) console.log(result.stdout);
     await sleep(2000);
   } finally {
     report = await load.stop();
@@ -110,6 +118,7 @@ async function deployBroken(sb: Sandbox, version: string, weight: string, source
     failedShare: report.requests ? report.failed / report.requests : 0,
     latencyMs: report.latencyMs,
     deploySeconds: Math.round(seconds * 10) / 10,
+    gateDecidedSeconds: gate === undefined ? undefined : Number(gate),
     hostsServe,
   };
 }

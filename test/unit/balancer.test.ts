@@ -346,6 +346,25 @@ describe('HaproxyBalancer', () => {
     expect(fake.commands.filter((command) => command === 'set server app/h1 state drain')).toHaveLength(2);
   });
 
+  it('drains a failed server even when the strategy does not drain (usr2 with drain: auto), but never with drain: never', async () => {
+    const failing = (fake: FakeHaproxy) => () => {
+      const h1 = fake.servers.get('h1')!;
+      Object.assign(h1, { responses: h1.responses + 10, errors: h1.errors + 10 });
+    };
+    for (const [mode, expected] of [['auto', 'drain'], ['never', 'ready']] as const) {
+      const fake = new FakeHaproxy(['h1', 'h2']);
+      const balancer = new HaproxyBalancer({ settings: { ...settings, drain: mode, windowSeconds: 30 }, drain: false, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined });
+      await balancer.open(hosts);
+      await balancer.around('deploy@10.0.0.1', async () => undefined);
+      fake.onShowStat = failing(fake);
+      await expect(balancer.trafficCheck(['deploy@10.0.0.1'])).rejects.toThrow(/the traffic gate failed on h1/);
+      expect(fake.servers.get('h1')?.admin, `drain: ${mode}`).toBe(expected);
+      fake.onShowStat = undefined;
+      await balancer.around('deploy@10.0.0.1', async () => undefined, { putBack: true });
+      expect(fake.servers.get('h1')?.admin, `drain: ${mode}, put back`).toBe('ready');
+    }
+  });
+
   describe('lb-canary-weight', () => {
     const weighted: BalancerSettings = { ...settings, canaryWeightPercent: 10, windowSeconds: 0.05 };
     const plan = [

@@ -238,12 +238,14 @@ export class HaproxyBalancer implements Balancer {
 
   /**
    * Servers the gate failed leave the rotation now, not when their hosts' rollback begins: every
-   * request they take until then meets the failed release. Held like any drain (the rollback
-   * finds it done and sets them ready; close and the post step too); one HAProxy refuses (the
-   * last server UP) or cannot be reached for is named and left to the rollback.
+   * request they take until then meets the failed release, and a strategy that does not drain
+   * (usr2, rolling) keeps serving it through the whole revert. Done unless `drain: never`. Held
+   * like any drain (the rollback finds it done and sets them ready; close and the post step
+   * too); one HAProxy refuses (the last server UP) or cannot be reached for is named and left
+   * to the rollback.
    */
   private async drainFailed(hosts: readonly string[]): Promise<void> {
-    if (!this.options.drain) return;
+    if (this.options.settings.drain === 'never') return;
     for (const host of hosts) {
       const record = this.record(host);
       try {
