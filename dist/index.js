@@ -65119,11 +65119,14 @@ class ReloadFailure extends ReloadError {
     handle;
     /** The failure was the host's SSH connection going away: the deploy puts it back last. */
     hostUnreachable;
+    /** The reload stopped because the run was cancelled, not on a failure of its own. */
+    cancelled;
     constructor(cause, host, previousIntact, handle) {
         super(cause.message.replace(`[${host}] `, ''), host);
         this.previousIntact = previousIntact;
         this.handle = handle;
         this.hostUnreachable = cause instanceof HostUnreachableError;
+        this.cancelled = cause instanceof CancelledError;
     }
 }
 
@@ -65288,6 +65291,10 @@ class HostFailure extends Error {
         this.intact = intact;
     }
 }
+/** The host stopped because the run was cancelled (a wait or a step that takes the cancel), not on a failure of its own. */
+function cancelledOnly(failure) {
+    return failure.cause instanceof CancelledError || (failure.cause instanceof ReloadFailure && failure.cause.cancelled);
+}
 /**
  * Batch by batch (see rollout-plan.ts), each batch's hosts in parallel, each behind its own
  * readiness gate and committed as soon as it passes. The canary batch is then held for
@@ -65343,6 +65350,12 @@ async function rollOut(run, sessions, batches) {
         }
         if (cancelled) {
             const stranded = await putBack(run, toPutBack, [], widest);
+            // A host that failed on its own (its gate) before the cancel, and no host left on the new
+            // release: that is a rollback, and its cause is the failure, not the cancel.
+            if (stranded.length === 0 && done.length === 0 && failures.some((failure) => !cancelledOnly(failure))) {
+                outcome.status = 'rolled-back';
+                throw new DeployFailed(outcome);
+            }
             outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
             outcome.error = cancelledMessage(outcome) + strandedText(stranded);
             throw new DeployFailed(outcome);

@@ -1,5 +1,5 @@
 import { balancerOf } from '../balancer/balancer.js';
-import { HealthGateError, HostUnreachableError, errorMessage } from '../errors.js';
+import { CancelledError, HealthGateError, HostUnreachableError, errorMessage } from '../errors.js';
 import { failureOf, probeBurst, redactedUrl, waitUntilReady } from '../health/readiness-gate.js';
 import { sleep, throwIfCancelled } from '../poll.js';
 import { switchCurrentCommand } from '../release/release-commands.js';
@@ -25,6 +25,11 @@ class HostFailure extends Error {
   ) {
     super(errorMessage(cause));
   }
+}
+
+/** The host stopped because the run was cancelled (a wait or a step that takes the cancel), not on a failure of its own. */
+function cancelledOnly(failure: HostFailure): boolean {
+  return failure.cause instanceof CancelledError || (failure.cause instanceof ReloadFailure && failure.cause.cancelled);
 }
 
 /**
@@ -82,6 +87,12 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
     }
     if (cancelled) {
       const stranded = await putBack(run, toPutBack, [], widest);
+      // A host that failed on its own (its gate) before the cancel, and no host left on the new
+      // release: that is a rollback, and its cause is the failure, not the cancel.
+      if (stranded.length === 0 && done.length === 0 && failures.some((failure) => !cancelledOnly(failure))) {
+        outcome.status = 'rolled-back';
+        throw new DeployFailed(outcome);
+      }
       outcome.status = stranded.length === 0 ? 'cancelled' : 'failed';
       outcome.error = cancelledMessage(outcome) + strandedText(stranded);
       throw new DeployFailed(outcome);

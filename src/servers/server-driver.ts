@@ -1,4 +1,4 @@
-import { HostUnreachableError, ReloadError } from '../errors.js';
+import { CancelledError, HostUnreachableError, ReloadError } from '../errors.js';
 import type { RemoteHost } from '../remote/remote-host.js';
 
 /** A running app server, verified as this app's, as a server driver sees it. */
@@ -77,6 +77,8 @@ export interface Settled {
 export class ReloadFailure extends ReloadError {
   /** The failure was the host's SSH connection going away: the deploy puts it back last. */
   readonly hostUnreachable: boolean;
+  /** The reload stopped because the run was cancelled, not on a failure of its own. */
+  readonly cancelled: boolean;
 
   constructor(
     cause: Error,
@@ -86,5 +88,6 @@ export class ReloadFailure extends ReloadError {
   ) {
     super(cause.message.replace(`[${host}] `, ''), host);
     this.hostUnreachable = cause instanceof HostUnreachableError;
+    this.cancelled = cause instanceof CancelledError;
   }
 }

@@ -886,7 +886,7 @@ describe('deploy story with a load balancer', () => {
     expect(balancer.calls.at(-1)).toBe('close 3');
   });
 
-  it('a cancel during a rollback: the put-back goes through the balancer as one (no cancellation taken) and runs to its end', async () => {
+  it('a cancel during a rollback: the put-back goes through the balancer as one (no cancellation taken) and runs to its end; the gate failure that came first is the outcome', async () => {
     const controller = new AbortController();
     const balancer = new RecordingBalancer(server.events, ['deploy@web1']);
     const check = balancer.trafficCheck.bind(balancer);
@@ -897,7 +897,9 @@ describe('deploy story with a load balancer', () => {
     });
     const outcome = await failure({}, { balancer, signal: controller.signal });
     expect(balancer.arounds).toEqual(['deploy@web1', 'deploy@web1 put-back']);
-    expect(outcome.status).toBe('cancelled');
+    // No host is left on v2: a rollback caused by the gate, not a cancel that stopped a rollout halfway.
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/traffic gate failed on deploy@web1/);
     expect(outcome.hosts.map((host) => host.status)).toEqual(['rolled-back', 'pending', 'pending']);
     expect(server.events).toContain('revert deploy@web1 → v1');
     expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
