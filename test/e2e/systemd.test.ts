@@ -137,7 +137,7 @@ describe('gunicorn.service Type=forking with PIDFile= (daemonized gunicorn, its 
     await expectAllOn(t.sb, 'v2');
     expect(await t.state()).toMatchObject({ mainPid: before.mainPid, activeState: 'active' });
     // With service and no server-log, the failed host's last lines come from the unit's journal.
-    expect(result.stdout).toMatch(/last lines of journal of gunicorn\.service:\n\d{4}-\d\d-\d\dT\S+ \S+ [^:\s]+: /);
+    expect(result.stdout).toMatch(/last lines of journal of gunicorn\.service:\n\[[^\]]+\] \d{4}-\d\d-\d\dT\S+ \S+ [^:\s]+: /);
     expect(result.summary).toMatch(/<details><summary>Last lines of [^<]*'s server log \(journal of gunicorn\.service\)<\/summary>/);
   });
 });
