@@ -2,11 +2,9 @@
  * The command builders and the migration step against real Alembic (Debian's /usr/bin/python3
  * with alembic 1.8), on copies of the fixture projects. Skipped where that Python is missing.
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { revisionFilesCommand, upgradeSqlCommand, type AlembicTarget } from '../../../src/migrate/alembic-commands.js';
 import { MigrationLintError, NothingRenderedError } from '../../../src/migrate/migration-errors.js';
@@ -14,27 +12,12 @@ import { runMigrationStep, type MigrationStepOptions } from '../../../src/migrat
 import { FIXTURES, revisionFiles, snapshot } from './fixtures.js';
 import { LocalHost } from '../support/local-host.js';
 import { sh } from '../../../src/remote/shell-quote.js';
+import { PYTHON, pythonImports, scratchDirectory } from './python-project.js';
 
-const PYTHON = '/usr/bin/python3';
-
-function hasAlembic(): boolean {
-  try {
-    execFileSync(PYTHON, ['-c', 'import alembic, sqlalchemy'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const scratchDirs: string[] = [];
-afterEach(() => {
-  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
 
 /** A copy of a fixture project, to play a release directory with its own database file. */
 function scratchCopy(project: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'migrate-'));
-  scratchDirs.push(dir);
+  const dir = scratchDirectory('migrate');
   cpSync(join(FIXTURES, project), join(dir, project), { recursive: true });
   rmSync(join(dir, project, 'app.db'), { force: true });
   return join(dir, project);
@@ -49,7 +32,7 @@ function target(releaseDir: string): AlembicTarget {
   return { releaseDir, python: PYTHON, globalArgs: [], configFile: null, section: null };
 }
 
-describe.skipIf(!hasAlembic())('against real Alembic', () => {
+describe.skipIf(!pythonImports('alembic, sqlalchemy'))('against real Alembic', () => {
   it('the snapshots are what Alembic renders today', async () => {
     const host = new LocalHost();
     const rendered = await host.exec('render', upgradeSqlCommand(target(join(FIXTURES, 'postgresql')), 'p01', 'p15'));

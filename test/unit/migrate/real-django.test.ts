@@ -4,37 +4,22 @@
  * (no lint, no head check, no revisions), as the README says. Skipped where Django is missing.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { isLintEnabled } from '../../../src/migrate/alembic-invocation.js';
 import { MigrationCommandError } from '../../../src/migrate/migration-errors.js';
 import { runMigrationStep } from '../../../src/migrate/migration-step.js';
 import { LocalHost } from '../support/local-host.js';
+import { PYTHON, pythonImports, scratchDirectory } from './python-project.js';
 
-const PYTHON = '/usr/bin/python3';
 const MIGRATE = `${PYTHON} manage.py migrate --noinput`;
 
-function hasDjango(): boolean {
-  try {
-    execFileSync(PYTHON, ['-c', 'import django'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
 
 /** A minimal Django project (one app, one migration dropping nothing yet) as a release directory. */
 function djangoRelease(migrations: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'django-release-'));
-  dirs.push(dir);
+  const dir = scratchDirectory('django-release');
   const files: Record<string, string> = {
     'manage.py': 'import os, sys\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_settings")\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n',
     'site_settings.py': `SECRET_KEY = "x"\nINSTALLED_APPS = ["shop"]\nDATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ${JSON.stringify(join(dir, 'db.sqlite3'))}}}\nUSE_TZ = True\n`,
@@ -60,7 +45,7 @@ class Migration(migrations.Migration):
     operations = [migrations.RemoveField(model_name="item", name="name")]
 `;
 
-describe.skipIf(!hasDjango())('python manage.py migrate as migrate-command (real Django)', () => {
+describe.skipIf(!pythonImports('django'))('python manage.py migrate as migrate-command (real Django)', () => {
   it('is not linted: it runs once as it is, and no revision is read', async () => {
     expect(isLintEnabled('on', MIGRATE)).toBe(false);
     // A column drop the running release would still read: the Alembic lint refuses that; here nothing sees it.

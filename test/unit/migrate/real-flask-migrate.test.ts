@@ -5,37 +5,22 @@
  * docs/migrations.md says. Skipped where Flask-Migrate is missing.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { isLintEnabled } from '../../../src/migrate/alembic-invocation.js';
 import { MigrationCommandError } from '../../../src/migrate/migration-errors.js';
 import { runMigrationStep } from '../../../src/migrate/migration-step.js';
 import { LocalHost } from '../support/local-host.js';
+import { PYTHON, pythonImports, scratchDirectory } from './python-project.js';
 
-const PYTHON = '/usr/bin/python3';
 const MIGRATE = `${PYTHON} -m flask --app shop db upgrade`;
 
-function hasFlaskMigrate(): boolean {
-  try {
-    execFileSync(PYTHON, ['-c', 'import flask_migrate'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
 
 /** A minimal Flask app with Flask-Migrate's own migrations/ (from `flask db init`) and `revisions`. */
 function flaskRelease(revisions: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'flask-release-'));
-  dirs.push(dir);
+  const dir = scratchDirectory('flask-release');
   writeFileSync(
     join(dir, 'shop.py'),
     [
@@ -68,7 +53,7 @@ def downgrade():
 const CREATE = revision('a1', null, 'op.create_table("item", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(40)))');
 const DROP = revision('b2', 'a1', 'op.drop_column("item", "name")');
 
-describe.skipIf(!hasFlaskMigrate())('flask db upgrade as migrate-command (real Flask-Migrate)', () => {
+describe.skipIf(!pythonImports('flask_migrate'))('flask db upgrade as migrate-command (real Flask-Migrate)', () => {
   it('is not linted: it runs once as it is, and no revision is read', async () => {
     expect(isLintEnabled('on', MIGRATE)).toBe(false);
     // A column drop the running release would still read: the Alembic lint refuses that; through Flask nothing sees it.
