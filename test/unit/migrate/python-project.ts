@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { isLintEnabled } from '../../../src/migrate/alembic-invocation.js';
+import { runMigrationStep, type MigrationResult } from '../../../src/migrate/migration-step.js';
+import { LocalHost } from '../support/local-host.js';
 
 export const PYTHON = '/usr/bin/python3';
 
@@ -32,3 +35,18 @@ const made: string[] = [];
 afterEach(() => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
+
+/** Runs the migration step with `migrateCommand` in `releaseDir` as the action would by default (migration-lint: on), on this machine. */
+export async function migrateLocally(releaseDir: string, migrateCommand: string): Promise<{ result: MigrationResult; lines: string[] }> {
+  const lines: string[] = [];
+  const result = await runMigrationStep(new LocalHost(), {
+    releaseDir,
+    migrateCommand,
+    lint: isLintEnabled('on', migrateCommand),
+    allowUnsafe: false,
+    lockTimeoutSeconds: 5,
+    python: PYTHON,
+    log: (line) => lines.push(line),
+  });
+  return { result, lines };
+}

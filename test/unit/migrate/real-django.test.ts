@@ -12,7 +12,7 @@ import { isLintEnabled } from '../../../src/migrate/alembic-invocation.js';
 import { MigrationCommandError } from '../../../src/migrate/migration-errors.js';
 import { runMigrationStep } from '../../../src/migrate/migration-step.js';
 import { LocalHost } from '../support/local-host.js';
-import { PYTHON, pythonImports, scratchDirectory } from './python-project.js';
+import { migrateLocally, PYTHON, pythonImports, scratchDirectory } from './python-project.js';
 
 const MIGRATE = `${PYTHON} manage.py migrate --noinput`;
 
@@ -50,16 +50,7 @@ describe.skipIf(!pythonImports('django'))('python manage.py migrate as migrate-c
     expect(isLintEnabled('on', MIGRATE)).toBe(false);
     // A column drop the running release would still read: the Alembic lint refuses that; here nothing sees it.
     const release = djangoRelease({ '0001_initial': CREATE, '0002_drop_name': DROP });
-    const lines: string[] = [];
-    const result = await runMigrationStep(new LocalHost(), {
-      releaseDir: release,
-      migrateCommand: MIGRATE,
-      lint: isLintEnabled('on', MIGRATE),
-      allowUnsafe: false,
-      lockTimeoutSeconds: 5,
-      python: PYTHON,
-      log: (line) => lines.push(line),
-    });
+    const { result, lines } = await migrateLocally(release, MIGRATE);
     expect(result).toEqual({ skipped: false, revisionBefore: null, revisionAfter: null, findings: [], dialect: null });
     expect(lines[0]).toMatch(/^migrate-command does not run alembic .*manage\.py migrate.*: running it as it is, without revision checks or lint$/);
     const applied = execFileSync(PYTHON, ['-c', `import sqlite3; print(sqlite3.connect(${JSON.stringify(join(release, 'db.sqlite3'))}).execute("SELECT group_concat(name) FROM django_migrations WHERE app = 'shop'").fetchone()[0])`], { encoding: 'utf8' });

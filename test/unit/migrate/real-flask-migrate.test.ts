@@ -13,7 +13,7 @@ import { isLintEnabled } from '../../../src/migrate/alembic-invocation.js';
 import { MigrationCommandError } from '../../../src/migrate/migration-errors.js';
 import { runMigrationStep } from '../../../src/migrate/migration-step.js';
 import { LocalHost } from '../support/local-host.js';
-import { PYTHON, pythonImports, scratchDirectory } from './python-project.js';
+import { migrateLocally, PYTHON, pythonImports, scratchDirectory } from './python-project.js';
 
 const MIGRATE = `${PYTHON} -m flask --app shop db upgrade`;
 
@@ -58,16 +58,7 @@ describe.skipIf(!pythonImports('flask_migrate'))('flask db upgrade as migrate-co
     expect(isLintEnabled('on', MIGRATE)).toBe(false);
     // A column drop the running release would still read: the Alembic lint refuses that; through Flask nothing sees it.
     const release = flaskRelease({ a1: CREATE, b2: DROP });
-    const lines: string[] = [];
-    const result = await runMigrationStep(new LocalHost(), {
-      releaseDir: release,
-      migrateCommand: MIGRATE,
-      lint: isLintEnabled('on', MIGRATE),
-      allowUnsafe: false,
-      lockTimeoutSeconds: 5,
-      python: PYTHON,
-      log: (line) => lines.push(line),
-    });
+    const { result, lines } = await migrateLocally(release, MIGRATE);
     expect(result).toEqual({ skipped: false, revisionBefore: null, revisionAfter: null, findings: [], dialect: null });
     expect(lines[0]).toMatch(/^migrate-command does not run alembic .*flask db upgrade.*: running it as it is, without revision checks or lint$/);
     const version = execFileSync(PYTHON, ['-c', `import sqlite3; print(sqlite3.connect(${JSON.stringify(join(release, 'shop.db'))}).execute("SELECT version_num FROM alembic_version").fetchone()[0])`], { encoding: 'utf8' });
