@@ -47,6 +47,18 @@ if [ -n "$deploy_home" ]; then
   mount --bind "$hostdir/deploy-home" "$deploy_home"
   mount --bind "$hostdir/sudoers.d" /etc/sudoers.d
 fi
+# The host's own /tmp and /var/tmp (tmpfs): a PrivateTmp=true unit's systemd-private-* dirs live
+# there and go with the host's mount namespace. On the machine's /tmp they stayed behind, since
+# teardown SIGKILLs systemd before it can remove them. The run dir (sshd's config and keys, the
+# host dirs) is bound back at its own path.
+rundir=$(dirname "$hostdir")
+mkdir /run/gd-rundir
+mount --bind "$rundir" /run/gd-rundir
+mount -t tmpfs -o mode=1777 gd-tmp /tmp
+mount -t tmpfs -o mode=1777 gd-var-tmp /var/tmp
+mkdir -p "$rundir"
+mount --move /run/gd-rundir "$rundir"
+rmdir /run/gd-rundir
 echo "systemd-init: mounts done, starting systemd"
 
 # container=: systemd's container mode (no kernel setup, no console takeover); a clean
