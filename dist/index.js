@@ -64644,9 +64644,11 @@ function failedHosts(outcome) {
         failed.push(outcome.errorHost);
     return failed;
 }
+/** The outcomes that are a failure: only they have a cause. */
+const FAILURES = new Set(['rolled-back', 'cancelled', 'failed']);
 /** The first line of the run's error: what went wrong, without the output tail that may follow. */
 function cause(outcome) {
-    if (outcome.status === 'deployed' || outcome.status === 'planned' || outcome.status === 'unlocked')
+    if (!FAILURES.has(outcome.status))
         return undefined;
     return outcome.error?.split('\n').find((line) => line.trim())?.trim() ?? 'unknown error';
 }

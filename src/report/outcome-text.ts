@@ -1,5 +1,5 @@
 import type { Mode } from '../config/settings.js';
-import type { DeployOutcome, HostReport } from './reporter.js';
+import type { DeployOutcome, DeployStatus, HostReport } from './reporter.js';
 
 /**
  * What a run's outcome says in words: the first line of the job summary, the `message` and
@@ -20,9 +20,12 @@ export function failedHosts(outcome: DeployOutcome): string[] {
   return failed;
 }
 
+/** The outcomes that are a failure: only they have a cause. */
+const FAILURES: ReadonlySet<DeployStatus> = new Set<DeployStatus>(['rolled-back', 'cancelled', 'failed']);
+
 /** The first line of the run's error: what went wrong, without the output tail that may follow. */
 export function cause(outcome: DeployOutcome): string | undefined {
-  if (outcome.status === 'deployed' || outcome.status === 'planned' || outcome.status === 'unlocked') return undefined;
+  if (!FAILURES.has(outcome.status)) return undefined;
   return outcome.error?.split('\n').find((line) => line.trim())?.trim() ?? 'unknown error';
 }
 

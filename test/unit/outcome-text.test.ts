@@ -69,6 +69,13 @@ describe('the message output: one line for a notification', () => {
       'graceful-deploy: deploy of v3 was cancelled; v3 on web1; v2 on web2. cancelled by the runner',
     ],
     ['a plan', { status: 'planned', hosts: [{ host: 'web1', status: 'planned' }] }, 'plan', 'graceful-deploy: plan only, nothing changed: v3 would replace v2 on 1 host.'],
+    [
+      'a re-run of a deployed release (if-current: skip): no cause, nothing failed',
+      { status: 'unchanged', hosts: [{ host: 'web1', status: 'unchanged', release: 'v3' }] },
+      'deploy',
+      'graceful-deploy: v3 is already current and serving on 1 host: nothing was deployed.',
+    ],
+    ['mode: migrate, done', { status: 'migrated', hosts: [] }, 'migrate', 'graceful-deploy: migrations of v3 ran; nothing was switched or reloaded.'],
   ])('%s', (_name, extra, mode, expected) => {
     expect(message(outcome(extra), mode)).toBe(expected);
   });
