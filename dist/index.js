@@ -68184,21 +68184,33 @@ function usr2UnitChange(unit) {
  *   action writes the new master's pid there before TERMing the old one.
  */
 function usr2UnitProblem(unit, gunicornPidfile) {
+    const keepMaster = 'Use strategy: rolling or hup, which keep the master.';
     const sockets = unit.triggeredBy.filter((name) => name.endsWith('.socket'));
     if (sockets.length) {
-        return (`gunicorn gets its listening socket from ${sockets.join(', ')} (socket activation): gunicorn hands a USR2 master the wrong file descriptors ` +
-            `(it moves systemd's socket off fd 3 at start), so the new master cannot start. Use strategy: rolling or hup, which keep the master. ${usr2UnitChange(unit)}`);
+        return {
+            reason: `gunicorn gets its listening socket from ${sockets.join(', ')} (socket activation): gunicorn hands a USR2 master the wrong file descriptors ` +
+                "(it moves systemd's socket off fd 3 at start), so the new master cannot start.",
+            instead: keepMaster,
+            change: usr2UnitChange(unit),
+        };
     }
     if (unit.type !== 'forking') {
-        return (`${unit.name} is Type=${unit.type || 'simple'}: systemd follows only its main pid, so when the old master exits at the USR2 commit it stops the service ` +
-            `and kills the new master with it. Use strategy: rolling or hup, which keep the master. ${usr2UnitChange(unit)}`);
+        return {
+            reason: `${unit.name} is Type=${unit.type || 'simple'}: systemd follows only its main pid, so when the old master exits at the USR2 commit it stops the service and kills the new master with it.`,
+            instead: keepMaster,
+            change: usr2UnitChange(unit),
+        };
     }
     if (!unit.pidFile)
-        return `${unit.name} is Type=forking without PIDFile=: systemd cannot learn the new master's pid. ${usr2UnitChange(unit)}`;
+        return { reason: `${unit.name} is Type=forking without PIDFile=: systemd cannot learn the new master's pid.`, change: usr2UnitChange(unit) };
     if (gunicornPidfile && gunicornPidfile !== unit.pidFile) {
-        return `${unit.name} has PIDFile=${unit.pidFile} but gunicorn writes ${gunicornPidfile}: they must be the same file for systemd to follow the new master. ${usr2UnitChange(unit)}`;
+        return { reason: `${unit.name} has PIDFile=${unit.pidFile} but gunicorn writes ${gunicornPidfile}: they must be the same file for systemd to follow the new master.`, change: usr2UnitChange(unit) };
     }
     return undefined;
+}
+/** A problem as one message: what goes wrong, then the ways out. */
+function problemText(problem) {
+    return [problem.reason, problem.instead, problem.change].filter(Boolean).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/process-facts.ts
@@ -69267,42 +69279,53 @@ function systemdServiceOf(cgroupText) {
  *   "successful" deploy.
  */
 function strategyProblem(strategy, config, master, unit) {
+    const problem = problemOf(strategy, config, master, unit);
+    return problem && problemText(problem);
+}
+function problemOf(strategy, config, master, unit) {
     if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
-        return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
+        return {
+            reason: `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served.`,
+            instead: 'Use strategy: usr2.',
+        };
     }
     // Only a config read with the master's own arguments knows its pidfile (a --pid on the command line wins over the file).
     const unitProblem = strategy === 'usr2' && unit ? usr2UnitProblem(unit, config?.source === 'argv' ? config.pidfile : undefined) : undefined;
     if (unitProblem)
-        return `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem}`;
+        return { ...unitProblem, reason: `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem.reason}` };
     // --daemon is often on the command line; without the master's arguments the process tree tells.
     const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
     if (strategy === 'usr2' && !daemonized) {
-        return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
+        return {
+            reason: 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits.',
+            instead: 'Use strategy: rolling (or hup),',
+            change: 'or run gunicorn with daemon = True.',
+        };
     }
     return undefined;
 }
 /**
  * The strategy for this host: the one asked for when it can work here, or, for `auto`, usr2
  * where it is safe (a daemonized master that systemd, if any, can follow), otherwise rolling.
- * With preload_app on and usr2 impossible, no strategy would serve the new code: one error
- * naming both ways out.
+ * With preload_app on and usr2 impossible, no strategy would serve the new code: whatever was
+ * asked for, one error naming the two real ways out (never "use the other strategy").
  */
 function chooseStrategy(asked, config, master, unit) {
+    const usr2Problem = problemOf('usr2', config, master, unit);
+    if (usr2Problem && config?.preload_app) {
+        const none = 'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
+            `and usr2 cannot work: ${usr2Problem.reason} The ways out: turn preload_app off (then rolling works), or make usr2 possible: ${usr2Problem.change ?? ''}`;
+        return { problem: asked === 'auto' ? none.trim() : `strategy '${asked}' cannot work here: ${none.trim()}` };
+    }
     if (asked !== 'auto') {
         const problem = strategyProblem(asked, config, master, unit);
         return problem ? { problem: `strategy '${asked}' cannot work here: ${problem}` } : { strategy: asked, why: 'as configured' };
     }
-    const usr2Problem = strategyProblem('usr2', config, master, unit);
     if (!usr2Problem) {
         const followed = unit ? `, and systemd follows it through ${unit.name}'s PIDFile=` : '';
         return { strategy: 'usr2', why: `the master is daemonized (WINCH retires its workers)${followed}` };
     }
-    if (!strategyProblem('rolling', config, master, unit))
-        return { strategy: 'rolling', why: `usr2 cannot work here: ${usr2Problem}` };
-    return {
-        problem: 'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
-            `and usr2 cannot work: ${usr2Problem} The ways out: turn preload_app off (then rolling works), or make usr2 possible as said.`,
-    };
+    return { strategy: 'rolling', why: `usr2 cannot work here: ${problemText(usr2Problem)}` };
 }
 
 ;// CONCATENATED MODULE: ./src/servers/gunicorn/gunicorn-server.ts

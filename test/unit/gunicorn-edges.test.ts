@@ -8,7 +8,7 @@ import { reloadPlan } from '../../src/servers/gunicorn/reload-plan.js';
 import { nextRollingStep, stepWaitsFor } from '../../src/servers/gunicorn/rolling-strategy.js';
 import { cgroupCommand, systemdServiceOf } from '../../src/servers/gunicorn/service-cgroup.js';
 import { chooseStrategy, strategyProblem } from '../../src/servers/gunicorn/strategy-fit.js';
-import { parseUnitFacts, unitFactsCommand, usr2UnitProblem, type UnitFacts } from '../../src/servers/gunicorn/systemd-unit.js';
+import { parseUnitFacts, problemText, unitFactsCommand, usr2UnitProblem, type UnitFacts } from '../../src/servers/gunicorn/systemd-unit.js';
 import { inspectMasterCommand, parsePidfileFacts, valuesOf } from '../../src/servers/gunicorn/process-facts.js';
 
 const master: GunicornMaster = {
@@ -24,23 +24,28 @@ const master: GunicornMaster = {
 const config: GunicornConfig = { source: 'argv', daemon: true, preload_app: false, workers: 3, pidfile: '/p', graceful_timeout: 50, max_requests: 0 };
 const notifyUnit: UnitFacts = { name: 'gunicorn.service', type: 'notify', pidFile: '', triggeredBy: [], activeState: 'active', mainPid: 10 };
 const forkingUnit: UnitFacts = { ...notifyUnit, type: 'forking', pidFile: '/p' };
+/** A unit's refusal of usr2 as the message reads, or undefined when systemd can follow it. */
+const usr2UnitText = (unit: UnitFacts, pidfile: string | null | undefined): string | undefined => {
+  const problem = usr2UnitProblem(unit, pidfile);
+  return problem && problemText(problem);
+};
 
 describe('what systemd can follow through a USR2 upgrade (systemd 252, gunicorn 20.1-26.1)', () => {
   it('refuses socket activation, whatever the type: gunicorn hands the new master the wrong fds', () => {
-    expect(usr2UnitProblem({ ...forkingUnit, triggeredBy: ['gunicorn.socket'] }, '/p')).toMatch(/gunicorn\.socket \(socket activation\).*wrong file descriptors/);
+    expect(usr2UnitText({ ...forkingUnit, triggeredBy: ['gunicorn.socket'] }, '/p')).toMatch(/gunicorn\.socket \(socket activation\).*wrong file descriptors/);
   });
   it('refuses every type but forking: systemd follows only its main pid', () => {
-    for (const type of ['notify', 'simple', 'exec']) expect(usr2UnitProblem({ ...notifyUnit, type }, '/p')).toMatch(new RegExp(`Type=${type}: systemd follows only its main pid`));
+    for (const type of ['notify', 'simple', 'exec']) expect(usr2UnitText({ ...notifyUnit, type }, '/p')).toMatch(new RegExp(`Type=${type}: systemd follows only its main pid`));
   });
   it('names the exact unit change in each refusal', () => {
-    expect(usr2UnitProblem(notifyUnit, null)).toContain('Type=forking, PIDFile=/run/gunicorn/gunicorn.pid and ExecStart=... --daemon --pid /run/gunicorn/gunicorn.pid');
+    expect(usr2UnitText(notifyUnit, null)).toContain('Type=forking, PIDFile=/run/gunicorn/gunicorn.pid and ExecStart=... --daemon --pid /run/gunicorn/gunicorn.pid');
   });
   it('needs PIDFile= to be the pidfile gunicorn writes', () => {
-    expect(usr2UnitProblem({ ...forkingUnit, pidFile: '' }, '/p')).toMatch(/without PIDFile=/);
-    expect(usr2UnitProblem(forkingUnit, '/other.pid')).toMatch(/PIDFile=\/p but gunicorn writes \/other\.pid/);
-    expect(usr2UnitProblem(forkingUnit, '/p')).toBeUndefined();
+    expect(usr2UnitText({ ...forkingUnit, pidFile: '' }, '/p')).toMatch(/without PIDFile=/);
+    expect(usr2UnitText(forkingUnit, '/other.pid')).toMatch(/PIDFile=\/p but gunicorn writes \/other\.pid/);
+    expect(usr2UnitText(forkingUnit, '/p')).toBeUndefined();
     // Without gunicorn's arguments the config cannot tell: the handover itself checks the file names the old master.
-    expect(usr2UnitProblem(forkingUnit, undefined)).toBeUndefined();
+    expect(usr2UnitText(forkingUnit, undefined)).toBeUndefined();
   });
   it('reads the facts systemctl show printed, and none when systemd did not answer', () => {
     const values = valuesOf('unit.Type=forking\nunit.PIDFile=/run/gunicorn/gunicorn.pid\nunit.TriggeredBy=gunicorn.socket x.path\nunit.ActiveState=active\nunit.MainPID=42\nunit.Name=g.service\n');
@@ -72,6 +77,20 @@ describe('strategy auto', () => {
   it('gives one error naming both ways out when preload_app rules out rolling and systemd rules out usr2', () => {
     const choice = chooseStrategy('auto', { ...config, daemon: false, preload_app: true }, foreground, notifyUnit);
     expect(choice).toEqual({ problem: expect.stringMatching(/preload_app is on.*usr2 cannot work.*Type=notify.*turn preload_app off.*make usr2 possible/) });
+  });
+  it('never sends a preload_app user from one refused strategy to another: every strategy asked for gets the one error with the real ways out', () => {
+    const preloaded = { ...config, daemon: false, preload_app: true };
+    const socketUnit = { ...notifyUnit, triggeredBy: ['gunicorn.socket'] };
+    for (const unit of [notifyUnit, socketUnit, undefined]) {
+      for (const asked of ['auto', 'usr2', 'rolling', 'hup'] as const) {
+        const choice = chooseStrategy(asked, preloaded, foreground, unit);
+        expect(choice).toEqual({ problem: expect.stringMatching(/no strategy can serve the new release here: preload_app is on.*turn preload_app off.*make usr2 possible/) });
+        expect((choice as { problem: string }).problem).not.toMatch(/Use strategy: (rolling|hup|usr2)/);
+      }
+    }
+    expect((chooseStrategy('hup', preloaded, foreground) as { problem: string }).problem).toMatch(/daemon = True/);
+    expect((chooseStrategy('rolling', preloaded, foreground, notifyUnit) as { problem: string }).problem).toMatch(/Type=forking/);
+    expect(chooseStrategy('rolling', { ...config, preload_app: true }, master)).toEqual({ problem: expect.stringMatching(/preload_app is on.*Use strategy: usr2\.$/) });
   });
   it('keeps an explicit strategy, or says why it cannot work here', () => {
     expect(chooseStrategy('rolling', config, master)).toEqual({ strategy: 'rolling', why: 'as configured' });

@@ -1,7 +1,7 @@
 import type { GunicornStrategy } from '../../config/settings.js';
 import type { GunicornConfig } from './gunicorn-commands.js';
 import type { GunicornMaster } from './master-check.js';
-import { usr2UnitProblem, type UnitFacts } from './systemd-unit.js';
+import { problemText, usr2UnitProblem, type StrategyProblem, type UnitFacts } from './systemd-unit.js';
 
 /** The strategies that reload (auto picks one of them per host). */
 export type ReloadStrategy = Exclude<GunicornStrategy, 'auto'>;
@@ -22,16 +22,28 @@ export type StrategyChoice = { strategy: ReloadStrategy; why: string } | { probl
  *   "successful" deploy.
  */
 export function strategyProblem(strategy: ReloadStrategy, config: GunicornConfig | undefined, master: GunicornMaster, unit?: UnitFacts): string | undefined {
+  const problem = problemOf(strategy, config, master, unit);
+  return problem && problemText(problem);
+}
+
+function problemOf(strategy: ReloadStrategy, config: GunicornConfig | undefined, master: GunicornMaster, unit?: UnitFacts): StrategyProblem | undefined {
   if ((strategy === 'hup' || strategy === 'rolling') && config?.preload_app) {
-    return `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served. Use strategy: usr2.`;
+    return {
+      reason: `preload_app is on: ${strategy === 'hup' ? 'HUP' : 'TTIN'} forks workers from the master's already-loaded code, so the new release would never be served.`,
+      instead: 'Use strategy: usr2.',
+    };
   }
   // Only a config read with the master's own arguments knows its pidfile (a --pid on the command line wins over the file).
   const unitProblem = strategy === 'usr2' && unit ? usr2UnitProblem(unit, config?.source === 'argv' ? config.pidfile : undefined) : undefined;
-  if (unitProblem) return `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem}`;
+  if (unitProblem) return { ...unitProblem, reason: `gunicorn runs in the systemd service ${unit?.name}. ${unitProblem.reason}` };
   // --daemon is often on the command line; without the master's arguments the process tree tells.
   const daemonized = config?.source === 'argv' ? config.daemon : master.daemonized;
   if (strategy === 'usr2' && !daemonized) {
-    return 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits. Use strategy: rolling (or hup), or run gunicorn with daemon = True.';
+    return {
+      reason: 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits.',
+      instead: 'Use strategy: rolling (or hup),',
+      change: 'or run gunicorn with daemon = True.',
+    };
   }
   return undefined;
 }
@@ -39,23 +51,24 @@ export function strategyProblem(strategy: ReloadStrategy, config: GunicornConfig
 /**
  * The strategy for this host: the one asked for when it can work here, or, for `auto`, usr2
  * where it is safe (a daemonized master that systemd, if any, can follow), otherwise rolling.
- * With preload_app on and usr2 impossible, no strategy would serve the new code: one error
- * naming both ways out.
+ * With preload_app on and usr2 impossible, no strategy would serve the new code: whatever was
+ * asked for, one error naming the two real ways out (never "use the other strategy").
  */
 export function chooseStrategy(asked: GunicornStrategy, config: GunicornConfig | undefined, master: GunicornMaster, unit?: UnitFacts): StrategyChoice {
+  const usr2Problem = problemOf('usr2', config, master, unit);
+  if (usr2Problem && config?.preload_app) {
+    const none =
+      'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
+      `and usr2 cannot work: ${usr2Problem.reason} The ways out: turn preload_app off (then rolling works), or make usr2 possible: ${usr2Problem.change ?? ''}`;
+    return { problem: asked === 'auto' ? none.trim() : `strategy '${asked}' cannot work here: ${none.trim()}` };
+  }
   if (asked !== 'auto') {
     const problem = strategyProblem(asked, config, master, unit);
     return problem ? { problem: `strategy '${asked}' cannot work here: ${problem}` } : { strategy: asked, why: 'as configured' };
   }
-  const usr2Problem = strategyProblem('usr2', config, master, unit);
   if (!usr2Problem) {
     const followed = unit ? `, and systemd follows it through ${unit.name}'s PIDFile=` : '';
     return { strategy: 'usr2', why: `the master is daemonized (WINCH retires its workers)${followed}` };
   }
-  if (!strategyProblem('rolling', config, master, unit)) return { strategy: 'rolling', why: `usr2 cannot work here: ${usr2Problem}` };
-  return {
-    problem:
-      'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
-      `and usr2 cannot work: ${usr2Problem} The ways out: turn preload_app off (then rolling works), or make usr2 possible as said.`,
-  };
+  return { strategy: 'rolling', why: `usr2 cannot work here: ${problemText(usr2Problem)}` };
 }

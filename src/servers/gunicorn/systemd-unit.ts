@@ -63,23 +63,44 @@ export function usr2UnitChange(unit: Pick<UnitFacts, 'name'>): string {
  *   services may occasionally move to a new PID"). It must be gunicorn's pidfile, because the
  *   action writes the new master's pid there before TERMing the old one.
  */
-export function usr2UnitProblem(unit: UnitFacts, gunicornPidfile: string | null | undefined): string | undefined {
+export function usr2UnitProblem(unit: UnitFacts, gunicornPidfile: string | null | undefined): StrategyProblem | undefined {
+  const keepMaster = 'Use strategy: rolling or hup, which keep the master.';
   const sockets = unit.triggeredBy.filter((name) => name.endsWith('.socket'));
   if (sockets.length) {
-    return (
-      `gunicorn gets its listening socket from ${sockets.join(', ')} (socket activation): gunicorn hands a USR2 master the wrong file descriptors ` +
-      `(it moves systemd's socket off fd 3 at start), so the new master cannot start. Use strategy: rolling or hup, which keep the master. ${usr2UnitChange(unit)}`
-    );
+    return {
+      reason:
+        `gunicorn gets its listening socket from ${sockets.join(', ')} (socket activation): gunicorn hands a USR2 master the wrong file descriptors ` +
+        "(it moves systemd's socket off fd 3 at start), so the new master cannot start.",
+      instead: keepMaster,
+      change: usr2UnitChange(unit),
+    };
   }
   if (unit.type !== 'forking') {
-    return (
-      `${unit.name} is Type=${unit.type || 'simple'}: systemd follows only its main pid, so when the old master exits at the USR2 commit it stops the service ` +
-      `and kills the new master with it. Use strategy: rolling or hup, which keep the master. ${usr2UnitChange(unit)}`
-    );
+    return {
+      reason: `${unit.name} is Type=${unit.type || 'simple'}: systemd follows only its main pid, so when the old master exits at the USR2 commit it stops the service and kills the new master with it.`,
+      instead: keepMaster,
+      change: usr2UnitChange(unit),
+    };
   }
-  if (!unit.pidFile) return `${unit.name} is Type=forking without PIDFile=: systemd cannot learn the new master's pid. ${usr2UnitChange(unit)}`;
+  if (!unit.pidFile) return { reason: `${unit.name} is Type=forking without PIDFile=: systemd cannot learn the new master's pid.`, change: usr2UnitChange(unit) };
   if (gunicornPidfile && gunicornPidfile !== unit.pidFile) {
-    return `${unit.name} has PIDFile=${unit.pidFile} but gunicorn writes ${gunicornPidfile}: they must be the same file for systemd to follow the new master. ${usr2UnitChange(unit)}`;
+    return { reason: `${unit.name} has PIDFile=${unit.pidFile} but gunicorn writes ${gunicornPidfile}: they must be the same file for systemd to follow the new master.`, change: usr2UnitChange(unit) };
   }
   return undefined;
+}
+
+/**
+ * Why a strategy cannot work on a host, in three parts, so that a message naming two refused
+ * strategies can leave out each one's advice to use the other: what goes wrong, the other
+ * strategy to use, the change to the server that would make this one work.
+ */
+export interface StrategyProblem {
+  reason: string;
+  instead?: string;
+  change?: string;
+}
+
+/** A problem as one message: what goes wrong, then the ways out. */
+export function problemText(problem: StrategyProblem): string {
+  return [problem.reason, problem.instead, problem.change].filter(Boolean).join(' ');
 }
