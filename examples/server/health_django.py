@@ -5,6 +5,11 @@
 
 The action requests it on the host (127.0.0.1): add the host the probe uses to ALLOWED_HOSTS, or
 give the action `health-host: www.example.com` so the request carries a Host Django accepts.
+
+The probe speaks plain http and does not follow redirects: with SECURE_SSL_REDIRECT = True,
+exempt this path in settings.py, or every check fails with a redirect to https:
+
+    SECURE_REDIRECT_EXEMPT = [r"^health/ready$"]
 """
 import os
 
