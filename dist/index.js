@@ -60728,17 +60728,43 @@ class HaproxyBalancer {
         if (how.putBack)
             return this.aroundPutBack(host, record, work);
         const before = this.row(await this.stats(), record.server);
-        // Lowered before the switch: the new release's first requests are already a small share.
-        if (how.canary && record.canaryWeight)
-            await this.lowerWeight(record, record.canaryWeight.lowered);
-        // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
-        if (this.options.drain)
-            await this.drain(record, before, this.options.signal);
+        try {
+            // Lowered before the switch: the new release's first requests are already a small share.
+            if (how.canary && record.canaryWeight)
+                await this.lowerWeight(record, record.canaryWeight.lowered);
+            // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
+            if (this.options.drain)
+                await this.drain(record, before, this.options.signal);
+        }
+        catch (error) {
+            await this.undoBeforeWork(host, record);
+            throw error;
+        }
         const result = await work();
         if (this.options.drain)
             await this.ready(record);
         await this.countErrors(record, before);
         return result;
+    }
+    /**
+     * The host was never switched, but its server was drained or lowered for it: back in full
+     * rotation now, since the rollout may go on without that host (max-failed-hosts) and a drained
+     * server would count against the next batch's drains. On a cancelled run close() does it, so
+     * the runner's seconds go to the hosts in flight.
+     */
+    async undoBeforeWork(host, record) {
+        if (this.options.signal?.aborted)
+            return;
+        if (this.drained.has(record.server)) {
+            try {
+                await this.ready(record);
+            }
+            catch (error) {
+                this.warn(`could not set ${this.backend}/${record.server} (${host}) ready again after its drain failed (${errorMessage(error)}); trying again at the end of the run`);
+            }
+        }
+        if (this.lowered.has(record.server))
+            await this.fullWeight(host, record);
     }
     /**
      * A host going back to its previous release: nothing here stops the work. No cancellation is
@@ -65304,7 +65330,8 @@ function cancelledOnly(failure) {
  * and every host already on the new release go back, in parallel — unless max-failed-hosts
  * allows it, and then only the failing host goes back and the rollout goes on. On
  * cancellation no new batch starts; each host in flight is committed if it passed its gate,
- * put back otherwise, and hosts done stay done: the runner gives seconds, not minutes.
+ * put back otherwise, and hosts done stay done (the runner gives seconds, not minutes) — unless
+ * a host failed on its own as the cancel came: the release is bad, and they go back as above.
  */
 async function rollOut(run, sessions, batches) {
     const { settings, deps, outcome } = run;
@@ -65329,7 +65356,9 @@ async function rollOut(run, sessions, batches) {
         if (batches.length > 1)
             reporter.log('runner', `${plan[batch.index] ?? ''}`);
         const results = await forEachHost(members, { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => reloadHost(run, session, hostReporter, batch.canary));
-        let failures = results.flatMap((result) => (result.error instanceof HostFailure ? [result.error] : []));
+        // Anything else a host's task threw is a failure too, of a host that may have been switched.
+        const asFailures = (result) => result.error === undefined ? [] : [result.error instanceof HostFailure ? result.error : new HostFailure(result.item, result.error, true)];
+        let failures = results.flatMap(asFailures);
         if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0)
             failures = await holdCanary(run, members);
         const failed = new Set(failures.map((failure) => failure.session));
@@ -65350,11 +65379,17 @@ async function rollOut(run, sessions, batches) {
                 outcome.status = 'cancelled';
             throw new DeployFailed(outcome);
         }
+        const allowed = settings.rollout.maxFailedHosts;
         if (cancelled) {
-            const stranded = await putBack(run, toPutBack, [], widest);
-            // A host that failed on its own (its gate) before the cancel, and no host left on the new
-            // release: that is a rollback, and its cause is the failure, not the cancel.
-            if (stranded.length === 0 && done.length === 0 && failures.some((failure) => !cancelledOnly(failure))) {
+            // A host that failed on its own (its gate) as the cancel came condemns the release as it
+            // would without the cancel: the hosts already on it go back too, unless max-failed-hosts
+            // sets the failing host aside. Then no host is left on the new release: a rollback, whose
+            // cause is the failure, not the cancel.
+            const own = failures.filter((failure) => !cancelledOnly(failure));
+            const setsAside = !batch.canary && setAside.length + own.length <= allowed;
+            const alsoDone = own.length > 0 && !setsAside ? done : [];
+            const stranded = await putBack(run, toPutBack, alsoDone, widest);
+            if (stranded.length === 0 && own.length > 0 && done.length === alsoDone.length) {
                 outcome.status = 'rolled-back';
                 throw new DeployFailed(outcome);
             }
@@ -65362,7 +65397,6 @@ async function rollOut(run, sessions, batches) {
             outcome.error = cancelledMessage(outcome) + strandedText(stranded);
             throw new DeployFailed(outcome);
         }
-        const allowed = settings.rollout.maxFailedHosts;
         if (!batch.canary && setAside.length + failedHosts.length <= allowed) {
             const stranded = await putBack(run, toPutBack, [], widest);
             setAside.push(...failedHosts.map((failure) => failure.session));

@@ -39,7 +39,8 @@ function cancelledOnly(failure: HostFailure): boolean {
  * and every host already on the new release go back, in parallel — unless max-failed-hosts
  * allows it, and then only the failing host goes back and the rollout goes on. On
  * cancellation no new batch starts; each host in flight is committed if it passed its gate,
- * put back otherwise, and hosts done stay done: the runner gives seconds, not minutes.
+ * put back otherwise, and hosts done stay done (the runner gives seconds, not minutes) — unless
+ * a host failed on its own as the cancel came: the release is bad, and they go back as above.
  */
 export async function rollOut(run: RunContext, sessions: HostSession[], batches: Batch[]): Promise<void> {
   const { settings, deps, outcome } = run;
@@ -67,7 +68,10 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
       { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false },
       (session, hostReporter) => reloadHost(run, session, hostReporter, batch.canary),
     );
-    let failures = results.flatMap((result) => (result.error instanceof HostFailure ? [result.error] : []));
+    // Anything else a host's task threw is a failure too, of a host that may have been switched.
+    const asFailures = (result: (typeof results)[number]): HostFailure[] =>
+      result.error === undefined ? [] : [result.error instanceof HostFailure ? result.error : new HostFailure(result.item, result.error, true)];
+    let failures = results.flatMap(asFailures);
     if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0) failures = await holdCanary(run, members);
     const failed = new Set(failures.map((failure) => failure.session));
     done.push(...members.filter((session) => !failed.has(session)));
@@ -85,11 +89,17 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
       if (cancelled) outcome.status = 'cancelled';
       throw new DeployFailed(outcome);
     }
+    const allowed = settings.rollout.maxFailedHosts;
     if (cancelled) {
-      const stranded = await putBack(run, toPutBack, [], widest);
-      // A host that failed on its own (its gate) before the cancel, and no host left on the new
-      // release: that is a rollback, and its cause is the failure, not the cancel.
-      if (stranded.length === 0 && done.length === 0 && failures.some((failure) => !cancelledOnly(failure))) {
+      // A host that failed on its own (its gate) as the cancel came condemns the release as it
+      // would without the cancel: the hosts already on it go back too, unless max-failed-hosts
+      // sets the failing host aside. Then no host is left on the new release: a rollback, whose
+      // cause is the failure, not the cancel.
+      const own = failures.filter((failure) => !cancelledOnly(failure));
+      const setsAside = !batch.canary && setAside.length + own.length <= allowed;
+      const alsoDone = own.length > 0 && !setsAside ? done : [];
+      const stranded = await putBack(run, toPutBack, alsoDone, widest);
+      if (stranded.length === 0 && own.length > 0 && done.length === alsoDone.length) {
         outcome.status = 'rolled-back';
         throw new DeployFailed(outcome);
       }
@@ -97,7 +107,6 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
       outcome.error = cancelledMessage(outcome) + strandedText(stranded);
       throw new DeployFailed(outcome);
     }
-    const allowed = settings.rollout.maxFailedHosts;
     if (!batch.canary && setAside.length + failedHosts.length <= allowed) {
       const stranded = await putBack(run, toPutBack, [], widest);
       setAside.push(...failedHosts.map((failure) => failure.session));

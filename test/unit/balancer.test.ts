@@ -289,6 +289,28 @@ describe('HaproxyBalancer', () => {
     expect(fake.servers.get('h1')?.admin).toBe('ready');
   });
 
+  it('forward work that fails before it starts (HAProxy garbled an answer during the drain wait) sets the server ready again at once: the rollout may go on without that host', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    fake.servers.get('h1')!.scur = 50;
+    const balancer = make(fake);
+    await balancer.open(hosts);
+    let worked = false;
+    let drained = false;
+    const answer = fake.answer.bind(fake);
+    fake.answer = (command) => {
+      if (command === 'set server app/h1 state drain') drained = true;
+      else if (command === 'show stat' && drained) {
+        drained = false;
+        fake.commands.push(command);
+        return 'Unknown command.\n';
+      }
+      return answer(command);
+    };
+    await expect(balancer.around('deploy@10.0.0.1', async () => (worked = true))).rejects.toThrow();
+    expect(worked).toBe(false);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
   it('HAProxy out of reach during a rollback: the host is put back all the same, and the run names the server that may stay drained', async () => {
     const fake = new FakeHaproxy(['h1', 'h2']);
     const warnings: string[] = [];

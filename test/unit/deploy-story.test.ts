@@ -905,6 +905,23 @@ describe('deploy story with a load balancer', () => {
     expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
   });
 
+  it('a cancel as a later batch fails its gate: the hosts already done go back too, as they would without the cancel', async () => {
+    const controller = new AbortController();
+    const balancer = new RecordingBalancer(server.events, ['deploy@web2']);
+    const check = balancer.trafficCheck.bind(balancer);
+    balancer.trafficCheck = (targets) => check(targets).catch((error: unknown) => {
+      controller.abort();
+      throw error;
+    });
+    const outcome = await failure({}, { balancer, signal: controller.signal });
+    // web1 (the canary) passed, then web2 failed its own gate: the release is bad, cancel or not.
+    expect(outcome.status).toBe('rolled-back');
+    expect(outcome.error).toMatch(/traffic gate failed on deploy@web2/);
+    expect(outcome.hosts[0]?.status).toBe('rolled-back');
+    expect([...server.serving.values()]).toEqual(['v1', 'v1', 'v1']);
+    expect(['web1', 'web2', 'web3'].map(currentOf)).toEqual(['releases/v1', 'releases/v1', 'releases/v1']);
+  });
+
   it('a drain wait cancelled before the work: the host was never switched, so nothing reloads it', async () => {
     const controller = new AbortController();
     const balancer = new RecordingBalancer(server.events);

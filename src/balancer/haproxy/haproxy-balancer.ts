@@ -117,14 +117,37 @@ export class HaproxyBalancer implements Balancer {
     const record = this.record(host);
     if (how.putBack) return this.aroundPutBack(host, record, work);
     const before = this.row(await this.stats(), record.server);
-    // Lowered before the switch: the new release's first requests are already a small share.
-    if (how.canary && record.canaryWeight) await this.lowerWeight(record, record.canaryWeight.lowered);
-    // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
-    if (this.options.drain) await this.drain(record, before, this.options.signal);
+    try {
+      // Lowered before the switch: the new release's first requests are already a small share.
+      if (how.canary && record.canaryWeight) await this.lowerWeight(record, record.canaryWeight.lowered);
+      // Forward work waits for the drain on the run's cancellation (nothing changed on the host yet).
+      if (this.options.drain) await this.drain(record, before, this.options.signal);
+    } catch (error) {
+      await this.undoBeforeWork(host, record);
+      throw error;
+    }
     const result = await work();
     if (this.options.drain) await this.ready(record);
     await this.countErrors(record, before);
     return result;
+  }
+
+  /**
+   * The host was never switched, but its server was drained or lowered for it: back in full
+   * rotation now, since the rollout may go on without that host (max-failed-hosts) and a drained
+   * server would count against the next batch's drains. On a cancelled run close() does it, so
+   * the runner's seconds go to the hosts in flight.
+   */
+  private async undoBeforeWork(host: string, record: ServerRecord): Promise<void> {
+    if (this.options.signal?.aborted) return;
+    if (this.drained.has(record.server)) {
+      try {
+        await this.ready(record);
+      } catch (error) {
+        this.warn(`could not set ${this.backend}/${record.server} (${host}) ready again after its drain failed (${errorMessage(error)}); trying again at the end of the run`);
+      }
+    }
+    if (this.lowered.has(record.server)) await this.fullWeight(host, record);
   }
 
   /**
