@@ -25,10 +25,15 @@ describe('README', () => {
     expect(readme.slice(0, readme.indexOf('## Quick start'))).toContain('Linux runners only');
   });
 
-  it('documents every input and output of action.yml (deprecated names live in action.yml only)', () => {
+  it('documents every input and output of action.yml in its tables, and names each deprecated input once, outside them', () => {
     const all = [...names('inputs').filter((name) => !DEPRECATED_INPUTS.includes(name)), ...names('outputs')];
     expect(all.length).toBeGreaterThan(30);
     for (const name of all) expect(readme, name).toContain(`| \`${name}\` |`);
+    const oldNames = readme.slice(readme.indexOf('Old input names still work'));
+    for (const name of DEPRECATED_INPUTS) {
+      expect(oldNames, name).toMatch(new RegExp(`\`${name}[\`:]`));
+      expect(readme, name).not.toContain(`| \`${name}\` |`);
+    }
   });
 
   it('shows workflows that parse and use only inputs the action declares', () => {
