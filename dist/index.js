@@ -70061,8 +70061,9 @@ function canonical(key) {
  * Which release a worker serves: with lazy-apps each worker imports the app when it is forked,
  * through `current` (the import path must go through the link, see README), so the switch log
  * and its start time tell (leftover-state.ts releaseAt, as for gunicorn). Without lazy-apps every
- * worker is a copy of the master's loaded code, which worker ages do not date: only whether
- * each worker has its app is known then.
+ * worker is a copy of the master's loaded code, which worker ages date only one way: workers
+ * all forked before the last switch serve the release before it; otherwise only whether each
+ * worker has its app is known.
  */
 
 function recogniseUwsgiLeftover(facts) {
@@ -70084,8 +70085,19 @@ function recogniseUwsgiLeftover(facts) {
     const loading = workers.filter((worker) => !worker.accepting);
     if (loading.length)
         return { kind: 'loading', found: `worker ${loading.map((worker) => worker.id).join(', ')} still loading` };
-    if (!facts.lazyApps)
+    if (!facts.lazyApps) {
+        // Workers all forked before the last switch are copies of code the master loaded through
+        // `current` before it (a run killed between switch and reload leaves this). A worker forked
+        // after it may serve either (a respawn copies the same old code): not told.
+        if (last && workers.every((worker) => worker.startedAt < last.at)) {
+            const served = serves(workers.reduce((oldest, worker) => (worker.startedAt < oldest.startedAt ? worker : oldest)));
+            if (served !== facts.current) {
+                return { kind: 'current-ahead', serves: served, current: facts.current, found: `current names ${facts.current}, but every worker was forked before the switch to it, from ${served}'s code (a run died after switching, before reloading)` };
+            }
+            return { kind: 'consistent', serves: served, found: `consistent: every worker serves ${served} with its app loaded` };
+        }
         return { kind: 'consistent', found: 'every worker accepts with its app loaded (without lazy-apps, worker ages do not tell the release)' };
+    }
     const byAge = [...workers].sort((a, b) => a.startedAt - b.startedAt);
     const releases = [...new Set(byAge.map(serves))];
     const [oldest] = releases;

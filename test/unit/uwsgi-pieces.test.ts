@@ -291,9 +291,20 @@ describe('what a dead run left on a uWSGI host', () => {
     expect(recogniseUwsgiLeftover(facts([worker(1, 50, 0)], { current: 'v1', lazyApps: false, switches: [] }))).toMatchObject({ kind: 'reload', keep: 'v1' });
   });
 
+  it('without lazy-apps, workers all forked before the last switch serve the release before it: a run killed between the switch and the reload is current-ahead', () => {
+    // Forked from the master's loaded code, which it loaded through `current` before the switch.
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50), worker(2, 60)], { lazyApps: false }))).toMatchObject({ kind: 'current-ahead', serves: 'v1', current: 'v2' });
+    // One worker forked after the switch (respawned from the same master, or a reload): the release cannot be told.
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50), worker(2, 150)], { lazyApps: false }))).toMatchObject({ kind: 'consistent' });
+    // Once settle pointed current back, the same workers are consistent: no flip back and forth.
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50), worker(2, 60)], { lazyApps: false, current: 'v1' }))).toMatchObject({ kind: 'consistent', serves: 'v1' });
+    // No switch log: nothing to compare with.
+    expect(recogniseUwsgiLeftover(facts([worker(1, 50)], { lazyApps: false, switches: [] }))).toMatchObject({ kind: 'consistent' });
+  });
+
   it('waits for loading workers, says what it cannot tell without lazy-apps, refuses a master with no worker', () => {
     expect(recogniseUwsgiLeftover(facts([worker(1, 150, 0, false)]))).toMatchObject({ kind: 'loading' });
-    expect(recogniseUwsgiLeftover(facts([worker(1, 50)], { lazyApps: false }))).toEqual({ kind: 'consistent', found: expect.stringMatching(/without lazy-apps, worker ages do not tell the release/) });
+    expect(recogniseUwsgiLeftover(facts([worker(1, 150)], { lazyApps: false }))).toEqual({ kind: 'consistent', found: expect.stringMatching(/without lazy-apps, worker ages do not tell the release/) });
     expect(recogniseUwsgiLeftover(facts([]))).toMatchObject({ kind: 'refuse' });
   });
 
