@@ -66205,14 +66205,15 @@ async function prune(settings, session, layout, token, reporter) {
  * with two masters and its deploy lock held. While the guard is on, the first such rejection is
  * kept as the run's fault and `stop` is called (main.ts aborts the run's signal: as on a cancel,
  * nothing new starts, the host in flight is put back and the locks are released); later ones
- * only add to the log that `stop` wrote.
+ * go to `note` (the log), since the run is already stopping.
  */
-function guardRejections(stop) {
+function guardRejections(stop, note = () => undefined) {
     let fault;
     const listener = (reason) => {
+        const error = reason instanceof Error ? reason : new Error(errorMessage(reason));
         if (fault)
-            return;
-        fault = reason instanceof Error ? reason : new Error(errorMessage(reason));
+            return note(error);
+        fault = error;
         stop(fault);
     };
     process.on('unhandledRejection', listener);
@@ -67154,8 +67155,12 @@ class SshLink {
         // node-ssh creates the ssh2 Client synchronously, before connect()'s first await (the key
         // is passed as text, never as a path to read), so the listeners below miss no event.
         const client = ssh.connection;
-        if (!client)
+        if (!client) {
+            // Never leave the connect attempt floating: its rejection would be unhandled.
+            connecting.catch(() => undefined);
+            ssh.dispose();
             throw new Error('node-ssh did not create its ssh2 client synchronously; the SSH error listener could not be attached');
+        }
         const link = new SshLink(ssh);
         client.on('error', (error) => {
             link.lost ??= error.message;
@@ -70342,7 +70347,7 @@ async function deployFromInputs() {
     const guard = guardRejections((fault) => {
         error(`graceful-deploy: an error no code path handled: ${errorMessage(fault)}. Stopping the run: nothing new starts, the hosts in flight are put back and the locks released.`);
         cancellation.abort();
-    });
+    }, (later) => error(`graceful-deploy: another error no code path handled, while the run stops: ${errorMessage(later)}`));
     // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
     const connector = sshConnector(settings.ssh);
     const record = mainRecord();
@@ -70544,6 +70549,7 @@ function sourcePrefix() {
 
 
 
+
 function readMainRecord(get) {
     let phases = {};
     try {
@@ -70580,6 +70586,10 @@ function idleReason(record) {
  * reports in the job summary. A no-op after a clean run. Never throws.
  */
 async function runPost() {
+    // A rejection no code handled would exit node before the hosts, the locks and HAProxy are put
+    // back: it is named, the post step goes on, and the step fails at its end.
+    const named = (fault) => error(`graceful-deploy post: an error no code path handled: ${errorMessage(fault)}; putting things back goes on.`);
+    const guard = guardRejections(named, named);
     try {
         const record = readMainRecord((name) => getState(name));
         const held = parseHeld(getState(State.LbHeld));
@@ -70613,6 +70623,11 @@ async function runPost() {
     }
     catch (error) {
         setFailed(`graceful-deploy post step stopped on an error: ${errorMessage(error)}`);
+    }
+    finally {
+        guard.dispose();
+        if (guard.fault)
+            setFailed(`graceful-deploy post: an error no code path handled: ${errorMessage(guard.fault)}`);
     }
 }
 async function postAll(settings, targets, record) {

@@ -54,10 +54,13 @@ async function deployFromInputs(): Promise<void> {
   const lb: { balancer?: Balancer } = {};
   const cancellation = onRunnerCancel(() => void lb.balancer?.restoreNow());
   // A rejection no code handled would exit node mid-reload (hosts half-changed, locks held): it stops the run as a cancel does instead.
-  const guard = guardRejections((fault) => {
-    core.error(`graceful-deploy: an error no code path handled: ${errorMessage(fault)}. Stopping the run: nothing new starts, the hosts in flight are put back and the locks released.`);
-    cancellation.abort();
-  });
+  const guard = guardRejections(
+    (fault) => {
+      core.error(`graceful-deploy: an error no code path handled: ${errorMessage(fault)}. Stopping the run: nothing new starts, the hosts in flight are put back and the locks released.`);
+      cancellation.abort();
+    },
+    (later) => core.error(`graceful-deploy: another error no code path handled, while the run stops: ${errorMessage(later)}`),
+  );
   // One connector per run: every SSH connection (hosts and the balancer's) goes through the same jump host.
   const connector = sshConnector(settings.ssh);
   const record = mainRecord();

@@ -1,4 +1,5 @@
 import * as core from '@actions/core';
+import { guardRejections } from './rejection-guard.js';
 import { AdminSocket } from './balancer/haproxy/admin-socket.js';
 import { describeHeld, holdsAnything, parseHeld, restoreCommands, restoreHeld, type HeldServers } from './balancer/haproxy/held-servers.js';
 import { Inputs, State } from './config/input-names.js';
@@ -59,6 +60,10 @@ function idleReason(record: MainRecord): string | undefined {
  * reports in the job summary. A no-op after a clean run. Never throws.
  */
 export async function runPost(): Promise<void> {
+  // A rejection no code handled would exit node before the hosts, the locks and HAProxy are put
+  // back: it is named, the post step goes on, and the step fails at its end.
+  const named = (fault: Error) => core.error(`graceful-deploy post: an error no code path handled: ${errorMessage(fault)}; putting things back goes on.`);
+  const guard = guardRejections(named, named);
   try {
     const record = readMainRecord((name) => core.getState(name));
     const held = parseHeld(core.getState(State.LbHeld));
@@ -90,6 +95,9 @@ export async function runPost(): Promise<void> {
     if (problems.length) core.setFailed(`graceful-deploy post: ${problems.join('; ')}`);
   } catch (error) {
     core.setFailed(`graceful-deploy post step stopped on an error: ${errorMessage(error)}`);
+  } finally {
+    guard.dispose();
+    if (guard.fault) core.setFailed(`graceful-deploy post: an error no code path handled: ${errorMessage(guard.fault)}`);
   }
 }
 

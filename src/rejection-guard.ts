@@ -14,13 +14,14 @@ export interface RejectionGuard {
  * with two masters and its deploy lock held. While the guard is on, the first such rejection is
  * kept as the run's fault and `stop` is called (main.ts aborts the run's signal: as on a cancel,
  * nothing new starts, the host in flight is put back and the locks are released); later ones
- * only add to the log that `stop` wrote.
+ * go to `note` (the log), since the run is already stopping.
  */
-export function guardRejections(stop: (fault: Error) => void): RejectionGuard {
+export function guardRejections(stop: (fault: Error) => void, note: (later: Error) => void = () => undefined): RejectionGuard {
   let fault: Error | undefined;
   const listener = (reason: unknown) => {
-    if (fault) return;
-    fault = reason instanceof Error ? reason : new Error(errorMessage(reason));
+    const error = reason instanceof Error ? reason : new Error(errorMessage(reason));
+    if (fault) return note(error);
+    fault = error;
     stop(fault);
   };
   process.on('unhandledRejection', listener);

@@ -37,7 +37,12 @@ export class SshLink {
     // node-ssh creates the ssh2 Client synchronously, before connect()'s first await (the key
     // is passed as text, never as a path to read), so the listeners below miss no event.
     const client = ssh.connection;
-    if (!client) throw new Error('node-ssh did not create its ssh2 client synchronously; the SSH error listener could not be attached');
+    if (!client) {
+      // Never leave the connect attempt floating: its rejection would be unhandled.
+      connecting.catch(() => undefined);
+      ssh.dispose();
+      throw new Error('node-ssh did not create its ssh2 client synchronously; the SSH error listener could not be attached');
+    }
     const link = new SshLink(ssh);
     client.on('error', (error: Error) => {
       link.lost ??= error.message;

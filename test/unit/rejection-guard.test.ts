@@ -15,14 +15,16 @@ afterEach(() => {
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('the guard against rejections no one handled', () => {
-  it('stops the run once, on the first one, and keeps it as the fault', async () => {
+  it('stops the run once, on the first one, and keeps it as the fault; later ones go to the log', async () => {
     const stopped: Error[] = [];
-    const guard = guardRejections((fault) => stopped.push(fault));
+    const noted: Error[] = [];
+    const guard = guardRejections((fault) => stopped.push(fault), (later) => noted.push(later));
     void Promise.reject(new Error('first stray'));
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a library may reject with anything
     void Promise.reject('second, not an Error');
     await tick();
     expect(stopped.map((error) => error.message)).toEqual(['first stray']);
+    expect(noted.map((error) => error.message)).toEqual(['second, not an Error']);
     expect(guard.fault?.message).toBe('first stray');
     guard.dispose();
     expect(process.listenerCount('unhandledRejection')).toBe(0);
