@@ -64043,8 +64043,25 @@ function isRedirect(reading) {
  */
 function redirectMessage(url, reading) {
     const where = reading.location ? `to ${reading.location.slice(0, 200)}` : 'without a Location';
-    return (`${redactedUrl(url)} answered ${reading.status}, a redirect ${where}; the readiness probe does not follow redirects, so it cannot pass. ` +
+    const path = httpsRedirectOfPath(url, reading.location);
+    const exempt = path === undefined
+        ? ''
+        : ` The app sends this path to https (Django's SECURE_SSL_REDIRECT does): exempt it, e.g. SECURE_REDIRECT_EXEMPT = [r"^${path.slice(1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$"] in Django's settings.`;
+    return (`${redactedUrl(url)} answered ${reading.status}, a redirect ${where}; the readiness probe does not follow redirects, so it cannot pass.${exempt} ` +
         `Set health-url to the URL the app answers itself on the host (https only if gunicorn serves TLS), or, when the app redirects because of the Host it sees, set health-host to the name it serves.`);
+}
+/** The path of `url` when `location` sends it to https unchanged, else undefined. */
+function httpsRedirectOfPath(url, location) {
+    if (!location)
+        return undefined;
+    try {
+        const from = new URL(url);
+        const to = new URL(location, from);
+        return to.protocol === 'https:' && from.protocol !== 'https:' && to.pathname === from.pathname ? from.pathname : undefined;
+    }
+    catch {
+        return undefined;
+    }
 }
 /** Why a reading does not pass, or undefined when it does. */
 function failureOf(reading, expectedVersion) {
@@ -65198,8 +65215,8 @@ class BecomeRemoteHost {
                 return;
             const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
             const sshUser = this.host.name.split('@')[0] ?? '<ssh user>';
-            throw new DeployError(`become: ${this.user}: '${sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
-                `Nothing was changed. Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, this.user)}`, this.host.name);
+            const { what, fix } = sudoProblem(probe.stdout, probe.code, sshUser, this.user);
+            throw new DeployError(`become: ${this.user}: ${what} (${said || `exit ${probe.code}`}). Nothing was changed. ${fix}`, this.host.name);
         })();
         // A failed check (the connection, say) is tried again at the next command.
         this.verified.catch(() => (this.verified = undefined));
@@ -65242,6 +65259,18 @@ function asUser(driver, user) {
         reload: (host, server, log, signal, progress) => driver.reload(as(host), server, log, signal, progress),
         settle: (host, pointCurrent, log) => driver.settle(as(host), pointCurrent, log),
     };
+}
+/** What sudo's answer to `sudo -n -u <user> id -un` says went wrong, and the way out (the sudoers line, after what must come first). */
+function sudoProblem(output, code, sshUser, user) {
+    const line = `Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, user)}`;
+    if (code === 127 || /sudo: (command )?not found/.test(output))
+        return { what: 'sudo is not installed on the host', fix: `Install it (apt-get install sudo), then: ${line}` };
+    if (/unknown user/.test(output))
+        return { what: `the host has no user ${user}`, fix: 'Set become to the user the app server runs as (ps -o user= -p <master pid>).' };
+    const what = `'${sshUser}' cannot run commands as ${user} through sudo without a password`;
+    if (/must have a tty|requiretty/.test(output))
+        return { what, fix: `Its sudoers has requiretty: add the line Defaults:${sshUser} !requiretty, and: ${line}` };
+    return { what, fix: line };
 }
 
 ;// CONCATENATED MODULE: ./src/servers/server-log.ts

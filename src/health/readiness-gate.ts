@@ -90,10 +90,27 @@ export function isRedirect(reading: HealthReading): boolean {
  */
 export function redirectMessage(url: string, reading: HealthReading): string {
   const where = reading.location ? `to ${reading.location.slice(0, 200)}` : 'without a Location';
+  const path = httpsRedirectOfPath(url, reading.location);
+  const exempt =
+    path === undefined
+      ? ''
+      : ` The app sends this path to https (Django's SECURE_SSL_REDIRECT does): exempt it, e.g. SECURE_REDIRECT_EXEMPT = [r"^${path.slice(1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$"] in Django's settings.`;
   return (
-    `${redactedUrl(url)} answered ${reading.status}, a redirect ${where}; the readiness probe does not follow redirects, so it cannot pass. ` +
+    `${redactedUrl(url)} answered ${reading.status}, a redirect ${where}; the readiness probe does not follow redirects, so it cannot pass.${exempt} ` +
     `Set health-url to the URL the app answers itself on the host (https only if gunicorn serves TLS), or, when the app redirects because of the Host it sees, set health-host to the name it serves.`
   );
+}
+
+/** The path of `url` when `location` sends it to https unchanged, else undefined. */
+function httpsRedirectOfPath(url: string, location: string | undefined): string | undefined {
+  if (!location) return undefined;
+  try {
+    const from = new URL(url);
+    const to = new URL(location, from);
+    return to.protocol === 'https:' && from.protocol !== 'https:' && to.pathname === from.pathname ? from.pathname : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Why a reading does not pass, or undefined when it does. */

@@ -42,11 +42,8 @@ export class BecomeRemoteHost implements RemoteHost {
       if (probe.code === 0 && probe.stdout.trim() === this.user) return;
       const said = probe.stdout.trim().split('\n').slice(-2).join(' ');
       const sshUser = this.host.name.split('@')[0] ?? '<ssh user>';
-      throw new DeployError(
-        `become: ${this.user}: '${sshUser}' cannot run commands as ${this.user} through sudo without a password (${said || `exit ${probe.code}`}). ` +
-          `Nothing was changed. Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, this.user)}`,
-        this.host.name,
-      );
+      const { what, fix } = sudoProblem(probe.stdout, probe.code, sshUser, this.user);
+      throw new DeployError(`become: ${this.user}: ${what} (${said || `exit ${probe.code}`}). Nothing was changed. ${fix}`, this.host.name);
     })();
     // A failed check (the connection, say) is tried again at the next command.
     this.verified.catch(() => (this.verified = undefined));
@@ -91,4 +88,14 @@ export function asUser<P extends ServerProcess>(driver: ServerDriver<P>, user: s
     reload: (host, server, log, signal, progress) => driver.reload(as(host), server, log, signal, progress),
     settle: (host, pointCurrent, log) => driver.settle(as(host), pointCurrent, log),
   };
+}
+
+/** What sudo's answer to `sudo -n -u <user> id -un` says went wrong, and the way out (the sudoers line, after what must come first). */
+function sudoProblem(output: string, code: number, sshUser: string, user: string): { what: string; fix: string } {
+  const line = `Add this line with visudo -f /etc/sudoers.d/graceful-deploy on the host: ${sudoersLine(sshUser, user)}`;
+  if (code === 127 || /sudo: (command )?not found/.test(output)) return { what: 'sudo is not installed on the host', fix: `Install it (apt-get install sudo), then: ${line}` };
+  if (/unknown user/.test(output)) return { what: `the host has no user ${user}`, fix: 'Set become to the user the app server runs as (ps -o user= -p <master pid>).' };
+  const what = `'${sshUser}' cannot run commands as ${user} through sudo without a password`;
+  if (/must have a tty|requiretty/.test(output)) return { what, fix: `Its sudoers has requiretty: add the line Defaults:${sshUser} !requiretty, and: ${line}` };
+  return { what, fix: line };
 }

@@ -53,6 +53,18 @@ describe('become: commands as the app user through sudo', () => {
     expect(host.commands).toHaveLength(1);
   });
 
+  it.each([
+    ['sudo is not installed', { stdout: 'sh: 1: sudo: not found\n', code: 127 }, /sudo is not installed on the host[\s\S]*apt-get install sudo[\s\S]*NOPASSWD/],
+    ['the app user does not exist', { stdout: 'sudo: unknown user www-data\nsudo: error initializing audit plugin sudoers_audit\n', code: 1 }, /the host has no user www-data[\s\S]*become/],
+    ['sudo requires a tty', { stdout: 'sudo: sorry, you must have a tty to run sudo\n', code: 1 }, /Defaults:deploy !requiretty/],
+  ])('names what is wrong when %s, not only the sudoers line', async (_why, answer, expected) => {
+    const host = new ScriptedHost(() => ({ stderr: '', ...answer }));
+    const driver = asUser(recordingDriver(), 'www-data');
+    const error = await driver.inspect(host).then(() => undefined, (caught: unknown) => caught as Error);
+    expect(error?.message).toMatch(/Nothing was changed/);
+    expect(error?.message).toMatch(expected);
+  });
+
   it('hands the driver the same wrapper for a host each time, and the host itself when it is reached as that user', async () => {
     const seen: RemoteHost[] = [];
     const driver = asUser(recordingDriver(seen), 'www-data');

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HealthSettings } from '../../src/config/settings.js';
 import { healthProbe } from '../../src/health/health-commands.js';
-import { failureOf, parseReading, parseReadings, waitUntilReady } from '../../src/health/readiness-gate.js';
+import { failureOf, parseReading, parseReadings, redirectMessage, waitUntilReady } from '../../src/health/readiness-gate.js';
 import type { RemoteHost } from '../../src/remote/remote-host.js';
 import { run } from '../support/proc.js';
 
@@ -171,6 +171,14 @@ describe('a readiness URL that redirects', () => {
     const gate = waitUntilReady(localHost([]), 'python3', { ...settings(url), timeoutSeconds: 30 }, 'v2');
     await expect(gate).rejects.toThrow(/answered 301, a redirect to https:\/\/www\.example\.com\/health\/ready; the readiness probe does not follow redirects[\s\S]*health-url[\s\S]*health-host/);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a redirect to https of the same path names the https redirect to exempt (Django SECURE_REDIRECT_EXEMPT), not only health-host', () => {
+    const toHttps = redirectMessage('http://127.0.0.1:8000/health/ready', { status: 301, location: 'https://127.0.0.1:8000/health/ready', body: '' });
+    expect(toHttps).toMatch(/SECURE_SSL_REDIRECT[\s\S]*SECURE_REDIRECT_EXEMPT = \[r"\^health\/ready\$"\]/);
+    const elsewhere = redirectMessage('http://127.0.0.1:8000/health/ready', { status: 302, location: 'http://127.0.0.1:8000/login', body: '' });
+    expect(elsewhere).not.toMatch(/SECURE_REDIRECT_EXEMPT/);
+    expect(elsewhere).toMatch(/health-host/);
   });
 
   it('a 400 (Django refusing a Host outside ALLOWED_HOSTS) points at health-host', () => {
