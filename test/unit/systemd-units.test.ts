@@ -1,4 +1,5 @@
 /** The units of the systemd sandbox hosts (test/support/systemd-units.ts), as text. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FORKING_PIDFILE, gunicornUnits, maskedUnits, sshService, unitPath } from '../support/systemd-units.js';
 
@@ -58,5 +59,40 @@ describe('maskedUnits', () => {
     const masked = maskedUnits();
     expect(masked).toEqual(expect.arrayContaining(['systemd-tmpfiles-setup.service', 'systemd-sysusers.service', 'systemd-remount-fs.service', 'systemd-udevd.service', 'systemd-tmpfiles-clean.timer']));
     expect(masked).not.toContain('systemd-journald.service');
+  });
+});
+
+/**
+ * examples/server/systemd is what users copy; the e2e suite deploys to the units above. The
+ * directives that decide how gunicorn is reloaded must be the same in both (paths, the app
+ * module and TimeoutStopSec may differ), so that what the README hands out is what was tested.
+ */
+describe('the example units users copy are the units the e2e suite deploys to', () => {
+  const example = (name: string) => readFileSync(new URL(`../../examples/server/systemd/${name}`, import.meta.url), 'utf8');
+  /** [Service] or [Socket] directives as key → value; ExecStart as its options (sorted), paths dropped. */
+  const directives = (text: string | undefined): Map<string, string> => {
+    const entries = (text ?? '').split('\n').filter((line) => /^[A-Z]\w*=/.test(line)).map((line) => line.split(/=(.*)/s) as [string, string]);
+    return new Map(entries.map(([key, value]) => [key, key === 'ExecStart' ? value.split(' ').filter((word) => word.startsWith('--') || word === '-c').sort().join(' ') : value]));
+  };
+  const differing = ['Description', 'WorkingDirectory', 'TimeoutStopSec', 'RuntimeDirectoryPreserve'];
+  const compare = (tested: string | undefined, copied: string) => {
+    const a = directives(tested);
+    const b = directives(copied);
+    for (const key of differing) {
+      a.delete(key);
+      b.delete(key);
+    }
+    expect(Object.fromEntries(b)).toEqual(Object.fromEntries(a));
+  };
+
+  it('gunicorn.service + gunicorn.socket: the notify unit with socket activation', () => {
+    const units = gunicornUnits({ ...base, type: 'notify', socket: true, bind: ['unix:/run/gunicorn.sock'] });
+    compare(units.service, example('gunicorn.service'));
+    compare(units.socket, example('gunicorn.socket'));
+  });
+
+  it('gunicorn-forking.service: the forking unit usr2 runs under, gunicorn binding its own socket', () => {
+    const units = gunicornUnits({ ...base, type: 'forking', socket: false, bind: ['unix:/run/gunicorn/gunicorn.sock'] });
+    compare(units.service, example('gunicorn-forking.service'));
   });
 });
