@@ -60654,6 +60654,8 @@ function takesTraffic(stat) {
 class TrafficGateError extends DeployError {
 }
 const POLL_MS = 250;
+/** On a cancelled run a put-back waits at most this long for its drain: the runner kills the step seconds after the cancel. */
+const CANCELLED_DRAIN_WAIT_MS = 2000;
 /**
  * The traffic gate reads HAProxy's counters this often during its window (one `show stat`
  * over the open SSH connection): a release failing every request is seen within a quarter of
@@ -60776,7 +60778,7 @@ class HaproxyBalancer {
         try {
             before = this.row(await this.stats(), record.server);
             if (this.options.drain)
-                await this.drain(record, before, undefined);
+                await this.drain(record, before, undefined, true);
         }
         catch (error) {
             const undrained = this.options.drain && !this.drained.has(record.server) ? ', undrained' : '';
@@ -60805,6 +60807,11 @@ class HaproxyBalancer {
         this.lowered.add(record.server);
         this.remember();
         await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} ${weight}`);
+        // As in drain(): a restoreNow that landed first leaves it lowered, so it is held again.
+        if (!this.lowered.has(record.server)) {
+            this.lowered.add(record.server);
+            this.remember();
+        }
         this.options.log(`${record.server} set to weight ${weight} (canary)`);
     }
     /**
@@ -60894,7 +60901,7 @@ class HaproxyBalancer {
         for (const host of hosts) {
             const record = this.record(host);
             try {
-                await this.drain(record, this.row(await this.stats(), record.server), undefined);
+                await this.drain(record, this.row(await this.stats(), record.server), undefined, true);
             }
             catch (error) {
                 this.options.log(`could not drain ${record.server} after the traffic gate failed (${errorMessage(error)}); its rollback puts it back as it is`);
@@ -60935,7 +60942,12 @@ class HaproxyBalancer {
         }
         await this.remote?.close().catch(() => undefined);
     }
-    async drain(record, before, signal) {
+    /**
+     * Drains the server and waits until it is idle (or drain-timeout). Forward work passes the
+     * run's signal: a cancel stops the wait with an error. A put-back (`briefOnCancel`) is never
+     * stopped, but on a cancelled run it waits at most CANCELLED_DRAIN_WAIT_MS more.
+     */
+    async drain(record, before, signal, briefOnCancel = false) {
         const { log, settings } = this.options;
         const server = record.server;
         // Still drained from a failed attempt (a rollback's around): already idle.
@@ -60948,14 +60960,33 @@ class HaproxyBalancer {
         // Saved before the command: a run killed right after it still has the post step set it ready.
         this.remember();
         await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
+        // restoreNow (the runner's SIGTERM) set it ready while this drain was on its way, and may
+        // have landed first: it is drained now, so it is held again for close() and the post step.
+        if (!this.drained.has(server)) {
+            this.drained.add(server);
+            this.remember();
+        }
         record.drainedAt = Date.now();
         record.sessionsAtDrain ??= before.scur + before.qcur;
         log(`${server} drained (${before.scur} sessions, ${before.qcur} queued)`);
         let last = before;
-        const idle = await pollUntil(async () => {
-            last = this.row(await this.stats(), server);
-            return last.scur === 0 && last.qcur === 0 ? true : undefined;
-        }, { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal, what: `wait for ${server} to drain` });
+        const brief = briefOnCancel ? briefAfterCancel(this.options.signal) : undefined;
+        let idle;
+        try {
+            idle = await pollUntil(async () => {
+                last = this.row(await this.stats(), server);
+                return last.scur === 0 && last.qcur === 0 ? true : undefined;
+            }, { timeoutMs: settings.drainTimeoutSeconds * 1000, intervalMs: POLL_MS, signal: brief?.signal ?? signal, what: `wait for ${server} to drain` });
+        }
+        catch (error) {
+            if (!brief?.signal.aborted)
+                throw error;
+            log(`WARNING: ${server} still has ${last.scur} sessions and ${last.qcur} queued; the run was cancelled, so it goes back without waiting longer`);
+            return;
+        }
+        finally {
+            brief?.dispose();
+        }
         if (idle)
             log(`${server} has no session left`);
         else
@@ -61008,6 +61039,25 @@ class HaproxyBalancer {
 }
 function errorsBetween(before, after) {
     return Math.max(0, after.hrsp5xx - before.hrsp5xx) + Math.max(0, after.eresp - before.eresp) + Math.max(0, after.econ - before.econ);
+}
+/** A signal that aborts CANCELLED_DRAIN_WAIT_MS after the run's cancel (at once counting from now, if it came already). */
+function briefAfterCancel(run) {
+    const controller = new AbortController();
+    let timer;
+    const start = () => {
+        timer = setTimeout(() => controller.abort(), CANCELLED_DRAIN_WAIT_MS);
+    };
+    if (run?.aborted)
+        start();
+    else
+        run?.addEventListener('abort', start, { once: true });
+    return {
+        signal: controller.signal,
+        dispose: () => {
+            clearTimeout(timer);
+            run?.removeEventListener('abort', start);
+        },
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/balancer/balancer.ts

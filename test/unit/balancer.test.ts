@@ -270,6 +270,38 @@ describe('HaproxyBalancer', () => {
     expect(fake.servers.get('h1')?.admin).toBe('ready');
   });
 
+  it("a rollback on a cancelled run waits for its drain only briefly (the runner kills the step seconds after its cancel), then puts the host back all the same", async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    const cancelled = new AbortController();
+    cancelled.abort();
+    const balancer = new HaproxyBalancer({ settings: { ...settings, drainTimeoutSeconds: 20 }, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, signal: cancelled.signal });
+    await balancer.open(hosts);
+    fake.servers.get('h1')!.scur = 1000;
+    const started = Date.now();
+    const worked = await balancer.around('deploy@10.0.0.1', async () => true, { putBack: true });
+    expect(worked).toBe(true);
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
+  it('SIGTERM while a drain is on its way: when the ready restoreNow sends lands first, the drain is held again, so the post step still sets it ready', async () => {
+    const fake = new FakeHaproxy(['h1', 'h2']);
+    let held: string[] = [];
+    const balancer = new HaproxyBalancer({ settings, drain: true, connect: async () => fake, upTimeoutSeconds: 2, log: () => undefined, remember: (state) => (held = state.drained) });
+    await balancer.open(hosts);
+    const request = fake.socketRequest.bind(fake);
+    fake.socketRequest = async (purpose, socketPath, line) => {
+      // The runner's SIGTERM handler (restoreNow) gets its ready to HAProxy before the drain lands.
+      if (line.trim() === 'set server app/h1 state drain') await balancer.restoreNow();
+      return request(purpose, socketPath, line);
+    };
+    // Killed during the work: what the post step would read is what was held then.
+    const heldDuringWork = await balancer.around('deploy@10.0.0.1', async () => [...held]);
+    expect(fake.commands).toContain('set server app/h1 state drain');
+    expect(heldDuringWork).toEqual(['h1']);
+    expect(fake.servers.get('h1')?.admin).toBe('ready');
+  });
+
   it('forward work: a cancel during the drain wait stops before the work; the server stays drained until close()', async () => {
     const fake = new FakeHaproxy(['h1', 'h2']);
     fake.servers.get('h1')!.scur = 50;
