@@ -867,6 +867,19 @@ class RecordingBalancer implements Balancer {
 }
 
 describe('deploy story with a load balancer', () => {
+  /** A balancer whose traffic gate fails on `host`, and the runner's SIGINT arriving at that moment: what follows runs on a cancelled run. */
+  const cancelledAsTrafficFails = (host: string) => {
+    const controller = new AbortController();
+    const balancer = new RecordingBalancer(server.events, [host]);
+    const check = balancer.trafficCheck.bind(balancer);
+    balancer.trafficCheck = (targets) =>
+      check(targets).catch((error: unknown) => {
+        controller.abort();
+        throw error;
+      });
+    return { balancer, controller };
+  };
+
   it('opens the balancer before any change; each host reloads inside around() and passes the traffic check before its commit', async () => {
     const balancer = new RecordingBalancer(server.events);
     const outcome = await run({}, { balancer });
@@ -887,14 +900,7 @@ describe('deploy story with a load balancer', () => {
   });
 
   it('a cancel during a rollback: the put-back goes through the balancer as one (no cancellation taken) and runs to its end; the gate failure that came first is the outcome', async () => {
-    const controller = new AbortController();
-    const balancer = new RecordingBalancer(server.events, ['deploy@web1']);
-    const check = balancer.trafficCheck.bind(balancer);
-    // The runner's SIGINT arrives as the traffic gate fails: the rollback runs on a cancelled run.
-    balancer.trafficCheck = (targets) => check(targets).catch((error: unknown) => {
-      controller.abort();
-      throw error;
-    });
+    const { balancer, controller } = cancelledAsTrafficFails('deploy@web1');
     const outcome = await failure({}, { balancer, signal: controller.signal });
     expect(balancer.arounds).toEqual(['deploy@web1', 'deploy@web1 put-back']);
     // No host is left on v2: a rollback caused by the gate, not a cancel that stopped a rollout halfway.
@@ -906,13 +912,7 @@ describe('deploy story with a load balancer', () => {
   });
 
   it('a cancel as a later batch fails its gate: the hosts already done go back too, as they would without the cancel', async () => {
-    const controller = new AbortController();
-    const balancer = new RecordingBalancer(server.events, ['deploy@web2']);
-    const check = balancer.trafficCheck.bind(balancer);
-    balancer.trafficCheck = (targets) => check(targets).catch((error: unknown) => {
-      controller.abort();
-      throw error;
-    });
+    const { balancer, controller } = cancelledAsTrafficFails('deploy@web2');
     const outcome = await failure({}, { balancer, signal: controller.signal });
     // web1 (the canary) passed, then web2 failed its own gate: the release is bad, cancel or not.
     expect(outcome.status).toBe('rolled-back');

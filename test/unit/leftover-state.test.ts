@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseSwitchLog, recogniseLeftover, releaseAt, type LeftoverFacts } from '../../src/servers/gunicorn/leftover-state.js';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { winchCommand, winchRecordOf } from '../../src/servers/gunicorn/gunicorn-commands.js';
-import { agesCommand, parseClock, winchedAt } from '../../src/servers/gunicorn/settle.js';
+import { agesCommand, parseClock, stalePidfileRemoval, winchedAt } from '../../src/servers/gunicorn/settle.js';
 import { postLockDecision, postTargets, readMainRecord } from '../../src/post-step.js';
 import { tempLinksOf } from '../../src/release/leftover-release.js';
 
@@ -138,4 +138,27 @@ describe('the post step reads what the main step saved', () => {
 
 it("finds the temporary links a dead run left, never this run's", () => {
   expect(tempLinksOf('current.ab12\nprevious.ff\ncurrent.me01\ncurrent.old\ncurrent\n', 'me01')).toEqual(['current.ab12', 'previous.ff']);
+});
+
+describe('the `.2` pidfile a killed new master leaves', () => {
+  it('is removed when it names no live process (or nothing), kept while its pid lives, and a missing one is no error', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gd-stale-'));
+    try {
+      const pidfile = path.join(dir, 'gunicorn.pid.2');
+      const run = () => spawnSync('/bin/sh', ['-c', stalePidfileRemoval(pidfile).text], { encoding: 'utf8' });
+      const dead = spawnSync('/bin/true').pid;
+      writeFileSync(pidfile, `${dead}\n`);
+      expect(run().status).toBe(0);
+      expect(existsSync(pidfile)).toBe(false);
+      writeFileSync(pidfile, `${process.pid}\n`);
+      expect(run().status).toBe(0);
+      expect(existsSync(pidfile), 'a live pid: maybe a real upgrade').toBe(true);
+      writeFileSync(pidfile, '');
+      run();
+      expect(existsSync(pidfile)).toBe(false);
+      expect(run().status, 'missing').toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
