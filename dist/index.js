@@ -68599,9 +68599,10 @@ function title(process) {
 /**
  * Decides whether the pidfile (or the service's MainPID) names a live gunicorn master of the
  * app in `appDir`. Every refusal says what was found and what to do, because a wrong guess here
- * would signal a stranger's process.
+ * would signal a stranger's process. A master with no worker is refused, unless settle knows
+ * it as one a run retired with WINCH (`how.retired`).
  */
-function verifyMaster(facts, locator, host) {
+function verifyMaster(facts, locator, host, how = {}) {
     const fail = (message) => {
         throw new MasterCheckError(message, host);
     };
@@ -68636,7 +68637,8 @@ function verifyMaster(facts, locator, host) {
     if (!facts.appDirReal || !(`${master.cwd}/`.startsWith(releasesDir))) {
         fail(`pid ${master.pid} runs in ${master.cwd}, not in a release under ${releasesDir}: it is not this app's master (or gunicorn was not started from '<app-dir>/current').`);
     }
-    if (master.children.length === 0)
+    // A master this app's run retired with WINCH (`how.retired`: settle read its record) has none, and only a HUP brings them back.
+    if (master.children.length === 0 && !how.retired)
         fail(`gunicorn master ${master.pid} has no workers: it is still booting or halting; not touching it.`);
     return {
         pid: master.pid,
@@ -69294,8 +69296,17 @@ async function revive(host, options, master, upgrade, log) {
         timeoutSeconds: Math.max(options.timeoutSeconds, STOP_SECONDS),
     });
     log(`master ${master.pid} serves again with workers ${back.children.filter((pid) => pid !== upgrade?.pid).join(', ')}`);
+    const usr2 = usr2Options(options, master);
     if (upgrade)
-        await stopNewMaster(host, usr2Options(options, master), master, log, upgrade);
+        await stopNewMaster(host, usr2, master, log, upgrade);
+    // A new master that was killed (not stopped) left its `<pidfile>.2`: once its pid is reused, the
+    // next run would take it for an upgrade in progress.
+    else
+        await host.exec('remove the pidfile a lost new master left', stalePidfileRemoval(`${usr2.pidfile}.2`));
+}
+/** Removes `pidfile` when it names no live process (empty, or a pid with no /proc entry). */
+function stalePidfileRemoval(pidfile) {
+    return sh `p=$(tr -dc 0-9 < ${pidfile} 2>/dev/null) || exit 0; if [ -z "$p" ] || [ ! -d "/proc/$p" ]; then rm -f -- ${pidfile}; fi; true`;
 }
 /** What the usr2 strategy's own stop, commit and search need. */
 function usr2Options(options, master) {
@@ -69317,8 +69328,10 @@ async function readLeftover(host, options) {
         recordOf().then((record) => host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog, record))),
     ]);
     const pidfile = parsePidfileFacts(inspected.stdout);
-    // The `.2` master is looked at below, as the old master's verified child.
-    const master = verifyMaster({ ...pidfile, upgrade: undefined }, options, host.name);
+    // The `.2` master is looked at below, as the old master's verified child. A master with no
+    // worker is taken only when the WINCH record names it: a retired master that a HUP revives.
+    const retired = pidfile.master !== undefined && winchedAt(aged.stdout, pidfile.master) !== undefined;
+    const master = verifyMaster({ ...pidfile, upgrade: undefined }, options, host.name, { retired });
     // The master's children are described while the `.2` master is looked for (usually there is none).
     const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options, master), master), describeProcesses(host, master.workers)]);
     const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;

@@ -118,6 +118,32 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
     });
   });
 
+  it('usr2 killed after WINCH, and the new master lost with it: the post step HUPs the retired master back to work on the release it served', async () => {
+    const before = await expectOneRelease(sb, 1);
+    const { killed, inputs } = await killDeploy(/WINCH → \d+/);
+    // The new master dies too (an OOM kill, say): left is the master WINCH retired, with no worker.
+    // Its `<pidfile>.2` stays, as after any kill. No load here: until the post step, nothing serves on this host.
+    const upgrade = (await masterFacts(sb, 1)).upgradePid;
+    expect(upgrade, 'the unfinished upgrade is there to be lost').not.toBeNull();
+    await sb.exec(1, `kill -9 ${upgrade}`);
+    let facts = await masterFacts(sb, 1);
+    for (let attempt = 0; attempt < 60 && facts.children.length > 0; attempt++) {
+      await new Promise((done) => setTimeout(done, 250));
+      facts = await masterFacts(sb, 1);
+    }
+    expect(facts, 'the retired master is alive, with no worker and no new master').toMatchObject({ alive: true, children: [] });
+
+    const post = await action(inputs, { env: postStepEnv(killed.state) });
+    expect(post.code, logOf(post)).toBe(0);
+    expect(post.stdout).toMatch(new RegExp(`HUP brings back the workers of master ${facts.pid} \\(${before}\\)`));
+    expect(post.stdout).toMatch(new RegExp(`master ${facts.pid} serves again with workers \\d+`));
+    expect(await expectOneRelease(sb, 1)).toBe(before);
+    // And the host deploys again from there.
+    await underLoad(sb, async () => {
+      await deployNew();
+    });
+  });
+
   it('rolling killed mid-roll: workers of two releases go back to the one that served before, then a deploy succeeds', async () => {
     await underLoad(sb, async () => {
       await killDeploy(/TTOU → \d+/, { strategy: 'rolling' });

@@ -52,6 +52,12 @@ describe('verifyMaster', () => {
     expect(() => verify(facts(overrides))).toThrow(MasterCheckError);
     expect(() => verify(facts(overrides))).toThrow(message);
   });
+
+  it('takes a master with no worker only when settle knows it as one a run retired with WINCH (a HUP revives it)', () => {
+    const retired = facts({ master: proc({ children: [] }) });
+    expect(() => verify(retired)).toThrow(/has no workers/);
+    expect(verifyMaster(retired, { pidfile: '/srv/app/run/gunicorn.pid' }, 'web1', { retired: true })).toMatchObject({ pid: 100, workers: [] });
+  });
 });
 
 describe('inspectPidfileCommand on a real process tree', () => {

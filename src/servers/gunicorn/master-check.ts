@@ -52,9 +52,10 @@ function title(process: ProcessFacts): string | undefined {
 /**
  * Decides whether the pidfile (or the service's MainPID) names a live gunicorn master of the
  * app in `appDir`. Every refusal says what was found and what to do, because a wrong guess here
- * would signal a stranger's process.
+ * would signal a stranger's process. A master with no worker is refused, unless settle knows
+ * it as one a run retired with WINCH (`how.retired`).
  */
-export function verifyMaster(facts: PidfileFacts, locator: MasterLocator, host: string): GunicornMaster {
+export function verifyMaster(facts: PidfileFacts, locator: MasterLocator, host: string, how: { retired?: boolean } = {}): GunicornMaster {
   const fail = (message: string): never => {
     throw new MasterCheckError(message, host);
   };
@@ -87,7 +88,8 @@ export function verifyMaster(facts: PidfileFacts, locator: MasterLocator, host: 
   if (!facts.appDirReal || !(`${master.cwd}/`.startsWith(releasesDir))) {
     fail(`pid ${master.pid} runs in ${master.cwd}, not in a release under ${releasesDir}: it is not this app's master (or gunicorn was not started from '<app-dir>/current').`);
   }
-  if (master.children.length === 0) fail(`gunicorn master ${master.pid} has no workers: it is still booting or halting; not touching it.`);
+  // A master this app's run retired with WINCH (`how.retired`: settle read its record) has none, and only a HUP brings them back.
+  if (master.children.length === 0 && !how.retired) fail(`gunicorn master ${master.pid} has no workers: it is still booting or halting; not touching it.`);
   return {
     pid: master.pid,
     startTime: master.startTime,

@@ -113,7 +113,16 @@ async function revive(host: RemoteHost, options: SettleOptions, master: Gunicorn
     timeoutSeconds: Math.max(options.timeoutSeconds, STOP_SECONDS),
   });
   log(`master ${master.pid} serves again with workers ${back.children.filter((pid) => pid !== upgrade?.pid).join(', ')}`);
-  if (upgrade) await stopNewMaster(host, usr2Options(options, master), master, log, upgrade);
+  const usr2 = usr2Options(options, master);
+  if (upgrade) await stopNewMaster(host, usr2, master, log, upgrade);
+  // A new master that was killed (not stopped) left its `<pidfile>.2`: once its pid is reused, the
+  // next run would take it for an upgrade in progress.
+  else await host.exec('remove the pidfile a lost new master left', stalePidfileRemoval(`${usr2.pidfile}.2`));
+}
+
+/** Removes `pidfile` when it names no live process (empty, or a pid with no /proc entry). */
+export function stalePidfileRemoval(pidfile: string): ShellFragment {
+  return sh`p=$(tr -dc 0-9 < ${pidfile} 2>/dev/null) || exit 0; if [ -z "$p" ] || [ ! -d "/proc/$p" ]; then rm -f -- ${pidfile}; fi; true`;
 }
 
 /** What the usr2 strategy's own stop, commit and search need. */
@@ -137,8 +146,10 @@ async function readLeftover(host: RemoteHost, options: SettleOptions): Promise<{
     recordOf().then((record) => host.exec('read the clock, current and the switch log', agesCommand(options.appDir, options.switchLog, record))),
   ]);
   const pidfile = parsePidfileFacts(inspected.stdout);
-  // The `.2` master is looked at below, as the old master's verified child.
-  const master = verifyMaster({ ...pidfile, upgrade: undefined }, options, host.name);
+  // The `.2` master is looked at below, as the old master's verified child. A master with no
+  // worker is taken only when the WINCH record names it: a retired master that a HUP revives.
+  const retired = pidfile.master !== undefined && winchedAt(aged.stdout, pidfile.master) !== undefined;
+  const master = verifyMaster({ ...pidfile, upgrade: undefined }, options, host.name, { retired });
   // The master's children are described while the `.2` master is looked for (usually there is none).
   const [upgrade, children] = await Promise.all([findNewMaster(host, usr2Options(options, master), master), describeProcesses(host, master.workers)]);
   const upgradeFacts = upgrade ? await readProcess(host, upgrade) : undefined;
