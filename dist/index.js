@@ -64798,7 +64798,7 @@ function message(outcome, mode = 'deploy') {
 }
 /** The release a host serves after the run: the new one once deployed, unknown after a failure it was not put back from, else the one it had. */
 function servesNow(host) {
-    if (host.status === 'deployed')
+    if (host.status === 'deployed' || host.status === 'unchanged')
         return host.release;
     if (host.status === 'failed')
         return undefined;

@@ -82,7 +82,7 @@ export function message(outcome: DeployOutcome, mode: Mode = 'deploy'): string {
 
 /** The release a host serves after the run: the new one once deployed, unknown after a failure it was not put back from, else the one it had. */
 export function servesNow(host: HostReport): string | undefined {
-  if (host.status === 'deployed') return host.release;
+  if (host.status === 'deployed' || host.status === 'unchanged') return host.release;
   if (host.status === 'failed') return undefined;
   return host.status === 'rolled-back' ? (host.release ?? host.previousRelease) : host.previousRelease;
 }

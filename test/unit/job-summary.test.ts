@@ -170,6 +170,15 @@ describe('job summary: what happened, snapshots', () => {
     expect(text).toContain('plan only, nothing changed: v3 would replace v2 on 3 hosts.');
   });
 
+  it('a re-run of the release already serving (if-current: skip): nothing done, and no cause, since nothing failed', async () => {
+    const outcome: DeployOutcome = { status: 'unchanged', release: 'v3', previousRelease: 'v3', strategy: 'usr2', hosts: hosts([{ status: 'unchanged', previousRelease: 'v3' }, { status: 'unchanged', previousRelease: 'v3' }, { status: 'unchanged', previousRelease: 'v3' }]) };
+    const text = await snapshot('unchanged', outcome, 'deploy', 3.1);
+    expect(text).toContain('v3 is already current and serving on 3 hosts: nothing was deployed.');
+    expect(text).not.toContain('Cause');
+    expect(text).not.toContain('unknown error');
+    expect(text).toContain('<td>⏭️ already current</td><td>v3</td>');
+  });
+
   it('a release that cannot load: the cause, then the tail of what the check printed, verbatim', async () => {
     const error = [
       "[deploy@web2] the new release in /srv/app/releases/v3 cannot be loaded by the master's interpreter (/srv/app/venv/bin/python3); nothing was switched or reloaded:",
