@@ -68918,7 +68918,7 @@ function recogniseLeftover(facts) {
         if (old[0] !== undefined && !retired)
             return { kind: 'two-masters', keep: old[0], stop: facts.upgrade.pid, stopServes: fresh };
         if (fresh.length === 1 && fresh[0] !== undefined)
-            return { kind: 'idle-old-master', keep: fresh[0], idle: facts.master.pid, serving: facts.upgrade.pid };
+            return { kind: 'idle-old-master', keep: fresh[0], back: before, idle: facts.master.pid, serving: facts.upgrade.pid };
         if (fresh.length > 1)
             return { kind: 'refuse', why: `the new master ${facts.upgrade.pid} serves ${fresh.join(' and ')} and the old master ${facts.master.pid} has no workers` };
         return { kind: 'refuse', why: `neither the old master ${facts.master.pid} nor the new master ${facts.upgrade.pid} of an unfinished USR2 has workers` };
@@ -69265,6 +69265,14 @@ async function repair(host, options, state, masters, pointCurrent, log) {
         case 'idle-old-master': {
             if (!upgrade)
                 return;
+            // The run died between WINCH and its readiness gate: the new release never passed it.
+            const why = await options.readiness?.(master.python, state.keep);
+            if (why !== undefined) {
+                log(`the new master ${state.serving} (${state.keep}) does not pass the readiness gate the dead run never finished: ${why}`);
+                await point(state.back);
+                log(`HUP brings back the workers of master ${master.pid} (${state.back}), then the new master ${upgrade.pid} is stopped`);
+                return revive(host, options, master, upgrade, log);
+            }
             await point(state.keep);
             log(`committing the new master ${state.serving}: it is the only one with workers`);
             // Retired workers still finishing long requests end them first: TERM would cut them at graceful_timeout.
@@ -69476,6 +69484,7 @@ function chooseStrategy(asked, config, master, unit) {
 
 
 
+
 const gunicorn_server_STRATEGIES = {
     hup: (host, master, _unit, options, plan, log, _signal, progress) => hupReload(host, master, { timeoutSeconds: options.reloadTimeoutSeconds, workers: plan.workers, stopSeconds: plan.stopSeconds, progress }, log),
     // HUP takes no cancellation: once the old workers are being replaced, the new ones must come up before anything else can be done.
@@ -69616,7 +69625,9 @@ class GunicornServer {
     async settle(host, pointCurrent, log) {
         const { pidfile, service, appDir, switchLog, reloadTimeoutSeconds } = this.options;
         const reload = async (_stale, reloadLog) => this.reload(host, await this.inspect(host), reloadLog);
-        return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
+        const { health } = this.options;
+        const readiness = health && (async (python, release) => settleReadiness(host, python, health, release));
+        return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload, readiness }, pointCurrent, log);
     }
     async interpreterFacts(host, master) {
         const key = [host.name, master.pid, master.startTime].join('\0');
@@ -69676,6 +69687,20 @@ class GunicornServer {
         const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
         const source = master.titledApp === undefined ? 'argv' : 'default-file';
         return parseConfigs(result.stdout, releaseDirs.length).map((config) => (config ? { ...config, source } : undefined));
+    }
+}
+/**
+ * The readiness gate as a deploy runs it, for settle: why `release` does not pass, or undefined.
+ * A version is required when expect-version is always, and must be `release` whenever the app names one.
+ */
+async function settleReadiness(host, python, health, release) {
+    try {
+        const passed = await waitUntilReady(host, python, health, health.expectVersion === 'always' ? release : undefined);
+        const named = passed.reading.version;
+        return named === undefined || named === release || health.expectVersion === 'never' ? undefined : `it serves version ${named}, expected ${release}`;
+    }
+    catch (error) {
+        return errorMessage(error);
     }
 }
 
@@ -70558,7 +70583,7 @@ function driverOf(settings) {
     const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
     if (settings.server === 'uwsgi')
         return new UwsgiServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy });
-    return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy, python: settings.python });
+    return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy, python: settings.python, health: settings.health });
 }
 /**
  * Registers secrets with the runner before anything could print them: key material (each line

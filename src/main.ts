@@ -177,7 +177,7 @@ export function serverDriver(settings: Settings): ServerDriver {
 function driverOf(settings: Settings): ServerDriver {
   const common = { pidfile: settings.pidfile, appDir: settings.appDir, reloadTimeoutSeconds: settings.reloadTimeoutSeconds, appSpec: settings.wsgiApp };
   if (settings.server === 'uwsgi') return new UwsgiServer({ ...common, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as UwsgiStrategy });
-  return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python });
+  return new GunicornServer({ ...common, service: settings.service, switchLog: layoutOf(settings.appDir).switchLog, strategy: settings.strategy as GunicornStrategy, python: settings.python, health: settings.health });
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postStepEnv, runAction, sandboxInputs, type ActionResult } from '../support/run-action.js';
+import type { AppOptions } from '../support/app-fixture.js';
 import { startServingSandbox, type Sandbox } from '../support/sandbox.js';
 import { expectOneRelease, logOf, releaseSeries, underLoad } from './support/deploy-fixture.js';
 import { masterFacts } from './support/gunicorn-facts.js';
@@ -36,8 +37,8 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
     );
 
   /** Deploys a new release and kills the action (the whole process tree) once its log shows `phase`. */
-  async function killDeploy(phase: RegExp, extra: Record<string, string> = {}): Promise<{ killed: ActionResult; target: string; inputs: Record<string, string> }> {
-    const target = await newRelease();
+  async function killDeploy(phase: RegExp, extra: Record<string, string> = {}, app: Partial<AppOptions> = {}): Promise<{ killed: ActionResult; target: string; inputs: Record<string, string> }> {
+    const target = await newRelease(app);
     const inputs = { source: target.dir, release: target.version, ...extra };
     const killed = await action(inputs, { killAt: phase });
     expect(killed.code, logOf(killed)).not.toBe(0);
@@ -115,6 +116,20 @@ describe('arriving at a host a killed run left half-changed (1 host under load)'
       expect((await slow).stdout, 'the long request was answered').toBe('200');
       expect(await expectOneRelease(sb, 1)).toBe(target);
       expect((await masterFacts(sb, 1)).children.length, 'workers serve').toBeGreaterThan(0);
+    });
+  });
+
+  it('usr2 killed after WINCH with a release that never gets ready: the post step gates the new master, and since it fails, HUPs the old master back and stops the new one', async () => {
+    // No load: this release answers 503 to everything, and the kill left it serving until the post step.
+    const before = await expectOneRelease(sb, 1);
+    const { killed, inputs } = await killDeploy(/WINCH → \d+/, {}, { neverReady: true });
+    const post = await action({ ...inputs, 'health-timeout': '8' }, { env: postStepEnv(killed.state) });
+    expect(post.code, logOf(post)).toBe(0);
+    expect(post.stdout).toMatch(/the new master \d+ \(v\d+\) does not pass the readiness gate the dead run never finished/);
+    expect(post.stdout).toMatch(new RegExp(`HUP brings back the workers of master \\d+ \\(${before}\\), then the new master \\d+ is stopped`));
+    expect(await expectOneRelease(sb, 1)).toBe(before);
+    await underLoad(sb, async () => {
+      await deployNew();
     });
   });
 

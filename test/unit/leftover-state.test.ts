@@ -52,14 +52,14 @@ describe('recognising what a dead run left on a gunicorn host', () => {
     expect(recogniseLeftover(facts({ upgrade: { pid: 2, workers: [] } }))).toMatchObject({ kind: 'two-masters', keep: 'v1', stopServes: [] });
   });
 
-  it('an idle old master after WINCH: the new one is the only one serving, so it is committed', () => {
-    expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] }, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', idle: 1, serving: 2 });
+  it('an idle old master after WINCH: the new one is the only one serving, so it is committed once it passes the gate (else the old one goes back to v1)', () => {
+    expect(recogniseLeftover(facts({ master: { pid: 1, workers: [] }, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', back: 'v1', idle: 1, serving: 2 });
   });
 
   // WINCH leaves gunicorn's num_workers at 0: the old master's workers only finish their requests and none is forked again until a HUP.
   it('a WINCHed old master still finishing a long request is not serving: the new master is committed', () => {
     const winched = { pid: 1, workers: workers(150), winchedAt: 230 };
-    expect(recogniseLeftover(facts({ master: winched, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', idle: 1, serving: 2 });
+    expect(recogniseLeftover(facts({ master: winched, upgrade: { pid: 2, workers: workers(210, 211) } }))).toEqual({ kind: 'idle-old-master', keep: 'v2', back: 'v1', idle: 1, serving: 2 });
   });
 
   it('a WINCHed master HUPed back (workers younger than the WINCH) serves again: it is kept', () => {

@@ -1,6 +1,7 @@
-import type { GunicornStrategy } from '../../config/settings.js';
-import { PreflightError, RemoteCommandError } from '../../errors.js';
+import type { GunicornStrategy, HealthSettings } from '../../config/settings.js';
+import { PreflightError, RemoteCommandError, errorMessage } from '../../errors.js';
 import { tail } from '../../remote/remote-command.js';
+import { waitUntilReady } from '../../health/readiness-gate.js';
 import type { RemoteHost } from '../../remote/remote-host.js';
 import { sh, type ShellFragment } from '../../remote/shell-quote.js';
 import type { Log, PointCurrent, ReloadHandle, ReloadProgress, ServerDriver, Settled } from '../server-driver.js';
@@ -31,6 +32,8 @@ export interface GunicornOptions {
   appSpec?: string;
   /** The interpreter to check with (the python input); found from the master when unset. */
   python?: string;
+  /** The readiness gate's settings: settle gates a new master a dead run left ungated. */
+  health?: HealthSettings;
 }
 
 /** What was decided for one master: the strategy, why, and the systemd unit it runs in (if any). */
@@ -206,7 +209,9 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
   async settle(host: RemoteHost, pointCurrent: PointCurrent, log: Log): Promise<Settled> {
     const { pidfile, service, appDir, switchLog, reloadTimeoutSeconds } = this.options;
     const reload = async (_stale: GunicornMaster, reloadLog: Log) => this.reload(host, await this.inspect(host), reloadLog);
-    return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload }, pointCurrent, log);
+    const { health } = this.options;
+    const readiness = health && (async (python: string, release: string) => settleReadiness(host, python, health, release));
+    return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload, readiness }, pointCurrent, log);
   }
 
   private async interpreterFacts(host: RemoteHost, master: { pid: number; startTime: string }): Promise<InterpreterFacts> {
@@ -268,5 +273,19 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const result = await host.exec('read the gunicorn config', command, { allowFailure: true });
     const source = master.titledApp === undefined ? 'argv' : 'default-file';
     return parseConfigs(result.stdout, releaseDirs.length).map((config) => (config ? { ...config, source } : undefined));
+  }
+}
+
+/**
+ * The readiness gate as a deploy runs it, for settle: why `release` does not pass, or undefined.
+ * A version is required when expect-version is always, and must be `release` whenever the app names one.
+ */
+async function settleReadiness(host: RemoteHost, python: string, health: HealthSettings, release: string): Promise<string | undefined> {
+  try {
+    const passed = await waitUntilReady(host, python, health, health.expectVersion === 'always' ? release : undefined);
+    const named = passed.reading.version;
+    return named === undefined || named === release || health.expectVersion === 'never' ? undefined : `it serves version ${named}, expected ${release}`;
+  } catch (error) {
+    return errorMessage(error);
   }
 }

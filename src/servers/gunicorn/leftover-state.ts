@@ -54,8 +54,12 @@ export type LeftoverState =
   | { kind: 'mixed-generations'; serves: string[]; keep: string }
   /** A USR2 master beside the old one, and the old one still has workers: keep the old generation. */
   | { kind: 'two-masters'; keep: string; stop: number; stopServes: string[] }
-  /** The old master retired its workers (WINCH); only the new one serves: commit it (TERM the old). */
-  | { kind: 'idle-old-master'; keep: string; idle: number; serving: number }
+  /**
+   * The old master retired its workers (WINCH); only the new one serves, `keep`: commit it (TERM
+   * the old) once it passes the readiness gate the dead run never finished, else HUP the old
+   * master back to `back`, the release it served, and stop the new one.
+   */
+  | { kind: 'idle-old-master'; keep: string; back: string; idle: number; serving: number }
   /** A master whose workers WINCH retired, and no other generation serving: current → keep, HUP it, stop the new master `stop`. */
   | { kind: 'retired-master'; keep: string; master: number; stop?: number }
   /** Nothing here can be repaired without a person. */
@@ -92,7 +96,7 @@ export function recogniseLeftover(facts: LeftoverFacts): LeftoverState {
     // The generation that served before the dead run: the old master's oldest worker's release
     // (unless WINCH retired it: its workers only finish their requests).
     if (old[0] !== undefined && !retired) return { kind: 'two-masters', keep: old[0], stop: facts.upgrade.pid, stopServes: fresh };
-    if (fresh.length === 1 && fresh[0] !== undefined) return { kind: 'idle-old-master', keep: fresh[0], idle: facts.master.pid, serving: facts.upgrade.pid };
+    if (fresh.length === 1 && fresh[0] !== undefined) return { kind: 'idle-old-master', keep: fresh[0], back: before, idle: facts.master.pid, serving: facts.upgrade.pid };
     if (fresh.length > 1) return { kind: 'refuse', why: `the new master ${facts.upgrade.pid} serves ${fresh.join(' and ')} and the old master ${facts.master.pid} has no workers` };
     return { kind: 'refuse', why: `neither the old master ${facts.master.pid} nor the new master ${facts.upgrade.pid} of an unfinished USR2 has workers` };
   }

@@ -19,6 +19,8 @@ export interface SettleOptions {
   timeoutSeconds: number;
   /** Reloads the settled master into the release `current` names (the driver's own strategy). */
   reload: (master: GunicornMaster, log: Log) => Promise<ReloadHandle<GunicornMaster>>;
+  /** The readiness gate on what serves now, expecting `release`: why it fails, or undefined when it passes (none: not checked). */
+  readiness?: (python: string, release: string) => Promise<string | undefined>;
 }
 
 /** What a generation stopped while settling may take: gunicorn's default graceful_timeout (30 s) + margin. */
@@ -78,6 +80,14 @@ async function repair(host: RemoteHost, options: SettleOptions, state: LeftoverS
       return revive(host, options, master, upgrade, log);
     case 'idle-old-master': {
       if (!upgrade) return;
+      // The run died between WINCH and its readiness gate: the new release never passed it.
+      const why = await options.readiness?.(master.python, state.keep);
+      if (why !== undefined) {
+        log(`the new master ${state.serving} (${state.keep}) does not pass the readiness gate the dead run never finished: ${why}`);
+        await point(state.back);
+        log(`HUP brings back the workers of master ${master.pid} (${state.back}), then the new master ${upgrade.pid} is stopped`);
+        return revive(host, options, master, upgrade, log);
+      }
       await point(state.keep);
       log(`committing the new master ${state.serving}: it is the only one with workers`);
       // Retired workers still finishing long requests end them first: TERM would cut them at graceful_timeout.

@@ -50,9 +50,10 @@ export function releaseSeries(app: Partial<AppOptions> = {}) {
   const dirs: string[] = [];
   let next = 2;
   return {
-    next: async (): Promise<{ version: string; dir: string }> => {
+    /** The next release of the series; `changes` make this one different (e.g. neverReady). */
+    next: async (changes: Partial<AppOptions> = {}): Promise<{ version: string; dir: string }> => {
       const version = `v${next++}`;
-      const dir = await releaseSource({ ...app, version });
+      const dir = await releaseSource({ ...app, ...changes, version });
       dirs.push(dir);
       return { version, dir };
     },
