@@ -60804,14 +60804,10 @@ class HaproxyBalancer {
     }
     /** Recorded before the command, like a drain: a run killed right after it still has it put back. */
     async lowerWeight(record, weight) {
-        this.lowered.add(record.server);
-        this.remember();
+        this.hold(this.lowered, record.server);
         await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} ${weight}`);
         // As in drain(): a restoreNow that landed first leaves it lowered, so it is held again.
-        if (!this.lowered.has(record.server)) {
-            this.lowered.add(record.server);
-            this.remember();
-        }
+        this.hold(this.lowered, record.server);
         this.options.log(`${record.server} set to weight ${weight} (canary)`);
     }
     /**
@@ -60849,6 +60845,13 @@ class HaproxyBalancer {
     }
     remember() {
         this.options.remember?.(this.held());
+    }
+    /** Records `server` as drained or lowered (`changes`) by this run, saved for the post step before the command that changes it. */
+    hold(changes, server) {
+        if (changes.has(server))
+            return;
+        changes.add(server);
+        this.remember();
     }
     async trafficCheck(hosts) {
         const { settings, log, signal } = this.options;
@@ -60956,16 +60959,12 @@ class HaproxyBalancer {
         // Checked and marked with no await in between: hosts of a batch drain concurrently, and
         // each must see the others as already out of rotation.
         this.refuseLastServer(await this.stats(), [server, ...this.drained], 'draining it now');
-        this.drained.add(server);
         // Saved before the command: a run killed right after it still has the post step set it ready.
-        this.remember();
+        this.hold(this.drained, server);
         await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
         // restoreNow (the runner's SIGTERM) set it ready while this drain was on its way, and may
         // have landed first: it is drained now, so it is held again for close() and the post step.
-        if (!this.drained.has(server)) {
-            this.drained.add(server);
-            this.remember();
-        }
+        this.hold(this.drained, server);
         record.drainedAt = Date.now();
         record.sessionsAtDrain ??= before.scur + before.qcur;
         log(`${server} drained (${before.scur} sessions, ${before.qcur} queued)`);
@@ -65435,9 +65434,7 @@ async function rollOut(run, sessions, batches) {
         if (batches.length > 1)
             reporter.log('runner', `${plan[batch.index] ?? ''}`);
         const results = await forEachHost(members, { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false }, (session, hostReporter) => reloadHost(run, session, hostReporter, batch.canary));
-        // Anything else a host's task threw is a failure too, of a host that may have been switched.
-        const asFailures = (result) => result.error === undefined ? [] : [result.error instanceof HostFailure ? result.error : new HostFailure(result.item, result.error, true)];
-        let failures = results.flatMap(asFailures);
+        let failures = hostFailures(results);
         if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0)
             failures = await holdCanary(run, members);
         const failed = new Set(failures.map((failure) => failure.session));
@@ -65503,6 +65500,10 @@ async function rollOut(run, sessions, batches) {
         outcome.error = `no host reached ${sessions[0]?.target ?? 'the new release'}: every host failed and went back to the previous release (max-failed-hosts: ${settings.rollout.maxFailedHosts}).\n${outcome.error ?? ''}`;
         throw new DeployFailed(outcome);
     }
+}
+/** What the batch's hosts threw: anything not a HostFailure is one too, of a host that may have been switched. */
+function hostFailures(results) {
+    return results.flatMap((result) => (result.error === undefined ? [] : [result.error instanceof HostFailure ? result.error : new HostFailure(result.item, result.error, true)]));
 }
 function strandedText(stranded) {
     return stranded.length ? `\nNOT rolled back — check by hand: ${stranded.map((host) => `${host.host}: ${host.error ?? ''}`).join('; ')}` : '';
@@ -69437,8 +69438,8 @@ function problemOf(strategy, config, master, unit) {
     if (strategy === 'usr2' && !daemonized) {
         return {
             reason: 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits.',
-            instead: 'Use strategy: rolling (or hup),',
-            change: 'or run gunicorn with daemon = True.',
+            instead: 'Use strategy: rolling (or hup).',
+            change: 'For usr2, run gunicorn with daemon = True.',
         };
     }
     return undefined;
@@ -69453,8 +69454,8 @@ function chooseStrategy(asked, config, master, unit) {
     const usr2Problem = problemOf('usr2', config, master, unit);
     if (usr2Problem && config?.preload_app) {
         const none = 'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
-            `and usr2 cannot work: ${usr2Problem.reason} The ways out: turn preload_app off (then rolling works), or make usr2 possible: ${usr2Problem.change ?? ''}`;
-        return { problem: asked === 'auto' ? none.trim() : `strategy '${asked}' cannot work here: ${none.trim()}` };
+            `and usr2 cannot work: ${usr2Problem.reason} The ways out: turn preload_app off (then rolling works), or make usr2 possible.${usr2Problem.change ? ` ${usr2Problem.change}` : ''}`;
+        return { problem: asked === 'auto' ? none : `strategy '${asked}' cannot work here: ${none}` };
     }
     if (asked !== 'auto') {
         const problem = strategyProblem(asked, config, master, unit);
@@ -69626,7 +69627,7 @@ class GunicornServer {
         const { pidfile, service, appDir, switchLog, reloadTimeoutSeconds } = this.options;
         const reload = async (_stale, reloadLog) => this.reload(host, await this.inspect(host), reloadLog);
         const { health } = this.options;
-        const readiness = health && (async (python, release) => settleReadiness(host, python, health, release));
+        const readiness = health && ((python, release) => settleReadiness(host, python, health, release));
         return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload, readiness }, pointCurrent, log);
     }
     async interpreterFacts(host, master) {

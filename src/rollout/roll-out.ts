@@ -8,7 +8,7 @@ import { ReloadFailure, type ReloadHandle, type ServerProcess } from '../servers
 import { describeSource, readServerLog, serverLogSource } from '../servers/server-log.js';
 import { reloadSteps } from '../report/timeline.js';
 import { cancelledMessage, DeployFailed, round, timed, type HostSession, type RunContext } from './deploy-context.js';
-import { forEachHost } from './host-tasks.js';
+import { forEachHost, type HostTaskResult } from './host-tasks.js';
 import { describePlan, type Batch } from './rollout-plan.js';
 
 /**
@@ -68,10 +68,7 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
       { limit: members.length, reporter, title: (s) => `Reload ${s.remote.name}: ${s.leaving} → ${s.target}`, host: (s) => s.remote.name, stopOnFailure: false },
       (session, hostReporter) => reloadHost(run, session, hostReporter, batch.canary),
     );
-    // Anything else a host's task threw is a failure too, of a host that may have been switched.
-    const asFailures = (result: (typeof results)[number]): HostFailure[] =>
-      result.error === undefined ? [] : [result.error instanceof HostFailure ? result.error : new HostFailure(result.item, result.error, true)];
-    let failures = results.flatMap(asFailures);
+    let failures = hostFailures(results);
     if (failures.length === 0 && batch.canary && settings.rollout.canaryWaitSeconds > 0) failures = await holdCanary(run, members);
     const failed = new Set(failures.map((failure) => failure.session));
     done.push(...members.filter((session) => !failed.has(session)));
@@ -134,6 +131,11 @@ export async function rollOut(run: RunContext, sessions: HostSession[], batches:
     outcome.error = `no host reached ${sessions[0]?.target ?? 'the new release'}: every host failed and went back to the previous release (max-failed-hosts: ${settings.rollout.maxFailedHosts}).\n${outcome.error ?? ''}`;
     throw new DeployFailed(outcome);
   }
+}
+
+/** What the batch's hosts threw: anything not a HostFailure is one too, of a host that may have been switched. */
+function hostFailures(results: readonly HostTaskResult<HostSession>[]): HostFailure[] {
+  return results.flatMap((result) => (result.error === undefined ? [] : [result.error instanceof HostFailure ? result.error : new HostFailure(result.item, result.error, true)]));
 }
 
 function strandedText(stranded: HostReport[]): string {

@@ -183,14 +183,10 @@ export class HaproxyBalancer implements Balancer {
 
   /** Recorded before the command, like a drain: a run killed right after it still has it put back. */
   private async lowerWeight(record: ServerRecord, weight: number): Promise<void> {
-    this.lowered.add(record.server);
-    this.remember();
+    this.hold(this.lowered, record.server);
     await this.admin?.expectSilent(`set weight ${this.backend}/${record.server} ${weight}`);
     // As in drain(): a restoreNow that landed first leaves it lowered, so it is held again.
-    if (!this.lowered.has(record.server)) {
-      this.lowered.add(record.server);
-      this.remember();
-    }
+    this.hold(this.lowered, record.server);
     this.options.log(`${record.server} set to weight ${weight} (canary)`);
   }
 
@@ -231,6 +227,13 @@ export class HaproxyBalancer implements Balancer {
 
   private remember(): void {
     this.options.remember?.(this.held());
+  }
+
+  /** Records `server` as drained or lowered (`changes`) by this run, saved for the post step before the command that changes it. */
+  private hold(changes: Set<string>, server: string): void {
+    if (changes.has(server)) return;
+    changes.add(server);
+    this.remember();
   }
 
   async trafficCheck(hosts: readonly string[]): Promise<void> {
@@ -330,16 +333,12 @@ export class HaproxyBalancer implements Balancer {
     // Checked and marked with no await in between: hosts of a batch drain concurrently, and
     // each must see the others as already out of rotation.
     this.refuseLastServer(await this.stats(), [server, ...this.drained], 'draining it now');
-    this.drained.add(server);
     // Saved before the command: a run killed right after it still has the post step set it ready.
-    this.remember();
+    this.hold(this.drained, server);
     await this.admin?.expectSilent(`set server ${this.backend}/${server} state drain`);
     // restoreNow (the runner's SIGTERM) set it ready while this drain was on its way, and may
     // have landed first: it is drained now, so it is held again for close() and the post step.
-    if (!this.drained.has(server)) {
-      this.drained.add(server);
-      this.remember();
-    }
+    this.hold(this.drained, server);
     record.drainedAt = Date.now();
     record.sessionsAtDrain ??= before.scur + before.qcur;
     log(`${server} drained (${before.scur} sessions, ${before.qcur} queued)`);

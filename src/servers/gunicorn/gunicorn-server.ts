@@ -210,7 +210,7 @@ export class GunicornServer implements ServerDriver<GunicornMaster> {
     const { pidfile, service, appDir, switchLog, reloadTimeoutSeconds } = this.options;
     const reload = async (_stale: GunicornMaster, reloadLog: Log) => this.reload(host, await this.inspect(host), reloadLog);
     const { health } = this.options;
-    const readiness = health && (async (python: string, release: string) => settleReadiness(host, python, health, release));
+    const readiness = health && ((python: string, release: string) => settleReadiness(host, python, health, release));
     return settleGunicorn(host, { pidfile, service, appDir, switchLog, timeoutSeconds: reloadTimeoutSeconds, reload, readiness }, pointCurrent, log);
   }
 

@@ -41,8 +41,8 @@ function problemOf(strategy: ReloadStrategy, config: GunicornConfig | undefined,
   if (strategy === 'usr2' && !daemonized) {
     return {
       reason: 'gunicorn runs in the foreground (not daemonized): it ignores WINCH, so USR2 cannot retire the old workers, and a supervisor would restart the old master when it exits.',
-      instead: 'Use strategy: rolling (or hup),',
-      change: 'or run gunicorn with daemon = True.',
+      instead: 'Use strategy: rolling (or hup).',
+      change: 'For usr2, run gunicorn with daemon = True.',
     };
   }
   return undefined;
@@ -59,8 +59,8 @@ export function chooseStrategy(asked: GunicornStrategy, config: GunicornConfig |
   if (usr2Problem && config?.preload_app) {
     const none =
       'no strategy can serve the new release here: preload_app is on, so rolling and hup would keep serving the code the master loaded when it started, ' +
-      `and usr2 cannot work: ${usr2Problem.reason} The ways out: turn preload_app off (then rolling works), or make usr2 possible: ${usr2Problem.change ?? ''}`;
-    return { problem: asked === 'auto' ? none.trim() : `strategy '${asked}' cannot work here: ${none.trim()}` };
+      `and usr2 cannot work: ${usr2Problem.reason} The ways out: turn preload_app off (then rolling works), or make usr2 possible.${usr2Problem.change ? ` ${usr2Problem.change}` : ''}`;
+    return { problem: asked === 'auto' ? none : `strategy '${asked}' cannot work here: ${none}` };
   }
   if (asked !== 'auto') {
     const problem = strategyProblem(asked, config, master, unit);
